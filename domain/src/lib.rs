@@ -1,0 +1,23 @@
+//! dingbridge domain: the values the rest of the system passes around.
+//!
+//! Every constrained value is a newtype with a private field and a fallible
+//! constructor (`parse`/`new`): a value that exists is valid. Nothing here does
+//! I/O, reads a clock or draws randomness; callers pass those in.
+//!
+//! Protocol facts cite `shared/dingtalk/API.md` sections (e.g. "API.md §D.1").
+
+pub mod error;
+pub mod ids;
+pub mod login;
+pub mod member;
+pub mod message;
+pub mod recipients;
+pub mod time;
+
+pub use error::ValidationError;
+pub use ids::{AgentId, CorpId, DeptId, OpenId, TaskId, UnionId, UserId};
+pub use login::{AuthCode, LoginAttempt, LoginFailure, LoginState, ReturnTo, SessionToken};
+pub use member::{Identity, MemberDetails, MemberProfile, User};
+pub use message::{MessageBody, MsgType};
+pub use recipients::{Batch, Recipients};
+pub use time::Timestamp;

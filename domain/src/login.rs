@@ -1,0 +1,273 @@
+//! Login values: the OAuth `state`, session tokens, authorization codes,
+//! `return_to` paths and the ways a login can fail.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Timestamp, ValidationError};
+
+/// Length in characters of a [`LoginState`] or [`SessionToken`]: 32 random
+/// bytes in unpadded base64url.
+pub const TOKEN_CHARS: usize = 43;
+
+/// How long a login may take from start to completion, in seconds (DESIGN.md: 10 minutes).
+pub const LOGIN_TTL_SECS: i64 = 600;
+
+fn encode_token(bytes: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn parse_token(field: &str, raw: &str) -> Result<String, ValidationError> {
+    if raw.is_empty() {
+        return Err(ValidationError::new(field, "required", format!("{field} is missing")));
+    }
+    let decoded = URL_SAFE_NO_PAD.decode(raw).ok().filter(|b| b.len() == 32);
+    if raw.len() != TOKEN_CHARS || decoded.is_none() {
+        return Err(ValidationError::new(field, "invalid", format!("{field} is not a value this service issued")));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Lower-case hex SHA-256 of `value`: what stores keep instead of a secret token.
+fn sha256_hex(value: &str) -> String {
+    Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+macro_rules! random_token {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Encodes 32 bytes drawn from a CSPRNG by the caller.
+            pub fn from_random_bytes(bytes: &[u8; 32]) -> Self {
+                Self(encode_token(bytes))
+            }
+
+            /// Parses a value received from a client: exactly 43 base64url characters.
+            pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+                parse_token($field, raw).map(Self)
+            }
+
+            /// The value to hand to the client.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            /// SHA-256 (lower-case hex, 64 characters): the only form stores keep.
+            pub fn hash(&self) -> String {
+                sha256_hex(&self.0)
+            }
+
+            /// Constant-time equality (for comparing a cookie with a query value).
+            pub fn ct_eq(&self, other: &Self) -> bool {
+                let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+    };
+}
+
+random_token!(
+    /// The OAuth `state` of one login: 32 random bytes, bound to the browser by a
+    /// cookie, single use, valid for [`LOGIN_TTL_SECS`].
+    LoginState, "state"
+);
+random_token!(
+    /// A session token handed to the browser in a cookie; stores keep only its hash.
+    SessionToken, "session"
+);
+
+/// The authorization code DingTalk appends to the callback (`authCode`, or
+/// `code`; API.md §A.2). Opaque, 1–256 printable ASCII characters, single use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthCode(String);
+
+impl AuthCode {
+    /// Validates an authorization code from the callback query.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() {
+            return Err(ValidationError::new("authCode", "required", "authCode is missing"));
+        }
+        if raw.len() > 256 || !raw.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ValidationError::new("authCode", "invalid", "authCode is malformed"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The code, to send to `userAccessToken`.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AuthCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthCode(<redacted>)")
+    }
+}
+
+/// Where the browser goes after a login: a relative path on this service only.
+/// Anything else (absolute URLs, `//host`, backslashes, control characters,
+/// over 2048 bytes) becomes `/`, which closes the open-redirect hole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnTo(String);
+
+impl ReturnTo {
+    /// The longest accepted `return_to`, in bytes.
+    pub const MAX_LEN: usize = 2048;
+
+    /// Accepts `raw` if it is a safe relative path, otherwise returns `/`.
+    pub fn parse_or_root(raw: Option<&str>) -> Self {
+        match raw {
+            Some(path) if Self::is_safe(path) => Self(path.to_owned()),
+            _ => Self::root(),
+        }
+    }
+
+    /// `/`.
+    pub fn root() -> Self {
+        Self("/".to_owned())
+    }
+
+    fn is_safe(path: &str) -> bool {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && path.len() <= Self::MAX_LEN
+            && !path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A login started on the local side (DESIGN.md "Login"): stored under the hash
+/// of its `state`, taken exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// SHA-256 hex of the `state` ([`LoginState::hash`]).
+    pub state_hash: String,
+    /// Where to send the browser when the login completes.
+    pub return_to: ReturnTo,
+    /// When the attempt stops being usable.
+    pub expires_at: Timestamp,
+}
+
+/// Why a login did not produce a session. Each has a stable `code` shown to
+/// the user and returned in API errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum LoginFailure {
+    /// The person declined on DingTalk's consent page (`error=` on the callback, API.md §A.2).
+    ConsentDenied {
+        /// The `error` value DingTalk sent.
+        error: String,
+    },
+    /// The person is not a member of the corp (errcode 60121, API.md §C.1).
+    NotMember,
+    /// DingTalk rejected the authorization code (used, expired or forged).
+    InvalidCode,
+    /// DingTalk could not be reached or failed; the person may try again.
+    ProviderUnavailable,
+}
+
+impl LoginFailure {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ConsentDenied { .. } => "consent_denied",
+            Self::NotMember => "not_member",
+            Self::InvalidCode => "invalid_code",
+            Self::ProviderUnavailable => "provider_unavailable",
+        }
+    }
+
+    /// A sentence for the person who tried to sign in.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::ConsentDenied { .. } => "You declined the DingTalk consent request, so you were not signed in.",
+            Self::NotMember => "Your DingTalk account is not a member of an organization this service serves.",
+            Self::InvalidCode => "DingTalk did not accept the sign-in code; please start the sign-in again.",
+            Self::ProviderUnavailable => "DingTalk could not be reached; please try again in a moment.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_43_base64url_chars_and_parse_back() {
+        let state = LoginState::from_random_bytes(&[7u8; 32]);
+        assert_eq!(state.expose().len(), TOKEN_CHARS);
+        assert_eq!(LoginState::parse(state.expose()).ok(), Some(state));
+    }
+
+    #[test]
+    fn malformed_states_are_refused() {
+        assert_eq!(LoginState::parse("").err().map(|e| e.code), Some("required"));
+        assert_eq!(LoginState::parse("abc").err().map(|e| e.code), Some("invalid"));
+        assert_eq!(LoginState::parse(&"!".repeat(43)).err().map(|e| e.code), Some("invalid"));
+        assert_eq!(LoginState::parse(&"A".repeat(44)).err().map(|e| e.field), Some("state".to_owned()));
+    }
+
+    #[test]
+    fn hashes_are_stable_sha256_hex() {
+        let token = SessionToken::from_random_bytes(&[0u8; 32]);
+        assert_eq!(token.hash().len(), 64);
+        assert_eq!(token.hash(), SessionToken::from_random_bytes(&[0u8; 32]).hash());
+        assert_ne!(token.hash(), SessionToken::from_random_bytes(&[1u8; 32]).hash());
+    }
+
+    #[test]
+    fn constant_time_equality() {
+        let a = LoginState::from_random_bytes(&[1u8; 32]);
+        let b = LoginState::from_random_bytes(&[2u8; 32]);
+        assert!(a.ct_eq(&a.clone()));
+        assert!(!a.ct_eq(&b));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let state = LoginState::from_random_bytes(&[9u8; 32]);
+        assert!(!format!("{state:?}").contains(state.expose()));
+        let code = AuthCode::parse("f85c6abc").ok();
+        assert_eq!(format!("{code:?}"), "Some(AuthCode(<redacted>))");
+    }
+
+    #[test]
+    fn return_to_accepts_relative_paths_only() {
+        assert_eq!(ReturnTo::parse_or_root(Some("/x?y=1#z")).as_str(), "/x?y=1#z");
+        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/a b", "/a\nb", ""] {
+            assert_eq!(ReturnTo::parse_or_root(Some(bad)).as_str(), "/", "{bad:?}");
+        }
+        assert_eq!(ReturnTo::parse_or_root(Some(&format!("/{}", "a".repeat(2048)))).as_str(), "/");
+        assert_eq!(ReturnTo::parse_or_root(None).as_str(), "/");
+    }
+
+    #[test]
+    fn auth_codes_are_bounded() {
+        assert!(AuthCode::parse("f85c6").is_ok());
+        assert_eq!(AuthCode::parse("").err().map(|e| e.code), Some("required"));
+        assert_eq!(AuthCode::parse(&"a".repeat(257)).err().map(|e| e.code), Some("invalid"));
+        assert_eq!(AuthCode::parse("a b").err().map(|e| e.code), Some("invalid"));
+    }
+
+    #[test]
+    fn failures_have_stable_codes() {
+        assert_eq!(LoginFailure::NotMember.code(), "not_member");
+        assert_eq!(LoginFailure::ConsentDenied { error: "access_denied".into() }.code(), "consent_denied");
+    }
+}

@@ -1,0 +1,2 @@
+//! emulator
+fn main() {}
