@@ -1,1 +1,9 @@
-//! adapters
+//! dingbridge adapters: implementations of the application ports.
+//!
+//! - `outbound::dingtalk`: the DingTalk HTTP client (login, api and oapi hosts).
+//! - `outbound::sqlite`: the stores on SQLite (diesel-async + bb8).
+//! - `outbound::system`: the system clock and the OS random source.
+//! - `inbound::http`: the Salvo HTTP API.
+
+pub mod inbound;
+pub mod outbound;

@@ -21,3 +21,7 @@ pub use member::{Identity, MemberDetails, MemberProfile, User};
 pub use message::{MessageBody, MsgType};
 pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;
+pub mod delivery;
+pub use delivery::{
+    BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult,
+};

@@ -1,0 +1,1 @@
+//! The Salvo HTTP API: one router per role, one `ApiError`.

@@ -1,0 +1,3 @@
+//! Adapters that are called: the HTTP API.
+
+pub mod http;

@@ -1,0 +1,1 @@
+//! The DingTalk HTTP client (API.md §A–§D): implements `IdentityProvider` and `Messenger`.

@@ -1,0 +1,1 @@
+//! The stores on SQLite: diesel-async `SyncConnectionWrapper` + bb8, embedded migrations.

@@ -1,0 +1,73 @@
+//! What local asks of the cloud (DESIGN.md "Ports": `CloudGateway`).
+
+use async_trait::async_trait;
+use domain::{CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, UnionId, UserId};
+
+use super::{GatewayError, LoginOutcome};
+
+/// A local deployment the cloud serves, as configured on the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayClient {
+    /// Client id (the HTTP Basic user name).
+    pub id: String,
+    /// Corps it may act for. Never empty.
+    pub corp_ids: Vec<CorpId>,
+    /// Origins (`scheme://host[:port]`) its `complete_url`s may use.
+    pub complete_url_origins: Vec<String>,
+}
+
+/// A message for the cloud to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelaySendRequest {
+    /// Idempotency key: the local message id. The same key never sends twice.
+    pub key: String,
+    /// The corp.
+    pub corp_id: CorpId,
+    /// DingTalk recipients.
+    pub recipients: Recipients,
+    /// The body.
+    pub body: MessageBody,
+}
+
+/// The cloud's record of a relayed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReceipt {
+    /// The idempotency key.
+    pub key: String,
+    /// State on the cloud.
+    pub state: MessageState,
+    /// Task ids of the batches sent so far.
+    pub task_ids: Vec<TaskId>,
+    /// Errors of batches DingTalk refused.
+    pub errors: Vec<String>,
+}
+
+/// How to name a member when fetching one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberKey {
+    /// By DingTalk `userid`.
+    UserId(UserId),
+    /// By `unionId`.
+    UnionId(UnionId),
+}
+
+/// Local → cloud. Dev mode calls the cloud use cases in process; local mode
+/// calls the cloud's relay API over HTTP (outbound only).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait CloudGateway: Send + Sync {
+    /// Registers a login intent and returns DingTalk's authorize URL.
+    /// `Forbidden` when `complete_url` is outside the client's origins.
+    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError>;
+    /// Takes (single use) the outcome of the login with `state`.
+    /// `NotFound` when unknown, expired, already taken, or another client's.
+    async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError>;
+    /// Sends a message; idempotent on `request.key`.
+    async fn send_message(&self, request: &RelaySendRequest) -> Result<RelayReceipt, GatewayError>;
+    /// The cloud's record and DingTalk's per-recipient report for a message.
+    async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError>;
+    /// Recalls a message (DingTalk allows 24 h).
+    async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError>;
+    /// Fetches a member's current profile. `NotMember` when not in the corp.
+    async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError>;
+}

@@ -1,0 +1,36 @@
+//! Ports: what the use cases need from the outside world.
+//!
+//! | port | implemented by |
+//! |---|---|
+//! | [`IdentityProvider`], [`Messenger`] | DingTalk HTTP client (`adapters::outbound::dingtalk`) |
+//! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`] (local side) | SQLite / PostgreSQL |
+//! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
+//! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
+
+mod errors;
+mod gateway;
+mod provider;
+mod stores;
+mod system;
+
+pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError};
+pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
+pub use provider::{IdentityProvider, Messenger};
+pub use stores::{
+    ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
+    MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
+};
+pub use system::{Clock, RandomSource};
+
+#[cfg(any(test, feature = "mock"))]
+pub use gateway::MockCloudGateway;
+#[cfg(any(test, feature = "mock"))]
+pub use provider::{MockIdentityProvider, MockMessenger};
+#[cfg(any(test, feature = "mock"))]
+pub use stores::{
+    MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore, MockMessageStore, MockRelayMessageStore,
+    MockSessionStore, MockUserRepository,
+};
+#[cfg(any(test, feature = "mock"))]
+pub use system::{MockClock, MockRandomSource};

@@ -1,0 +1,217 @@
+//! Storage ports. Each has a SQLite adapter (dev and cloud modes) and, where
+//! the local mode needs it, a PostgreSQL adapter. Every method is one
+//! transaction: it either happens completely or not at all.
+
+use async_trait::async_trait;
+use domain::{
+    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, Recipients, TaskId,
+    Timestamp, User, UserId,
+};
+
+use super::StoreError;
+
+/// What a finished DingTalk login produced: the member, or why not.
+pub type LoginOutcome = Result<MemberProfile, LoginFailure>;
+
+/// Local side: logins in progress, keyed by the SHA-256 of their `state`.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait LoginAttemptStore: Send + Sync {
+    /// Stores a new attempt. `Conflict` if the hash exists (a state collision).
+    async fn insert(&self, attempt: &LoginAttempt) -> Result<(), StoreError>;
+    /// Removes the attempt and returns it if it was unexpired at `now`
+    /// (`expires_at > now`); single use. An expired one is removed and `None`
+    /// returned; an unknown hash gives `None`.
+    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginAttempt>, StoreError>;
+    /// Deletes attempts with `expires_at <= now`; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Cloud side: a login a relay client started (DESIGN.md "Login").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginIntent {
+    /// SHA-256 hex of the `state`.
+    pub state_hash: String,
+    /// The relay client that started it.
+    pub client_id: String,
+    /// Where the browser goes after the callback (gets `?state=` appended).
+    pub complete_url: String,
+    /// The corps this client may sign members of in to.
+    pub corp_ids: Vec<CorpId>,
+    /// Expiry (10 minutes after creation).
+    pub expires_at: Timestamp,
+}
+
+/// Cloud side: login intents, keyed by state hash.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait LoginIntentStore: Send + Sync {
+    /// Stores a new intent. `Conflict` if the hash exists.
+    async fn insert(&self, intent: &LoginIntent) -> Result<(), StoreError>;
+    /// Removes and returns the intent if unexpired at `now`; single use (as [`LoginAttemptStore::take`]).
+    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginIntent>, StoreError>;
+    /// Deletes expired intents; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Cloud side: finished logins waiting for their relay client (5 minutes, single use).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait LoginResultStore: Send + Sync {
+    /// Stores the outcome of the login with `state_hash`, for `client_id` only.
+    /// `Conflict` if one is stored already.
+    async fn insert(
+        &self,
+        state_hash: &str,
+        client_id: &str,
+        outcome: &LoginOutcome,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns the outcome if it belongs to `client_id` and is
+    /// unexpired at `now`. Another client's result is neither returned nor removed.
+    async fn take(&self, state_hash: &str, client_id: &str, now: Timestamp) -> Result<Option<LoginOutcome>, StoreError>;
+    /// Deletes expired results; returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// A signed-in browser session. Only the token's hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 hex of the session token.
+    pub token_hash: String,
+    /// Local user id.
+    pub user_id: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Local side: sessions.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a session. `Conflict` if the hash exists.
+    async fn insert(&self, session: &Session) -> Result<(), StoreError>;
+    /// The session if it exists and `expires_at > now`.
+    async fn find(&self, token_hash: &str, now: Timestamp) -> Result<Option<Session>, StoreError>;
+    /// Deletes one session; `true` if it existed.
+    async fn delete(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes every session of a user (when they leave the org); returns how many.
+    async fn delete_for_user(&self, user_id: &str) -> Result<u64, StoreError>;
+}
+
+/// A page of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUsers {
+    /// Only this corp, when set.
+    pub corp_id: Option<CorpId>,
+    /// Page size, 1–500.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// Local side: users keyed by `(corp_id, union_id)`.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts or updates the user with the profile's `(corp_id, union_id)`:
+    /// a new user gets `new_id` and `created_at = now`; an existing one keeps
+    /// its id and `created_at` and gets every profile field and `updated_at = now`.
+    /// Returns the stored user.
+    async fn upsert(&self, profile: &MemberProfile, new_id: &str, now: Timestamp) -> Result<User, StoreError>;
+    /// By local id.
+    async fn find(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// By DingTalk `userid` within a corp.
+    async fn find_by_userid(&self, corp_id: &CorpId, userid: &UserId) -> Result<Option<User>, StoreError>;
+    /// A page ordered by `created_at`, then id.
+    async fn list(&self, query: &ListUsers) -> Result<Vec<User>, StoreError>;
+}
+
+/// Local side: a message a caller asked to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// Local message id (also the relay idempotency key).
+    pub id: String,
+    /// The corp it is sent in.
+    pub corp_id: CorpId,
+    /// The body.
+    pub body: MessageBody,
+    /// Resolved DingTalk recipients.
+    pub recipients: Recipients,
+    /// Current state.
+    pub state: MessageState,
+    /// DingTalk task ids, one per batch sent so far.
+    pub task_ids: Vec<TaskId>,
+    /// Why the message failed, when it did.
+    pub error: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Local side: messages.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a new message (one transaction). `Conflict` if the id exists.
+    async fn insert(&self, record: &MessageRecord) -> Result<(), StoreError>;
+    /// By id.
+    async fn get(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
+    /// Sets state, task ids, error and `updated_at`. `Other` if the id is unknown.
+    async fn update(
+        &self,
+        id: &str,
+        state: MessageState,
+        task_ids: &[TaskId],
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+/// Cloud side: a message a relay client asked to send, recorded before any
+/// DingTalk call, with one [`BatchRecord`] per `asyncsend_v2` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayMessageRecord {
+    /// The relay client.
+    pub client_id: String,
+    /// The client's idempotency key (its message id).
+    pub key: String,
+    /// The corp.
+    pub corp_id: CorpId,
+    /// The body.
+    pub body: MessageBody,
+    /// The batches, in order, with their task ids once sent.
+    pub batches: Vec<BatchRecord>,
+    /// Current state.
+    pub state: MessageState,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Cloud side: relayed messages keyed by `(client_id, key)`.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait RelayMessageStore: Send + Sync {
+    /// Inserts the record unless `(client_id, key)` exists. Returns the stored
+    /// record (the existing one when it existed) and whether it was created.
+    async fn insert_or_get(&self, record: &RelayMessageRecord) -> Result<(RelayMessageRecord, bool), StoreError>;
+    /// By client and key.
+    async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError>;
+    /// Records the outcome of batch `index` (0-based): its `task_id` or its error.
+    async fn record_batch(
+        &self,
+        client_id: &str,
+        key: &str,
+        index: usize,
+        task_id: Option<TaskId>,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Sets the state.
+    async fn set_state(&self, client_id: &str, key: &str, state: MessageState, now: Timestamp) -> Result<(), StoreError>;
+}

@@ -1,0 +1,19 @@
+//! The clock and the randomness source, as ports so use cases stay deterministic in tests.
+
+use domain::Timestamp;
+
+/// Wall-clock time.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in epoch milliseconds.
+    fn now(&self) -> Timestamp;
+}
+
+/// A cryptographically secure random source (the OS CSPRNG in production).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait RandomSource: Send + Sync {
+    /// 32 fresh random bytes (for login states and session tokens).
+    fn bytes32(&self) -> [u8; 32];
+    /// A fresh unique id for a stored record (a UUID v7 string: time-ordered).
+    fn new_id(&self) -> String;
+}

@@ -1,0 +1,1 @@
+//! Cloud-side use cases.

@@ -1,0 +1,1 @@
+//! Local-side use cases.

@@ -1,0 +1,4 @@
+//! Use cases, by the role that runs them.
+
+pub mod cloud;
+pub mod local;

@@ -1,0 +1,193 @@
+//! Message records and delivery outcomes (API.md §D.3–§D.5).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Batch, DeptId, TaskId, UserId};
+
+/// Where a message is in its life (local and cloud records use the same states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Validated and stored; not yet handed to DingTalk.
+    Accepted,
+    /// Every batch has a DingTalk `task_id`.
+    Sent,
+    /// DingTalk reports every task done (`getsendprogress` status 2).
+    Completed,
+    /// DingTalk refused a batch permanently; see the batch errors.
+    Failed,
+    /// Recalled with `recall` (API.md §D.5).
+    Recalled,
+}
+
+impl MessageState {
+    /// Stable lower-case name (`accepted`, `sent`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Sent => "sent",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Recalled => "recalled",
+        }
+    }
+
+    /// Parses [`MessageState::as_str`] output.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Accepted, Self::Sent, Self::Completed, Self::Failed, Self::Recalled].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// One `asyncsend_v2` call of a message and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Recipients of the call.
+    pub batch: Batch,
+    /// DingTalk's `task_id`, once the call succeeded.
+    pub task_id: Option<TaskId>,
+    /// Why DingTalk refused the call, when it did (`errcode: errmsg`).
+    pub error: Option<String>,
+}
+
+/// `getsendprogress` (API.md §D.3): `status` 0 not started, 1 processing, 2 done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendProgress {
+    /// `progress_in_percent`, 0–100.
+    pub percent: u8,
+    /// Whether DingTalk finished the task (`status` 2).
+    pub done: bool,
+}
+
+/// A user DingTalk did not deliver to because of a flow-control rule
+/// (`forbidden_list`, API.md §D.4), e.g. code `143105` (daily limit) or
+/// `143106` (same content today).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forbidden {
+    /// The user.
+    pub userid: UserId,
+    /// DingTalk's code, as a string.
+    pub code: String,
+}
+
+/// `getsendresult` (API.md §D.4) for one task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    /// `read_user_id_list`.
+    pub read: Vec<UserId>,
+    /// `unread_user_id_list`.
+    pub unread: Vec<UserId>,
+    /// `failed_user_id_list`.
+    pub failed: Vec<UserId>,
+    /// `forbidden_list` (with `forbidden_user_id_list` entries that had no code, as code `""`).
+    pub forbidden: Vec<Forbidden>,
+    /// `invalid_user_id_list`.
+    pub invalid_users: Vec<UserId>,
+    /// `invalid_dept_id_list`.
+    pub invalid_depts: Vec<DeptId>,
+}
+
+/// What happened for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RecipientOutcome {
+    /// Delivered and read.
+    Read,
+    /// Delivered, not read yet.
+    Unread,
+    /// DingTalk failed to deliver.
+    Failed,
+    /// Blocked by a flow-control rule; `code` is DingTalk's (e.g. `143106`).
+    Forbidden {
+        /// DingTalk's code.
+        code: String,
+    },
+    /// Not a valid user of the corp.
+    InvalidUser,
+    /// DingTalk has not reported on this recipient yet.
+    Pending,
+}
+
+/// Per-recipient delivery of a whole message, merged over its tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    /// Whether every task is done.
+    pub done: bool,
+    /// Progress over all tasks, 0–100.
+    pub percent: u8,
+    /// One entry per user DingTalk reported on (depts expanded by DingTalk).
+    pub recipients: Vec<(UserId, RecipientOutcome)>,
+    /// Departments DingTalk did not recognise.
+    pub invalid_depts: Vec<DeptId>,
+}
+
+impl DeliveryReport {
+    /// Merges per-task progress and results into one report.
+    pub fn merge(tasks: &[(SendProgress, SendResult)]) -> Self {
+        let mut report = Self { done: !tasks.is_empty(), ..Self::default() };
+        let mut percent_sum: u32 = 0;
+        for (progress, result) in tasks {
+            report.done &= progress.done;
+            percent_sum += u32::from(progress.percent.min(100));
+            let lists = [
+                (&result.read, RecipientOutcome::Read),
+                (&result.unread, RecipientOutcome::Unread),
+                (&result.failed, RecipientOutcome::Failed),
+                (&result.invalid_users, RecipientOutcome::InvalidUser),
+            ];
+            for (users, outcome) in lists {
+                report.recipients.extend(users.iter().map(|u| (u.clone(), outcome.clone())));
+            }
+            report.recipients.extend(
+                result.forbidden.iter().map(|f| (f.userid.clone(), RecipientOutcome::Forbidden { code: f.code.clone() })),
+            );
+            report.invalid_depts.extend(result.invalid_depts.iter().copied());
+        }
+        let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX).max(1);
+        report.percent = u8::try_from(percent_sum / count).unwrap_or(100);
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(s: &str) -> UserId {
+        UserId::parse(s).unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn merge_combines_tasks() {
+        let first = (
+            SendProgress { percent: 100, done: true },
+            SendResult { read: vec![uid("a")], unread: vec![uid("b")], ..SendResult::default() },
+        );
+        let second = (
+            SendProgress { percent: 50, done: false },
+            SendResult {
+                forbidden: vec![Forbidden { userid: uid("c"), code: "143106".into() }],
+                invalid_users: vec![uid("d")],
+                ..SendResult::default()
+            },
+        );
+        let report = DeliveryReport::merge(&[first, second]);
+        assert!(!report.done);
+        assert_eq!(report.percent, 75);
+        assert_eq!(report.recipients.len(), 4);
+        assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() })));
+        assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
+    }
+
+    #[test]
+    fn merge_of_nothing_is_not_done() {
+        assert!(!DeliveryReport::merge(&[]).done);
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in [MessageState::Accepted, MessageState::Sent, MessageState::Completed, MessageState::Failed, MessageState::Recalled] {
+            assert_eq!(MessageState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(MessageState::parse("nope"), None);
+    }
+}
