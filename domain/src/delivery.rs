@@ -34,7 +34,15 @@ impl MessageState {
 
     /// Parses [`MessageState::as_str`] output.
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Accepted, Self::Sent, Self::Completed, Self::Failed, Self::Recalled].into_iter().find(|s| s.as_str() == raw)
+        [
+            Self::Accepted,
+            Self::Sent,
+            Self::Completed,
+            Self::Failed,
+            Self::Recalled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -123,7 +131,10 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     /// Merges per-task progress and results into one report.
     pub fn merge(tasks: &[(SendProgress, SendResult)]) -> Self {
-        let mut report = Self { done: !tasks.is_empty(), ..Self::default() };
+        let mut report = Self {
+            done: !tasks.is_empty(),
+            ..Self::default()
+        };
         let mut percent_sum: u32 = 0;
         for (progress, result) in tasks {
             report.done &= progress.done;
@@ -135,12 +146,21 @@ impl DeliveryReport {
                 (&result.invalid_users, RecipientOutcome::InvalidUser),
             ];
             for (users, outcome) in lists {
-                report.recipients.extend(users.iter().map(|u| (u.clone(), outcome.clone())));
+                report
+                    .recipients
+                    .extend(users.iter().map(|u| (u.clone(), outcome.clone())));
             }
-            report.recipients.extend(
-                result.forbidden.iter().map(|f| (f.userid.clone(), RecipientOutcome::Forbidden { code: f.code.clone() })),
-            );
-            report.invalid_depts.extend(result.invalid_depts.iter().copied());
+            report.recipients.extend(result.forbidden.iter().map(|f| {
+                (
+                    f.userid.clone(),
+                    RecipientOutcome::Forbidden {
+                        code: f.code.clone(),
+                    },
+                )
+            }));
+            report
+                .invalid_depts
+                .extend(result.invalid_depts.iter().copied());
         }
         let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX).max(1);
         report.percent = u8::try_from(percent_sum / count).unwrap_or(100);
@@ -159,13 +179,26 @@ mod tests {
     #[test]
     fn merge_combines_tasks() {
         let first = (
-            SendProgress { percent: 100, done: true },
-            SendResult { read: vec![uid("a")], unread: vec![uid("b")], ..SendResult::default() },
+            SendProgress {
+                percent: 100,
+                done: true,
+            },
+            SendResult {
+                read: vec![uid("a")],
+                unread: vec![uid("b")],
+                ..SendResult::default()
+            },
         );
         let second = (
-            SendProgress { percent: 50, done: false },
+            SendProgress {
+                percent: 50,
+                done: false,
+            },
             SendResult {
-                forbidden: vec![Forbidden { userid: uid("c"), code: "143106".into() }],
+                forbidden: vec![Forbidden {
+                    userid: uid("c"),
+                    code: "143106".into(),
+                }],
                 invalid_users: vec![uid("d")],
                 ..SendResult::default()
             },
@@ -174,8 +207,17 @@ mod tests {
         assert!(!report.done);
         assert_eq!(report.percent, 75);
         assert_eq!(report.recipients.len(), 4);
-        assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() })));
-        assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
+        assert!(report.recipients.contains(&(
+            uid("c"),
+            RecipientOutcome::Forbidden {
+                code: "143106".into()
+            }
+        )));
+        assert!(
+            report
+                .recipients
+                .contains(&(uid("d"), RecipientOutcome::InvalidUser))
+        );
     }
 
     #[test]
@@ -185,7 +227,13 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for s in [MessageState::Accepted, MessageState::Sent, MessageState::Completed, MessageState::Failed, MessageState::Recalled] {
+        for s in [
+            MessageState::Accepted,
+            MessageState::Sent,
+            MessageState::Completed,
+            MessageState::Failed,
+            MessageState::Recalled,
+        ] {
             assert_eq!(MessageState::parse(s.as_str()), Some(s));
         }
         assert_eq!(MessageState::parse("nope"), None);

@@ -13,20 +13,35 @@ use crate::ValidationError;
 /// The longest string id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 
-fn parse_str_id(field: &str, raw: &str, allowed: fn(char) -> bool) -> Result<String, ValidationError> {
+fn parse_str_id(
+    field: &str,
+    raw: &str,
+    allowed: fn(char) -> bool,
+) -> Result<String, ValidationError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
     }
     if value.len() > MAX_ID_LEN {
         return Err(ValidationError::new(
             field,
             "too_long",
-            format!("{field} is {} bytes; the limit is {MAX_ID_LEN}", value.len()),
+            format!(
+                "{field} is {} bytes; the limit is {MAX_ID_LEN}",
+                value.len()
+            ),
         ));
     }
     if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
-        return Err(ValidationError::new(field, "invalid", format!("{field} contains the character {bad:?}")));
+        return Err(ValidationError::new(
+            field,
+            "invalid",
+            format!("{field} contains the character {bad:?}"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -158,7 +173,10 @@ mod tests {
 
     #[test]
     fn string_ids_trim_and_accept_realistic_values() {
-        assert_eq!(CorpId::parse(" ding9f50b15bccd16741 ").map(|c| c.to_string()), Ok("ding9f50b15bccd16741".into()));
+        assert_eq!(
+            CorpId::parse(" ding9f50b15bccd16741 ").map(|c| c.to_string()),
+            Ok("ding9f50b15bccd16741".into())
+        );
         assert!(UserId::parse("manager4220").is_ok());
         assert!(UnionId::parse("z21HjQliSzpw0Yxxxx").is_ok());
         assert!(OpenId::parse("123").is_ok());
@@ -167,13 +185,19 @@ mod tests {
     #[test]
     fn empty_ids_are_required() {
         let err = UserId::parse("   ").err();
-        assert_eq!(err.map(|e| (e.field, e.code)), Some(("userid".to_owned(), "required")));
+        assert_eq!(
+            err.map(|e| (e.field, e.code)),
+            Some(("userid".to_owned(), "required"))
+        );
     }
 
     #[test]
     fn ids_longer_than_64_bytes_are_refused() {
         assert!(UnionId::parse(&"a".repeat(64)).is_ok());
-        assert_eq!(UnionId::parse(&"a".repeat(65)).err().map(|e| e.code), Some("too_long"));
+        assert_eq!(
+            UnionId::parse(&"a".repeat(65)).err().map(|e| e.code),
+            Some("too_long")
+        );
     }
 
     #[test]
@@ -181,13 +205,19 @@ mod tests {
         assert_eq!(UserId::parse("a,b").err().map(|e| e.code), Some("invalid"));
         assert_eq!(UserId::parse("a b").err().map(|e| e.code), Some("invalid"));
         assert_eq!(UserId::parse("张三").err().map(|e| e.code), Some("invalid"));
-        assert_eq!(CorpId::parse("ding.x").err().map(|e| e.field), Some("corp_id".to_owned()));
+        assert_eq!(
+            CorpId::parse("ding.x").err().map(|e| e.field),
+            Some("corp_id".to_owned())
+        );
     }
 
     #[test]
     fn numeric_ids_must_be_positive() {
         assert_eq!(AgentId::new(300001).map(AgentId::get), Ok(300001));
-        assert_eq!(TaskId::new(0).err().map(|e| e.field), Some("task_id".to_owned()));
+        assert_eq!(
+            TaskId::new(0).err().map(|e| e.field),
+            Some("task_id".to_owned())
+        );
         assert_eq!(DeptId::new(-1).err().map(|e| e.code), Some("invalid"));
     }
 

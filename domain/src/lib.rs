@@ -23,5 +23,6 @@ pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;
 pub mod delivery;
 pub use delivery::{
-    BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult,
+    BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress,
+    SendResult,
 };

@@ -1,1 +1,598 @@
-//! Cloud-side use cases.
+//! Cloud-side use cases: login intents, the DingTalk callback, login results,
+//! relayed messages and member look-ups. The cloud holds the DingTalk
+//! credentials; these use cases are the only code that calls DingTalk.
+
+use std::sync::Arc;
+
+use domain::{
+    AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile,
+    MessageState,
+};
+use tracing::{info, instrument, warn};
+
+use crate::ports::{
+    Clock, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
+    LoginResultStore, MemberKey, Messenger, MessengerError, RelayClient, RelayMessageRecord,
+    RelayMessageStore, RelayReceipt, RelaySendRequest, StoreError, UpstreamError,
+};
+
+/// How long a login intent lives, in seconds (DESIGN.md: 10 minutes).
+pub const INTENT_TTL_SECS: i64 = domain::login::LOGIN_TTL_SECS;
+/// How long a login result waits for its relay client, in seconds (5 minutes).
+pub const RESULT_TTL_SECS: i64 = 300;
+
+/// Errors of the cloud use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// The `state` is missing, malformed, unknown, expired or already used.
+    #[error("unknown, expired or already used login state")]
+    InvalidState,
+    /// The relay client may not do this (corp outside its list, `complete_url` outside its origins).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Nothing under that key for this relay client.
+    #[error("not found")]
+    NotFound,
+    /// The same idempotency key was used with a different message.
+    #[error("idempotency key reused with a different message")]
+    KeyReused,
+    /// The member is not in the corp (60121).
+    #[error("not a member of the corp")]
+    NotMember,
+    /// DingTalk is unavailable, throttling or refusing the token; retry later.
+    #[error("DingTalk unavailable: {0}")]
+    Unavailable(String),
+    /// DingTalk refused permanently.
+    #[error("DingTalk refused: {0}")]
+    Rejected(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<UpstreamError> for CloudError {
+    fn from(err: UpstreamError) -> Self {
+        match err {
+            UpstreamError::Rejected { .. } => Self::Rejected(err.to_string()),
+            UpstreamError::Unavailable(_)
+            | UpstreamError::Throttled(_)
+            | UpstreamError::TokenRejected(_) => Self::Unavailable(err.to_string()),
+        }
+    }
+}
+
+impl From<MessengerError> for CloudError {
+    fn from(err: MessengerError) -> Self {
+        match err {
+            MessengerError::CorpNotServed(corp) => {
+                Self::Forbidden(format!("no app is configured for corp {corp}"))
+            }
+            MessengerError::Upstream(up) => up.into(),
+        }
+    }
+}
+
+impl From<IdentityError> for CloudError {
+    fn from(err: IdentityError) -> Self {
+        match err {
+            IdentityError::NotMember => Self::NotMember,
+            IdentityError::InvalidCode => Self::Rejected(err.to_string()),
+            IdentityError::CorpNotServed(corp) => {
+                Self::Forbidden(format!("no app is configured for corp {corp}"))
+            }
+            IdentityError::Upstream(up) => up.into(),
+        }
+    }
+}
+
+fn ensure_corp(client: &RelayClient, corp_id: &CorpId) -> Result<(), CloudError> {
+    if client.corp_ids.contains(corp_id) {
+        Ok(())
+    } else {
+        Err(CloudError::Forbidden(format!(
+            "relay client {} may not act for corp {corp_id}",
+            client.id
+        )))
+    }
+}
+
+/// Whether `url` lies under one of `origins` (`https://host[:port]`): equal to
+/// the origin or continuing with `/`.
+pub fn url_in_origins(url: &str, origins: &[String]) -> bool {
+    origins.iter().any(|origin| {
+        let origin = origin.trim_end_matches('/');
+        url.strip_prefix(origin)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Appends `state` to a URL as a query parameter (`?` or `&`). The state is
+/// base64url, so it needs no escaping.
+pub fn with_state(url: &str, state: &LoginState) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}state={}", state.expose())
+}
+
+/// Registers a login for a relay client and returns DingTalk's authorize URL.
+pub struct CreateLoginIntent {
+    intents: Arc<dyn LoginIntentStore>,
+    idp: Arc<dyn IdentityProvider>,
+    clock: Arc<dyn Clock>,
+    callback_url: String,
+}
+
+impl CreateLoginIntent {
+    /// `callback_url` is this cloud's public `…/auth/dingtalk/callback`, the
+    /// `redirect_uri` registered in the DingTalk console.
+    pub fn new(
+        intents: Arc<dyn LoginIntentStore>,
+        idp: Arc<dyn IdentityProvider>,
+        clock: Arc<dyn Clock>,
+        callback_url: String,
+    ) -> Self {
+        Self {
+            intents,
+            idp,
+            clock,
+            callback_url,
+        }
+    }
+
+    /// Errors: `Forbidden` when `complete_url` is not under one of the
+    /// client's origins; `Store` when the intent cannot be stored.
+    #[instrument(skip_all, fields(client = %client.id))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        state: &LoginState,
+        complete_url: &str,
+    ) -> Result<String, CloudError> {
+        if !url_in_origins(complete_url, &client.complete_url_origins) {
+            return Err(CloudError::Forbidden(format!(
+                "complete_url {complete_url:?} is outside the origins allowed for relay client {}",
+                client.id
+            )));
+        }
+        let intent = LoginIntent {
+            state_hash: state.hash(),
+            client_id: client.id.clone(),
+            complete_url: complete_url.to_owned(),
+            corp_ids: client.corp_ids.clone(),
+            expires_at: self.clock.now().plus_secs(INTENT_TTL_SECS),
+        };
+        self.intents.insert(&intent).await?;
+        Ok(self.idp.authorize_url(state, &self.callback_url))
+    }
+}
+
+/// The query DingTalk sends to the callback (API.md §A.2).
+#[derive(Debug, Clone, Default)]
+pub struct CallbackQuery {
+    /// `state`.
+    pub state: Option<String>,
+    /// `authCode`, or `code` when `authCode` is absent.
+    pub code: Option<String>,
+    /// `error`, when the person declined.
+    pub error: Option<String>,
+}
+
+/// Handles DingTalk's redirect: resolves the person to an org member, stores
+/// the outcome for the relay client, and returns where to send the browser
+/// (`complete_url?state=…`: no code and no profile in the URL).
+pub struct HandleCallback {
+    intents: Arc<dyn LoginIntentStore>,
+    results: Arc<dyn LoginResultStore>,
+    idp: Arc<dyn IdentityProvider>,
+    clock: Arc<dyn Clock>,
+}
+
+impl HandleCallback {
+    /// Builds the use case.
+    pub fn new(
+        intents: Arc<dyn LoginIntentStore>,
+        results: Arc<dyn LoginResultStore>,
+        idp: Arc<dyn IdentityProvider>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            intents,
+            results,
+            idp,
+            clock,
+        }
+    }
+
+    /// Errors: `InvalidState` when the state is missing, malformed, unknown,
+    /// expired or used (nothing is stored); `Store`. A DingTalk failure is
+    /// not an error here: it becomes a stored [`LoginFailure`] the local side
+    /// shows to the person.
+    #[instrument(skip_all)]
+    pub async fn execute(&self, query: &CallbackQuery) -> Result<String, CloudError> {
+        let state = LoginState::parse(query.state.as_deref().unwrap_or_default())
+            .map_err(|_| CloudError::InvalidState)?;
+        let now = self.clock.now();
+        let intent = self
+            .intents
+            .take(&state.hash(), now)
+            .await?
+            .ok_or(CloudError::InvalidState)?;
+        let outcome = match (&query.error, &query.code) {
+            (Some(error), _) => Err(LoginFailure::ConsentDenied {
+                error: error.chars().take(200).collect(),
+            }),
+            (None, Some(code)) => match AuthCode::parse(code) {
+                Ok(code) => self.resolve(&code, &intent.corp_ids).await,
+                Err(_) => Err(LoginFailure::InvalidCode),
+            },
+            (None, None) => Err(LoginFailure::InvalidCode),
+        };
+        match &outcome {
+            Ok(profile) => {
+                info!(client = %intent.client_id, corp_id = %profile.corp_id, userid = %profile.userid, "login resolved")
+            }
+            Err(failure) => {
+                info!(client = %intent.client_id, code = failure.code(), "login refused")
+            }
+        }
+        self.results
+            .insert(
+                &intent.state_hash,
+                &intent.client_id,
+                &outcome,
+                now.plus_secs(RESULT_TTL_SECS),
+            )
+            .await?;
+        Ok(with_state(&intent.complete_url, &state))
+    }
+
+    async fn resolve(&self, code: &AuthCode, corp_ids: &[CorpId]) -> LoginOutcome {
+        let identity = self
+            .idp
+            .exchange_code(code)
+            .await
+            .map_err(|err| match err {
+                IdentityError::InvalidCode => LoginFailure::InvalidCode,
+                other => {
+                    warn!(error = %other, "code exchange failed");
+                    LoginFailure::ProviderUnavailable
+                }
+            })?;
+        let candidates: Vec<&CorpId> = match &identity.corp_id {
+            Some(corp) => corp_ids.iter().filter(|c| *c == corp).collect(),
+            None => corp_ids.iter().collect(),
+        };
+        for corp_id in candidates {
+            let userid = match self.idp.find_userid(corp_id, &identity.union_id).await {
+                Ok(userid) => userid,
+                Err(IdentityError::NotMember | IdentityError::CorpNotServed(_)) => continue,
+                Err(err) => {
+                    warn!(error = %err, %corp_id, "member look-up failed");
+                    return Err(LoginFailure::ProviderUnavailable);
+                }
+            };
+            return match self.idp.get_member(corp_id, &userid).await {
+                Ok(details) => Ok(MemberProfile::from_details(
+                    corp_id.clone(),
+                    details,
+                    Some(&identity),
+                )),
+                Err(IdentityError::NotMember) => Err(LoginFailure::NotMember),
+                Err(err) => {
+                    warn!(error = %err, %corp_id, "member details failed");
+                    Err(LoginFailure::ProviderUnavailable)
+                }
+            };
+        }
+        Err(LoginFailure::NotMember)
+    }
+}
+
+/// Hands a finished login's outcome to the relay client that started it, once.
+pub struct TakeLoginResult {
+    results: Arc<dyn LoginResultStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TakeLoginResult {
+    /// Builds the use case.
+    pub fn new(results: Arc<dyn LoginResultStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { results, clock }
+    }
+
+    /// Errors: `NotFound` when unknown, expired, taken, or another client's.
+    #[instrument(skip_all, fields(client = %client.id))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        state: &LoginState,
+    ) -> Result<LoginOutcome, CloudError> {
+        self.results
+            .take(&state.hash(), &client.id, self.clock.now())
+            .await?
+            .ok_or(CloudError::NotFound)
+    }
+}
+
+fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
+    RelayReceipt {
+        key: record.key.clone(),
+        state: record.state,
+        task_ids: record.batches.iter().filter_map(|b| b.task_id).collect(),
+        errors: record
+            .batches
+            .iter()
+            .filter_map(|b| b.error.clone())
+            .collect(),
+    }
+}
+
+/// Sends a relayed message: records it before any DingTalk call, sends each
+/// batch that has no `task_id` yet, and records each `task_id` as soon as
+/// DingTalk returns it. A repeated key never sends a batch twice.
+pub struct RelaySend {
+    messages: Arc<dyn RelayMessageStore>,
+    messenger: Arc<dyn Messenger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RelaySend {
+    /// Builds the use case.
+    pub fn new(
+        messages: Arc<dyn RelayMessageStore>,
+        messenger: Arc<dyn Messenger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            messages,
+            messenger,
+            clock,
+        }
+    }
+
+    /// Errors: `Forbidden` (corp outside the client's list); `KeyReused`
+    /// (same key, different corp/body/recipients); `Unavailable` when DingTalk
+    /// failed transiently (batches already sent keep their task ids; calling
+    /// again sends only the rest); `Store`. Permanent DingTalk refusals are
+    /// recorded on the batch and the message ends `failed`.
+    #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        request: &RelaySendRequest,
+    ) -> Result<RelayReceipt, CloudError> {
+        ensure_corp(client, &request.corp_id)?;
+        let now = self.clock.now();
+        let fresh = RelayMessageRecord {
+            client_id: client.id.clone(),
+            key: request.key.clone(),
+            corp_id: request.corp_id.clone(),
+            body: request.body.clone(),
+            batches: request
+                .recipients
+                .batches()
+                .into_iter()
+                .map(|batch| BatchRecord {
+                    batch,
+                    task_id: None,
+                    error: None,
+                })
+                .collect(),
+            state: MessageState::Accepted,
+            created_at: now,
+            updated_at: now,
+        };
+        let (mut record, created) = self.messages.insert_or_get(&fresh).await?;
+        if !created && !same_message(&record, &fresh) {
+            return Err(CloudError::KeyReused);
+        }
+        if record.state != MessageState::Accepted {
+            return Ok(receipt(&record));
+        }
+        for index in 0..record.batches.len() {
+            let batch = &record.batches[index];
+            if batch.task_id.is_some() || batch.error.is_some() {
+                continue;
+            }
+            match self
+                .messenger
+                .send(&record.corp_id, &batch.batch, &record.body)
+                .await
+            {
+                Ok(task_id) => {
+                    self.messages
+                        .record_batch(
+                            &client.id,
+                            &record.key,
+                            index,
+                            Some(task_id),
+                            None,
+                            self.clock.now(),
+                        )
+                        .await?;
+                    record.batches[index].task_id = Some(task_id);
+                }
+                Err(MessengerError::Upstream(UpstreamError::Rejected { code, message })) => {
+                    let error = format!("{code}: {message}");
+                    warn!(batch = index, %error, "DingTalk refused a batch");
+                    self.messages
+                        .record_batch(
+                            &client.id,
+                            &record.key,
+                            index,
+                            None,
+                            Some(error.clone()),
+                            self.clock.now(),
+                        )
+                        .await?;
+                    record.batches[index].error = Some(error);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        record.state = if record.batches.iter().all(|b| b.task_id.is_some()) {
+            MessageState::Sent
+        } else {
+            MessageState::Failed
+        };
+        self.messages
+            .set_state(&client.id, &record.key, record.state, self.clock.now())
+            .await?;
+        Ok(receipt(&record))
+    }
+}
+
+fn same_message(a: &RelayMessageRecord, b: &RelayMessageRecord) -> bool {
+    a.corp_id == b.corp_id
+        && a.body == b.body
+        && a.batches.len() == b.batches.len()
+        && a.batches
+            .iter()
+            .zip(&b.batches)
+            .all(|(x, y)| x.batch == y.batch)
+}
+
+/// Reports a relayed message: the cloud's record plus DingTalk's progress and
+/// per-recipient result of every task (API.md §D.3/§D.4).
+pub struct RelayStatus {
+    messages: Arc<dyn RelayMessageStore>,
+    messenger: Arc<dyn Messenger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RelayStatus {
+    /// Builds the use case.
+    pub fn new(
+        messages: Arc<dyn RelayMessageStore>,
+        messenger: Arc<dyn Messenger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            messages,
+            messenger,
+            clock,
+        }
+    }
+
+    /// Errors: `NotFound` (unknown or another client's); `Unavailable` /
+    /// `Rejected` from DingTalk; `Store`. Marks the message `completed` once
+    /// every task is done.
+    #[instrument(skip_all, fields(client = %client.id, key))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        key: &str,
+    ) -> Result<(RelayReceipt, DeliveryReport), CloudError> {
+        let mut record = self
+            .messages
+            .get(&client.id, key)
+            .await?
+            .ok_or(CloudError::NotFound)?;
+        let mut tasks = Vec::new();
+        for task_id in record.batches.iter().filter_map(|b| b.task_id) {
+            let progress = self.messenger.progress(&record.corp_id, task_id).await?;
+            let result = self.messenger.result(&record.corp_id, task_id).await?;
+            tasks.push((progress, result));
+        }
+        let report = DeliveryReport::merge(&tasks);
+        if report.done && record.state == MessageState::Sent {
+            record.state = MessageState::Completed;
+            self.messages
+                .set_state(&client.id, key, record.state, self.clock.now())
+                .await?;
+        }
+        Ok((receipt(&record), report))
+    }
+}
+
+/// Recalls every task of a relayed message (API.md §D.5, within 24 h).
+pub struct RelayRecall {
+    messages: Arc<dyn RelayMessageStore>,
+    messenger: Arc<dyn Messenger>,
+    clock: Arc<dyn Clock>,
+}
+
+/// DingTalk allows a recall within this many milliseconds of the send (24 h, API.md §D.5).
+pub const RECALL_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+impl RelayRecall {
+    /// Builds the use case.
+    pub fn new(
+        messages: Arc<dyn RelayMessageStore>,
+        messenger: Arc<dyn Messenger>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            messages,
+            messenger,
+            clock,
+        }
+    }
+
+    /// Errors: `NotFound`; `Rejected` when the message was never sent or is
+    /// older than 24 h (DingTalk's limit), or DingTalk refuses; `Unavailable`; `Store`.
+    #[instrument(skip_all, fields(client = %client.id, key))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        key: &str,
+    ) -> Result<RelayReceipt, CloudError> {
+        let mut record = self
+            .messages
+            .get(&client.id, key)
+            .await?
+            .ok_or(CloudError::NotFound)?;
+        let now = self.clock.now();
+        if record.state == MessageState::Recalled {
+            return Ok(receipt(&record));
+        }
+        if now.as_millis() - record.created_at.as_millis() > RECALL_WINDOW_MS {
+            return Err(CloudError::Rejected(
+                "DingTalk allows a recall only within 24 hours of the send".into(),
+            ));
+        }
+        let tasks: Vec<_> = record.batches.iter().filter_map(|b| b.task_id).collect();
+        if tasks.is_empty() {
+            return Err(CloudError::Rejected(
+                "the message has not been sent, so there is nothing to recall".into(),
+            ));
+        }
+        for task_id in tasks {
+            self.messenger.recall(&record.corp_id, task_id).await?;
+        }
+        record.state = MessageState::Recalled;
+        self.messages
+            .set_state(&client.id, key, record.state, now)
+            .await?;
+        Ok(receipt(&record))
+    }
+}
+
+/// Fetches a member's current profile from DingTalk (API.md §C.1/§C.2).
+pub struct FetchMember {
+    idp: Arc<dyn IdentityProvider>,
+}
+
+impl FetchMember {
+    /// Builds the use case.
+    pub fn new(idp: Arc<dyn IdentityProvider>) -> Self {
+        Self { idp }
+    }
+
+    /// Errors: `Forbidden` (corp outside the client's list); `NotMember`;
+    /// `Unavailable`/`Rejected` from DingTalk.
+    #[instrument(skip_all, fields(client = %client.id, %corp_id))]
+    pub async fn execute(
+        &self,
+        client: &RelayClient,
+        corp_id: &CorpId,
+        key: &MemberKey,
+    ) -> Result<MemberProfile, CloudError> {
+        ensure_corp(client, corp_id)?;
+        let userid = match key {
+            MemberKey::UserId(userid) => userid.clone(),
+            MemberKey::UnionId(union_id) => self.idp.find_userid(corp_id, union_id).await?,
+        };
+        let details = self.idp.get_member(corp_id, &userid).await?;
+        Ok(MemberProfile::from_details(corp_id.clone(), details, None))
+    }
+}
