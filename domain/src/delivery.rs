@@ -150,17 +150,13 @@ impl DeliveryReport {
                     .recipients
                     .extend(users.iter().map(|u| (u.clone(), outcome.clone())));
             }
-            report.recipients.extend(result.forbidden.iter().map(|f| {
-                (
-                    f.userid.clone(),
-                    RecipientOutcome::Forbidden {
-                        code: f.code.clone(),
-                    },
-                )
-            }));
-            report
-                .invalid_depts
-                .extend(result.invalid_depts.iter().copied());
+            report.recipients.extend(
+                result
+                    .forbidden
+                    .iter()
+                    .map(|f| (f.userid.clone(), RecipientOutcome::Forbidden { code: f.code.clone() })),
+            );
+            report.invalid_depts.extend(result.invalid_depts.iter().copied());
         }
         let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX).max(1);
         report.percent = u8::try_from(percent_sum / count).unwrap_or(100);
@@ -207,17 +203,12 @@ mod tests {
         assert!(!report.done);
         assert_eq!(report.percent, 75);
         assert_eq!(report.recipients.len(), 4);
-        assert!(report.recipients.contains(&(
-            uid("c"),
-            RecipientOutcome::Forbidden {
-                code: "143106".into()
-            }
-        )));
         assert!(
             report
                 .recipients
-                .contains(&(uid("d"), RecipientOutcome::InvalidUser))
+                .contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() }))
         );
+        assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
     }
 
     #[test]

@@ -13,11 +13,7 @@ use crate::ValidationError;
 /// The longest string id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 
-fn parse_str_id(
-    field: &str,
-    raw: &str,
-    allowed: fn(char) -> bool,
-) -> Result<String, ValidationError> {
+fn parse_str_id(field: &str, raw: &str, allowed: fn(char) -> bool) -> Result<String, ValidationError> {
     let value = raw.trim();
     if value.is_empty() {
         return Err(ValidationError::new(
@@ -30,10 +26,7 @@ fn parse_str_id(
         return Err(ValidationError::new(
             field,
             "too_long",
-            format!(
-                "{field} is {} bytes; the limit is {MAX_ID_LEN}",
-                value.len()
-            ),
+            format!("{field} is {} bytes; the limit is {MAX_ID_LEN}", value.len()),
         ));
     }
     if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
@@ -185,19 +178,13 @@ mod tests {
     #[test]
     fn empty_ids_are_required() {
         let err = UserId::parse("   ").err();
-        assert_eq!(
-            err.map(|e| (e.field, e.code)),
-            Some(("userid".to_owned(), "required"))
-        );
+        assert_eq!(err.map(|e| (e.field, e.code)), Some(("userid".to_owned(), "required")));
     }
 
     #[test]
     fn ids_longer_than_64_bytes_are_refused() {
         assert!(UnionId::parse(&"a".repeat(64)).is_ok());
-        assert_eq!(
-            UnionId::parse(&"a".repeat(65)).err().map(|e| e.code),
-            Some("too_long")
-        );
+        assert_eq!(UnionId::parse(&"a".repeat(65)).err().map(|e| e.code), Some("too_long"));
     }
 
     #[test]
@@ -214,10 +201,7 @@ mod tests {
     #[test]
     fn numeric_ids_must_be_positive() {
         assert_eq!(AgentId::new(300001).map(AgentId::get), Ok(300001));
-        assert_eq!(
-            TaskId::new(0).err().map(|e| e.field),
-            Some("task_id".to_owned())
-        );
+        assert_eq!(TaskId::new(0).err().map(|e| e.field), Some("task_id".to_owned()));
         assert_eq!(DeptId::new(-1).err().map(|e| e.code), Some("invalid"));
     }
 

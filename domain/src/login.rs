@@ -21,11 +21,7 @@ fn encode_token(bytes: &[u8; 32]) -> String {
 
 fn parse_token(field: &str, raw: &str) -> Result<String, ValidationError> {
     if raw.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "required",
-            format!("{field} is missing"),
-        ));
+        return Err(ValidationError::new(field, "required", format!("{field} is missing")));
     }
     let decoded = URL_SAFE_NO_PAD.decode(raw).ok().filter(|b| b.len() == 32);
     if raw.len() != TOKEN_CHARS || decoded.is_none() {
@@ -107,18 +103,10 @@ impl AuthCode {
     /// Validates an authorization code from the callback query.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() {
-            return Err(ValidationError::new(
-                "authCode",
-                "required",
-                "authCode is missing",
-            ));
+            return Err(ValidationError::new("authCode", "required", "authCode is missing"));
         }
         if raw.len() > 256 || !raw.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(ValidationError::new(
-                "authCode",
-                "invalid",
-                "authCode is malformed",
-            ));
+            return Err(ValidationError::new("authCode", "invalid", "authCode is malformed"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -162,9 +150,7 @@ impl ReturnTo {
         path.starts_with('/')
             && !path.starts_with("//")
             && path.len() <= Self::MAX_LEN
-            && !path
-                .chars()
-                .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+            && !path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
     }
 
     /// The path.
@@ -217,18 +203,10 @@ impl LoginFailure {
     /// A sentence for the person who tried to sign in.
     pub fn message(&self) -> &'static str {
         match self {
-            Self::ConsentDenied { .. } => {
-                "You declined the DingTalk consent request, so you were not signed in."
-            }
-            Self::NotMember => {
-                "Your DingTalk account is not a member of an organization this service serves."
-            }
-            Self::InvalidCode => {
-                "DingTalk did not accept the sign-in code; please start the sign-in again."
-            }
-            Self::ProviderUnavailable => {
-                "DingTalk could not be reached; please try again in a moment."
-            }
+            Self::ConsentDenied { .. } => "You declined the DingTalk consent request, so you were not signed in.",
+            Self::NotMember => "Your DingTalk account is not a member of an organization this service serves.",
+            Self::InvalidCode => "DingTalk did not accept the sign-in code; please start the sign-in again.",
+            Self::ProviderUnavailable => "DingTalk could not be reached; please try again in a moment.",
         }
     }
 }
@@ -246,14 +224,8 @@ mod tests {
 
     #[test]
     fn malformed_states_are_refused() {
-        assert_eq!(
-            LoginState::parse("").err().map(|e| e.code),
-            Some("required")
-        );
-        assert_eq!(
-            LoginState::parse("abc").err().map(|e| e.code),
-            Some("invalid")
-        );
+        assert_eq!(LoginState::parse("").err().map(|e| e.code), Some("required"));
+        assert_eq!(LoginState::parse("abc").err().map(|e| e.code), Some("invalid"));
         assert_eq!(
             LoginState::parse(&"!".repeat(43)).err().map(|e| e.code),
             Some("invalid")
@@ -268,14 +240,8 @@ mod tests {
     fn hashes_are_stable_sha256_hex() {
         let token = SessionToken::from_random_bytes(&[0u8; 32]);
         assert_eq!(token.hash().len(), 64);
-        assert_eq!(
-            token.hash(),
-            SessionToken::from_random_bytes(&[0u8; 32]).hash()
-        );
-        assert_ne!(
-            token.hash(),
-            SessionToken::from_random_bytes(&[1u8; 32]).hash()
-        );
+        assert_eq!(token.hash(), SessionToken::from_random_bytes(&[0u8; 32]).hash());
+        assert_ne!(token.hash(), SessionToken::from_random_bytes(&[1u8; 32]).hash());
     }
 
     #[test]
@@ -296,10 +262,7 @@ mod tests {
 
     #[test]
     fn return_to_accepts_relative_paths_only() {
-        assert_eq!(
-            ReturnTo::parse_or_root(Some("/x?y=1#z")).as_str(),
-            "/x?y=1#z"
-        );
+        assert_eq!(ReturnTo::parse_or_root(Some("/x?y=1#z")).as_str(), "/x?y=1#z");
         for bad in [
             "https://evil.example/",
             "//evil.example",
@@ -322,14 +285,8 @@ mod tests {
     fn auth_codes_are_bounded() {
         assert!(AuthCode::parse("f85c6").is_ok());
         assert_eq!(AuthCode::parse("").err().map(|e| e.code), Some("required"));
-        assert_eq!(
-            AuthCode::parse(&"a".repeat(257)).err().map(|e| e.code),
-            Some("invalid")
-        );
-        assert_eq!(
-            AuthCode::parse("a b").err().map(|e| e.code),
-            Some("invalid")
-        );
+        assert_eq!(AuthCode::parse(&"a".repeat(257)).err().map(|e| e.code), Some("invalid"));
+        assert_eq!(AuthCode::parse("a b").err().map(|e| e.code), Some("invalid"));
     }
 
     #[test]

@@ -85,11 +85,7 @@ impl MemberProfile {
     /// Builds a profile from the org's details of a member of `corp_id`, with the
     /// sign-in `identity` when there is one (it adds `openId` and fills claims
     /// the org did not give).
-    pub fn from_details(
-        corp_id: CorpId,
-        details: MemberDetails,
-        identity: Option<&Identity>,
-    ) -> Self {
+    pub fn from_details(corp_id: CorpId, details: MemberDetails, identity: Option<&Identity>) -> Self {
         Self {
             corp_id,
             union_id: details.union_id,
@@ -101,12 +97,8 @@ impl MemberProfile {
                 .or_else(|| identity.and_then(|i| i.avatar_url.clone())),
             title: details.title,
             org_email: details.org_email,
-            email: details
-                .email
-                .or_else(|| identity.and_then(|i| i.email.clone())),
-            mobile: details
-                .mobile
-                .or_else(|| identity.and_then(|i| i.mobile.clone())),
+            email: details.email.or_else(|| identity.and_then(|i| i.email.clone())),
+            mobile: details.mobile.or_else(|| identity.and_then(|i| i.mobile.clone())),
             dept_ids: details.dept_ids,
             active: details.active,
         }
@@ -146,8 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn profile_prefers_the_orgs_word_and_falls_back_to_claims() -> Result<(), crate::ValidationError>
-    {
+    fn profile_prefers_the_orgs_word_and_falls_back_to_claims() -> Result<(), crate::ValidationError> {
         let identity = Identity {
             union_id: UnionId::parse("z21HjQliSzpw0Y")?,
             open_id: Some(OpenId::parse("open-1")?),
@@ -157,15 +148,11 @@ mod tests {
             email: Some("claimed@example.com".into()),
             mobile: Some("111".into()),
         };
-        let profile =
-            MemberProfile::from_details(CorpId::parse("dingcorp")?, details()?, Some(&identity));
+        let profile = MemberProfile::from_details(CorpId::parse("dingcorp")?, details()?, Some(&identity));
         assert_eq!(profile.name, "张三");
         assert_eq!(profile.mobile.as_deref(), Some("15000009144"));
         assert_eq!(profile.email.as_deref(), Some("claimed@example.com"));
-        assert_eq!(
-            profile.avatar_url.as_deref(),
-            Some("https://a.example/x.png")
-        );
+        assert_eq!(profile.avatar_url.as_deref(), Some("https://a.example/x.png"));
         assert_eq!(profile.open_id.as_ref().map(OpenId::as_str), Some("open-1"));
         Ok(())
     }

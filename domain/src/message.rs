@@ -91,7 +91,9 @@ impl MessageBody {
             ValidationError::new(
                 "body.msgtype",
                 "invalid",
-                format!("body.msgtype {raw_type:?} is not one of text, markdown, link, action_card, oa, image, file, voice"),
+                format!(
+                    "body.msgtype {raw_type:?} is not one of text, markdown, link, action_card, oa, image, file, voice"
+                ),
             )
         })?;
         let key = msgtype.as_str();
@@ -129,9 +131,7 @@ impl MessageBody {
                     return Err(ValidationError::new(
                         format!("{path}.duration"),
                         "invalid",
-                        format!(
-                            "{path}.duration must be a whole number of seconds from 1 to 59, as a string"
-                        ),
+                        format!("{path}.duration must be a whole number of seconds from 1 to 59, as a string"),
                     ));
                 }
             }
@@ -217,22 +217,17 @@ fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationE
                 return Err(ValidationError::new(
                     format!("{path}.btn_orientation"),
                     "invalid",
-                    format!(
-                        "{path}.btn_orientation must be \"0\" (vertical) or \"1\" (horizontal)"
-                    ),
+                    format!("{path}.btn_orientation must be \"0\" (vertical) or \"1\" (horizontal)"),
                 ));
             }
             let list_path = format!("{path}.btn_json_list");
-            let buttons = inner
-                .get("btn_json_list")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    ValidationError::new(
-                        &list_path,
-                        "required",
-                        format!("{list_path} must be a non-empty list of buttons"),
-                    )
-                })?;
+            let buttons = inner.get("btn_json_list").and_then(Value::as_array).ok_or_else(|| {
+                ValidationError::new(
+                    &list_path,
+                    "required",
+                    format!("{list_path} must be a non-empty list of buttons"),
+                )
+            })?;
             if buttons.is_empty() {
                 return Err(ValidationError::new(
                     &list_path,
@@ -252,9 +247,7 @@ fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationE
             return Err(ValidationError::new(
                 path,
                 "invalid",
-                format!(
-                    "{path} needs either single_title + single_url, or btn_json_list (not both)"
-                ),
+                format!("{path} needs either single_title + single_url, or btn_json_list (not both)"),
             ));
         }
     }
@@ -264,13 +257,7 @@ fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationE
 fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
     only_keys(
         inner,
-        &[
-            "message_url",
-            "pc_message_url",
-            "head",
-            "status_bar",
-            "body",
-        ],
+        &["message_url", "pc_message_url", "head", "status_bar", "body"],
         path,
     )?;
     required_url(inner, "message_url", path)?;
@@ -300,15 +287,7 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
     let body = object(inner.get("body").unwrap_or(&Value::Null), &body_path)?;
     only_keys(
         body,
-        &[
-            "title",
-            "form",
-            "rich",
-            "content",
-            "image",
-            "file_count",
-            "author",
-        ],
+        &["title", "form", "rich", "content", "image", "file_count", "author"],
         &body_path,
     )?;
     if body.is_empty() {
@@ -325,9 +304,9 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
     }
     if let Some(form) = body.get("form") {
         let form_path = format!("{body_path}.form");
-        let rows = form.as_array().ok_or_else(|| {
-            ValidationError::new(&form_path, "invalid", format!("{form_path} must be a list"))
-        })?;
+        let rows = form
+            .as_array()
+            .ok_or_else(|| ValidationError::new(&form_path, "invalid", format!("{form_path} must be a list")))?;
         if rows.len() > MAX_OA_FORM_ROWS {
             return Err(ValidationError::new(
                 &form_path,
@@ -361,11 +340,7 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
 fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ValidationError> {
     match value {
         Value::Object(map) => Ok(map),
-        Value::Null => Err(ValidationError::new(
-            path,
-            "required",
-            format!("{path} is required"),
-        )),
+        Value::Null => Err(ValidationError::new(path, "required", format!("{path} is required"))),
         _ => Err(ValidationError::new(
             path,
             "invalid",
@@ -374,11 +349,7 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Va
     }
 }
 
-fn only_keys(
-    map: &Map<String, Value>,
-    allowed: &[&str],
-    path: &str,
-) -> Result<(), ValidationError> {
+fn only_keys(map: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(), ValidationError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(key) => Err(ValidationError::new(
             format!("{path}.{key}"),
@@ -392,20 +363,11 @@ fn only_keys(
     }
 }
 
-fn required_str(
-    map: &Map<String, Value>,
-    key: &str,
-    path: &str,
-    max_chars: usize,
-) -> Result<String, ValidationError> {
+fn required_str(map: &Map<String, Value>, key: &str, path: &str, max_chars: usize) -> Result<String, ValidationError> {
     let field = format!("{path}.{key}");
     match map.get(key) {
         Some(Value::String(s)) => crate::error::text(&field, s, max_chars),
-        None | Some(Value::Null) => Err(ValidationError::new(
-            &field,
-            "required",
-            format!("{field} is required"),
-        )),
+        None | Some(Value::Null) => Err(ValidationError::new(&field, "required", format!("{field} is required"))),
         Some(_) => Err(ValidationError::new(
             &field,
             "invalid",
@@ -414,11 +376,7 @@ fn required_str(
     }
 }
 
-fn required_url(
-    map: &Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<String, ValidationError> {
+fn required_url(map: &Map<String, Value>, key: &str, path: &str) -> Result<String, ValidationError> {
     let url = required_str(map, key, path, 1024)?;
     if ["http://", "https://", "dingtalk://"]
         .iter()
@@ -468,9 +426,7 @@ mod tests {
     #[test]
     fn missing_and_empty_fields_are_named() {
         assert_eq!(
-            field_of(MessageBody::parse(
-                &json!({"msgtype":"text","text":{"content":"  "}})
-            )),
+            field_of(MessageBody::parse(&json!({"msgtype":"text","text":{"content":"  "}}))),
             Some(("body.text.content".into(), "required"))
         );
         assert_eq!(
@@ -541,10 +497,7 @@ mod tests {
         let bad_url = json!({"msgtype":"action_card","action_card":{"title":"T","markdown":"m","btn_json_list":[{"title":"a","action_url":"https://x"},{"title":"b","action_url":"javascript:alert(1)"}]}});
         assert_eq!(
             field_of(MessageBody::parse(&bad_url)),
-            Some((
-                "body.action_card.btn_json_list[1].action_url".into(),
-                "invalid"
-            ))
+            Some(("body.action_card.btn_json_list[1].action_url".into(), "invalid"))
         );
         let bad_orientation = json!({"msgtype":"action_card","action_card":{"title":"T","markdown":"m","btn_orientation":"2","btn_json_list":[{"title":"a","action_url":"https://x"}]}});
         assert_eq!(
@@ -560,15 +513,14 @@ mod tests {
             field_of(MessageBody::parse(&bad_color)),
             Some(("body.oa.head.bgcolor".into(), "invalid"))
         );
-        let rows: Vec<_> = (0..7)
-            .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
-            .collect();
+        let rows: Vec<_> = (0..7).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect();
         let many = json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"body":{"form": rows}}});
         assert_eq!(
             field_of(MessageBody::parse(&many)),
             Some(("body.oa.body.form".into(), "too_many"))
         );
-        let empty_body = json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"body":{}}});
+        let empty_body =
+            json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"body":{}}});
         assert_eq!(
             field_of(MessageBody::parse(&empty_body)),
             Some(("body.oa.body".into(), "required"))
@@ -594,10 +546,7 @@ mod tests {
                 .map(|i| UserId::parse(&format!("u{i}")))
                 .collect::<Result<Vec<_>, _>>()
         };
-        assert!(
-            body.check_recipients(&Recipients::new(users(5)?, vec![])?)
-                .is_ok()
-        );
+        assert!(body.check_recipients(&Recipients::new(users(5)?, vec![])?).is_ok());
         assert_eq!(
             body.check_recipients(&Recipients::new(users(6)?, vec![])?)
                 .err()

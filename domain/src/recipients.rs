@@ -129,11 +129,7 @@ pub struct Batch {
 
 impl Batch {
     /// Rebuilds a stored batch, checking the per-call limits again.
-    pub fn new(
-        user_ids: Vec<UserId>,
-        dept_ids: Vec<DeptId>,
-        to_all: bool,
-    ) -> Result<Self, ValidationError> {
+    pub fn new(user_ids: Vec<UserId>, dept_ids: Vec<DeptId>, to_all: bool) -> Result<Self, ValidationError> {
         if user_ids.len() > MAX_USERS_PER_CALL {
             return Err(ValidationError::new(
                 "batch.user_ids",
@@ -180,10 +176,7 @@ impl Batch {
 
 fn dedupe<T: Clone + Eq + std::hash::Hash>(items: Vec<T>) -> Vec<T> {
     let mut seen = HashSet::with_capacity(items.len());
-    items
-        .into_iter()
-        .filter(|item| seen.insert(item.clone()))
-        .collect()
+    items.into_iter().filter(|item| seen.insert(item.clone())).collect()
 }
 
 #[cfg(test)]
@@ -240,9 +233,7 @@ mod tests {
     fn dept_limit_is_20() {
         assert!(Recipients::new(vec![], depts(20)).is_ok());
         assert_eq!(
-            Recipients::new(vec![], depts(21))
-                .err()
-                .map(|e| (e.field, e.code)),
+            Recipients::new(vec![], depts(21)).err().map(|e| (e.field, e.code)),
             Some(("recipients.dept_ids".into(), "too_many"))
         );
     }

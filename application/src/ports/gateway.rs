@@ -2,8 +2,7 @@
 
 use async_trait::async_trait;
 use domain::{
-    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients,
-    TaskId, UnionId, UserId,
+    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, UnionId, UserId,
 };
 
 use super::{GatewayError, LoginOutcome};
@@ -61,27 +60,16 @@ pub enum MemberKey {
 pub trait CloudGateway: Send + Sync {
     /// Registers a login intent and returns DingTalk's authorize URL.
     /// `Forbidden` when `complete_url` is outside the client's origins.
-    async fn start_login(
-        &self,
-        state: &LoginState,
-        complete_url: &str,
-    ) -> Result<String, GatewayError>;
+    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError>;
     /// Takes (single use) the outcome of the login with `state`.
     /// `NotFound` when unknown, expired, already taken, or another client's.
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError>;
     /// Sends a message; idempotent on `request.key`.
     async fn send_message(&self, request: &RelaySendRequest) -> Result<RelayReceipt, GatewayError>;
     /// The cloud's record and DingTalk's per-recipient report for a message.
-    async fn message_status(
-        &self,
-        key: &str,
-    ) -> Result<(RelayReceipt, DeliveryReport), GatewayError>;
+    async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError>;
     /// Recalls a message (DingTalk allows 24 h).
     async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError>;
     /// Fetches a member's current profile. `NotMember` when not in the corp.
-    async fn get_member(
-        &self,
-        corp_id: &CorpId,
-        key: &MemberKey,
-    ) -> Result<MemberProfile, GatewayError>;
+    async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError>;
 }

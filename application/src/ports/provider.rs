@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress,
-    SendResult, TaskId, UnionId, UserId,
+    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress, SendResult, TaskId,
+    UnionId, UserId,
 };
 
 use super::{IdentityError, MessengerError};
@@ -28,19 +28,11 @@ pub trait IdentityProvider: Send + Sync {
     /// The member's `userid` in `corp_id` (`topapi/user/getbyunionid`, API.md §C.1).
     /// Errors: [`IdentityError::NotMember`] for 60121; `CorpNotServed` when no
     /// app is configured for the corp; `Upstream` otherwise.
-    async fn find_userid(
-        &self,
-        corp_id: &CorpId,
-        union_id: &UnionId,
-    ) -> Result<UserId, IdentityError>;
+    async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError>;
 
     /// The org's details of a member (`topapi/v2/user/get`, API.md §C.2).
     /// Errors as [`IdentityProvider::find_userid`].
-    async fn get_member(
-        &self,
-        corp_id: &CorpId,
-        userid: &UserId,
-    ) -> Result<MemberDetails, IdentityError>;
+    async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError>;
 }
 
 /// Work notifications (工作通知, API.md §D). The messenger knows the app
@@ -51,23 +43,13 @@ pub trait Messenger: Send + Sync {
     /// One `asyncsend_v2` call (API.md §D.1) for a batch of ≤100 user ids;
     /// returns DingTalk's `task_id`. Not idempotent: callers record the
     /// `task_id` and never resend a batch that has one.
-    async fn send(
-        &self,
-        corp_id: &CorpId,
-        batch: &Batch,
-        body: &MessageBody,
-    ) -> Result<TaskId, MessengerError>;
+    async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError>;
 
     /// `getsendprogress` (API.md §D.3).
-    async fn progress(
-        &self,
-        corp_id: &CorpId,
-        task_id: TaskId,
-    ) -> Result<SendProgress, MessengerError>;
+    async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError>;
 
     /// `getsendresult` (API.md §D.4).
-    async fn result(&self, corp_id: &CorpId, task_id: TaskId)
-    -> Result<SendResult, MessengerError>;
+    async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError>;
 
     /// `recall` (API.md §D.5); DingTalk allows it within 24 h of the send.
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError>;

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState,
-    Recipients, TaskId, Timestamp, User, UserId,
+    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, Recipients, TaskId,
+    Timestamp, User, UserId,
 };
 
 use super::StoreError;
@@ -22,11 +22,7 @@ pub trait LoginAttemptStore: Send + Sync {
     /// Removes the attempt and returns it if it was unexpired at `now`
     /// (`expires_at > now`); single use. An expired one is removed and `None`
     /// returned; an unknown hash gives `None`.
-    async fn take(
-        &self,
-        state_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<LoginAttempt>, StoreError>;
+    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginAttempt>, StoreError>;
     /// Deletes attempts with `expires_at <= now`; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
@@ -53,11 +49,7 @@ pub trait LoginIntentStore: Send + Sync {
     /// Stores a new intent. `Conflict` if the hash exists.
     async fn insert(&self, intent: &LoginIntent) -> Result<(), StoreError>;
     /// Removes and returns the intent if unexpired at `now`; single use (as [`LoginAttemptStore::take`]).
-    async fn take(
-        &self,
-        state_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<LoginIntent>, StoreError>;
+    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginIntent>, StoreError>;
     /// Deletes expired intents; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
@@ -77,12 +69,8 @@ pub trait LoginResultStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Removes and returns the outcome if it belongs to `client_id` and is
     /// unexpired at `now`. Another client's result is neither returned nor removed.
-    async fn take(
-        &self,
-        state_hash: &str,
-        client_id: &str,
-        now: Timestamp,
-    ) -> Result<Option<LoginOutcome>, StoreError>;
+    async fn take(&self, state_hash: &str, client_id: &str, now: Timestamp)
+    -> Result<Option<LoginOutcome>, StoreError>;
     /// Deletes expired results; returns how many.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
@@ -133,20 +121,11 @@ pub trait UserRepository: Send + Sync {
     /// a new user gets `new_id` and `created_at = now`; an existing one keeps
     /// its id and `created_at` and gets every profile field and `updated_at = now`.
     /// Returns the stored user.
-    async fn upsert(
-        &self,
-        profile: &MemberProfile,
-        new_id: &str,
-        now: Timestamp,
-    ) -> Result<User, StoreError>;
+    async fn upsert(&self, profile: &MemberProfile, new_id: &str, now: Timestamp) -> Result<User, StoreError>;
     /// By local id.
     async fn find(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// By DingTalk `userid` within a corp.
-    async fn find_by_userid(
-        &self,
-        corp_id: &CorpId,
-        userid: &UserId,
-    ) -> Result<Option<User>, StoreError>;
+    async fn find_by_userid(&self, corp_id: &CorpId, userid: &UserId) -> Result<Option<User>, StoreError>;
     /// A page ordered by `created_at`, then id.
     async fn list(&self, query: &ListUsers) -> Result<Vec<User>, StoreError>;
 }
@@ -221,16 +200,9 @@ pub struct RelayMessageRecord {
 pub trait RelayMessageStore: Send + Sync {
     /// Inserts the record unless `(client_id, key)` exists. Returns the stored
     /// record (the existing one when it existed) and whether it was created.
-    async fn insert_or_get(
-        &self,
-        record: &RelayMessageRecord,
-    ) -> Result<(RelayMessageRecord, bool), StoreError>;
+    async fn insert_or_get(&self, record: &RelayMessageRecord) -> Result<(RelayMessageRecord, bool), StoreError>;
     /// By client and key.
-    async fn get(
-        &self,
-        client_id: &str,
-        key: &str,
-    ) -> Result<Option<RelayMessageRecord>, StoreError>;
+    async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError>;
     /// Records the outcome of batch `index` (0-based): its `task_id` or its error.
     async fn record_batch(
         &self,

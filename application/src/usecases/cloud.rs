@@ -4,16 +4,13 @@
 
 use std::sync::Arc;
 
-use domain::{
-    AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile,
-    MessageState,
-};
+use domain::{AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState};
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Clock, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MemberKey, Messenger, MessengerError, RelayClient, RelayMessageRecord,
-    RelayMessageStore, RelayReceipt, RelaySendRequest, StoreError, UpstreamError,
+    Clock, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MemberKey,
+    Messenger, MessengerError, RelayClient, RelayMessageRecord, RelayMessageStore, RelayReceipt, RelaySendRequest,
+    StoreError, UpstreamError,
 };
 
 /// How long a login intent lives, in seconds (DESIGN.md: 10 minutes).
@@ -54,9 +51,9 @@ impl From<UpstreamError> for CloudError {
     fn from(err: UpstreamError) -> Self {
         match err {
             UpstreamError::Rejected { .. } => Self::Rejected(err.to_string()),
-            UpstreamError::Unavailable(_)
-            | UpstreamError::Throttled(_)
-            | UpstreamError::TokenRejected(_) => Self::Unavailable(err.to_string()),
+            UpstreamError::Unavailable(_) | UpstreamError::Throttled(_) | UpstreamError::TokenRejected(_) => {
+                Self::Unavailable(err.to_string())
+            }
         }
     }
 }
@@ -64,9 +61,7 @@ impl From<UpstreamError> for CloudError {
 impl From<MessengerError> for CloudError {
     fn from(err: MessengerError) -> Self {
         match err {
-            MessengerError::CorpNotServed(corp) => {
-                Self::Forbidden(format!("no app is configured for corp {corp}"))
-            }
+            MessengerError::CorpNotServed(corp) => Self::Forbidden(format!("no app is configured for corp {corp}")),
             MessengerError::Upstream(up) => up.into(),
         }
     }
@@ -77,9 +72,7 @@ impl From<IdentityError> for CloudError {
         match err {
             IdentityError::NotMember => Self::NotMember,
             IdentityError::InvalidCode => Self::Rejected(err.to_string()),
-            IdentityError::CorpNotServed(corp) => {
-                Self::Forbidden(format!("no app is configured for corp {corp}"))
-            }
+            IdentityError::CorpNotServed(corp) => Self::Forbidden(format!("no app is configured for corp {corp}")),
             IdentityError::Upstream(up) => up.into(),
         }
     }
@@ -208,8 +201,8 @@ impl HandleCallback {
     /// shows to the person.
     #[instrument(skip_all)]
     pub async fn execute(&self, query: &CallbackQuery) -> Result<String, CloudError> {
-        let state = LoginState::parse(query.state.as_deref().unwrap_or_default())
-            .map_err(|_| CloudError::InvalidState)?;
+        let state =
+            LoginState::parse(query.state.as_deref().unwrap_or_default()).map_err(|_| CloudError::InvalidState)?;
         let now = self.clock.now();
         let intent = self
             .intents
@@ -246,17 +239,13 @@ impl HandleCallback {
     }
 
     async fn resolve(&self, code: &AuthCode, corp_ids: &[CorpId]) -> LoginOutcome {
-        let identity = self
-            .idp
-            .exchange_code(code)
-            .await
-            .map_err(|err| match err {
-                IdentityError::InvalidCode => LoginFailure::InvalidCode,
-                other => {
-                    warn!(error = %other, "code exchange failed");
-                    LoginFailure::ProviderUnavailable
-                }
-            })?;
+        let identity = self.idp.exchange_code(code).await.map_err(|err| match err {
+            IdentityError::InvalidCode => LoginFailure::InvalidCode,
+            other => {
+                warn!(error = %other, "code exchange failed");
+                LoginFailure::ProviderUnavailable
+            }
+        })?;
         let candidates: Vec<&CorpId> = match &identity.corp_id {
             Some(corp) => corp_ids.iter().filter(|c| *c == corp).collect(),
             None => corp_ids.iter().collect(),
@@ -271,11 +260,7 @@ impl HandleCallback {
                 }
             };
             return match self.idp.get_member(corp_id, &userid).await {
-                Ok(details) => Ok(MemberProfile::from_details(
-                    corp_id.clone(),
-                    details,
-                    Some(&identity),
-                )),
+                Ok(details) => Ok(MemberProfile::from_details(corp_id.clone(), details, Some(&identity))),
                 Err(IdentityError::NotMember) => Err(LoginFailure::NotMember),
                 Err(err) => {
                     warn!(error = %err, %corp_id, "member details failed");
@@ -301,11 +286,7 @@ impl TakeLoginResult {
 
     /// Errors: `NotFound` when unknown, expired, taken, or another client's.
     #[instrument(skip_all, fields(client = %client.id))]
-    pub async fn execute(
-        &self,
-        client: &RelayClient,
-        state: &LoginState,
-    ) -> Result<LoginOutcome, CloudError> {
+    pub async fn execute(&self, client: &RelayClient, state: &LoginState) -> Result<LoginOutcome, CloudError> {
         self.results
             .take(&state.hash(), &client.id, self.clock.now())
             .await?
@@ -318,11 +299,7 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
         key: record.key.clone(),
         state: record.state,
         task_ids: record.batches.iter().filter_map(|b| b.task_id).collect(),
-        errors: record
-            .batches
-            .iter()
-            .filter_map(|b| b.error.clone())
-            .collect(),
+        errors: record.batches.iter().filter_map(|b| b.error.clone()).collect(),
     }
 }
 
@@ -337,11 +314,7 @@ pub struct RelaySend {
 
 impl RelaySend {
     /// Builds the use case.
-    pub fn new(
-        messages: Arc<dyn RelayMessageStore>,
-        messenger: Arc<dyn Messenger>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
         Self {
             messages,
             messenger,
@@ -355,11 +328,7 @@ impl RelaySend {
     /// again sends only the rest); `Store`. Permanent DingTalk refusals are
     /// recorded on the batch and the message ends `failed`.
     #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
-    pub async fn execute(
-        &self,
-        client: &RelayClient,
-        request: &RelaySendRequest,
-    ) -> Result<RelayReceipt, CloudError> {
+    pub async fn execute(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
         ensure_corp(client, &request.corp_id)?;
         let now = self.clock.now();
         let fresh = RelayMessageRecord {
@@ -393,21 +362,10 @@ impl RelaySend {
             if batch.task_id.is_some() || batch.error.is_some() {
                 continue;
             }
-            match self
-                .messenger
-                .send(&record.corp_id, &batch.batch, &record.body)
-                .await
-            {
+            match self.messenger.send(&record.corp_id, &batch.batch, &record.body).await {
                 Ok(task_id) => {
                     self.messages
-                        .record_batch(
-                            &client.id,
-                            &record.key,
-                            index,
-                            Some(task_id),
-                            None,
-                            self.clock.now(),
-                        )
+                        .record_batch(&client.id, &record.key, index, Some(task_id), None, self.clock.now())
                         .await?;
                     record.batches[index].task_id = Some(task_id);
                 }
@@ -445,10 +403,7 @@ fn same_message(a: &RelayMessageRecord, b: &RelayMessageRecord) -> bool {
     a.corp_id == b.corp_id
         && a.body == b.body
         && a.batches.len() == b.batches.len()
-        && a.batches
-            .iter()
-            .zip(&b.batches)
-            .all(|(x, y)| x.batch == y.batch)
+        && a.batches.iter().zip(&b.batches).all(|(x, y)| x.batch == y.batch)
 }
 
 /// Reports a relayed message: the cloud's record plus DingTalk's progress and
@@ -461,11 +416,7 @@ pub struct RelayStatus {
 
 impl RelayStatus {
     /// Builds the use case.
-    pub fn new(
-        messages: Arc<dyn RelayMessageStore>,
-        messenger: Arc<dyn Messenger>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
         Self {
             messages,
             messenger,
@@ -477,16 +428,8 @@ impl RelayStatus {
     /// `Rejected` from DingTalk; `Store`. Marks the message `completed` once
     /// every task is done.
     #[instrument(skip_all, fields(client = %client.id, key))]
-    pub async fn execute(
-        &self,
-        client: &RelayClient,
-        key: &str,
-    ) -> Result<(RelayReceipt, DeliveryReport), CloudError> {
-        let mut record = self
-            .messages
-            .get(&client.id, key)
-            .await?
-            .ok_or(CloudError::NotFound)?;
+    pub async fn execute(&self, client: &RelayClient, key: &str) -> Result<(RelayReceipt, DeliveryReport), CloudError> {
+        let mut record = self.messages.get(&client.id, key).await?.ok_or(CloudError::NotFound)?;
         let mut tasks = Vec::new();
         for task_id in record.batches.iter().filter_map(|b| b.task_id) {
             let progress = self.messenger.progress(&record.corp_id, task_id).await?;
@@ -516,11 +459,7 @@ pub const RECALL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 impl RelayRecall {
     /// Builds the use case.
-    pub fn new(
-        messages: Arc<dyn RelayMessageStore>,
-        messenger: Arc<dyn Messenger>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
         Self {
             messages,
             messenger,
@@ -531,16 +470,8 @@ impl RelayRecall {
     /// Errors: `NotFound`; `Rejected` when the message was never sent or is
     /// older than 24 h (DingTalk's limit), or DingTalk refuses; `Unavailable`; `Store`.
     #[instrument(skip_all, fields(client = %client.id, key))]
-    pub async fn execute(
-        &self,
-        client: &RelayClient,
-        key: &str,
-    ) -> Result<RelayReceipt, CloudError> {
-        let mut record = self
-            .messages
-            .get(&client.id, key)
-            .await?
-            .ok_or(CloudError::NotFound)?;
+    pub async fn execute(&self, client: &RelayClient, key: &str) -> Result<RelayReceipt, CloudError> {
+        let mut record = self.messages.get(&client.id, key).await?.ok_or(CloudError::NotFound)?;
         let now = self.clock.now();
         if record.state == MessageState::Recalled {
             return Ok(receipt(&record));
@@ -560,9 +491,7 @@ impl RelayRecall {
             self.messenger.recall(&record.corp_id, task_id).await?;
         }
         record.state = MessageState::Recalled;
-        self.messages
-            .set_state(&client.id, key, record.state, now)
-            .await?;
+        self.messages.set_state(&client.id, key, record.state, now).await?;
         Ok(receipt(&record))
     }
 }

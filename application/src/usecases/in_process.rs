@@ -4,14 +4,8 @@
 use async_trait::async_trait;
 use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
 
-use super::cloud::{
-    CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus,
-    TakeLoginResult,
-};
-use crate::ports::{
-    CloudGateway, GatewayError, LoginOutcome, MemberKey, RelayClient, RelayReceipt,
-    RelaySendRequest,
-};
+use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
+use crate::ports::{CloudGateway, GatewayError, LoginOutcome, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
 
 /// The cloud use cases a gateway in the same process calls.
 pub struct CloudUseCases {
@@ -58,11 +52,7 @@ impl From<CloudError> for GatewayError {
 
 #[async_trait]
 impl CloudGateway for InProcessGateway {
-    async fn start_login(
-        &self,
-        state: &LoginState,
-        complete_url: &str,
-    ) -> Result<String, GatewayError> {
+    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
         Ok(self
             .cloud
             .create_intent
@@ -78,10 +68,7 @@ impl CloudGateway for InProcessGateway {
         Ok(self.cloud.send.execute(&self.client, request).await?)
     }
 
-    async fn message_status(
-        &self,
-        key: &str,
-    ) -> Result<(RelayReceipt, DeliveryReport), GatewayError> {
+    async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError> {
         Ok(self.cloud.status.execute(&self.client, key).await?)
     }
 
@@ -89,15 +76,7 @@ impl CloudGateway for InProcessGateway {
         Ok(self.cloud.recall.execute(&self.client, key).await?)
     }
 
-    async fn get_member(
-        &self,
-        corp_id: &CorpId,
-        key: &MemberKey,
-    ) -> Result<MemberProfile, GatewayError> {
-        Ok(self
-            .cloud
-            .fetch_member
-            .execute(&self.client, corp_id, key)
-            .await?)
+    async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError> {
+        Ok(self.cloud.fetch_member.execute(&self.client, corp_id, key).await?)
     }
 }

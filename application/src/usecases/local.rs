@@ -4,15 +4,14 @@
 use std::sync::Arc;
 
 use domain::{
-    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MessageBody,
-    MessageState, Recipients, ReturnTo, SessionToken, User, UserId, ValidationError,
+    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MessageBody, MessageState, Recipients,
+    ReturnTo, SessionToken, User, UserId, ValidationError,
 };
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Clock, CloudGateway, GatewayError, ListUsers, LoginAttemptStore, MessageRecord, MessageStore,
-    RandomSource, RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError,
-    UserRepository,
+    Clock, CloudGateway, GatewayError, ListUsers, LoginAttemptStore, MessageRecord, MessageStore, RandomSource,
+    RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError, UserRepository,
 };
 
 /// How long a session lasts, in seconds, unless configured otherwise (7 days).
@@ -75,10 +74,7 @@ impl StartLogin {
     /// `return_to` that is not a relative path becomes `/`.
     /// Errors: `Refused`/`Unavailable` from the cloud; `Store`.
     #[instrument(skip_all)]
-    pub async fn execute(
-        &self,
-        return_to: Option<&str>,
-    ) -> Result<(LoginState, String), LoginError> {
+    pub async fn execute(&self, return_to: Option<&str>) -> Result<(LoginState, String), LoginError> {
         let state = LoginState::from_random_bytes(&self.random.bytes32());
         let attempt = LoginAttempt {
             state_hash: state.hash(),
@@ -148,11 +144,7 @@ impl CompleteLogin {
     /// cookie. Errors: `InvalidState` (nothing stored); `Failed` with the
     /// reason (nothing stored); `Unavailable`; `Store`.
     #[instrument(skip_all)]
-    pub async fn execute(
-        &self,
-        query_state: Option<&str>,
-        cookie_state: Option<&str>,
-    ) -> Result<SignedIn, LoginError> {
+    pub async fn execute(&self, query_state: Option<&str>, cookie_state: Option<&str>) -> Result<SignedIn, LoginError> {
         let state = LoginState::parse(query_state.unwrap_or_default())
             .map_err(|_| LoginError::InvalidState("the state parameter is missing or malformed"))?;
         let cookie = cookie_state
@@ -160,8 +152,7 @@ impl CompleteLogin {
                 "this browser did not start this login (no login cookie)",
             ))
             .and_then(|c| {
-                LoginState::parse(c)
-                    .map_err(|_| LoginError::InvalidState("the login cookie is malformed"))
+                LoginState::parse(c).map_err(|_| LoginError::InvalidState("the login cookie is malformed"))
             })?;
         if !state.ct_eq(&cookie) {
             return Err(LoginError::InvalidState(
@@ -169,13 +160,13 @@ impl CompleteLogin {
             ));
         }
         let now = self.clock.now();
-        let attempt =
-            self.attempts
-                .take(&state.hash(), now)
-                .await?
-                .ok_or(LoginError::InvalidState(
-                    "the login is unknown, expired or already used",
-                ))?;
+        let attempt = self
+            .attempts
+            .take(&state.hash(), now)
+            .await?
+            .ok_or(LoginError::InvalidState(
+                "the login is unknown, expired or already used",
+            ))?;
         let profile = match self.gateway.take_login_result(&state).await {
             Ok(Ok(profile)) => profile,
             Ok(Err(failure)) => return Err(LoginError::Failed(failure)),
@@ -187,10 +178,7 @@ impl CompleteLogin {
             Err(GatewayError::Unavailable(msg)) => return Err(LoginError::Unavailable(msg)),
             Err(other) => return Err(LoginError::Refused(other.to_string())),
         };
-        let user = self
-            .users
-            .upsert(&profile, &self.random.new_id(), now)
-            .await?;
+        let user = self.users.upsert(&profile, &self.random.new_id(), now).await?;
         let token = SessionToken::from_random_bytes(&self.random.bytes32());
         let session = Session {
             token_hash: token.hash(),
@@ -217,32 +205,20 @@ pub struct CurrentUser {
 
 impl CurrentUser {
     /// Builds the use case.
-    pub fn new(
-        sessions: Arc<dyn SessionStore>,
-        users: Arc<dyn UserRepository>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            sessions,
-            users,
-            clock,
-        }
+    pub fn new(sessions: Arc<dyn SessionStore>, users: Arc<dyn UserRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { sessions, users, clock }
     }
 
     /// Errors: `NotSignedIn` when the token is missing, malformed, unknown or
     /// expired, or the user is gone; `Store`.
     pub async fn execute(&self, token: Option<&str>) -> Result<User, LoginError> {
-        let token =
-            SessionToken::parse(token.unwrap_or_default()).map_err(|_| LoginError::NotSignedIn)?;
+        let token = SessionToken::parse(token.unwrap_or_default()).map_err(|_| LoginError::NotSignedIn)?;
         let session = self
             .sessions
             .find(&token.hash(), self.clock.now())
             .await?
             .ok_or(LoginError::NotSignedIn)?;
-        self.users
-            .find(&session.user_id)
-            .await?
-            .ok_or(LoginError::NotSignedIn)
+        self.users.find(&session.user_id).await?.ok_or(LoginError::NotSignedIn)
     }
 }
 
@@ -387,10 +363,7 @@ impl SendMessage {
     /// answered: `sent` with task ids, `failed` with the error, or still
     /// `accepted` (with the error) when the cloud was unreachable.
     #[instrument(skip_all, fields(recipients = command.user_ids.len() + command.userids.len()))]
-    pub async fn execute(
-        &self,
-        command: SendMessageCommand,
-    ) -> Result<MessageRecord, MessageError> {
+    pub async fn execute(&self, command: SendMessageCommand) -> Result<MessageRecord, MessageError> {
         let (recipients, corp_id) = self.resolve(&command).await?;
         command.body.check_recipients(&recipients)?;
         let now = self.clock.now();
@@ -437,10 +410,7 @@ impl SendMessage {
         Ok(record)
     }
 
-    async fn resolve(
-        &self,
-        command: &SendMessageCommand,
-    ) -> Result<(Recipients, CorpId), MessageError> {
+    async fn resolve(&self, command: &SendMessageCommand) -> Result<(Recipients, CorpId), MessageError> {
         let mut userids = command.userids.clone();
         let mut unknown = Vec::new();
         let mut corp = command.corp_id.clone();
@@ -515,11 +485,7 @@ pub struct MessageStatus {
 
 impl MessageStatus {
     /// Builds the use case.
-    pub fn new(
-        messages: Arc<dyn MessageStore>,
-        gateway: Arc<dyn CloudGateway>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(messages: Arc<dyn MessageStore>, gateway: Arc<dyn CloudGateway>, clock: Arc<dyn Clock>) -> Self {
         Self {
             messages,
             gateway,
@@ -533,10 +499,7 @@ impl MessageStatus {
     pub async fn execute(&self, id: &str) -> Result<MessageView, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
         if record.task_ids.is_empty() {
-            return Ok(MessageView {
-                record,
-                report: None,
-            });
+            return Ok(MessageView { record, report: None });
         }
         match self.gateway.message_status(id).await {
             Ok((receipt, report)) => {
@@ -560,10 +523,7 @@ impl MessageStatus {
             }
             Err(err) => {
                 warn!(error = %err, "delivery report unavailable");
-                Ok(MessageView {
-                    record,
-                    report: None,
-                })
+                Ok(MessageView { record, report: None })
             }
         }
     }
@@ -578,11 +538,7 @@ pub struct RecallMessage {
 
 impl RecallMessage {
     /// Builds the use case.
-    pub fn new(
-        messages: Arc<dyn MessageStore>,
-        gateway: Arc<dyn CloudGateway>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(messages: Arc<dyn MessageStore>, gateway: Arc<dyn CloudGateway>, clock: Arc<dyn Clock>) -> Self {
         Self {
             messages,
             gateway,
