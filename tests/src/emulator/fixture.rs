@@ -179,8 +179,7 @@ impl Fixture {
     /// Reads a fixture from a JSON file.
     pub fn from_file(path: impl AsRef<Path>) -> anyhow::Result<Fixture> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading fixture {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading fixture {}", path.display()))?;
         Self::from_json(&text).with_context(|| format!("parsing fixture {}", path.display()))
     }
 
@@ -261,15 +260,7 @@ impl Default for Fixture {
         lisi.manager_userid = Some("manager4220".to_owned());
         lisi.work_place = Some("杭州".to_owned());
 
-        let mut wangwu = user(
-            "wangwu0003",
-            "王五",
-            "15000003333",
-            None,
-            "Sales Lead",
-            "0003",
-            vec![3],
-        );
+        let mut wangwu = user("wangwu0003", "王五", "15000003333", None, "Sales Lead", "0003", vec![3]);
         wangwu.telephone = Some("8003".to_owned());
 
         let mut zhaoliu = user(
@@ -369,11 +360,7 @@ impl Org {
                 });
             }
         }
-        let depts: BTreeMap<i64, DeptFixture> = fixture
-            .departments
-            .iter()
-            .map(|d| (d.dept_id, d.clone()))
-            .collect();
+        let depts: BTreeMap<i64, DeptFixture> = fixture.departments.iter().map(|d| (d.dept_id, d.clone())).collect();
         let mut by_userid = HashMap::new();
         let mut by_unionid = HashMap::new();
         for (i, u) in users.iter().enumerate() {
@@ -388,11 +375,7 @@ impl Org {
                 u.unionid
             );
             for d in &u.dept_id_list {
-                anyhow::ensure!(
-                    depts.contains_key(d),
-                    "user {} is in unknown department {d}",
-                    u.userid
-                );
+                anyhow::ensure!(depts.contains_key(d), "user {} is in unknown department {d}", u.userid);
             }
         }
         for o in &fixture.outsiders {

@@ -1,0 +1,127 @@
+//! The admin API (`/_admin/...`, JSON) — the HTTP face of [`Emulator`]'s test methods.
+//! Admin requests are not recorded and never hit faults.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::faults::FaultRule;
+use super::state::{ConsentMode, Emulator, TokenKind};
+use super::wire::{Incoming, Reply};
+
+fn bad_request(message: impl Into<String>) -> Reply {
+    Reply::admin(400, json!({"error": message.into()}))
+}
+
+fn ok() -> Reply {
+    Reply::admin(200, json!({"ok": true}))
+}
+
+fn body<T: for<'de> Deserialize<'de>>(req: &Incoming) -> Result<T, Reply> {
+    let text: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &req.body
+    };
+    serde_json::from_slice(text).map_err(|e| bad_request(format!("bad JSON body: {e}")))
+}
+
+macro_rules! body_or_return {
+    ($req:expr) => {
+        match body($req) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    kind: TokenKind,
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    task_id: u64,
+    userid: String,
+}
+
+#[derive(Deserialize)]
+struct ClockBody {
+    advance_secs: i64,
+}
+
+/// Dispatches `/_admin/...`.
+pub(crate) fn handle(emu: &Emulator, req: &Incoming) -> Reply {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/_admin/health") => Reply::admin(
+            200,
+            json!({"ok": true, "corp_id": emu.org().corp.corp_id, "now_ms": emu.now_ms()}),
+        ),
+        ("GET", "/_admin/calls") => {
+            let calls = emu.calls();
+            let calls: Vec<_> = match req.query("path") {
+                Some(p) => calls.into_iter().filter(|c| c.path == p).collect(),
+                None => calls,
+            };
+            Reply::admin(200, json!(calls))
+        }
+        ("GET", "/_admin/sends") => Reply::admin(200, json!(emu.sends())),
+        ("POST", "/_admin/consent") => {
+            let mode: ConsentMode = body_or_return!(req);
+            if let ConsentMode::Approve { who } = &mode {
+                let org = emu.org();
+                let known =
+                    org.user(who).is_some() || org.user_by_unionid(who).is_some() || org.outsider(who).is_some();
+                if !known {
+                    return bad_request(format!("unknown person {who}"));
+                }
+            }
+            emu.set_consent(mode);
+            ok()
+        }
+        ("POST", "/_admin/tokens/revoke") => {
+            let b: RevokeBody = body_or_return!(req);
+            emu.revoke_tokens(b.kind);
+            ok()
+        }
+        ("POST", "/_admin/read") => {
+            let b: ReadBody = body_or_return!(req);
+            if emu.mark_read(b.task_id, &b.userid) {
+                ok()
+            } else {
+                Reply::admin(
+                    404,
+                    json!({"error": "no such task or the user is not an unread recipient"}),
+                )
+            }
+        }
+        ("POST", "/_admin/clock") => {
+            let b: ClockBody = body_or_return!(req);
+            emu.advance_clock(b.advance_secs);
+            Reply::admin(200, json!({"ok": true, "now_ms": emu.now_ms()}))
+        }
+        ("POST", "/_admin/reset") => {
+            emu.reset();
+            ok()
+        }
+        ("POST", "/_admin/faults") => {
+            let rule: FaultRule = body_or_return!(req);
+            if !(0.0..=1.0).contains(&rule.rate) {
+                return bad_request("rate must be within 0..=1");
+            }
+            if let Some(e) = &rule.error
+                && !FaultRule::is_valid_error(e)
+            {
+                return bad_request(format!("unknown error {e}"));
+            }
+            emu.set_fault(rule);
+            ok()
+        }
+        ("GET", "/_admin/faults") => Reply::admin(200, json!(emu.lock().faults.clone())),
+        ("DELETE", "/_admin/faults") => {
+            emu.clear_faults();
+            ok()
+        }
+        _ => Reply::admin(404, json!({"error": "unknown admin endpoint"})),
+    }
+}

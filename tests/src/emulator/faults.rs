@@ -1,0 +1,131 @@
+//! Fault injection: per-path error answers, latency and dropped connections.
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{Family, Reply};
+
+/// One fault rule (`POST /_admin/faults`).
+///
+/// With probability `rate` a request to `path` is answered with `error` in its family's exact
+/// shape instead of doing the work (nothing is recorded as sent), or — when `drop_connection` is
+/// true — the connection is aborted without any response. `latency_ms` delays every answer on the
+/// path (whether or not the fault fires).
+///
+/// A dropped connection is made by unwinding out of the request handler (`resume_unwind`, so no
+/// panic message is printed): hyper never writes a response byte and the socket is closed, so the
+/// client sees "connection closed before message completed". The call is recorded with status 0;
+/// the server keeps serving other connections. (In-process `salvo::test::TestClient` callers would
+/// see the unwind as a panic — use a real server for drop tests.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// Exact request path; `None` (or `"*"`) matches every non-admin path.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Which error to answer; see [`FaultRule::reply`] for the vocabulary.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Probability in `0.0..=1.0` that the fault fires (default 1).
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// Delay before every answer on the path.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Abort the connection instead of answering (when the fault fires).
+    #[serde(default)]
+    pub drop_connection: bool,
+}
+
+fn default_rate() -> f64 {
+    1.0
+}
+
+impl FaultRule {
+    /// A rule that always answers `error` on `path`.
+    pub fn error(path: &str, error: &str) -> FaultRule {
+        FaultRule {
+            path: Some(path.to_owned()),
+            error: Some(error.to_owned()),
+            rate: 1.0,
+            latency_ms: 0,
+            drop_connection: false,
+        }
+    }
+
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        match self.path.as_deref() {
+            None | Some("*") => true,
+            Some(p) => p == path,
+        }
+    }
+
+    /// Whether `error` is a known vocabulary word.
+    pub(crate) fn is_valid_error(error: &str) -> bool {
+        matches!(error, "-1" | "88/40014" | "90018" | "500" | "429" | "403qps") || error.parse::<i64>().is_ok()
+    }
+
+    /// The answer for `error` in the shape of `family`:
+    ///
+    /// | error | `/v1.0` (§0.2, §G) | `/topapi` (§0.3, §G) | `/gettoken` | login pages |
+    /// |---|---|---|---|---|
+    /// | `-1` | 503 `serviceBusy` | errcode -1 系统繁忙 | same as topapi without `request_id` | HTML 503 |
+    /// | `88/40014` | 400 `InvalidAuthentication` | 88 + `sub_code` 40014 | errcode 40014 | HTML 400 |
+    /// | `90018` / `403qps` | 403 `Forbidden.AccessDenied.QpsLimitForAppkeyAndApi` | errcode 90018 | errcode 90018 | HTML 403 |
+    /// | `429` | 429 `system.busy` | errcode 90018 (the legacy family has no 429) | errcode 90018 | HTML 429 |
+    /// | `500` | 500 `unknownError` 未知错误 | errcode 500 系统错误 (§D.3/§D.5 list "500") | errcode 500 | HTML 500 |
+    /// | other integer N | status N if 400..=599 else 500, code `unknownError` | errcode N | errcode N | HTML 500 |
+    pub(crate) fn reply(error: &str, family: Family) -> Reply {
+        let (legacy_code, legacy_msg): (i64, String) = match error {
+            "-1" => (-1, "系统繁忙".to_owned()),
+            "88/40014" => (40014, "不合法的access_token".to_owned()),
+            "90018" | "403qps" | "429" => (90018, "当前应用调用该接口的并发量超过限制，请稍后重试".to_owned()),
+            "500" => (500, "系统错误".to_owned()),
+            other => (other.parse().unwrap_or(-1), "系统错误".to_owned()),
+        };
+        match family {
+            Family::V1 | Family::Other => match error {
+                "-1" => Reply::v1_err(503, "serviceBusy", "服务繁忙"),
+                "88/40014" => Reply::v1_err(400, "InvalidAuthentication", "不合法的access_token"),
+                "90018" | "403qps" => Reply::v1_err(
+                    403,
+                    "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
+                    "应用调用该接口的QPS超过限制",
+                ),
+                "429" => Reply::v1_err(429, "system.busy", "system busy, request too frequest"),
+                "500" => Reply::v1_err(500, "unknownError", "未知错误"),
+                other => {
+                    let status = other
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|s| (400..=599).contains(s))
+                        .unwrap_or(500);
+                    Reply::v1_err(status, "unknownError", "未知错误")
+                }
+            },
+            Family::Topapi => {
+                if error == "88/40014" {
+                    Reply::topapi_88("40014", "不合法的access_token")
+                } else {
+                    Reply::topapi_err(legacy_code, &legacy_msg)
+                }
+            }
+            Family::OapiLegacy => Reply::legacy(serde_json::json!({
+                "errcode": legacy_code,
+                "errmsg": legacy_msg,
+            })),
+            Family::Login => {
+                let status = match error {
+                    "-1" => 503,
+                    "88/40014" => 400,
+                    "90018" | "403qps" => 403,
+                    "429" => 429,
+                    other => other
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|s| (400..=599).contains(s))
+                        .unwrap_or(500),
+                };
+                Reply::html(status, "系统繁忙 — DingTalk emulator", "<p>injected fault</p>")
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! Shared emulator state ([`Emulator`]) and the records tests inspect.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::EmulatorConfig;
+use super::faults::FaultRule;
+use super::fixture::Org;
+
+/// How `GET /oauth2/auth` answers (API.md §A.1/§A.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum ConsentMode {
+    /// Render an HTML page with one approve link per person and a deny link (default).
+    Page,
+    /// Approve at once as `who` (a member's userid or unionid, or an outsider's unionid).
+    Approve {
+        /// userid or unionid of the person who approves.
+        who: String,
+    },
+    /// Deny at once: redirect with `error=<error>`.
+    Deny {
+        /// The `error` value put on the callback URL.
+        error: String,
+    },
+}
+
+/// Which issued tokens [`Emulator::revoke_tokens`] invalidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// App (enterprise internal app) access tokens.
+    App,
+    /// User access tokens and their refresh tokens.
+    User,
+    /// Everything above.
+    All,
+}
+
+/// One non-admin request the emulator received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedCall {
+    /// 1-based sequence number.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path without query.
+    pub path: String,
+    /// Raw query string ("" when none).
+    pub query: String,
+    /// Request body as (lossy) UTF-8 text.
+    pub body: String,
+    /// Response status; 0 when the connection was dropped by a fault.
+    pub status: u16,
+    /// Emulator-clock time, epoch ms.
+    pub at_ms: i64,
+}
+
+/// One `forbidden_list` entry (API.md §D.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForbiddenEntry {
+    /// Flow-control code, e.g. `"143105"` (daily limit) or `"143106"` (duplicate content).
+    pub code: String,
+    /// For 143105: messages already delivered today; for 143106: times this content was delivered today.
+    pub count: u64,
+    /// The blocked user.
+    pub userid: String,
+}
+
+/// Per-recipient outcome of a work notification, computed at send time (API.md §D.4/§D.6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOutcome {
+    /// Users that were delivered and then marked read.
+    pub read_user_id_list: Vec<String>,
+    /// Users that were delivered and not read yet.
+    pub unread_user_id_list: Vec<String>,
+    /// Unknown userids from `userid_list`.
+    pub invalid_user_id_list: Vec<String>,
+    /// Unknown department ids from `dept_id_list`.
+    pub invalid_dept_id_list: Vec<i64>,
+    /// Users blocked by flow control.
+    pub forbidden_list: Vec<ForbiddenEntry>,
+    /// Always empty in the emulator.
+    pub failed_user_id_list: Vec<String>,
+}
+
+/// A recorded `asyncsend_v2` call that was accepted (`errcode 0`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedSend {
+    /// The `task_id` returned.
+    pub task_id: u64,
+    /// App whose token sent it.
+    pub app_key: String,
+    /// `agent_id` from the request.
+    pub agent_id: i64,
+    /// Parsed `userid_list`.
+    pub userid_list: Vec<String>,
+    /// Parsed `dept_id_list`.
+    pub dept_id_list: Vec<i64>,
+    /// `to_all_user`.
+    pub to_all_user: bool,
+    /// The `msg` object.
+    pub msg: Value,
+    /// Emulator-clock time of the send, epoch ms.
+    pub at_ms: i64,
+    /// Per-recipient outcome.
+    pub outcome: SendOutcome,
+    /// Whether it was recalled (API.md §D.5).
+    pub recalled: bool,
+}
+
+/// Who approved a consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Person {
+    /// Corp member, by userid.
+    Member(String),
+    /// Outsider, by unionid.
+    Outsider(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PendingAuth {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) state: Option<String>,
+    pub(crate) corpid_scope: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCode {
+    pub(crate) client_id: String,
+    pub(crate) person: Person,
+    pub(crate) corpid_scope: bool,
+    pub(crate) expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AppToken {
+    pub(crate) app_key: String,
+    pub(crate) expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct UserToken {
+    pub(crate) app_key: String,
+    pub(crate) person: Person,
+    pub(crate) corpid_scope: bool,
+    pub(crate) expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DayStats {
+    pub(crate) delivered: u64,
+    pub(crate) contents: HashMap<String, u64>,
+}
+
+pub(crate) struct State {
+    pub(crate) clock_offset_ms: i64,
+    pub(crate) consent: ConsentMode,
+    pub(crate) pending: HashMap<String, PendingAuth>,
+    pub(crate) codes: HashMap<String, AuthCode>,
+    pub(crate) app_tokens: HashMap<String, AppToken>,
+    pub(crate) user_tokens: HashMap<String, UserToken>,
+    pub(crate) refresh_tokens: HashMap<String, UserToken>,
+    pub(crate) calls: Vec<RecordedCall>,
+    pub(crate) sends: Vec<RecordedSend>,
+    pub(crate) next_task_id: u64,
+    /// (app_key, userid, day) → delivered count and content hashes.
+    pub(crate) daily: HashMap<(String, String, i64), DayStats>,
+    pub(crate) faults: Vec<FaultRule>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            clock_offset_ms: 0,
+            consent: ConsentMode::Page,
+            pending: HashMap::new(),
+            codes: HashMap::new(),
+            app_tokens: HashMap::new(),
+            user_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            calls: Vec::new(),
+            sends: Vec::new(),
+            // Real task ids are 12-digit numbers (API.md §D.1 examples).
+            next_task_id: 256_271_000_000 + rand::random_range(0..1_000_000u64),
+            daily: HashMap::new(),
+            faults: Vec::new(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        system_ms() + self.clock_offset_ms
+    }
+}
+
+fn system_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// DingTalk's "day" for the per-day limits: a calendar day in China time (UTC+8).
+pub(crate) fn china_day(ms: i64) -> i64 {
+    (ms + 8 * 3_600_000).div_euclid(86_400_000)
+}
+
+pub(crate) struct Inner {
+    pub(crate) org: Org,
+    pub(crate) auth_code_ttl_secs: i64,
+    pub(crate) token_ttl_secs: i64,
+    pub(crate) state: Mutex<State>,
+}
+
+/// The emulator's shared state; cheap to clone. Every admin operation is also a method here.
+#[derive(Clone)]
+pub struct Emulator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("corp_id", &self.inner.org.corp.corp_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Builds the state from a config (expands and checks the fixture).
+    pub fn new(config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        let org = Org::build(&config.fixture)?;
+        Ok(Emulator {
+            inner: Arc::new(Inner {
+                org,
+                auth_code_ttl_secs: config.auth_code_ttl_secs,
+                token_ttl_secs: config.token_ttl_secs,
+                state: Mutex::new(State::new()),
+            }),
+        })
+    }
+
+    /// Locks the state; a poisoned lock is recovered (the data stays usable).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn org(&self) -> &Org {
+        &self.inner.org
+    }
+
+    /// Every non-admin request so far, oldest first.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.lock().calls.clone()
+    }
+
+    /// How many non-admin requests hit exactly `path`.
+    pub fn calls_to(&self, path: &str) -> usize {
+        self.lock().calls.iter().filter(|c| c.path == path).count()
+    }
+
+    /// Every accepted work notification, oldest first.
+    pub fn sends(&self) -> Vec<RecordedSend> {
+        self.lock().sends.clone()
+    }
+
+    /// Changes how the consent page answers.
+    pub fn set_consent(&self, mode: ConsentMode) {
+        self.lock().consent = mode;
+    }
+
+    /// Invalidates every token of `kind` issued so far; their next use gets the family's token error.
+    pub fn revoke_tokens(&self, kind: TokenKind) {
+        let mut st = self.lock();
+        if matches!(kind, TokenKind::App | TokenKind::All) {
+            st.app_tokens.clear();
+        }
+        if matches!(kind, TokenKind::User | TokenKind::All) {
+            st.user_tokens.clear();
+            st.refresh_tokens.clear();
+        }
+    }
+
+    /// Moves the emulator clock forward (negative moves it back).
+    pub fn advance_clock(&self, secs: i64) {
+        self.lock().clock_offset_ms += secs.saturating_mul(1000);
+    }
+
+    /// The emulator clock, epoch ms.
+    pub fn now_ms(&self) -> i64 {
+        self.lock().now_ms()
+    }
+
+    /// Adds a fault rule, replacing an existing rule for the same path.
+    pub fn set_fault(&self, rule: FaultRule) {
+        let mut st = self.lock();
+        st.faults.retain(|r| r.path != rule.path);
+        st.faults.push(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Marks `userid` as having read the notification `task_id` (moves it from unread to read).
+    /// Returns false when the task or the unread recipient does not exist.
+    pub fn mark_read(&self, task_id: u64, userid: &str) -> bool {
+        let mut st = self.lock();
+        let Some(send) = st.sends.iter_mut().find(|s| s.task_id == task_id) else {
+            return false;
+        };
+        let unread = &mut send.outcome.unread_user_id_list;
+        let Some(pos) = unread.iter().position(|u| u == userid) else {
+            return false;
+        };
+        let user = unread.remove(pos);
+        send.outcome.read_user_id_list.push(user);
+        true
+    }
+
+    /// Back to a fresh start: clears calls, sends, daily counters, tokens, auth codes, pending
+    /// consents and faults; consent mode back to `page`; clock offset back to 0.
+    pub fn reset(&self) {
+        *self.lock() = State::new();
+    }
+
+    /// Issues (or re-issues, extending it) the app token of `app_key` — API.md §B.1/§B.2/§B.6.
+    pub(crate) fn issue_app_token(&self, app_key: &str) -> (String, i64) {
+        let ttl_ms = self.inner.token_ttl_secs.saturating_mul(1000);
+        let mut st = self.lock();
+        let now = st.now_ms();
+        let existing = st
+            .app_tokens
+            .iter_mut()
+            .find(|(_, t)| t.app_key == app_key && t.expires_at_ms > now);
+        if let Some((token, t)) = existing {
+            t.expires_at_ms = now + ttl_ms;
+            return (token.clone(), self.inner.token_ttl_secs);
+        }
+        st.app_tokens.retain(|_, t| t.expires_at_ms > now);
+        let token = random_hex(32);
+        st.app_tokens.insert(
+            token.clone(),
+            AppToken {
+                app_key: app_key.to_owned(),
+                expires_at_ms: now + ttl_ms,
+            },
+        );
+        (token, self.inner.token_ttl_secs)
+    }
+
+    /// The app of a valid app token.
+    pub(crate) fn app_token(&self, token: &str) -> Option<AppToken> {
+        let st = self.lock();
+        let now = st.now_ms();
+        st.app_tokens.get(token).filter(|t| t.expires_at_ms > now).cloned()
+    }
+
+    /// A valid user token.
+    pub(crate) fn user_token(&self, token: &str) -> Option<UserToken> {
+        let st = self.lock();
+        let now = st.now_ms();
+        st.user_tokens.get(token).filter(|t| t.expires_at_ms > now).cloned()
+    }
+
+    pub(crate) fn record_call(&self, mut call: RecordedCall) {
+        let mut st = self.lock();
+        call.seq = st.calls.len() as u64 + 1;
+        call.at_ms = st.now_ms();
+        st.calls.push(call);
+    }
+}
+
+/// Random lowercase hex string of `len` characters.
+pub(crate) fn random_hex(len: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..len)
+        .map(|_| char::from(HEX[rand::random_range(0..16usize)]))
+        .collect()
+}
+
+/// Random string over `[a-z0-9]`, like legacy `request_id`s (`16m9qc9gk65kv`).
+pub(crate) fn random_base36(len: usize) -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..len)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..36usize)]))
+        .collect()
+}
+
+/// Upper-case UUID-shaped id, like v1.0 `requestid`s (`30EE8654-1AA2-7D88-8248-9518547248AA`).
+pub(crate) fn random_request_id_v1() -> String {
+    let h = random_hex(32).to_uppercase();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
