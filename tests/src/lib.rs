@@ -1,4 +1,6 @@
 //! dingbridge test support: the DingTalk emulator (library + `dingtalk-emulator` binary) used by
-//! tests, benchmarks and the developer sandbox.
+//! tests, benchmarks and the developer sandbox, and [`stack`], which starts the emulator and a
+//! dev-mode dingbridge wired to it (the `sandbox` binary and the end-to-end tests use it).
 
 pub mod emulator;
+pub mod stack;

@@ -1,1 +1,88 @@
-//! The Salvo HTTP API: one router per role, one `ApiError`.
+//! The Salvo HTTP API: one router per role, one [`ApiError`].
+//!
+//! - local routes ([`local`]): sign-in start/complete, sessions, `/api/*`;
+//! - cloud routes ([`cloud`]): the DingTalk OAuth callback;
+//! - every role: `/healthz`, `/readyz`, `/openapi.json`, `/swagger-ui`.
+//!
+//! [`dev_router`] mounts both roles in one process (dev mode).
+
+pub mod cloud;
+pub mod dto;
+pub mod error;
+pub mod local;
+mod middleware;
+mod pages;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use salvo::prelude::*;
+use salvo_oapi::endpoint;
+use salvo_oapi::OpenApi;
+use salvo_oapi::swagger_ui::SwaggerUi;
+use serde::Serialize;
+
+pub use cloud::CloudHttp;
+pub use error::ApiError;
+pub use local::{CookieSettings, LocalHttp};
+
+/// A readiness check: resolves to `Err(reason)` when the service cannot serve
+/// (e.g. the database is unreachable).
+pub type ReadinessCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What `/readyz` checks.
+#[derive(Clone)]
+pub struct Probes {
+    /// Checks run in order; the first failure makes `/readyz` answer 503.
+    pub checks: Vec<(&'static str, ReadinessCheck)>,
+}
+
+#[derive(Serialize, salvo_oapi::ToSchema)]
+struct HealthBody {
+    /// `ok`, or `unavailable`.
+    status: &'static str,
+    /// The failing check, when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[endpoint(tags("health"))]
+async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok", failed: None })
+}
+
+/// Readiness: storage (and other dependencies) reachable. 503 otherwise.
+#[endpoint(tags("health"), responses((status_code = 200, body = HealthBody), (status_code = 503, body = HealthBody)))]
+async fn readyz(depot: &mut Depot, res: &mut Response) {
+    let probes = depot.get_typed::<Arc<Probes>>().ok().cloned();
+    for (name, check) in probes.iter().flat_map(|p| p.checks.iter()) {
+        if let Err(reason) = check().await {
+            tracing::warn!(check = name, %reason, "not ready");
+            res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+            res.render(Json(HealthBody { status: "unavailable", failed: Some((*name).to_owned()) }));
+            return;
+        }
+    }
+    res.render(Json(HealthBody { status: "ok", failed: None }));
+}
+
+fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
+    let router = router
+        .push(Router::with_path("healthz").get(healthz))
+        .push(Router::with_path("readyz").get(readyz));
+    let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
+    Router::new()
+        .hoop(middleware::request_id)
+        .hoop(middleware::Inject(probes))
+        .push(doc.into_router("/openapi.json"))
+        .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
+        .push(router)
+}
+
+/// Dev mode: local and cloud routes in one router.
+pub fn dev_router(local: Arc<LocalHttp>, cloud: Arc<CloudHttp>, probes: Arc<Probes>) -> Router {
+    let router = Router::new().push(local::routes(local)).push(cloud::routes(cloud));
+    with_common(router, probes, "dingbridge (dev)")
+}

@@ -1,0 +1,55 @@
+//! Cloud-role routes: the DingTalk OAuth callback (`redirect_uri`).
+
+use std::sync::Arc;
+
+use application::usecases::cloud::{CallbackQuery, HandleCallback};
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo_oapi::endpoint;
+
+use super::error::ApiError;
+use super::middleware::Inject;
+use super::pages;
+
+/// Everything the cloud routes need.
+pub struct CloudHttp {
+    /// The OAuth callback.
+    pub handle_callback: HandleCallback,
+}
+
+/// The cloud routes.
+pub fn routes(cloud: Arc<CloudHttp>) -> Router {
+    Router::new().hoop(Inject(cloud)).push(Router::with_path("auth/dingtalk/callback").get(callback))
+}
+
+/// DingTalk's redirect after consent (API.md §A.2): `authCode` (or `code`) and `state`, or `error` and
+/// `state`. Resolves the member, stores the outcome for the relay client, and redirects (302) the
+/// browser to the client's `complete_url?state=…` — never with the code or the profile in the URL.
+/// 400 HTML page `invalid_login_state` for a missing, unknown, expired or used state.
+#[endpoint(
+    tags("auth"),
+    parameters(
+        ("state" = String, Query, description = "The login state"),
+        ("authCode" = Option<String>, Query, description = "Authorization code"),
+        ("code" = Option<String>, Query, description = "Authorization code (older name)"),
+        ("error" = Option<String>, Query, description = "Set when the person declined"),
+    ),
+    responses((status_code = 302, description = "To the relay client's complete_url"), (status_code = 400, description = "Invalid state (HTML page)"))
+)]
+async fn callback(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Ok(cloud) = depot.get_typed::<Arc<CloudHttp>>().cloned() else {
+        return pages::render_error(res, &ApiError::internal("cloud state missing from depot"));
+    };
+    let query = CallbackQuery {
+        state: req.query::<String>("state"),
+        code: req.query::<String>("authCode").or_else(|| req.query::<String>("code")),
+        error: req.query::<String>("error"),
+    };
+    match cloud.handle_callback.execute(&query).await {
+        Ok(location) => match Redirect::with_status_code(StatusCode::FOUND, &location) {
+            Ok(r) => res.render(r),
+            Err(err) => pages::render_error(res, &ApiError::internal(format!("bad complete_url: {err}"))),
+        },
+        Err(err) => pages::render_error(res, &ApiError::from(err)),
+    }
+}

@@ -1,0 +1,319 @@
+//! Wire shapes of the HTTP API (request DTOs validate in two steps:
+//! `validator` for shape, then `TryFrom` into the domain command).
+
+use application::ports::MessageRecord;
+use application::usecases::local::{MessageView, SendMessageCommand};
+use domain::{CorpId, DeptId, MessageBody, RecipientOutcome, Timestamp, User, UserId, ValidationError};
+use salvo_oapi::ToSchema;
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+/// RFC 3339 (UTC) rendering of a timestamp, e.g. `2026-11-21T10:36:10.123Z`.
+pub fn rfc3339(ts: Timestamp) -> String {
+    let nanos = i128::from(ts.as_millis()) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// A user (member of a corp) as stored locally.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Local id (UUID).
+    pub id: String,
+    /// DingTalk corp id.
+    pub corp_id: String,
+    /// DingTalk `unionId`.
+    pub union_id: String,
+    /// DingTalk `userid` in the corp.
+    pub userid: String,
+    /// DingTalk `openId`, if known.
+    pub open_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Enterprise mailbox (the org's word).
+    pub org_email: Option<String>,
+    /// Email (the org's record, else the person's own claim: never use it to link accounts).
+    pub email: Option<String>,
+    /// Mobile (same caveat as `email`).
+    pub mobile: Option<String>,
+    /// Department ids.
+    pub dept_ids: Vec<i64>,
+    /// Active in the org.
+    pub active: bool,
+    /// First stored (RFC 3339).
+    pub created_at: String,
+    /// Last updated (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        let p = user.profile;
+        Self {
+            id: user.id,
+            corp_id: p.corp_id.to_string(),
+            union_id: p.union_id.to_string(),
+            userid: p.userid.to_string(),
+            open_id: p.open_id.map(String::from),
+            name: p.name,
+            avatar_url: p.avatar_url,
+            title: p.title,
+            org_email: p.org_email,
+            email: p.email,
+            mobile: p.mobile,
+            dept_ids: p.dept_ids.iter().map(|d| d.get()).collect(),
+            active: p.active,
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+        }
+    }
+}
+
+/// Who a message goes to. At least one list must be non-empty, or `to_all` true.
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientsInput {
+    /// Local user ids (from `/api/users`).
+    #[serde(default)]
+    #[validate(length(max = 5000, message = "at most 5000 user ids"))]
+    pub user_ids: Vec<String>,
+    /// DingTalk `userid`s.
+    #[serde(default)]
+    #[validate(length(max = 5000, message = "at most 5000 userids"))]
+    pub userids: Vec<String>,
+    /// Department ids (sub-departments included by DingTalk); at most 20.
+    #[serde(default)]
+    #[validate(length(max = 20, message = "DingTalk accepts at most 20 department ids"))]
+    pub dept_ids: Vec<i64>,
+    /// Everyone in the corp.
+    #[serde(default)]
+    pub to_all: bool,
+}
+
+/// `POST /api/messages`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageInput {
+    /// The corp (optional when the recipients or the configuration imply it).
+    pub corp_id: Option<String>,
+    /// Recipients.
+    #[validate(nested)]
+    pub recipients: RecipientsInput,
+    /// DingTalk's own `msg` object (API.md §D.2), e.g. `{"msgtype":"text","text":{"content":"hi"}}`;
+    /// at most 2048 bytes as JSON.
+    pub body: serde_json::Value,
+}
+
+fn indexed<T>(field: &str, items: &[T], parse: impl Fn(&T) -> Result<UserId, ValidationError>) -> Result<Vec<UserId>, ValidationError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse(item).map_err(|e| ValidationError::new(format!("{field}[{i}]"), e.code, e.message)))
+        .collect()
+}
+
+impl TryFrom<SendMessageInput> for SendMessageCommand {
+    type Error = ValidationError;
+
+    fn try_from(input: SendMessageInput) -> Result<Self, Self::Error> {
+        let corp_id = input.corp_id.as_deref().map(CorpId::parse).transpose()?;
+        let userids = indexed("recipients.userids", &input.recipients.userids, |s| UserId::parse(s))?;
+        let dept_ids = input
+            .recipients
+            .dept_ids
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                DeptId::new(*d).map_err(|e| ValidationError::new(format!("recipients.dept_ids[{i}]"), e.code, e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let user_ids = input.recipients.user_ids.iter().map(|s| s.trim().to_owned()).collect();
+        Ok(Self {
+            corp_id,
+            user_ids,
+            userids,
+            dept_ids,
+            to_all: input.recipients.to_all,
+            body: MessageBody::parse(&input.body)?,
+        })
+    }
+}
+
+/// `POST /api/me/messages`: a text notification to the signed-in user (sandbox and smoke tests).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfMessageInput {
+    /// The text (1–2000 characters).
+    #[validate(length(min = 1, max = 2000, message = "text must be 1 to 2000 characters"))]
+    pub text: String,
+}
+
+/// One recipient's delivery outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientView {
+    /// DingTalk `userid`.
+    pub userid: String,
+    /// `read`, `unread`, `failed`, `forbidden`, `invalid_user` or `pending`.
+    pub outcome: String,
+    /// DingTalk's flow-control code for `forbidden` (e.g. `143105` daily limit, `143106` same content today).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// DingTalk's report on a sent message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Every task finished.
+    pub done: bool,
+    /// Progress 0–100.
+    pub percent: u8,
+    /// Per-recipient outcome.
+    pub recipients: Vec<RecipientView>,
+    /// Department ids DingTalk did not recognise.
+    pub invalid_dept_ids: Vec<i64>,
+}
+
+/// Recipients as stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecipientsView {
+    /// DingTalk userids.
+    pub userids: Vec<String>,
+    /// Department ids.
+    pub dept_ids: Vec<i64>,
+    /// Everyone.
+    pub to_all: bool,
+}
+
+/// A message and, once sent, DingTalk's per-recipient report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView2 {
+    /// Message id.
+    pub id: String,
+    /// Corp.
+    pub corp_id: String,
+    /// `accepted`, `sent`, `completed`, `failed` or `recalled`.
+    pub state: String,
+    /// DingTalk task ids (one per call of ≤100 userids).
+    pub task_ids: Vec<i64>,
+    /// Why it failed or is waiting.
+    pub error: Option<String>,
+    /// Recipients.
+    pub recipients: RecipientsView,
+    /// The `msg` sent.
+    pub body: serde_json::Value,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub updated_at: String,
+    /// DingTalk's report (absent until sent, or when DingTalk cannot be asked right now).
+    pub delivery: Option<DeliveryView>,
+}
+
+impl From<MessageRecord> for MessageView2 {
+    fn from(record: MessageRecord) -> Self {
+        Self {
+            id: record.id,
+            corp_id: record.corp_id.to_string(),
+            state: record.state.as_str().to_owned(),
+            task_ids: record.task_ids.iter().map(|t| t.get()).collect(),
+            error: record.error,
+            recipients: RecipientsView {
+                userids: record.recipients.user_ids().iter().map(ToString::to_string).collect(),
+                dept_ids: record.recipients.dept_ids().iter().map(|d| d.get()).collect(),
+                to_all: record.recipients.to_all(),
+            },
+            body: record.body.as_json().clone(),
+            created_at: rfc3339(record.created_at),
+            updated_at: rfc3339(record.updated_at),
+            delivery: None,
+        }
+    }
+}
+
+impl From<MessageView> for MessageView2 {
+    fn from(view: MessageView) -> Self {
+        let mut out = Self::from(view.record);
+        out.delivery = view.report.map(|report| DeliveryView {
+            done: report.done,
+            percent: report.percent,
+            recipients: report
+                .recipients
+                .into_iter()
+                .map(|(userid, outcome)| {
+                    let (outcome, code) = match outcome {
+                        RecipientOutcome::Read => ("read", None),
+                        RecipientOutcome::Unread => ("unread", None),
+                        RecipientOutcome::Failed => ("failed", None),
+                        RecipientOutcome::Forbidden { code } => ("forbidden", Some(code)),
+                        RecipientOutcome::InvalidUser => ("invalid_user", None),
+                        RecipientOutcome::Pending => ("pending", None),
+                    };
+                    RecipientView { userid: userid.to_string(), outcome: outcome.to_owned(), code }
+                })
+                .collect(),
+            invalid_dept_ids: report.invalid_depts.iter().map(|d| d.get()).collect(),
+        });
+        out
+    }
+}
+
+/// Converts `validator` errors into `(field, code, message)` triples with dotted paths.
+pub fn validation_problems(errors: &validator::ValidationErrors, prefix: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        match kind {
+            validator::ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let message = e.message.as_ref().map(|m| format!("{path}: {m}")).unwrap_or_else(|| format!("{path} is invalid"));
+                    out.push((path.clone(), e.code.to_string(), message));
+                }
+            }
+            validator::ValidationErrorsKind::Struct(inner) => out.extend(validation_problems(inner, &path)),
+            validator::ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    out.extend(validation_problems(inner, &format!("{path}[{i}]")));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_renders_utc_millis() {
+        assert_eq!(rfc3339(Timestamp::from_millis(1_445_827_045_067)), "2015-10-26T02:37:25.067Z");
+    }
+
+    #[test]
+    fn send_input_maps_field_errors_with_indexes() {
+        let input: SendMessageInput = serde_json::from_value(serde_json::json!({
+            "recipients": {"userids": ["ok", "bad,id"]},
+            "body": {"msgtype": "text", "text": {"content": "hi"}}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = SendMessageCommand::try_from(input).err().map(|e| e.field);
+        assert_eq!(err.as_deref(), Some("recipients.userids[1]"));
+    }
+
+    #[test]
+    fn validator_errors_become_dotted_paths() {
+        let input = SendMessageInput {
+            corp_id: None,
+            recipients: RecipientsInput { dept_ids: (1..=21).collect(), ..RecipientsInput::default() },
+            body: serde_json::json!({}),
+        };
+        let problems = input.validate().err().map(|e| validation_problems(&e, "")).unwrap_or_default();
+        assert_eq!(problems.first().map(|p| p.0.as_str()), Some("recipients.dept_ids"));
+    }
+}

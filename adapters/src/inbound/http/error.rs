@@ -1,0 +1,239 @@
+//! The one HTTP error type: every use-case error maps to a status and a
+//! stable machine `code`, exhaustively. 5xx details go to the log, never to
+//! the client.
+
+use std::collections::BTreeMap;
+
+use application::ports::StoreError;
+use application::usecases::cloud::CloudError;
+use application::usecases::local::{LoginError, MessageError};
+use domain::ValidationError;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo_oapi::{Components, EndpointOutRegister, Operation, ToSchema};
+use serde::Serialize;
+use tracing::error;
+
+/// One field's problem in a 422 body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// Stable machine code (`required`, `too_long`, `too_many`, `invalid`, `too_large`, `unknown_field`, …).
+    pub code: String,
+    /// Human message naming the field and the limit.
+    pub message: String,
+}
+
+/// The JSON body of every error response.
+///
+/// ```json
+/// {"code":"validation_failed","message":"body.text.content is required","fields":{"body.text.content":{"code":"required","message":"…"}}}
+/// ```
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine code; see the README for the list.
+    pub code: String,
+    /// Human message. For 5xx a generic sentence; details are in the log under the request id.
+    pub message: String,
+    /// Field problems keyed by dotted field path (422 only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldProblem>,
+}
+
+/// An HTTP error: status + [`ErrorBody`].
+///
+/// Statuses: 400 bad request (`malformed_json`, `invalid_login_state`),
+/// 401 (`unauthorized`, `not_signed_in`), 403 (`forbidden`, `not_member`,
+/// `consent_denied`), 404 `not_found`, 409 `conflict`, 413 `payload_too_large`,
+/// 422 (`validation_failed`, `unknown_recipients`), 500 `internal`,
+/// 502 `upstream_refused`, 503 `unavailable`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with no field map.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { code: code.to_owned(), message: message.into(), fields: BTreeMap::new() } }
+    }
+
+    /// 400 `malformed_json`.
+    pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the request body is not valid JSON: {detail}"))
+    }
+
+    /// 401 `unauthorized` (service token missing or wrong).
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this API needs a service token: Authorization: Bearer <token>",
+        )
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    /// 422 `validation_failed` for one field.
+    pub fn validation(err: &ValidationError) -> Self {
+        Self::fields(vec![(err.field.clone(), err.code.to_owned(), err.message.clone())])
+    }
+
+    /// 422 `validation_failed` for several fields (`(field, code, message)`).
+    pub fn fields(problems: Vec<(String, String, String)>) -> Self {
+        let message = problems.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
+        error.body.fields =
+            problems.into_iter().map(|(field, code, message)| (field, FieldProblem { code, message })).collect();
+        error
+    }
+
+    /// 500 `internal`; `detail` is logged, not returned.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        error!(error = %detail, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; see the server log")
+    }
+
+    fn unavailable(detail: impl std::fmt::Display) -> Self {
+        error!(error = %detail, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "a dependency (database, cloud relay or DingTalk) is unavailable; try again shortly",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(detail) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("the request conflicts with stored data: {detail}"))
+            }
+            StoreError::Unavailable(detail) => Self::unavailable(detail),
+            StoreError::Other(detail) => Self::internal(detail),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        Self::validation(&err)
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::InvalidState(reason) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_login_state",
+                format!("{reason}; start the sign-in again"),
+            ),
+            LoginError::Failed(failure) => {
+                let status = match failure {
+                    domain::LoginFailure::ProviderUnavailable => StatusCode::BAD_GATEWAY,
+                    domain::LoginFailure::InvalidCode => StatusCode::BAD_REQUEST,
+                    domain::LoginFailure::NotMember | domain::LoginFailure::ConsentDenied { .. } => {
+                        StatusCode::FORBIDDEN
+                    }
+                };
+                Self::new(status, failure.code(), failure.message())
+            }
+            LoginError::Refused(detail) => {
+                error!(error = %detail, "the cloud refused the login");
+                Self::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_refused",
+                    "the cloud relay refused this login; check the relay client's configuration",
+                )
+            }
+            LoginError::Unavailable(detail) => Self::unavailable(detail),
+            LoginError::NotSignedIn => Self::new(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in with DingTalk first"),
+            LoginError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<MessageError> for ApiError {
+    fn from(err: MessageError) -> Self {
+        match err {
+            MessageError::Invalid(validation) => Self::validation(&validation),
+            MessageError::UnknownUsers(ids) => {
+                let mut error = Self::fields(vec![(
+                    "recipients.user_ids".to_owned(),
+                    "unknown".to_owned(),
+                    format!("unknown local user ids: {}", ids.join(", ")),
+                )]);
+                error.body.code = "unknown_recipients".to_owned();
+                error
+            }
+            MessageError::NotFound => Self::not_found("the resource"),
+            MessageError::Rejected(detail) => Self::new(StatusCode::CONFLICT, "refused", detail),
+            MessageError::Unavailable(detail) => Self::unavailable(detail),
+            MessageError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<CloudError> for ApiError {
+    fn from(err: CloudError) -> Self {
+        match err {
+            CloudError::InvalidState => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_login_state",
+                "the sign-in is unknown, expired or already used; start the sign-in again",
+            ),
+            CloudError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            CloudError::NotFound => Self::not_found("the resource"),
+            CloudError::KeyReused => Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this idempotency key was already used with a different message",
+            ),
+            CloudError::NotMember => {
+                Self::new(StatusCode::NOT_FOUND, "not_member", "the person is not a member of the corp")
+            }
+            CloudError::Unavailable(detail) => Self::unavailable(detail),
+            CloudError::Rejected(detail) => Self::new(StatusCode::BAD_GATEWAY, "upstream_refused", detail),
+            CloudError::Store(store) => store.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Writer for ApiError {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        res.status_code(self.status);
+        if self.status == StatusCode::UNAUTHORIZED && self.body.code == "unauthorized" {
+            let _ = res.add_header("www-authenticate", "Bearer", true);
+        }
+        res.render(Json(self.body));
+    }
+}
+
+impl EndpointOutRegister for ApiError {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        let schema = ErrorBody::to_schema(components);
+        for (status, description) in [
+            ("400", "Bad request (`malformed_json`, `invalid_login_state`)"),
+            ("401", "Not authenticated (`unauthorized`, `not_signed_in`)"),
+            ("403", "Forbidden"),
+            ("404", "Not found"),
+            ("409", "Conflict"),
+            ("422", "Validation failed; `fields` names each field"),
+            ("503", "A dependency is unavailable"),
+        ] {
+            operation.responses.insert(
+                status,
+                salvo_oapi::Response::new(description)
+                    .add_content("application/json", salvo_oapi::Content::new(schema.clone())),
+            );
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Local-role routes: sign-in start and completion, sessions, the user
+//! directory and messages.
+//!
+//! - Browser flows (`/`, `/auth/dingtalk/*`) answer HTML (errors as an error page).
+//! - `/api/me*` use the session cookie.
+//! - Every other `/api/*` route needs a service token (`Authorization: Bearer`).
+
+use std::sync::Arc;
+
+use application::ports::ListUsers;
+use application::usecases::local::{
+    CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, SendMessage,
+    SendMessageCommand, StartLogin,
+};
+use domain::{CorpId, MessageBody, User};
+use salvo::http::cookie::time::Duration as CookieDuration;
+use salvo::http::cookie::{Cookie, SameSite};
+use salvo::http::{ParseError, StatusCode};
+use salvo::prelude::*;
+use salvo_oapi::endpoint;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use validator::Validate;
+
+use super::dto::{MessageView2, SelfMessageInput, SendMessageInput, UserView, validation_problems};
+use super::error::ApiError;
+use super::middleware::Inject;
+use super::pages;
+
+/// Name of the cookie that binds a login's `state` to the browser (HttpOnly, SameSite=Lax, 10 minutes).
+pub const LOGIN_COOKIE: &str = "dingbridge_login";
+/// Name of the session cookie (HttpOnly, SameSite=Lax).
+pub const SESSION_COOKIE: &str = "dingbridge_session";
+/// Largest JSON request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Cookie attributes.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    /// Set `Secure` (the public URL is https).
+    pub secure: bool,
+    /// Session lifetime in seconds (the cookie's Max-Age).
+    pub session_ttl_secs: i64,
+}
+
+/// Everything the local routes need.
+pub struct LocalHttp {
+    /// Sign-in start.
+    pub start_login: StartLogin,
+    /// Sign-in completion.
+    pub complete_login: CompleteLogin,
+    /// Session → user.
+    pub current_user: CurrentUser,
+    /// Sign-out.
+    pub logout: Logout,
+    /// Directory listing.
+    pub list_users: ListUsersQuery,
+    /// Directory look-up.
+    pub get_user: GetUser,
+    /// Sending.
+    pub send_message: SendMessage,
+    /// Status.
+    pub message_status: MessageStatus,
+    /// Recall.
+    pub recall_message: RecallMessage,
+    /// Accepted service tokens for `/api/*` (empty: the service API is closed).
+    pub service_tokens: Vec<SecretString>,
+    /// Cookie attributes.
+    pub cookies: CookieSettings,
+}
+
+fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
+    depot.get_typed::<Arc<LocalHttp>>().cloned().map_err(|_| ApiError::internal("local state missing from depot"))
+}
+
+/// The local routes.
+pub fn routes(local: Arc<LocalHttp>) -> Router {
+    Router::new()
+        .hoop(Inject(local))
+        .get(index)
+        .push(Router::with_path("auth/dingtalk/login").get(login))
+        .push(Router::with_path("auth/dingtalk/complete").get(complete))
+        .push(Router::with_path("auth/logout").post(logout))
+        .push(Router::with_path("api/me").get(me).push(Router::with_path("messages").post(me_message)))
+        .push(
+            Router::with_path("api")
+                .hoop(require_service_token)
+                .push(Router::with_path("users").get(list_users).push(Router::with_path("{id}").get(get_user)))
+                .push(
+                    Router::with_path("messages").post(send_message).push(
+                        Router::with_path("{id}")
+                            .get(message_status)
+                            .push(Router::with_path("recall").post(recall_message)),
+                    ),
+                ),
+        )
+}
+
+fn cookie(name: &'static str, value: String, path: &'static str, max_age_secs: i64, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(CookieDuration::seconds(max_age_secs))
+        .build()
+}
+
+fn redirect(res: &mut Response, location: &str) {
+    match Redirect::with_status_code(StatusCode::FOUND, location) {
+        Ok(r) => res.render(r),
+        Err(err) => pages::render_error(res, &ApiError::internal(format!("bad redirect target: {err}"))),
+    }
+}
+
+/// The sandbox page: "Continue with DingTalk", then the signed-in member's profile.
+#[handler]
+async fn index(res: &mut Response) {
+    res.render(Text::Html(pages::INDEX_HTML));
+}
+
+/// Starts "Login with DingTalk": sets the login cookie and redirects (302) to DingTalk's consent page.
+/// `return_to` must be a relative path on this service; anything else becomes `/`.
+#[endpoint(
+    tags("auth"),
+    parameters(("return_to" = Option<String>, Query, description = "Relative path to land on after sign-in")),
+    responses((status_code = 302, description = "To DingTalk's authorize URL"), (status_code = 503, description = "The cloud relay is unreachable (HTML page)"))
+)]
+async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let result = async {
+        let local = state(depot)?;
+        let return_to = req.query::<String>("return_to");
+        let (login_state, authorize_url) = local.start_login.execute(return_to.as_deref()).await?;
+        Ok::<_, ApiError>((local, login_state, authorize_url))
+    }
+    .await;
+    match result {
+        Ok((local, login_state, authorize_url)) => {
+            res.add_cookie(cookie(
+                LOGIN_COOKIE,
+                login_state.expose().to_owned(),
+                "/auth/dingtalk",
+                domain::login::LOGIN_TTL_SECS,
+                local.cookies.secure,
+            ));
+            redirect(res, &authorize_url);
+        }
+        Err(err) => pages::render_error(res, &err),
+    }
+}
+
+fn clear_login_cookie(res: &mut Response, secure: bool) {
+    res.add_cookie(cookie(LOGIN_COOKIE, String::new(), "/auth/dingtalk", 0, secure));
+}
+
+/// Completes the sign-in after the cloud's callback: checks `state` against the login cookie (single use,
+/// 10 minutes), stores the member, sets the session cookie and redirects (302) to `return_to`.
+/// Errors are an HTML page: 400 `invalid_login_state`, 403 `not_member`/`consent_denied`, 503 `unavailable`.
+#[endpoint(
+    tags("auth"),
+    parameters(("state" = String, Query, description = "The login state echoed by the cloud")),
+    responses((status_code = 302, description = "Signed in; to return_to"), (status_code = 400, description = "Invalid state (HTML page)"), (status_code = 403, description = "Not a member or consent denied (HTML page)"))
+)]
+async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let local = match state(depot) {
+        Ok(local) => local,
+        Err(err) => return pages::render_error(res, &err),
+    };
+    let query_state = req.query::<String>("state");
+    let cookie_state = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    clear_login_cookie(res, local.cookies.secure);
+    match local.complete_login.execute(query_state.as_deref(), cookie_state.as_deref()).await {
+        Ok(signed_in) => {
+            res.add_cookie(cookie(
+                SESSION_COOKIE,
+                signed_in.token.expose().to_owned(),
+                "/",
+                local.cookies.session_ttl_secs,
+                local.cookies.secure,
+            ));
+            redirect(res, signed_in.return_to.as_str());
+        }
+        Err(err) => pages::render_error(res, &ApiError::from(err)),
+    }
+}
+
+/// Signs out: deletes the session and its cookie, then redirects (303) to `/`.
+#[endpoint(tags("auth"), responses((status_code = 303, description = "To /")))]
+async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    local.logout.execute(token.as_deref()).await?;
+    res.add_cookie(cookie(SESSION_COOKIE, String::new(), "/", 0, local.cookies.secure));
+    res.render(Redirect::other("/"));
+    Ok(())
+}
+
+async fn signed_in_user(req: &Request, local: &LocalHttp) -> Result<User, ApiError> {
+    let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    Ok(local.current_user.execute(token.as_deref()).await?)
+}
+
+/// The signed-in member (session cookie). 401 `not_signed_in` without a valid session.
+#[endpoint(tags("auth"), responses((status_code = 200, body = UserView)))]
+async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let user = signed_in_user(req, &local).await?;
+    res.render(Json(UserView::from(user)));
+    Ok(())
+}
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`]: 415 unless `Content-Type: application/json`,
+/// 413 when larger, 400 `malformed_json` for invalid JSON, 422 `validation_failed` for a JSON
+/// value of the wrong shape (unknown or missing fields, wrong types).
+async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let is_json = req.content_type().is_some_and(|m| m.essence_str() == "application/json");
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    let bytes = req.payload_with_max_size(MAX_BODY_BYTES).await.map_err(|err| match err {
+        ParseError::PayloadTooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        ),
+        other => ApiError::malformed_json(other),
+    })?;
+    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::fields(vec![("body".to_owned(), "invalid".to_owned(), format!("request body: {err}"))])
+        }
+        _ => ApiError::malformed_json(err),
+    })
+}
+
+fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
+    input.validate().map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
+    Ok(input)
+}
+
+/// Sends a text work notification to the signed-in member (session cookie; JSON only, which also blocks
+/// cross-site form posts). 202 with the message.
+#[endpoint(tags("auth"), request_body = SelfMessageInput, responses((status_code = 202, body = MessageView2)))]
+async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let user = signed_in_user(req, &local).await?;
+    let input: SelfMessageInput = validated(read_json(req).await?)?;
+    let body = MessageBody::text(&input.text).map_err(|e| ApiError::validation(&e.under("text")))?;
+    let command = SendMessageCommand {
+        corp_id: Some(user.profile.corp_id.clone()),
+        user_ids: Vec::new(),
+        userids: vec![user.profile.userid.clone()],
+        dept_ids: Vec::new(),
+        to_all: false,
+        body,
+    };
+    let record = local.send_message.execute(command).await?;
+    res.status_code(StatusCode::ACCEPTED);
+    res.render(Json(MessageView2::from(record)));
+    Ok(())
+}
+
+/// Checks `Authorization: Bearer <service token>` against the configured tokens in constant time.
+#[handler]
+async fn require_service_token(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let presented = req
+        .header::<String>("authorization")
+        .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
+        .unwrap_or_default();
+    let accepted = match state(depot) {
+        Ok(local) => {
+            !presented.is_empty()
+                && local
+                    .service_tokens
+                    .iter()
+                    .fold(false, |ok, t| ok | bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
+        }
+        Err(_) => false,
+    };
+    if !accepted {
+        ApiError::unauthorized().write(req, depot, res).await;
+        ctrl.skip_rest();
+    }
+}
+
+/// Lists users (service token). `limit` 1–500 (default 100), `offset` ≥ 0, optional `corp_id` filter.
+#[endpoint(
+    tags("users"),
+    parameters(
+        ("corp_id" = Option<String>, Query, description = "Only this corp"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–500, default 100"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip, default 0"),
+    ),
+    responses((status_code = 200, body = Vec<UserView>))
+)]
+async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let number = |name: &str| -> Result<Option<u32>, ApiError> {
+        req.query::<String>(name)
+            .map(|raw| {
+                raw.parse::<u32>().map_err(|_| {
+                    ApiError::fields(vec![(name.to_owned(), "invalid".to_owned(), format!("{name} must be a whole number ≥ 0"))])
+                })
+            })
+            .transpose()
+    };
+    let limit = number("limit")?.unwrap_or(100);
+    let offset = number("offset")?.unwrap_or(0);
+    let corp_id = req.query::<String>("corp_id").map(|c| CorpId::parse(&c)).transpose()?;
+    let users = local.list_users.execute(ListUsers { corp_id, limit, offset }).await?;
+    res.render(Json(users.into_iter().map(UserView::from).collect::<Vec<_>>()));
+    Ok(())
+}
+
+/// One user by local id (service token). 404 `not_found`.
+#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = UserView)))]
+async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let user = local.get_user.execute(&id).await.map_err(|e| match e {
+        application::usecases::local::MessageError::NotFound => ApiError::not_found("user"),
+        other => other.into(),
+    })?;
+    res.render(Json(UserView::from(user)));
+    Ok(())
+}
+
+/// Sends a work notification (service token). The body is DingTalk's own `msg` object. 202 with the
+/// message (`state` `sent` with task ids, `failed`, or `accepted` while the cloud is unreachable);
+/// 422 naming the field for invalid or over-limit input (nothing stored).
+#[endpoint(tags("messages"), request_body = SendMessageInput, responses((status_code = 202, body = MessageView2)))]
+async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let input: SendMessageInput = validated(read_json(req).await?)?;
+    let command = SendMessageCommand::try_from(input)?;
+    let record = local.send_message.execute(command).await?;
+    let _ = res.add_header("location", format!("/api/messages/{}", record.id), true);
+    res.status_code(StatusCode::ACCEPTED);
+    res.render(Json(MessageView2::from(record)));
+    Ok(())
+}
+
+fn message_not_found(err: application::usecases::local::MessageError) -> ApiError {
+    match err {
+        application::usecases::local::MessageError::NotFound => ApiError::not_found("message"),
+        other => other.into(),
+    }
+}
+
+/// A message with per-recipient delivery (service token). 404 `not_found`.
+#[endpoint(tags("messages"), parameters(("id" = String, Path, description = "Message id")), responses((status_code = 200, body = MessageView2)))]
+async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let view = local.message_status.execute(&id).await.map_err(message_not_found)?;
+    res.render(Json(MessageView2::from(view)));
+    Ok(())
+}
+
+/// Recalls a message (service token). DingTalk allows 24 hours: later, 409 `refused` says so.
+#[endpoint(tags("messages"), parameters(("id" = String, Path, description = "Message id")), responses((status_code = 200, body = MessageView2)))]
+async fn recall_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let record = local.recall_message.execute(&id).await.map_err(message_not_found)?;
+    res.render(Json(MessageView2::from(record)));
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Hoops: request ids + access log, and state injection.
+
+use std::time::Instant;
+
+use salvo::prelude::*;
+use tracing::Instrument;
+
+/// Puts a clone of `T` into every request's depot (read it with `depot.get_typed::<T>()`).
+pub struct Inject<T>(pub T);
+
+#[async_trait]
+impl<T: Clone + Send + Sync + 'static> Handler for Inject<T> {
+    async fn handle(&self, _req: &mut Request, depot: &mut Depot, _res: &mut Response, _ctrl: &mut FlowCtrl) {
+        depot.insert_typed(self.0.clone());
+    }
+}
+
+/// The request id header, read from the request (if sane) or generated, and echoed on the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn usable_request_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+/// Gives each request an id (echoing a sane `x-request-id` or making a
+/// UUID), runs the rest inside a tracing span carrying it, and logs one access
+/// line: method, path (never the query: it can carry codes and states),
+/// status and duration in milliseconds.
+#[handler]
+pub async fn request_id(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let id = req
+        .header::<String>(REQUEST_ID_HEADER)
+        .filter(|v| usable_request_id(v))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let _ = res.add_header(REQUEST_ID_HEADER, id.clone(), true);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let started = Instant::now();
+    ctrl.call_next(req, depot, res).instrument(span.clone()).await;
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "handled");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_request_id;
+
+    #[test]
+    fn request_ids_are_sanitised() {
+        assert!(usable_request_id("abc-123_x.y:z"));
+        assert!(!usable_request_id(""));
+        assert!(!usable_request_id("a b"));
+        assert!(!usable_request_id(&"a".repeat(129)));
+        assert!(!usable_request_id("<script>"));
+    }
+}

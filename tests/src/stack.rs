@@ -1,0 +1,118 @@
+//! A dev-mode dingbridge wired to an in-process DingTalk emulator, both on
+//! loopback. Used by the `sandbox` binary and the end-to-end tests.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bootstrap::config::{Config, Mode, Secret};
+use bootstrap::{Listener, build, serve};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+
+/// The service token the stack accepts on `/api/*`.
+pub const SERVICE_TOKEN: &str = "sandbox-service-token-0123456789";
+
+/// Where and how to start the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// dingbridge's listen address (`127.0.0.1:0` picks a free port).
+    pub bind: String,
+    /// The emulator's listen address.
+    pub emulator_bind: String,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// Emulator settings (fixture, TTLs).
+    pub emulator: EmulatorConfig,
+}
+
+impl StackOptions {
+    /// Both on free loopback ports, with a fresh database file under the system temp dir.
+    pub fn ephemeral() -> Self {
+        let database = std::env::temp_dir().join(format!("dingbridge-test-{}.db", uuid_like()));
+        Self {
+            bind: "127.0.0.1:0".into(),
+            emulator_bind: "127.0.0.1:0".into(),
+            database,
+            emulator: EmulatorConfig::default(),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A running stack. Dropping it stops dingbridge (the emulator stops with the runtime);
+/// [`Stack::stop`] stops both gracefully and deletes an ephemeral database.
+pub struct Stack {
+    /// dingbridge's base URL, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// The emulator.
+    pub emulator: RunningEmulator,
+    /// The database file.
+    pub database: PathBuf,
+    /// The configuration dingbridge runs with.
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// The dev-mode configuration for a dingbridge at `public_url` talking to the emulator at `emulator_url`.
+pub fn dev_config(public_url: &str, bind: &str, emulator_url: &str, database: &std::path::Path, emulator: &EmulatorConfig) -> anyhow::Result<Config> {
+    let app = emulator.fixture.apps.first().context("the emulator fixture has no app")?;
+    let mut config = Config::default();
+    config.mode = Mode::Dev;
+    config.bind = bind.to_owned();
+    config.public_url = public_url.to_owned();
+    config.database.url = format!("sqlite://{}", database.display());
+    config.dingtalk.login_base = emulator_url.to_owned();
+    config.dingtalk.api_base = emulator_url.to_owned();
+    config.dingtalk.oapi_base = emulator_url.to_owned();
+    config.dingtalk.app_key = Some(app.app_key.clone());
+    config.dingtalk.app_secret = Some(Secret::from(app.app_secret.as_str()));
+    config.dingtalk.agent_id = Some(app.agent_id);
+    config.dingtalk.corp_id = Some(emulator.fixture.corp.corp_id.clone());
+    config.api.service_tokens = vec![Secret::from(SERVICE_TOKEN)];
+    let problems = config.problems();
+    anyhow::ensure!(problems.is_empty(), "invalid sandbox configuration: {problems:?}");
+    Ok(config)
+}
+
+impl Stack {
+    /// Starts the emulator, then dingbridge in dev mode pointed at it.
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        let emulator = emulator::start(options.emulator.clone(), &options.emulator_bind).await?;
+        let listener = Listener::bind(&options.bind).await?;
+        let public_url = format!("http://{}", listener.local_addr());
+        let config = dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
+        let app = build(&config).await?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(app, listener, async move {
+            let _ = stop_rx.await;
+        }));
+        Ok(Self { base_url: public_url, emulator, database: options.database, config, stop: Some(stop_tx), server: Some(server) })
+    }
+
+    /// Stops dingbridge and the emulator gracefully.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.emulator.stop().await;
+    }
+
+    /// Stops everything and deletes the database files (for tests).
+    pub async fn stop_and_clean(self) {
+        let database = self.database.clone();
+        self.stop().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+        }
+    }
+}
