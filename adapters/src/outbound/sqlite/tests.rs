@@ -817,3 +817,57 @@ async fn a_relay_batch_with_corrupt_json_is_an_error_not_a_panic() -> TestResult
     assert!(matches!(again, Err(StoreError::Other(_))));
     Ok(())
 }
+
+// --- concurrency -------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_relay_inserts_of_one_key_create_it_once() -> TestResult {
+    let db = TempDb::new("relay-race");
+    let store = db.open().await?;
+    let users: Vec<UserId> = (0..120).map(|i| uid(&format!("user{i:03}"))).collect();
+    let record = relay_record("client-a", "msg-1", &Recipients::new(users, vec![])?);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, record) = (store.clone(), record.clone());
+            tokio::spawn(async move { store.insert_or_get(&record).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        let (stored, was_created) = task.await??;
+        assert_eq!(stored, record);
+        created += usize::from(was_created);
+    }
+    assert_eq!(created, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_upserts_of_one_person_keep_one_user() -> TestResult {
+    let db = TempDb::new("users-race");
+    let store = db.open().await?;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let person = profile("dingcorp", "union-1", "manager4220", &format!("name {i}"));
+                store.upsert(&person, &format!("user-{i}"), ts(i)).await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await??.id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    let all = store
+        .list(&ListUsers {
+            corp_id: None,
+            limit: 100,
+            offset: 0,
+        })
+        .await?;
+    assert_eq!(all.len(), 1);
+    Ok(())
+}
