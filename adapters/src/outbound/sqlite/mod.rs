@@ -1,1 +1,235 @@
 //! The stores on SQLite: diesel-async `SyncConnectionWrapper` + bb8, embedded migrations.
+//!
+//! [`SqliteStore`] implements every store port of `application::ports` on one
+//! SQLite file. Layout, so that a PostgreSQL sibling can share most of it:
+//!
+//! - `schema` (the `diesel::table!`s) and `rows` (row structs and their
+//!   conversions to and from domain types) use only types both backends have;
+//! - `stores` holds the port implementations, written with diesel's query DSL
+//!   only (`ON CONFLICT`, `RETURNING` and transactions exist on both);
+//! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
+//!   the pool, the migrations and the mapping of SQLite's errors.
+
+mod rows;
+mod schema;
+mod stores;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use application::ports::StoreError;
+use diesel::connection::SimpleConnection;
+use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, SqliteConnection};
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+
+/// The migrations under `adapters/migrations/sqlite`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Set on every connection: write-ahead log (readers never block the writer),
+/// wait up to 5 s for a lock instead of failing, enforce foreign keys, and
+/// fsync at checkpoints only (safe with WAL). `busy_timeout` goes first so the
+/// switch to WAL waits for other connections too.
+const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                       PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// How long a caller waits for a pooled connection before `Unavailable`.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An async connection to SQLite (each query runs on tokio's blocking pool).
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Every store port on one SQLite database, through a bb8 pool.
+///
+/// Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<Conn>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("SqliteStore")
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if missing) the database at `url`,
+    /// applies pending migrations, and builds a pool of at most
+    /// `max_connections` connections (at least 1).
+    ///
+    /// `url` is `sqlite://path/to/file.db` (`sqlite:///abs/file.db` for an
+    /// absolute path), `sqlite:path` or a plain path; a `?query` suffix is
+    /// ignored. In-memory databases are refused: each pooled connection would
+    /// see its own empty database.
+    ///
+    /// Errors: `Unavailable` when the file cannot be created or opened,
+    /// `Other` for a bad URL or a failed migration.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let path = prepare_database(url)?;
+        run_migrations(path.clone()).await?;
+
+        let mut config = ManagerConfig::<Conn>::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(|url| establish(url.to_owned()).boxed());
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
+        let pool = Pool::builder()
+            .max_size(max_connections.max(1))
+            .connection_timeout(CHECKOUT_TIMEOUT)
+            .build(manager)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite pool: {e}")))?;
+        tracing::debug!(url, max_connections, "SQLite store ready");
+        Ok(Self { pool })
+    }
+
+    /// A pooled connection; `Unavailable` when none is free in time or the
+    /// database cannot be opened.
+    async fn conn(&self) -> Result<PooledConnection<'_, Conn>, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// Applies pending migrations to the database at `url` (same URL forms as
+/// [`SqliteStore::connect`]), creating the file if missing. For the CLI's
+/// `dingbridge migrate`; [`SqliteStore::connect`] does this too.
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    let path = prepare_database(url)?;
+    run_migrations(path).await
+}
+
+/// The file path in `url` (see [`SqliteStore::connect`]).
+fn database_path(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path).trim();
+    if path.is_empty() {
+        return Err(StoreError::Other(format!("the SQLite URL {url:?} names no file")));
+    }
+    if path == ":memory:" || path.starts_with("file:") {
+        return Err(StoreError::Other(format!(
+            "the SQLite URL {url:?} is not supported: use a file path (an in-memory database is not shared between pooled connections)"
+        )));
+    }
+    Ok(path.to_owned())
+}
+
+/// Parses `url` and creates the file and its parent directory if missing.
+fn prepare_database(url: &str) -> Result<String, StoreError> {
+    let path = database_path(url)?;
+    let file = PathBuf::from(&path);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create the directory {}: {e}", dir.display())))?;
+    }
+    create_file(&file)?;
+    Ok(path)
+}
+
+fn create_file(file: &Path) -> Result<(), StoreError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite file {}: {e}", file.display())))
+}
+
+/// Opens one pooled connection and sets [`PRAGMAS`] on it.
+async fn establish(path: String) -> Result<Conn, ConnectionError> {
+    let mut conn = Conn::establish(&path).await?;
+    conn.batch_execute(PRAGMAS)
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// Applies pending migrations on a dedicated synchronous connection in
+/// `spawn_blocking`: this works on any tokio runtime, unlike
+/// `AsyncMigrationHarness`, whose `block_in_place` panics on a current-thread
+/// runtime (STACK-NOTES F4).
+async fn run_migrations(path: String) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let mut conn = SqliteConnection::establish(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite database {path}: {e}")))?;
+        conn.batch_execute(PRAGMAS)
+            .map_err(|e| db_error("set SQLite PRAGMAs", e))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| StoreError::Other(format!("SQLite migrations failed on {path}: {e}")))?;
+        for version in &applied {
+            tracing::info!(%version, database = %path, "applied SQLite migration");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| StoreError::Other(format!("the SQLite migration task failed: {e}")))?
+}
+
+/// A pool checkout failure: always `Unavailable`.
+fn pool_error(err: RunError) -> StoreError {
+    StoreError::Unavailable(format!("no SQLite connection: {err}"))
+}
+
+/// The unique constraints of the schema, as SQLite reports their columns,
+/// with the names PostgreSQL would give them (SQLite reports no names).
+const CONSTRAINTS: &[(&str, &str)] = &[
+    ("login_attempts.state_hash", "login_attempts_pkey"),
+    ("login_intents.state_hash", "login_intents_pkey"),
+    ("login_results.state_hash", "login_results_pkey"),
+    ("users.id", "users_pkey"),
+    ("users.corp_id, users.union_id", "users_corp_union_key"),
+    ("users.corp_id, users.userid", "users_corp_userid_key"),
+    ("sessions.token_hash", "sessions_pkey"),
+    ("messages.id", "messages_pkey"),
+    ("relay_messages.client_id, relay_messages.key", "relay_messages_pkey"),
+    (
+        "relay_batches.client_id, relay_batches.key, relay_batches.idx",
+        "relay_batches_pkey",
+    ),
+];
+
+/// Maps a diesel error: a unique violation → `Conflict` naming the
+/// constraint; a busy/locked database or a closed connection → `Unavailable`;
+/// anything else → `Other`. `context` says what was being done.
+fn db_error(context: &str, err: DieselError) -> StoreError {
+    match &err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            let message = info.message();
+            let columns = message.strip_prefix("UNIQUE constraint failed: ").unwrap_or(message);
+            let name = info
+                .constraint_name()
+                .or_else(|| {
+                    CONSTRAINTS
+                        .iter()
+                        .find(|(cols, _)| *cols == columns)
+                        .map(|(_, name)| *name)
+                })
+                .unwrap_or(columns);
+            StoreError::Conflict(format!("{name} ({context}: {message})"))
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            StoreError::Unavailable(format!("{context}: {}", info.message()))
+        }
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("database is locked") || info.message().contains("database is busy") =>
+        {
+            StoreError::Unavailable(format!("{context}: {}", info.message()))
+        }
+        _ => StoreError::Other(format!("{context}: {err}")),
+    }
+}

@@ -1,0 +1,454 @@
+//! Row structs of [`super::schema`] and their conversions to and from domain
+//! types, in one place. Nothing here is SQLite-specific (the derives are
+//! checked against both backends), so a PostgreSQL adapter on the same schema
+//! can reuse this module as it is.
+//!
+//! Reading a row back is fallible: a row that no longer parses into domain
+//! types gives `StoreError::Other("corrupt row ...")`, never a panic.
+
+use std::fmt::Display;
+
+use application::ports::{LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord, Session, StoreError};
+use diesel::prelude::*;
+use domain::{
+    Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients,
+    ReturnTo, TaskId, Timestamp, UnionId, User, UserId,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::schema::{
+    login_attempts, login_intents, login_results, messages, relay_batches, relay_messages, sessions, users,
+};
+
+/// `StoreError::Other` for a stored row that does not parse back.
+pub(crate) fn corrupt(table: &str, key: &str, what: impl Display) -> StoreError {
+    StoreError::Other(format!("corrupt row in {table} ({key}): {what}"))
+}
+
+/// Serializes a value for a JSON column.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("cannot serialize {what}: {e}")))
+}
+
+/// Parses a JSON column of the row `(table, key)`.
+fn from_json<T: DeserializeOwned>(table: &str, key: &str, column: &str, raw: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|e| corrupt(table, key, format_args!("{column}: {e}")))
+}
+
+fn parse_state(table: &str, key: &str, raw: &str) -> Result<MessageState, StoreError> {
+    MessageState::parse(raw).ok_or_else(|| corrupt(table, key, format_args!("state: unknown state {raw:?}")))
+}
+
+fn parse_corp(table: &str, key: &str, raw: &str) -> Result<CorpId, StoreError> {
+    CorpId::parse(raw).map_err(|e| corrupt(table, key, e))
+}
+
+fn parse_body(table: &str, key: &str, raw: &str) -> Result<MessageBody, StoreError> {
+    let json: serde_json::Value = from_json(table, key, "body", raw)?;
+    MessageBody::parse(&json).map_err(|e| corrupt(table, key, e))
+}
+
+/// A row of `login_attempts`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_attempts)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct LoginAttemptRow {
+    pub state_hash: String,
+    pub return_to: String,
+    pub expires_at: i64,
+}
+
+impl LoginAttemptRow {
+    pub fn from_domain(attempt: &LoginAttempt) -> Self {
+        Self {
+            state_hash: attempt.state_hash.clone(),
+            return_to: attempt.return_to.as_str().to_owned(),
+            expires_at: attempt.expires_at.as_millis(),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<LoginAttempt, StoreError> {
+        let return_to = ReturnTo::parse_or_root(Some(&self.return_to));
+        if return_to.as_str() != self.return_to {
+            return Err(corrupt(
+                "login_attempts",
+                &self.state_hash,
+                "return_to is not a safe relative path",
+            ));
+        }
+        Ok(LoginAttempt {
+            state_hash: self.state_hash,
+            return_to,
+            expires_at: Timestamp::from_millis(self.expires_at),
+        })
+    }
+}
+
+/// A row of `login_intents`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_intents)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct LoginIntentRow {
+    pub state_hash: String,
+    pub client_id: String,
+    pub complete_url: String,
+    pub corp_ids: String,
+    pub expires_at: i64,
+}
+
+impl LoginIntentRow {
+    pub fn from_domain(intent: &LoginIntent) -> Result<Self, StoreError> {
+        Ok(Self {
+            state_hash: intent.state_hash.clone(),
+            client_id: intent.client_id.clone(),
+            complete_url: intent.complete_url.clone(),
+            corp_ids: to_json(&intent.corp_ids, "login intent corp ids")?,
+            expires_at: intent.expires_at.as_millis(),
+        })
+    }
+
+    pub fn into_domain(self) -> Result<LoginIntent, StoreError> {
+        let corp_ids: Vec<CorpId> = from_json("login_intents", &self.state_hash, "corp_ids", &self.corp_ids)?;
+        Ok(LoginIntent {
+            state_hash: self.state_hash,
+            client_id: self.client_id,
+            complete_url: self.complete_url,
+            corp_ids,
+            expires_at: Timestamp::from_millis(self.expires_at),
+        })
+    }
+}
+
+/// A row of `login_results`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_results)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct LoginResultRow {
+    pub state_hash: String,
+    pub client_id: String,
+    pub outcome: String,
+    pub expires_at: i64,
+}
+
+impl LoginResultRow {
+    pub fn from_domain(
+        state_hash: &str,
+        client_id: &str,
+        outcome: &LoginOutcome,
+        expires_at: Timestamp,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            state_hash: state_hash.to_owned(),
+            client_id: client_id.to_owned(),
+            outcome: to_json(outcome, "login outcome")?,
+            expires_at: expires_at.as_millis(),
+        })
+    }
+
+    pub fn into_domain(self) -> Result<LoginOutcome, StoreError> {
+        from_json("login_results", &self.state_hash, "outcome", &self.outcome)
+    }
+}
+
+/// A row of `sessions`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct SessionRow {
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl SessionRow {
+    pub fn from_domain(session: &Session) -> Self {
+        Self {
+            token_hash: session.token_hash.clone(),
+            user_id: session.user_id.clone(),
+            created_at: session.created_at.as_millis(),
+            expires_at: session.expires_at.as_millis(),
+        }
+    }
+
+    pub fn into_domain(self) -> Session {
+        Session {
+            token_hash: self.token_hash,
+            user_id: self.user_id,
+            created_at: Timestamp::from_millis(self.created_at),
+            expires_at: Timestamp::from_millis(self.expires_at),
+        }
+    }
+}
+
+/// A row of `users`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    pub id: String,
+    pub corp_id: String,
+    pub union_id: String,
+    pub userid: String,
+    pub open_id: Option<String>,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub title: Option<String>,
+    pub org_email: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub dept_ids: String,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What an upsert of an existing user overwrites: every profile field and
+/// `updated_at` (a `None` clears the column), never `id` or `created_at`.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+#[diesel(treat_none_as_null = true)]
+pub(crate) struct UserChanges {
+    pub userid: String,
+    pub open_id: Option<String>,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub title: Option<String>,
+    pub org_email: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub dept_ids: String,
+    pub active: bool,
+    pub updated_at: i64,
+}
+
+impl UserRow {
+    /// The row a new user with this profile gets.
+    pub fn new_user(profile: &MemberProfile, id: &str, now: Timestamp) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: id.to_owned(),
+            corp_id: profile.corp_id.as_str().to_owned(),
+            union_id: profile.union_id.as_str().to_owned(),
+            userid: profile.userid.as_str().to_owned(),
+            open_id: profile.open_id.as_ref().map(|o| o.as_str().to_owned()),
+            name: profile.name.clone(),
+            avatar_url: profile.avatar_url.clone(),
+            title: profile.title.clone(),
+            org_email: profile.org_email.clone(),
+            email: profile.email.clone(),
+            mobile: profile.mobile.clone(),
+            dept_ids: to_json(&profile.dept_ids, "department ids")?,
+            active: profile.active,
+            created_at: now.as_millis(),
+            updated_at: now.as_millis(),
+        })
+    }
+
+    /// The changes an upsert applies to an existing row.
+    pub fn changes(&self) -> UserChanges {
+        UserChanges {
+            userid: self.userid.clone(),
+            open_id: self.open_id.clone(),
+            name: self.name.clone(),
+            avatar_url: self.avatar_url.clone(),
+            title: self.title.clone(),
+            org_email: self.org_email.clone(),
+            email: self.email.clone(),
+            mobile: self.mobile.clone(),
+            dept_ids: self.dept_ids.clone(),
+            active: self.active,
+            updated_at: self.updated_at,
+        }
+    }
+
+    pub fn into_domain(self) -> Result<User, StoreError> {
+        const T: &str = "users";
+        let key = self.id.as_str();
+        let open_id = match &self.open_id {
+            Some(raw) => Some(OpenId::parse(raw).map_err(|e| corrupt(T, key, e))?),
+            None => None,
+        };
+        let profile = MemberProfile {
+            corp_id: parse_corp(T, key, &self.corp_id)?,
+            union_id: UnionId::parse(&self.union_id).map_err(|e| corrupt(T, key, e))?,
+            userid: UserId::parse(&self.userid).map_err(|e| corrupt(T, key, e))?,
+            open_id,
+            name: self.name,
+            avatar_url: self.avatar_url,
+            title: self.title,
+            org_email: self.org_email,
+            email: self.email,
+            mobile: self.mobile,
+            dept_ids: from_json::<Vec<DeptId>>(T, key, "dept_ids", &self.dept_ids)?,
+            active: self.active,
+        };
+        Ok(User {
+            id: self.id,
+            profile,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+        })
+    }
+}
+
+/// A row of `messages`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub corp_id: String,
+    pub body: String,
+    pub user_ids: String,
+    pub dept_ids: String,
+    pub to_all: bool,
+    pub state: String,
+    pub task_ids: String,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl MessageRow {
+    pub fn from_domain(record: &MessageRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: record.id.clone(),
+            corp_id: record.corp_id.as_str().to_owned(),
+            body: to_json(record.body.as_json(), "message body")?,
+            user_ids: to_json(record.recipients.user_ids(), "user ids")?,
+            dept_ids: to_json(record.recipients.dept_ids(), "department ids")?,
+            to_all: record.recipients.to_all(),
+            state: record.state.as_str().to_owned(),
+            task_ids: to_json(&record.task_ids, "task ids")?,
+            error: record.error.clone(),
+            created_at: record.created_at.as_millis(),
+            updated_at: record.updated_at.as_millis(),
+        })
+    }
+
+    pub fn into_domain(self) -> Result<MessageRecord, StoreError> {
+        const T: &str = "messages";
+        let key = self.id.as_str();
+        let recipients = if self.to_all {
+            Recipients::everyone()
+        } else {
+            let user_ids: Vec<UserId> = from_json(T, key, "user_ids", &self.user_ids)?;
+            let dept_ids: Vec<DeptId> = from_json(T, key, "dept_ids", &self.dept_ids)?;
+            Recipients::new(user_ids, dept_ids).map_err(|e| corrupt(T, key, e))?
+        };
+        Ok(MessageRecord {
+            corp_id: parse_corp(T, key, &self.corp_id)?,
+            body: parse_body(T, key, &self.body)?,
+            recipients,
+            state: parse_state(T, key, &self.state)?,
+            task_ids: from_json::<Vec<TaskId>>(T, key, "task_ids", &self.task_ids)?,
+            error: self.error,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            id: self.id,
+        })
+    }
+}
+
+/// A row of `relay_messages`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = relay_messages)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct RelayMessageRow {
+    pub client_id: String,
+    pub key: String,
+    pub corp_id: String,
+    pub body: String,
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A row of `relay_batches`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = relay_batches)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct RelayBatchRow {
+    pub client_id: String,
+    pub key: String,
+    pub idx: i32,
+    pub user_ids: String,
+    pub dept_ids: String,
+    pub to_all: bool,
+    pub task_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Converts a 0-based batch index to the `idx` column.
+pub(crate) fn batch_idx(index: usize) -> Result<i32, StoreError> {
+    i32::try_from(index).map_err(|_| StoreError::Other(format!("batch index {index} is out of range")))
+}
+
+impl RelayMessageRow {
+    /// The message row and its batch rows.
+    pub fn from_domain(record: &RelayMessageRecord) -> Result<(Self, Vec<RelayBatchRow>), StoreError> {
+        let message = Self {
+            client_id: record.client_id.clone(),
+            key: record.key.clone(),
+            corp_id: record.corp_id.as_str().to_owned(),
+            body: to_json(record.body.as_json(), "message body")?,
+            state: record.state.as_str().to_owned(),
+            created_at: record.created_at.as_millis(),
+            updated_at: record.updated_at.as_millis(),
+        };
+        let batches = record
+            .batches
+            .iter()
+            .enumerate()
+            .map(|(index, b)| {
+                Ok(RelayBatchRow {
+                    client_id: record.client_id.clone(),
+                    key: record.key.clone(),
+                    idx: batch_idx(index)?,
+                    user_ids: to_json(b.batch.user_ids(), "user ids")?,
+                    dept_ids: to_json(b.batch.dept_ids(), "department ids")?,
+                    to_all: b.batch.to_all(),
+                    task_id: b.task_id.map(TaskId::get),
+                    error: b.error.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((message, batches))
+    }
+
+    /// Rebuilds the record from its message row and its batch rows (in `idx` order).
+    pub fn into_domain(self, batches: Vec<RelayBatchRow>) -> Result<RelayMessageRecord, StoreError> {
+        const T: &str = "relay_messages";
+        let key = format!("{}/{}", self.client_id, self.key);
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                let key = format!("{key}#{}", b.idx);
+                let user_ids: Vec<UserId> = from_json("relay_batches", &key, "user_ids", &b.user_ids)?;
+                let dept_ids: Vec<DeptId> = from_json("relay_batches", &key, "dept_ids", &b.dept_ids)?;
+                let batch = Batch::new(user_ids, dept_ids, b.to_all).map_err(|e| corrupt("relay_batches", &key, e))?;
+                let task_id = match b.task_id {
+                    Some(raw) => Some(TaskId::new(raw).map_err(|e| corrupt("relay_batches", &key, e))?),
+                    None => None,
+                };
+                Ok(BatchRecord {
+                    batch,
+                    task_id,
+                    error: b.error,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(RelayMessageRecord {
+            corp_id: parse_corp(T, &key, &self.corp_id)?,
+            body: parse_body(T, &key, &self.body)?,
+            batches,
+            state: parse_state(T, &key, &self.state)?,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            client_id: self.client_id,
+            key: self.key,
+        })
+    }
+}

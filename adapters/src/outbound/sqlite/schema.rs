@@ -1,0 +1,177 @@
+//! The diesel schema of `migrations/sqlite` (written by hand). It uses only
+//! types both SQLite and PostgreSQL have (`Text`, `BigInt`, `Integer`, `Bool`),
+//! so a PostgreSQL adapter with the same migrations can share it.
+
+diesel::table! {
+    /// Local side: logins in progress.
+    login_attempts (state_hash) {
+        /// SHA-256 hex of the `state`.
+        state_hash -> Text,
+        /// Relative path to return to.
+        return_to -> Text,
+        /// Epoch ms.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: logins a relay client started.
+    login_intents (state_hash) {
+        /// SHA-256 hex of the `state`.
+        state_hash -> Text,
+        /// The relay client.
+        client_id -> Text,
+        /// Where the browser goes after the callback.
+        complete_url -> Text,
+        /// JSON array of corp ids.
+        corp_ids -> Text,
+        /// Epoch ms.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: finished logins waiting for their relay client.
+    login_results (state_hash) {
+        /// SHA-256 hex of the `state`.
+        state_hash -> Text,
+        /// The relay client the result belongs to.
+        client_id -> Text,
+        /// JSON of `Result<MemberProfile, LoginFailure>`.
+        outcome -> Text,
+        /// Epoch ms.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Local side: users keyed by `(corp_id, union_id)`.
+    users (id) {
+        /// Local id.
+        id -> Text,
+        /// Corp id.
+        corp_id -> Text,
+        /// Union id.
+        union_id -> Text,
+        /// DingTalk userid within the corp.
+        userid -> Text,
+        /// Open id.
+        open_id -> Nullable<Text>,
+        /// Display name.
+        name -> Text,
+        /// Avatar URL.
+        avatar_url -> Nullable<Text>,
+        /// Job title.
+        title -> Nullable<Text>,
+        /// Enterprise mailbox.
+        org_email -> Nullable<Text>,
+        /// Email.
+        email -> Nullable<Text>,
+        /// Mobile.
+        mobile -> Nullable<Text>,
+        /// JSON array of department ids.
+        dept_ids -> Text,
+        /// Active in the org.
+        active -> Bool,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Local side: browser sessions.
+    sessions (token_hash) {
+        /// SHA-256 hex of the session token.
+        token_hash -> Text,
+        /// `users.id`.
+        user_id -> Text,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Local side: messages.
+    messages (id) {
+        /// Local message id.
+        id -> Text,
+        /// Corp id.
+        corp_id -> Text,
+        /// DingTalk's `msg` JSON.
+        body -> Text,
+        /// JSON array of userids.
+        user_ids -> Text,
+        /// JSON array of department ids.
+        dept_ids -> Text,
+        /// Sent to everyone.
+        to_all -> Bool,
+        /// `MessageState::as_str`.
+        state -> Text,
+        /// JSON array of task ids.
+        task_ids -> Text,
+        /// Why the message failed.
+        error -> Nullable<Text>,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: relayed messages keyed by `(client_id, key)`.
+    relay_messages (client_id, key) {
+        /// The relay client.
+        client_id -> Text,
+        /// The client's idempotency key.
+        key -> Text,
+        /// Corp id.
+        corp_id -> Text,
+        /// DingTalk's `msg` JSON.
+        body -> Text,
+        /// `MessageState::as_str`.
+        state -> Text,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: one row per `asyncsend_v2` call of a relayed message.
+    relay_batches (client_id, key, idx) {
+        /// The relay client.
+        client_id -> Text,
+        /// The client's idempotency key.
+        key -> Text,
+        /// 0-based batch index.
+        idx -> Integer,
+        /// JSON array of userids.
+        user_ids -> Text,
+        /// JSON array of department ids.
+        dept_ids -> Text,
+        /// `to_all_user`.
+        to_all -> Bool,
+        /// DingTalk task id once sent.
+        task_id -> Nullable<BigInt>,
+        /// DingTalk's refusal.
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    login_attempts,
+    login_intents,
+    login_results,
+    users,
+    sessions,
+    messages,
+    relay_messages,
+    relay_batches,
+);
