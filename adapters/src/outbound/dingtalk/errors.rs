@@ -1,0 +1,388 @@
+//! Decoding DingTalk responses and classifying failures into [`UpstreamError`]
+//! (API.md §0.2 v1.0 shape, §0.3 legacy shape, §G.2 classification).
+
+use application::ports::UpstreamError;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// How one HTTP exchange with DingTalk failed, before the token retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum CallError {
+    /// The access token was refused (API.md §G.2 "token invalid/expired" row):
+    /// the caller may drop its cached token, fetch a new one and retry once.
+    Token {
+        /// DingTalk's code (`errcode`/`sub_code` as a string, or the v1.0 `code`).
+        code: String,
+        /// DingTalk's message.
+        message: String,
+    },
+    /// Any other failure, already classified.
+    Upstream(UpstreamError),
+}
+
+impl From<UpstreamError> for CallError {
+    fn from(error: UpstreamError) -> Self {
+        Self::Upstream(error)
+    }
+}
+
+impl CallError {
+    /// The error to report when no (further) token refresh is possible.
+    pub(super) fn into_upstream(self) -> UpstreamError {
+        match self {
+            Self::Token { code, message } => UpstreamError::TokenRejected(format!("{code} {message}")),
+            Self::Upstream(error) => error,
+        }
+    }
+}
+
+/// Legacy errcodes meaning "bad or expired access token" (API.md §G.2).
+const LEGACY_TOKEN_CODES: [i64; 5] = [40014, 42001, 40001, 41001, 33001];
+/// `sub_code`s under errcode 88 meaning the same (API.md §0.3, §G.2): the
+/// token row plus 40000 "access_token is blank".
+const SUB_TOKEN_CODES: [i64; 6] = [40014, 40000, 42001, 40001, 41001, 33001];
+/// v1.0 `code`s meaning "bad or expired access token" (API.md §0.2, §G.2).
+const V1_TOKEN_CODES: [&str; 3] = [
+    "InvalidAuthentication",
+    "AuthenticationFailed.MissingParameter",
+    "accesstoken.expired",
+];
+
+/// Legacy throttling errcodes (API.md §G.1, §G.2). 90020 (monthly quota) is
+/// deliberately absent: it is not retryable this month, so it is `Rejected`.
+fn is_throttle_code(code: i64) -> bool {
+    matches!(code, 90001..=90014 | 90017 | 90018)
+}
+
+/// Legacy "system busy / system error" errcodes (API.md §G.2).
+fn is_busy_code(code: i64) -> bool {
+    matches!(code, -1 | 400001)
+}
+
+/// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (API.md §0.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Envelope {
+    pub errcode: i64,
+    pub errmsg: String,
+    pub sub_code: Option<String>,
+    pub sub_msg: Option<String>,
+}
+
+/// A JSON number, or a string holding one (tolerated although real captures are typed, API.md §0.3).
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A JSON string, or a number rendered as one.
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the legacy envelope; `None` when the body has no numeric `errcode`.
+pub(super) fn envelope(value: &Value) -> Option<Envelope> {
+    let errcode = as_i64(value.get("errcode")?)?;
+    let text = |key: &str| value.get(key).and_then(as_text);
+    Some(Envelope {
+        errcode,
+        errmsg: text("errmsg").unwrap_or_default(),
+        sub_code: text("sub_code").filter(|s| !s.is_empty()),
+        sub_msg: text("sub_msg"),
+    })
+}
+
+/// Classifies a legacy errcode ≠ 0 (API.md §0.3, §G.2). For errcode 88 the
+/// `sub_code` decides and becomes the reported code, with `sub_msg` as message.
+pub(super) fn classify_legacy(env: &Envelope) -> CallError {
+    let (code_text, message, numeric, token_codes): (String, String, Option<i64>, &[i64]) =
+        match (&env.sub_code, env.errcode) {
+            (Some(sub), 88) => (
+                sub.clone(),
+                env.sub_msg
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| env.errmsg.clone()),
+                sub.trim().parse().ok(),
+                &SUB_TOKEN_CODES,
+            ),
+            (_, code) => (code.to_string(), env.errmsg.clone(), Some(code), &LEGACY_TOKEN_CODES),
+        };
+    match numeric {
+        Some(code) if token_codes.contains(&code) => CallError::Token {
+            code: code_text,
+            message,
+        },
+        Some(code) if is_busy_code(code) => {
+            UpstreamError::Unavailable(format!("errcode {code_text}: {message}")).into()
+        }
+        Some(code) if is_throttle_code(code) => {
+            UpstreamError::Throttled(format!("errcode {code_text}: {message}")).into()
+        }
+        _ => UpstreamError::Rejected {
+            code: code_text,
+            message,
+        }
+        .into(),
+    }
+}
+
+/// Classifies a non-2xx HTTP answer (API.md §0.2, §G.2): 401 → token; 429 and
+/// 5xx → `Unavailable`; a non-JSON body → `Unavailable`; 400 with a token
+/// code → token; 403 `Forbidden.AccessDenied.Qps*`/`Qpm*` → `Throttled`;
+/// any other 4xx → `Rejected{code, message}`; anything else → `Unavailable`.
+pub(super) fn classify_http(status: StatusCode, body: &[u8]) -> CallError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
+    let field = |key: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(as_text)
+            .filter(|s| !s.is_empty())
+    };
+    let code = field("code");
+    let message = field("message").unwrap_or_default();
+    let status_u16 = status.as_u16();
+    let label = format!("HTTP {status_u16} {} {message}", code.as_deref().unwrap_or("-"));
+    if status == StatusCode::UNAUTHORIZED {
+        return CallError::Token {
+            code: code.unwrap_or_else(|| "401".to_owned()),
+            message,
+        };
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return UpstreamError::Unavailable(label.trim_end().to_owned()).into();
+    }
+    let Some(json) = parsed else {
+        return UpstreamError::Unavailable(format!("HTTP {status_u16} with a non-JSON body")).into();
+    };
+    if !status.is_client_error() {
+        return UpstreamError::Unavailable(format!("unexpected HTTP status {status_u16}")).into();
+    }
+    // A legacy-shaped error under a 4xx status (not documented, but classify it the legacy way).
+    if code.is_none()
+        && let Some(env) = envelope(&json)
+        && env.errcode != 0
+    {
+        return classify_legacy(&env);
+    }
+    let code = code.unwrap_or_else(|| status_u16.to_string());
+    if V1_TOKEN_CODES.contains(&code.as_str()) {
+        return CallError::Token { code, message };
+    }
+    if status == StatusCode::FORBIDDEN
+        && (code.starts_with("Forbidden.AccessDenied.Qps") || code.starts_with("Forbidden.AccessDenied.Qpm"))
+    {
+        return UpstreamError::Throttled(format!("{code} {message}").trim_end().to_owned()).into();
+    }
+    UpstreamError::Rejected { code, message }.into()
+}
+
+/// Parses a success body as JSON; anything else is `Unavailable`.
+fn json_body(body: &[u8]) -> Result<Value, CallError> {
+    serde_json::from_slice(body)
+        .map_err(|_| UpstreamError::Unavailable("the response body is not JSON".to_owned()).into())
+}
+
+/// Builds `T` from a JSON success body; a wrong shape is `Unavailable`.
+/// `detail` says whether serde's message (field names, never token values for
+/// our DTOs except on the token endpoint) may be included.
+fn shape<T: DeserializeOwned>(value: Value, detail: bool) -> Result<T, CallError> {
+    serde_json::from_value(value).map_err(|e| {
+        let message = if detail {
+            format!("unexpected response shape: {e}")
+        } else {
+            "unexpected response shape".to_owned()
+        };
+        UpstreamError::Unavailable(message).into()
+    })
+}
+
+/// Decodes a v1.0 answer (API.md §0.2): non-2xx → [`classify_http`]; a 2xx
+/// body carrying a legacy `errcode` ≠ 0 (e.g. an unknown path, §0.2 last
+/// bullet) → [`classify_legacy`]; otherwise `T`.
+pub(super) fn decode_v1<T: DeserializeOwned>(status: StatusCode, body: &[u8], detail: bool) -> Result<T, CallError> {
+    if !status.is_success() {
+        return Err(classify_http(status, body));
+    }
+    let value = json_body(body)?;
+    if let Some(env) = envelope(&value)
+        && env.errcode != 0
+    {
+        return Err(classify_legacy(&env));
+    }
+    shape(value, detail)
+}
+
+/// Decodes a legacy answer (API.md §0.3): non-2xx → [`classify_http`]; a body
+/// without a numeric `errcode` → `Unavailable`; `errcode` ≠ 0 →
+/// [`classify_legacy`]; otherwise `T` (extra fields ignored).
+pub(super) fn decode_legacy<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, CallError> {
+    if !status.is_success() {
+        return Err(classify_http(status, body));
+    }
+    let value = json_body(body)?;
+    match envelope(&value) {
+        None => Err(UpstreamError::Unavailable("the response has no errcode".to_owned()).into()),
+        Some(env) if env.errcode != 0 => Err(classify_legacy(&env)),
+        Some(_) => shape(value, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(body: &str) -> CallError {
+        match decode_legacy::<Value>(StatusCode::OK, body.as_bytes()) {
+            Ok(v) => UpstreamError::Rejected {
+                code: "ok".into(),
+                message: v.to_string(),
+            }
+            .into(),
+            Err(e) => e,
+        }
+    }
+
+    fn v1(status: u16, body: &str) -> CallError {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT);
+        match decode_v1::<Value>(status, body.as_bytes(), true) {
+            Ok(v) => UpstreamError::Rejected {
+                code: "ok".into(),
+                message: v.to_string(),
+            }
+            .into(),
+            Err(e) => e,
+        }
+    }
+
+    fn is_unavailable(e: &CallError) -> bool {
+        matches!(e, CallError::Upstream(UpstreamError::Unavailable(_)))
+    }
+
+    fn is_throttled(e: &CallError) -> bool {
+        matches!(e, CallError::Upstream(UpstreamError::Throttled(_)))
+    }
+
+    #[test]
+    fn legacy_token_codes_raw_and_wrapped() {
+        for body in [
+            r#"{"errcode":40014,"errmsg":"不合法的access_token"}"#,
+            r#"{"errcode":42001,"errmsg":"access_token超时"}"#,
+            r#"{"errcode":88,"sub_code":"40014","sub_msg":"不合法的access_token","errmsg":"ding talk error[subcode=40014,submsg=不合法的access_token]","request_id":"16l4ew3d47pdp"}"#,
+            r#"{"errcode":88,"sub_code":"40000","sub_msg":"access_token is blank","errmsg":"x"}"#,
+        ] {
+            assert!(matches!(legacy(body), CallError::Token { .. }), "{body}");
+        }
+    }
+
+    #[test]
+    fn legacy_busy_throttle_and_rejected() {
+        assert!(is_unavailable(&legacy(r#"{"errcode":-1,"errmsg":"系统繁忙"}"#)));
+        assert!(is_unavailable(&legacy(r#"{"errcode":400001,"errmsg":"系统错误"}"#)));
+        for code in [90018, 90002, 90001, 90005, 90007, 90014, 90017] {
+            assert!(
+                is_throttled(&legacy(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#))),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            legacy(r#"{"errcode":90020,"errmsg":"quota"}"#),
+            CallError::Upstream(UpstreamError::Rejected {
+                code: "90020".into(),
+                message: "quota".into()
+            })
+        );
+        assert_eq!(
+            legacy(r#"{"errcode":88,"sub_code":"60121","sub_msg":"找不到该用户","errmsg":"ding talk error"}"#),
+            CallError::Upstream(UpstreamError::Rejected {
+                code: "60121".into(),
+                message: "找不到该用户".into()
+            })
+        );
+        assert_eq!(
+            legacy(r#"{"errcode":"60121","errmsg":"找不到该用户"}"#),
+            CallError::Upstream(UpstreamError::Rejected {
+                code: "60121".into(),
+                message: "找不到该用户".into()
+            })
+        );
+    }
+
+    #[test]
+    fn legacy_without_errcode_or_json_is_unavailable() {
+        assert!(is_unavailable(&legacy(
+            r#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"xxx"}"#
+        )));
+        assert!(is_unavailable(&legacy("<html>blocked</html>")));
+        assert!(is_unavailable(&legacy("")));
+        assert!(is_unavailable(&legacy("[1,2]")));
+    }
+
+    #[test]
+    fn v1_classification() {
+        assert!(matches!(
+            v1(
+                400,
+                r#"{"code":"InvalidAuthentication","requestid":"x","message":"不合法的access_token"}"#
+            ),
+            CallError::Token { .. }
+        ));
+        assert!(matches!(
+            v1(400, r#"{"code":"AuthenticationFailed.MissingParameter","message":"m"}"#),
+            CallError::Token { .. }
+        ));
+        assert!(matches!(v1(401, ""), CallError::Token { .. }));
+        assert!(is_throttled(&v1(
+            403,
+            r#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"m"}"#
+        )));
+        assert!(is_throttled(&v1(
+            403,
+            r#"{"code":"Forbidden.AccessDenied.QpmLimitForAppkeyAndApi","message":"m"}"#
+        )));
+        assert_eq!(
+            v1(
+                403,
+                r#"{"code":"Forbidden.AccessDenied.AccessTokenPermissionDenied","message":"没有调用该接口的权限"}"#
+            ),
+            CallError::Upstream(UpstreamError::Rejected {
+                code: "Forbidden.AccessDenied.AccessTokenPermissionDenied".into(),
+                message: "没有调用该接口的权限".into()
+            })
+        );
+        for status in [500, 502, 503, 504, 429] {
+            assert!(
+                is_unavailable(&v1(status, r#"{"code":"serviceBusy","message":"m"}"#)),
+                "{status}"
+            );
+        }
+        assert!(is_unavailable(&v1(503, "Service Unavailable")));
+        assert!(is_unavailable(&v1(404, "<html>not found</html>")));
+        assert!(is_unavailable(&v1(200, "not json")));
+        assert!(is_unavailable(&v1(302, "{}")));
+        assert_eq!(
+            v1(200, r#"{"errcode":404,"errmsg":"请求的URI地址不存在"}"#),
+            CallError::Upstream(UpstreamError::Rejected {
+                code: "404".into(),
+                message: "请求的URI地址不存在".into()
+            })
+        );
+    }
+
+    #[test]
+    fn token_error_reports_as_token_rejected() {
+        let e = CallError::Token {
+            code: "40014".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(e.into_upstream(), UpstreamError::TokenRejected("40014 bad".into()));
+    }
+}

@@ -1,0 +1,139 @@
+//! [`Messenger`] for [`DingTalkClient`]: work notifications (API.md §D).
+
+use application::ports::{Messenger, MessengerError, UpstreamError};
+use async_trait::async_trait;
+use domain::{Batch, CorpId, DeptId, Forbidden, MessageBody, SendProgress, SendResult, TaskId, UserId};
+use serde_json::{Map, Value, json};
+
+use super::DingTalkClient;
+use super::wire::{AsyncSendResponse, Empty, ProgressResponse, SendResultResponse, SendResultWire, path};
+
+impl DingTalkClient {
+    fn check_messenger_corp(&self, corp_id: &CorpId) -> Result<(), MessengerError> {
+        if *corp_id == self.inner.config.corp_id {
+            Ok(())
+        } else {
+            Err(MessengerError::CorpNotServed(corp_id.clone()))
+        }
+    }
+}
+
+/// The `asyncsend_v2` body (API.md §D.1): `agent_id` as a number,
+/// `userid_list`/`dept_id_list` comma-joined and omitted when empty,
+/// `to_all_user` only when true, `msg` as a JSON object.
+fn send_body(agent_id: i64, batch: &Batch, body: &MessageBody) -> Value {
+    let mut map = Map::new();
+    map.insert("agent_id".to_owned(), json!(agent_id));
+    if !batch.user_ids().is_empty() {
+        let list: Vec<&str> = batch.user_ids().iter().map(UserId::as_str).collect();
+        map.insert("userid_list".to_owned(), Value::String(list.join(",")));
+    }
+    if !batch.dept_ids().is_empty() {
+        let list: Vec<String> = batch.dept_ids().iter().map(ToString::to_string).collect();
+        map.insert("dept_id_list".to_owned(), Value::String(list.join(",")));
+    }
+    if batch.to_all() {
+        map.insert("to_all_user".to_owned(), Value::Bool(true));
+    }
+    map.insert("msg".to_owned(), body.as_json().clone());
+    Value::Object(map)
+}
+
+/// Parses user ids DingTalk reported, skipping (and logging) any that are not valid ids.
+fn user_ids(list: Vec<String>, field: &'static str) -> Vec<UserId> {
+    list.into_iter()
+        .filter_map(|raw| {
+            let parsed = UserId::parse(&raw).ok();
+            if parsed.is_none() {
+                tracing::warn!(field, "getsendresult returned an invalid user id; skipped");
+            }
+            parsed
+        })
+        .collect()
+}
+
+/// Maps `send_result` (API.md §D.4). `forbidden_list` items become
+/// [`Forbidden`] (a numeric `code` is rendered as text); ids in
+/// `forbidden_user_id_list` without a `forbidden_list` item become
+/// `Forbidden` with code `""`.
+fn send_result(wire: SendResultWire) -> SendResult {
+    let mut forbidden: Vec<Forbidden> = Vec::new();
+    for item in wire.forbidden_list {
+        let code = match item.code {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        match UserId::parse(&item.userid) {
+            Ok(userid) if !forbidden.iter().any(|f| f.userid == userid) => forbidden.push(Forbidden { userid, code }),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("getsendresult returned a forbidden_list item without a valid userid; skipped"),
+        }
+    }
+    for userid in user_ids(wire.forbidden_user_id_list, "forbidden_user_id_list") {
+        if !forbidden.iter().any(|f| f.userid == userid) {
+            forbidden.push(Forbidden {
+                userid,
+                code: String::new(),
+            });
+        }
+    }
+    SendResult {
+        read: user_ids(wire.read_user_id_list, "read_user_id_list"),
+        unread: user_ids(wire.unread_user_id_list, "unread_user_id_list"),
+        failed: user_ids(wire.failed_user_id_list, "failed_user_id_list"),
+        forbidden,
+        invalid_users: user_ids(wire.invalid_user_id_list, "invalid_user_id_list"),
+        invalid_depts: wire
+            .invalid_dept_id_list
+            .into_iter()
+            .filter_map(|id| DeptId::new(id).ok())
+            .collect(),
+    }
+}
+
+#[async_trait]
+impl Messenger for DingTalkClient {
+    /// `POST /topapi/message/corpconversation/asyncsend_v2` (API.md §D.1) with
+    /// the configured `agent_id` → `task_id`. Errors: `CorpNotServed` for a
+    /// corp other than the configured one; `Upstream` otherwise (a missing or
+    /// non-positive `task_id` is `Unavailable`).
+    async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError> {
+        self.check_messenger_corp(corp_id)?;
+        let request = send_body(self.inner.config.agent_id.get(), batch, body);
+        let response: AsyncSendResponse = self.inner.oapi_post(path::ASYNC_SEND, &request).await?;
+        TaskId::new(response.task_id)
+            .map_err(|_| UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into())
+    }
+
+    /// `POST .../getsendprogress` `{agent_id, task_id}` (API.md §D.3) →
+    /// `percent` = `progress_in_percent` clamped to 0–100, `done` = `status == 2`.
+    async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
+        self.check_messenger_corp(corp_id)?;
+        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "task_id": task_id.get() });
+        let response: ProgressResponse = self.inner.oapi_post(path::SEND_PROGRESS, &request).await?;
+        let percent = u8::try_from(response.progress.progress_in_percent.clamp(0, 100)).unwrap_or(100);
+        Ok(SendProgress {
+            percent,
+            done: response.progress.status == 2,
+        })
+    }
+
+    /// `POST .../getsendresult` `{agent_id, task_id}` (API.md §D.4); absent
+    /// lists are empty; invalid ids are skipped (logged).
+    async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
+        self.check_messenger_corp(corp_id)?;
+        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "task_id": task_id.get() });
+        let response: SendResultResponse = self.inner.oapi_post(path::SEND_RESULT, &request).await?;
+        Ok(send_result(response.send_result))
+    }
+
+    /// `POST .../recall` `{agent_id, msg_task_id}` (API.md §D.5). After 24 h
+    /// DingTalk answers a permanent error (`Upstream(Rejected)`).
+    async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
+        self.check_messenger_corp(corp_id)?;
+        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "msg_task_id": task_id.get() });
+        let _: Empty = self.inner.oapi_post(path::RECALL, &request).await?;
+        Ok(())
+    }
+}
