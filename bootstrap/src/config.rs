@@ -236,7 +236,10 @@ impl Default for Config {
             mode: Mode::Dev,
             bind: "127.0.0.1:8080".into(),
             public_url: String::new(),
-            database: DatabaseConfig { url: String::new(), max_connections: 8 },
+            database: DatabaseConfig {
+                url: String::new(),
+                max_connections: 8,
+            },
             dingtalk: DingTalkSection {
                 login_base: "https://login.dingtalk.com".into(),
                 api_base: "https://api.dingtalk.com".into(),
@@ -248,8 +251,12 @@ impl Default for Config {
                 scope: "openid".into(),
                 timeout_secs: 10,
             },
-            api: ApiSection { service_tokens: Vec::new() },
-            session: SessionSection { ttl_secs: 7 * 24 * 3600 },
+            api: ApiSection {
+                service_tokens: Vec::new(),
+            },
+            session: SessionSection {
+                ttl_secs: 7 * 24 * 3600,
+            },
             seed: SeedAliases::default(),
         }
     }
@@ -295,12 +302,17 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError::Load(format!("config file {} does not exist", path.display())));
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file(PathBuf::from(DEFAULT_CONFIG_FILE))),
         }
-        let mut figment = figment.merge(seed_aliases()).merge(Env::prefixed("DINGBRIDGE_").split("__"));
+        let mut figment = figment
+            .merge(seed_aliases())
+            .merge(Env::prefixed("DINGBRIDGE_").split("__"));
         for (key, value) in overrides {
             figment = figment.merge((*key, value.as_str()));
         }
@@ -312,7 +324,11 @@ impl Config {
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         config.resolve();
         let problems = config.problems();
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// Fills derived values: the database URL from the seed aliases or the mode's default, and the public URL.
@@ -341,32 +357,55 @@ impl Config {
     /// Every problem, each naming its key.
     pub fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| problems.push(ConfigProblem { key: key.into(), message });
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                key: key.into(),
+                message,
+            })
+        };
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             problem("bind", format!("{:?} is not an address like 127.0.0.1:8080", self.bind));
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            problem("public_url", format!("{:?} must start with http:// or https://", self.public_url));
+            problem(
+                "public_url",
+                format!("{:?} must start with http:// or https://", self.public_url),
+            );
         }
         if !(1..=64).contains(&self.database.max_connections) {
             problem("database.max_connections", "must be between 1 and 64".into());
         }
         match self.mode {
             Mode::Dev | Mode::Cloud => {
-                if !(self.database.url.starts_with("sqlite:") || !self.database.url.contains("://")) {
-                    problem("database.url", format!("mode {} stores data in SQLite: use sqlite://path/to/file.db", self.mode));
+                if !self.database.url.starts_with("sqlite:") && self.database.url.contains("://") {
+                    problem(
+                        "database.url",
+                        format!("mode {} stores data in SQLite: use sqlite://path/to/file.db", self.mode),
+                    );
                 }
                 let d = &self.dingtalk;
                 let required = [
-                    ("dingtalk.app_key", d.app_key.as_deref().is_some_and(|s| !s.trim().is_empty())),
-                    ("dingtalk.app_secret", d.app_secret.as_ref().is_some_and(|s| !s.expose().trim().is_empty())),
+                    (
+                        "dingtalk.app_key",
+                        d.app_key.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                    ),
+                    (
+                        "dingtalk.app_secret",
+                        d.app_secret.as_ref().is_some_and(|s| !s.expose().trim().is_empty()),
+                    ),
                     ("dingtalk.agent_id", d.agent_id.is_some()),
-                    ("dingtalk.corp_id", d.corp_id.as_deref().is_some_and(|s| !s.trim().is_empty())),
+                    (
+                        "dingtalk.corp_id",
+                        d.corp_id.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                    ),
                 ];
                 for (key, present) in required {
                     if !present {
                         let env = format!("DINGBRIDGE_{}", key.to_ascii_uppercase().replace('.', "__"));
-                        problem(key, format!("is required in mode {} (set it in dingbridge.toml or {env})", self.mode));
+                        problem(
+                            key,
+                            format!("is required in mode {} (set it in dingbridge.toml or {env})", self.mode),
+                        );
                     }
                 }
                 if let Some(agent_id) = d.agent_id
@@ -380,7 +419,11 @@ impl Config {
                 {
                     problem("dingtalk.corp_id", e.message);
                 }
-                for (key, url) in [("dingtalk.login_base", &d.login_base), ("dingtalk.api_base", &d.api_base), ("dingtalk.oapi_base", &d.oapi_base)] {
+                for (key, url) in [
+                    ("dingtalk.login_base", &d.login_base),
+                    ("dingtalk.api_base", &d.api_base),
+                    ("dingtalk.oapi_base", &d.oapi_base),
+                ] {
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         problem(key, format!("{url:?} must be an http(s) URL"));
                     }
@@ -389,18 +432,27 @@ impl Config {
                     problem("dingtalk.timeout_secs", "must be between 1 and 120 seconds".into());
                 }
                 if !d.scope.split(' ').any(|s| s == "openid") {
-                    problem("dingtalk.scope", "must include openid (\"openid\" or \"openid corpid\")".into());
+                    problem(
+                        "dingtalk.scope",
+                        "must include openid (\"openid\" or \"openid corpid\")".into(),
+                    );
                 }
             }
             Mode::Local => {
                 if self.database.url.is_empty() {
-                    problem("database.url", "is required in mode local (PostgreSQL; seed alias DATABASE_URL)".into());
+                    problem(
+                        "database.url",
+                        "is required in mode local (PostgreSQL; seed alias DATABASE_URL)".into(),
+                    );
                 }
             }
         }
         for (i, token) in self.api.service_tokens.iter().enumerate() {
             if token.expose().len() < 16 {
-                problem(&format!("api.service_tokens[{i}]"), "must be at least 16 characters".into());
+                problem(
+                    &format!("api.service_tokens[{i}]"),
+                    "must be at least 16 characters".into(),
+                );
             }
         }
         if !(60..=90 * 24 * 3600).contains(&self.session.ttl_secs) {

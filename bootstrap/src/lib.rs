@@ -17,8 +17,8 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::{Context, bail};
 use application::ports::{
-    Clock, CloudGateway, IdentityProvider, ListUsers, LoginAttemptStore, LoginIntentStore, LoginResultStore,
-    Messenger, RandomSource, RelayClient, UserRepository,
+    Clock, CloudGateway, IdentityProvider, ListUsers, LoginAttemptStore, LoginIntentStore, LoginResultStore, Messenger,
+    RandomSource, RelayClient, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
@@ -28,7 +28,7 @@ use application::usecases::local::{
     CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, SendMessage, StartLogin,
 };
 use domain::{AgentId, CorpId};
-use salvo::conn::{Acceptor, TcpListener};
+use salvo::conn::{Acceptor, Listener as _, TcpListener};
 use salvo::prelude::*;
 use tracing::{info, warn};
 
@@ -48,7 +48,10 @@ pub struct Listener {
 impl Listener {
     /// Binds `addr` (e.g. `127.0.0.1:0`). Errors when the address is taken or invalid.
     pub async fn bind(addr: &str) -> anyhow::Result<Self> {
-        let acceptor = TcpListener::new(addr.to_owned()).try_bind().await.with_context(|| format!("could not listen on {addr}"))?;
+        let acceptor = TcpListener::new(addr.to_owned())
+            .try_bind()
+            .await
+            .with_context(|| format!("could not listen on {addr}"))?;
         let addr = acceptor
             .holdings()
             .first()
@@ -65,7 +68,11 @@ impl Listener {
 
 fn dingtalk_config(config: &Config) -> anyhow::Result<DingTalkConfig> {
     let d = &config.dingtalk;
-    let secret = d.app_secret.as_ref().context("dingtalk.app_secret is required")?.to_secret_string();
+    let secret = d
+        .app_secret
+        .as_ref()
+        .context("dingtalk.app_secret is required")?
+        .to_secret_string();
     let mut dt = DingTalkConfig::new(
         d.app_key.clone().context("dingtalk.app_key is required")?,
         secret,
@@ -114,7 +121,9 @@ impl PurgeJob {
             self.results.purge_expired(now).await,
         );
         match purged {
-            (Ok(a), Ok(i), Ok(r)) if a + i + r > 0 => info!(attempts = a, intents = i, results = r, "purged expired logins"),
+            (Ok(a), Ok(i), Ok(r)) if a + i + r > 0 => {
+                info!(attempts = a, intents = i, results = r, "purged expired logins")
+            }
             (Ok(_), Ok(_), Ok(_)) => {}
             (a, i, r) => warn!(?a, ?i, ?r, "purging expired logins failed"),
         }
@@ -128,7 +137,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     match config.mode {
         Mode::Dev => build_dev(config).await,
         Mode::Cloud | Mode::Local => {
-            bail!("mode {} is not available in this build yet; use --mode dev", config.mode)
+            bail!(
+                "mode {} is not available in this build yet; use --mode dev",
+                config.mode
+            )
         }
     }
 }
@@ -150,19 +162,34 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let public = &config.public_url;
 
     let cloud = CloudUseCases {
-        create_intent: CreateLoginIntent::new(store.clone(), idp.clone(), clock.clone(), format!("{public}/auth/dingtalk/callback")),
+        create_intent: CreateLoginIntent::new(
+            store.clone(),
+            idp.clone(),
+            clock.clone(),
+            format!("{public}/auth/dingtalk/callback"),
+        ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
         send: RelaySend::new(store.clone(), messenger.clone(), clock.clone()),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger, clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
     };
-    let client = RelayClient { id: "dev".into(), corp_ids: vec![corp_id.clone()], complete_url_origins: vec![public.clone()] };
+    let client = RelayClient {
+        id: "dev".into(),
+        corp_ids: vec![corp_id.clone()],
+        complete_url_origins: vec![public.clone()],
+    };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
     let users: Arc<dyn UserRepository> = store.clone();
 
     let local = Arc::new(LocalHttp {
-        start_login: StartLogin::new(store.clone(), gateway.clone(), random.clone(), clock.clone(), format!("{public}/auth/dingtalk/complete")),
+        start_login: StartLogin::new(
+            store.clone(),
+            gateway.clone(),
+            random.clone(),
+            clock.clone(),
+            format!("{public}/auth/dingtalk/complete"),
+        ),
         complete_login: CompleteLogin::new(
             store.clone(),
             gateway.clone(),
@@ -176,31 +203,59 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         logout: Logout::new(store.clone()),
         list_users: ListUsersQuery::new(users.clone()),
         get_user: GetUser::new(users.clone()),
-        send_message: SendMessage::new(users.clone(), store.clone(), gateway.clone(), random, clock.clone(), Some(corp_id)),
+        send_message: SendMessage::new(
+            users.clone(),
+            store.clone(),
+            gateway.clone(),
+            random,
+            clock.clone(),
+            Some(corp_id),
+        ),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock.clone()),
-        service_tokens: config.api.service_tokens.iter().map(config::Secret::to_secret_string).collect(),
-        cookies: CookieSettings { secure: public.starts_with("https://"), session_ttl_secs: config.session.ttl_secs },
+        service_tokens: config
+            .api
+            .service_tokens
+            .iter()
+            .map(config::Secret::to_secret_string)
+            .collect(),
+        cookies: CookieSettings {
+            secure: public.starts_with("https://"),
+            session_ttl_secs: config.session.ttl_secs,
+        },
     });
-    let cloud_http = Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    let cloud_http = Arc::new(CloudHttp {
+        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()),
+    });
     let db_check: ReadinessCheck = {
         let users = users.clone();
         Arc::new(move || {
             let users = users.clone();
             Box::pin(async move {
                 users
-                    .list(&ListUsers { corp_id: None, limit: 1, offset: 0 })
+                    .list(&ListUsers {
+                        corp_id: None,
+                        limit: 1,
+                        offset: 0,
+                    })
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             })
         })
     };
-    let probes = Arc::new(Probes { checks: vec![("database", db_check)] });
+    let probes = Arc::new(Probes {
+        checks: vec![("database", db_check)],
+    });
     let router = http::dev_router(local, cloud_http, probes);
     Ok(App {
         router,
-        purge: Some(PurgeJob { attempts: store.clone(), intents: store.clone(), results: store, clock }),
+        purge: Some(PurgeJob {
+            attempts: store.clone(),
+            intents: store.clone(),
+            results: store,
+            clock,
+        }),
     })
 }
 

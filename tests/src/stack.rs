@@ -61,12 +61,24 @@ pub struct Stack {
 }
 
 /// The dev-mode configuration for a dingbridge at `public_url` talking to the emulator at `emulator_url`.
-pub fn dev_config(public_url: &str, bind: &str, emulator_url: &str, database: &std::path::Path, emulator: &EmulatorConfig) -> anyhow::Result<Config> {
-    let app = emulator.fixture.apps.first().context("the emulator fixture has no app")?;
-    let mut config = Config::default();
-    config.mode = Mode::Dev;
-    config.bind = bind.to_owned();
-    config.public_url = public_url.to_owned();
+pub fn dev_config(
+    public_url: &str,
+    bind: &str,
+    emulator_url: &str,
+    database: &std::path::Path,
+    emulator: &EmulatorConfig,
+) -> anyhow::Result<Config> {
+    let app = emulator
+        .fixture
+        .apps
+        .first()
+        .context("the emulator fixture has no app")?;
+    let mut config = Config {
+        mode: Mode::Dev,
+        bind: bind.to_owned(),
+        public_url: public_url.to_owned(),
+        ..Config::default()
+    };
     config.database.url = format!("sqlite://{}", database.display());
     config.dingtalk.login_base = emulator_url.to_owned();
     config.dingtalk.api_base = emulator_url.to_owned();
@@ -87,13 +99,26 @@ impl Stack {
         let emulator = emulator::start(options.emulator.clone(), &options.emulator_bind).await?;
         let listener = Listener::bind(&options.bind).await?;
         let public_url = format!("http://{}", listener.local_addr());
-        let config = dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
+        let config = dev_config(
+            &public_url,
+            &options.bind,
+            &emulator.base_url(),
+            &options.database,
+            &options.emulator,
+        )?;
         let app = build(&config).await?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(app, listener, async move {
             let _ = stop_rx.await;
         }));
-        Ok(Self { base_url: public_url, emulator, database: options.database, config, stop: Some(stop_tx), server: Some(server) })
+        Ok(Self {
+            base_url: public_url,
+            emulator,
+            database: options.database,
+            config,
+            stop: Some(stop_tx),
+            server: Some(server),
+        })
     }
 
     /// Stops dingbridge and the emulator gracefully.

@@ -110,7 +110,11 @@ pub struct SendMessageInput {
     pub body: serde_json::Value,
 }
 
-fn indexed<T>(field: &str, items: &[T], parse: impl Fn(&T) -> Result<UserId, ValidationError>) -> Result<Vec<UserId>, ValidationError> {
+fn indexed<T>(
+    field: &str,
+    items: &[T],
+    parse: impl Fn(&T) -> Result<UserId, ValidationError>,
+) -> Result<Vec<UserId>, ValidationError> {
     items
         .iter()
         .enumerate()
@@ -130,7 +134,8 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                DeptId::new(*d).map_err(|e| ValidationError::new(format!("recipients.dept_ids[{i}]"), e.code, e.message))
+                DeptId::new(*d)
+                    .map_err(|e| ValidationError::new(format!("recipients.dept_ids[{i}]"), e.code, e.message))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let user_ids = input.recipients.user_ids.iter().map(|s| s.trim().to_owned()).collect();
@@ -254,7 +259,11 @@ impl From<MessageView> for MessageView2 {
                         RecipientOutcome::InvalidUser => ("invalid_user", None),
                         RecipientOutcome::Pending => ("pending", None),
                     };
-                    RecipientView { userid: userid.to_string(), outcome: outcome.to_owned(), code }
+                    RecipientView {
+                        userid: userid.to_string(),
+                        outcome: outcome.to_owned(),
+                        code,
+                    }
                 })
                 .collect(),
             invalid_dept_ids: report.invalid_depts.iter().map(|d| d.get()).collect(),
@@ -267,11 +276,19 @@ impl From<MessageView> for MessageView2 {
 pub fn validation_problems(errors: &validator::ValidationErrors, prefix: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             validator::ValidationErrorsKind::Field(list) => {
                 for e in list {
-                    let message = e.message.as_ref().map(|m| format!("{path}: {m}")).unwrap_or_else(|| format!("{path} is invalid"));
+                    let message = e
+                        .message
+                        .as_ref()
+                        .map(|m| format!("{path}: {m}"))
+                        .unwrap_or_else(|| format!("{path} is invalid"));
                     out.push((path.clone(), e.code.to_string(), message));
                 }
             }
@@ -292,7 +309,10 @@ mod tests {
 
     #[test]
     fn rfc3339_renders_utc_millis() {
-        assert_eq!(rfc3339(Timestamp::from_millis(1_445_827_045_067)), "2015-10-26T02:37:25.067Z");
+        assert_eq!(
+            rfc3339(Timestamp::from_millis(1_445_827_045_067)),
+            "2015-10-26T02:37:25.067Z"
+        );
     }
 
     #[test]
@@ -310,10 +330,17 @@ mod tests {
     fn validator_errors_become_dotted_paths() {
         let input = SendMessageInput {
             corp_id: None,
-            recipients: RecipientsInput { dept_ids: (1..=21).collect(), ..RecipientsInput::default() },
+            recipients: RecipientsInput {
+                dept_ids: (1..=21).collect(),
+                ..RecipientsInput::default()
+            },
             body: serde_json::json!({}),
         };
-        let problems = input.validate().err().map(|e| validation_problems(&e, "")).unwrap_or_default();
+        let problems = input
+            .validate()
+            .err()
+            .map(|e| validation_problems(&e, ""))
+            .unwrap_or_default();
         assert_eq!(problems.first().map(|p| p.0.as_str()), Some("recipients.dept_ids"));
     }
 }

@@ -57,12 +57,23 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no field map.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { code: code.to_owned(), message: message.into(), fields: BTreeMap::new() } }
+        Self {
+            status,
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                fields: BTreeMap::new(),
+            },
+        }
     }
 
     /// 400 `malformed_json`.
     pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the request body is not valid JSON: {detail}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the request body is not valid JSON: {detail}"),
+        )
     }
 
     /// 401 `unauthorized` (service token missing or wrong).
@@ -86,17 +97,27 @@ impl ApiError {
 
     /// 422 `validation_failed` for several fields (`(field, code, message)`).
     pub fn fields(problems: Vec<(String, String, String)>) -> Self {
-        let message = problems.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        let message = problems
+            .iter()
+            .map(|(_, _, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
         let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
-        error.body.fields =
-            problems.into_iter().map(|(field, code, message)| (field, FieldProblem { code, message })).collect();
+        error.body.fields = problems
+            .into_iter()
+            .map(|(field, code, message)| (field, FieldProblem { code, message }))
+            .collect();
         error
     }
 
     /// 500 `internal`; `detail` is logged, not returned.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; see the server log",
+        )
     }
 
     fn unavailable(detail: impl std::fmt::Display) -> Self {
@@ -112,9 +133,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(detail) => {
-                Self::new(StatusCode::CONFLICT, "conflict", format!("the request conflicts with stored data: {detail}"))
-            }
+            StoreError::Conflict(detail) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the request conflicts with stored data: {detail}"),
+            ),
             StoreError::Unavailable(detail) => Self::unavailable(detail),
             StoreError::Other(detail) => Self::internal(detail),
         }
@@ -154,7 +177,9 @@ impl From<LoginError> for ApiError {
                 )
             }
             LoginError::Unavailable(detail) => Self::unavailable(detail),
-            LoginError::NotSignedIn => Self::new(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in with DingTalk first"),
+            LoginError::NotSignedIn => {
+                Self::new(StatusCode::UNAUTHORIZED, "not_signed_in", "sign in with DingTalk first")
+            }
             LoginError::Store(store) => store.into(),
         }
     }
@@ -196,9 +221,11 @@ impl From<CloudError> for ApiError {
                 "idempotency_key_reused",
                 "this idempotency key was already used with a different message",
             ),
-            CloudError::NotMember => {
-                Self::new(StatusCode::NOT_FOUND, "not_member", "the person is not a member of the corp")
-            }
+            CloudError::NotMember => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_member",
+                "the person is not a member of the corp",
+            ),
             CloudError::Unavailable(detail) => Self::unavailable(detail),
             CloudError::Rejected(detail) => Self::new(StatusCode::BAD_GATEWAY, "upstream_refused", detail),
             CloudError::Store(store) => store.into(),

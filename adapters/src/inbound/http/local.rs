@@ -71,7 +71,10 @@ pub struct LocalHttp {
 }
 
 fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
-    depot.get_typed::<Arc<LocalHttp>>().cloned().map_err(|_| ApiError::internal("local state missing from depot"))
+    depot
+        .get_typed::<Arc<LocalHttp>>()
+        .cloned()
+        .map_err(|_| ApiError::internal("local state missing from depot"))
 }
 
 /// The local routes.
@@ -82,11 +85,19 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
         .push(Router::with_path("auth/dingtalk/login").get(login))
         .push(Router::with_path("auth/dingtalk/complete").get(complete))
         .push(Router::with_path("auth/logout").post(logout))
-        .push(Router::with_path("api/me").get(me).push(Router::with_path("messages").post(me_message)))
+        .push(
+            Router::with_path("api/me")
+                .get(me)
+                .push(Router::with_path("messages").post(me_message)),
+        )
         .push(
             Router::with_path("api")
                 .hoop(require_service_token)
-                .push(Router::with_path("users").get(list_users).push(Router::with_path("{id}").get(get_user)))
+                .push(
+                    Router::with_path("users")
+                        .get(list_users)
+                        .push(Router::with_path("{id}").get(get_user)),
+                )
                 .push(
                     Router::with_path("messages").post(send_message).push(
                         Router::with_path("{id}")
@@ -170,7 +181,11 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let query_state = req.query::<String>("state");
     let cookie_state = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
     clear_login_cookie(res, local.cookies.secure);
-    match local.complete_login.execute(query_state.as_deref(), cookie_state.as_deref()).await {
+    match local
+        .complete_login
+        .execute(query_state.as_deref(), cookie_state.as_deref())
+        .await
+    {
         Ok(signed_in) => {
             res.add_cookie(cookie(
                 SESSION_COOKIE,
@@ -214,7 +229,9 @@ async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<
 /// 413 when larger, 400 `malformed_json` for invalid JSON, 422 `validation_failed` for a JSON
 /// value of the wrong shape (unknown or missing fields, wrong types).
 async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
-    let is_json = req.content_type().is_some_and(|m| m.essence_str() == "application/json");
+    let is_json = req
+        .content_type()
+        .is_some_and(|m| m.essence_str() == "application/json");
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -222,24 +239,31 @@ async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError
             "send the body as JSON with Content-Type: application/json",
         ));
     }
-    let bytes = req.payload_with_max_size(MAX_BODY_BYTES).await.map_err(|err| match err {
-        ParseError::PayloadTooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        ),
-        other => ApiError::malformed_json(other),
-    })?;
+    let bytes = req
+        .payload_with_max_size(MAX_BODY_BYTES)
+        .await
+        .map_err(|err| match err {
+            ParseError::PayloadTooLarge => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            ),
+            other => ApiError::malformed_json(other),
+        })?;
     serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::fields(vec![("body".to_owned(), "invalid".to_owned(), format!("request body: {err}"))])
-        }
+        serde_json::error::Category::Data => ApiError::fields(vec![(
+            "body".to_owned(),
+            "invalid".to_owned(),
+            format!("request body: {err}"),
+        )]),
         _ => ApiError::malformed_json(err),
     })
 }
 
 fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
-    input.validate().map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
+    input
+        .validate()
+        .map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
     Ok(input)
 }
 
@@ -275,10 +299,9 @@ async fn require_service_token(req: &mut Request, depot: &mut Depot, res: &mut R
     let accepted = match state(depot) {
         Ok(local) => {
             !presented.is_empty()
-                && local
-                    .service_tokens
-                    .iter()
-                    .fold(false, |ok, t| ok | bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
+                && local.service_tokens.iter().fold(false, |ok, t| {
+                    ok | bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
+                })
         }
         Err(_) => false,
     };
@@ -304,7 +327,11 @@ async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
         req.query::<String>(name)
             .map(|raw| {
                 raw.parse::<u32>().map_err(|_| {
-                    ApiError::fields(vec![(name.to_owned(), "invalid".to_owned(), format!("{name} must be a whole number ≥ 0"))])
+                    ApiError::fields(vec![(
+                        name.to_owned(),
+                        "invalid".to_owned(),
+                        format!("{name} must be a whole number ≥ 0"),
+                    )])
                 })
             })
             .transpose()

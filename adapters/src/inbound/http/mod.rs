@@ -18,8 +18,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use salvo::prelude::*;
-use salvo_oapi::endpoint;
 use salvo_oapi::OpenApi;
+use salvo_oapi::endpoint;
 use salvo_oapi::swagger_ui::SwaggerUi;
 use serde::Serialize;
 
@@ -50,7 +50,10 @@ struct HealthBody {
 /// Liveness: the process is up and serving HTTP.
 #[endpoint(tags("health"))]
 async fn healthz() -> Json<HealthBody> {
-    Json(HealthBody { status: "ok", failed: None })
+    Json(HealthBody {
+        status: "ok",
+        failed: None,
+    })
 }
 
 /// Readiness: storage (and other dependencies) reachable. 503 otherwise.
@@ -61,11 +64,17 @@ async fn readyz(depot: &mut Depot, res: &mut Response) {
         if let Err(reason) = check().await {
             tracing::warn!(check = name, %reason, "not ready");
             res.status_code(StatusCode::SERVICE_UNAVAILABLE);
-            res.render(Json(HealthBody { status: "unavailable", failed: Some((*name).to_owned()) }));
+            res.render(Json(HealthBody {
+                status: "unavailable",
+                failed: Some((*name).to_owned()),
+            }));
             return;
         }
     }
-    res.render(Json(HealthBody { status: "ok", failed: None }));
+    res.render(Json(HealthBody {
+        status: "ok",
+        failed: None,
+    }));
 }
 
 fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
