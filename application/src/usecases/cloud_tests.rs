@@ -207,8 +207,14 @@ fn url_under_the_origin_with_a_path_is_inside() {
 #[test]
 fn look_alike_prefix_is_outside() {
     assert!(!url_in_origins("https://app.example.evil", &origins(&[ORIGIN])));
-    assert!(!url_in_origins("https://app.example.evil/complete", &origins(&[ORIGIN])));
-    assert!(!url_in_origins("https://app.example@evil.example/", &origins(&[ORIGIN])));
+    assert!(!url_in_origins(
+        "https://app.example.evil/complete",
+        &origins(&[ORIGIN])
+    ));
+    assert!(!url_in_origins(
+        "https://app.example@evil.example/",
+        &origins(&[ORIGIN])
+    ));
     assert!(!url_in_origins("https://app.example:8443/x", &origins(&[ORIGIN])));
     assert!(!url_in_origins("http://app.example/x", &origins(&[ORIGIN])));
 }
@@ -299,7 +305,10 @@ async fn create_intent_outside_the_origins_is_forbidden_and_stores_nothing() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, CloudError::Forbidden(ref msg) if msg.contains(CLIENT_ID)), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Forbidden(ref msg) if msg.contains(CLIENT_ID)),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -464,7 +473,12 @@ async fn callback_with_error_stores_consent_denied_and_redirects() -> Result<(),
         error: "access_denied".to_owned(),
     };
     // `error` wins even when a code is present; DingTalk is never called.
-    expect_failure_stored(MockIdentityProvider::new(), query(Some(CODE), Some("access_denied")), failure).await
+    expect_failure_stored(
+        MockIdentityProvider::new(),
+        query(Some(CODE), Some("access_denied")),
+        failure,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -478,7 +492,12 @@ async fn callback_error_is_truncated_to_200_characters() -> Result<(), CloudErro
 
 #[tokio::test]
 async fn callback_without_code_stores_invalid_code() -> Result<(), CloudError> {
-    expect_failure_stored(MockIdentityProvider::new(), query(None, None), LoginFailure::InvalidCode).await
+    expect_failure_stored(
+        MockIdentityProvider::new(),
+        query(None, None),
+        LoginFailure::InvalidCode,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -504,8 +523,7 @@ async fn callback_exchange_upstream_failure_stores_provider_unavailable() -> Res
 }
 
 #[tokio::test]
-async fn callback_identity_of_a_corp_outside_the_intent_stores_not_member_without_lookup() -> Result<(), CloudError>
-{
+async fn callback_identity_of_a_corp_outside_the_intent_stores_not_member_without_lookup() -> Result<(), CloudError> {
     let mut idp = idp_exchanging(Ok(identity(Some(corp_c()))));
     idp.expect_find_userid().never();
     idp.expect_get_member().never();
@@ -841,7 +859,10 @@ async fn relay_send_for_a_corp_outside_the_client_is_forbidden_and_stores_nothin
         .await
         .unwrap_err();
 
-    assert!(matches!(err, CloudError::Forbidden(ref msg) if msg.contains("dingcorpc")), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Forbidden(ref msg) if msg.contains("dingcorpc")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -960,7 +981,13 @@ async fn relay_send_rejected_batch_records_the_error_and_fails_the_message() -> 
     let mut messages = MockRelayMessageStore::new();
     let mut messenger = MockMessenger::new();
     expect_insert_or_get(&mut messages, 150, fresh_record(150), true);
-    expect_send(&mut messenger, &mut seq, 150, 0, Err(MessengerError::Upstream(rejected())));
+    expect_send(
+        &mut messenger,
+        &mut seq,
+        150,
+        0,
+        Err(MessengerError::Upstream(rejected())),
+    );
     expect_record_batch(&mut messages, &mut seq, 0, None, Some("40035: bad request"));
     expect_send(&mut messenger, &mut seq, 150, 1, Ok(task(12)));
     expect_record_batch(&mut messages, &mut seq, 1, Some(task(12)), None);
@@ -984,7 +1011,13 @@ async fn relay_send_unavailable_batch_stops_and_keeps_earlier_task_ids() {
     expect_insert_or_get(&mut messages, 250, fresh_record(250), true);
     expect_send(&mut messenger, &mut seq, 250, 0, Ok(task(11)));
     expect_record_batch(&mut messages, &mut seq, 0, Some(task(11)), None);
-    expect_send(&mut messenger, &mut seq, 250, 1, Err(MessengerError::Upstream(unavailable())));
+    expect_send(
+        &mut messenger,
+        &mut seq,
+        250,
+        1,
+        Err(MessengerError::Upstream(unavailable())),
+    );
     // Batch 2 is never attempted, and the state is left `accepted` for a retry.
     messages.expect_set_state().never();
 
@@ -993,7 +1026,10 @@ async fn relay_send_unavailable_batch_stops_and_keeps_earlier_task_ids() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, CloudError::Unavailable(ref msg) if msg.contains("timeout")), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Unavailable(ref msg) if msg.contains("timeout")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -1227,7 +1263,10 @@ async fn relay_recall_unknown_key_is_not_found() {
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
+    let err = relay_recall(messages, messenger)
+        .execute(&client(), KEY)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, CloudError::NotFound), "{err:?}");
 }
@@ -1235,18 +1274,21 @@ async fn relay_recall_unknown_key_is_not_found() {
 #[tokio::test]
 async fn relay_recall_after_24_hours_is_rejected_without_calling_dingtalk() {
     let mut messages = MockRelayMessageStore::new();
-    let record = created_ago(
-        stored_record(1, &[Some(11)], MessageState::Sent),
-        RECALL_WINDOW_MS + 1,
-    );
+    let record = created_ago(stored_record(1, &[Some(11)], MessageState::Sent), RECALL_WINDOW_MS + 1);
     expect_get(&mut messages, Some(record));
     messages.expect_set_state().never();
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
+    let err = relay_recall(messages, messenger)
+        .execute(&client(), KEY)
+        .await
+        .unwrap_err();
 
-    assert!(matches!(err, CloudError::Rejected(ref msg) if msg.contains("24 hours")), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Rejected(ref msg) if msg.contains("24 hours")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -1276,9 +1318,15 @@ async fn relay_recall_of_a_message_without_tasks_is_rejected() {
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
+    let err = relay_recall(messages, messenger)
+        .execute(&client(), KEY)
+        .await
+        .unwrap_err();
 
-    assert!(matches!(err, CloudError::Rejected(ref msg) if msg.contains("not been sent")), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Rejected(ref msg) if msg.contains("not been sent")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -1287,7 +1335,11 @@ async fn relay_recall_recalls_every_task_and_marks_the_message_recalled() -> Res
     let mut messages = MockRelayMessageStore::new();
     expect_get(
         &mut messages,
-        Some(stored_record(250, &[Some(11), Some(12), Some(13)], MessageState::Completed)),
+        Some(stored_record(
+            250,
+            &[Some(11), Some(12), Some(13)],
+            MessageState::Completed,
+        )),
     );
     expect_set_state(&mut messages, MessageState::Recalled);
     let mut messenger = MockMessenger::new();
@@ -1337,7 +1389,10 @@ async fn relay_recall_refused_by_dingtalk_is_rejected_and_not_marked() {
         .times(1)
         .returning(|_, _| Err(MessengerError::Upstream(rejected())));
 
-    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
+    let err = relay_recall(messages, messenger)
+        .execute(&client(), KEY)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, CloudError::Rejected(_)), "{err:?}");
 }
@@ -1434,9 +1489,11 @@ async fn fetch_member_get_member_not_member_maps_to_not_member() {
 #[tokio::test]
 async fn fetch_member_upstream_failure_maps_to_unavailable() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(IdentityError::Upstream(UpstreamError::TokenRejected("40014".to_owned()))));
+    idp.expect_get_member().times(1).returning(|_, _| {
+        Err(IdentityError::Upstream(UpstreamError::TokenRejected(
+            "40014".to_owned(),
+        )))
+    });
 
     let err = FetchMember::new(Arc::new(idp))
         .execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220")))
@@ -1477,7 +1534,10 @@ fn upstream_rejected_becomes_rejected_with_code_and_message() {
 #[test]
 fn messenger_corp_not_served_becomes_forbidden() {
     let err = CloudError::from(MessengerError::CorpNotServed(corp_c()));
-    assert!(matches!(err, CloudError::Forbidden(ref m) if m.contains("dingcorpc")), "{err:?}");
+    assert!(
+        matches!(err, CloudError::Forbidden(ref m) if m.contains("dingcorpc")),
+        "{err:?}"
+    );
 }
 
 #[test]

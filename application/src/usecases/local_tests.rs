@@ -192,7 +192,10 @@ async fn start_login_gateway_unavailable_is_unavailable() {
     .await
     .unwrap_err();
 
-    assert!(matches!(err, LoginError::Unavailable(ref m) if m == "connect refused"), "{err:?}");
+    assert!(
+        matches!(err, LoginError::Unavailable(ref m) if m == "connect refused"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -314,7 +317,13 @@ async fn complete_login_without_query_state_is_invalid() {
 #[tokio::test]
 async fn complete_login_with_a_malformed_query_state_is_invalid() {
     let cookie = state();
-    complete_invalid(never_taken(), Some("short"), Some(cookie.expose()), "missing or malformed").await;
+    complete_invalid(
+        never_taken(),
+        Some("short"),
+        Some(cookie.expose()),
+        "missing or malformed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -326,14 +335,26 @@ async fn complete_login_without_cookie_is_invalid() {
 #[tokio::test]
 async fn complete_login_with_a_malformed_cookie_is_invalid() {
     let query = state();
-    complete_invalid(never_taken(), Some(query.expose()), Some("garbage"), "cookie is malformed").await;
+    complete_invalid(
+        never_taken(),
+        Some(query.expose()),
+        Some("garbage"),
+        "cookie is malformed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn complete_login_with_a_cookie_for_another_login_is_invalid() {
     let query = state();
     let other = LoginState::from_random_bytes(&[4; 32]);
-    complete_invalid(never_taken(), Some(query.expose()), Some(other.expose()), "cookie mismatch").await;
+    complete_invalid(
+        never_taken(),
+        Some(query.expose()),
+        Some(other.expose()),
+        "cookie mismatch",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -341,7 +362,13 @@ async fn complete_login_with_an_unknown_attempt_is_invalid() {
     let mut mocks = LoginMocks::untouched().taking(None);
     mocks.gateway.expect_take_login_result().never();
     let s = state();
-    complete_invalid(mocks, Some(s.expose()), Some(s.expose()), "unknown, expired or already used").await;
+    complete_invalid(
+        mocks,
+        Some(s.expose()),
+        Some(s.expose()),
+        "unknown, expired or already used",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -350,7 +377,13 @@ async fn complete_login_result_not_found_on_the_cloud_is_invalid() {
         .taking(Some(attempt()))
         .result(Err(GatewayError::NotFound));
     let s = state();
-    complete_invalid(mocks, Some(s.expose()), Some(s.expose()), "unknown, expired or already used").await;
+    complete_invalid(
+        mocks,
+        Some(s.expose()),
+        Some(s.expose()),
+        "unknown, expired or already used",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -360,7 +393,11 @@ async fn complete_login_cloud_unavailable_is_unavailable() {
         .result(Err(GatewayError::Unavailable("502".to_owned())));
     let s = state();
 
-    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, LoginError::Unavailable(ref m) if m == "502"), "{err:?}");
 }
@@ -372,9 +409,16 @@ async fn complete_login_other_cloud_refusal_is_refused() {
         .result(Err(GatewayError::Forbidden("bad credentials".to_owned())));
     let s = state();
 
-    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
 
-    assert!(matches!(err, LoginError::Refused(ref m) if m.contains("bad credentials")), "{err:?}");
+    assert!(
+        matches!(err, LoginError::Refused(ref m) if m.contains("bad credentials")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -384,7 +428,11 @@ async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
         .result(Ok(Err(LoginFailure::NotMember)));
     let s = state();
 
-    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, LoginError::Failed(LoginFailure::NotMember)), "{err:?}");
 }
@@ -399,7 +447,11 @@ fn signing_in(stored: User) -> LoginMocks {
     }
     .taking(Some(attempt()))
     .result(Ok(Ok(member.clone())));
-    mocks.random.expect_new_id().times(1).return_const(NEW_USER_ID.to_owned());
+    mocks
+        .random
+        .expect_new_id()
+        .times(1)
+        .return_const(NEW_USER_ID.to_owned());
     mocks.random.expect_bytes32().times(1).return_const(TOKEN_BYTES);
     mocks
         .users
@@ -459,7 +511,11 @@ async fn complete_login_session_store_error_propagates() {
     mocks.sessions.expect_insert().times(1).returning(|_| Err(store_down()));
     let s = state();
 
-    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, LoginError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -547,9 +603,12 @@ async fn current_user_whose_user_is_gone_is_not_signed_in() {
 #[tokio::test]
 async fn current_user_returns_the_sessions_user() -> Result<(), LoginError> {
     let stored = user("u-1", corp_a(), "manager4220");
-    let found = current_user(sessions_finding(Some(session())), users_finding("u-1", Some(stored.clone())))
-        .execute(Some(token().expose()))
-        .await?;
+    let found = current_user(
+        sessions_finding(Some(session())),
+        users_finding("u-1", Some(stored.clone())),
+    )
+    .execute(Some(token().expose()))
+    .await?;
     assert_eq!(found, stored);
     Ok(())
 }
@@ -1301,7 +1360,10 @@ async fn recall_message_not_sent_is_rejected() {
         .execute(MSG_ID)
         .await
         .unwrap_err();
-    assert!(matches!(err, MessageError::Rejected(ref m) if m.contains("not been sent")), "{err:?}");
+    assert!(
+        matches!(err, MessageError::Rejected(ref m) if m.contains("not been sent")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -1330,7 +1392,10 @@ async fn recall_message_cloud_refusal_is_rejected_and_not_stored() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, MessageError::Rejected(ref m) if m.contains("older than 24 h")), "{err:?}");
+    assert!(
+        matches!(err, MessageError::Rejected(ref m) if m.contains("older than 24 h")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -1344,7 +1409,10 @@ async fn recall_message_cloud_unavailable_is_unavailable() {
         .await
         .unwrap_err();
 
-    assert!(matches!(err, MessageError::Unavailable(ref m) if m == "timeout"), "{err:?}");
+    assert!(
+        matches!(err, MessageError::Unavailable(ref m) if m == "timeout"),
+        "{err:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
