@@ -3,3 +3,10 @@
 pub mod cloud;
 pub mod in_process;
 pub mod local;
+
+#[cfg(test)]
+mod cloud_tests;
+#[cfg(test)]
+mod in_process_tests;
+#[cfg(test)]
+mod local_tests;

@@ -1,0 +1,1444 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Unit tests of the local use cases, with strict mockall expectations: every
+//! port call a branch makes is expected `.times(1)` with its arguments checked,
+//! and a port a branch must not touch has no expectation (a call would panic).
+
+use std::sync::Arc;
+
+use domain::{
+    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody, MessageState,
+    Recipients, ReturnTo, SessionToken, TaskId, Timestamp, UnionId, User, UserId,
+};
+
+use super::local::{
+    CompleteLogin, CurrentUser, GetUser, ListUsersQuery, LoginError, Logout, MessageError, MessageStatus,
+    RecallMessage, SendMessage, SendMessageCommand, StartLogin,
+};
+use crate::ports::{
+    GatewayError, ListUsers, LoginOutcome, MessageRecord, MockClock, MockCloudGateway, MockLoginAttemptStore,
+    MockMessageStore, MockRandomSource, MockSessionStore, MockUserRepository, RelayReceipt, RelaySendRequest, Session,
+    StoreError,
+};
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+const NOW_MS: i64 = 1_750_000_000_000;
+const COMPLETE_URL: &str = "https://local.example/auth/dingtalk/complete";
+const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?state=x";
+const SESSION_TTL_SECS: i64 = 3600;
+const STATE_BYTES: [u8; 32] = [3; 32];
+const TOKEN_BYTES: [u8; 32] = [5; 32];
+const NEW_USER_ID: &str = "0197-new-user";
+const MSG_ID: &str = "0197-msg";
+
+fn now() -> Timestamp {
+    Timestamp::from_millis(NOW_MS)
+}
+
+fn clock() -> Arc<MockClock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(now());
+    Arc::new(clock)
+}
+
+fn corp(raw: &str) -> CorpId {
+    CorpId::parse(raw).unwrap()
+}
+
+fn corp_a() -> CorpId {
+    corp("dingcorpa")
+}
+
+fn corp_b() -> CorpId {
+    corp("dingcorpb")
+}
+
+fn uid(raw: &str) -> UserId {
+    UserId::parse(raw).unwrap()
+}
+
+fn task(n: i64) -> TaskId {
+    TaskId::new(n).unwrap()
+}
+
+fn state() -> LoginState {
+    LoginState::from_random_bytes(&STATE_BYTES)
+}
+
+fn token() -> SessionToken {
+    SessionToken::from_random_bytes(&TOKEN_BYTES)
+}
+
+fn text(content: &str) -> MessageBody {
+    MessageBody::text(content).unwrap()
+}
+
+fn profile(corp_id: CorpId, userid: &str) -> MemberProfile {
+    MemberProfile {
+        corp_id,
+        union_id: UnionId::parse(&format!("union-{userid}")).unwrap(),
+        userid: uid(userid),
+        open_id: None,
+        name: format!("Name of {userid}"),
+        avatar_url: None,
+        title: None,
+        org_email: None,
+        email: None,
+        mobile: None,
+        dept_ids: vec![],
+        active: true,
+    }
+}
+
+fn user(id: &str, corp_id: CorpId, userid: &str) -> User {
+    User {
+        id: id.to_owned(),
+        profile: profile(corp_id, userid),
+        created_at: Timestamp::from_millis(NOW_MS - 1000),
+        updated_at: now(),
+    }
+}
+
+fn random_bytes(bytes: [u8; 32]) -> MockRandomSource {
+    let mut random = MockRandomSource::new();
+    random.expect_bytes32().times(1).return_const(bytes);
+    random
+}
+
+fn store_down() -> StoreError {
+    StoreError::Unavailable("pool timed out".to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// StartLogin
+// ---------------------------------------------------------------------------
+
+fn start_login(attempts: MockLoginAttemptStore, gateway: MockCloudGateway) -> StartLogin {
+    StartLogin::new(
+        Arc::new(attempts),
+        Arc::new(gateway),
+        Arc::new(random_bytes(STATE_BYTES)),
+        clock(),
+        COMPLETE_URL.to_owned(),
+    )
+}
+
+fn attempts_inserting(return_to: &str) -> MockLoginAttemptStore {
+    let expected = LoginAttempt {
+        state_hash: state().hash(),
+        return_to: ReturnTo::parse_or_root(Some(return_to)),
+        expires_at: now().plus_secs(600),
+    };
+    assert_eq!(expected.return_to.as_str(), return_to);
+    let mut attempts = MockLoginAttemptStore::new();
+    attempts
+        .expect_insert()
+        .withf(move |a| *a == expected)
+        .times(1)
+        .returning(|_| Ok(()));
+    attempts
+}
+
+fn gateway_starting(answer: Result<String, GatewayError>) -> MockCloudGateway {
+    let mut gateway = MockCloudGateway::new();
+    gateway
+        .expect_start_login()
+        .withf(|s, url| *s == state() && url == COMPLETE_URL)
+        .times(1)
+        .returning(move |_, _| answer.clone());
+    gateway
+}
+
+#[tokio::test]
+async fn start_login_stores_the_attempt_and_returns_the_authorize_url() -> Result<(), LoginError> {
+    let (state, url) = start_login(
+        attempts_inserting("/inbox?tab=1"),
+        gateway_starting(Ok(AUTHORIZE_URL.to_owned())),
+    )
+    .execute(Some("/inbox?tab=1"))
+    .await?;
+
+    assert_eq!(state, self::state());
+    assert_eq!(url, AUTHORIZE_URL);
+    Ok(())
+}
+
+#[tokio::test]
+async fn start_login_sanitises_an_absolute_return_to() -> Result<(), LoginError> {
+    // attempts_inserting("/") expects the stored return_to to be `/`.
+    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
+        .execute(Some("https://evil.example/"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn start_login_without_return_to_uses_root() -> Result<(), LoginError> {
+    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
+        .execute(None)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn start_login_gateway_unavailable_is_unavailable() {
+    let err = start_login(
+        attempts_inserting("/"),
+        gateway_starting(Err(GatewayError::Unavailable("connect refused".to_owned()))),
+    )
+    .execute(None)
+    .await
+    .unwrap_err();
+
+    assert!(
+        matches!(err, LoginError::Unavailable(ref m) if m == "connect refused"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn start_login_gateway_forbidden_is_refused() {
+    let err = start_login(
+        attempts_inserting("/"),
+        gateway_starting(Err(GatewayError::Forbidden("complete_url outside origins".to_owned()))),
+    )
+    .execute(None)
+    .await
+    .unwrap_err();
+
+    assert!(
+        matches!(err, LoginError::Refused(ref m) if m.contains("complete_url outside origins")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn start_login_store_error_propagates_without_calling_the_cloud() {
+    let mut attempts = MockLoginAttemptStore::new();
+    attempts.expect_insert().times(1).returning(|_| Err(store_down()));
+    let mut gateway = MockCloudGateway::new();
+    gateway.expect_start_login().never();
+
+    let err = start_login(attempts, gateway).execute(None).await.unwrap_err();
+
+    assert!(matches!(err, LoginError::Store(StoreError::Unavailable(_))), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------
+// CompleteLogin
+// ---------------------------------------------------------------------------
+
+struct LoginMocks {
+    attempts: MockLoginAttemptStore,
+    gateway: MockCloudGateway,
+    users: MockUserRepository,
+    sessions: MockSessionStore,
+    random: MockRandomSource,
+}
+
+impl LoginMocks {
+    /// Mocks where users and sessions must never be touched.
+    fn untouched() -> Self {
+        let mut users = MockUserRepository::new();
+        users.expect_upsert().never();
+        let mut sessions = MockSessionStore::new();
+        sessions.expect_insert().never();
+        Self {
+            attempts: MockLoginAttemptStore::new(),
+            gateway: MockCloudGateway::new(),
+            users,
+            sessions,
+            random: MockRandomSource::new(),
+        }
+    }
+
+    /// `take` expected once for `state()` at `now()`.
+    fn taking(mut self, found: Option<LoginAttempt>) -> Self {
+        let hash = state().hash();
+        self.attempts
+            .expect_take()
+            .withf(move |h, at| h == hash && *at == now())
+            .times(1)
+            .returning(move |_, _| Ok(found.clone()));
+        self
+    }
+
+    /// `take_login_result` expected once for `state()`.
+    fn result(mut self, answer: Result<LoginOutcome, GatewayError>) -> Self {
+        self.gateway
+            .expect_take_login_result()
+            .withf(|s| *s == state())
+            .times(1)
+            .returning(move |_| answer.clone());
+        self
+    }
+
+    fn build(self) -> CompleteLogin {
+        CompleteLogin::new(
+            Arc::new(self.attempts),
+            Arc::new(self.gateway),
+            Arc::new(self.users),
+            Arc::new(self.sessions),
+            Arc::new(self.random),
+            clock(),
+            SESSION_TTL_SECS,
+        )
+    }
+}
+
+fn attempt() -> LoginAttempt {
+    LoginAttempt {
+        state_hash: state().hash(),
+        return_to: ReturnTo::parse_or_root(Some("/inbox")),
+        expires_at: now().plus_secs(600),
+    }
+}
+
+async fn complete_invalid(mocks: LoginMocks, query: Option<&str>, cookie: Option<&str>, why: &str) {
+    let err = mocks.build().execute(query, cookie).await.unwrap_err();
+    assert!(matches!(err, LoginError::InvalidState(m) if m.contains(why)), "{err:?}");
+}
+
+fn never_taken() -> LoginMocks {
+    let mut mocks = LoginMocks::untouched();
+    mocks.attempts.expect_take().never();
+    mocks.gateway.expect_take_login_result().never();
+    mocks
+}
+
+#[tokio::test]
+async fn complete_login_without_query_state_is_invalid() {
+    let cookie = state();
+    complete_invalid(never_taken(), None, Some(cookie.expose()), "missing or malformed").await;
+}
+
+#[tokio::test]
+async fn complete_login_with_a_malformed_query_state_is_invalid() {
+    let cookie = state();
+    complete_invalid(
+        never_taken(),
+        Some("short"),
+        Some(cookie.expose()),
+        "missing or malformed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn complete_login_without_cookie_is_invalid() {
+    let query = state();
+    complete_invalid(never_taken(), Some(query.expose()), None, "no login cookie").await;
+}
+
+#[tokio::test]
+async fn complete_login_with_a_malformed_cookie_is_invalid() {
+    let query = state();
+    complete_invalid(
+        never_taken(),
+        Some(query.expose()),
+        Some("garbage"),
+        "cookie is malformed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn complete_login_with_a_cookie_for_another_login_is_invalid() {
+    let query = state();
+    let other = LoginState::from_random_bytes(&[4; 32]);
+    complete_invalid(
+        never_taken(),
+        Some(query.expose()),
+        Some(other.expose()),
+        "cookie mismatch",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn complete_login_with_an_unknown_attempt_is_invalid() {
+    let mut mocks = LoginMocks::untouched().taking(None);
+    mocks.gateway.expect_take_login_result().never();
+    let s = state();
+    complete_invalid(
+        mocks,
+        Some(s.expose()),
+        Some(s.expose()),
+        "unknown, expired or already used",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn complete_login_result_not_found_on_the_cloud_is_invalid() {
+    let mocks = LoginMocks::untouched()
+        .taking(Some(attempt()))
+        .result(Err(GatewayError::NotFound));
+    let s = state();
+    complete_invalid(
+        mocks,
+        Some(s.expose()),
+        Some(s.expose()),
+        "unknown, expired or already used",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn complete_login_cloud_unavailable_is_unavailable() {
+    let mocks = LoginMocks::untouched()
+        .taking(Some(attempt()))
+        .result(Err(GatewayError::Unavailable("502".to_owned())));
+    let s = state();
+
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, LoginError::Unavailable(ref m) if m == "502"), "{err:?}");
+}
+
+#[tokio::test]
+async fn complete_login_other_cloud_refusal_is_refused() {
+    let mocks = LoginMocks::untouched()
+        .taking(Some(attempt()))
+        .result(Err(GatewayError::Forbidden("bad credentials".to_owned())));
+    let s = state();
+
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, LoginError::Refused(ref m) if m.contains("bad credentials")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
+    let mocks = LoginMocks::untouched()
+        .taking(Some(attempt()))
+        .result(Ok(Err(LoginFailure::NotMember)));
+    let s = state();
+
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, LoginError::Failed(LoginFailure::NotMember)), "{err:?}");
+}
+
+/// Mocks for a login that gets as far as storing the user, who comes back as `stored`.
+fn signing_in(stored: User) -> LoginMocks {
+    let member = profile(corp_a(), "manager4220");
+    let mut mocks = LoginMocks {
+        users: MockUserRepository::new(),
+        sessions: MockSessionStore::new(),
+        ..LoginMocks::untouched()
+    }
+    .taking(Some(attempt()))
+    .result(Ok(Ok(member.clone())));
+    mocks
+        .random
+        .expect_new_id()
+        .times(1)
+        .return_const(NEW_USER_ID.to_owned());
+    mocks.random.expect_bytes32().times(1).return_const(TOKEN_BYTES);
+    mocks
+        .users
+        .expect_upsert()
+        .withf(move |p, id, at| *p == member && id == NEW_USER_ID && *at == now())
+        .times(1)
+        .returning(move |_, _, _| Ok(stored.clone()));
+    mocks
+}
+
+fn expect_session(mocks: &mut LoginMocks, user_id: &str) {
+    let expected = Session {
+        token_hash: token().hash(),
+        user_id: user_id.to_owned(),
+        created_at: now(),
+        expires_at: now().plus_secs(SESSION_TTL_SECS),
+    };
+    mocks
+        .sessions
+        .expect_insert()
+        .withf(move |s| *s == expected)
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+#[tokio::test]
+async fn complete_login_success_stores_the_user_and_opens_a_session() -> Result<(), LoginError> {
+    let stored = user(NEW_USER_ID, corp_a(), "manager4220");
+    let mut mocks = signing_in(stored.clone());
+    expect_session(&mut mocks, NEW_USER_ID);
+    let s = state();
+
+    let signed_in = mocks.build().execute(Some(s.expose()), Some(s.expose())).await?;
+
+    assert_eq!(signed_in.token, token());
+    assert_eq!(signed_in.return_to.as_str(), "/inbox");
+    assert_eq!(signed_in.user, stored);
+    Ok(())
+}
+
+#[tokio::test]
+async fn complete_login_of_a_known_user_opens_the_session_for_the_stored_id() -> Result<(), LoginError> {
+    let stored = user("0190-existing", corp_a(), "manager4220");
+    let mut mocks = signing_in(stored.clone());
+    expect_session(&mut mocks, "0190-existing");
+    let s = state();
+
+    let signed_in = mocks.build().execute(Some(s.expose()), Some(s.expose())).await?;
+
+    assert_eq!(signed_in.user.id, "0190-existing");
+    Ok(())
+}
+
+#[tokio::test]
+async fn complete_login_session_store_error_propagates() {
+    let mut mocks = signing_in(user(NEW_USER_ID, corp_a(), "manager4220"));
+    mocks.sessions.expect_insert().times(1).returning(|_| Err(store_down()));
+    let s = state();
+
+    let err = mocks
+        .build()
+        .execute(Some(s.expose()), Some(s.expose()))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, LoginError::Store(StoreError::Unavailable(_))), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------
+// CurrentUser / Logout
+// ---------------------------------------------------------------------------
+
+fn current_user(sessions: MockSessionStore, users: MockUserRepository) -> CurrentUser {
+    CurrentUser::new(Arc::new(sessions), Arc::new(users), clock())
+}
+
+fn sessions_finding(found: Option<Session>) -> MockSessionStore {
+    let hash = token().hash();
+    let mut sessions = MockSessionStore::new();
+    sessions
+        .expect_find()
+        .withf(move |h, at| h == hash && *at == now())
+        .times(1)
+        .returning(move |_, _| Ok(found.clone()));
+    sessions
+}
+
+fn session() -> Session {
+    Session {
+        token_hash: token().hash(),
+        user_id: "u-1".to_owned(),
+        created_at: now(),
+        expires_at: now().plus_secs(SESSION_TTL_SECS),
+    }
+}
+
+fn users_finding(id: &'static str, found: Option<User>) -> MockUserRepository {
+    let mut users = MockUserRepository::new();
+    users
+        .expect_find()
+        .withf(move |i| i == id)
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    users
+}
+
+#[tokio::test]
+async fn current_user_without_token_is_not_signed_in() {
+    let mut sessions = MockSessionStore::new();
+    sessions.expect_find().never();
+    let err = current_user(sessions, MockUserRepository::new())
+        .execute(None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
+}
+
+#[tokio::test]
+async fn current_user_with_a_malformed_token_is_not_signed_in() {
+    let mut sessions = MockSessionStore::new();
+    sessions.expect_find().never();
+    let err = current_user(sessions, MockUserRepository::new())
+        .execute(Some("not-a-token"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
+}
+
+#[tokio::test]
+async fn current_user_with_an_unknown_session_is_not_signed_in() {
+    let mut users = MockUserRepository::new();
+    users.expect_find().never();
+    let err = current_user(sessions_finding(None), users)
+        .execute(Some(token().expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
+}
+
+#[tokio::test]
+async fn current_user_whose_user_is_gone_is_not_signed_in() {
+    let err = current_user(sessions_finding(Some(session())), users_finding("u-1", None))
+        .execute(Some(token().expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
+}
+
+#[tokio::test]
+async fn current_user_returns_the_sessions_user() -> Result<(), LoginError> {
+    let stored = user("u-1", corp_a(), "manager4220");
+    let found = current_user(
+        sessions_finding(Some(session())),
+        users_finding("u-1", Some(stored.clone())),
+    )
+    .execute(Some(token().expose()))
+    .await?;
+    assert_eq!(found, stored);
+    Ok(())
+}
+
+#[tokio::test]
+async fn current_user_store_error_propagates() {
+    let mut sessions = MockSessionStore::new();
+    sessions.expect_find().times(1).returning(|_, _| Err(store_down()));
+    let err = current_user(sessions, MockUserRepository::new())
+        .execute(Some(token().expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::Store(_)), "{err:?}");
+}
+
+fn sessions_deleting(answer: Result<bool, StoreError>) -> MockSessionStore {
+    let hash = token().hash();
+    let mut sessions = MockSessionStore::new();
+    sessions
+        .expect_delete()
+        .withf(move |h| h == hash)
+        .times(1)
+        .returning(move |_| answer.clone());
+    sessions
+}
+
+#[tokio::test]
+async fn logout_deletes_the_session_of_the_token() -> Result<(), LoginError> {
+    assert!(
+        Logout::new(Arc::new(sessions_deleting(Ok(true))))
+            .execute(Some(token().expose()))
+            .await?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn logout_of_an_unknown_session_is_false() -> Result<(), LoginError> {
+    assert!(
+        !Logout::new(Arc::new(sessions_deleting(Ok(false))))
+            .execute(Some(token().expose()))
+            .await?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn logout_without_or_with_a_malformed_token_deletes_nothing() -> Result<(), LoginError> {
+    for token in [None, Some("nope")] {
+        let mut sessions = MockSessionStore::new();
+        sessions.expect_delete().never();
+        assert!(!Logout::new(Arc::new(sessions)).execute(token).await?);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn logout_store_error_propagates() {
+    let err = Logout::new(Arc::new(sessions_deleting(Err(store_down()))))
+        .execute(Some(token().expose()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoginError::Store(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------
+// ListUsersQuery / GetUser
+// ---------------------------------------------------------------------------
+
+async fn list_with_limit(asked: u32, expected: u32) -> Result<(), MessageError> {
+    let mut users = MockUserRepository::new();
+    let page = vec![user("u-1", corp_a(), "manager4220")];
+    let answer = page.clone();
+    users
+        .expect_list()
+        .withf(move |q| {
+            *q == ListUsers {
+                corp_id: Some(corp_a()),
+                limit: expected,
+                offset: 20,
+            }
+        })
+        .times(1)
+        .returning(move |_| Ok(answer.clone()));
+
+    let listed = ListUsersQuery::new(Arc::new(users))
+        .execute(ListUsers {
+            corp_id: Some(corp_a()),
+            limit: asked,
+            offset: 20,
+        })
+        .await?;
+
+    assert_eq!(listed, page);
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_users_clamps_a_zero_limit_to_one() -> Result<(), MessageError> {
+    list_with_limit(0, 1).await
+}
+
+#[tokio::test]
+async fn list_users_clamps_a_huge_limit_to_500() -> Result<(), MessageError> {
+    list_with_limit(10_000, 500).await
+}
+
+#[tokio::test]
+async fn list_users_keeps_a_limit_in_range() -> Result<(), MessageError> {
+    list_with_limit(50, 50).await?;
+    list_with_limit(500, 500).await
+}
+
+#[tokio::test]
+async fn list_users_store_error_propagates() {
+    let mut users = MockUserRepository::new();
+    users.expect_list().times(1).returning(|_| Err(store_down()));
+    let err = ListUsersQuery::new(Arc::new(users))
+        .execute(ListUsers {
+            corp_id: None,
+            limit: 10,
+            offset: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MessageError::Store(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn get_user_unknown_is_not_found() {
+    let err = GetUser::new(Arc::new(users_finding("u-404", None)))
+        .execute("u-404")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MessageError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn get_user_returns_the_user() -> Result<(), MessageError> {
+    let stored = user("u-1", corp_a(), "manager4220");
+    let found = GetUser::new(Arc::new(users_finding("u-1", Some(stored.clone()))))
+        .execute("u-1")
+        .await?;
+    assert_eq!(found, stored);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// SendMessage
+// ---------------------------------------------------------------------------
+
+struct SendMocks {
+    users: MockUserRepository,
+    messages: MockMessageStore,
+    gateway: MockCloudGateway,
+    random: MockRandomSource,
+}
+
+impl SendMocks {
+    /// Mocks where nothing may be stored or relayed.
+    fn rejecting() -> Self {
+        let mut messages = MockMessageStore::new();
+        messages.expect_insert().never();
+        messages.expect_update().never();
+        let mut gateway = MockCloudGateway::new();
+        gateway.expect_send_message().never();
+        let mut random = MockRandomSource::new();
+        random.expect_new_id().never();
+        Self {
+            users: MockUserRepository::new(),
+            messages,
+            gateway,
+            random,
+        }
+    }
+
+    /// Mocks for a message that is stored (as `corp_id`, `recipients`, body "hello") and relayed;
+    /// the cloud answers `answer`, and the final update is expected with `state`, `task_ids`, `error`.
+    fn accepting(
+        corp_id: CorpId,
+        recipients: Recipients,
+        answer: Result<RelayReceipt, GatewayError>,
+        state: MessageState,
+        task_ids: Vec<TaskId>,
+        error: Option<String>,
+    ) -> Self {
+        let mut random = MockRandomSource::new();
+        random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
+        let expected = MessageRecord {
+            id: MSG_ID.to_owned(),
+            corp_id: corp_id.clone(),
+            body: text("hello"),
+            recipients: recipients.clone(),
+            state: MessageState::Accepted,
+            task_ids: vec![],
+            error: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        let mut messages = MockMessageStore::new();
+        messages
+            .expect_insert()
+            .withf(move |r| *r == expected)
+            .times(1)
+            .returning(|_| Ok(()));
+        messages
+            .expect_update()
+            .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == task_ids && *e == error && *at == now())
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(()));
+        let request = RelaySendRequest {
+            key: MSG_ID.to_owned(),
+            corp_id,
+            recipients,
+            body: text("hello"),
+        };
+        let mut gateway = MockCloudGateway::new();
+        gateway
+            .expect_send_message()
+            .withf(move |r| *r == request)
+            .times(1)
+            .returning(move |_| answer.clone());
+        Self {
+            users: MockUserRepository::new(),
+            messages,
+            gateway,
+            random,
+        }
+    }
+
+    fn finding(mut self, id: &'static str, found: Option<User>) -> Self {
+        self.users
+            .expect_find()
+            .withf(move |i| i == id)
+            .times(1)
+            .returning(move |_| Ok(found.clone()));
+        self
+    }
+
+    fn build(self, default_corp: Option<CorpId>) -> SendMessage {
+        SendMessage::new(
+            Arc::new(self.users),
+            Arc::new(self.messages),
+            Arc::new(self.gateway),
+            Arc::new(self.random),
+            clock(),
+            default_corp,
+        )
+    }
+}
+
+fn command() -> SendMessageCommand {
+    SendMessageCommand {
+        corp_id: None,
+        user_ids: vec![],
+        userids: vec![],
+        dept_ids: vec![],
+        to_all: false,
+        body: text("hello"),
+    }
+}
+
+fn sent_receipt(task_ids: Vec<TaskId>, errors: Vec<String>) -> RelayReceipt {
+    RelayReceipt {
+        key: MSG_ID.to_owned(),
+        state: if errors.is_empty() {
+            MessageState::Sent
+        } else {
+            MessageState::Failed
+        },
+        task_ids,
+        errors,
+    }
+}
+
+fn invalid_field(err: &MessageError) -> Option<&str> {
+    match err {
+        MessageError::Invalid(v) => Some(v.field.as_str()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn send_message_resolves_local_users_to_their_userids_and_corp() -> Result<(), MessageError> {
+    // Direct userids come first, then the resolved ones in the order given.
+    let recipients = Recipients::new(vec![uid("carol"), uid("alice"), uid("bob")], vec![]).unwrap();
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        recipients.clone(),
+        Ok(sent_receipt(vec![task(11)], vec![])),
+        MessageState::Sent,
+        vec![task(11)],
+        None,
+    )
+    .finding("u-1", Some(user("u-1", corp_a(), "alice")))
+    .finding("u-2", Some(user("u-2", corp_a(), "bob")));
+    let cmd = SendMessageCommand {
+        user_ids: vec!["u-1".to_owned(), "u-2".to_owned()],
+        userids: vec![uid("carol")],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_b())).execute(cmd).await?;
+
+    assert_eq!(record.id, MSG_ID);
+    assert_eq!(record.corp_id, corp_a());
+    assert_eq!(record.recipients, recipients);
+    assert_eq!(record.state, MessageState::Sent);
+    assert_eq!(record.task_ids, vec![task(11)]);
+    assert_eq!(record.error, None);
+    assert_eq!(record.updated_at, now());
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_with_unknown_local_users_stores_nothing() {
+    let mocks = SendMocks::rejecting()
+        .finding("u-1", Some(user("u-1", corp_a(), "alice")))
+        .finding("u-2", None)
+        .finding("u-3", None);
+    let cmd = SendMessageCommand {
+        user_ids: vec!["u-1".to_owned(), "u-2".to_owned(), "u-3".to_owned()],
+        ..command()
+    };
+
+    let err = mocks.build(None).execute(cmd).await.unwrap_err();
+
+    assert!(
+        matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["u-2", "u-3"]),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_message_to_users_of_two_corps_is_invalid() {
+    let mocks = SendMocks::rejecting()
+        .finding("u-1", Some(user("u-1", corp_a(), "alice")))
+        .finding("u-2", Some(user("u-2", corp_b(), "bob")));
+    let cmd = SendMessageCommand {
+        user_ids: vec!["u-1".to_owned(), "u-2".to_owned()],
+        ..command()
+    };
+
+    let err = mocks.build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("recipients.user_ids"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_to_a_user_outside_the_requested_corp_is_invalid() {
+    let mocks = SendMocks::rejecting().finding("u-1", Some(user("u-1", corp_b(), "alice")));
+    let cmd = SendMessageCommand {
+        corp_id: Some(corp_a()),
+        user_ids: vec!["u-1".to_owned()],
+        ..command()
+    };
+
+    let err = mocks.build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("recipients.user_ids"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_without_any_corp_is_invalid_on_corp_id() {
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("corp_id"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_uses_the_default_corp() -> Result<(), MessageError> {
+    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
+    let mocks = SendMocks::accepting(
+        corp_b(),
+        recipients,
+        Ok(sent_receipt(vec![task(11)], vec![])),
+        MessageState::Sent,
+        vec![task(11)],
+        None,
+    );
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_b())).execute(cmd).await?;
+
+    assert_eq!(record.corp_id, corp_b());
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_prefers_the_requested_corp_over_the_default() -> Result<(), MessageError> {
+    let recipients = Recipients::new(vec![], vec![DeptId::new(7).unwrap()]).unwrap();
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        recipients,
+        Ok(sent_receipt(vec![task(11)], vec![])),
+        MessageState::Sent,
+        vec![task(11)],
+        None,
+    );
+    let cmd = SendMessageCommand {
+        corp_id: Some(corp_a()),
+        dept_ids: vec![DeptId::new(7).unwrap()],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_b())).execute(cmd).await?;
+
+    assert_eq!(record.corp_id, corp_a());
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_to_all_with_ids_is_invalid() {
+    let cmd = SendMessageCommand {
+        corp_id: Some(corp_a()),
+        userids: vec![uid("alice")],
+        to_all: true,
+        ..command()
+    };
+
+    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("recipients.to_all"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_to_all_goes_to_everyone() -> Result<(), MessageError> {
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        Recipients::everyone(),
+        Ok(sent_receipt(vec![task(11)], vec![])),
+        MessageState::Sent,
+        vec![task(11)],
+        None,
+    );
+    let cmd = SendMessageCommand {
+        to_all: true,
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
+
+    assert!(record.recipients.to_all());
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_without_recipients_is_invalid() {
+    let cmd = SendMessageCommand {
+        corp_id: Some(corp_a()),
+        ..command()
+    };
+
+    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("recipients"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_with_a_status_bar_to_six_users_is_invalid() {
+    let body = MessageBody::parse(&serde_json::json!({
+        "msgtype": "oa",
+        "oa": {
+            "message_url": "https://a.example",
+            "head": {"bgcolor": "FFBBBBBB", "text": "h"},
+            "status_bar": {"status_value": "pending", "status_bg": "0xFFF65E5E"},
+            "body": {"title": "t"}
+        }
+    }))
+    .unwrap();
+    let cmd = SendMessageCommand {
+        corp_id: Some(corp_a()),
+        userids: (0..6).map(|i| uid(&format!("u{i}"))).collect(),
+        body,
+        ..command()
+    };
+
+    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("body.oa.status_bar"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_records_the_cloud_errors_of_a_failed_receipt() -> Result<(), MessageError> {
+    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
+    let errors = vec!["40035: bad".to_owned(), "40036: worse".to_owned()];
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        recipients,
+        Ok(sent_receipt(vec![task(12)], errors)),
+        MessageState::Failed,
+        vec![task(12)],
+        Some("40035: bad; 40036: worse".to_owned()),
+    );
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
+
+    assert_eq!(record.state, MessageState::Failed);
+    assert_eq!(record.error.as_deref(), Some("40035: bad; 40036: worse"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_cloud_unavailable_stays_accepted_with_the_error() -> Result<(), MessageError> {
+    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        recipients,
+        Err(GatewayError::Unavailable("connect refused".to_owned())),
+        MessageState::Accepted,
+        vec![],
+        Some("connect refused".to_owned()),
+    );
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
+
+    assert_eq!(record.state, MessageState::Accepted);
+    assert!(record.task_ids.is_empty());
+    assert_eq!(record.error.as_deref(), Some("connect refused"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_cloud_forbidden_fails_the_message() -> Result<(), MessageError> {
+    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
+    let refusal = GatewayError::Forbidden("corp not allowed".to_owned());
+    let mocks = SendMocks::accepting(
+        corp_a(),
+        recipients,
+        Err(refusal.clone()),
+        MessageState::Failed,
+        vec![],
+        Some(refusal.to_string()),
+    );
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
+
+    assert_eq!(record.state, MessageState::Failed);
+    assert_eq!(record.error, Some(refusal.to_string()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_insert_error_propagates_without_relaying() {
+    let mut mocks = SendMocks::rejecting();
+    mocks.random = MockRandomSource::new();
+    mocks.random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
+    mocks.messages = MockMessageStore::new();
+    mocks.messages.expect_insert().times(1).returning(|_| Err(store_down()));
+    mocks.messages.expect_update().never();
+    let cmd = SendMessageCommand {
+        userids: vec![uid("alice")],
+        ..command()
+    };
+
+    let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::Store(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------
+// MessageStatus / RecallMessage
+// ---------------------------------------------------------------------------
+
+fn stored_message(state: MessageState, task_ids: Vec<TaskId>) -> MessageRecord {
+    let earlier = Timestamp::from_millis(NOW_MS - 60_000);
+    MessageRecord {
+        id: MSG_ID.to_owned(),
+        corp_id: corp_a(),
+        body: text("hello"),
+        recipients: Recipients::new(vec![uid("alice")], vec![]).unwrap(),
+        state,
+        task_ids,
+        error: None,
+        created_at: earlier,
+        updated_at: earlier,
+    }
+}
+
+fn messages_getting(found: Option<MessageRecord>) -> MockMessageStore {
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_get()
+        .withf(|id| id == MSG_ID)
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    messages
+}
+
+fn expect_update(messages: &mut MockMessageStore, state: MessageState, task_ids: Vec<TaskId>) {
+    messages
+        .expect_update()
+        .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == task_ids && e.is_none() && *at == now())
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(()));
+}
+
+fn report(done: bool) -> DeliveryReport {
+    DeliveryReport {
+        done,
+        percent: if done { 100 } else { 40 },
+        ..DeliveryReport::default()
+    }
+}
+
+fn gateway_status(answer: Result<(RelayReceipt, DeliveryReport), GatewayError>) -> MockCloudGateway {
+    let mut gateway = MockCloudGateway::new();
+    gateway
+        .expect_message_status()
+        .withf(|key| key == MSG_ID)
+        .times(1)
+        .returning(move |_| answer.clone());
+    gateway
+}
+
+fn receipt(state: MessageState, task_ids: Vec<TaskId>) -> RelayReceipt {
+    RelayReceipt {
+        key: MSG_ID.to_owned(),
+        state,
+        task_ids,
+        errors: vec![],
+    }
+}
+
+#[tokio::test]
+async fn message_status_unknown_is_not_found() {
+    let mut gateway = MockCloudGateway::new();
+    gateway.expect_message_status().never();
+    let err = MessageStatus::new(Arc::new(messages_getting(None)), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MessageError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn message_status_without_task_ids_asks_nobody() -> Result<(), MessageError> {
+    let stored = stored_message(MessageState::Accepted, vec![]);
+    let mut gateway = MockCloudGateway::new();
+    gateway.expect_message_status().never();
+    let mut messages = messages_getting(Some(stored.clone()));
+    messages.expect_update().never();
+
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await?;
+
+    assert_eq!(view.record, stored);
+    assert_eq!(view.report, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn message_status_applies_a_changed_state() -> Result<(), MessageError> {
+    let mut messages = messages_getting(Some(stored_message(MessageState::Sent, vec![task(11)])));
+    expect_update(&mut messages, MessageState::Completed, vec![task(11)]);
+    let gateway = gateway_status(Ok((receipt(MessageState::Completed, vec![task(11)]), report(true))));
+
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await?;
+
+    assert_eq!(view.record.state, MessageState::Completed);
+    assert_eq!(view.record.updated_at, now());
+    assert_eq!(view.report, Some(report(true)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn message_status_with_an_unchanged_state_does_not_update() -> Result<(), MessageError> {
+    let stored = stored_message(MessageState::Sent, vec![task(11)]);
+    let mut messages = messages_getting(Some(stored.clone()));
+    messages.expect_update().never();
+    let gateway = gateway_status(Ok((receipt(MessageState::Sent, vec![task(11)]), report(false))));
+
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await?;
+
+    assert_eq!(view.record, stored);
+    assert_eq!(view.report, Some(report(false)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn message_status_cloud_error_returns_the_record_without_report() -> Result<(), MessageError> {
+    let stored = stored_message(MessageState::Sent, vec![task(11)]);
+    let mut messages = messages_getting(Some(stored.clone()));
+    messages.expect_update().never();
+    let gateway = gateway_status(Err(GatewayError::Unavailable("timeout".to_owned())));
+
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await?;
+
+    assert_eq!(view.record, stored);
+    assert_eq!(view.report, None);
+    Ok(())
+}
+
+fn gateway_recalling(answer: Result<RelayReceipt, GatewayError>) -> MockCloudGateway {
+    let mut gateway = MockCloudGateway::new();
+    gateway
+        .expect_recall_message()
+        .withf(|key| key == MSG_ID)
+        .times(1)
+        .returning(move |_| answer.clone());
+    gateway
+}
+
+#[tokio::test]
+async fn recall_message_unknown_is_not_found() {
+    let mut gateway = MockCloudGateway::new();
+    gateway.expect_recall_message().never();
+    let err = RecallMessage::new(Arc::new(messages_getting(None)), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MessageError::NotFound), "{err:?}");
+}
+
+#[tokio::test]
+async fn recall_message_not_sent_is_rejected() {
+    let mut gateway = MockCloudGateway::new();
+    gateway.expect_recall_message().never();
+    let mut messages = messages_getting(Some(stored_message(MessageState::Accepted, vec![])));
+    messages.expect_update().never();
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MessageError::Rejected(ref m) if m.contains("not been sent")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn recall_message_stores_the_recalled_state() -> Result<(), MessageError> {
+    let mut messages = messages_getting(Some(stored_message(MessageState::Sent, vec![task(11), task(12)])));
+    expect_update(&mut messages, MessageState::Recalled, vec![task(11), task(12)]);
+    let gateway = gateway_recalling(Ok(receipt(MessageState::Recalled, vec![task(11), task(12)])));
+
+    let record = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await?;
+
+    assert_eq!(record.state, MessageState::Recalled);
+    assert_eq!(record.updated_at, now());
+    Ok(())
+}
+
+#[tokio::test]
+async fn recall_message_cloud_refusal_is_rejected_and_not_stored() {
+    let mut messages = messages_getting(Some(stored_message(MessageState::Sent, vec![task(11)])));
+    messages.expect_update().never();
+    let gateway = gateway_recalling(Err(GatewayError::Rejected("older than 24 h".to_owned())));
+
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, MessageError::Rejected(ref m) if m.contains("older than 24 h")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn recall_message_cloud_unavailable_is_unavailable() {
+    let mut messages = messages_getting(Some(stored_message(MessageState::Sent, vec![task(11)])));
+    messages.expect_update().never();
+    let gateway = gateway_recalling(Err(GatewayError::Unavailable("timeout".to_owned())));
+
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
+        .execute(MSG_ID)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, MessageError::Unavailable(ref m) if m == "timeout"),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// GatewayError → MessageError
+// ---------------------------------------------------------------------------
+
+#[test]
+fn gateway_errors_map_to_message_errors() {
+    assert!(matches!(
+        MessageError::from(GatewayError::NotFound),
+        MessageError::NotFound
+    ));
+    assert!(matches!(
+        MessageError::from(GatewayError::Unavailable("x".to_owned())),
+        MessageError::Unavailable(ref m) if m == "x"
+    ));
+    for other in [
+        GatewayError::Forbidden("f".to_owned()),
+        GatewayError::Invalid("i".to_owned()),
+        GatewayError::NotMember,
+        GatewayError::Rejected("r".to_owned()),
+    ] {
+        let text = other.to_string();
+        assert!(
+            matches!(MessageError::from(other), MessageError::Rejected(ref m) if *m == text),
+            "{text}"
+        );
+    }
+}
