@@ -102,8 +102,15 @@ pub fn url_in_origins(url: &str, origins: &[String]) -> bool {
 /// Appends `state` to a URL as a query parameter (`?` or `&`). The state is
 /// base64url, so it needs no escaping.
 pub fn with_state(url: &str, state: &LoginState) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}state={}", state.expose())
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    match fragment {
+        Some(fragment) => format!("{base}{sep}state={}#{fragment}", state.expose()),
+        None => format!("{base}{sep}state={}", state.expose()),
+    }
 }
 
 /// Registers a login for a relay client and returns DingTalk's authorize URL.

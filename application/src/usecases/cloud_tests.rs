@@ -253,7 +253,6 @@ fn with_state_uses_an_ampersand_after_an_existing_query() {
 }
 
 #[test]
-#[ignore = "bug: with_state appends `?state=` after a #fragment, so the state ends up in the fragment and never reaches the server"]
 fn with_state_keeps_the_state_out_of_the_fragment() {
     let state = state();
     assert_eq!(
