@@ -7,3 +7,4 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod relay_api;

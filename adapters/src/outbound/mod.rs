@@ -1,5 +1,7 @@
-//! Adapters that call out: DingTalk, databases, the system.
+//! Adapters that call out: DingTalk, the cloud relay, databases, the system.
 
 pub mod dingtalk;
+pub mod postgres;
+pub mod relay;
 pub mod sqlite;
 pub mod system;

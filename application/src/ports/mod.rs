@@ -18,8 +18,8 @@ pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, Upstre
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
-    ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
-    MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
+    Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
+    MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
 };
 pub use system::{Clock, RandomSource};
 
@@ -29,8 +29,8 @@ pub use gateway::MockCloudGateway;
 pub use provider::{MockIdentityProvider, MockMessenger};
 #[cfg(any(test, feature = "mock"))]
 pub use stores::{
-    MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore, MockMessageStore, MockRelayMessageStore,
-    MockSessionStore, MockUserRepository,
+    MockBindingStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore, MockMessageStore,
+    MockRelayMessageStore, MockSessionStore, MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use system::{MockClock, MockRandomSource};

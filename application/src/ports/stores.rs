@@ -222,3 +222,35 @@ pub trait RelayMessageStore: Send + Sync {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 }
+
+/// A member bound to an account of the enterprise system (the seed's
+/// `staff_id` + `tenant_id`), so callers can address people by their own ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Local user id.
+    pub user_id: String,
+    /// The enterprise system's account id (1–128 characters).
+    pub external_id: String,
+    /// The enterprise system's tenant, when it has several (1–128 characters).
+    pub tenant_id: Option<String>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Local side: bindings, one per user; `(tenant_id, external_id)` is unique
+/// (a missing tenant counts as one tenant).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait BindingStore: Send + Sync {
+    /// Creates or replaces the user's binding. `Conflict` when another user
+    /// already has that `(tenant_id, external_id)`; `Other` when the user does not exist.
+    async fn put(&self, binding: &Binding) -> Result<(), StoreError>;
+    /// The user's binding.
+    async fn get(&self, user_id: &str) -> Result<Option<Binding>, StoreError>;
+    /// The binding with that external id in that tenant.
+    async fn find_by_external_id(
+        &self,
+        tenant_id: Option<String>,
+        external_id: &str,
+    ) -> Result<Option<Binding>, StoreError>;
+}

@@ -1,0 +1,1 @@
+//! The stores on PostgreSQL: diesel-async (tokio-postgres) + bb8, embedded migrations.

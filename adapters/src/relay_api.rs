@@ -1,0 +1,450 @@
+//! Relay API v1: the bodies local and cloud exchange over `/relay/v1/...`.
+//!
+//! Shared by the cloud's routes (`inbound::http::relay`) and local's client
+//! (`outbound::relay`): this is dingbridge's own protocol, and the cloud's
+//! OpenAPI document (`/openapi.json`) is its contract. Every call is made by
+//! local, outbound, authenticated as a relay client with HTTP Basic.
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `POST /relay/v1/logins` | [`LoginIntentRequest`] | 201 [`LoginIntentResponse`] |
+//! | `GET /relay/v1/logins/{state}` (single use) | — | 200 [`LoginResultResponse`] |
+//! | `POST /relay/v1/messages` (idempotent on `key`) | [`RelayMessageRequest`] | 200 [`RelayReceiptDto`] |
+//! | `GET /relay/v1/messages/{key}` | — | 200 [`RelayStatusDto`] |
+//! | `POST /relay/v1/messages/{key}/recall` | — | 200 [`RelayReceiptDto`] |
+//! | `GET /relay/v1/members?corp_id=&userid=` or `&union_id=` | — | 200 [`MemberDto`] |
+//!
+//! Errors use the [`crate::inbound::http::error::ErrorBody`] shape with a stable `code`.
+
+use application::ports::{LoginOutcome, RelayReceipt};
+use domain::{
+    CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, RecipientOutcome, Recipients,
+    TaskId, UnionId, UserId, ValidationError,
+};
+use salvo_oapi::ToSchema;
+use serde::{Deserialize, Serialize};
+
+/// `POST /relay/v1/logins`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIntentRequest {
+    /// The login `state` local generated (43 base64url characters).
+    pub state: String,
+    /// Where the cloud sends the browser after DingTalk's callback; must be under one of the
+    /// relay client's allowed origins. The cloud appends `?state=`.
+    pub complete_url: String,
+}
+
+/// Answer to [`LoginIntentRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginIntentResponse {
+    /// DingTalk's authorize URL to redirect the browser to.
+    pub authorize_url: String,
+}
+
+/// A member's profile on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MemberDto {
+    /// Corp id.
+    pub corp_id: String,
+    /// `unionId`.
+    pub union_id: String,
+    /// `userid`.
+    pub userid: String,
+    /// `openId`.
+    pub open_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Title.
+    pub title: Option<String>,
+    /// Enterprise mailbox.
+    pub org_email: Option<String>,
+    /// Email (org record, else the person's claim).
+    pub email: Option<String>,
+    /// Mobile (org record, else the person's claim).
+    pub mobile: Option<String>,
+    /// Department ids.
+    pub dept_ids: Vec<i64>,
+    /// Active in the org.
+    pub active: bool,
+}
+
+impl From<&MemberProfile> for MemberDto {
+    fn from(p: &MemberProfile) -> Self {
+        Self {
+            corp_id: p.corp_id.to_string(),
+            union_id: p.union_id.to_string(),
+            userid: p.userid.to_string(),
+            open_id: p.open_id.as_ref().map(ToString::to_string),
+            name: p.name.clone(),
+            avatar_url: p.avatar_url.clone(),
+            title: p.title.clone(),
+            org_email: p.org_email.clone(),
+            email: p.email.clone(),
+            mobile: p.mobile.clone(),
+            dept_ids: p.dept_ids.iter().map(|d| d.get()).collect(),
+            active: p.active,
+        }
+    }
+}
+
+impl TryFrom<MemberDto> for MemberProfile {
+    type Error = ValidationError;
+
+    fn try_from(m: MemberDto) -> Result<Self, Self::Error> {
+        Ok(Self {
+            corp_id: CorpId::parse(&m.corp_id)?,
+            union_id: UnionId::parse(&m.union_id)?,
+            userid: UserId::parse(&m.userid)?,
+            open_id: m.open_id.as_deref().map(OpenId::parse).transpose()?,
+            name: m.name,
+            avatar_url: m.avatar_url,
+            title: m.title,
+            org_email: m.org_email,
+            email: m.email,
+            mobile: m.mobile,
+            dept_ids: m.dept_ids.into_iter().map(DeptId::new).collect::<Result<_, _>>()?,
+            active: m.active,
+        })
+    }
+}
+
+/// `GET /relay/v1/logins/{state}`: the outcome of a finished login.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResultResponse {
+    /// The member, when the login succeeded.
+    pub member: Option<MemberDto>,
+    /// Why not, when it failed: `consent_denied`, `not_member`, `invalid_code`, `provider_unavailable`.
+    pub failure: Option<String>,
+    /// DingTalk's `error` value for `consent_denied`.
+    pub error: Option<String>,
+}
+
+impl From<&LoginOutcome> for LoginResultResponse {
+    fn from(outcome: &LoginOutcome) -> Self {
+        match outcome {
+            Ok(profile) => Self {
+                member: Some(profile.into()),
+                failure: None,
+                error: None,
+            },
+            Err(failure) => Self {
+                member: None,
+                failure: Some(failure.code().to_owned()),
+                error: match failure {
+                    LoginFailure::ConsentDenied { error } => Some(error.clone()),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+impl TryFrom<LoginResultResponse> for LoginOutcome {
+    type Error = ValidationError;
+
+    fn try_from(r: LoginResultResponse) -> Result<Self, Self::Error> {
+        match (r.member, r.failure.as_deref()) {
+            (Some(member), None) => Ok(Ok(MemberProfile::try_from(member)?)),
+            (None, Some("consent_denied")) => Ok(Err(LoginFailure::ConsentDenied {
+                error: r.error.unwrap_or_default(),
+            })),
+            (None, Some("not_member")) => Ok(Err(LoginFailure::NotMember)),
+            (None, Some("invalid_code")) => Ok(Err(LoginFailure::InvalidCode)),
+            (None, Some("provider_unavailable")) => Ok(Err(LoginFailure::ProviderUnavailable)),
+            _ => Err(ValidationError::new(
+                "failure",
+                "invalid",
+                "a login result has either a member or a known failure",
+            )),
+        }
+    }
+}
+
+/// Recipients on the wire (DingTalk ids only: local resolved its own ids).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayRecipients {
+    /// DingTalk userids (≤ 5000).
+    #[serde(default)]
+    pub userids: Vec<String>,
+    /// Department ids (≤ 20).
+    #[serde(default)]
+    pub dept_ids: Vec<i64>,
+    /// Everyone in the corp.
+    #[serde(default)]
+    pub to_all: bool,
+}
+
+impl From<&Recipients> for RelayRecipients {
+    fn from(r: &Recipients) -> Self {
+        Self {
+            userids: r.user_ids().iter().map(ToString::to_string).collect(),
+            dept_ids: r.dept_ids().iter().map(|d| d.get()).collect(),
+            to_all: r.to_all(),
+        }
+    }
+}
+
+impl TryFrom<RelayRecipients> for Recipients {
+    type Error = ValidationError;
+
+    fn try_from(r: RelayRecipients) -> Result<Self, Self::Error> {
+        if r.to_all {
+            if !r.userids.is_empty() || !r.dept_ids.is_empty() {
+                return Err(ValidationError::new(
+                    "recipients.to_all",
+                    "invalid",
+                    "to_all excludes user and department ids",
+                ));
+            }
+            return Ok(Recipients::everyone());
+        }
+        let userids = r
+            .userids
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                UserId::parse(u)
+                    .map_err(|e| ValidationError::new(format!("recipients.userids[{i}]"), e.code, e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let dept_ids = r
+            .dept_ids
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                DeptId::new(*d)
+                    .map_err(|e| ValidationError::new(format!("recipients.dept_ids[{i}]"), e.code, e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Recipients::new(userids, dept_ids)
+    }
+}
+
+/// `POST /relay/v1/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayMessageRequest {
+    /// Idempotency key (local's message id, 1–128 characters). The same key never sends twice;
+    /// the same key with a different message is 409 `idempotency_key_reused`.
+    pub key: String,
+    /// The corp; must be in the relay client's list.
+    pub corp_id: String,
+    /// Recipients.
+    pub recipients: RelayRecipients,
+    /// DingTalk's `msg` object (API.md §D.2), ≤ 2048 bytes.
+    pub body: serde_json::Value,
+}
+
+/// The cloud's record of a relayed message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelayReceiptDto {
+    /// The idempotency key.
+    pub key: String,
+    /// `accepted`, `sent`, `completed`, `failed` or `recalled`.
+    pub state: String,
+    /// DingTalk task ids of the batches sent.
+    pub task_ids: Vec<i64>,
+    /// Errors of batches DingTalk refused.
+    pub errors: Vec<String>,
+}
+
+impl From<&RelayReceipt> for RelayReceiptDto {
+    fn from(r: &RelayReceipt) -> Self {
+        Self {
+            key: r.key.clone(),
+            state: r.state.as_str().to_owned(),
+            task_ids: r.task_ids.iter().map(|t| t.get()).collect(),
+            errors: r.errors.clone(),
+        }
+    }
+}
+
+impl TryFrom<RelayReceiptDto> for RelayReceipt {
+    type Error = ValidationError;
+
+    fn try_from(r: RelayReceiptDto) -> Result<Self, Self::Error> {
+        Ok(Self {
+            key: r.key,
+            state: MessageState::parse(&r.state).ok_or_else(|| {
+                ValidationError::new("state", "invalid", format!("unknown message state {:?}", r.state))
+            })?,
+            task_ids: r.task_ids.into_iter().map(TaskId::new).collect::<Result<_, _>>()?,
+            errors: r.errors,
+        })
+    }
+}
+
+/// One recipient's outcome on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelayRecipientOutcome {
+    /// DingTalk userid.
+    pub userid: String,
+    /// `read`, `unread`, `failed`, `forbidden`, `invalid_user`, `pending`.
+    pub outcome: String,
+    /// DingTalk's code for `forbidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `GET /relay/v1/messages/{key}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelayStatusDto {
+    /// The record.
+    pub receipt: RelayReceiptDto,
+    /// Every task done.
+    pub done: bool,
+    /// Progress 0–100.
+    pub percent: u8,
+    /// Per-recipient outcomes.
+    pub recipients: Vec<RelayRecipientOutcome>,
+    /// Department ids DingTalk did not recognise.
+    pub invalid_dept_ids: Vec<i64>,
+}
+
+/// Encodes a [`RecipientOutcome`] as `(outcome, code)`.
+pub fn outcome_name(outcome: &RecipientOutcome) -> (&'static str, Option<String>) {
+    match outcome {
+        RecipientOutcome::Read => ("read", None),
+        RecipientOutcome::Unread => ("unread", None),
+        RecipientOutcome::Failed => ("failed", None),
+        RecipientOutcome::Forbidden { code } => ("forbidden", Some(code.clone())),
+        RecipientOutcome::InvalidUser => ("invalid_user", None),
+        RecipientOutcome::Pending => ("pending", None),
+    }
+}
+
+fn outcome_from_name(name: &str, code: Option<String>) -> RecipientOutcome {
+    match name {
+        "read" => RecipientOutcome::Read,
+        "unread" => RecipientOutcome::Unread,
+        "failed" => RecipientOutcome::Failed,
+        "forbidden" => RecipientOutcome::Forbidden {
+            code: code.unwrap_or_default(),
+        },
+        "invalid_user" => RecipientOutcome::InvalidUser,
+        _ => RecipientOutcome::Pending,
+    }
+}
+
+impl RelayStatusDto {
+    /// Builds the wire form.
+    pub fn new(receipt: &RelayReceipt, report: &DeliveryReport) -> Self {
+        Self {
+            receipt: receipt.into(),
+            done: report.done,
+            percent: report.percent,
+            recipients: report
+                .recipients
+                .iter()
+                .map(|(userid, outcome)| {
+                    let (name, code) = outcome_name(outcome);
+                    RelayRecipientOutcome {
+                        userid: userid.to_string(),
+                        outcome: name.to_owned(),
+                        code,
+                    }
+                })
+                .collect(),
+            invalid_dept_ids: report.invalid_depts.iter().map(|d| d.get()).collect(),
+        }
+    }
+
+    /// Back to the domain (recipients with unparsable ids are skipped).
+    pub fn into_domain(self) -> Result<(RelayReceipt, DeliveryReport), ValidationError> {
+        let receipt = RelayReceipt::try_from(self.receipt)?;
+        let report = DeliveryReport {
+            done: self.done,
+            percent: self.percent.min(100),
+            recipients: self
+                .recipients
+                .into_iter()
+                .filter_map(|r| {
+                    UserId::parse(&r.userid)
+                        .ok()
+                        .map(|u| (u, outcome_from_name(&r.outcome, r.code)))
+                })
+                .collect(),
+            invalid_depts: self
+                .invalid_dept_ids
+                .into_iter()
+                .filter_map(|d| DeptId::new(d).ok())
+                .collect(),
+        };
+        Ok((receipt, report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> MemberProfile {
+        MemberProfile {
+            corp_id: CorpId::parse("dingcorp").unwrap_or_else(|_| unreachable!()),
+            union_id: UnionId::parse("u1").unwrap_or_else(|_| unreachable!()),
+            userid: UserId::parse("manager4220").unwrap_or_else(|_| unreachable!()),
+            open_id: None,
+            name: "张三".into(),
+            avatar_url: None,
+            title: Some("t".into()),
+            org_email: None,
+            email: None,
+            mobile: None,
+            dept_ids: vec![DeptId::new(1).unwrap_or_else(|_| unreachable!())],
+            active: true,
+        }
+    }
+
+    #[test]
+    fn login_outcomes_round_trip() {
+        let outcomes: Vec<LoginOutcome> = vec![
+            Ok(profile()),
+            Err(LoginFailure::NotMember),
+            Err(LoginFailure::ConsentDenied {
+                error: "access_denied".into(),
+            }),
+            Err(LoginFailure::InvalidCode),
+            Err(LoginFailure::ProviderUnavailable),
+        ];
+        for outcome in outcomes {
+            let wire = serde_json::to_string(&LoginResultResponse::from(&outcome)).unwrap_or_default();
+            let back: LoginResultResponse = serde_json::from_str(&wire).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(LoginOutcome::try_from(back).ok(), Some(outcome));
+        }
+    }
+
+    #[test]
+    fn a_result_with_neither_member_nor_failure_is_invalid() {
+        let empty = LoginResultResponse {
+            member: None,
+            failure: None,
+            error: None,
+        };
+        assert!(LoginOutcome::try_from(empty).is_err());
+    }
+
+    #[test]
+    fn recipients_round_trip_and_validate() {
+        let r = Recipients::new(vec![UserId::parse("a").unwrap_or_else(|_| unreachable!())], vec![])
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(Recipients::try_from(RelayRecipients::from(&r)).ok(), Some(r));
+        let bad = RelayRecipients {
+            userids: vec!["a,b".into()],
+            ..RelayRecipients::default()
+        };
+        assert_eq!(
+            Recipients::try_from(bad).err().map(|e| e.field),
+            Some("recipients.userids[0]".into())
+        );
+        let both = RelayRecipients {
+            userids: vec!["a".into()],
+            to_all: true,
+            ..RelayRecipients::default()
+        };
+        assert!(Recipients::try_from(both).is_err());
+    }
+}
