@@ -158,6 +158,10 @@ pub struct Config {
     pub api: ApiSection,
     /// Browser sessions.
     pub session: SessionSection,
+    /// Local mode: how to reach the cloud relay (outbound).
+    pub cloud: CloudSection,
+    /// Cloud mode: the relay clients (local deployments) it serves.
+    pub relay: RelaySection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
@@ -219,6 +223,51 @@ pub struct SessionSection {
     pub ttl_secs: i64,
 }
 
+/// `[cloud]` (local mode): the relay local calls, outbound.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSection {
+    /// The cloud's base URL, e.g. `https://relay.example.com` (seed alias `DINGDING_CLOUD_HOST`).
+    pub base_url: String,
+    /// This deployment's relay client id (seed alias `DINGDING_SECRET_USER`).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub client_id: Option<String>,
+    /// Its secret (seed alias `DINGDING_SECRET_PASSWORD`).
+    pub client_secret: Option<Secret>,
+    /// Timeout of one relay call attempt, in seconds (1–120).
+    pub timeout_secs: u64,
+}
+
+/// One relay client (cloud mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayClientConfig {
+    /// Client id (the HTTP Basic user name).
+    #[serde(deserialize_with = "lenient_string")]
+    pub id: String,
+    /// Secret (the HTTP Basic password), at least 16 characters.
+    pub secret: Secret,
+    /// Corps it may act for; empty: `[dingtalk.corp_id]`.
+    #[serde(default)]
+    pub corp_ids: Vec<String>,
+    /// Origins its `complete_url`s may use, e.g. `["https://sso.internal.example.com"]`.
+    pub complete_url_origins: Vec<String>,
+}
+
+/// `[relay]` (cloud mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// The relay clients (`[[relay.clients]]`).
+    pub clients: Vec<RelayClientConfig>,
+    /// Origins for the client the seed's `DINGDING_SECRET_USER`/`DINGDING_SECRET_PASSWORD` define.
+    pub seed_client_origins: Vec<String>,
+    /// Failed authentications allowed per address per window before 429.
+    pub max_auth_failures: u32,
+    /// The window, in seconds.
+    pub auth_window_secs: u64,
+}
+
 /// Environment names the Python seed used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SeedAliases {
@@ -228,6 +277,15 @@ pub struct SeedAliases {
     /// `SQLITE_DATABASE_URL`.
     #[serde(default)]
     pub sqlite_database_url: Option<String>,
+    /// `DINGDING_CLOUD_HOST`.
+    #[serde(default)]
+    pub cloud_host: Option<String>,
+    /// `DINGDING_SECRET_USER`.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub secret_user: Option<String>,
+    /// `DINGDING_SECRET_PASSWORD`.
+    #[serde(default)]
+    pub secret_password: Option<Secret>,
 }
 
 impl Default for Config {
@@ -257,6 +315,13 @@ impl Default for Config {
             session: SessionSection {
                 ttl_secs: 7 * 24 * 3600,
             },
+            cloud: CloudSection { base_url: String::new(), client_id: None, client_secret: None, timeout_secs: 10 },
+            relay: RelaySection {
+                clients: Vec::new(),
+                seed_client_origins: Vec::new(),
+                max_auth_failures: 10,
+                auth_window_secs: 60,
+            },
             seed: SeedAliases::default(),
         }
     }
@@ -284,12 +349,28 @@ pub enum ConfigError {
 
 fn seed_aliases() -> Env {
     Env::raw()
-        .only(&["DINGDING_DEPLOY_MODE", "DATABASE_URL", "SQLITE_DATABASE_URL"])
+        .only(&[
+            "DINGDING_DEPLOY_MODE",
+            "DATABASE_URL",
+            "SQLITE_DATABASE_URL",
+            "DINGDING_CLOUD_HOST",
+            "DINGDING_SECRET_USER",
+            "DINGDING_SECRET_PASSWORD",
+        ])
         .map(|key| match key.as_str().to_ascii_uppercase().as_str() {
             "DINGDING_DEPLOY_MODE" => "mode".into(),
             "DATABASE_URL" => "seed.database_url".into(),
+            "DINGDING_CLOUD_HOST" => "seed.cloud_host".into(),
+            "DINGDING_SECRET_USER" => "seed.secret_user".into(),
+            "DINGDING_SECRET_PASSWORD" => "seed.secret_password".into(),
             _ => "seed.sqlite_database_url".into(),
         })
+}
+
+/// Whether `origin` is a bare origin: `http(s)://host[:port]`, no path, query or fragment.
+fn is_origin(origin: &str) -> bool {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']))
 }
 
 impl Config {
@@ -351,6 +432,40 @@ impl Config {
         if self.public_url.trim().is_empty() {
             self.public_url = format!("http://{}", self.bind);
         }
+        if self.cloud.base_url.trim().is_empty()
+            && let Some(host) = &self.seed.cloud_host
+        {
+            self.cloud.base_url.clone_from(host);
+        }
+        match self.mode {
+            Mode::Local => {
+                if self.cloud.client_id.is_none() {
+                    self.cloud.client_id.clone_from(&self.seed.secret_user);
+                }
+                if self.cloud.client_secret.is_none() {
+                    self.cloud.client_secret.clone_from(&self.seed.secret_password);
+                }
+            }
+            Mode::Cloud => {
+                if let (Some(id), Some(secret)) = (&self.seed.secret_user, &self.seed.secret_password)
+                    && !self.relay.clients.iter().any(|c| &c.id == id)
+                {
+                    self.relay.clients.push(RelayClientConfig {
+                        id: id.clone(),
+                        secret: secret.clone(),
+                        corp_ids: Vec::new(),
+                        complete_url_origins: self.relay.seed_client_origins.clone(),
+                    });
+                }
+                let default_corp: Vec<String> = self.dingtalk.corp_id.iter().cloned().collect();
+                for client in &mut self.relay.clients {
+                    if client.corp_ids.is_empty() {
+                        client.corp_ids.clone_from(&default_corp);
+                    }
+                }
+            }
+            Mode::Dev => {}
+        }
         self.public_url = self.public_url.trim().trim_end_matches('/').to_owned();
     }
 
@@ -377,11 +492,13 @@ impl Config {
         }
         match self.mode {
             Mode::Dev | Mode::Cloud => {
-                if !self.database.url.starts_with("sqlite:") && self.database.url.contains("://") {
-                    problem(
-                        "database.url",
-                        format!("mode {} stores data in SQLite: use sqlite://path/to/file.db", self.mode),
-                    );
+                let sqlite = self.database.url.starts_with("sqlite:") || !self.database.url.contains("://");
+                let postgres = self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://");
+                if self.mode == Mode::Dev && !sqlite {
+                    problem("database.url", "mode dev stores data in SQLite: use sqlite://path/to/file.db".into());
+                }
+                if self.mode == Mode::Cloud && !(sqlite || postgres) {
+                    problem("database.url", "mode cloud uses sqlite://path/to/file.db (default) or postgres://…".into());
                 }
                 let d = &self.dingtalk;
                 let required = [
@@ -439,12 +556,40 @@ impl Config {
                 }
             }
             Mode::Local => {
-                if self.database.url.is_empty() {
+                if !(self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
                     problem(
                         "database.url",
-                        "is required in mode local (PostgreSQL; seed alias DATABASE_URL)".into(),
+                        "mode local needs a PostgreSQL URL like postgres://user@host/db (DINGBRIDGE_DATABASE__URL or DATABASE_URL)".into(),
                     );
                 }
+                if !(self.cloud.base_url.starts_with("http://") || self.cloud.base_url.starts_with("https://")) {
+                    problem(
+                        "cloud.base_url",
+                        "mode local needs the cloud relay's URL (DINGBRIDGE_CLOUD__BASE_URL or DINGDING_CLOUD_HOST)".into(),
+                    );
+                }
+                if self.cloud.client_id.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                    problem("cloud.client_id", "is required in mode local (or DINGDING_SECRET_USER)".into());
+                }
+                if self.cloud.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                    problem("cloud.client_secret", "is required in mode local (or DINGDING_SECRET_PASSWORD)".into());
+                }
+                if !(1..=120).contains(&self.cloud.timeout_secs) {
+                    problem("cloud.timeout_secs", "must be between 1 and 120 seconds".into());
+                }
+                if self.dingtalk.app_secret.is_some() {
+                    problem("dingtalk.app_secret", "must not be set in mode local: only the cloud holds DingTalk secrets".into());
+                }
+                if let Some(corp_id) = &self.dingtalk.corp_id
+                    && let Err(e) = domain::CorpId::parse(corp_id)
+                {
+                    problem("dingtalk.corp_id", e.message);
+                }
+            }
+        }
+        if self.mode == Mode::Cloud {
+            for (key, message) in self.relay_problems() {
+                problem(&key, message);
             }
         }
         for (i, token) in self.api.service_tokens.iter().enumerate() {
@@ -461,8 +606,258 @@ impl Config {
         problems
     }
 
+    fn relay_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.relay.clients.is_empty() {
+            out.push((
+                "relay.clients".to_owned(),
+                "mode cloud needs at least one relay client ([[relay.clients]] with id, secret and complete_url_origins, or DINGDING_SECRET_USER + DINGDING_SECRET_PASSWORD + relay.seed_client_origins)".to_owned(),
+            ));
+        }
+        for (i, client) in self.relay.clients.iter().enumerate() {
+            let key = |field: &str| format!("relay.clients[{i}].{field}");
+            if client.id.trim().is_empty() || client.id.contains(':') {
+                out.push((key("id"), "must be non-empty and contain no ':'".into()));
+            }
+            if self.relay.clients[..i].iter().any(|other| other.id == client.id) {
+                out.push((key("id"), format!("{:?} is used by another client", client.id)));
+            }
+            if client.secret.expose().len() < 16 {
+                out.push((key("secret"), "must be at least 16 characters".into()));
+            }
+            if client.corp_ids.is_empty() {
+                out.push((key("corp_ids"), "must name at least one corp (or set dingtalk.corp_id)".into()));
+            }
+            for corp in &client.corp_ids {
+                if let Err(e) = domain::CorpId::parse(corp) {
+                    out.push((key("corp_ids"), e.message));
+                }
+            }
+            if client.complete_url_origins.is_empty() {
+                out.push((
+                    key("complete_url_origins"),
+                    "must list the local deployment's origin(s), e.g. https://sso.internal.example.com".into(),
+                ));
+            }
+            for origin in &client.complete_url_origins {
+                if !is_origin(origin) {
+                    out.push((key("complete_url_origins"), format!("{origin:?} is not an origin like https://host[:port]")));
+                }
+            }
+        }
+        if self.relay.max_auth_failures == 0 || self.relay.auth_window_secs == 0 {
+            out.push(("relay.max_auth_failures".into(), "the failed-authentication budget and window must be positive".into()));
+        }
+        out
+    }
+
     /// The effective configuration as pretty JSON, secrets shown as `<redacted>`.
     pub fn redacted_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<could not render configuration: {e}>"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use figment::Jail;
+
+    use super::*;
+
+    const DEV_TOML: &str = r#"
+        mode = "dev"
+        [dingtalk]
+        app_key = "dingappkey"
+        app_secret = "secret"
+        agent_id = 300001
+        corp_id = "dingcorp"
+    "#;
+
+    fn problems_of(err: ConfigError) -> Vec<String> {
+        match err {
+            ConfigError::Invalid(problems) => problems.into_iter().map(|p| p.key).collect(),
+            ConfigError::Load(message) => vec![message],
+        }
+    }
+
+    #[test]
+    fn defaults_plus_a_file_make_a_valid_dev_config() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.mode, Mode::Dev);
+            assert_eq!(config.database.url, "sqlite://data/dingbridge.db");
+            assert_eq!(config.public_url, "http://127.0.0.1:8080");
+            assert_eq!(config.dingtalk.agent_id, Some(300001));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_wins_over_the_file_and_numeric_secrets_are_strings() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_DINGTALK__APP_SECRET", "12345678");
+            jail.set_env("DINGBRIDGE_BIND", "127.0.0.1:9999");
+            jail.set_env("DINGBRIDGE_API__SERVICE_TOKENS", r#"["0123456789abcdef0123"]"#);
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.dingtalk.app_secret.as_ref().map(Secret::expose), Some("12345678"));
+            assert_eq!(config.bind, "127.0.0.1:9999");
+            assert_eq!(config.api.service_tokens.len(), 1);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn command_line_overrides_win_over_everything() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_BIND", "127.0.0.1:9999");
+            let config = Config::load(None, &[("bind", "127.0.0.1:7777".into())]).unwrap();
+            assert_eq!(config.bind, "127.0.0.1:7777");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_dot_env_file_is_read() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.create_file(".env", "DINGBRIDGE_DINGTALK__SCOPE=\"openid corpid\"\n")?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.dingtalk.scope, "openid corpid");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_dingtalk_credentials_name_their_keys() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", "mode = \"dev\"")?;
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            for key in ["dingtalk.app_key", "dingtalk.app_secret", "dingtalk.agent_id", "dingtalk.corp_id"] {
+                assert!(keys.contains(&key.to_owned()), "{key} in {keys:?}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_keys() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_BIND", "not-an-address");
+            jail.set_env("DINGBRIDGE_SESSION__TTL_SECS", "5");
+            jail.set_env("DINGBRIDGE_API__SERVICE_TOKENS", r#"["short"]"#);
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert!(keys.contains(&"bind".to_owned()));
+            assert!(keys.contains(&"session.ttl_secs".to_owned()));
+            assert!(keys.contains(&"api.service_tokens[0]".to_owned()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_wrong_type_is_a_load_error_naming_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_DINGTALK__AGENT_ID", "not-a-number");
+            let message = problems_of(Config::load(None, &[]).unwrap_err()).join(" ");
+            assert!(message.contains("agent_id"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        Jail::expect_with(|_| {
+            let err = Config::load(Some(Path::new("nope.toml")), &[]).unwrap_err();
+            assert!(err.to_string().contains("nope.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_seeds_names_are_accepted() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DINGDING_DEPLOY_MODE", "LOCAL");
+            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dingding");
+            jail.set_env("DINGDING_CLOUD_HOST", "https://relay.example.com");
+            jail.set_env("DINGDING_SECRET_USER", "ruicore");
+            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.mode, Mode::Local);
+            assert_eq!(config.database.url, "postgres://postgres@127.0.0.1:5432/dingding");
+            assert_eq!(config.cloud.base_url, "https://relay.example.com");
+            assert_eq!(config.cloud.client_id.as_deref(), Some("ruicore"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn local_mode_needs_postgres_and_the_cloud_and_refuses_dingtalk_secrets() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let keys = problems_of(Config::load(None, &[("mode", "local".into())]).unwrap_err());
+            for key in ["database.url", "cloud.base_url", "cloud.client_id", "cloud.client_secret", "dingtalk.app_secret"] {
+                assert!(keys.contains(&key.to_owned()), "{key} in {keys:?}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cloud_mode_needs_relay_clients_with_origins() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let keys = problems_of(Config::load(None, &[("mode", "cloud".into())]).unwrap_err());
+            assert!(keys.contains(&"relay.clients".to_owned()), "{keys:?}");
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "{DEV_TOML}\n[[relay.clients]]\nid = \"a\"\nsecret = \"short\"\ncomplete_url_origins = [\"https://x.example/path\"]\n"
+                ),
+            )?;
+            let keys = problems_of(Config::load(None, &[("mode", "cloud".into())]).unwrap_err());
+            assert!(keys.contains(&"relay.clients[0].secret".to_owned()), "{keys:?}");
+            assert!(keys.contains(&"relay.clients[0].complete_url_origins".to_owned()), "{keys:?}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_seeds_relay_credentials_define_a_cloud_client() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n[relay]\nseed_client_origins = [\"https://local.example\"]\n"))?;
+            jail.set_env("DINGDING_SECRET_USER", "ruicore");
+            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            let config = Config::load(None, &[("mode", "cloud".into())]).unwrap();
+            assert_eq!(config.relay.clients.len(), 1);
+            assert_eq!(config.relay.clients[0].corp_ids, vec!["dingcorp".to_owned()]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_DINGTALK__APP_SECRET", "super-secret-value");
+            let config = Config::load(None, &[]).unwrap();
+            assert!(!config.redacted_json().contains("super-secret-value"));
+            assert!(!format!("{config:?}").contains("super-secret-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn modes_parse_the_seeds_spelling() {
+        assert_eq!(Mode::parse("DEV_DEBUG"), Some(Mode::Dev));
+        assert_eq!(Mode::parse(" Cloud "), Some(Mode::Cloud));
+        assert_eq!(Mode::parse("edge"), None);
+        assert!(is_origin("https://a.example:8443"));
+        assert!(!is_origin("https://a.example/x"));
+        assert!(!is_origin("ftp://a.example"));
     }
 }

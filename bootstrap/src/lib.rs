@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener and a shutdown future
 //! (mini-redis style), so tests and the sandbox run it on `127.0.0.1:0`.
 
+pub mod cli;
 pub mod config;
 
 use std::future::Future;
@@ -11,11 +12,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::inbound::http::{self, CloudHttp, CookieSettings, LocalHttp, Probes, ReadinessCheck};
+use adapters::inbound::http::{
+    self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, LocalHttp, Probes, ReadinessCheck, RelayClientCredentials,
+    RelayHttp,
+};
 use adapters::outbound::dingtalk::{DingTalkClient, DingTalkConfig};
+use adapters::outbound::postgres::PgStore;
+use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
 use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use application::ports::{
     Clock, CloudGateway, IdentityProvider, ListUsers, LoginAttemptStore, LoginIntentStore, LoginResultStore, Messenger,
     RandomSource, RelayClient, UserRepository,
@@ -25,7 +31,8 @@ use application::usecases::cloud::{
 };
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{
-    CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, SendMessage, StartLogin,
+    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, RefreshUser,
+    SendMessage, StartLogin,
 };
 use domain::{AgentId, CorpId};
 use salvo::conn::{Acceptor, Listener as _, TcpListener};
@@ -99,90 +106,112 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .context("could not build the HTTP client")
 }
 
-/// A running application's router plus what its background jobs need.
+/// A built application: its router plus what its background jobs need.
 pub struct App {
     router: Router,
     purge: Option<PurgeJob>,
 }
 
 struct PurgeJob {
-    attempts: Arc<dyn LoginAttemptStore>,
-    intents: Arc<dyn LoginIntentStore>,
-    results: Arc<dyn LoginResultStore>,
+    stores: Vec<Arc<dyn Purge>>,
     clock: Arc<dyn Clock>,
+}
+
+/// Something with expired rows to delete.
+#[async_trait::async_trait]
+trait Purge: Send + Sync {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError>;
+    fn name(&self) -> &'static str;
+}
+
+struct Attempts(Arc<dyn LoginAttemptStore>);
+struct Intents(Arc<dyn LoginIntentStore>);
+struct Results(Arc<dyn LoginResultStore>);
+
+#[async_trait::async_trait]
+impl Purge for Attempts {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        self.0.purge_expired(now).await
+    }
+    fn name(&self) -> &'static str {
+        "login attempts"
+    }
+}
+
+#[async_trait::async_trait]
+impl Purge for Intents {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        self.0.purge_expired(now).await
+    }
+    fn name(&self) -> &'static str {
+        "login intents"
+    }
+}
+
+#[async_trait::async_trait]
+impl Purge for Results {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        self.0.purge_expired(now).await
+    }
+    fn name(&self) -> &'static str {
+        "login results"
+    }
 }
 
 impl PurgeJob {
     async fn run_once(&self) {
         let now = self.clock.now();
-        let purged = (
-            self.attempts.purge_expired(now).await,
-            self.intents.purge_expired(now).await,
-            self.results.purge_expired(now).await,
-        );
-        match purged {
-            (Ok(a), Ok(i), Ok(r)) if a + i + r > 0 => {
-                info!(attempts = a, intents = i, results = r, "purged expired logins")
+        for store in &self.stores {
+            match store.purge(now).await {
+                Ok(0) => {}
+                Ok(n) => info!(what = store.name(), purged = n, "purged expired rows"),
+                Err(err) => warn!(what = store.name(), error = %err, "purging expired rows failed"),
             }
-            (Ok(_), Ok(_), Ok(_)) => {}
-            (a, i, r) => warn!(?a, ?i, ?r, "purging expired logins failed"),
         }
     }
 }
 
-/// Builds the application for `config.mode`: opens storage (running
-/// migrations), builds the DingTalk client, wires the use cases and routes.
-/// `public_url` overrides `config.public_url` (tests bind port 0 first).
-pub async fn build(config: &Config) -> anyhow::Result<App> {
-    match config.mode {
-        Mode::Dev => build_dev(config).await,
-        Mode::Cloud | Mode::Local => {
-            bail!(
-                "mode {} is not available in this build yet; use --mode dev",
-                config.mode
-            )
-        }
-    }
-}
+/// Storage of the cloud role.
+trait CloudStores: LoginIntentStore + LoginResultStore + RelayMessageStore + 'static {}
+impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + 'static> CloudStores for T {}
 
-async fn build_dev(config: &Config) -> anyhow::Result<App> {
-    let store = Arc::new(
-        SqliteStore::connect(&config.database.url, config.database.max_connections)
-            .await
-            .with_context(|| format!("could not open the database {}", config.database.url))?,
-    );
-    let dt = dingtalk_config(config)?;
-    let corp_id = dt.corp_id.clone();
-    let http_client = http_client(dt.timeout)?;
-    let dingtalk = Arc::new(DingTalkClient::new(http_client, dt));
-    let idp: Arc<dyn IdentityProvider> = dingtalk.clone();
-    let messenger: Arc<dyn Messenger> = dingtalk;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
-    let public = &config.public_url;
+/// Storage of the local role.
+trait LocalStores: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + 'static {}
+impl<T: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + 'static> LocalStores for T {}
 
-    let cloud = CloudUseCases {
+fn cloud_use_cases<S: CloudStores>(
+    store: &Arc<S>,
+    idp: &Arc<dyn IdentityProvider>,
+    messenger: &Arc<dyn Messenger>,
+    clock: &Arc<dyn Clock>,
+    public_url: &str,
+) -> CloudUseCases {
+    CloudUseCases {
         create_intent: CreateLoginIntent::new(
             store.clone(),
             idp.clone(),
             clock.clone(),
-            format!("{public}/auth/dingtalk/callback"),
+            format!("{public_url}/auth/dingtalk/callback"),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
         send: RelaySend::new(store.clone(), messenger.clone(), clock.clone()),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
-        recall: RelayRecall::new(store.clone(), messenger, clock.clone()),
+        recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
-    };
-    let client = RelayClient {
-        id: "dev".into(),
-        corp_ids: vec![corp_id.clone()],
-        complete_url_origins: vec![public.clone()],
-    };
-    let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
-    let users: Arc<dyn UserRepository> = store.clone();
+    }
+}
 
-    let local = Arc::new(LocalHttp {
+fn local_http<S: LocalStores>(
+    store: &Arc<S>,
+    gateway: Arc<dyn CloudGateway>,
+    config: &Config,
+    default_corp: Option<CorpId>,
+) -> Arc<LocalHttp> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let users: Arc<dyn UserRepository> = store.clone();
+    let public = &config.public_url;
+    Arc::new(LocalHttp {
         start_login: StartLogin::new(
             store.clone(),
             gateway.clone(),
@@ -203,59 +232,200 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         logout: Logout::new(store.clone()),
         list_users: ListUsersQuery::new(users.clone()),
         get_user: GetUser::new(users.clone()),
+        refresh_user: RefreshUser::new(users.clone(), gateway.clone(), random.clone(), clock.clone()),
+        bindings: Bindings::new(users.clone(), store.clone(), clock.clone()),
         send_message: SendMessage::new(
             users.clone(),
+            store.clone(),
             store.clone(),
             gateway.clone(),
             random,
             clock.clone(),
-            Some(corp_id),
+            default_corp,
         ),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
-        recall_message: RecallMessage::new(store.clone(), gateway, clock.clone()),
-        service_tokens: config
-            .api
-            .service_tokens
-            .iter()
-            .map(config::Secret::to_secret_string)
-            .collect(),
-        cookies: CookieSettings {
-            secure: public.starts_with("https://"),
-            session_ttl_secs: config.session.ttl_secs,
-        },
-    });
-    let cloud_http = Arc::new(CloudHttp {
-        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()),
-    });
-    let db_check: ReadinessCheck = {
-        let users = users.clone();
-        Arc::new(move || {
-            let users = users.clone();
-            Box::pin(async move {
-                users
-                    .list(&ListUsers {
-                        corp_id: None,
-                        limit: 1,
-                        offset: 0,
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-        })
-    };
+        recall_message: RecallMessage::new(store.clone(), gateway, clock),
+        service_tokens: config.api.service_tokens.iter().map(config::Secret::to_secret_string).collect(),
+        cookies: CookieSettings { secure: public.starts_with("https://"), session_ttl_secs: config.session.ttl_secs },
+    })
+}
+
+fn readiness<F, Fut>(check: F) -> ReadinessCheck
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(check()))
+}
+
+fn dingtalk(config: &Config) -> anyhow::Result<(Arc<dyn IdentityProvider>, Arc<dyn Messenger>, CorpId)> {
+    let dt = dingtalk_config(config)?;
+    dt.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let corp_id = dt.corp_id.clone();
+    let client = Arc::new(DingTalkClient::new(http_client(dt.timeout)?, dt));
+    Ok((client.clone(), client, corp_id))
+}
+
+/// Builds the application for `config.mode`: opens storage (running
+/// migrations), builds the outbound clients, wires the use cases and routes.
+/// Errors name what could not be set up (database, DingTalk configuration, cloud URL).
+pub async fn build(config: &Config) -> anyhow::Result<App> {
+    match config.mode {
+        Mode::Dev => build_dev(config).await,
+        Mode::Cloud => build_cloud(config).await,
+        Mode::Local => build_local(config).await,
+    }
+}
+
+async fn open_sqlite(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    Ok(Arc::new(
+        SqliteStore::connect(&config.database.url, config.database.max_connections)
+            .await
+            .with_context(|| format!("could not open the database {}", config.database.url))?,
+    ))
+}
+
+async fn open_postgres(config: &Config) -> anyhow::Result<Arc<PgStore>> {
+    Ok(Arc::new(
+        PgStore::connect(&config.database.url, config.database.max_connections)
+            .await
+            .context("could not open the PostgreSQL database (database.url)")?,
+    ))
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+async fn build_dev(config: &Config) -> anyhow::Result<App> {
+    let store = open_sqlite(config).await?;
+    let (idp, messenger, corp_id) = dingtalk(config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let public = &config.public_url;
+    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
+    let client =
+        RelayClient { id: "dev".into(), corp_ids: vec![corp_id.clone()], complete_url_origins: vec![public.clone()] };
+    let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
+    let local = local_http(&store, gateway, config, Some(corp_id));
+    let cloud_http = Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    let ping = store.clone();
     let probes = Arc::new(Probes {
-        checks: vec![("database", db_check)],
+        checks: vec![(
+            "database",
+            readiness(move || {
+                let ping = ping.clone();
+                async move { ping.ping().await.map_err(|e| e.to_string()) }
+            }),
+        )],
     });
-    let router = http::dev_router(local, cloud_http, probes);
     Ok(App {
-        router,
+        router: http::dev_router(local, cloud_http, probes),
         purge: Some(PurgeJob {
-            attempts: store.clone(),
-            intents: store.clone(),
-            results: store,
+            stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Intents(store.clone())), Arc::new(Results(store))],
             clock,
         }),
+    })
+}
+
+fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>> {
+    config
+        .relay
+        .clients
+        .iter()
+        .map(|c| {
+            Ok(RelayClientCredentials {
+                client: RelayClient {
+                    id: c.id.clone(),
+                    corp_ids: c.corp_ids.iter().map(|id| CorpId::parse(id)).collect::<Result<_, _>>()?,
+                    complete_url_origins: c.complete_url_origins.clone(),
+                },
+                secret: c.secret.to_secret_string(),
+            })
+        })
+        .collect::<Result<_, domain::ValidationError>>()
+        .map_err(|e| anyhow::anyhow!("relay.clients: {e}"))
+}
+
+async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
+    let (idp, messenger, _) = dingtalk(config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
+    let relay = Arc::new(RelayHttp {
+        clients: relay_clients(config)?,
+        limiter: AuthLimiter::new(AuthLimit {
+            max_failures: config.relay.max_auth_failures,
+            window: Duration::from_secs(config.relay.auth_window_secs),
+        }),
+        create_intent: cloud.create_intent,
+        take_result: cloud.take_result,
+        send: cloud.send,
+        status: cloud.status,
+        recall: cloud.recall,
+        fetch_member: cloud.fetch_member,
+    });
+    let cloud_http = Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    Ok(App {
+        router: http::cloud_router(cloud_http, relay, probes),
+        purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
+    })
+}
+
+async fn build_cloud(config: &Config) -> anyhow::Result<App> {
+    if is_postgres(&config.database.url) {
+        let store = open_postgres(config).await?;
+        let ping = store.clone();
+        let probes = Arc::new(Probes {
+            checks: vec![(
+                "database",
+                readiness(move || {
+                    let ping = ping.clone();
+                    async move { ping.ping().await.map_err(|e| e.to_string()) }
+                }),
+            )],
+        });
+        build_cloud_with(config, store, probes).await
+    } else {
+        let store = open_sqlite(config).await?;
+        let ping = store.clone();
+        let probes = Arc::new(Probes {
+            checks: vec![(
+                "database",
+                readiness(move || {
+                    let ping = ping.clone();
+                    async move { ping.ping().await.map_err(|e| e.to_string()) }
+                }),
+            )],
+        });
+        build_cloud_with(config, store, probes).await
+    }
+}
+
+async fn build_local(config: &Config) -> anyhow::Result<App> {
+    let store = open_postgres(config).await?;
+    let secret = config.cloud.client_secret.as_ref().context("cloud.client_secret is required")?;
+    let mut relay = RelayConfig::new(
+        config.cloud.base_url.clone(),
+        config.cloud.client_id.clone().context("cloud.client_id is required")?,
+        secret.to_secret_string(),
+    );
+    relay.timeout = Duration::from_secs(config.cloud.timeout_secs);
+    relay.validate().map_err(|e| anyhow::anyhow!("cloud: {e}"))?;
+    let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
+    let default_corp = config.dingtalk.corp_id.as_deref().map(CorpId::parse).transpose().context("dingtalk.corp_id")?;
+    let local = local_http(&store, gateway, config, default_corp);
+    let ping = store.clone();
+    let probes = Arc::new(Probes {
+        checks: vec![(
+            "database",
+            readiness(move || {
+                let ping = ping.clone();
+                async move { ping.ping().await.map_err(|e| e.to_string()) }
+            }),
+        )],
+    });
+    Ok(App {
+        router: http::local_router(local, probes),
+        purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
     })
 }
 
@@ -315,10 +485,11 @@ pub async fn shutdown_signal() {
 
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    match config.mode {
-        Mode::Dev | Mode::Cloud => adapters::outbound::sqlite::migrate(&config.database.url)
+    if is_postgres(&config.database.url) {
+        adapters::outbound::postgres::migrate(&config.database.url).await.context("migrating the PostgreSQL database")
+    } else {
+        adapters::outbound::sqlite::migrate(&config.database.url)
             .await
-            .with_context(|| format!("migrating {}", config.database.url)),
-        Mode::Local => bail!("mode local (PostgreSQL) is not available in this build yet"),
+            .with_context(|| format!("migrating {}", config.database.url))
     }
 }

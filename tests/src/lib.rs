@@ -3,4 +3,5 @@
 //! dev-mode dingbridge wired to it (the `sandbox` binary and the end-to-end tests use it).
 
 pub mod emulator;
+pub mod procs;
 pub mod stack;

@@ -10,7 +10,7 @@ use domain::{
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Clock, CloudGateway, GatewayError, ListUsers, LoginAttemptStore, MessageRecord, MessageStore, RandomSource,
+    Binding, BindingStore, Clock, CloudGateway, GatewayError, ListUsers, MemberKey, LoginAttemptStore, MessageRecord, MessageStore, RandomSource,
     RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError, UserRepository,
 };
 
@@ -248,9 +248,12 @@ pub enum MessageError {
     /// The request is invalid; the error names the field.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    /// Some local user ids are unknown; nothing was stored.
-    #[error("unknown local user ids: {}", .0.join(", "))]
+    /// Some local user ids (or `external:<id>` binding ids) are unknown; nothing was stored.
+    #[error("unknown recipients: {}", .0.join(", "))]
     UnknownUsers(Vec<String>),
+    /// The binding's external id already belongs to another user.
+    #[error("{0}")]
+    Conflict(String),
     /// No such message or user.
     #[error("not found")]
     NotFound,
@@ -319,6 +322,10 @@ pub struct SendMessageCommand {
     pub user_ids: Vec<String>,
     /// DingTalk userids.
     pub userids: Vec<UserId>,
+    /// Binding external ids (the enterprise system's account ids), resolved within `tenant_id`.
+    pub external_ids: Vec<String>,
+    /// Tenant of `external_ids` (none: the default tenant).
+    pub tenant_id: Option<String>,
     /// Department ids (≤20).
     pub dept_ids: Vec<DeptId>,
     /// Everyone in the corp (the lists must then be empty).
@@ -330,6 +337,7 @@ pub struct SendMessageCommand {
 /// Accepts a message: resolves recipients, stores it, relays it through the cloud.
 pub struct SendMessage {
     users: Arc<dyn UserRepository>,
+    bindings: Arc<dyn BindingStore>,
     messages: Arc<dyn MessageStore>,
     gateway: Arc<dyn CloudGateway>,
     random: Arc<dyn RandomSource>,
@@ -342,6 +350,7 @@ impl SendMessage {
     /// nor its recipients name a corp.
     pub fn new(
         users: Arc<dyn UserRepository>,
+        bindings: Arc<dyn BindingStore>,
         messages: Arc<dyn MessageStore>,
         gateway: Arc<dyn CloudGateway>,
         random: Arc<dyn RandomSource>,
@@ -350,6 +359,7 @@ impl SendMessage {
     ) -> Self {
         Self {
             users,
+            bindings,
             messages,
             gateway,
             random,
@@ -362,7 +372,7 @@ impl SendMessage {
     /// `Store`. Once stored, the message is returned whatever the cloud
     /// answered: `sent` with task ids, `failed` with the error, or still
     /// `accepted` (with the error) when the cloud was unreachable.
-    #[instrument(skip_all, fields(recipients = command.user_ids.len() + command.userids.len()))]
+    #[instrument(skip_all, fields(recipients = command.user_ids.len() + command.userids.len() + command.external_ids.len()))]
     pub async fn execute(&self, command: SendMessageCommand) -> Result<MessageRecord, MessageError> {
         let (recipients, corp_id) = self.resolve(&command).await?;
         command.body.check_recipients(&recipients)?;
@@ -414,7 +424,14 @@ impl SendMessage {
         let mut userids = command.userids.clone();
         let mut unknown = Vec::new();
         let mut corp = command.corp_id.clone();
-        for id in &command.user_ids {
+        let mut local_ids = command.user_ids.clone();
+        for external_id in &command.external_ids {
+            match self.bindings.find_by_external_id(command.tenant_id.clone(), external_id).await? {
+                Some(binding) => local_ids.push(binding.user_id),
+                None => unknown.push(format!("external:{external_id}")),
+            }
+        }
+        for id in &local_ids {
             match self.users.find(id).await? {
                 Some(user) => {
                     let user_corp = &user.profile.corp_id;
@@ -569,5 +586,100 @@ impl RecallMessage {
             )
             .await?;
         Ok(record)
+    }
+}
+
+/// Fetches a member's current profile through the cloud and stores it.
+/// A member who left the org is kept and marked inactive.
+pub struct RefreshUser {
+    users: Arc<dyn UserRepository>,
+    gateway: Arc<dyn CloudGateway>,
+    random: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RefreshUser {
+    /// Builds the use case.
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        gateway: Arc<dyn CloudGateway>,
+        random: Arc<dyn RandomSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { users, gateway, random, clock }
+    }
+
+    /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or DingTalk); `Rejected`; `Store`.
+    #[instrument(skip_all, fields(id))]
+    pub async fn execute(&self, id: &str) -> Result<User, MessageError> {
+        let user = self.users.find(id).await?.ok_or(MessageError::NotFound)?;
+        let key = MemberKey::UserId(user.profile.userid.clone());
+        let profile = match self.gateway.get_member(&user.profile.corp_id, &key).await {
+            Ok(profile) => profile,
+            Err(GatewayError::NotMember) => {
+                info!(user_id = %user.id, "member left the org; marking inactive");
+                domain::MemberProfile { active: false, ..user.profile.clone() }
+            }
+            Err(GatewayError::NotFound) => return Err(MessageError::Unavailable("the cloud has no such member".into())),
+            Err(other) => return Err(other.into()),
+        };
+        Ok(self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?)
+    }
+}
+
+/// Binds a user to an account of the enterprise system, and reads it back.
+pub struct Bindings {
+    users: Arc<dyn UserRepository>,
+    bindings: Arc<dyn BindingStore>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Longest external or tenant id, in characters.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+
+fn external_id(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
+    }
+    if value.chars().count() > MAX_EXTERNAL_ID_CHARS || value.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "invalid",
+            format!("{field} must be 1–{MAX_EXTERNAL_ID_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+impl Bindings {
+    /// Builds the use case.
+    pub fn new(users: Arc<dyn UserRepository>, bindings: Arc<dyn BindingStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { users, bindings, clock }
+    }
+
+    /// Creates or replaces the binding of user `id`. Errors: `Invalid` (field named); `NotFound`;
+    /// `Conflict` when another user holds that external id in that tenant; `Store`.
+    pub async fn put(&self, id: &str, external: &str, tenant: Option<&str>) -> Result<Binding, MessageError> {
+        let binding = Binding {
+            user_id: id.to_owned(),
+            external_id: external_id("external_id", external)?,
+            tenant_id: tenant.map(|t| external_id("tenant_id", t)).transpose()?,
+            updated_at: self.clock.now(),
+        };
+        self.users.find(id).await?.ok_or(MessageError::NotFound)?;
+        match self.bindings.put(&binding).await {
+            Ok(()) => Ok(binding),
+            Err(StoreError::Conflict(_)) => Err(MessageError::Conflict(format!(
+                "external_id {} is already bound to another user in this tenant",
+                binding.external_id
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The binding of user `id`, if any. Errors: `Store`.
+    pub async fn get(&self, id: &str) -> Result<Option<Binding>, MessageError> {
+        Ok(self.bindings.get(id).await?)
     }
 }

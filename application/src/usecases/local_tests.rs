@@ -851,6 +851,7 @@ impl SendMocks {
     fn build(self, default_corp: Option<CorpId>) -> SendMessage {
         SendMessage::new(
             Arc::new(self.users),
+            Arc::new(crate::ports::MockBindingStore::new()),
             Arc::new(self.messages),
             Arc::new(self.gateway),
             Arc::new(self.random),
@@ -865,6 +866,8 @@ fn command() -> SendMessageCommand {
         corp_id: None,
         user_ids: vec![],
         userids: vec![],
+        external_ids: vec![],
+        tenant_id: None,
         dept_ids: vec![],
         to_all: false,
         body: text("hello"),

@@ -10,3 +10,5 @@ mod cloud_tests;
 mod in_process_tests;
 #[cfg(test)]
 mod local_tests;
+#[cfg(test)]
+mod directory_tests;

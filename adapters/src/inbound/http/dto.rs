@@ -87,6 +87,13 @@ pub struct RecipientsInput {
     #[serde(default)]
     #[validate(length(max = 5000, message = "at most 5000 userids"))]
     pub userids: Vec<String>,
+    /// Binding external ids (your system's account ids, see `PUT /api/users/{id}/binding`).
+    #[serde(default)]
+    #[validate(length(max = 5000, message = "at most 5000 external ids"))]
+    pub external_ids: Vec<String>,
+    /// Tenant of `external_ids` (omit for the default tenant).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     /// Department ids (sub-departments included by DingTalk); at most 20.
     #[serde(default)]
     #[validate(length(max = 20, message = "DingTalk accepts at most 20 department ids"))]
@@ -143,6 +150,8 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
             corp_id,
             user_ids,
             userids,
+            external_ids: input.recipients.external_ids.iter().map(|s| s.trim().to_owned()).collect(),
+            tenant_id: input.recipients.tenant_id.clone(),
             dept_ids,
             to_all: input.recipients.to_all,
             body: MessageBody::parse(&input.body)?,
@@ -342,5 +351,34 @@ mod tests {
             .map(|e| validation_problems(&e, ""))
             .unwrap_or_default();
         assert_eq!(problems.first().map(|p| p.0.as_str()), Some("recipients.dept_ids"));
+    }
+}
+
+/// `PUT /api/users/{id}/binding`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindingInput {
+    /// Your system's account id for this member (the seed's `staff_id`), 1–128 characters.
+    pub external_id: String,
+    /// Your system's tenant (the seed's `tenant_id`), when it has several.
+    pub tenant_id: Option<String>,
+}
+
+/// A member's binding to an account of the enterprise system.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BindingView {
+    /// Local user id.
+    pub user_id: String,
+    /// Your system's account id.
+    pub external_id: String,
+    /// Your system's tenant.
+    pub tenant_id: Option<String>,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<application::ports::Binding> for BindingView {
+    fn from(b: application::ports::Binding) -> Self {
+        Self { user_id: b.user_id, external_id: b.external_id, tenant_id: b.tenant_id, updated_at: rfc3339(b.updated_at) }
     }
 }

@@ -199,6 +199,7 @@ impl From<MessageError> for ApiError {
                 error
             }
             MessageError::NotFound => Self::not_found("the resource"),
+            MessageError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
             MessageError::Rejected(detail) => Self::new(StatusCode::CONFLICT, "refused", detail),
             MessageError::Unavailable(detail) => Self::unavailable(detail),
             MessageError::Store(store) => store.into(),

@@ -9,21 +9,20 @@ use std::sync::Arc;
 
 use application::ports::ListUsers;
 use application::usecases::local::{
-    CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, SendMessage,
-    SendMessageCommand, StartLogin,
+    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageError, MessageStatus,
+    RecallMessage, RefreshUser, SendMessage, SendMessageCommand, StartLogin,
 };
 use domain::{CorpId, MessageBody, User};
 use salvo::http::cookie::time::Duration as CookieDuration;
 use salvo::http::cookie::{Cookie, SameSite};
-use salvo::http::{ParseError, StatusCode};
+use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo_oapi::endpoint;
 use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
-use validator::Validate;
 
-use super::dto::{MessageView2, SelfMessageInput, SendMessageInput, UserView, validation_problems};
+use super::dto::{BindingInput, BindingView, MessageView2, SelfMessageInput, SendMessageInput, UserView};
+use super::extract::{read_json, validated};
 use super::error::ApiError;
 use super::middleware::Inject;
 use super::pages;
@@ -32,8 +31,6 @@ use super::pages;
 pub const LOGIN_COOKIE: &str = "dingbridge_login";
 /// Name of the session cookie (HttpOnly, SameSite=Lax).
 pub const SESSION_COOKIE: &str = "dingbridge_session";
-/// Largest JSON request body accepted, in bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Cookie attributes.
 #[derive(Debug, Clone)]
@@ -58,6 +55,10 @@ pub struct LocalHttp {
     pub list_users: ListUsersQuery,
     /// Directory look-up.
     pub get_user: GetUser,
+    /// Directory refresh through the cloud.
+    pub refresh_user: RefreshUser,
+    /// Bindings to the enterprise system's accounts.
+    pub bindings: Bindings,
     /// Sending.
     pub send_message: SendMessage,
     /// Status.
@@ -225,48 +226,6 @@ async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<
     Ok(())
 }
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`]: 415 unless `Content-Type: application/json`,
-/// 413 when larger, 400 `malformed_json` for invalid JSON, 422 `validation_failed` for a JSON
-/// value of the wrong shape (unknown or missing fields, wrong types).
-async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
-    let is_json = req
-        .content_type()
-        .is_some_and(|m| m.essence_str() == "application/json");
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ));
-    }
-    let bytes = req
-        .payload_with_max_size(MAX_BODY_BYTES)
-        .await
-        .map_err(|err| match err {
-            ParseError::PayloadTooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            ),
-            other => ApiError::malformed_json(other),
-        })?;
-    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => ApiError::fields(vec![(
-            "body".to_owned(),
-            "invalid".to_owned(),
-            format!("request body: {err}"),
-        )]),
-        _ => ApiError::malformed_json(err),
-    })
-}
-
-fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
-    input
-        .validate()
-        .map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
-    Ok(input)
-}
-
 /// Sends a text work notification to the signed-in member (session cookie; JSON only, which also blocks
 /// cross-site form posts). 202 with the message.
 #[endpoint(tags("auth"), request_body = SelfMessageInput, responses((status_code = 202, body = MessageView2)))]
@@ -279,6 +238,8 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
         corp_id: Some(user.profile.corp_id.clone()),
         user_ids: Vec::new(),
         userids: vec![user.profile.userid.clone()],
+        external_ids: Vec::new(),
+        tenant_id: None,
         dept_ids: Vec::new(),
         to_all: false,
         body,
@@ -349,10 +310,7 @@ async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
 async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
-    let user = local.get_user.execute(&id).await.map_err(|e| match e {
-        application::usecases::local::MessageError::NotFound => ApiError::not_found("user"),
-        other => other.into(),
-    })?;
+    let user = local.get_user.execute(&id).await.map_err(user_not_found)?;
     res.render(Json(UserView::from(user)));
     Ok(())
 }
@@ -372,11 +330,51 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     Ok(())
 }
 
-fn message_not_found(err: application::usecases::local::MessageError) -> ApiError {
+fn message_not_found(err: MessageError) -> ApiError {
     match err {
-        application::usecases::local::MessageError::NotFound => ApiError::not_found("message"),
+        MessageError::NotFound => ApiError::not_found("message"),
         other => other.into(),
     }
+}
+
+fn user_not_found(err: MessageError) -> ApiError {
+    match err {
+        MessageError::NotFound => ApiError::not_found("user"),
+        other => other.into(),
+    }
+}
+
+/// Fetches the member's current profile from DingTalk through the cloud and stores it (service token).
+/// A member who left the org is marked `active: false`. 404 `not_found`; 503 when the cloud is unreachable.
+#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = UserView)))]
+async fn refresh_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let user = local.refresh_user.execute(&id).await.map_err(user_not_found)?;
+    res.render(Json(UserView::from(user)));
+    Ok(())
+}
+
+/// Binds the member to an account of your system (service token): afterwards messages can address them
+/// by `recipients.external_ids`. 404 `not_found`; 409 `conflict` when another member has that id.
+#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), request_body = BindingInput, responses((status_code = 200, body = BindingView)))]
+async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let input: BindingInput = read_json(req).await?;
+    let binding = local.bindings.put(&id, &input.external_id, input.tenant_id.as_deref()).await.map_err(user_not_found)?;
+    res.render(Json(BindingView::from(binding)));
+    Ok(())
+}
+
+/// The member's binding (service token). 404 `not_found` when there is none.
+#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = BindingView)))]
+async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let id = req.param::<String>("id").unwrap_or_default();
+    let binding = local.bindings.get(&id).await?.ok_or_else(|| ApiError::not_found("binding"))?;
+    res.render(Json(BindingView::from(binding)));
+    Ok(())
 }
 
 /// A message with per-recipient delivery (service token). 404 `not_found`.

@@ -9,9 +9,11 @@
 pub mod cloud;
 pub mod dto;
 pub mod error;
+pub mod extract;
 pub mod local;
 mod middleware;
 mod pages;
+pub mod relay;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +28,7 @@ use serde::Serialize;
 pub use cloud::CloudHttp;
 pub use error::ApiError;
 pub use local::{CookieSettings, LocalHttp};
+pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 
 /// A readiness check: resolves to `Err(reason)` when the service cannot serve
 /// (e.g. the database is unreachable).
@@ -88,6 +91,17 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
         .push(router)
+}
+
+/// Cloud mode: the DingTalk callback and the relay API; no local routes.
+pub fn cloud_router(cloud: Arc<CloudHttp>, relay: Arc<RelayHttp>, probes: Arc<Probes>) -> Router {
+    let router = Router::new().push(cloud::routes(cloud)).push(relay::routes(relay));
+    with_common(router, probes, "dingbridge (cloud)")
+}
+
+/// Local mode: sign-in, sessions, directory and messages; no cloud routes.
+pub fn local_router(local: Arc<LocalHttp>, probes: Arc<Probes>) -> Router {
+    with_common(local::routes(local), probes, "dingbridge (local)")
 }
 
 /// Dev mode: local and cloud routes in one router.
