@@ -24,7 +24,7 @@ pub struct RelayConfig {
     pub client_secret: SecretString,
     /// Timeout of one attempt, from connecting to the end of the response body.
     pub timeout: Duration,
-    /// How many attempts a retried call makes at most, the first one included (≥ 1).
+    /// How many attempts a retried call makes at most, the first one included (≥ 1; 0 acts as 1).
     pub max_attempts: u32,
 }
 
