@@ -1,18 +1,19 @@
 //! The stores on SQLite: diesel-async `SyncConnectionWrapper` + bb8, embedded migrations.
 //!
 //! [`SqliteStore`] implements every store port of `application::ports` on one
-//! SQLite file. Layout, so that a PostgreSQL sibling can share most of it:
+//! SQLite file. Layout, shared with the PostgreSQL sibling (`outbound::postgres`):
 //!
 //! - `schema` (the `diesel::table!`s) and `rows` (row structs and their
 //!   conversions to and from domain types) use only types both backends have;
 //! - `stores` holds the port implementations, written with diesel's query DSL
-//!   only (`ON CONFLICT`, `RETURNING` and transactions exist on both);
+//!   only (`ON CONFLICT`, `RETURNING` and transactions exist on both), as a
+//!   macro that `outbound::postgres` applies to its `PgStore` too;
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
-mod rows;
-mod schema;
-mod stores;
+pub(crate) mod rows;
+pub(crate) mod schema;
+pub(crate) mod stores;
 
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,16 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite pool: {e}")))?;
         tracing::debug!(url, max_connections, "SQLite store ready");
         Ok(Self { pool })
+    }
+
+    /// Checks that the database answers (`SELECT 1` on a pooled connection),
+    /// for readiness probes. `Unavailable` when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Unavailable(format!("SQLite does not answer: {e}")))
     }
 
     /// A pooled connection; `Unavailable` when none is free in time or the
@@ -200,6 +211,11 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     (
         "relay_batches.client_id, relay_batches.key, relay_batches.idx",
         "relay_batches_pkey",
+    ),
+    ("bindings.user_id", "bindings_pkey"),
+    (
+        "bindings.tenant_id, bindings.external_id",
+        "bindings_tenant_external_key",
     ),
 ];
 

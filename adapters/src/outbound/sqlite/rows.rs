@@ -1,14 +1,14 @@
 //! Row structs of [`super::schema`] and their conversions to and from domain
 //! types, in one place. Nothing here is SQLite-specific (the derives are
-//! checked against both backends), so a PostgreSQL adapter on the same schema
-//! can reuse this module as it is.
+//! checked against both backends), so the PostgreSQL adapter on the same schema
+//! reuses this module as it is.
 //!
 //! Reading a row back is fallible: a row that no longer parses into domain
 //! types gives `StoreError::Other("corrupt row ...")`, never a panic.
 
 use std::fmt::Display;
 
-use application::ports::{LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord, Session, StoreError};
+use application::ports::{Binding, LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord, Session, StoreError};
 use diesel::prelude::*;
 use domain::{
     Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients,
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::schema::{
-    login_attempts, login_intents, login_results, messages, relay_batches, relay_messages, sessions, users,
+    bindings, login_attempts, login_intents, login_results, messages, relay_batches, relay_messages, sessions, users,
 };
 
 /// `StoreError::Other` for a stored row that does not parse back.
@@ -450,5 +450,43 @@ impl RelayMessageRow {
             client_id: self.client_id,
             key: self.key,
         })
+    }
+}
+
+/// A row of `bindings`. A missing tenant is stored as `''`, so that the
+/// unique `(tenant_id, external_id)` treats it as one tenant on both backends
+/// (a NULL would never collide).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = bindings)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct BindingRow {
+    pub user_id: String,
+    pub external_id: String,
+    pub tenant_id: String,
+    pub updated_at: i64,
+}
+
+/// The `tenant_id` column for a tenant: `''` for none.
+pub(crate) fn tenant_column(tenant_id: Option<&str>) -> String {
+    tenant_id.unwrap_or_default().to_owned()
+}
+
+impl BindingRow {
+    pub fn from_domain(binding: &Binding) -> Self {
+        Self {
+            user_id: binding.user_id.clone(),
+            external_id: binding.external_id.clone(),
+            tenant_id: tenant_column(binding.tenant_id.as_deref()),
+            updated_at: binding.updated_at.as_millis(),
+        }
+    }
+
+    pub fn into_domain(self) -> Binding {
+        Binding {
+            user_id: self.user_id,
+            external_id: self.external_id,
+            tenant_id: Some(self.tenant_id).filter(|t| !t.is_empty()),
+            updated_at: Timestamp::from_millis(self.updated_at),
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! The diesel schema of `migrations/sqlite` (written by hand). It uses only
-//! types both SQLite and PostgreSQL have (`Text`, `BigInt`, `Integer`, `Bool`),
-//! so a PostgreSQL adapter with the same migrations can share it.
+//! The diesel schema of `migrations/sqlite` and `migrations/postgres`
+//! (written by hand). It uses only types both SQLite and PostgreSQL have
+//! (`Text`, `BigInt`, `Integer`, `Bool`), so both adapters share it.
 
 diesel::table! {
     /// Local side: logins in progress.
@@ -164,7 +164,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Local side: a member bound to an account of the enterprise system.
+    bindings (user_id) {
+        /// `users.id`.
+        user_id -> Text,
+        /// The enterprise system's account id.
+        external_id -> Text,
+        /// The enterprise system's tenant; `''` when there is none.
+        tenant_id -> Text,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(bindings -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     login_intents,
@@ -174,4 +189,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     relay_messages,
     relay_batches,
+    bindings,
 );

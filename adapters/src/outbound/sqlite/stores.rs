@@ -1,443 +1,573 @@
-//! The store ports on [`SqliteStore`], with diesel's query DSL only.
+//! The store ports, written once with diesel's query DSL only and
+//! implemented for [`SqliteStore`] here and for the PostgreSQL adapter's
+//! `PgStore` by the same [`impl_store_ports!`] macro (a generic impl over both
+//! connection types would need huge where-clauses; STACK-NOTES F5).
 //!
 //! Concurrency: single-use `take`s are one `DELETE … RETURNING` statement, so
-//! of concurrent takes of one key exactly one gets the row. Multi-statement
-//! transactions write first, so SQLite takes the write lock at their first
-//! statement (waiting up to `busy_timeout`) and never has to upgrade a read
-//! snapshot, which would fail with "database is locked" instead of waiting.
+//! of concurrent takes of one key exactly one gets the row (on both backends).
+//! Multi-statement transactions write first, so SQLite takes the write lock at
+//! their first statement (waiting up to `busy_timeout`) and never has to
+//! upgrade a read snapshot, which would fail with "database is locked" instead
+//! of waiting. On PostgreSQL (read committed) a conflicting `INSERT … ON
+//! CONFLICT` waits for the other transaction and each later statement sees
+//! what it committed.
+//!
+//! Upserts on PostgreSQL: two concurrent `INSERT … ON CONFLICT (a) DO UPDATE`
+//! of one new key can both pass the check on `a`; the second then trips a
+//! *different* unique constraint of the table (`users_corp_userid_key`,
+//! `bindings_tenant_external_key`) with the row the first just committed,
+//! instead of updating it. So upserts retry a unique violation (at most
+//! [`UPSERT_ATTEMPTS`] tries): the retry sees the committed row and updates it,
+//! and a real conflict fails again.
 
-use application::ports::{
-    ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
-    MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError, UserRepository,
-};
-use async_trait::async_trait;
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
-use domain::{CorpId, LoginAttempt, MemberProfile, MessageState, TaskId, Timestamp, User, UserId};
+use super::SqliteStore;
 
-use super::rows::{
-    LoginAttemptRow, LoginIntentRow, LoginResultRow, MessageRow, RelayBatchRow, RelayMessageRow, SessionRow, UserRow,
-    batch_idx, to_json,
-};
-use super::schema::{
-    login_attempts, login_intents, login_results, messages, relay_batches, relay_messages, sessions, users,
-};
-use super::{Conn, SqliteStore, db_error};
+/// How often an upsert is tried when it hits a unique violation.
+pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
-/// Row counts as the ports report them.
-fn count(rows: usize) -> u64 {
-    u64::try_from(rows).unwrap_or(u64::MAX)
-}
+/// Implements every store port of `application::ports` for `$store`.
+///
+/// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
+/// $conn>, StoreError>` (a pooled connection), and `$db_error` must be a
+/// `fn(&str, diesel::result::Error) -> StoreError`. The schema and row structs
+/// are [`super::schema`] and [`super::rows`].
+macro_rules! impl_store_ports {
+    ($store:ty, $conn:ty, $db_error:path) => {
+        const _: () = {
+            use application::ports::{
+                Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
+                LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
+                SessionStore, StoreError, UserRepository,
+            };
+            use async_trait::async_trait;
+            use diesel::prelude::*;
+            use diesel::result::{DatabaseErrorKind, Error as DieselError};
+            use diesel_async::{AsyncConnection, RunQueryDsl};
+            use domain::{CorpId, LoginAttempt, MemberProfile, MessageState, TaskId, Timestamp, User, UserId};
 
-#[async_trait]
-impl LoginAttemptStore for SqliteStore {
-    async fn insert(&self, attempt: &LoginAttempt) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(login_attempts::table)
-            .values(LoginAttemptRow::from_domain(attempt))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("insert login attempt", e))?;
-        Ok(())
-    }
+            use $crate::outbound::sqlite::rows::{
+                BindingRow, LoginAttemptRow, LoginIntentRow, LoginResultRow, MessageRow, RelayBatchRow,
+                RelayMessageRow, SessionRow, UserRow, batch_idx, tenant_column, to_json,
+            };
+            use $crate::outbound::sqlite::schema::{
+                bindings, login_attempts, login_intents, login_results, messages, relay_batches, relay_messages,
+                sessions, users,
+            };
+            use $crate::outbound::sqlite::stores::UPSERT_ATTEMPTS;
 
-    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginAttempt>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row = diesel::delete(login_attempts::table.find(state_hash))
-            .returning(LoginAttemptRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("take login attempt", e))?;
-        row.filter(|r| r.expires_at > now.as_millis())
-            .map(LoginAttemptRow::into_domain)
-            .transpose()
-    }
+            type Conn = $conn;
 
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::delete(login_attempts::table.filter(login_attempts::expires_at.le(now.as_millis())))
-            .execute(&mut conn)
-            .await
-            .map(count)
-            .map_err(|e| db_error("purge login attempts", e))
-    }
-}
+            fn db_error(context: &str, err: DieselError) -> StoreError {
+                $db_error(context, err)
+            }
 
-#[async_trait]
-impl LoginIntentStore for SqliteStore {
-    async fn insert(&self, intent: &LoginIntent) -> Result<(), StoreError> {
-        let row = LoginIntentRow::from_domain(intent)?;
-        let mut conn = self.conn().await?;
-        diesel::insert_into(login_intents::table)
-            .values(row)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("insert login intent", e))?;
-        Ok(())
-    }
+            /// Row counts as the ports report them.
+            fn count(rows: usize) -> u64 {
+                u64::try_from(rows).unwrap_or(u64::MAX)
+            }
 
-    async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginIntent>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row = diesel::delete(login_intents::table.find(state_hash))
-            .returning(LoginIntentRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("take login intent", e))?;
-        row.filter(|r| r.expires_at > now.as_millis())
-            .map(LoginIntentRow::into_domain)
-            .transpose()
-    }
+            /// Whether an upsert that failed with `result` is worth another try.
+            fn retry_upsert<T>(result: &QueryResult<T>, attempt: usize) -> bool {
+                attempt < UPSERT_ATTEMPTS
+                    && matches!(
+                        result,
+                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+                    )
+            }
 
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::delete(login_intents::table.filter(login_intents::expires_at.le(now.as_millis())))
-            .execute(&mut conn)
-            .await
-            .map(count)
-            .map_err(|e| db_error("purge login intents", e))
-    }
-}
+            #[async_trait]
+            impl LoginAttemptStore for $store {
+                async fn insert(&self, attempt: &LoginAttempt) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(login_attempts::table)
+                        .values(LoginAttemptRow::from_domain(attempt))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("insert login attempt", e))?;
+                    Ok(())
+                }
 
-#[async_trait]
-impl LoginResultStore for SqliteStore {
-    async fn insert(
-        &self,
-        state_hash: &str,
-        client_id: &str,
-        outcome: &LoginOutcome,
-        expires_at: Timestamp,
-    ) -> Result<(), StoreError> {
-        let row = LoginResultRow::from_domain(state_hash, client_id, outcome, expires_at)?;
-        let mut conn = self.conn().await?;
-        diesel::insert_into(login_results::table)
-            .values(row)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("insert login result", e))?;
-        Ok(())
-    }
+                async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginAttempt>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = diesel::delete(login_attempts::table.find(state_hash))
+                        .returning(LoginAttemptRow::as_returning())
+                        .get_result(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("take login attempt", e))?;
+                    row.filter(|r| r.expires_at > now.as_millis())
+                        .map(LoginAttemptRow::into_domain)
+                        .transpose()
+                }
 
-    async fn take(
-        &self,
-        state_hash: &str,
-        client_id: &str,
-        now: Timestamp,
-    ) -> Result<Option<LoginOutcome>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row = diesel::delete(
-            login_results::table
-                .find(state_hash)
-                .filter(login_results::client_id.eq(client_id)),
-        )
-        .returning(LoginResultRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(|e| db_error("take login result", e))?;
-        row.filter(|r| r.expires_at > now.as_millis())
-            .map(LoginResultRow::into_domain)
-            .transpose()
-    }
+                async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(login_attempts::table.filter(login_attempts::expires_at.le(now.as_millis())))
+                        .execute(&mut conn)
+                        .await
+                        .map(count)
+                        .map_err(|e| db_error("purge login attempts", e))
+                }
+            }
 
-    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::delete(login_results::table.filter(login_results::expires_at.le(now.as_millis())))
-            .execute(&mut conn)
-            .await
-            .map(count)
-            .map_err(|e| db_error("purge login results", e))
-    }
-}
+            #[async_trait]
+            impl LoginIntentStore for $store {
+                async fn insert(&self, intent: &LoginIntent) -> Result<(), StoreError> {
+                    let row = LoginIntentRow::from_domain(intent)?;
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(login_intents::table)
+                        .values(row)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("insert login intent", e))?;
+                    Ok(())
+                }
 
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(sessions::table)
-            .values(SessionRow::from_domain(session))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("insert session", e))?;
-        Ok(())
-    }
+                async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginIntent>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = diesel::delete(login_intents::table.find(state_hash))
+                        .returning(LoginIntentRow::as_returning())
+                        .get_result(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("take login intent", e))?;
+                    row.filter(|r| r.expires_at > now.as_millis())
+                        .map(LoginIntentRow::into_domain)
+                        .transpose()
+                }
 
-    async fn find(&self, token_hash: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.conn().await?;
-        let row = sessions::table
-            .find(token_hash)
-            .filter(sessions::expires_at.gt(now.as_millis()))
-            .select(SessionRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("find session", e))?;
-        Ok(row.map(SessionRow::into_domain))
-    }
+                async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(login_intents::table.filter(login_intents::expires_at.le(now.as_millis())))
+                        .execute(&mut conn)
+                        .await
+                        .map(count)
+                        .map_err(|e| db_error("purge login intents", e))
+                }
+            }
 
-    async fn delete(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::delete(sessions::table.find(token_hash))
-            .execute(&mut conn)
-            .await
-            .map(|n| n > 0)
-            .map_err(|e| db_error("delete session", e))
-    }
+            #[async_trait]
+            impl LoginResultStore for $store {
+                async fn insert(
+                    &self,
+                    state_hash: &str,
+                    client_id: &str,
+                    outcome: &LoginOutcome,
+                    expires_at: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let row = LoginResultRow::from_domain(state_hash, client_id, outcome, expires_at)?;
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(login_results::table)
+                        .values(row)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("insert login result", e))?;
+                    Ok(())
+                }
 
-    async fn delete_for_user(&self, user_id: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
-            .execute(&mut conn)
-            .await
-            .map(count)
-            .map_err(|e| db_error("delete sessions of user", e))
-    }
-}
+                async fn take(
+                    &self,
+                    state_hash: &str,
+                    client_id: &str,
+                    now: Timestamp,
+                ) -> Result<Option<LoginOutcome>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = diesel::delete(
+                        login_results::table
+                            .find(state_hash)
+                            .filter(login_results::client_id.eq(client_id)),
+                    )
+                    .returning(LoginResultRow::as_returning())
+                    .get_result(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(|e| db_error("take login result", e))?;
+                    row.filter(|r| r.expires_at > now.as_millis())
+                        .map(LoginResultRow::into_domain)
+                        .transpose()
+                }
 
-#[async_trait]
-impl UserRepository for SqliteStore {
-    async fn upsert(&self, profile: &MemberProfile, new_id: &str, now: Timestamp) -> Result<User, StoreError> {
-        let row = UserRow::new_user(profile, new_id, now)?;
-        let changes = row.changes();
-        let mut conn = self.conn().await?;
-        let stored = diesel::insert_into(users::table)
-            .values(&row)
-            .on_conflict((users::corp_id, users::union_id))
-            .do_update()
-            .set(&changes)
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .map_err(|e| db_error("upsert user", e))?;
-        stored.into_domain()
-    }
+                async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(login_results::table.filter(login_results::expires_at.le(now.as_millis())))
+                        .execute(&mut conn)
+                        .await
+                        .map(count)
+                        .map_err(|e| db_error("purge login results", e))
+                }
+            }
 
-    async fn find(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let mut conn = self.conn().await?;
-        users::table
-            .find(id)
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("find user", e))?
-            .map(UserRow::into_domain)
-            .transpose()
-    }
+            #[async_trait]
+            impl SessionStore for $store {
+                async fn insert(&self, session: &Session) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(sessions::table)
+                        .values(SessionRow::from_domain(session))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("insert session", e))?;
+                    Ok(())
+                }
 
-    async fn find_by_userid(&self, corp_id: &CorpId, userid: &UserId) -> Result<Option<User>, StoreError> {
-        let mut conn = self.conn().await?;
-        users::table
-            .filter(users::corp_id.eq(corp_id.as_str()))
-            .filter(users::userid.eq(userid.as_str()))
-            .select(UserRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("find user by userid", e))?
-            .map(UserRow::into_domain)
-            .transpose()
-    }
+                async fn find(&self, token_hash: &str, now: Timestamp) -> Result<Option<Session>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = sessions::table
+                        .find(token_hash)
+                        .filter(sessions::expires_at.gt(now.as_millis()))
+                        .select(SessionRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("find session", e))?;
+                    Ok(row.map(SessionRow::into_domain))
+                }
 
-    async fn list(&self, query: &ListUsers) -> Result<Vec<User>, StoreError> {
-        let mut select = users::table
-            .select(UserRow::as_select())
-            .order_by((users::created_at.asc(), users::id.asc()))
-            .limit(i64::from(query.limit))
-            .offset(i64::from(query.offset))
-            .into_boxed();
-        if let Some(corp_id) = &query.corp_id {
-            select = select.filter(users::corp_id.eq(corp_id.as_str().to_owned()));
-        }
-        let mut conn = self.conn().await?;
-        let rows = select.load(&mut conn).await.map_err(|e| db_error("list users", e))?;
-        rows.into_iter().map(UserRow::into_domain).collect()
-    }
-}
+                async fn delete(&self, token_hash: &str) -> Result<bool, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(sessions::table.find(token_hash))
+                        .execute(&mut conn)
+                        .await
+                        .map(|n| n > 0)
+                        .map_err(|e| db_error("delete session", e))
+                }
 
-#[async_trait]
-impl MessageStore for SqliteStore {
-    async fn insert(&self, record: &MessageRecord) -> Result<(), StoreError> {
-        let row = MessageRow::from_domain(record)?;
-        let mut conn = self.conn().await?;
-        diesel::insert_into(messages::table)
-            .values(row)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("insert message", e))?;
-        Ok(())
-    }
+                async fn delete_for_user(&self, user_id: &str) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+                        .execute(&mut conn)
+                        .await
+                        .map(count)
+                        .map_err(|e| db_error("delete sessions of user", e))
+                }
+            }
 
-    async fn get(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        let mut conn = self.conn().await?;
-        messages::table
-            .find(id)
-            .select(MessageRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| db_error("get message", e))?
-            .map(MessageRow::into_domain)
-            .transpose()
-    }
+            #[async_trait]
+            impl UserRepository for $store {
+                async fn upsert(
+                    &self,
+                    profile: &MemberProfile,
+                    new_id: &str,
+                    now: Timestamp,
+                ) -> Result<User, StoreError> {
+                    let row = UserRow::new_user(profile, new_id, now)?;
+                    let changes = row.changes();
+                    let mut conn = self.conn().await?;
+                    let mut attempt = 1;
+                    let stored = loop {
+                        let result = diesel::insert_into(users::table)
+                            .values(&row)
+                            .on_conflict((users::corp_id, users::union_id))
+                            .do_update()
+                            .set(&changes)
+                            .returning(UserRow::as_returning())
+                            .get_result(&mut conn)
+                            .await;
+                        if !retry_upsert(&result, attempt) {
+                            break result.map_err(|e| db_error("upsert user", e))?;
+                        }
+                        attempt += 1;
+                    };
+                    stored.into_domain()
+                }
 
-    async fn update(
-        &self,
-        id: &str,
-        state: MessageState,
-        task_ids: &[TaskId],
-        error: Option<String>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let task_ids = to_json(task_ids, "task ids")?;
-        let mut conn = self.conn().await?;
-        let updated = diesel::update(messages::table.find(id))
-            .set((
-                messages::state.eq(state.as_str()),
-                messages::task_ids.eq(task_ids),
-                messages::error.eq(error),
-                messages::updated_at.eq(now.as_millis()),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("update message", e))?;
-        if updated == 0 {
-            return Err(StoreError::Other(format!("update message: no message with id {id:?}")));
-        }
-        Ok(())
-    }
-}
+                async fn find(&self, id: &str) -> Result<Option<User>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    users::table
+                        .find(id)
+                        .select(UserRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("find user", e))?
+                        .map(UserRow::into_domain)
+                        .transpose()
+                }
 
-/// Loads a relayed message and its batches (in `idx` order), on `conn`.
-async fn load_relay(
-    conn: &mut Conn,
-    client_id: &str,
-    key: &str,
-) -> QueryResult<Option<(RelayMessageRow, Vec<RelayBatchRow>)>> {
-    let Some(message) = relay_messages::table
-        .find((client_id, key))
-        .select(RelayMessageRow::as_select())
-        .first(conn)
-        .await
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let batches = relay_batches::table
-        .filter(relay_batches::client_id.eq(client_id))
-        .filter(relay_batches::key.eq(key))
-        .order_by(relay_batches::idx.asc())
-        .select(RelayBatchRow::as_select())
-        .load(conn)
-        .await?;
-    Ok(Some((message, batches)))
-}
+                async fn find_by_userid(&self, corp_id: &CorpId, userid: &UserId) -> Result<Option<User>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    users::table
+                        .filter(users::corp_id.eq(corp_id.as_str()))
+                        .filter(users::userid.eq(userid.as_str()))
+                        .select(UserRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("find user by userid", e))?
+                        .map(UserRow::into_domain)
+                        .transpose()
+                }
 
-#[async_trait]
-impl RelayMessageStore for SqliteStore {
-    async fn insert_or_get(&self, record: &RelayMessageRecord) -> Result<(RelayMessageRecord, bool), StoreError> {
-        let (message, batches) = RelayMessageRow::from_domain(record)?;
-        let (client_id, key) = (record.client_id.as_str(), record.key.as_str());
-        let mut conn = self.conn().await?;
-        // Insert first (taking the write lock), then read back the existing
-        // record in the same transaction if the key was taken.
-        let existing = conn
-            .transaction::<_, diesel::result::Error, _>(async |conn| {
-                let inserted = diesel::insert_into(relay_messages::table)
-                    .values(&message)
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-                if inserted == 1 {
-                    // One statement per batch: diesel-async has no multi-row
-                    // INSERT for SQLite (at most 51 batches per message).
-                    for batch in &batches {
-                        diesel::insert_into(relay_batches::table)
-                            .values(batch)
-                            .execute(conn)
-                            .await?;
+                async fn list(&self, query: &ListUsers) -> Result<Vec<User>, StoreError> {
+                    let mut select = users::table
+                        .select(UserRow::as_select())
+                        .order_by((users::created_at.asc(), users::id.asc()))
+                        .limit(i64::from(query.limit))
+                        .offset(i64::from(query.offset))
+                        .into_boxed();
+                    if let Some(corp_id) = &query.corp_id {
+                        select = select.filter(users::corp_id.eq(corp_id.as_str().to_owned()));
                     }
+                    let mut conn = self.conn().await?;
+                    let rows = select
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("list users", e))?;
+                    rows.into_iter().map(UserRow::into_domain).collect()
+                }
+            }
+
+            #[async_trait]
+            impl MessageStore for $store {
+                async fn insert(&self, record: &MessageRecord) -> Result<(), StoreError> {
+                    let row = MessageRow::from_domain(record)?;
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(messages::table)
+                        .values(row)
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("insert message", e))?;
+                    Ok(())
+                }
+
+                async fn get(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    messages::table
+                        .find(id)
+                        .select(MessageRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("get message", e))?
+                        .map(MessageRow::into_domain)
+                        .transpose()
+                }
+
+                async fn update(
+                    &self,
+                    id: &str,
+                    state: MessageState,
+                    task_ids: &[TaskId],
+                    error: Option<String>,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let task_ids = to_json(task_ids, "task ids")?;
+                    let mut conn = self.conn().await?;
+                    let updated = diesel::update(messages::table.find(id))
+                        .set((
+                            messages::state.eq(state.as_str()),
+                            messages::task_ids.eq(task_ids),
+                            messages::error.eq(error),
+                            messages::updated_at.eq(now.as_millis()),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("update message", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "update message: no message with id {id:?}"
+                        )));
+                    }
+                    Ok(())
+                }
+            }
+
+            /// Loads a relayed message and its batches (in `idx` order), on `conn`.
+            async fn load_relay(
+                conn: &mut Conn,
+                client_id: &str,
+                key: &str,
+            ) -> QueryResult<Option<(RelayMessageRow, Vec<RelayBatchRow>)>> {
+                let Some(message) = relay_messages::table
+                    .find((client_id, key))
+                    .select(RelayMessageRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                else {
                     return Ok(None);
-                }
-                load_relay(conn, client_id, key).await
-            })
-            .await
-            .map_err(|e| db_error("insert relay message", e))?;
-        match existing {
-            None => Ok((record.clone(), true)),
-            Some((message, batches)) => Ok((message.into_domain(batches)?, false)),
-        }
-    }
-
-    async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError> {
-        let mut conn = self.conn().await?;
-        let found = conn
-            .transaction::<_, diesel::result::Error, _>(async |conn| load_relay(conn, client_id, key).await)
-            .await
-            .map_err(|e| db_error("get relay message", e))?;
-        found.map(|(message, batches)| message.into_domain(batches)).transpose()
-    }
-
-    async fn record_batch(
-        &self,
-        client_id: &str,
-        key: &str,
-        index: usize,
-        task_id: Option<TaskId>,
-        error: Option<String>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let idx = batch_idx(index)?;
-        let mut conn = self.conn().await?;
-        let updated = conn
-            .transaction::<_, diesel::result::Error, _>(async |conn| {
-                let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
-                    .set((
-                        relay_batches::task_id.eq(task_id.map(TaskId::get)),
-                        relay_batches::error.eq(error),
-                    ))
-                    .execute(conn)
+                };
+                let batches = relay_batches::table
+                    .filter(relay_batches::client_id.eq(client_id))
+                    .filter(relay_batches::key.eq(key))
+                    .order_by(relay_batches::idx.asc())
+                    .select(RelayBatchRow::as_select())
+                    .load(conn)
                     .await?;
-                if updated == 1 {
-                    diesel::update(relay_messages::table.find((client_id, key)))
-                        .set(relay_messages::updated_at.eq(now.as_millis()))
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(updated)
-            })
-            .await
-            .map_err(|e| db_error("record relay batch", e))?;
-        if updated == 0 {
-            return Err(StoreError::Other(format!(
-                "record relay batch: no batch {index} of message {client_id}/{key}"
-            )));
-        }
-        Ok(())
-    }
+                Ok(Some((message, batches)))
+            }
 
-    async fn set_state(
-        &self,
-        client_id: &str,
-        key: &str,
-        state: MessageState,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let updated = diesel::update(relay_messages::table.find((client_id, key)))
-            .set((
-                relay_messages::state.eq(state.as_str()),
-                relay_messages::updated_at.eq(now.as_millis()),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("set relay message state", e))?;
-        if updated == 0 {
-            return Err(StoreError::Other(format!(
-                "set relay message state: no message {client_id}/{key}"
-            )));
-        }
-        Ok(())
-    }
+            #[async_trait]
+            impl RelayMessageStore for $store {
+                async fn insert_or_get(
+                    &self,
+                    record: &RelayMessageRecord,
+                ) -> Result<(RelayMessageRecord, bool), StoreError> {
+                    let (message, batches) = RelayMessageRow::from_domain(record)?;
+                    let (client_id, key) = (record.client_id.as_str(), record.key.as_str());
+                    let mut conn = self.conn().await?;
+                    // Insert first (taking the write lock), then read back the existing
+                    // record in the same transaction if the key was taken.
+                    let existing = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| {
+                            let inserted = diesel::insert_into(relay_messages::table)
+                                .values(&message)
+                                .on_conflict_do_nothing()
+                                .execute(conn)
+                                .await?;
+                            if inserted == 1 {
+                                // One statement per batch: diesel-async has no multi-row
+                                // INSERT for SQLite (at most 51 batches per message).
+                                for batch in &batches {
+                                    diesel::insert_into(relay_batches::table)
+                                        .values(batch)
+                                        .execute(conn)
+                                        .await?;
+                                }
+                                return Ok(None);
+                            }
+                            load_relay(conn, client_id, key).await
+                        })
+                        .await
+                        .map_err(|e| db_error("insert relay message", e))?;
+                    match existing {
+                        None => Ok((record.clone(), true)),
+                        Some((message, batches)) => Ok((message.into_domain(batches)?, false)),
+                    }
+                }
+
+                async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let found = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| load_relay(conn, client_id, key).await)
+                        .await
+                        .map_err(|e| db_error("get relay message", e))?;
+                    found
+                        .map(|(message, batches)| message.into_domain(batches))
+                        .transpose()
+                }
+
+                async fn record_batch(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    index: usize,
+                    task_id: Option<TaskId>,
+                    error: Option<String>,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let idx = batch_idx(index)?;
+                    let mut conn = self.conn().await?;
+                    let updated = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| {
+                            let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
+                                .set((
+                                    relay_batches::task_id.eq(task_id.map(TaskId::get)),
+                                    relay_batches::error.eq(error),
+                                ))
+                                .execute(conn)
+                                .await?;
+                            if updated == 1 {
+                                diesel::update(relay_messages::table.find((client_id, key)))
+                                    .set(relay_messages::updated_at.eq(now.as_millis()))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            Ok(updated)
+                        })
+                        .await
+                        .map_err(|e| db_error("record relay batch", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "record relay batch: no batch {index} of message {client_id}/{key}"
+                        )));
+                    }
+                    Ok(())
+                }
+
+                async fn set_state(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    state: MessageState,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
+                        .set((
+                            relay_messages::state.eq(state.as_str()),
+                            relay_messages::updated_at.eq(now.as_millis()),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("set relay message state", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "set relay message state: no message {client_id}/{key}"
+                        )));
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl BindingStore for $store {
+                async fn put(&self, binding: &Binding) -> Result<(), StoreError> {
+                    let row = BindingRow::from_domain(binding);
+                    let mut conn = self.conn().await?;
+                    let mut attempt = 1;
+                    loop {
+                        let result = diesel::insert_into(bindings::table)
+                            .values(&row)
+                            .on_conflict(bindings::user_id)
+                            .do_update()
+                            .set((
+                                bindings::external_id.eq(&row.external_id),
+                                bindings::tenant_id.eq(&row.tenant_id),
+                                bindings::updated_at.eq(row.updated_at),
+                            ))
+                            .execute(&mut conn)
+                            .await;
+                        if !retry_upsert(&result, attempt) {
+                            result.map_err(|e| db_error("put binding", e))?;
+                            return Ok(());
+                        }
+                        attempt += 1;
+                    }
+                }
+
+                async fn get(&self, user_id: &str) -> Result<Option<Binding>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = bindings::table
+                        .find(user_id)
+                        .select(BindingRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("get binding", e))?;
+                    Ok(row.map(BindingRow::into_domain))
+                }
+
+                async fn find_by_external_id(
+                    &self,
+                    tenant_id: Option<String>,
+                    external_id: &str,
+                ) -> Result<Option<Binding>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = bindings::table
+                        .filter(bindings::tenant_id.eq(tenant_column(tenant_id.as_deref())))
+                        .filter(bindings::external_id.eq(external_id))
+                        .select(BindingRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("find binding by external id", e))?;
+                    Ok(row.map(BindingRow::into_domain))
+                }
+            }
+        };
+    };
 }
+
+pub(crate) use impl_store_ports;
+
+impl_store_ports!(SqliteStore, super::Conn, super::db_error);

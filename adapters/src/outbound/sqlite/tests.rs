@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use application::ports::{
-    ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
-    MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError, UserRepository,
+    Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
+    MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError,
+    UserRepository,
 };
 use diesel_async::RunQueryDsl;
 use domain::{
@@ -216,6 +217,14 @@ async fn pragmas_are_set_on_pooled_connections() -> TestResult {
     let keys: Keys = diesel::sql_query("PRAGMA foreign_keys").get_result(&mut conn).await?;
     assert_eq!(mode.journal_mode, "wal");
     assert_eq!(keys.foreign_keys, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ping_answers() -> TestResult {
+    let db = TempDb::new("ping");
+    let store = db.open().await?;
+    store.ping().await?;
     Ok(())
 }
 
@@ -618,6 +627,120 @@ async fn a_user_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult {
     Ok(())
 }
 
+// --- bindings ----------------------------------------------------------------
+
+fn binding(user_id: &str, tenant_id: Option<&str>, external_id: &str, at: i64) -> Binding {
+    Binding {
+        user_id: user_id.to_owned(),
+        external_id: external_id.to_owned(),
+        tenant_id: tenant_id.map(str::to_owned),
+        updated_at: ts(at),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bindings_are_put_replaced_and_found() -> TestResult {
+    let db = TempDb::new("bindings");
+    let store = db.open().await?;
+    for (n, at) in [(1, 1), (2, 1), (3, 1)] {
+        store
+            .upsert(
+                &profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"),
+                &format!("user-{n}"),
+                ts(at),
+            )
+            .await?;
+    }
+    assert_eq!(BindingStore::get(&store, "user-1").await?, None);
+
+    let first = binding("user-1", None, "E001", 10);
+    store.put(&first).await?;
+    assert_eq!(BindingStore::get(&store, "user-1").await?, Some(first.clone()));
+    assert_eq!(store.find_by_external_id(None, "E001").await?, Some(first));
+    // Another tenant's E001 is another account.
+    assert_eq!(store.find_by_external_id(Some("t1".into()), "E001").await?, None);
+
+    // Replacing moves the user to the new id; the old one is free again.
+    let replaced = binding("user-1", Some("t1"), "E001", 20);
+    store.put(&replaced).await?;
+    assert_eq!(BindingStore::get(&store, "user-1").await?, Some(replaced.clone()));
+    assert_eq!(store.find_by_external_id(None, "E001").await?, None);
+    assert_eq!(
+        store.find_by_external_id(Some("t1".into()), "E001").await?,
+        Some(replaced.clone())
+    );
+    // Putting the same binding again is fine (only updated_at changes).
+    store.put(&binding("user-1", Some("t1"), "E001", 30)).await?;
+    assert_eq!(
+        BindingStore::get(&store, "user-1").await?.map(|b| b.updated_at),
+        Some(ts(30))
+    );
+
+    // The same external id in another tenant, or without one, can go to others.
+    store.put(&binding("user-2", Some("t2"), "E001", 40)).await?;
+    store.put(&binding("user-3", None, "E001", 40)).await?;
+    assert_eq!(
+        store.find_by_external_id(None, "E001").await?.map(|b| b.user_id),
+        Some("user-3".to_owned())
+    );
+    assert_eq!(
+        store
+            .find_by_external_id(Some("t2".into()), "E001")
+            .await?
+            .map(|b| b.user_id),
+        Some("user-2".to_owned())
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binding_taken_by_another_user_is_a_conflict() -> TestResult {
+    let db = TempDb::new("bindings-conflict");
+    let store = db.open().await?;
+    for n in 1..=2 {
+        store
+            .upsert(
+                &profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"),
+                &format!("user-{n}"),
+                ts(1),
+            )
+            .await?;
+    }
+    store.put(&binding("user-1", Some("t1"), "E001", 10)).await?;
+    store.put(&binding("user-2", None, "E002", 10)).await?;
+
+    for taken in [
+        binding("user-2", Some("t1"), "E001", 20),
+        binding("user-1", None, "E002", 20),
+    ] {
+        let err = store.put(&taken).await.err();
+        assert!(
+            matches!(&err, Some(StoreError::Conflict(m)) if m.contains("bindings_tenant_external_key")),
+            "{err:?}"
+        );
+    }
+    // Nothing changed.
+    assert_eq!(
+        BindingStore::get(&store, "user-1").await?,
+        Some(binding("user-1", Some("t1"), "E001", 10))
+    );
+    assert_eq!(
+        BindingStore::get(&store, "user-2").await?,
+        Some(binding("user-2", None, "E002", 10))
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binding_of_an_unknown_user_is_an_error() -> TestResult {
+    let db = TempDb::new("bindings-unknown");
+    let store = db.open().await?;
+    let err = store.put(&binding("nobody", None, "E001", 10)).await.err();
+    assert!(matches!(&err, Some(StoreError::Other(_))), "{err:?}");
+    assert_eq!(store.find_by_external_id(None, "E001").await?, None);
+    Ok(())
+}
+
 // --- messages ----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
@@ -869,5 +992,29 @@ async fn concurrent_upserts_of_one_person_keep_one_user() -> TestResult {
         })
         .await?;
     assert_eq!(all.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
+    let db = TempDb::new("bindings-race");
+    let store = db.open().await?;
+    store
+        .upsert(&profile("dingcorp", "union-1", "u1", "A"), "user-1", ts(1))
+        .await?;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put(&binding("user-1", Some("t1"), "E001", i)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let stored = BindingStore::get(&store, "user-1").await?;
+    assert_eq!(
+        stored.map(|b| (b.tenant_id, b.external_id)),
+        Some((Some("t1".into()), "E001".into()))
+    );
     Ok(())
 }

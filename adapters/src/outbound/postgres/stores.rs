@@ -1,0 +1,7 @@
+//! The store ports on [`PgStore`]: the SQLite adapter's implementations
+//! (diesel's query DSL only), applied to PostgreSQL connections.
+
+use super::PgStore;
+use crate::outbound::sqlite::stores::impl_store_ports;
+
+impl_store_ports!(PgStore, super::Conn, super::db_error);
