@@ -87,7 +87,9 @@ complete_url_origins = ["http://127.0.0.1:1"]
     );
     let cloud_config = dir.join("cloud.toml");
     std::fs::write(&cloud_config, cloud_toml).unwrap();
-    let cloud = Proc::dingbridge(DINGBRIDGE, cloud_port, Some(&cloud_config), HashMap::new()).await.unwrap();
+    let cloud = Proc::dingbridge(DINGBRIDGE, cloud_port, Some(&cloud_config), HashMap::new())
+        .await
+        .unwrap();
     let local = Proc::dingbridge(
         DINGBRIDGE,
         local_port,
@@ -105,14 +107,20 @@ complete_url_origins = ["http://127.0.0.1:1"]
     )
     .await
     .unwrap();
-    Some(Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) })
+    Some(Split {
+        emulator,
+        cloud,
+        local,
+        db: Some(db),
+        _dir: TempDir(dir),
+    })
 }
 
 impl Split {
     async fn finish(mut self) {
         if let Some(db) = self.db.take() {
             let _ = self.local.kill().await;
-            db.drop_database().await;
+            db.drop_database().await.expect("test database dropped");
         }
     }
 
@@ -146,7 +154,9 @@ impl Split {
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.local.base_url)).bearer_auth(SERVICE_TOKEN);
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.local.base_url))
+            .bearer_auth(SERVICE_TOKEN);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -171,7 +181,11 @@ impl Split {
 
 fn browser(follow: bool) -> reqwest::Client {
     let builder = reqwest::Client::builder().cookie_store(true);
-    if follow { builder.build().unwrap() } else { builder.redirect(Policy::none()).build().unwrap() }
+    if follow {
+        builder.build().unwrap()
+    } else {
+        builder.redirect(Policy::none()).build().unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -179,20 +193,51 @@ async fn login_across_three_processes_stores_the_member_in_postgres_and_survives
     let Some(mut split) = split().await else { return };
     split.approve("manager4220").await;
     let browser = browser(true);
-    let res = browser.get(format!("{}/auth/dingtalk/login?return_to=/welcome", split.local.base_url)).send().await.unwrap();
+    let res = browser
+        .get(format!(
+            "{}/auth/dingtalk/login?return_to=/welcome",
+            split.local.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.url().path(), "/welcome");
-    let me: Value = browser.get(format!("{}/api/me", split.local.base_url)).send().await.unwrap().json().await.unwrap();
+    let me: Value = browser
+        .get(format!("{}/api/me", split.local.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["userid"], "manager4220");
     assert_eq!(me["corp_id"], CORP);
-    let users: Vec<Value> = split.api(reqwest::Method::GET, "/api/users", None).await.json().await.unwrap();
+    let users: Vec<Value> = split
+        .api(reqwest::Method::GET, "/api/users", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(users.len(), 1, "the member is stored in PostgreSQL");
 
     // SIGKILL local and start it again on the same database: users and sessions survive.
     split.local.kill().await.unwrap();
     split.local.restart().await.unwrap();
-    let me: Value = browser.get(format!("{}/api/me", split.local.base_url)).send().await.unwrap().json().await.unwrap();
+    let me: Value = browser
+        .get(format!("{}/api/me", split.local.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["userid"], "manager4220", "the session survived the restart");
-    let users: Vec<Value> = split.api(reqwest::Method::GET, "/api/users", None).await.json().await.unwrap();
+    let users: Vec<Value> = split
+        .api(reqwest::Method::GET, "/api/users", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(users.len(), 1);
     split.finish().await;
 }
@@ -204,12 +249,20 @@ async fn a_relay_client_cannot_take_another_clients_login_result() {
     let browser = browser(false);
     let complete = split.until_complete(&browser).await;
     let state = complete.split("state=").nth(1).unwrap().to_owned();
-    let res = split.relay(CLIENT_B, reqwest::Method::GET, &format!("/relay/v1/logins/{state}")).send().await.unwrap();
+    let res = split
+        .relay(CLIENT_B, reqwest::Method::GET, &format!("/relay/v1/logins/{state}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Client A's login still completes: B's attempt consumed nothing.
     let res = browser.get(&complete).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
-    let me = browser.get(format!("{}/api/me", split.local.base_url)).send().await.unwrap();
+    let me = browser
+        .get(format!("{}/api/me", split.local.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     split.finish().await;
 }
@@ -235,10 +288,20 @@ async fn the_relay_refuses_foreign_origins_foreign_corps_and_bad_credentials() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert_eq!(split.emulator_calls(ASYNCSEND).await, 0);
 
-    let res = split.relay((CLIENT_A.0, "wrong-secret-0123456789"), reqwest::Method::GET, "/relay/v1/messages/k-1").send().await.unwrap();
+    let res = split
+        .relay(
+            (CLIENT_A.0, "wrong-secret-0123456789"),
+            reqwest::Method::GET,
+            "/relay/v1/messages/k-1",
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // local has no cloud routes, and the cloud has no local routes
-    let res = reqwest::get(format!("{}/relay/v1/messages/k-1", split.local.base_url)).await.unwrap();
+    let res = reqwest::get(format!("{}/relay/v1/messages/k-1", split.local.base_url))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = reqwest::get(format!("{}/api/me", split.cloud.base_url)).await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -271,10 +334,19 @@ async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
     assert_eq!(split.emulator_calls(ASYNCSEND).await, 1, "sent exactly once");
 
     // Another client cannot see it.
-    let res = split.relay(CLIENT_B, reqwest::Method::GET, &format!("/relay/v1/messages/{id}")).send().await.unwrap();
+    let res = split
+        .relay(CLIENT_B, reqwest::Method::GET, &format!("/relay/v1/messages/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
-    let status: Value = split.api(reqwest::Method::GET, &format!("/api/messages/{id}"), None).await.json().await.unwrap();
+    let status: Value = split
+        .api(reqwest::Method::GET, &format!("/api/messages/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["delivery"]["recipients"].as_array().map(Vec::len), Some(2));
     split.finish().await;
 }
@@ -297,7 +369,15 @@ async fn local_keeps_answering_while_the_cloud_is_down() {
     assert_eq!(res.status(), StatusCode::OK);
     let res = reqwest::get(format!("{}/readyz", split.local.base_url)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = browser(false).get(format!("{}/auth/dingtalk/login", split.local.base_url)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "sign-in says the cloud is unreachable");
+    let res = browser(false)
+        .get(format!("{}/auth/dingtalk/login", split.local.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sign-in says the cloud is unreachable"
+    );
     split.finish().await;
 }

@@ -10,8 +10,8 @@ use domain::{
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Binding, BindingStore, Clock, CloudGateway, GatewayError, ListUsers, MemberKey, LoginAttemptStore, MessageRecord, MessageStore, RandomSource,
-    RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError, UserRepository,
+    Binding, BindingStore, Clock, CloudGateway, GatewayError, ListUsers, LoginAttemptStore, MemberKey, MessageRecord,
+    MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError, UserRepository,
 };
 
 /// How long a session lasts, in seconds, unless configured otherwise (7 days).
@@ -426,7 +426,11 @@ impl SendMessage {
         let mut corp = command.corp_id.clone();
         let mut local_ids = command.user_ids.clone();
         for external_id in &command.external_ids {
-            match self.bindings.find_by_external_id(command.tenant_id.clone(), external_id).await? {
+            match self
+                .bindings
+                .find_by_external_id(command.tenant_id.clone(), external_id)
+                .await?
+            {
                 Some(binding) => local_ids.push(binding.user_id),
                 None => unknown.push(format!("external:{external_id}")),
             }
@@ -606,7 +610,12 @@ impl RefreshUser {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, gateway, random, clock }
+        Self {
+            users,
+            gateway,
+            random,
+            clock,
+        }
     }
 
     /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or DingTalk); `Rejected`; `Store`.
@@ -618,12 +627,20 @@ impl RefreshUser {
             Ok(profile) => profile,
             Err(GatewayError::NotMember) => {
                 info!(user_id = %user.id, "member left the org; marking inactive");
-                domain::MemberProfile { active: false, ..user.profile.clone() }
+                domain::MemberProfile {
+                    active: false,
+                    ..user.profile.clone()
+                }
             }
-            Err(GatewayError::NotFound) => return Err(MessageError::Unavailable("the cloud has no such member".into())),
+            Err(GatewayError::NotFound) => {
+                return Err(MessageError::Unavailable("the cloud has no such member".into()));
+            }
             Err(other) => return Err(other.into()),
         };
-        Ok(self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?)
+        Ok(self
+            .users
+            .upsert(&profile, &self.random.new_id(), self.clock.now())
+            .await?)
     }
 }
 
@@ -640,7 +657,11 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 fn external_id(field: &str, raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
+        return Err(ValidationError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
     }
     if value.chars().count() > MAX_EXTERNAL_ID_CHARS || value.chars().any(char::is_control) {
         return Err(ValidationError::new(

@@ -7,8 +7,8 @@ pub mod local;
 #[cfg(test)]
 mod cloud_tests;
 #[cfg(test)]
+mod directory_tests;
+#[cfg(test)]
 mod in_process_tests;
 #[cfg(test)]
 mod local_tests;
-#[cfg(test)]
-mod directory_tests;

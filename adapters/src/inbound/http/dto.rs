@@ -150,7 +150,12 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
             corp_id,
             user_ids,
             userids,
-            external_ids: input.recipients.external_ids.iter().map(|s| s.trim().to_owned()).collect(),
+            external_ids: input
+                .recipients
+                .external_ids
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .collect(),
             tenant_id: input.recipients.tenant_id.clone(),
             dept_ids,
             to_all: input.recipients.to_all,
@@ -379,6 +384,11 @@ pub struct BindingView {
 
 impl From<application::ports::Binding> for BindingView {
     fn from(b: application::ports::Binding) -> Self {
-        Self { user_id: b.user_id, external_id: b.external_id, tenant_id: b.tenant_id, updated_at: rfc3339(b.updated_at) }
+        Self {
+            user_id: b.user_id,
+            external_id: b.external_id,
+            tenant_id: b.tenant_id,
+            updated_at: rfc3339(b.updated_at),
+        }
     }
 }

@@ -54,4 +54,3 @@ pub fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
         .map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
     Ok(input)
 }
-

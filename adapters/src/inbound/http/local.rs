@@ -9,21 +9,21 @@ use std::sync::Arc;
 
 use application::ports::ListUsers;
 use application::usecases::local::{
-    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageError, MessageStatus,
-    RecallMessage, RefreshUser, SendMessage, SendMessageCommand, StartLogin,
+    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageError, MessageStatus, RecallMessage,
+    RefreshUser, SendMessage, SendMessageCommand, StartLogin,
 };
 use domain::{CorpId, MessageBody, User};
+use salvo::http::StatusCode;
 use salvo::http::cookie::time::Duration as CookieDuration;
 use salvo::http::cookie::{Cookie, SameSite};
-use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo_oapi::endpoint;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::dto::{BindingInput, BindingView, MessageView2, SelfMessageInput, SendMessageInput, UserView};
-use super::extract::{read_json, validated};
 use super::error::ApiError;
+use super::extract::{read_json, validated};
 use super::middleware::Inject;
 use super::pages;
 
@@ -362,7 +362,11 @@ async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
     let input: BindingInput = read_json(req).await?;
-    let binding = local.bindings.put(&id, &input.external_id, input.tenant_id.as_deref()).await.map_err(user_not_found)?;
+    let binding = local
+        .bindings
+        .put(&id, &input.external_id, input.tenant_id.as_deref())
+        .await
+        .map_err(user_not_found)?;
     res.render(Json(BindingView::from(binding)));
     Ok(())
 }
@@ -372,7 +376,11 @@ async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
 async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
-    let binding = local.bindings.get(&id).await?.ok_or_else(|| ApiError::not_found("binding"))?;
+    let binding = local
+        .bindings
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("binding"))?;
     res.render(Json(BindingView::from(binding)));
     Ok(())
 }
