@@ -23,16 +23,17 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore,
-    MessageStore, Messenger, RandomSource, RelayClient, RelayMessageStore, SessionStore, UserRepository,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, IdentityProvider, LoginAttemptStore, LoginIntentStore,
+    LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient, RelayMessageStore, SessionStore,
+    UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
 };
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{
-    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageStatus, RecallMessage, RefreshUser,
-    SendMessage, StartLogin,
+    Bindings, CompleteLogin, CurrentUser, DispatchOutbox, GetUser, ListMessagesQuery, ListUsersQuery, Logout,
+    MessageStatus, RecallMessage, RefreshUser, SendMessage, StartLogin,
 };
 use domain::{AgentId, CorpId};
 use salvo::conn::{Acceptor, Listener as _, TcpListener};
@@ -110,6 +111,56 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 pub struct App {
     router: Router,
     purge: Option<PurgeJob>,
+    dispatcher: Option<Dispatcher>,
+}
+
+/// How many outbox dispatch loops run in one process.
+const DISPATCH_WORKERS: usize = 4;
+/// Messages one dispatch loop claims at a time.
+const DISPATCH_BATCH: u32 = 16;
+/// How often an idle dispatch loop looks for due retries.
+const DISPATCH_POLL: Duration = Duration::from_millis(250);
+
+/// Wakes a dispatch loop when a message is accepted.
+struct NotifyTrigger(Arc<tokio::sync::Notify>);
+
+impl DispatchTrigger for NotifyTrigger {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The outbox dispatch loops (local and dev modes).
+struct Dispatcher {
+    outbox: Arc<DispatchOutbox>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Dispatcher {
+    fn spawn(self) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..DISPATCH_WORKERS)
+            .map(|_| {
+                let (outbox, notify) = (self.outbox.clone(), self.notify.clone());
+                tokio::spawn(async move {
+                    loop {
+                        match outbox.run_once(DISPATCH_BATCH).await {
+                            Ok(0) => {
+                                tokio::select! {
+                                    () = notify.notified() => {}
+                                    () = tokio::time::sleep(DISPATCH_POLL) => {}
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(err) => {
+                                warn!(error = %err, "outbox dispatch failed; retrying in 1 s");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
 }
 
 struct PurgeJob {
@@ -206,12 +257,22 @@ fn local_http<S: LocalStores>(
     gateway: Arc<dyn CloudGateway>,
     config: &Config,
     default_corp: Option<CorpId>,
-) -> Arc<LocalHttp> {
+) -> (Arc<LocalHttp>, Dispatcher) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let users: Arc<dyn UserRepository> = store.clone();
+    let notify = Arc::new(tokio::sync::Notify::new());
     let public = &config.public_url;
-    Arc::new(LocalHttp {
+    let dispatcher = Dispatcher {
+        outbox: Arc::new(DispatchOutbox::new(
+            store.clone(),
+            gateway.clone(),
+            random.clone(),
+            clock.clone(),
+        )),
+        notify: notify.clone(),
+    };
+    let local = Arc::new(LocalHttp {
         start_login: StartLogin::new(
             store.clone(),
             gateway.clone(),
@@ -238,13 +299,14 @@ fn local_http<S: LocalStores>(
             users.clone(),
             store.clone(),
             store.clone(),
-            gateway.clone(),
+            Arc::new(NotifyTrigger(notify)),
             random,
             clock.clone(),
             default_corp,
         ),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
+        list_messages: ListMessagesQuery::new(store.clone()),
         service_tokens: config
             .api
             .service_tokens
@@ -255,7 +317,8 @@ fn local_http<S: LocalStores>(
             secure: public.starts_with("https://"),
             session_ttl_secs: config.session.ttl_secs,
         },
-    })
+    });
+    (local, dispatcher)
 }
 
 fn readiness<F, Fut>(check: F) -> ReadinessCheck
@@ -278,7 +341,11 @@ fn dingtalk(config: &Config) -> anyhow::Result<DingTalk> {
     dt.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let corp_id = dt.corp_id.clone();
     let client = Arc::new(DingTalkClient::new(http_client(dt.timeout)?, dt));
-    Ok(DingTalk { idp: client.clone(), messenger: client, corp_id })
+    Ok(DingTalk {
+        idp: client.clone(),
+        messenger: client,
+        corp_id,
+    })
 }
 
 /// Builds the application for `config.mode`: opens storage (running
@@ -314,7 +381,11 @@ fn is_postgres(url: &str) -> bool {
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
-    let DingTalk { idp, messenger, corp_id } = dingtalk(config)?;
+    let DingTalk {
+        idp,
+        messenger,
+        corp_id,
+    } = dingtalk(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
@@ -324,7 +395,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         complete_url_origins: vec![public.clone()],
     };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
-    let local = local_http(&store, gateway, config, Some(corp_id));
+    let (local, dispatcher) = local_http(&store, gateway, config, Some(corp_id));
     let cloud_http = Arc::new(CloudHttp {
         handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()),
     });
@@ -348,6 +419,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
             ],
             clock,
         }),
+        dispatcher: Some(dispatcher),
     })
 }
 
@@ -400,6 +472,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
             stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))],
             clock,
         }),
+        dispatcher: None,
     })
 }
 
@@ -455,7 +528,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
         .map(CorpId::parse)
         .transpose()
         .context("dingtalk.corp_id")?;
-    let local = local_http(&store, gateway, config, default_corp);
+    let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
     let ping = store.clone();
     let probes = Arc::new(Probes {
         checks: vec![(
@@ -472,6 +545,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
             stores: vec![Arc::new(Attempts(store))],
             clock: Arc::new(SystemClock),
         }),
+        dispatcher: Some(dispatcher),
     })
 }
 
@@ -489,6 +563,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
             }
         })
     });
+    let dispatch_tasks = app.dispatcher.map(Dispatcher::spawn).unwrap_or_default();
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down gracefully");
@@ -496,6 +571,9 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
     });
     server.serve(app.router).await;
     if let Some(task) = purge_task {
+        task.abort();
+    }
+    for task in dispatch_tasks {
         task.abort();
     }
     info!("server stopped");

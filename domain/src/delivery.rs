@@ -8,8 +8,10 @@ use crate::{Batch, DeptId, TaskId, UserId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
-    /// Validated and stored; not yet handed to DingTalk.
+    /// Validated and stored in the outbox; not yet acknowledged by the cloud.
     Accepted,
+    /// The cloud has recorded it; some batches still wait for DingTalk (the dispatcher retries).
+    Relayed,
     /// Every batch has a DingTalk `task_id`.
     Sent,
     /// DingTalk reports every task done (`getsendprogress` status 2).
@@ -21,10 +23,16 @@ pub enum MessageState {
 }
 
 impl MessageState {
-    /// Stable lower-case name (`accepted`, `sent`, …).
+    /// Whether the outbox dispatcher still has work to do for a message in this state.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Accepted | Self::Relayed)
+    }
+
+    /// Stable lower-case name (`accepted`, `relayed`, `sent`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
+            Self::Relayed => "relayed",
             Self::Sent => "sent",
             Self::Completed => "completed",
             Self::Failed => "failed",

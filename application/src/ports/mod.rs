@@ -18,10 +18,11 @@ pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, Upstre
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
-    Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
-    MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
+    Binding, BindingStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
+    LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore,
+    UserRepository,
 };
-pub use system::{Clock, RandomSource};
+pub use system::{Clock, DispatchTrigger, RandomSource};
 
 #[cfg(any(test, feature = "mock"))]
 pub use gateway::MockCloudGateway;
@@ -33,4 +34,4 @@ pub use stores::{
     MockRelayMessageStore, MockSessionStore, MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
-pub use system::{MockClock, MockRandomSource};
+pub use system::{MockClock, MockDispatchTrigger, MockRandomSource};

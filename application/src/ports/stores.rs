@@ -145,23 +145,53 @@ pub struct MessageRecord {
     pub state: MessageState,
     /// DingTalk task ids, one per batch sent so far.
     pub task_ids: Vec<TaskId>,
-    /// Why the message failed, when it did.
+    /// Why the message failed, or why the last relay attempt failed.
     pub error: Option<String>,
+    /// The caller's `Idempotency-Key`, unique when present.
+    pub idempotency_key: Option<String>,
+    /// Relay attempts made so far.
+    pub attempts: u32,
+    /// When the dispatcher may try (again); a claim pushes it forward as a lease.
+    pub next_attempt_at: Timestamp,
+    /// When the cloud first acknowledged it.
+    pub relayed_at: Option<Timestamp>,
+    /// When every batch had a task id.
+    pub sent_at: Option<Timestamp>,
+    /// When it reached `completed`, `failed` or `recalled`.
+    pub finished_at: Option<Timestamp>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
 }
 
-/// Local side: messages.
+/// A page of messages, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMessages {
+    /// Only this state.
+    pub state: Option<MessageState>,
+    /// Only messages created at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Page size, 1–500.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// Local side: messages (the outbox).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Stores a new message (one transaction). `Conflict` if the id exists.
+    /// Stores a new message with its recipients (one transaction). `Conflict` if the id or the
+    /// idempotency key exists.
     async fn insert(&self, record: &MessageRecord) -> Result<(), StoreError>;
     /// By id.
     async fn get(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
-    /// Sets state, task ids, error and `updated_at`. `Other` if the id is unknown.
+    /// By the caller's idempotency key.
+    async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<MessageRecord>, StoreError>;
+    /// Sets state, task ids, error and `updated_at`; stamps `relayed_at` / `sent_at` /
+    /// `finished_at` (`completed`, `failed`, `recalled`) the first time the state reaches them.
+    /// `Other` if the id is unknown.
     async fn update(
         &self,
         id: &str,
@@ -170,6 +200,20 @@ pub trait MessageStore: Send + Sync {
         error: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Claims up to `limit` pending messages (`accepted` or `relayed`) with
+    /// `next_attempt_at <= now`, oldest first, by setting their `next_attempt_at` to
+    /// `lease_until` and incrementing `attempts`, and returns them (as updated). Safe with
+    /// several dispatchers at once: a message is claimed by one (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+    /// Sets when the dispatcher may try again, and the last error.
+    async fn reschedule(&self, id: &str, next_attempt_at: Timestamp, error: Option<String>) -> Result<(), StoreError>;
+    /// A page of messages, newest first.
+    async fn list(&self, query: &ListMessages) -> Result<Vec<MessageRecord>, StoreError>;
 }
 
 /// Cloud side: a message a relay client asked to send, recorded before any

@@ -17,3 +17,11 @@ pub trait RandomSource: Send + Sync {
     /// A fresh unique id for a stored record (a UUID v7 string: time-ordered).
     fn new_id(&self) -> String;
 }
+
+/// Wakes the outbox dispatcher when a message is accepted, so it does not wait
+/// for its next poll. Implementations must not block.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait DispatchTrigger: Send + Sync {
+    /// Signals that new work is due.
+    fn wake(&self);
+}

@@ -2,7 +2,8 @@
 //! relayed messages and member look-ups. The cloud holds the DingTalk
 //! credentials; these use cases are the only code that calls DingTalk.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use domain::{AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState};
 use tracing::{info, instrument, warn};
@@ -317,6 +318,21 @@ pub struct RelaySend {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// Removes a key from the in-flight set when the send ends (or is cancelled).
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<(String, String)>>,
+    key: (String, String),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.key);
+        }
+    }
 }
 
 impl RelaySend {
@@ -326,17 +342,39 @@ impl RelaySend {
             messages,
             messenger,
             clock,
+            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
+    fn claim(&self, client: &RelayClient, key: &str) -> Result<InFlight<'_>, CloudError> {
+        let entry = (client.id.clone(), key.to_owned());
+        let mut set = self
+            .in_flight
+            .lock()
+            .map_err(|_| CloudError::Unavailable("in-flight set poisoned".into()))?;
+        if !set.insert(entry.clone()) {
+            return Err(CloudError::Unavailable(format!(
+                "a send of message {key} is already in progress"
+            )));
+        }
+        Ok(InFlight {
+            set: &self.in_flight,
+            key: entry,
+        })
+    }
+
     /// Errors: `Forbidden` (corp outside the client's list); `KeyReused`
-    /// (same key, different corp/body/recipients); `Unavailable` when DingTalk
-    /// failed transiently (batches already sent keep their task ids; calling
-    /// again sends only the rest); `Store`. Permanent DingTalk refusals are
-    /// recorded on the batch and the message ends `failed`.
+    /// (same key, different corp/body/recipients); `Unavailable` when another
+    /// call for the same key is in progress; `Store`. When DingTalk fails
+    /// transiently the receipt is returned in state `accepted`: batches sent so
+    /// far keep their task ids and calling again sends only the rest. Permanent
+    /// DingTalk refusals are recorded on the batch and the message ends `failed`.
     #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
     pub async fn execute(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
         ensure_corp(client, &request.corp_id)?;
+        // One send per key at a time in this process, so a retried request racing the
+        // original can never send a batch twice.
+        let _guard = self.claim(client, &request.key)?;
         let now = self.clock.now();
         let fresh = RelayMessageRecord {
             client_id: client.id.clone(),
@@ -391,7 +429,14 @@ impl RelaySend {
                         .await?;
                     record.batches[index].error = Some(error);
                 }
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    // Transient (DingTalk down, throttled, token refused after a refresh): the
+                    // batches sent so far keep their task ids; the relay client calls again with
+                    // the same key and only the rest is sent.
+                    let err = CloudError::from(err);
+                    warn!(batch = index, error = %err, "batch not sent yet; waiting for the client's retry");
+                    return Ok(receipt(&record));
+                }
             }
         }
         record.state = if record.batches.iter().all(|b| b.task_id.is_some()) {

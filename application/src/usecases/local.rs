@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use domain::{
     CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MessageBody, MessageState, Recipients,
-    ReturnTo, SessionToken, User, UserId, ValidationError,
+    ReturnTo, SessionToken, Timestamp, User, UserId, ValidationError,
 };
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Binding, BindingStore, Clock, CloudGateway, GatewayError, ListUsers, LoginAttemptStore, MemberKey, MessageRecord,
-    MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session, SessionStore, StoreError, UserRepository,
+    Binding, BindingStore, Clock, CloudGateway, DispatchTrigger, GatewayError, ListMessages, ListUsers,
+    LoginAttemptStore, MemberKey, MessageRecord, MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session,
+    SessionStore, StoreError, UserRepository,
 };
 
 /// How long a session lasts, in seconds, unless configured otherwise (7 days).
@@ -254,6 +255,9 @@ pub enum MessageError {
     /// The binding's external id already belongs to another user.
     #[error("{0}")]
     Conflict(String),
+    /// The `Idempotency-Key` was used before with a different message.
+    #[error("the idempotency key was used with a different message")]
+    KeyReused,
     /// No such message or user.
     #[error("not found")]
     NotFound,
@@ -332,14 +336,18 @@ pub struct SendMessageCommand {
     pub to_all: bool,
     /// The body.
     pub body: MessageBody,
+    /// The caller's `Idempotency-Key` (1–128 printable ASCII characters): the same key with the
+    /// same message returns the first message; with a different one, `KeyReused`.
+    pub idempotency_key: Option<String>,
 }
 
-/// Accepts a message: resolves recipients, stores it, relays it through the cloud.
+/// Accepts a message into the outbox: resolves recipients and stores the message with them in one
+/// transaction; the [`DispatchOutbox`] relays it to the cloud afterwards.
 pub struct SendMessage {
     users: Arc<dyn UserRepository>,
     bindings: Arc<dyn BindingStore>,
     messages: Arc<dyn MessageStore>,
-    gateway: Arc<dyn CloudGateway>,
+    trigger: Arc<dyn DispatchTrigger>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
     default_corp: Option<CorpId>,
@@ -352,7 +360,7 @@ impl SendMessage {
         users: Arc<dyn UserRepository>,
         bindings: Arc<dyn BindingStore>,
         messages: Arc<dyn MessageStore>,
-        gateway: Arc<dyn CloudGateway>,
+        trigger: Arc<dyn DispatchTrigger>,
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
         default_corp: Option<CorpId>,
@@ -361,23 +369,28 @@ impl SendMessage {
             users,
             bindings,
             messages,
-            gateway,
+            trigger,
             random,
             clock,
             default_corp,
         }
     }
 
-    /// Errors (nothing stored): `Invalid` (field named), `UnknownUsers`,
-    /// `Store`. Once stored, the message is returned whatever the cloud
-    /// answered: `sent` with task ids, `failed` with the error, or still
-    /// `accepted` (with the error) when the cloud was unreachable.
+    /// Errors (nothing stored): `Invalid` (field named), `UnknownUsers` (unknown or inactive
+    /// local users, unknown bindings), `KeyReused`, `Store`. Returns the stored message in state
+    /// `accepted` (or, for a repeated idempotency key, the message first stored under it).
     #[instrument(skip_all, fields(recipients = command.user_ids.len() + command.userids.len() + command.external_ids.len()))]
     pub async fn execute(&self, command: SendMessageCommand) -> Result<MessageRecord, MessageError> {
+        let key = command.idempotency_key.as_deref().map(idempotency_key).transpose()?;
         let (recipients, corp_id) = self.resolve(&command).await?;
         command.body.check_recipients(&recipients)?;
+        if let Some(key) = &key
+            && let Some(existing) = self.messages.find_by_idempotency_key(key).await?
+        {
+            return same_request(existing, &corp_id, &recipients, &command.body);
+        }
         let now = self.clock.now();
-        let mut record = MessageRecord {
+        let record = MessageRecord {
             id: self.random.new_id(),
             corp_id,
             body: command.body,
@@ -385,38 +398,30 @@ impl SendMessage {
             state: MessageState::Accepted,
             task_ids: Vec::new(),
             error: None,
+            idempotency_key: key.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+            relayed_at: None,
+            sent_at: None,
+            finished_at: None,
             created_at: now,
             updated_at: now,
         };
-        self.messages.insert(&record).await?;
-        let request = RelaySendRequest {
-            key: record.id.clone(),
-            corp_id: record.corp_id.clone(),
-            recipients: record.recipients.clone(),
-            body: record.body.clone(),
-        };
-        match self.gateway.send_message(&request).await {
-            Ok(receipt) => apply_receipt(&mut record, &receipt),
-            Err(GatewayError::Unavailable(msg)) => {
-                warn!(id = %record.id, error = %msg, "cloud unavailable; message stays accepted");
-                record.error = Some(msg);
+        match self.messages.insert(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(detail)) if key.is_some() => {
+                // A concurrent request with the same key won the race.
+                let existing = self
+                    .messages
+                    .find_by_idempotency_key(key.as_deref().unwrap_or_default())
+                    .await?
+                    .ok_or(StoreError::Conflict(detail))?;
+                return same_request(existing, &record.corp_id, &record.recipients, &record.body);
             }
-            Err(other) => {
-                record.state = MessageState::Failed;
-                record.error = Some(other.to_string());
-            }
+            Err(other) => return Err(other.into()),
         }
-        record.updated_at = self.clock.now();
-        self.messages
-            .update(
-                &record.id,
-                record.state,
-                &record.task_ids,
-                record.error.clone(),
-                record.updated_at,
-            )
-            .await?;
-        info!(id = %record.id, state = record.state.as_str(), tasks = record.task_ids.len(), "message accepted");
+        self.trigger.wake();
+        info!(id = %record.id, batches = record.recipients.batches().len(), "message accepted");
         Ok(record)
     }
 
@@ -437,6 +442,7 @@ impl SendMessage {
         }
         for id in &local_ids {
             match self.users.find(id).await? {
+                Some(user) if !user.profile.active => unknown.push(format!("inactive:{id}")),
                 Some(user) => {
                     let user_corp = &user.profile.corp_id;
                     match &corp {
@@ -482,8 +488,42 @@ impl SendMessage {
     }
 }
 
+fn idempotency_key(raw: &str) -> Result<String, ValidationError> {
+    let key = raw.trim();
+    if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            "Idempotency-Key",
+            "invalid",
+            "the Idempotency-Key header must be 1–128 printable ASCII characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+fn same_request(
+    existing: MessageRecord,
+    corp_id: &CorpId,
+    recipients: &Recipients,
+    body: &MessageBody,
+) -> Result<MessageRecord, MessageError> {
+    if &existing.corp_id == corp_id && &existing.recipients == recipients && &existing.body == body {
+        Ok(existing)
+    } else {
+        Err(MessageError::KeyReused)
+    }
+}
+
+/// Local state for a cloud receipt: the cloud's `accepted` (recorded, batches still waiting for
+/// DingTalk) is local's `relayed`.
+fn local_state(receipt: &RelayReceipt) -> MessageState {
+    match receipt.state {
+        MessageState::Accepted => MessageState::Relayed,
+        other => other,
+    }
+}
+
 fn apply_receipt(record: &mut MessageRecord, receipt: &RelayReceipt) {
-    record.state = receipt.state;
+    record.state = local_state(receipt);
     record.task_ids.clone_from(&receipt.task_ids);
     record.error = (!receipt.errors.is_empty()).then(|| receipt.errors.join("; "));
 }
@@ -702,5 +742,135 @@ impl Bindings {
     /// The binding of user `id`, if any. Errors: `Store`.
     pub async fn get(&self, id: &str) -> Result<Option<Binding>, MessageError> {
         Ok(self.bindings.get(id).await?)
+    }
+}
+
+/// Lists messages, newest first.
+pub struct ListMessagesQuery {
+    messages: Arc<dyn MessageStore>,
+}
+
+impl ListMessagesQuery {
+    /// Builds the use case.
+    pub fn new(messages: Arc<dyn MessageStore>) -> Self {
+        Self { messages }
+    }
+
+    /// A page (`limit` clamped to 1–500). Errors: `Store`.
+    pub async fn execute(&self, mut query: ListMessages) -> Result<Vec<MessageRecord>, MessageError> {
+        query.limit = query.limit.clamp(1, 500);
+        Ok(self.messages.list(&query).await?)
+    }
+}
+
+/// How long a claimed message is reserved for one dispatcher, in seconds. Longer than one relay
+/// call with its retries, so two dispatchers never relay the same message at once.
+pub const DISPATCH_LEASE_SECS: i64 = 60;
+/// First retry delay after a failed relay, in milliseconds (doubles per attempt).
+pub const RETRY_BASE_MS: i64 = 500;
+/// Longest retry delay, in milliseconds.
+pub const RETRY_MAX_MS: i64 = 30_000;
+
+/// Relays accepted messages from the outbox to the cloud: claims due messages, sends each with its
+/// id as the idempotency key, records the outcome, and reschedules transient failures with
+/// exponential backoff and jitter. Nothing is lost: a message stays pending until the cloud
+/// answers `sent` or refuses it permanently, across restarts (claims expire after
+/// [`DISPATCH_LEASE_SECS`]).
+pub struct DispatchOutbox {
+    messages: Arc<dyn MessageStore>,
+    gateway: Arc<dyn CloudGateway>,
+    random: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
+}
+
+impl DispatchOutbox {
+    /// Builds the dispatcher.
+    pub fn new(
+        messages: Arc<dyn MessageStore>,
+        gateway: Arc<dyn CloudGateway>,
+        random: Arc<dyn RandomSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            messages,
+            gateway,
+            random,
+            clock,
+        }
+    }
+
+    /// Delay before retry number `attempts` (1-based), in ms: `500 · 2^(attempts−1)` capped at
+    /// 30 s, then scaled by a jitter factor in [0.5, 1.0] drawn from `jitter_byte`.
+    pub fn backoff_ms(attempts: u32, jitter_byte: u8) -> i64 {
+        let exp = RETRY_BASE_MS.saturating_mul(1_i64 << attempts.saturating_sub(1).min(16));
+        let capped = exp.min(RETRY_MAX_MS);
+        capped / 2 + capped * i64::from(jitter_byte) / 510
+    }
+
+    /// Claims and relays up to `limit` due messages; returns how many it handled.
+    /// Errors: `Store` when claiming fails (per-message store errors are logged and the message
+    /// is retried after its lease).
+    #[instrument(skip_all)]
+    pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let claimed = self
+            .messages
+            .claim_due(now, now.plus_secs(DISPATCH_LEASE_SECS), limit)
+            .await?;
+        let count = claimed.len();
+        for record in claimed {
+            if let Err(err) = self.relay(record).await {
+                warn!(error = %err, "recording a relay outcome failed; the message is retried after its lease");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn relay(&self, mut record: MessageRecord) -> Result<(), StoreError> {
+        let request = RelaySendRequest {
+            key: record.id.clone(),
+            corp_id: record.corp_id.clone(),
+            recipients: record.recipients.clone(),
+            body: record.body.clone(),
+        };
+        match self.gateway.send_message(&request).await {
+            Ok(receipt) => {
+                apply_receipt(&mut record, &receipt);
+                let now = self.clock.now();
+                self.messages
+                    .update(&record.id, record.state, &record.task_ids, record.error.clone(), now)
+                    .await?;
+                if record.state.is_pending() {
+                    let delay = Self::backoff_ms(record.attempts, self.random.bytes32()[0]);
+                    self.messages
+                        .reschedule(
+                            &record.id,
+                            Timestamp::from_millis(now.as_millis() + delay),
+                            Some("waiting for DingTalk to accept every batch".into()),
+                        )
+                        .await?;
+                }
+                info!(id = %record.id, state = record.state.as_str(), tasks = record.task_ids.len(), attempts = record.attempts, "relayed");
+            }
+            Err(GatewayError::Unavailable(reason)) => {
+                let delay = Self::backoff_ms(record.attempts, self.random.bytes32()[0]);
+                warn!(id = %record.id, attempts = record.attempts, retry_in_ms = delay, %reason, "cloud unavailable; will retry");
+                let next = Timestamp::from_millis(self.clock.now().as_millis() + delay);
+                self.messages.reschedule(&record.id, next, Some(reason)).await?;
+            }
+            Err(other) => {
+                warn!(id = %record.id, error = %other, "the cloud refused the message");
+                self.messages
+                    .update(
+                        &record.id,
+                        MessageState::Failed,
+                        &record.task_ids,
+                        Some(other.to_string()),
+                        self.clock.now(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -17,6 +17,17 @@ pub fn rfc3339(ts: Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// Parses an instant given as RFC 3339 or as epoch milliseconds.
+pub fn parse_instant(raw: &str) -> Option<Timestamp> {
+    if let Ok(ms) = raw.trim().parse::<i64>() {
+        return Some(Timestamp::from_millis(ms));
+    }
+    let t = time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .map(Timestamp::from_millis)
+}
+
 /// A user (member of a corp) as stored locally.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
@@ -160,6 +171,7 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
             dept_ids,
             to_all: input.recipients.to_all,
             body: MessageBody::parse(&input.body)?,
+            idempotency_key: None,
         })
     }
 }
@@ -216,12 +228,21 @@ pub struct MessageView2 {
     pub id: String,
     /// Corp.
     pub corp_id: String,
-    /// `accepted`, `sent`, `completed`, `failed` or `recalled`.
+    /// `accepted` (in the outbox), `relayed` (the cloud has it; DingTalk has not taken every batch
+    /// yet), `sent`, `completed`, `failed` or `recalled`.
     pub state: String,
     /// DingTalk task ids (one per call of ≤100 userids).
     pub task_ids: Vec<i64>,
-    /// Why it failed or is waiting.
+    /// Why it failed, or why the last relay attempt did not finish.
     pub error: Option<String>,
+    /// Relay attempts so far.
+    pub attempts: u32,
+    /// When the cloud acknowledged it (RFC 3339).
+    pub relayed_at: Option<String>,
+    /// When every batch had a task id (RFC 3339).
+    pub sent_at: Option<String>,
+    /// When it completed, failed or was recalled (RFC 3339).
+    pub finished_at: Option<String>,
     /// Recipients.
     pub recipients: RecipientsView,
     /// The `msg` sent.
@@ -242,6 +263,10 @@ impl From<MessageRecord> for MessageView2 {
             state: record.state.as_str().to_owned(),
             task_ids: record.task_ids.iter().map(|t| t.get()).collect(),
             error: record.error,
+            attempts: record.attempts,
+            relayed_at: record.relayed_at.map(rfc3339),
+            sent_at: record.sent_at.map(rfc3339),
+            finished_at: record.finished_at.map(rfc3339),
             recipients: RecipientsView {
                 userids: record.recipients.user_ids().iter().map(ToString::to_string).collect(),
                 dept_ids: record.recipients.dept_ids().iter().map(|d| d.get()).collect(),

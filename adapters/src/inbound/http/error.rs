@@ -200,6 +200,11 @@ impl From<MessageError> for ApiError {
             }
             MessageError::NotFound => Self::not_found("the resource"),
             MessageError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            MessageError::KeyReused => Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different message",
+            ),
             MessageError::Rejected(detail) => Self::new(StatusCode::CONFLICT, "refused", detail),
             MessageError::Unavailable(detail) => Self::unavailable(detail),
             MessageError::Store(store) => store.into(),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use application::ports::ListUsers;
 use application::usecases::local::{
-    Bindings, CompleteLogin, CurrentUser, GetUser, ListUsersQuery, Logout, MessageError, MessageStatus, RecallMessage,
-    RefreshUser, SendMessage, SendMessageCommand, StartLogin,
+    Bindings, CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, Logout, MessageError,
+    MessageStatus, RecallMessage, RefreshUser, SendMessage, SendMessageCommand, StartLogin,
 };
 use domain::{CorpId, MessageBody, User};
 use salvo::http::StatusCode;
@@ -65,6 +65,8 @@ pub struct LocalHttp {
     pub message_status: MessageStatus,
     /// Recall.
     pub recall_message: RecallMessage,
+    /// Message listing.
+    pub list_messages: ListMessagesQuery,
     /// Accepted service tokens for `/api/*` (empty: the service API is closed).
     pub service_tokens: Vec<SecretString>,
     /// Cookie attributes.
@@ -100,11 +102,14 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
                         .push(Router::with_path("{id}").get(get_user)),
                 )
                 .push(
-                    Router::with_path("messages").post(send_message).push(
-                        Router::with_path("{id}")
-                            .get(message_status)
-                            .push(Router::with_path("recall").post(recall_message)),
-                    ),
+                    Router::with_path("messages")
+                        .get(list_messages)
+                        .post(send_message)
+                        .push(
+                            Router::with_path("{id}")
+                                .get(message_status)
+                                .push(Router::with_path("recall").post(recall_message)),
+                        ),
                 ),
         )
 }
@@ -243,6 +248,7 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
         dept_ids: Vec::new(),
         to_all: false,
         body,
+        idempotency_key: req.header::<String>("idempotency-key"),
     };
     let record = local.send_message.execute(command).await?;
     res.status_code(StatusCode::ACCEPTED);
@@ -315,18 +321,81 @@ async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
     Ok(())
 }
 
-/// Sends a work notification (service token). The body is DingTalk's own `msg` object. 202 with the
-/// message (`state` `sent` with task ids, `failed`, or `accepted` while the cloud is unreachable);
-/// 422 naming the field for invalid or over-limit input (nothing stored).
+/// Sends a work notification (service token). The body is DingTalk's own `msg` object. The message
+/// and its recipients are stored in the outbox before the answer: 202 with the message in state
+/// `accepted`; it is then relayed to DingTalk through the cloud, retrying until it is delivered
+/// (`GET /api/messages/{id}` follows it). 422 names the field for invalid or over-limit input
+/// (nothing stored). An optional `Idempotency-Key` header (1–128 printable ASCII characters) makes
+/// retries safe: the same key with the same message returns the first message; with a different
+/// message, 409 `idempotency_key_reused`.
 #[endpoint(tags("messages"), request_body = SendMessageInput, responses((status_code = 202, body = MessageView2)))]
 async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let input: SendMessageInput = validated(read_json(req).await?)?;
-    let command = SendMessageCommand::try_from(input)?;
+    let mut command = SendMessageCommand::try_from(input)?;
+    command.idempotency_key = req.header::<String>("idempotency-key");
     let record = local.send_message.execute(command).await?;
     let _ = res.add_header("location", format!("/api/messages/{}", record.id), true);
     res.status_code(StatusCode::ACCEPTED);
     res.render(Json(MessageView2::from(record)));
+    Ok(())
+}
+
+/// Lists messages, newest first (service token): optional `status` (`accepted`, `relayed`, `sent`,
+/// `completed`, `failed`, `recalled`), `since` (RFC 3339 or epoch milliseconds: created at or after),
+/// `limit` 1–500 (default 100), `offset`. Delivery reports are not included: read one message for those.
+#[endpoint(
+    tags("messages"),
+    parameters(
+        ("status" = Option<String>, Query, description = "Only this state"),
+        ("since" = Option<String>, Query, description = "Created at or after (RFC 3339 or epoch ms)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–500, default 100"),
+        ("offset" = Option<u32>, Query, description = "Rows to skip, default 0"),
+    ),
+    responses((status_code = 200, body = Vec<MessageView2>))
+)]
+async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let local = state(depot)?;
+    let field =
+        |name: &str, message: &str| ApiError::fields(vec![(name.to_owned(), "invalid".to_owned(), message.to_owned())]);
+    let state = req
+        .query::<String>("status")
+        .map(|s| {
+            domain::MessageState::parse(&s).ok_or_else(|| {
+                field(
+                    "status",
+                    "status must be accepted, relayed, sent, completed, failed or recalled",
+                )
+            })
+        })
+        .transpose()?;
+    let since = req
+        .query::<String>("since")
+        .map(|s| {
+            super::dto::parse_instant(&s).ok_or_else(|| {
+                field(
+                    "since",
+                    "since must be RFC 3339 (2026-11-21T10:00:00Z) or epoch milliseconds",
+                )
+            })
+        })
+        .transpose()?;
+    let number = |name: &str| -> Result<Option<u32>, ApiError> {
+        req.query::<String>(name)
+            .map(|raw| {
+                raw.parse::<u32>()
+                    .map_err(|_| field(name, &format!("{name} must be a whole number ≥ 0")))
+            })
+            .transpose()
+    };
+    let query = application::ports::ListMessages {
+        state,
+        since,
+        limit: number("limit")?.unwrap_or(100),
+        offset: number("offset")?.unwrap_or(0),
+    };
+    let records = local.list_messages.execute(query).await?;
+    res.render(Json(records.into_iter().map(MessageView2::from).collect::<Vec<_>>()));
     Ok(())
 }
 

@@ -207,6 +207,7 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     ("users.corp_id, users.userid", "users_corp_userid_key"),
     ("sessions.token_hash", "sessions_pkey"),
     ("messages.id", "messages_pkey"),
+    ("messages.idempotency_key", "messages_idempotency_key_key"),
     ("relay_messages.client_id, relay_messages.key", "relay_messages_pkey"),
     (
         "relay_batches.client_id, relay_batches.key, relay_batches.idx",

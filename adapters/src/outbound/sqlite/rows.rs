@@ -308,6 +308,12 @@ pub(crate) struct MessageRow {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub idempotency_key: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub relayed_at: Option<i64>,
+    pub sent_at: Option<i64>,
+    pub finished_at: Option<i64>,
 }
 
 impl MessageRow {
@@ -324,6 +330,12 @@ impl MessageRow {
             error: record.error.clone(),
             created_at: record.created_at.as_millis(),
             updated_at: record.updated_at.as_millis(),
+            idempotency_key: record.idempotency_key.clone(),
+            attempts: i32::try_from(record.attempts).unwrap_or(i32::MAX),
+            next_attempt_at: record.next_attempt_at.as_millis(),
+            relayed_at: record.relayed_at.map(Timestamp::as_millis),
+            sent_at: record.sent_at.map(Timestamp::as_millis),
+            finished_at: record.finished_at.map(Timestamp::as_millis),
         })
     }
 
@@ -344,6 +356,12 @@ impl MessageRow {
             state: parse_state(T, key, &self.state)?,
             task_ids: from_json::<Vec<TaskId>>(T, key, "task_ids", &self.task_ids)?,
             error: self.error,
+            idempotency_key: self.idempotency_key,
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+            next_attempt_at: Timestamp::from_millis(self.next_attempt_at),
+            relayed_at: self.relayed_at.map(Timestamp::from_millis),
+            sent_at: self.sent_at.map(Timestamp::from_millis),
+            finished_at: self.finished_at.map(Timestamp::from_millis),
             created_at: Timestamp::from_millis(self.created_at),
             updated_at: Timestamp::from_millis(self.updated_at),
             id: self.id,

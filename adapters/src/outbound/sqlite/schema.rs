@@ -119,6 +119,18 @@ diesel::table! {
         created_at -> BigInt,
         /// Epoch ms.
         updated_at -> BigInt,
+        /// The caller's Idempotency-Key (unique).
+        idempotency_key -> Nullable<Text>,
+        /// Relay attempts so far.
+        attempts -> Integer,
+        /// Epoch ms: when the dispatcher may try (again).
+        next_attempt_at -> BigInt,
+        /// Epoch ms.
+        relayed_at -> Nullable<BigInt>,
+        /// Epoch ms.
+        sent_at -> Nullable<BigInt>,
+        /// Epoch ms.
+        finished_at -> Nullable<BigInt>,
     }
 }
 

@@ -22,6 +22,11 @@
 
 use super::SqliteStore;
 
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable epoch-ms values (both backends).
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::Nullable<diesel::sql_types::BigInt>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
 /// How often an upsert is tried when it hits a unique violation.
 pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
@@ -35,9 +40,9 @@ macro_rules! impl_store_ports {
     ($store:ty, $conn:ty, $db_error:path) => {
         const _: () = {
             use application::ports::{
-                Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-                LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
-                SessionStore, StoreError, UserRepository,
+                Binding, BindingStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
+                LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore,
+                Session, SessionStore, StoreError, UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -53,7 +58,7 @@ macro_rules! impl_store_ports {
                 bindings, login_attempts, login_intents, login_results, messages, relay_batches, relay_messages,
                 sessions, users,
             };
-            use $crate::outbound::sqlite::stores::UPSERT_ATTEMPTS;
+            use $crate::outbound::sqlite::stores::{UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -342,6 +347,19 @@ macro_rules! impl_store_ports {
                         .transpose()
                 }
 
+                async fn find_by_idempotency_key(&self, key: &str) -> Result<Option<MessageRecord>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    messages::table
+                        .filter(messages::idempotency_key.eq(key))
+                        .select(MessageRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("find message by idempotency key", e))?
+                        .map(MessageRow::into_domain)
+                        .transpose()
+                }
+
                 async fn update(
                     &self,
                     id: &str,
@@ -351,6 +369,19 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let task_ids = to_json(task_ids, "task ids")?;
+                    let at = Some(now.as_millis());
+                    let relayed = matches!(
+                        state,
+                        MessageState::Relayed | MessageState::Sent | MessageState::Completed | MessageState::Recalled
+                    );
+                    let sent = matches!(
+                        state,
+                        MessageState::Sent | MessageState::Completed | MessageState::Recalled
+                    );
+                    let finished = matches!(
+                        state,
+                        MessageState::Completed | MessageState::Failed | MessageState::Recalled
+                    );
                     let mut conn = self.conn().await?;
                     let updated = diesel::update(messages::table.find(id))
                         .set((
@@ -358,6 +389,9 @@ macro_rules! impl_store_ports {
                             messages::task_ids.eq(task_ids),
                             messages::error.eq(error),
                             messages::updated_at.eq(now.as_millis()),
+                            messages::relayed_at.eq(coalesce(messages::relayed_at, if relayed { at } else { None })),
+                            messages::sent_at.eq(coalesce(messages::sent_at, if sent { at } else { None })),
+                            messages::finished_at.eq(coalesce(messages::finished_at, if finished { at } else { None })),
                         ))
                         .execute(&mut conn)
                         .await
@@ -368,6 +402,91 @@ macro_rules! impl_store_ports {
                         )));
                     }
                     Ok(())
+                }
+
+                async fn claim_due(
+                    &self,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<MessageRecord>, StoreError> {
+                    const PENDING: [&str; 2] = ["accepted", "relayed"];
+                    let due = messages::table
+                        .select(messages::id)
+                        .filter(messages::state.eq_any(PENDING))
+                        .filter(messages::next_attempt_at.le(now.as_millis()))
+                        .order((messages::next_attempt_at.asc(), messages::created_at.asc()))
+                        .limit(i64::from(limit));
+                    let mut conn = self.conn().await?;
+                    let ids: Vec<String> = due
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("find due messages", e))?;
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // The update re-checks the conditions on each row, so of concurrent
+                    // dispatchers only one claims a message: PostgreSQL re-evaluates them after
+                    // waiting for a competing update, and SQLite serialises writers.
+                    let rows = diesel::update(
+                        messages::table
+                            .filter(messages::id.eq_any(&ids))
+                            .filter(messages::state.eq_any(PENDING))
+                            .filter(messages::next_attempt_at.le(now.as_millis())),
+                    )
+                    .set((
+                        messages::next_attempt_at.eq(lease_until.as_millis()),
+                        messages::attempts.eq(messages::attempts + 1),
+                    ))
+                    .returning(MessageRow::as_returning())
+                    .get_results(&mut conn)
+                    .await
+                    .map_err(|e| db_error("claim due messages", e))?;
+                    let mut records = rows
+                        .into_iter()
+                        .map(MessageRow::into_domain)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
+                    Ok(records)
+                }
+
+                async fn reschedule(
+                    &self,
+                    id: &str,
+                    next_attempt_at: Timestamp,
+                    error: Option<String>,
+                ) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::update(messages::table.find(id))
+                        .set((
+                            messages::next_attempt_at.eq(next_attempt_at.as_millis()),
+                            messages::error.eq(error),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("reschedule message", e))?;
+                    Ok(())
+                }
+
+                async fn list(&self, query: &ListMessages) -> Result<Vec<MessageRecord>, StoreError> {
+                    let mut select = messages::table
+                        .select(MessageRow::as_select())
+                        .order((messages::created_at.desc(), messages::id.desc()))
+                        .limit(i64::from(query.limit))
+                        .offset(i64::from(query.offset))
+                        .into_boxed();
+                    if let Some(state) = query.state {
+                        select = select.filter(messages::state.eq(state.as_str()));
+                    }
+                    if let Some(since) = query.since {
+                        select = select.filter(messages::created_at.ge(since.as_millis()));
+                    }
+                    let mut conn = self.conn().await?;
+                    let rows = select
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("list messages", e))?;
+                    rows.into_iter().map(MessageRow::into_domain).collect()
                 }
             }
 
