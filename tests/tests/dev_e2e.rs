@@ -103,6 +103,23 @@ async fn api_post(stack: &Stack, path: &str, body: &Value) -> reqwest::Response 
         .unwrap()
 }
 
+/// Polls `GET /api/messages/{id}` until its state is one of `states` (10 s deadline).
+async fn wait_for_state(stack: &Stack, id: &str, states: &[&str]) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let message: Value = api_get(stack, &format!("/api/messages/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if states.iter().any(|s| message["state"] == *s) {
+            return message;
+        }
+        assert!(std::time::Instant::now() < deadline, "message {id} stuck: {message}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn stored_users(stack: &Stack) -> Vec<Value> {
     api_get(stack, "/api/users").await.json::<Vec<Value>>().await.unwrap()
 }
@@ -293,8 +310,9 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let message: Value = res.json().await.unwrap();
-    assert_eq!(message["state"], "sent");
+    let accepted: Value = res.json().await.unwrap();
+    assert_eq!(accepted["state"], "accepted");
+    let message = wait_for_state(&stack, accepted["id"].as_str().unwrap(), &["sent", "completed"]).await;
     assert_eq!(message["task_ids"].as_array().map(Vec::len), Some(3));
 
     let sends = stack.emulator.state().sends();
@@ -448,6 +466,11 @@ async fn five_hundred_concurrent_sends_after_a_cold_start_fetch_one_app_token() 
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap(), StatusCode::ACCEPTED);
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stack.emulator.state().calls_to(ASYNCSEND) < 500 {
+        assert!(std::time::Instant::now() < deadline, "not all messages were sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         stack.emulator.state().calls_to(APP_TOKEN),
         1,
@@ -477,6 +500,7 @@ async fn recall_and_self_messages_work() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let message: Value = res.json().await.unwrap();
+    wait_for_state(&stack, message["id"].as_str().unwrap(), &["sent", "completed"]).await;
     let sends = stack.emulator.state().sends();
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].userid_list, vec!["manager4220".to_owned()]);
@@ -520,5 +544,42 @@ async fn health_readiness_and_openapi_are_served() {
     }
     let res = reqwest::get(format!("{}/swagger-ui/", stack.base_url)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    stack.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_returns_the_same_message_and_refuses_a_different_one() {
+    let stack = stack().await;
+    let body =
+        json!({"recipients": {"userids": ["lisi0002"]}, "body": {"msgtype": "text", "text": {"content": "once"}}});
+    let post = |body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/api/messages", stack.base_url))
+            .bearer_auth(SERVICE_TOKEN)
+            .header("idempotency-key", "order-42")
+            .json(&body)
+            .send()
+    };
+    let first: Value = post(body.clone()).await.unwrap().json().await.unwrap();
+    let again = post(body.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    let other =
+        json!({"recipients": {"userids": ["lisi0002"]}, "body": {"msgtype": "text", "text": {"content": "twice"}}});
+    let res = post(other).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "idempotency_key_reused");
+    wait_for_state(&stack, first["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 1);
+    let listed: Vec<Value> = api_get(&stack, "/api/messages").await.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let failed: Vec<Value> = api_get(&stack, "/api/messages?status=failed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(failed.is_empty());
+    let res = api_get(&stack, "/api/messages?status=bogus").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     stack.stop_and_clean().await;
 }

@@ -134,6 +134,24 @@ impl Split {
         assert!(res.status().is_success());
     }
 
+    /// Polls local's `GET /api/messages/{id}` until its state is one of `states`.
+    async fn wait_for_state(&self, id: &str, states: &[&str], within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let message: Value = self
+                .api(reqwest::Method::GET, &format!("/api/messages/{id}"), None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if states.iter().any(|s| message["state"] == *s) {
+                return message;
+            }
+            assert!(std::time::Instant::now() < deadline, "message {id} stuck: {message}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     async fn emulator_calls(&self, path: &str) -> usize {
         let calls: Vec<Value> = reqwest::Client::new()
             .get(format!("{}/_admin/calls", self.emulator.base_url))
@@ -314,8 +332,14 @@ async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
     let body = json!({"recipients": {"userids": ["manager4220", "lisi0002"]}, "body": {"msgtype": "text", "text": {"content": "relayed"}}});
     let res = split.api(reqwest::Method::POST, "/api/messages", Some(body)).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let message: Value = res.json().await.unwrap();
-    assert_eq!(message["state"], "sent");
+    let accepted: Value = res.json().await.unwrap();
+    let message = split
+        .wait_for_state(
+            accepted["id"].as_str().unwrap(),
+            &["sent", "completed"],
+            std::time::Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(split.emulator_calls(ASYNCSEND).await, 1);
 
     // The same relay request again (as a retry after a lost answer would be): no second send.
@@ -352,7 +376,7 @@ async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn local_keeps_answering_while_the_cloud_is_down() {
+async fn local_keeps_answering_while_the_cloud_is_down_and_delivers_when_it_is_back() {
     let Some(mut split) = split().await else { return };
     split.cloud.kill().await.unwrap();
     let res = split
