@@ -12,6 +12,7 @@
 
 mod client;
 mod config;
+pub mod crypto;
 mod errors;
 mod identity;
 mod messenger;
