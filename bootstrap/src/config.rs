@@ -162,6 +162,8 @@ pub struct Config {
     pub cloud: CloudSection,
     /// Cloud mode: the relay clients (local deployments) it serves.
     pub relay: RelaySection,
+    /// Local and dev modes: the message outbox dispatcher.
+    pub outbox: OutboxSection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
@@ -221,6 +223,17 @@ pub struct ApiSection {
 pub struct SessionSection {
     /// Session lifetime in seconds (60 s – 90 days; default 7 days).
     pub ttl_secs: i64,
+}
+
+/// `[outbox]` (local and dev modes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSection {
+    /// Concurrent dispatch loops in this process (1–32).
+    pub workers: usize,
+    /// Seconds a claimed message is reserved for one dispatcher (5–3600); after a crash, messages
+    /// it had claimed are retried once this lease runs out.
+    pub lease_secs: i64,
 }
 
 /// `[cloud]` (local mode): the relay local calls, outbound.
@@ -320,6 +333,10 @@ impl Default for Config {
                 client_id: None,
                 client_secret: None,
                 timeout_secs: 10,
+            },
+            outbox: OutboxSection {
+                workers: 4,
+                lease_secs: 60,
             },
             relay: RelaySection {
                 clients: Vec::new(),
@@ -623,6 +640,12 @@ impl Config {
                     "must be at least 16 characters".into(),
                 );
             }
+        }
+        if !(1..=32).contains(&self.outbox.workers) {
+            problem("outbox.workers", "must be between 1 and 32".into());
+        }
+        if !(5..=3600).contains(&self.outbox.lease_secs) {
+            problem("outbox.lease_secs", "must be between 5 and 3600 seconds".into());
         }
         if !(60..=90 * 24 * 3600).contains(&self.session.ttl_secs) {
             problem("session.ttl_secs", "must be between 60 seconds and 90 days".into());

@@ -114,8 +114,6 @@ pub struct App {
     dispatcher: Option<Dispatcher>,
 }
 
-/// How many outbox dispatch loops run in one process.
-const DISPATCH_WORKERS: usize = 4;
 /// Messages one dispatch loop claims at a time.
 const DISPATCH_BATCH: u32 = 16;
 /// How often an idle dispatch loop looks for due retries.
@@ -134,11 +132,12 @@ impl DispatchTrigger for NotifyTrigger {
 struct Dispatcher {
     outbox: Arc<DispatchOutbox>,
     notify: Arc<tokio::sync::Notify>,
+    workers: usize,
 }
 
 impl Dispatcher {
     fn spawn(self) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..DISPATCH_WORKERS)
+        (0..self.workers)
             .map(|_| {
                 let (outbox, notify) = (self.outbox.clone(), self.notify.clone());
                 tokio::spawn(async move {

@@ -781,6 +781,7 @@ pub struct DispatchOutbox {
     gateway: Arc<dyn CloudGateway>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
+    lease_secs: i64,
 }
 
 impl DispatchOutbox {
@@ -796,6 +797,7 @@ impl DispatchOutbox {
             gateway,
             random,
             clock,
+            lease_secs: DISPATCH_LEASE_SECS,
         }
     }
 
