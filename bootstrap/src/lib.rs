@@ -263,13 +263,12 @@ fn local_http<S: LocalStores>(
     let notify = Arc::new(tokio::sync::Notify::new());
     let public = &config.public_url;
     let dispatcher = Dispatcher {
-        outbox: Arc::new(DispatchOutbox::new(
-            store.clone(),
-            gateway.clone(),
-            random.clone(),
-            clock.clone(),
-        )),
+        outbox: Arc::new(
+            DispatchOutbox::new(store.clone(), gateway.clone(), random.clone(), clock.clone())
+                .with_lease_secs(config.outbox.lease_secs),
+        ),
         notify: notify.clone(),
+        workers: config.outbox.workers,
     };
     let local = Arc::new(LocalHttp {
         start_login: StartLogin::new(

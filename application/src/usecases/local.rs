@@ -801,6 +801,15 @@ impl DispatchOutbox {
         }
     }
 
+    /// Sets the claim lease in seconds (default [`DISPATCH_LEASE_SECS`]); it must exceed the
+    /// longest relay call with its retries, or two dispatchers could relay one message at once
+    /// (harmless for DingTalk — the cloud is idempotent on the key — but wasted work).
+    #[must_use]
+    pub fn with_lease_secs(mut self, lease_secs: i64) -> Self {
+        self.lease_secs = lease_secs.max(1);
+        self
+    }
+
     /// Delay before retry number `attempts` (1-based), in ms: `500 · 2^(attempts−1)` capped at
     /// 30 s, then scaled by a jitter factor in [0.5, 1.0] drawn from `jitter_byte`.
     pub fn backoff_ms(attempts: u32, jitter_byte: u8) -> i64 {
@@ -817,7 +826,7 @@ impl DispatchOutbox {
         let now = self.clock.now();
         let claimed = self
             .messages
-            .claim_due(now, now.plus_secs(DISPATCH_LEASE_SECS), limit)
+            .claim_due(now, now.plus_secs(self.lease_secs), limit)
             .await?;
         let count = claimed.len();
         for record in claimed {
