@@ -41,6 +41,8 @@ mod suite;
 mod wire;
 
 #[cfg(test)]
+mod suite_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
