@@ -933,7 +933,7 @@ async fn isv_authorization_events() {
 async fn bad_replies_are_retried_and_reported_not_accepted() {
     let e = env().await;
     let (status, settings) = e
-        .admin("/_admin/push/settings", json!({"backoff_ms": 5, "deadline_ms": 300}))
+        .admin("/_admin/push/settings", json!({"backoff_ms": 5, "deadline_ms": 500}))
         .await;
     assert_eq!(status, 200);
     assert_eq!(settings["max_attempts"], 3);
@@ -944,7 +944,7 @@ async fn bad_replies_are_retried_and_reported_not_accepted() {
         (Mode::WrongSignature, "does not verify", 200),
         (Mode::Error500, "HTTP 500", 500),
         (Mode::NotSuccess, "not \"success\"", 200),
-        (Mode::Slow(1000), "deadline", 0),
+        (Mode::Slow(1200), "deadline", 0),
     ];
     let mut total = 0;
     for (mode, error, http_status) in cases {
@@ -973,7 +973,7 @@ async fn bad_replies_are_retried_and_reported_not_accepted() {
     let (_, out) = e.admin("/_admin/push/suite_ticket", json!({})).await;
     assert_eq!(out["accepted"], true, "{out}");
     // A receiver that recovers on the second attempt.
-    r.set_mode(Mode::SlowOnce(600));
+    r.set_mode(Mode::SlowOnce(1200));
     let (_, out) = e.admin("/_admin/push/suite_ticket", json!({})).await;
     assert_eq!(out["accepted"], true, "{out}");
     assert_eq!(out["attempts"], 2, "{out}");
