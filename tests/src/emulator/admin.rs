@@ -1,5 +1,6 @@
 //! The admin API (`/_admin/...`, JSON) — the HTTP face of [`Emulator`]'s test methods.
-//! Admin requests are not recorded and never hit faults.
+//! Admin requests are not recorded and never hit faults. The ISV and event-push part is in
+//! [`super::admin_push`].
 
 use serde::Deserialize;
 use serde_json::json;
@@ -8,15 +9,15 @@ use super::faults::FaultRule;
 use super::state::{ConsentMode, Emulator, TokenKind};
 use super::wire::{Incoming, Reply};
 
-fn bad_request(message: impl Into<String>) -> Reply {
+pub(crate) fn bad_request(message: impl Into<String>) -> Reply {
     Reply::admin(400, json!({"error": message.into()}))
 }
 
-fn ok() -> Reply {
+pub(crate) fn ok() -> Reply {
     Reply::admin(200, json!({"ok": true}))
 }
 
-fn body<T: for<'de> Deserialize<'de>>(req: &Incoming) -> Result<T, Reply> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(req: &Incoming) -> Result<T, Reply> {
     let text: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -51,11 +52,14 @@ struct ClockBody {
 }
 
 /// Dispatches `/_admin/...`.
-pub(crate) fn handle(emu: &Emulator, req: &Incoming) -> Reply {
+pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
+    if let Some(reply) = super::admin_push::handle(emu, req).await {
+        return reply;
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/_admin/health") => Reply::admin(
             200,
-            json!({"ok": true, "corp_id": emu.org().corp.corp_id, "now_ms": emu.now_ms()}),
+            json!({"ok": true, "corp_id": emu.org().corp().corp_id, "now_ms": emu.now_ms()}),
         ),
         ("GET", "/_admin/calls") => {
             let calls = emu.calls();

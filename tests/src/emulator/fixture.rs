@@ -26,6 +26,68 @@ pub struct Fixture {
     /// DingTalk accounts that are NOT members of the corp (can log in, are unknown to topapi).
     #[serde(default)]
     pub outsiders: Vec<OutsiderFixture>,
+    /// Further organisations (customers of the ISV suites); their members are visible only to
+    /// corp tokens of that corp (API.md §B.4). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_corps: Vec<OtherCorpFixture>,
+    /// Third-party (ISV) suite apps (API.md §B.4–§B.5, §E). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suites: Vec<SuiteFixture>,
+}
+
+/// A further organisation with its own departments and members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherCorpFixture {
+    /// The corp.
+    pub corp: CorpFixture,
+    /// Department tree (`parent_id` absent for the root).
+    #[serde(default)]
+    pub departments: Vec<DeptFixture>,
+    /// Members. A person in several orgs keeps one unionid (API.md §0.4) but has a userid per org.
+    #[serde(default)]
+    pub users: Vec<UserFixture>,
+}
+
+/// A third-party (ISV) suite app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteFixture {
+    /// SuiteKey (Client ID of the ISV app; also the callback owner key, API.md §E.1).
+    pub suite_key: String,
+    /// SuiteSecret.
+    pub suite_secret: String,
+    /// Callback signature token (API.md §E.1).
+    pub token: String,
+    /// Callback EncodingAESKey: 43 characters of `[A-Za-z0-9]` (API.md §E.1).
+    pub aes_key: String,
+    /// Callback URL; when set, the suite's push target is configured at start (it can also be set
+    /// later with `POST /_admin/callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// The ISV developer's own corp: the `corp_id` of SyncHTTP suite_ticket items (API.md §E.6 does
+    /// not say which corp they carry). Absent = the fixture's main corp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_corp_id: Option<String>,
+    /// Corps that installed (authorized) the suite.
+    #[serde(default)]
+    pub authorizations: Vec<SuiteAuthorization>,
+}
+
+/// One corp's authorization of a suite (what an `org_suite_auth` push carries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteAuthorization {
+    /// The authorizing corp.
+    pub corp_id: String,
+    /// The suite's AgentID inside that corp (work notifications must use it, API.md §D.1).
+    pub agent_id: i64,
+    /// The permanent code issued at authorization.
+    pub permanent_code: String,
+}
+
+impl SuiteFixture {
+    /// The authorization of `corp_id`, if that corp installed the suite.
+    pub fn authorization(&self, corp_id: &str) -> Option<&SuiteAuthorization> {
+        self.authorizations.iter().find(|a| a.corp_id == corp_id)
+    }
 }
 
 /// The corp (organisation).
@@ -319,31 +381,101 @@ impl Default for Fixture {
                 state_code: None,
                 avatar: None,
             }],
+            other_corps: vec![second_corp()],
+            suites: vec![SuiteFixture {
+                suite_key: "suiteemukey0001".to_owned(),
+                suite_secret: "emulator-suite-secret".to_owned(),
+                token: "emutoken".to_owned(),
+                aes_key: "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned(),
+                callback_url: None,
+                provider_corp_id: None,
+                authorizations: vec![
+                    SuiteAuthorization {
+                        corp_id: "dingemucorp0001".to_owned(),
+                        agent_id: 400001,
+                        permanent_code: "emu-permanent-code-0001".to_owned(),
+                    },
+                    SuiteAuthorization {
+                        corp_id: "dingemucorp0002".to_owned(),
+                        agent_id: 400002,
+                        permanent_code: "emu-permanent-code-0002".to_owned(),
+                    },
+                ],
+            }],
         }
     }
 }
 
-/// The expanded, indexed organisation.
+/// The second corp of the built-in fixture: it authorized the suite only. `c2lisi03` is the same
+/// person as the main corp's `lisi0002` (same unionid, another userid — API.md §0.4).
+fn second_corp() -> OtherCorpFixture {
+    let mut boss = user(
+        "c2boss01",
+        "周七",
+        "15000005555",
+        Some("zhouqi@second.example"),
+        "CEO",
+        "C001",
+        vec![1],
+    );
+    boss.admin = true;
+    boss.boss = true;
+    let staff = user("c2staff02", "吴八", "15000006666", None, "Operator", "C002", vec![2]);
+    let mut lisi = user(
+        "c2lisi03",
+        "李四",
+        "15000002222",
+        Some("lisi@example.com"),
+        "Consultant",
+        "C003",
+        vec![2],
+    );
+    lisi.unionid = "union-lisi0002".to_owned();
+    lisi.open_id = "open-c2lisi03".to_owned();
+    OtherCorpFixture {
+        corp: CorpFixture {
+            corp_id: "dingemucorp0002".to_owned(),
+            name: "Second Emulated Corp".to_owned(),
+        },
+        departments: vec![
+            DeptFixture {
+                dept_id: 1,
+                name: "Second Emulated Corp".to_owned(),
+                parent_id: None,
+            },
+            DeptFixture {
+                dept_id: 2,
+                name: "Operations".to_owned(),
+                parent_id: Some(1),
+            },
+        ],
+        users: vec![boss, staff, lisi],
+    }
+}
+
+/// One corp's member directory (departments and members, indexed).
 #[derive(Debug, Clone)]
-pub(crate) struct Org {
+pub(crate) struct Directory {
     pub(crate) corp: CorpFixture,
-    pub(crate) apps: Vec<AppFixture>,
     pub(crate) depts: BTreeMap<i64, DeptFixture>,
-    /// Every member, named first, then generated, in fixture order.
+    /// Every member, named first, then generated, in fixture order (then members added later).
     pub(crate) users: Vec<UserFixture>,
     /// How many of `users` are named (not generated).
     pub(crate) named_count: usize,
-    pub(crate) outsiders: Vec<OutsiderFixture>,
     by_userid: HashMap<String, usize>,
     by_unionid: HashMap<String, usize>,
 }
 
-impl Org {
-    /// Expands generated users and checks ids are unique and departments exist.
-    pub(crate) fn build(fixture: &Fixture) -> anyhow::Result<Org> {
-        let mut users = fixture.users.clone();
+impl Directory {
+    fn build(
+        corp: &CorpFixture,
+        departments: &[DeptFixture],
+        named: &[UserFixture],
+        generated: Option<&GeneratedUsers>,
+    ) -> anyhow::Result<Directory> {
+        let mut users = named.to_vec();
         let named_count = users.len();
-        if let Some(generated) = &fixture.generated_users {
+        if let Some(generated) = generated {
             for n in 1..=generated.count {
                 let userid = format!("{}{n:04}", generated.userid_prefix);
                 users.push(UserFixture {
@@ -360,46 +492,46 @@ impl Org {
                 });
             }
         }
-        let depts: BTreeMap<i64, DeptFixture> = fixture.departments.iter().map(|d| (d.dept_id, d.clone())).collect();
+        let depts: BTreeMap<i64, DeptFixture> = departments.iter().map(|d| (d.dept_id, d.clone())).collect();
+        let mut dir = Directory {
+            corp: corp.clone(),
+            depts,
+            users,
+            named_count,
+            by_userid: HashMap::new(),
+            by_unionid: HashMap::new(),
+        };
+        dir.reindex()?;
+        Ok(dir)
+    }
+
+    /// Rebuilds the look-ups, checking ids are unique and departments exist.
+    fn reindex(&mut self) -> anyhow::Result<()> {
         let mut by_userid = HashMap::new();
         let mut by_unionid = HashMap::new();
-        for (i, u) in users.iter().enumerate() {
+        let corp = &self.corp.corp_id;
+        for (i, u) in self.users.iter().enumerate() {
             anyhow::ensure!(
                 by_userid.insert(u.userid.clone(), i).is_none(),
-                "duplicate userid {}",
+                "duplicate userid {} in {corp}",
                 u.userid
             );
             anyhow::ensure!(
                 by_unionid.insert(u.unionid.clone(), i).is_none(),
-                "duplicate unionid {}",
+                "duplicate unionid {} in {corp}",
                 u.unionid
             );
             for d in &u.dept_id_list {
-                anyhow::ensure!(depts.contains_key(d), "user {} is in unknown department {d}", u.userid);
+                anyhow::ensure!(
+                    self.depts.contains_key(d),
+                    "user {} is in unknown department {d} of {corp}",
+                    u.userid
+                );
             }
         }
-        for o in &fixture.outsiders {
-            anyhow::ensure!(
-                !by_unionid.contains_key(&o.unionid),
-                "outsider unionid {} is also a member",
-                o.unionid
-            );
-        }
-        anyhow::ensure!(!fixture.apps.is_empty(), "fixture has no apps");
-        Ok(Org {
-            corp: fixture.corp.clone(),
-            apps: fixture.apps.clone(),
-            depts,
-            users,
-            named_count,
-            outsiders: fixture.outsiders.clone(),
-            by_userid,
-            by_unionid,
-        })
-    }
-
-    pub(crate) fn app(&self, app_key: &str) -> Option<&AppFixture> {
-        self.apps.iter().find(|a| a.app_key == app_key)
+        self.by_userid = by_userid;
+        self.by_unionid = by_unionid;
+        Ok(())
     }
 
     pub(crate) fn user(&self, userid: &str) -> Option<&UserFixture> {
@@ -408,10 +540,6 @@ impl Org {
 
     pub(crate) fn user_by_unionid(&self, unionid: &str) -> Option<&UserFixture> {
         self.by_unionid.get(unionid).and_then(|&i| self.users.get(i))
-    }
-
-    pub(crate) fn outsider(&self, unionid: &str) -> Option<&OutsiderFixture> {
-        self.outsiders.iter().find(|o| o.unionid == unionid)
     }
 
     /// A department and all its sub-departments (API.md §D.1: `dept_id_list` includes sub-depts).
@@ -427,5 +555,154 @@ impl Org {
             i += 1;
         }
         out
+    }
+
+    /// Removes a member (they left the corp); `None` when not a member.
+    pub(crate) fn remove_user(&mut self, userid: &str) -> Option<UserFixture> {
+        let i = *self.by_userid.get(userid)?;
+        let removed = self.users.remove(i);
+        if i < self.named_count {
+            self.named_count -= 1;
+        }
+        // Removing keeps the remaining ids unique and departments valid.
+        let _ = self.reindex();
+        Some(removed)
+    }
+
+    /// Adds a member (listed with the named ones); fails on a duplicate id or unknown department.
+    pub(crate) fn add_user(&mut self, user: UserFixture) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.user(&user.userid).is_none(),
+            "userid {} already exists",
+            user.userid
+        );
+        anyhow::ensure!(
+            self.user_by_unionid(&user.unionid).is_none(),
+            "unionid {} already exists",
+            user.unionid
+        );
+        for d in &user.dept_id_list {
+            anyhow::ensure!(self.depts.contains_key(d), "unknown department {d}");
+        }
+        self.users.insert(self.named_count, user);
+        self.named_count += 1;
+        self.reindex()
+    }
+}
+
+/// The expanded, indexed world: the main corp (whose internal apps are `apps`), further corps, and
+/// the ISV suites with their authorizations.
+#[derive(Debug, Clone)]
+pub(crate) struct Org {
+    pub(crate) apps: Vec<AppFixture>,
+    /// The main corp (the one of `Fixture::corp`).
+    pub(crate) main: Directory,
+    /// `Fixture::other_corps`.
+    pub(crate) others: Vec<Directory>,
+    pub(crate) outsiders: Vec<OutsiderFixture>,
+    pub(crate) suites: Vec<SuiteFixture>,
+}
+
+impl Org {
+    /// Expands generated users and checks ids are unique, departments exist and suites are sound.
+    pub(crate) fn build(fixture: &Fixture) -> anyhow::Result<Org> {
+        let main = Directory::build(
+            &fixture.corp,
+            &fixture.departments,
+            &fixture.users,
+            fixture.generated_users.as_ref(),
+        )?;
+        for o in &fixture.outsiders {
+            anyhow::ensure!(
+                main.user_by_unionid(&o.unionid).is_none(),
+                "outsider unionid {} is also a member",
+                o.unionid
+            );
+        }
+        anyhow::ensure!(!fixture.apps.is_empty(), "fixture has no apps");
+        let mut others: Vec<Directory> = Vec::new();
+        for c in &fixture.other_corps {
+            anyhow::ensure!(
+                c.corp.corp_id != main.corp.corp_id && others.iter().all(|d| d.corp.corp_id != c.corp.corp_id),
+                "duplicate corp {}",
+                c.corp.corp_id
+            );
+            others.push(Directory::build(&c.corp, &c.departments, &c.users, None)?);
+        }
+        let mut org = Org {
+            apps: fixture.apps.clone(),
+            main,
+            others,
+            outsiders: fixture.outsiders.clone(),
+            suites: Vec::new(),
+        };
+        for s in &fixture.suites {
+            anyhow::ensure!(org.suite(&s.suite_key).is_none(), "duplicate suite {}", s.suite_key);
+            anyhow::ensure!(
+                !s.suite_key.is_empty() && !s.token.is_empty(),
+                "suite key and token must be set"
+            );
+            super::crypto::aes_key_bytes(&s.aes_key).map_err(|e| anyhow::anyhow!("suite {}: {e}", s.suite_key))?;
+            for (i, a) in s.authorizations.iter().enumerate() {
+                anyhow::ensure!(
+                    org.directory(&a.corp_id).is_some(),
+                    "suite {} is authorized by unknown corp {}",
+                    s.suite_key,
+                    a.corp_id
+                );
+                anyhow::ensure!(
+                    s.authorizations.iter().take(i).all(|b| b.corp_id != a.corp_id),
+                    "suite {} has two authorizations of {}",
+                    s.suite_key,
+                    a.corp_id
+                );
+            }
+            org.suites.push(s.clone());
+        }
+        Ok(org)
+    }
+
+    /// The main corp.
+    pub(crate) fn corp(&self) -> &CorpFixture {
+        &self.main.corp
+    }
+
+    pub(crate) fn app(&self, app_key: &str) -> Option<&AppFixture> {
+        self.apps.iter().find(|a| a.app_key == app_key)
+    }
+
+    /// A member of the main corp.
+    pub(crate) fn user(&self, userid: &str) -> Option<&UserFixture> {
+        self.main.user(userid)
+    }
+
+    /// A member of the main corp.
+    pub(crate) fn user_by_unionid(&self, unionid: &str) -> Option<&UserFixture> {
+        self.main.user_by_unionid(unionid)
+    }
+
+    pub(crate) fn outsider(&self, unionid: &str) -> Option<&OutsiderFixture> {
+        self.outsiders.iter().find(|o| o.unionid == unionid)
+    }
+
+    /// The directory of any known corp.
+    pub(crate) fn directory(&self, corp_id: &str) -> Option<&Directory> {
+        std::iter::once(&self.main)
+            .chain(self.others.iter())
+            .find(|d| d.corp.corp_id == corp_id)
+    }
+
+    pub(crate) fn directory_mut(&mut self, corp_id: &str) -> Option<&mut Directory> {
+        std::iter::once(&mut self.main)
+            .chain(self.others.iter_mut())
+            .find(|d| d.corp.corp_id == corp_id)
+    }
+
+    pub(crate) fn suite(&self, suite_key: &str) -> Option<&SuiteFixture> {
+        self.suites.iter().find(|s| s.suite_key == suite_key)
+    }
+
+    pub(crate) fn suite_mut(&mut self, suite_key: &str) -> Option<&mut SuiteFixture> {
+        self.suites.iter_mut().find(|s| s.suite_key == suite_key)
     }
 }

@@ -6,12 +6,17 @@
 //! - login pages: `GET /oauth2/auth` (§A.1/§A.2) plus the emulator's consent actions
 //!   `GET /oauth2/consent/approve?request=&who=` and `GET /oauth2/consent/deny?request=`;
 //! - api.dingtalk.com: `POST /v1.0/oauth2/accessToken` (§B.1), `POST /v1.0/oauth2/userAccessToken`
-//!   (§A.3), `GET /v1.0/contact/users/me` (§A.4);
-//! - oapi.dingtalk.com: `GET /gettoken` (§B.2), `POST /topapi/user/getbyunionid` (§C.1),
-//!   `POST /topapi/v2/user/get` (§C.2), `POST /topapi/message/corpconversation/{asyncsend_v2,
-//!   getsendprogress,getsendresult,recall}` (§D);
+//!   (§A.3), `GET /v1.0/contact/users/me` (§A.4), ISV `POST /v1.0/oauth2/suiteAccessToken` and
+//!   `POST /v1.0/oauth2/corpAccessToken` (§B.4);
+//! - oapi.dingtalk.com: `GET /gettoken` (§B.2), ISV `POST /service/get_corp_token` (§B.4),
+//!   `POST /topapi/user/getbyunionid` (§C.1), `POST /topapi/v2/user/get` (§C.2),
+//!   `POST /topapi/message/corpconversation/{asyncsend_v2,getsendprogress,getsendresult,recall}` (§D)
+//!   — with an internal-app token (main corp) or an ISV corp token (that corp only);
+//! - the event pusher (§E, §H item 6): the emulator POSTs signed, encrypted events to configured
+//!   callback URLs and verifies the encrypted `success` reply ([`pusher`], [`crypto`]);
 //! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|sends|faults`,
-//!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`.
+//!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`, and the ISV / push /
+//!   membership part listed in `admin_push`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -24,13 +29,19 @@
 //! ```
 
 mod admin;
+mod admin_push;
+pub mod crypto;
 mod faults;
 mod fixture;
 mod oapi;
 mod oauth;
+pub mod pusher;
 mod state;
+mod suite;
 mod wire;
 
+#[cfg(test)]
+mod suite_tests;
 #[cfg(test)]
 mod tests;
 
@@ -43,8 +54,13 @@ use salvo::http::header::{HeaderName, HeaderValue};
 use salvo::server::ServerHandle;
 use salvo::{Depot, FlowCtrl, Handler, Request, Response, Router, Server, async_trait};
 
+pub use crypto::CallbackCrypto;
 pub use faults::FaultRule;
-pub use fixture::{AppFixture, CorpFixture, DeptFixture, Fixture, GeneratedUsers, OutsiderFixture, UserFixture};
+pub use fixture::{
+    AppFixture, CorpFixture, DeptFixture, Fixture, GeneratedUsers, OtherCorpFixture, OutsiderFixture,
+    SuiteAuthorization, SuiteFixture, UserFixture,
+};
+pub use pusher::{CallbackTarget, PushOptions, PushOutcome, PushSettings, RecordedPush, TargetOwner};
 pub use state::{ConsentMode, Emulator, ForbiddenEntry, RecordedCall, RecordedSend, SendOutcome, TokenKind};
 
 use state::RecordedCall as Call;
@@ -216,6 +232,9 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
         ("POST", "/v1.0/oauth2/accessToken") => oauth::app_access_token(emu, req),
         ("POST", "/v1.0/oauth2/userAccessToken") => oauth::user_access_token(emu, req),
         ("GET", "/gettoken") => oauth::gettoken(emu, req),
+        ("POST", "/v1.0/oauth2/suiteAccessToken") => suite::suite_access_token(emu, req),
+        ("POST", "/v1.0/oauth2/corpAccessToken") => suite::corp_access_token(emu, req),
+        ("POST", "/service/get_corp_token") => suite::get_corp_token(emu, req),
         ("POST", "/topapi/user/getbyunionid") => oapi::getbyunionid(emu, req),
         ("POST", "/topapi/v2/user/get") => oapi::user_get(emu, req),
         ("POST", "/topapi/message/corpconversation/asyncsend_v2") => oapi::asyncsend_v2(emu, req),
@@ -288,7 +307,7 @@ impl Handler for EmulatorHandler {
         let incoming = read_incoming(req).await;
         let emu = &self.emulator;
         if incoming.path == "/_admin" || incoming.path.starts_with("/_admin/") {
-            write_reply(res, admin::handle(emu, &incoming));
+            write_reply(res, admin::handle(emu, &incoming).await);
             return;
         }
         let (latency_ms, fault) = self.decide_fault(&incoming.path);

@@ -15,6 +15,8 @@ pub(crate) const MAX_DEPTS: usize = 20;
 pub(crate) const MAX_MSG_BYTES: usize = 2048;
 /// API.md §D.6: per user per day per internal app.
 pub(crate) const DAILY_LIMIT: u64 = 500;
+/// API.md §D.6: per user per day per ISV app (the send doc says 100, the result doc also 50).
+pub(crate) const ISV_DAILY_LIMIT: u64 = 100;
 /// API.md §D.5: recall window.
 const RECALL_WINDOW_MS: i64 = 24 * 3_600_000;
 
@@ -30,16 +32,26 @@ const MSG_TYPES: [&str; 8] = [
     "action_card",
 ];
 
-/// The authenticated app of a topapi call.
+/// The authenticated caller of a topapi call: an internal app (main corp) or an ISV suite acting
+/// for one authorized corp.
 struct AppCall {
+    /// AppKey, or the suite key for an ISV corp token.
     app_key: String,
+    /// The app's AgentID, or the suite's AgentID in that corp (its authorization).
     agent_id: i64,
+    /// The corp whose directory and messaging the token reaches.
+    corp_id: String,
+    /// Whether the token is an ISV corp token (API.md §B.4).
+    isv: bool,
     params: Params,
 }
 
-/// Resolves the app token (API.md §0.3: query `access_token` first, then the body) and parses the
-/// body. Token failures are wrapped as errcode 88 (`sub_code` 40000 blank / 40014 invalid); a user
-/// token is not accepted (API.md §C.1 "a token obtained via 免登 flow cannot be used").
+/// Resolves the token (API.md §0.3: query `access_token` first, then the body) and parses the
+/// body. Accepted: internal-app tokens (main corp) and ISV corp tokens (API.md §B.4: the token's
+/// corp only; it stops working when the corp relieves the suite). Token failures are wrapped as
+/// errcode 88 (`sub_code` 40000 blank / 40014 invalid); user tokens and suite tokens are not
+/// accepted (API.md §C.1 "a token obtained via 免登 flow cannot be used"; a suite token is not a
+/// corp token).
 fn authenticate(emu: &Emulator, req: &Incoming) -> Result<AppCall, Reply> {
     let params = req.params();
     let token = req
@@ -50,19 +62,27 @@ fn authenticate(emu: &Emulator, req: &Incoming) -> Result<AppCall, Reply> {
     let Some(token) = token else {
         return Err(Reply::topapi_88("40000", "access_token is blank"));
     };
-    let Some(app_token) = emu.app_token(&token) else {
-        return Err(Reply::topapi_88("40014", "不合法的access_token"));
-    };
-    let Some(app) = emu.org().app(&app_token.app_key) else {
-        return Err(Reply::topapi_88("40014", "不合法的access_token"));
+    let bad_token = || Reply::topapi_88("40014", "不合法的access_token");
+    let (app_key, agent_id, corp_id, isv) = if let Some(app_token) = emu.app_token(&token) {
+        let org = emu.org();
+        let Some(app) = org.app(&app_token.app_key) else {
+            return Err(bad_token());
+        };
+        (app.app_key.clone(), app.agent_id, org.corp().corp_id.clone(), false)
+    } else if let Some((corp_token, auth)) = emu.corp_token(&token) {
+        (corp_token.suite_key, auth.agent_id, corp_token.corp_id, true)
+    } else {
+        return Err(bad_token());
     };
     // UNCONFIRMED: an unparseable body; we answer 400002 无效的参数.
     let Some(params) = params else {
         return Err(invalid("无效的参数"));
     };
     Ok(AppCall {
-        app_key: app.app_key.clone(),
-        agent_id: app.agent_id,
+        app_key,
+        agent_id,
+        corp_id,
+        isv,
         params,
     })
 }
@@ -90,7 +110,10 @@ pub(crate) fn getbyunionid(emu: &Emulator, req: &Incoming) -> Reply {
     let Some(unionid) = call.params.text("unionid") else {
         return invalid("无效的参数");
     };
-    match emu.org().user_by_unionid(&unionid) {
+    // The unionid is looked up in the caller's corp only (the same person has another userid in
+    // another corp, API.md §0.4).
+    let org = emu.org();
+    match org.directory(&call.corp_id).and_then(|d| d.user_by_unionid(&unionid)) {
         Some(u) => Reply::topapi_ok(json!({"result": {"contact_type": 0, "userid": u.userid}}), true),
         None => not_found_user(),
     }
@@ -104,9 +127,13 @@ pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
         return invalid("无效的参数");
     };
     let org = emu.org();
-    let Some(u) = org.user(&userid) else {
+    // API.md §C.2: 60121 also for "another org".
+    let Some(u) = org.directory(&call.corp_id).and_then(|d| d.user(&userid)) else {
         return not_found_user();
     };
+    // API.md §C.2: `state_code` and `telephone` are "not for ISV apps"; `mobile` is for internal
+    // apps with the 手机号 permission only.
+    let internal = !call.isv;
     let mut r = Map::new();
     let mut opt = |k: &str, v: &Option<String>| {
         if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
@@ -114,10 +141,12 @@ pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
         }
     };
     opt("avatar", &u.avatar);
-    opt("state_code", &u.state_code);
+    if internal {
+        opt("state_code", &u.state_code);
+        opt("mobile", &u.mobile);
+        opt("telephone", &u.telephone);
+    }
     opt("manager_userid", &u.manager_userid);
-    opt("mobile", &u.mobile);
-    opt("telephone", &u.telephone);
     opt("job_number", &u.job_number);
     opt("title", &u.title);
     opt("email", &u.email);
@@ -235,6 +264,9 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
     }
 
     let org = emu.org();
+    let Some(dir) = org.directory(&call.corp_id) else {
+        return invalid("corp不存在");
+    };
     let mut outcome = SendOutcome::default();
     // Recipients in a stable order: explicit users, then department members, de-duplicated.
     let mut recipients: Vec<String> = Vec::new();
@@ -245,40 +277,42 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
         }
     };
     for u in &userids {
-        if org.user(u).is_some() {
+        if dir.user(u).is_some() {
             add(u, &mut recipients);
         } else if !outcome.invalid_user_id_list.contains(u) {
             outcome.invalid_user_id_list.push(u.clone());
         }
     }
     for d in &depts {
-        if !org.depts.contains_key(d) {
+        if !dir.depts.contains_key(d) {
             if !outcome.invalid_dept_id_list.contains(d) {
                 outcome.invalid_dept_id_list.push(*d);
             }
             continue;
         }
-        let subtree = org.dept_subtree(*d);
-        for u in &org.users {
+        let subtree = dir.dept_subtree(*d);
+        for u in &dir.users {
             if u.dept_id_list.iter().any(|x| subtree.contains(x)) {
                 add(&u.userid, &mut recipients);
             }
         }
     }
     if to_all {
-        for u in &org.users {
+        for u in &dir.users {
             add(&u.userid, &mut recipients);
         }
     }
 
     let content = canonical_json(&msg);
+    let daily_limit = if call.isv { ISV_DAILY_LIMIT } else { DAILY_LIMIT };
     let mut st = emu.lock();
     let now = st.now_ms();
     let day = china_day(now);
     for userid in recipients {
-        let stats: &mut DayStats = st.daily.entry((call.app_key.clone(), userid.clone(), day)).or_default();
-        // API.md §D.6: same content to the same user once per day → 143106; more than 500 per
-        // user per day per app → 143105. Blocked messages do not count as delivered.
+        let key = (call.app_key.clone(), call.corp_id.clone(), userid.clone(), day);
+        let stats: &mut DayStats = st.daily.entry(key).or_default();
+        // API.md §D.6: same content to the same user once per day → 143106; more than 500 (ISV:
+        // 100) per user per day per app → 143105. Blocked messages do not count as delivered.
         let dup = stats.contents.get(&content).copied().unwrap_or(0);
         if dup > 0 {
             outcome.forbidden_list.push(ForbiddenEntry {
@@ -286,7 +320,7 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
                 count: dup,
                 userid,
             });
-        } else if stats.delivered >= DAILY_LIMIT {
+        } else if stats.delivered >= daily_limit {
             outcome.forbidden_list.push(ForbiddenEntry {
                 code: "143105".to_owned(),
                 count: stats.delivered,
@@ -308,6 +342,7 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
         dept_id_list: depts,
         to_all_user: to_all,
         msg,
+        corp_id: call.corp_id.clone(),
         at_ms: now,
         outcome,
         recalled: false,
@@ -331,7 +366,7 @@ fn find_task(emu: &Emulator, call: &AppCall, task_key: &str) -> Result<Option<Re
     Ok(st
         .sends
         .iter()
-        .find(|s| i64::try_from(s.task_id) == Ok(task) && s.app_key == call.app_key)
+        .find(|s| i64::try_from(s.task_id) == Ok(task) && s.app_key == call.app_key && s.corp_id == call.corp_id)
         .cloned())
 }
 

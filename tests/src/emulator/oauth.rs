@@ -29,7 +29,8 @@ pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
     let Some(client_id) = req.query("client_id").filter(|s| !s.is_empty()) else {
         return login_error("missing client_id");
     };
-    let Some(app) = emu.org().app(client_id) else {
+    let org = emu.org();
+    let Some(app) = org.app(client_id) else {
         return login_error(&format!("unknown client_id {client_id}"));
     };
     let Some(redirect_uri) = req.query("redirect_uri").filter(|s| !s.is_empty()) else {
@@ -94,8 +95,8 @@ fn consent_page(emu: &Emulator, request_id: &str, app_key: &str) -> Reply {
         "<p>应用 <code>{}</code> 申请使用你的钉钉身份登录。选择以谁的身份同意：</p>\n<ul id=\"members\">\n",
         html_escape(app_key)
     );
-    let generated_end = org.named_count + PAGE_GENERATED_USERS;
-    for u in org.users.iter().take(generated_end) {
+    let generated_end = org.main.named_count + PAGE_GENERATED_USERS;
+    for u in org.main.users.iter().take(generated_end) {
         let state = if u.active { "" } else { "，未激活" };
         html.push_str(&link(
             &u.userid,
@@ -212,7 +213,8 @@ fn invalid_client() -> Reply {
 }
 
 fn check_app(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Option<String> {
-    let app = emu.org().app(key?)?;
+    let org = emu.org();
+    let app = org.app(key?)?;
     (Some(app.app_secret.as_str()) == secret).then(|| app.app_key.clone())
 }
 
@@ -359,7 +361,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     });
     // `corpId` only when the scope included `corpid` and the person is a member (API.md §A.3).
     if corpid_scope && matches!(person, Person::Member(_)) {
-        out["corpId"] = json!(emu.org().corp.corp_id);
+        out["corpId"] = json!(emu.org().corp().corp_id);
     }
     Reply::v1_ok(out)
 }

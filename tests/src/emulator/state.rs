@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::EmulatorConfig;
 use super::faults::FaultRule;
-use super::fixture::Org;
+use super::fixture::{Fixture, Org};
+use super::pusher::{CallbackTarget, PushSettings, RecordedPush};
 
 /// How `GET /oauth2/auth` answers (API.md §A.1/§A.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +34,12 @@ pub enum ConsentMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
-    /// App (enterprise internal app) access tokens.
+    /// App-level access tokens: internal-app tokens and the ISV suite and corp tokens.
     App,
     /// User access tokens and their refresh tokens.
     User,
+    /// Only the ISV suite access tokens and authorized-corp tokens (API.md §B.4).
+    Isv,
     /// Everything above.
     All,
 }
@@ -93,7 +96,7 @@ pub struct SendOutcome {
 pub struct RecordedSend {
     /// The `task_id` returned.
     pub task_id: u64,
-    /// App whose token sent it.
+    /// App whose token sent it (the suite key for an ISV corp token).
     pub app_key: String,
     /// `agent_id` from the request.
     pub agent_id: i64,
@@ -105,6 +108,10 @@ pub struct RecordedSend {
     pub to_all_user: bool,
     /// The `msg` object.
     pub msg: Value,
+    /// The corp the message went to: the main corp for internal-app tokens, the token's corp for
+    /// ISV corp tokens (then `app_key` is the suite key).
+    #[serde(default)]
+    pub corp_id: String,
     /// Emulator-clock time of the send, epoch ms.
     pub at_ms: i64,
     /// Per-recipient outcome.
@@ -144,6 +151,21 @@ pub(crate) struct AppToken {
     pub(crate) expires_at_ms: i64,
 }
 
+/// An ISV suite access token (API.md §B.4).
+#[derive(Debug, Clone)]
+pub(crate) struct SuiteToken {
+    pub(crate) suite_key: String,
+    pub(crate) expires_at_ms: i64,
+}
+
+/// An ISV authorized-corp token (API.md §B.4): usable on topapi for `corp_id` only.
+#[derive(Debug, Clone)]
+pub(crate) struct CorpToken {
+    pub(crate) suite_key: String,
+    pub(crate) corp_id: String,
+    pub(crate) expires_at_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct UserToken {
     pub(crate) app_key: String,
@@ -169,13 +191,36 @@ pub(crate) struct State {
     pub(crate) calls: Vec<RecordedCall>,
     pub(crate) sends: Vec<RecordedSend>,
     pub(crate) next_task_id: u64,
-    /// (app_key, userid, day) → delivered count and content hashes.
-    pub(crate) daily: HashMap<(String, String, i64), DayStats>,
+    /// (app_key or suite_key, corp_id, userid, day) → delivered count and content hashes.
+    pub(crate) daily: HashMap<(String, String, String, i64), DayStats>,
     pub(crate) faults: Vec<FaultRule>,
+    /// Current suite_ticket per suite key (API.md §B.5: a new one invalidates the previous one).
+    pub(crate) suite_tickets: HashMap<String, String>,
+    pub(crate) suite_tokens: HashMap<String, SuiteToken>,
+    pub(crate) corp_tokens: HashMap<String, CorpToken>,
+    /// Push targets by name: a suite key or `app`.
+    pub(crate) targets: HashMap<String, CallbackTarget>,
+    /// Every push attempt, oldest first.
+    pub(crate) pushes: Vec<RecordedPush>,
+    pub(crate) push_settings: PushSettings,
+    pub(crate) next_push_id: u64,
 }
 
 impl State {
-    fn new() -> State {
+    fn new(org: &Org) -> State {
+        let suite_tickets = org
+            .suites
+            .iter()
+            .map(|s| (s.suite_key.clone(), new_suite_ticket()))
+            .collect();
+        let targets = org
+            .suites
+            .iter()
+            .filter_map(|s| {
+                let url = s.callback_url.clone()?;
+                Some((s.suite_key.clone(), CallbackTarget::for_suite(s, url)))
+            })
+            .collect();
         State {
             clock_offset_ms: 0,
             consent: ConsentMode::Page,
@@ -190,6 +235,13 @@ impl State {
             next_task_id: 256_271_000_000 + rand::random_range(0..1_000_000u64),
             daily: HashMap::new(),
             faults: Vec::new(),
+            suite_tickets,
+            suite_tokens: HashMap::new(),
+            corp_tokens: HashMap::new(),
+            targets,
+            pushes: Vec::new(),
+            push_settings: PushSettings::default(),
+            next_push_id: 1,
         }
     }
 
@@ -210,11 +262,22 @@ pub(crate) fn china_day(ms: i64) -> i64 {
     (ms + 8 * 3_600_000).div_euclid(86_400_000)
 }
 
+/// A random suite_ticket shaped like the §B.5 example (`QsfJCEVF1h6E9fAaGwnAzbvYz...`).
+pub(crate) fn new_suite_ticket() -> String {
+    super::crypto::random_alnum(52)
+}
+
 pub(crate) struct Inner {
-    pub(crate) org: Org,
+    /// The fixture as given (`reset` rebuilds the org from it).
+    fixture: Fixture,
+    /// The current world; replaced as a whole when membership or authorizations change, so
+    /// readers hold a consistent snapshot without holding a lock.
+    org: Mutex<Arc<Org>>,
     pub(crate) auth_code_ttl_secs: i64,
     pub(crate) token_ttl_secs: i64,
     pub(crate) state: Mutex<State>,
+    /// Client for event pushes (API.md §E.2); deadlines are set per request.
+    pub(crate) http: reqwest::Client,
 }
 
 /// The emulator's shared state; cheap to clone. Every admin operation is also a method here.
@@ -226,7 +289,7 @@ pub struct Emulator {
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator")
-            .field("corp_id", &self.inner.org.corp.corp_id)
+            .field("corp_id", &self.inner.fixture.corp.corp_id)
             .finish_non_exhaustive()
     }
 }
@@ -235,12 +298,19 @@ impl Emulator {
     /// Builds the state from a config (expands and checks the fixture).
     pub fn new(config: EmulatorConfig) -> anyhow::Result<Emulator> {
         let org = Org::build(&config.fixture)?;
+        let state = State::new(&org);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
         Ok(Emulator {
             inner: Arc::new(Inner {
-                org,
+                fixture: config.fixture,
+                org: Mutex::new(Arc::new(org)),
                 auth_code_ttl_secs: config.auth_code_ttl_secs,
                 token_ttl_secs: config.token_ttl_secs,
-                state: Mutex::new(State::new()),
+                state: Mutex::new(state),
+                http,
             }),
         })
     }
@@ -250,8 +320,15 @@ impl Emulator {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn org(&self) -> &Org {
-        &self.inner.org
+    /// A snapshot of the current world.
+    pub(crate) fn org(&self) -> Arc<Org> {
+        Arc::clone(&self.inner.org.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Changes the world (copy on write). Never call with the state lock held.
+    pub(crate) fn update_org<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
+        let mut guard = self.inner.org.lock().unwrap_or_else(|p| p.into_inner());
+        f(Arc::make_mut(&mut guard))
     }
 
     /// Every non-admin request so far, oldest first.
@@ -279,6 +356,10 @@ impl Emulator {
         let mut st = self.lock();
         if matches!(kind, TokenKind::App | TokenKind::All) {
             st.app_tokens.clear();
+        }
+        if matches!(kind, TokenKind::App | TokenKind::Isv | TokenKind::All) {
+            st.suite_tokens.clear();
+            st.corp_tokens.clear();
         }
         if matches!(kind, TokenKind::User | TokenKind::All) {
             st.user_tokens.clear();
@@ -324,10 +405,19 @@ impl Emulator {
         true
     }
 
-    /// Back to a fresh start: clears calls, sends, daily counters, tokens, auth codes, pending
-    /// consents and faults; consent mode back to `page`; clock offset back to 0.
+    /// Back to a fresh start: the org as in the fixture (members, authorizations); clears calls,
+    /// sends, daily counters, tokens, auth codes, pending consents, faults, pushes and push targets
+    /// (fixture `callback_url`s are configured again); new suite tickets; push settings, consent
+    /// mode and clock offset back to their defaults.
     pub fn reset(&self) {
-        *self.lock() = State::new();
+        let org = match Org::build(&self.inner.fixture) {
+            Ok(org) => org,
+            // The fixture was checked when the emulator was built; keep the current org otherwise.
+            Err(_) => (*self.org()).clone(),
+        };
+        let state = State::new(&org);
+        *self.inner.org.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(org);
+        *self.lock() = state;
     }
 
     /// Issues (or re-issues, extending it) the app token of `app_key` — API.md §B.1/§B.2/§B.6.

@@ -1025,11 +1025,13 @@ fn fixture_file_matches_the_built_in_org() {
     let from_file = Fixture::from_file(path).unwrap();
     assert_eq!(from_file, Fixture::default());
     let org = fixture::Org::build(&from_file).unwrap();
-    assert_eq!(org.users.len(), 404);
+    assert_eq!(org.main.users.len(), 404);
     assert_eq!(org.user("user0400").unwrap().unionid, "union-user0400");
     assert_eq!(org.user("user0001").unwrap().open_id, "open-user0001");
-    assert!(org.users.iter().any(|u| !u.active));
-    assert_eq!(org.dept_subtree(1), vec![1, 2, 3]);
+    assert!(org.main.users.iter().any(|u| !u.active));
+    assert_eq!(org.main.dept_subtree(1), vec![1, 2, 3]);
+    assert_eq!(org.others.len(), 1);
+    assert_eq!(org.suites.len(), 1);
 }
 
 #[test]

@@ -14,7 +14,8 @@ pub(crate) enum Family {
     V1,
     /// `oapi.dingtalk.com/topapi/...`: HTTP 200 + `errcode`, token errors wrapped in 88.
     Topapi,
-    /// `oapi.dingtalk.com` outside topapi (`/gettoken`): HTTP 200 + raw `errcode`, no `request_id`.
+    /// `oapi.dingtalk.com` outside topapi (`/gettoken`, `/service/...`): HTTP 200 + raw `errcode`,
+    /// no `request_id`.
     OapiLegacy,
     /// `login.dingtalk.com/oauth2/...`: HTML pages and redirects.
     Login,
@@ -28,7 +29,7 @@ impl Family {
             Family::V1
         } else if path.starts_with("/topapi/") {
             Family::Topapi
-        } else if path == "/gettoken" {
+        } else if path == "/gettoken" || path.starts_with("/service/") {
             Family::OapiLegacy
         } else if path.starts_with("/oauth2/") {
             Family::Login
