@@ -125,11 +125,7 @@ pub struct LoginResultResponse {
 impl From<&LoginOutcome> for LoginResultResponse {
     fn from(outcome: &LoginOutcome) -> Self {
         match outcome {
-            Ok(profile) => Self {
-                member: Some(profile.into()),
-                failure: None,
-                error: None,
-            },
+            Ok(profile) => Self { member: Some(profile.into()), failure: None, error: None },
             Err(failure) => Self {
                 member: None,
                 failure: Some(failure.code().to_owned()),
@@ -148,17 +144,15 @@ impl TryFrom<LoginResultResponse> for LoginOutcome {
     fn try_from(r: LoginResultResponse) -> Result<Self, Self::Error> {
         match (r.member, r.failure.as_deref()) {
             (Some(member), None) => Ok(Ok(MemberProfile::try_from(member)?)),
-            (None, Some("consent_denied")) => Ok(Err(LoginFailure::ConsentDenied {
-                error: r.error.unwrap_or_default(),
-            })),
+            (None, Some("consent_denied")) => {
+                Ok(Err(LoginFailure::ConsentDenied { error: r.error.unwrap_or_default() }))
+            }
             (None, Some("not_member")) => Ok(Err(LoginFailure::NotMember)),
             (None, Some("invalid_code")) => Ok(Err(LoginFailure::InvalidCode)),
             (None, Some("provider_unavailable")) => Ok(Err(LoginFailure::ProviderUnavailable)),
-            _ => Err(ValidationError::new(
-                "failure",
-                "invalid",
-                "a login result has either a member or a known failure",
-            )),
+            _ => {
+                Err(ValidationError::new("failure", "invalid", "a login result has either a member or a known failure"))
+            }
         }
     }
 }
@@ -322,9 +316,7 @@ fn outcome_from_name(name: &str, code: Option<String>) -> RecipientOutcome {
         "read" => RecipientOutcome::Read,
         "unread" => RecipientOutcome::Unread,
         "failed" => RecipientOutcome::Failed,
-        "forbidden" => RecipientOutcome::Forbidden {
-            code: code.unwrap_or_default(),
-        },
+        "forbidden" => RecipientOutcome::Forbidden { code: code.unwrap_or_default() },
         "invalid_user" => RecipientOutcome::InvalidUser,
         _ => RecipientOutcome::Pending,
     }
@@ -342,11 +334,7 @@ impl RelayStatusDto {
                 .iter()
                 .map(|(userid, outcome)| {
                     let (name, code) = outcome_name(outcome);
-                    RelayRecipientOutcome {
-                        userid: userid.to_string(),
-                        outcome: name.to_owned(),
-                        code,
-                    }
+                    RelayRecipientOutcome { userid: userid.to_string(), outcome: name.to_owned(), code }
                 })
                 .collect(),
             invalid_dept_ids: report.invalid_depts.iter().map(|d| d.get()).collect(),
@@ -362,17 +350,9 @@ impl RelayStatusDto {
             recipients: self
                 .recipients
                 .into_iter()
-                .filter_map(|r| {
-                    UserId::parse(&r.userid)
-                        .ok()
-                        .map(|u| (u, outcome_from_name(&r.outcome, r.code)))
-                })
+                .filter_map(|r| UserId::parse(&r.userid).ok().map(|u| (u, outcome_from_name(&r.outcome, r.code))))
                 .collect(),
-            invalid_depts: self
-                .invalid_dept_ids
-                .into_iter()
-                .filter_map(|d| DeptId::new(d).ok())
-                .collect(),
+            invalid_depts: self.invalid_dept_ids.into_iter().filter_map(|d| DeptId::new(d).ok()).collect(),
         };
         Ok((receipt, report))
     }
@@ -404,9 +384,7 @@ mod tests {
         let outcomes: Vec<LoginOutcome> = vec![
             Ok(profile()),
             Err(LoginFailure::NotMember),
-            Err(LoginFailure::ConsentDenied {
-                error: "access_denied".into(),
-            }),
+            Err(LoginFailure::ConsentDenied { error: "access_denied".into() }),
             Err(LoginFailure::InvalidCode),
             Err(LoginFailure::ProviderUnavailable),
         ];
@@ -419,11 +397,7 @@ mod tests {
 
     #[test]
     fn a_result_with_neither_member_nor_failure_is_invalid() {
-        let empty = LoginResultResponse {
-            member: None,
-            failure: None,
-            error: None,
-        };
+        let empty = LoginResultResponse { member: None, failure: None, error: None };
         assert!(LoginOutcome::try_from(empty).is_err());
     }
 
@@ -432,19 +406,9 @@ mod tests {
         let r = Recipients::new(vec![UserId::parse("a").unwrap_or_else(|_| unreachable!())], vec![])
             .unwrap_or_else(|_| unreachable!());
         assert_eq!(Recipients::try_from(RelayRecipients::from(&r)).ok(), Some(r));
-        let bad = RelayRecipients {
-            userids: vec!["a,b".into()],
-            ..RelayRecipients::default()
-        };
-        assert_eq!(
-            Recipients::try_from(bad).err().map(|e| e.field),
-            Some("recipients.userids[0]".into())
-        );
-        let both = RelayRecipients {
-            userids: vec!["a".into()],
-            to_all: true,
-            ..RelayRecipients::default()
-        };
+        let bad = RelayRecipients { userids: vec!["a,b".into()], ..RelayRecipients::default() };
+        assert_eq!(Recipients::try_from(bad).err().map(|e| e.field), Some("recipients.userids[0]".into()));
+        let both = RelayRecipients { userids: vec!["a".into()], to_all: true, ..RelayRecipients::default() };
         assert!(Recipients::try_from(both).is_err());
     }
 }

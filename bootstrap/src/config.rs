@@ -307,10 +307,7 @@ impl Default for Config {
             mode: Mode::Dev,
             bind: "127.0.0.1:8080".into(),
             public_url: String::new(),
-            database: DatabaseConfig {
-                url: String::new(),
-                max_connections: 8,
-            },
+            database: DatabaseConfig { url: String::new(), max_connections: 8 },
             dingtalk: DingTalkSection {
                 login_base: "https://login.dingtalk.com".into(),
                 api_base: "https://api.dingtalk.com".into(),
@@ -322,22 +319,10 @@ impl Default for Config {
                 scope: "openid".into(),
                 timeout_secs: 10,
             },
-            api: ApiSection {
-                service_tokens: Vec::new(),
-            },
-            session: SessionSection {
-                ttl_secs: 7 * 24 * 3600,
-            },
-            cloud: CloudSection {
-                base_url: String::new(),
-                client_id: None,
-                client_secret: None,
-                timeout_secs: 10,
-            },
-            outbox: OutboxSection {
-                workers: 4,
-                lease_secs: 60,
-            },
+            api: ApiSection { service_tokens: Vec::new() },
+            session: SessionSection { ttl_secs: 7 * 24 * 3600 },
+            cloud: CloudSection { base_url: String::new(), client_id: None, client_secret: None, timeout_secs: 10 },
+            outbox: OutboxSection { workers: 4, lease_secs: 60 },
             relay: RelaySection {
                 clients: Vec::new(),
                 seed_client_origins: Vec::new(),
@@ -391,9 +376,7 @@ fn seed_aliases() -> Env {
 
 /// Whether `origin` is a bare origin: `http(s)://host[:port]`, no path, query or fragment.
 fn is_origin(origin: &str) -> bool {
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']))
 }
 
@@ -407,17 +390,12 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError::Load(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError::Load(format!("config file {} does not exist", path.display())));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file(PathBuf::from(DEFAULT_CONFIG_FILE))),
         }
-        let mut figment = figment
-            .merge(seed_aliases())
-            .merge(Env::prefixed("DINGBRIDGE_").split("__"));
+        let mut figment = figment.merge(seed_aliases()).merge(Env::prefixed("DINGBRIDGE_").split("__"));
         for (key, value) in overrides {
             figment = figment.merge((*key, value.as_str()));
         }
@@ -429,11 +407,7 @@ impl Config {
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Load(e.to_string()))?;
         config.resolve();
         let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
     }
 
     /// Fills derived values: the database URL from the seed aliases or the mode's default, and the public URL.
@@ -496,20 +470,12 @@ impl Config {
     /// Every problem, each naming its key.
     pub fn problems(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(ConfigProblem {
-                key: key.into(),
-                message,
-            })
-        };
+        let mut problem = |key: &str, message: String| problems.push(ConfigProblem { key: key.into(), message });
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             problem("bind", format!("{:?} is not an address like 127.0.0.1:8080", self.bind));
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            problem(
-                "public_url",
-                format!("{:?} must start with http:// or https://", self.public_url),
-            );
+            problem("public_url", format!("{:?} must start with http:// or https://", self.public_url));
         }
         if !(1..=64).contains(&self.database.max_connections) {
             problem("database.max_connections", "must be between 1 and 64".into());
@@ -520,10 +486,7 @@ impl Config {
                 let postgres =
                     self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://");
                 if self.mode == Mode::Dev && !sqlite {
-                    problem(
-                        "database.url",
-                        "mode dev stores data in SQLite: use sqlite://path/to/file.db".into(),
-                    );
+                    problem("database.url", "mode dev stores data in SQLite: use sqlite://path/to/file.db".into());
                 }
                 if self.mode == Mode::Cloud && !(sqlite || postgres) {
                     problem(
@@ -533,27 +496,15 @@ impl Config {
                 }
                 let d = &self.dingtalk;
                 let required = [
-                    (
-                        "dingtalk.app_key",
-                        d.app_key.as_deref().is_some_and(|s| !s.trim().is_empty()),
-                    ),
-                    (
-                        "dingtalk.app_secret",
-                        d.app_secret.as_ref().is_some_and(|s| !s.expose().trim().is_empty()),
-                    ),
+                    ("dingtalk.app_key", d.app_key.as_deref().is_some_and(|s| !s.trim().is_empty())),
+                    ("dingtalk.app_secret", d.app_secret.as_ref().is_some_and(|s| !s.expose().trim().is_empty())),
                     ("dingtalk.agent_id", d.agent_id.is_some()),
-                    (
-                        "dingtalk.corp_id",
-                        d.corp_id.as_deref().is_some_and(|s| !s.trim().is_empty()),
-                    ),
+                    ("dingtalk.corp_id", d.corp_id.as_deref().is_some_and(|s| !s.trim().is_empty())),
                 ];
                 for (key, present) in required {
                     if !present {
                         let env = format!("DINGBRIDGE_{}", key.to_ascii_uppercase().replace('.', "__"));
-                        problem(
-                            key,
-                            format!("is required in mode {} (set it in dingbridge.toml or {env})", self.mode),
-                        );
+                        problem(key, format!("is required in mode {} (set it in dingbridge.toml or {env})", self.mode));
                     }
                 }
                 if let Some(agent_id) = d.agent_id
@@ -580,10 +531,7 @@ impl Config {
                     problem("dingtalk.timeout_secs", "must be between 1 and 120 seconds".into());
                 }
                 if !d.scope.split(' ').any(|s| s == "openid") {
-                    problem(
-                        "dingtalk.scope",
-                        "must include openid (\"openid\" or \"openid corpid\")".into(),
-                    );
+                    problem("dingtalk.scope", "must include openid (\"openid\" or \"openid corpid\")".into());
                 }
             }
             Mode::Local => {
@@ -601,16 +549,10 @@ impl Config {
                     );
                 }
                 if self.cloud.client_id.as_deref().is_none_or(|s| s.trim().is_empty()) {
-                    problem(
-                        "cloud.client_id",
-                        "is required in mode local (or DINGDING_SECRET_USER)".into(),
-                    );
+                    problem("cloud.client_id", "is required in mode local (or DINGDING_SECRET_USER)".into());
                 }
                 if self.cloud.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
-                    problem(
-                        "cloud.client_secret",
-                        "is required in mode local (or DINGDING_SECRET_PASSWORD)".into(),
-                    );
+                    problem("cloud.client_secret", "is required in mode local (or DINGDING_SECRET_PASSWORD)".into());
                 }
                 if !(1..=120).contains(&self.cloud.timeout_secs) {
                     problem("cloud.timeout_secs", "must be between 1 and 120 seconds".into());
@@ -635,10 +577,7 @@ impl Config {
         }
         for (i, token) in self.api.service_tokens.iter().enumerate() {
             if token.expose().len() < 16 {
-                problem(
-                    &format!("api.service_tokens[{i}]"),
-                    "must be at least 16 characters".into(),
-                );
+                problem(&format!("api.service_tokens[{i}]"), "must be at least 16 characters".into());
             }
         }
         if !(1..=32).contains(&self.outbox.workers) {
@@ -673,10 +612,7 @@ impl Config {
                 out.push((key("secret"), "must be at least 16 characters".into()));
             }
             if client.corp_ids.is_empty() {
-                out.push((
-                    key("corp_ids"),
-                    "must name at least one corp (or set dingtalk.corp_id)".into(),
-                ));
+                out.push((key("corp_ids"), "must name at least one corp (or set dingtalk.corp_id)".into()));
             }
             for corp in &client.corp_ids {
                 if let Err(e) = domain::CorpId::parse(corp) {
@@ -758,10 +694,7 @@ mod tests {
             jail.set_env("DINGBRIDGE_BIND", "127.0.0.1:9999");
             jail.set_env("DINGBRIDGE_API__SERVICE_TOKENS", r#"["0123456789abcdef0123"]"#);
             let config = Config::load(None, &[]).unwrap();
-            assert_eq!(
-                config.dingtalk.app_secret.as_ref().map(Secret::expose),
-                Some("12345678")
-            );
+            assert_eq!(config.dingtalk.app_secret.as_ref().map(Secret::expose), Some("12345678"));
             assert_eq!(config.bind, "127.0.0.1:9999");
             assert_eq!(config.api.service_tokens.len(), 1);
             Ok(())
@@ -795,12 +728,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file("dingbridge.toml", "mode = \"dev\"")?;
             let keys = problems_of(Config::load(None, &[]).unwrap_err());
-            for key in [
-                "dingtalk.app_key",
-                "dingtalk.app_secret",
-                "dingtalk.agent_id",
-                "dingtalk.corp_id",
-            ] {
+            for key in ["dingtalk.app_key", "dingtalk.app_secret", "dingtalk.agent_id", "dingtalk.corp_id"] {
                 assert!(keys.contains(&key.to_owned()), "{key} in {keys:?}");
             }
             Ok(())
@@ -864,13 +792,9 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file("dingbridge.toml", DEV_TOML)?;
             let keys = problems_of(Config::load(None, &[("mode", "local".into())]).unwrap_err());
-            for key in [
-                "database.url",
-                "cloud.base_url",
-                "cloud.client_id",
-                "cloud.client_secret",
-                "dingtalk.app_secret",
-            ] {
+            for key in
+                ["database.url", "cloud.base_url", "cloud.client_id", "cloud.client_secret", "dingtalk.app_secret"]
+            {
                 assert!(keys.contains(&key.to_owned()), "{key} in {keys:?}");
             }
             Ok(())
@@ -891,10 +815,7 @@ mod tests {
             )?;
             let keys = problems_of(Config::load(None, &[("mode", "cloud".into())]).unwrap_err());
             assert!(keys.contains(&"relay.clients[0].secret".to_owned()), "{keys:?}");
-            assert!(
-                keys.contains(&"relay.clients[0].complete_url_origins".to_owned()),
-                "{keys:?}"
-            );
+            assert!(keys.contains(&"relay.clients[0].complete_url_origins".to_owned()), "{keys:?}");
             Ok(())
         });
     }

@@ -76,11 +76,7 @@ impl Listener {
 
 fn dingtalk_config(config: &Config) -> anyhow::Result<DingTalkConfig> {
     let d = &config.dingtalk;
-    let secret = d
-        .app_secret
-        .as_ref()
-        .context("dingtalk.app_secret is required")?
-        .to_secret_string();
+    let secret = d.app_secret.as_ref().context("dingtalk.app_secret is required")?.to_secret_string();
     let mut dt = DingTalkConfig::new(
         d.app_key.clone().context("dingtalk.app_key is required")?,
         secret,
@@ -305,16 +301,8 @@ fn local_http<S: LocalStores>(
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
         list_messages: ListMessagesQuery::new(store.clone()),
-        service_tokens: config
-            .api
-            .service_tokens
-            .iter()
-            .map(config::Secret::to_secret_string)
-            .collect(),
-        cookies: CookieSettings {
-            secure: public.starts_with("https://"),
-            session_ttl_secs: config.session.ttl_secs,
-        },
+        service_tokens: config.api.service_tokens.iter().map(config::Secret::to_secret_string).collect(),
+        cookies: CookieSettings { secure: public.starts_with("https://"), session_ttl_secs: config.session.ttl_secs },
     });
     (local, dispatcher)
 }
@@ -339,11 +327,7 @@ fn dingtalk(config: &Config) -> anyhow::Result<DingTalk> {
     dt.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let corp_id = dt.corp_id.clone();
     let client = Arc::new(DingTalkClient::new(http_client(dt.timeout)?, dt));
-    Ok(DingTalk {
-        idp: client.clone(),
-        messenger: client,
-        corp_id,
-    })
+    Ok(DingTalk { idp: client.clone(), messenger: client, corp_id })
 }
 
 /// Builds the application for `config.mode`: opens storage (running
@@ -379,24 +363,16 @@ fn is_postgres(url: &str) -> bool {
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
-    let DingTalk {
-        idp,
-        messenger,
-        corp_id,
-    } = dingtalk(config)?;
+    let DingTalk { idp, messenger, corp_id } = dingtalk(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
-    let client = RelayClient {
-        id: "dev".into(),
-        corp_ids: vec![corp_id.clone()],
-        complete_url_origins: vec![public.clone()],
-    };
+    let client =
+        RelayClient { id: "dev".into(), corp_ids: vec![corp_id.clone()], complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
     let (local, dispatcher) = local_http(&store, gateway, config, Some(corp_id));
-    let cloud_http = Arc::new(CloudHttp {
-        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()),
-    });
+    let cloud_http =
+        Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let ping = store.clone();
     let probes = Arc::new(Probes {
         checks: vec![(
@@ -410,11 +386,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     Ok(App {
         router: http::dev_router(local, cloud_http, probes),
         purge: Some(PurgeJob {
-            stores: vec![
-                Arc::new(Attempts(store.clone())),
-                Arc::new(Intents(store.clone())),
-                Arc::new(Results(store)),
-            ],
+            stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Intents(store.clone())), Arc::new(Results(store))],
             clock,
         }),
         dispatcher: Some(dispatcher),
@@ -430,11 +402,7 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
             Ok(RelayClientCredentials {
                 client: RelayClient {
                     id: c.id.clone(),
-                    corp_ids: c
-                        .corp_ids
-                        .iter()
-                        .map(|id| CorpId::parse(id))
-                        .collect::<Result<_, _>>()?,
+                    corp_ids: c.corp_ids.iter().map(|id| CorpId::parse(id)).collect::<Result<_, _>>()?,
                     complete_url_origins: c.complete_url_origins.clone(),
                 },
                 secret: c.secret.to_secret_string(),
@@ -461,15 +429,11 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         recall: cloud.recall,
         fetch_member: cloud.fetch_member,
     });
-    let cloud_http = Arc::new(CloudHttp {
-        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()),
-    });
+    let cloud_http =
+        Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     Ok(App {
         router: http::cloud_router(cloud_http, relay, probes),
-        purge: Some(PurgeJob {
-            stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))],
-            clock,
-        }),
+        purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
         dispatcher: None,
     })
 }
@@ -506,11 +470,7 @@ async fn build_cloud(config: &Config) -> anyhow::Result<App> {
 
 async fn build_local(config: &Config) -> anyhow::Result<App> {
     let store = open_postgres(config).await?;
-    let secret = config
-        .cloud
-        .client_secret
-        .as_ref()
-        .context("cloud.client_secret is required")?;
+    let secret = config.cloud.client_secret.as_ref().context("cloud.client_secret is required")?;
     let mut relay = RelayConfig::new(
         config.cloud.base_url.clone(),
         config.cloud.client_id.clone().context("cloud.client_id is required")?,
@@ -519,13 +479,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     relay.timeout = Duration::from_secs(config.cloud.timeout_secs);
     relay.validate().map_err(|e| anyhow::anyhow!("cloud: {e}"))?;
     let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
-    let default_corp = config
-        .dingtalk
-        .corp_id
-        .as_deref()
-        .map(CorpId::parse)
-        .transpose()
-        .context("dingtalk.corp_id")?;
+    let default_corp = config.dingtalk.corp_id.as_deref().map(CorpId::parse).transpose().context("dingtalk.corp_id")?;
     let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
     let ping = store.clone();
     let probes = Arc::new(Probes {
@@ -539,10 +493,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     });
     Ok(App {
         router: http::local_router(local, probes),
-        purge: Some(PurgeJob {
-            stores: vec![Arc::new(Attempts(store))],
-            clock: Arc::new(SystemClock),
-        }),
+        purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
         dispatcher: Some(dispatcher),
     })
 }
@@ -608,9 +559,7 @@ pub async fn shutdown_signal() {
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     if is_postgres(&config.database.url) {
-        adapters::outbound::postgres::migrate(&config.database.url)
-            .await
-            .context("migrating the PostgreSQL database")
+        adapters::outbound::postgres::migrate(&config.database.url).await.context("migrating the PostgreSQL database")
     } else {
         adapters::outbound::sqlite::migrate(&config.database.url)
             .await

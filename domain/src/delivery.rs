@@ -42,15 +42,9 @@ impl MessageState {
 
     /// Parses [`MessageState::as_str`] output.
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Accepted,
-            Self::Sent,
-            Self::Completed,
-            Self::Failed,
-            Self::Recalled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        [Self::Accepted, Self::Relayed, Self::Sent, Self::Completed, Self::Failed, Self::Recalled]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -139,10 +133,7 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     /// Merges per-task progress and results into one report.
     pub fn merge(tasks: &[(SendProgress, SendResult)]) -> Self {
-        let mut report = Self {
-            done: !tasks.is_empty(),
-            ..Self::default()
-        };
+        let mut report = Self { done: !tasks.is_empty(), ..Self::default() };
         let mut percent_sum: u32 = 0;
         for (progress, result) in tasks {
             report.done &= progress.done;
@@ -154,9 +145,7 @@ impl DeliveryReport {
                 (&result.invalid_users, RecipientOutcome::InvalidUser),
             ];
             for (users, outcome) in lists {
-                report
-                    .recipients
-                    .extend(users.iter().map(|u| (u.clone(), outcome.clone())));
+                report.recipients.extend(users.iter().map(|u| (u.clone(), outcome.clone())));
             }
             report.recipients.extend(
                 result
@@ -183,26 +172,13 @@ mod tests {
     #[test]
     fn merge_combines_tasks() {
         let first = (
-            SendProgress {
-                percent: 100,
-                done: true,
-            },
-            SendResult {
-                read: vec![uid("a")],
-                unread: vec![uid("b")],
-                ..SendResult::default()
-            },
+            SendProgress { percent: 100, done: true },
+            SendResult { read: vec![uid("a")], unread: vec![uid("b")], ..SendResult::default() },
         );
         let second = (
-            SendProgress {
-                percent: 50,
-                done: false,
-            },
+            SendProgress { percent: 50, done: false },
             SendResult {
-                forbidden: vec![Forbidden {
-                    userid: uid("c"),
-                    code: "143106".into(),
-                }],
+                forbidden: vec![Forbidden { userid: uid("c"), code: "143106".into() }],
                 invalid_users: vec![uid("d")],
                 ..SendResult::default()
             },
@@ -211,11 +187,7 @@ mod tests {
         assert!(!report.done);
         assert_eq!(report.percent, 75);
         assert_eq!(report.recipients.len(), 4);
-        assert!(
-            report
-                .recipients
-                .contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() }))
-        );
+        assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() })));
         assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
     }
 
@@ -228,6 +200,7 @@ mod tests {
     fn states_round_trip() {
         for s in [
             MessageState::Accepted,
+            MessageState::Relayed,
             MessageState::Sent,
             MessageState::Completed,
             MessageState::Failed,

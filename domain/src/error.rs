@@ -20,21 +20,13 @@ pub struct ValidationError {
 impl ValidationError {
     /// Builds an error for `field` with `code` and `message`.
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Self { field: field.into(), code, message: message.into() }
     }
 
     /// Re-roots the error under `prefix` (`text.content` → `body.text.content`).
     #[must_use]
     pub fn under(mut self, prefix: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}.{}", self.field)
-        };
+        self.field = if self.field.is_empty() { prefix.to_owned() } else { format!("{prefix}.{}", self.field) };
         self
     }
 }
@@ -51,11 +43,7 @@ impl std::error::Error for ValidationError {}
 pub(crate) fn text(field: &str, value: &str, max_chars: usize) -> Result<String, ValidationError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "required",
-            format!("{field} must not be empty"),
-        ));
+        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
     }
     let len = trimmed.chars().count();
     if len > max_chars {

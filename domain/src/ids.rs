@@ -16,11 +16,7 @@ pub const MAX_ID_LEN: usize = 64;
 fn parse_str_id(field: &str, raw: &str, allowed: fn(char) -> bool) -> Result<String, ValidationError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "required",
-            format!("{field} must not be empty"),
-        ));
+        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
     }
     if value.len() > MAX_ID_LEN {
         return Err(ValidationError::new(
@@ -30,11 +26,7 @@ fn parse_str_id(field: &str, raw: &str, allowed: fn(char) -> bool) -> Result<Str
         ));
     }
     if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
-        return Err(ValidationError::new(
-            field,
-            "invalid",
-            format!("{field} contains the character {bad:?}"),
-        ));
+        return Err(ValidationError::new(field, "invalid", format!("{field} contains the character {bad:?}")));
     }
     Ok(value.to_owned())
 }
@@ -166,10 +158,7 @@ mod tests {
 
     #[test]
     fn string_ids_trim_and_accept_realistic_values() {
-        assert_eq!(
-            CorpId::parse(" ding9f50b15bccd16741 ").map(|c| c.to_string()),
-            Ok("ding9f50b15bccd16741".into())
-        );
+        assert_eq!(CorpId::parse(" ding9f50b15bccd16741 ").map(|c| c.to_string()), Ok("ding9f50b15bccd16741".into()));
         assert!(UserId::parse("manager4220").is_ok());
         assert!(UnionId::parse("z21HjQliSzpw0Yxxxx").is_ok());
         assert!(OpenId::parse("123").is_ok());
@@ -192,10 +181,7 @@ mod tests {
         assert_eq!(UserId::parse("a,b").err().map(|e| e.code), Some("invalid"));
         assert_eq!(UserId::parse("a b").err().map(|e| e.code), Some("invalid"));
         assert_eq!(UserId::parse("张三").err().map(|e| e.code), Some("invalid"));
-        assert_eq!(
-            CorpId::parse("ding.x").err().map(|e| e.field),
-            Some("corp_id".to_owned())
-        );
+        assert_eq!(CorpId::parse("ding.x").err().map(|e| e.field), Some("corp_id".to_owned()));
     }
 
     #[test]

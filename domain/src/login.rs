@@ -25,21 +25,14 @@ fn parse_token(field: &str, raw: &str) -> Result<String, ValidationError> {
     }
     let decoded = URL_SAFE_NO_PAD.decode(raw).ok().filter(|b| b.len() == 32);
     if raw.len() != TOKEN_CHARS || decoded.is_none() {
-        return Err(ValidationError::new(
-            field,
-            "invalid",
-            format!("{field} is not a value this service issued"),
-        ));
+        return Err(ValidationError::new(field, "invalid", format!("{field} is not a value this service issued")));
     }
     Ok(raw.to_owned())
 }
 
 /// Lower-case hex SHA-256 of `value`: what stores keep instead of a secret token.
 fn sha256_hex(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 macro_rules! random_token {
@@ -226,14 +219,8 @@ mod tests {
     fn malformed_states_are_refused() {
         assert_eq!(LoginState::parse("").err().map(|e| e.code), Some("required"));
         assert_eq!(LoginState::parse("abc").err().map(|e| e.code), Some("invalid"));
-        assert_eq!(
-            LoginState::parse(&"!".repeat(43)).err().map(|e| e.code),
-            Some("invalid")
-        );
-        assert_eq!(
-            LoginState::parse(&"A".repeat(44)).err().map(|e| e.field),
-            Some("state".to_owned())
-        );
+        assert_eq!(LoginState::parse(&"!".repeat(43)).err().map(|e| e.code), Some("invalid"));
+        assert_eq!(LoginState::parse(&"A".repeat(44)).err().map(|e| e.field), Some("state".to_owned()));
     }
 
     #[test]
@@ -263,21 +250,10 @@ mod tests {
     #[test]
     fn return_to_accepts_relative_paths_only() {
         assert_eq!(ReturnTo::parse_or_root(Some("/x?y=1#z")).as_str(), "/x?y=1#z");
-        for bad in [
-            "https://evil.example/",
-            "//evil.example",
-            "/\\evil.example",
-            "evil",
-            "/a b",
-            "/a\nb",
-            "",
-        ] {
+        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/a b", "/a\nb", ""] {
             assert_eq!(ReturnTo::parse_or_root(Some(bad)).as_str(), "/", "{bad:?}");
         }
-        assert_eq!(
-            ReturnTo::parse_or_root(Some(&format!("/{}", "a".repeat(2048)))).as_str(),
-            "/"
-        );
+        assert_eq!(ReturnTo::parse_or_root(Some(&format!("/{}", "a".repeat(2048)))).as_str(), "/");
         assert_eq!(ReturnTo::parse_or_root(None).as_str(), "/");
     }
 
@@ -292,12 +268,6 @@ mod tests {
     #[test]
     fn failures_have_stable_codes() {
         assert_eq!(LoginFailure::NotMember.code(), "not_member");
-        assert_eq!(
-            LoginFailure::ConsentDenied {
-                error: "access_denied".into()
-            }
-            .code(),
-            "consent_denied"
-        );
+        assert_eq!(LoginFailure::ConsentDenied { error: "access_denied".into() }.code(), "consent_denied");
     }
 }

@@ -92,9 +92,7 @@ impl MemberProfile {
             userid: details.userid,
             open_id: identity.and_then(|i| i.open_id.clone()),
             name: details.name,
-            avatar_url: details
-                .avatar_url
-                .or_else(|| identity.and_then(|i| i.avatar_url.clone())),
+            avatar_url: details.avatar_url.or_else(|| identity.and_then(|i| i.avatar_url.clone())),
             title: details.title,
             org_email: details.org_email,
             email: details.email.or_else(|| identity.and_then(|i| i.email.clone())),

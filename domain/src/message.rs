@@ -56,18 +56,9 @@ impl MsgType {
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Text,
-            Self::Markdown,
-            Self::Link,
-            Self::ActionCard,
-            Self::Oa,
-            Self::Image,
-            Self::File,
-            Self::Voice,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == raw)
+        [Self::Text, Self::Markdown, Self::Link, Self::ActionCard, Self::Oa, Self::Image, Self::File, Self::Voice]
+            .into_iter()
+            .find(|t| t.as_str() == raw)
     }
 }
 
@@ -144,10 +135,7 @@ impl MessageBody {
                 format!("body is {bytes} bytes as JSON; DingTalk accepts at most {MAX_MSG_BYTES}"),
             ));
         }
-        Ok(Self {
-            msgtype,
-            msg: msg.clone(),
-        })
+        Ok(Self { msgtype, msg: msg.clone() })
     }
 
     /// A plain text body; see [`MessageBody::parse`] for errors.
@@ -189,18 +177,7 @@ impl MessageBody {
 }
 
 fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
-    only_keys(
-        inner,
-        &[
-            "title",
-            "markdown",
-            "single_title",
-            "single_url",
-            "btn_orientation",
-            "btn_json_list",
-        ],
-        path,
-    )?;
+    only_keys(inner, &["title", "markdown", "single_title", "single_url", "btn_orientation", "btn_json_list"], path)?;
     required_str(inner, "title", path, 256)?;
     required_str(inner, "markdown", path, MAX_MSG_BYTES)?;
     let single = inner.contains_key("single_title") || inner.contains_key("single_url");
@@ -222,18 +199,10 @@ fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationE
             }
             let list_path = format!("{path}.btn_json_list");
             let buttons = inner.get("btn_json_list").and_then(Value::as_array).ok_or_else(|| {
-                ValidationError::new(
-                    &list_path,
-                    "required",
-                    format!("{list_path} must be a non-empty list of buttons"),
-                )
+                ValidationError::new(&list_path, "required", format!("{list_path} must be a non-empty list of buttons"))
             })?;
             if buttons.is_empty() {
-                return Err(ValidationError::new(
-                    &list_path,
-                    "required",
-                    format!("{list_path} must not be empty"),
-                ));
+                return Err(ValidationError::new(&list_path, "required", format!("{list_path} must not be empty")));
             }
             for (i, button) in buttons.iter().enumerate() {
                 let button_path = format!("{list_path}[{i}]");
@@ -255,11 +224,7 @@ fn action_card(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationE
 }
 
 fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
-    only_keys(
-        inner,
-        &["message_url", "pc_message_url", "head", "status_bar", "body"],
-        path,
-    )?;
+    only_keys(inner, &["message_url", "pc_message_url", "head", "status_bar", "body"], path)?;
     required_url(inner, "message_url", path)?;
     if inner.contains_key("pc_message_url") {
         required_url(inner, "pc_message_url", path)?;
@@ -285,17 +250,9 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
     }
     let body_path = format!("{path}.body");
     let body = object(inner.get("body").unwrap_or(&Value::Null), &body_path)?;
-    only_keys(
-        body,
-        &["title", "form", "rich", "content", "image", "file_count", "author"],
-        &body_path,
-    )?;
+    only_keys(body, &["title", "form", "rich", "content", "image", "file_count", "author"], &body_path)?;
     if body.is_empty() {
-        return Err(ValidationError::new(
-            &body_path,
-            "required",
-            format!("{body_path} must have at least one field"),
-        ));
+        return Err(ValidationError::new(&body_path, "required", format!("{body_path} must have at least one field")));
     }
     for key in ["title", "content", "image", "file_count", "author"] {
         if body.contains_key(key) {
@@ -311,10 +268,7 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
             return Err(ValidationError::new(
                 &form_path,
                 "too_many",
-                format!(
-                    "{form_path} has {} rows; DingTalk shows at most {MAX_OA_FORM_ROWS}",
-                    rows.len()
-                ),
+                format!("{form_path} has {} rows; DingTalk shows at most {MAX_OA_FORM_ROWS}", rows.len()),
             ));
         }
         for (i, row) in rows.iter().enumerate() {
@@ -341,11 +295,7 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Va
     match value {
         Value::Object(map) => Ok(map),
         Value::Null => Err(ValidationError::new(path, "required", format!("{path} is required"))),
-        _ => Err(ValidationError::new(
-            path,
-            "invalid",
-            format!("{path} must be a JSON object"),
-        )),
+        _ => Err(ValidationError::new(path, "invalid", format!("{path} must be a JSON object"))),
     }
 }
 
@@ -354,10 +304,7 @@ fn only_keys(map: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<(
         Some(key) => Err(ValidationError::new(
             format!("{path}.{key}"),
             "unknown_field",
-            format!(
-                "{path}.{key} is not a field DingTalk accepts here (expected one of: {})",
-                allowed.join(", ")
-            ),
+            format!("{path}.{key} is not a field DingTalk accepts here (expected one of: {})", allowed.join(", ")),
         )),
         None => Ok(()),
     }
@@ -368,20 +315,13 @@ fn required_str(map: &Map<String, Value>, key: &str, path: &str, max_chars: usiz
     match map.get(key) {
         Some(Value::String(s)) => crate::error::text(&field, s, max_chars),
         None | Some(Value::Null) => Err(ValidationError::new(&field, "required", format!("{field} is required"))),
-        Some(_) => Err(ValidationError::new(
-            &field,
-            "invalid",
-            format!("{field} must be a string"),
-        )),
+        Some(_) => Err(ValidationError::new(&field, "invalid", format!("{field} must be a string"))),
     }
 }
 
 fn required_url(map: &Map<String, Value>, key: &str, path: &str) -> Result<String, ValidationError> {
     let url = required_str(map, key, path, 1024)?;
-    if ["http://", "https://", "dingtalk://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
-    {
+    if ["http://", "https://", "dingtalk://"].iter().any(|scheme| url.starts_with(scheme)) {
         Ok(url)
     } else {
         Err(ValidationError::new(
@@ -429,18 +369,12 @@ mod tests {
             field_of(MessageBody::parse(&json!({"msgtype":"text","text":{"content":"  "}}))),
             Some(("body.text.content".into(), "required"))
         );
-        assert_eq!(
-            field_of(MessageBody::parse(&json!({"msgtype":"text"}))),
-            Some(("body.text".into(), "required"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&json!({"msgtype":"text"}))), Some(("body.text".into(), "required")));
         assert_eq!(
             field_of(MessageBody::parse(&json!({"text":{"content":"x"}}))),
             Some(("body.msgtype".into(), "required"))
         );
-        assert_eq!(
-            field_of(MessageBody::parse(&json!("hi"))),
-            Some(("body".into(), "invalid"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&json!("hi"))), Some(("body".into(), "invalid")));
         assert_eq!(
             field_of(MessageBody::parse(&json!({"msgtype":"sms","sms":{}}))),
             Some(("body.msgtype".into(), "invalid"))
@@ -450,15 +384,11 @@ mod tests {
     #[test]
     fn unknown_and_mismatched_keys_are_refused() {
         assert_eq!(
-            field_of(MessageBody::parse(
-                &json!({"msgtype":"text","text":{"content":"x","bold":true}})
-            )),
+            field_of(MessageBody::parse(&json!({"msgtype":"text","text":{"content":"x","bold":true}}))),
             Some(("body.text.bold".into(), "unknown_field"))
         );
         assert_eq!(
-            field_of(MessageBody::parse(
-                &json!({"msgtype":"text","markdown":{"title":"t","text":"x"}})
-            )),
+            field_of(MessageBody::parse(&json!({"msgtype":"text","markdown":{"title":"t","text":"x"}}))),
             Some(("body.markdown".into(), "unknown_field"))
         );
     }
@@ -467,33 +397,18 @@ mod tests {
     fn over_2048_bytes_is_too_large() {
         let ok = MessageBody::text(&"a".repeat(2000));
         assert!(ok.is_ok());
-        assert_eq!(
-            field_of(MessageBody::text(&"a".repeat(2010))),
-            Some(("body".into(), "too_large"))
-        );
+        assert_eq!(field_of(MessageBody::text(&"a".repeat(2010))), Some(("body".into(), "too_large")));
         // 700 three-byte characters = 2100 bytes although only 700 characters.
-        assert_eq!(
-            field_of(MessageBody::text(&"钉".repeat(700))),
-            Some(("body".into(), "too_large"))
-        );
-        assert_eq!(
-            field_of(MessageBody::text(&"a".repeat(3000))),
-            Some(("body.text.content".into(), "too_long"))
-        );
+        assert_eq!(field_of(MessageBody::text(&"钉".repeat(700))), Some(("body".into(), "too_large")));
+        assert_eq!(field_of(MessageBody::text(&"a".repeat(3000))), Some(("body.text.content".into(), "too_long")));
     }
 
     #[test]
     fn action_card_rules() {
         let both = json!({"msgtype":"action_card","action_card":{"title":"T","markdown":"m","single_title":"a","single_url":"https://x","btn_json_list":[]}});
-        assert_eq!(
-            field_of(MessageBody::parse(&both)),
-            Some(("body.action_card".into(), "invalid"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&both)), Some(("body.action_card".into(), "invalid")));
         let empty = json!({"msgtype":"action_card","action_card":{"title":"T","markdown":"m","btn_json_list":[]}});
-        assert_eq!(
-            field_of(MessageBody::parse(&empty)),
-            Some(("body.action_card.btn_json_list".into(), "required"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&empty)), Some(("body.action_card.btn_json_list".into(), "required")));
         let bad_url = json!({"msgtype":"action_card","action_card":{"title":"T","markdown":"m","btn_json_list":[{"title":"a","action_url":"https://x"},{"title":"b","action_url":"javascript:alert(1)"}]}});
         assert_eq!(
             field_of(MessageBody::parse(&bad_url)),
@@ -509,31 +424,19 @@ mod tests {
     #[test]
     fn oa_rules() {
         let bad_color = json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"red","text":"h"},"body":{"title":"t"}}});
-        assert_eq!(
-            field_of(MessageBody::parse(&bad_color)),
-            Some(("body.oa.head.bgcolor".into(), "invalid"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&bad_color)), Some(("body.oa.head.bgcolor".into(), "invalid")));
         let rows: Vec<_> = (0..7).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect();
         let many = json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"body":{"form": rows}}});
-        assert_eq!(
-            field_of(MessageBody::parse(&many)),
-            Some(("body.oa.body.form".into(), "too_many"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&many)), Some(("body.oa.body.form".into(), "too_many")));
         let empty_body =
             json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"body":{}}});
-        assert_eq!(
-            field_of(MessageBody::parse(&empty_body)),
-            Some(("body.oa.body".into(), "required"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&empty_body)), Some(("body.oa.body".into(), "required")));
     }
 
     #[test]
     fn voice_duration_must_be_under_60() {
         let long = json!({"msgtype":"voice","voice":{"media_id":"@a","duration":"60"}});
-        assert_eq!(
-            field_of(MessageBody::parse(&long)),
-            Some(("body.voice.duration".into(), "invalid"))
-        );
+        assert_eq!(field_of(MessageBody::parse(&long)), Some(("body.voice.duration".into(), "invalid")));
     }
 
     #[test]
@@ -541,28 +444,15 @@ mod tests {
         let body = MessageBody::parse(
             &json!({"msgtype":"oa","oa":{"message_url":"https://a","head":{"bgcolor":"FFBBBBBB","text":"h"},"status_bar":{"status_value":"v","status_bg":"0xFFF65E5E"},"body":{"title":"t"}}}),
         )?;
-        let users = |n: usize| {
-            (0..n)
-                .map(|i| UserId::parse(&format!("u{i}")))
-                .collect::<Result<Vec<_>, _>>()
-        };
+        let users = |n: usize| (0..n).map(|i| UserId::parse(&format!("u{i}"))).collect::<Result<Vec<_>, _>>();
         assert!(body.check_recipients(&Recipients::new(users(5)?, vec![])?).is_ok());
         assert_eq!(
-            body.check_recipients(&Recipients::new(users(6)?, vec![])?)
-                .err()
-                .map(|e| e.field),
+            body.check_recipients(&Recipients::new(users(6)?, vec![])?).err().map(|e| e.field),
             Some("body.oa.status_bar".into())
         );
-        assert!(
-            body.check_recipients(&Recipients::new(users(1)?, vec![DeptId::new(1)?])?)
-                .is_err()
-        );
+        assert!(body.check_recipients(&Recipients::new(users(1)?, vec![DeptId::new(1)?])?).is_err());
         assert!(body.check_recipients(&Recipients::everyone()).is_err());
-        assert!(
-            MessageBody::text("x")?
-                .check_recipients(&Recipients::everyone())
-                .is_ok()
-        );
+        assert!(MessageBody::text("x")?.check_recipients(&Recipients::everyone()).is_ok());
         Ok(())
     }
 }

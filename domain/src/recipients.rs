@@ -39,10 +39,7 @@ impl Recipients {
             return Err(ValidationError::new(
                 "recipients.user_ids",
                 "too_many",
-                format!(
-                    "recipients.user_ids has {} distinct ids; the limit is {MAX_USERS}",
-                    user_ids.len()
-                ),
+                format!("recipients.user_ids has {} distinct ids; the limit is {MAX_USERS}", user_ids.len()),
             ));
         }
         if dept_ids.len() > MAX_DEPTS {
@@ -55,20 +52,12 @@ impl Recipients {
                 ),
             ));
         }
-        Ok(Self {
-            user_ids,
-            dept_ids,
-            to_all: false,
-        })
+        Ok(Self { user_ids, dept_ids, to_all: false })
     }
 
     /// Everyone in the org (`to_all_user`).
     pub fn everyone() -> Self {
-        Self {
-            user_ids: Vec::new(),
-            dept_ids: Vec::new(),
-            to_all: true,
-        }
+        Self { user_ids: Vec::new(), dept_ids: Vec::new(), to_all: true }
     }
 
     /// Distinct user ids, in the order given.
@@ -91,28 +80,16 @@ impl Recipients {
     /// 250 user ids → 3 batches of 100, 100 and 50.
     pub fn batches(&self) -> Vec<Batch> {
         if self.to_all {
-            return vec![Batch {
-                user_ids: Vec::new(),
-                dept_ids: Vec::new(),
-                to_all: true,
-            }];
+            return vec![Batch { user_ids: Vec::new(), dept_ids: Vec::new(), to_all: true }];
         }
         let mut batches: Vec<Batch> = self
             .user_ids
             .chunks(MAX_USERS_PER_CALL)
-            .map(|chunk| Batch {
-                user_ids: chunk.to_vec(),
-                dept_ids: Vec::new(),
-                to_all: false,
-            })
+            .map(|chunk| Batch { user_ids: chunk.to_vec(), dept_ids: Vec::new(), to_all: false })
             .collect();
         match batches.first_mut() {
             Some(first) => first.dept_ids = self.dept_ids.clone(),
-            None => batches.push(Batch {
-                user_ids: Vec::new(),
-                dept_ids: self.dept_ids.clone(),
-                to_all: false,
-            }),
+            None => batches.push(Batch { user_ids: Vec::new(), dept_ids: self.dept_ids.clone(), to_all: false }),
         }
         batches
     }
@@ -131,31 +108,15 @@ impl Batch {
     /// Rebuilds a stored batch, checking the per-call limits again.
     pub fn new(user_ids: Vec<UserId>, dept_ids: Vec<DeptId>, to_all: bool) -> Result<Self, ValidationError> {
         if user_ids.len() > MAX_USERS_PER_CALL {
-            return Err(ValidationError::new(
-                "batch.user_ids",
-                "too_many",
-                "a batch has at most 100 user ids",
-            ));
+            return Err(ValidationError::new("batch.user_ids", "too_many", "a batch has at most 100 user ids"));
         }
         if dept_ids.len() > MAX_DEPTS {
-            return Err(ValidationError::new(
-                "batch.dept_ids",
-                "too_many",
-                "a batch has at most 20 department ids",
-            ));
+            return Err(ValidationError::new("batch.dept_ids", "too_many", "a batch has at most 20 department ids"));
         }
         if !to_all && user_ids.is_empty() && dept_ids.is_empty() {
-            return Err(ValidationError::new(
-                "batch",
-                "required",
-                "a batch needs at least one recipient",
-            ));
+            return Err(ValidationError::new("batch", "required", "a batch needs at least one recipient"));
         }
-        Ok(Self {
-            user_ids,
-            dept_ids,
-            to_all,
-        })
+        Ok(Self { user_ids, dept_ids, to_all })
     }
 
     /// User ids of this call (≤100).
@@ -184,9 +145,7 @@ mod tests {
     use super::*;
 
     fn users(n: usize) -> Vec<UserId> {
-        (0..n)
-            .filter_map(|i| UserId::parse(&format!("user{i:04}")).ok())
-            .collect()
+        (0..n).filter_map(|i| UserId::parse(&format!("user{i:04}")).ok()).collect()
     }
 
     fn depts(n: i64) -> Vec<DeptId> {
@@ -195,11 +154,8 @@ mod tests {
 
     #[test]
     fn splits_250_users_into_100_100_50() -> Result<(), ValidationError> {
-        let sizes: Vec<usize> = Recipients::new(users(250), vec![])?
-            .batches()
-            .iter()
-            .map(|b| b.user_ids().len())
-            .collect();
+        let sizes: Vec<usize> =
+            Recipients::new(users(250), vec![])?.batches().iter().map(|b| b.user_ids().len()).collect();
         assert_eq!(sizes, vec![100, 100, 50]);
         Ok(())
     }
@@ -223,10 +179,7 @@ mod tests {
 
     #[test]
     fn empty_is_refused() {
-        assert_eq!(
-            Recipients::new(vec![], vec![]).err().map(|e| e.field),
-            Some("recipients".into())
-        );
+        assert_eq!(Recipients::new(vec![], vec![]).err().map(|e| e.field), Some("recipients".into()));
     }
 
     #[test]
@@ -241,10 +194,7 @@ mod tests {
     #[test]
     fn user_limit_is_5000() {
         assert!(Recipients::new(users(5000), vec![]).is_ok());
-        assert_eq!(
-            Recipients::new(users(5001), vec![]).err().map(|e| e.code),
-            Some("too_many")
-        );
+        assert_eq!(Recipients::new(users(5001), vec![]).err().map(|e| e.code), Some("too_many"));
     }
 
     #[test]

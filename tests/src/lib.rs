@@ -4,4 +4,5 @@
 
 pub mod emulator;
 pub mod procs;
+pub mod split;
 pub mod stack;

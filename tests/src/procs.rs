@@ -65,18 +65,8 @@ impl Proc {
             .await
             .context("emulator did not start in 20 s")??
             .context("emulator closed stdout")?;
-        let base_url = line
-            .rsplit(' ')
-            .next()
-            .context("no URL in the emulator's first line")?
-            .to_owned();
-        Ok(Self {
-            base_url,
-            child,
-            env: HashMap::new(),
-            program: program.to_owned(),
-            args: Vec::new(),
-        })
+        let base_url = line.rsplit(' ').next().context("no URL in the emulator's first line")?.to_owned();
+        Ok(Self { base_url, child, env: HashMap::new(), program: program.to_owned(), args: Vec::new() })
     }
 
     /// Starts `dingbridge [--config FILE] serve --bind 127.0.0.1:<port>` with exactly `env` (plus
@@ -95,13 +85,7 @@ impl Proc {
         let mut child = spawn(program, &args, &env)?;
         let base_url = format!("http://127.0.0.1:{port}");
         wait_healthy(&base_url, &mut child, Duration::from_secs(30)).await?;
-        Ok(Self {
-            base_url,
-            child,
-            env,
-            program: program.to_owned(),
-            args,
-        })
+        Ok(Self { base_url, child, env, program: program.to_owned(), args })
     }
 
     /// Kills the process with SIGKILL (no graceful shutdown) and waits for it.

@@ -68,17 +68,9 @@ pub fn dev_config(
     database: &std::path::Path,
     emulator: &EmulatorConfig,
 ) -> anyhow::Result<Config> {
-    let app = emulator
-        .fixture
-        .apps
-        .first()
-        .context("the emulator fixture has no app")?;
-    let mut config = Config {
-        mode: Mode::Dev,
-        bind: bind.to_owned(),
-        public_url: public_url.to_owned(),
-        ..Config::default()
-    };
+    let app = emulator.fixture.apps.first().context("the emulator fixture has no app")?;
+    let mut config =
+        Config { mode: Mode::Dev, bind: bind.to_owned(), public_url: public_url.to_owned(), ..Config::default() };
     config.database.url = format!("sqlite://{}", database.display());
     config.dingtalk.login_base = emulator_url.to_owned();
     config.dingtalk.api_base = emulator_url.to_owned();
@@ -99,13 +91,8 @@ impl Stack {
         let emulator = emulator::start(options.emulator.clone(), &options.emulator_bind).await?;
         let listener = Listener::bind(&options.bind).await?;
         let public_url = format!("http://{}", listener.local_addr());
-        let config = dev_config(
-            &public_url,
-            &options.bind,
-            &emulator.base_url(),
-            &options.database,
-            &options.emulator,
-        )?;
+        let config =
+            dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
         let app = build(&config).await?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(app, listener, async move {

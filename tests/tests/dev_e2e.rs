@@ -25,34 +25,19 @@ fn browser() -> reqwest::Client {
 
 /// A browser that does not follow redirects, to inspect each hop.
 fn manual_browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
 }
 
 fn location(res: &reqwest::Response) -> String {
-    res.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 fn absolute(base: &str, location: &str) -> String {
-    if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        location.to_owned()
-    }
+    if location.starts_with('/') { format!("{base}{location}") } else { location.to_owned() }
 }
 
 fn approve(stack: &Stack, who: &str) {
-    stack
-        .emulator
-        .state()
-        .set_consent(ConsentMode::Approve { who: who.into() });
+    stack.emulator.state().set_consent(ConsentMode::Approve { who: who.into() });
 }
 
 /// Walks login → DingTalk → callback, stopping before `/auth/dingtalk/complete`; returns its URL.
@@ -69,28 +54,17 @@ async fn until_complete(stack: &Stack, client: &reqwest::Client, return_to: &str
     let res = client.get(&authorize).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND, "consent approves");
     let callback = location(&res);
-    assert!(
-        callback.starts_with(&format!("{}/auth/dingtalk/callback", stack.base_url)),
-        "{callback}"
-    );
+    assert!(callback.starts_with(&format!("{}/auth/dingtalk/callback", stack.base_url)), "{callback}");
     let res = client.get(&callback).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND, "callback redirects to complete");
     let complete = absolute(&stack.base_url, &location(&res));
-    assert!(
-        complete.starts_with(&format!("{}/auth/dingtalk/complete?state=", stack.base_url)),
-        "{complete}"
-    );
+    assert!(complete.starts_with(&format!("{}/auth/dingtalk/complete?state=", stack.base_url)), "{complete}");
     assert!(!complete.contains("code"), "no code in the complete URL");
     complete
 }
 
 async fn api_get(stack: &Stack, path: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(format!("{}{path}", stack.base_url))
-        .bearer_auth(SERVICE_TOKEN)
-        .send()
-        .await
-        .unwrap()
+    reqwest::Client::new().get(format!("{}{path}", stack.base_url)).bearer_auth(SERVICE_TOKEN).send().await.unwrap()
 }
 
 async fn api_post(stack: &Stack, path: &str, body: &Value) -> reqwest::Response {
@@ -107,11 +81,7 @@ async fn api_post(stack: &Stack, path: &str, body: &Value) -> reqwest::Response 
 async fn wait_for_state(stack: &Stack, id: &str, states: &[&str]) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let message: Value = api_get(stack, &format!("/api/messages/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let message: Value = api_get(stack, &format!("/api/messages/{id}")).await.json().await.unwrap();
         if states.iter().any(|s| message["state"] == *s) {
             return message;
         }
@@ -138,14 +108,7 @@ async fn full_login_lands_on_return_to_with_a_session() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.url().as_str(), format!("{}/?after=login", stack.base_url));
 
-    let me: Value = client
-        .get(format!("{}/api/me", stack.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = client.get(format!("{}/api/me", stack.base_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["corp_id"], "dingemucorp0001");
     assert_eq!(me["userid"], "manager4220");
     assert_eq!(me["name"], "张三");
@@ -153,11 +116,7 @@ async fn full_login_lands_on_return_to_with_a_session() {
     assert_eq!(stored_users(&stack).await.len(), 1);
 
     // Sign out: the session is gone.
-    let res = client
-        .post(format!("{}/auth/logout", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(format!("{}/auth/logout", stack.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let res = client.get(format!("{}/api/me", stack.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -181,12 +140,7 @@ async fn a_replayed_state_is_refused_and_opens_no_session() {
 
     // Replay: a second browser presents the same state and its cookie.
     let replay = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let res = replay
-        .get(&complete)
-        .header("cookie", format!("dingbridge_login={cookie_header}"))
-        .send()
-        .await
-        .unwrap();
+    let res = replay.get(&complete).header("cookie", format!("dingbridge_login={cookie_header}")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(
         res.headers().get_all("set-cookie").iter().all(|c| !c
@@ -217,11 +171,7 @@ async fn a_state_without_its_cookie_is_refused() {
 async fn a_non_member_is_refused_and_not_stored() {
     let stack = stack().await;
     approve(&stack, "outsider-union-0001");
-    let res = browser()
-        .get(format!("{}/auth/dingtalk/login", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    let res = browser().get(format!("{}/auth/dingtalk/login", stack.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let page = res.text().await.unwrap();
     assert!(page.contains("not_member"), "{page}");
@@ -248,14 +198,8 @@ async fn an_absolute_return_to_lands_on_root() {
 #[tokio::test(flavor = "multi_thread")]
 async fn denied_consent_shows_a_clear_error() {
     let stack = stack().await;
-    stack.emulator.state().set_consent(ConsentMode::Deny {
-        error: "access_denied".into(),
-    });
-    let res = browser()
-        .get(format!("{}/auth/dingtalk/login", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    stack.emulator.state().set_consent(ConsentMode::Deny { error: "access_denied".into() });
+    let res = browser().get(format!("{}/auth/dingtalk/login", stack.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let page = res.text().await.unwrap();
     assert!(page.contains("consent_denied") && page.contains("declined"), "{page}");
@@ -267,11 +211,7 @@ async fn denied_consent_shows_a_clear_error() {
 async fn the_consent_page_works_for_a_browser_that_clicks() {
     let stack = stack().await; // default consent mode: the page
     let client = browser();
-    let page = client
-        .get(format!("{}/auth/dingtalk/login", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    let page = client.get(format!("{}/auth/dingtalk/login", stack.base_url)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let url = page.url().clone();
     let html = page.text().await.unwrap();
@@ -284,14 +224,7 @@ async fn the_consent_page_works_for_a_browser_that_clicks() {
         .expect("approve link");
     let res = client.get(url.join(&href).unwrap()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let me: Value = client
-        .get(format!("{}/api/me", stack.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = client.get(format!("{}/api/me", stack.base_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["userid"], "wangwu0003");
     stack.stop_and_clean().await;
 }
@@ -322,14 +255,8 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
     assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 3);
 
     let id = message["id"].as_str().unwrap();
-    let status: Value = api_get(&stack, &format!("/api/messages/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let recipients = status["delivery"]["recipients"]
-        .as_array()
-        .expect("per-recipient results");
+    let status: Value = api_get(&stack, &format!("/api/messages/{id}")).await.json().await.unwrap();
+    let recipients = status["delivery"]["recipients"].as_array().expect("per-recipient results");
     assert_eq!(recipients.len(), 250);
     assert!(recipients.iter().all(|r| r["outcome"] == "unread"), "{recipients:?}");
     assert_eq!(status["delivery"]["done"], true);
@@ -341,26 +268,16 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
 async fn status_reports_forbidden_and_invalid_recipients() {
     let stack = stack().await;
     let body = json!({"recipients": {"userids": ["manager4220", "nobody-here"]}, "body": {"msgtype": "text", "text": {"content": "same text"}}});
-    assert_eq!(
-        api_post(&stack, "/api/messages", &body).await.status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(api_post(&stack, "/api/messages", &body).await.status(), StatusCode::ACCEPTED);
     let second: Value = api_post(&stack, "/api/messages", &body).await.json().await.unwrap();
     let id = second["id"].as_str().unwrap();
-    let status: Value = api_get(&stack, &format!("/api/messages/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = api_get(&stack, &format!("/api/messages/{id}")).await.json().await.unwrap();
     let recipients = status["delivery"]["recipients"].as_array().unwrap();
     assert!(
         recipients.contains(&json!({"userid": "manager4220", "outcome": "forbidden", "code": "143106"})),
         "{recipients:?}"
     );
-    assert!(
-        recipients.contains(&json!({"userid": "nobody-here", "outcome": "invalid_user"})),
-        "{recipients:?}"
-    );
+    assert!(recipients.contains(&json!({"userid": "nobody-here", "outcome": "invalid_user"})), "{recipients:?}");
     stack.stop_and_clean().await;
 }
 
@@ -380,14 +297,8 @@ async fn bad_bodies_get_422_naming_the_field_and_send_nothing() {
             json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {}}}),
             "body.text.content",
         ),
-        (
-            json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "sms"}}),
-            "body.msgtype",
-        ),
-        (
-            json!({"recipients": {}, "body": {"msgtype": "text", "text": {"content": "hi"}}}),
-            "recipients",
-        ),
+        (json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "sms"}}), "body.msgtype"),
+        (json!({"recipients": {}, "body": {"msgtype": "text", "text": {"content": "hi"}}}), "recipients"),
         (
             json!({"recipients": {"dept_ids": (1..=21).collect::<Vec<i64>>()}, "body": {"msgtype": "text", "text": {"content": "hi"}}}),
             "recipients.dept_ids",
@@ -428,11 +339,7 @@ async fn bad_bodies_get_422_naming_the_field_and_send_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_service_api_needs_the_token() {
     let stack = stack().await;
-    let res = reqwest::Client::new()
-        .get(format!("{}/api/users", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    let res = reqwest::Client::new().get(format!("{}/api/users", stack.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
     let res = reqwest::Client::new()
@@ -471,11 +378,7 @@ async fn five_hundred_concurrent_sends_after_a_cold_start_fetch_one_app_token() 
         assert!(std::time::Instant::now() < deadline, "not all messages were sent");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        stack.emulator.state().calls_to(APP_TOKEN),
-        1,
-        "exactly one app-token call"
-    );
+    assert_eq!(stack.emulator.state().calls_to(APP_TOKEN), 1, "exactly one app-token call");
     assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 500);
     if let Ok(stack) = Arc::try_unwrap(stack) {
         stack.stop_and_clean().await;
@@ -487,11 +390,7 @@ async fn recall_and_self_messages_work() {
     let stack = stack().await;
     approve(&stack, "manager4220");
     let client = browser();
-    client
-        .get(format!("{}/auth/dingtalk/login", stack.base_url))
-        .send()
-        .await
-        .unwrap();
+    client.get(format!("{}/auth/dingtalk/login", stack.base_url)).send().await.unwrap();
     let res = client
         .post(format!("{}/api/me/messages", stack.base_url))
         .json(&json!({"text": "note to self"}))
@@ -523,12 +422,7 @@ async fn health_readiness_and_openapi_are_served() {
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         assert!(res.headers().contains_key("x-request-id"));
     }
-    let doc: Value = reqwest::get(format!("{}/openapi.json", stack.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = reqwest::get(format!("{}/openapi.json", stack.base_url)).await.unwrap().json().await.unwrap();
     for path in [
         "/api/messages",
         "/api/messages/{id}",
@@ -537,10 +431,7 @@ async fn health_readiness_and_openapi_are_served() {
         "/auth/dingtalk/login",
         "/auth/dingtalk/callback",
     ] {
-        assert!(
-            doc["paths"].get(path).is_some(),
-            "{path} missing from the OpenAPI document"
-        );
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     let res = reqwest::get(format!("{}/swagger-ui/", stack.base_url)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -573,11 +464,7 @@ async fn an_idempotency_key_returns_the_same_message_and_refuses_a_different_one
     assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 1);
     let listed: Vec<Value> = api_get(&stack, "/api/messages").await.json().await.unwrap();
     assert_eq!(listed.len(), 1);
-    let failed: Vec<Value> = api_get(&stack, "/api/messages?status=failed")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failed: Vec<Value> = api_get(&stack, "/api/messages?status=failed").await.json().await.unwrap();
     assert!(failed.is_empty());
     let res = api_get(&stack, "/api/messages?status=bogus").await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -12,10 +12,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
         Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 }
@@ -29,9 +26,7 @@ impl RandomSource for OsRandom {
         let mut bytes = [0u8; 32];
         // The OS RNG failing is unrecoverable: a login without randomness must not proceed.
         #[allow(clippy::expect_used)]
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut bytes)
-            .expect("the OS random number generator failed");
+        rand::rngs::SysRng.try_fill_bytes(&mut bytes).expect("the OS random number generator failed");
         bytes
     }
 

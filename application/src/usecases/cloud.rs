@@ -83,10 +83,7 @@ fn ensure_corp(client: &RelayClient, corp_id: &CorpId) -> Result<(), CloudError>
     if client.corp_ids.contains(corp_id) {
         Ok(())
     } else {
-        Err(CloudError::Forbidden(format!(
-            "relay client {} may not act for corp {corp_id}",
-            client.id
-        )))
+        Err(CloudError::Forbidden(format!("relay client {} may not act for corp {corp_id}", client.id)))
     }
 }
 
@@ -95,8 +92,7 @@ fn ensure_corp(client: &RelayClient, corp_id: &CorpId) -> Result<(), CloudError>
 pub fn url_in_origins(url: &str, origins: &[String]) -> bool {
     origins.iter().any(|origin| {
         let origin = origin.trim_end_matches('/');
-        url.strip_prefix(origin)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        url.strip_prefix(origin).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
 }
 
@@ -131,12 +127,7 @@ impl CreateLoginIntent {
         clock: Arc<dyn Clock>,
         callback_url: String,
     ) -> Self {
-        Self {
-            intents,
-            idp,
-            clock,
-            callback_url,
-        }
+        Self { intents, idp, clock, callback_url }
     }
 
     /// Errors: `Forbidden` when `complete_url` is not under one of the
@@ -195,12 +186,7 @@ impl HandleCallback {
         idp: Arc<dyn IdentityProvider>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            intents,
-            results,
-            idp,
-            clock,
-        }
+        Self { intents, results, idp, clock }
     }
 
     /// Errors: `InvalidState` when the state is missing, malformed, unknown,
@@ -212,15 +198,9 @@ impl HandleCallback {
         let state =
             LoginState::parse(query.state.as_deref().unwrap_or_default()).map_err(|_| CloudError::InvalidState)?;
         let now = self.clock.now();
-        let intent = self
-            .intents
-            .take(&state.hash(), now)
-            .await?
-            .ok_or(CloudError::InvalidState)?;
+        let intent = self.intents.take(&state.hash(), now).await?.ok_or(CloudError::InvalidState)?;
         let outcome = match (&query.error, &query.code) {
-            (Some(error), _) => Err(LoginFailure::ConsentDenied {
-                error: error.chars().take(200).collect(),
-            }),
+            (Some(error), _) => Err(LoginFailure::ConsentDenied { error: error.chars().take(200).collect() }),
             (None, Some(code)) => match AuthCode::parse(code) {
                 Ok(code) => self.resolve(&code, &intent.corp_ids).await,
                 Err(_) => Err(LoginFailure::InvalidCode),
@@ -235,14 +215,7 @@ impl HandleCallback {
                 info!(client = %intent.client_id, code = failure.code(), "login refused")
             }
         }
-        self.results
-            .insert(
-                &intent.state_hash,
-                &intent.client_id,
-                &outcome,
-                now.plus_secs(RESULT_TTL_SECS),
-            )
-            .await?;
+        self.results.insert(&intent.state_hash, &intent.client_id, &outcome, now.plus_secs(RESULT_TTL_SECS)).await?;
         Ok(with_state(&intent.complete_url, &state))
     }
 
@@ -295,10 +268,7 @@ impl TakeLoginResult {
     /// Errors: `NotFound` when unknown, expired, taken, or another client's.
     #[instrument(skip_all, fields(client = %client.id))]
     pub async fn execute(&self, client: &RelayClient, state: &LoginState) -> Result<LoginOutcome, CloudError> {
-        self.results
-            .take(&state.hash(), &client.id, self.clock.now())
-            .await?
-            .ok_or(CloudError::NotFound)
+        self.results.take(&state.hash(), &client.id, self.clock.now()).await?.ok_or(CloudError::NotFound)
     }
 }
 
@@ -338,29 +308,16 @@ impl Drop for InFlight<'_> {
 impl RelaySend {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            messages,
-            messenger,
-            clock,
-            in_flight: Mutex::new(HashSet::new()),
-        }
+        Self { messages, messenger, clock, in_flight: Mutex::new(HashSet::new()) }
     }
 
     fn claim(&self, client: &RelayClient, key: &str) -> Result<InFlight<'_>, CloudError> {
         let entry = (client.id.clone(), key.to_owned());
-        let mut set = self
-            .in_flight
-            .lock()
-            .map_err(|_| CloudError::Unavailable("in-flight set poisoned".into()))?;
+        let mut set = self.in_flight.lock().map_err(|_| CloudError::Unavailable("in-flight set poisoned".into()))?;
         if !set.insert(entry.clone()) {
-            return Err(CloudError::Unavailable(format!(
-                "a send of message {key} is already in progress"
-            )));
+            return Err(CloudError::Unavailable(format!("a send of message {key} is already in progress")));
         }
-        Ok(InFlight {
-            set: &self.in_flight,
-            key: entry,
-        })
+        Ok(InFlight { set: &self.in_flight, key: entry })
     }
 
     /// Errors: `Forbidden` (corp outside the client's list); `KeyReused`
@@ -385,11 +342,7 @@ impl RelaySend {
                 .recipients
                 .batches()
                 .into_iter()
-                .map(|batch| BatchRecord {
-                    batch,
-                    task_id: None,
-                    error: None,
-                })
+                .map(|batch| BatchRecord { batch, task_id: None, error: None })
                 .collect(),
             state: MessageState::Accepted,
             created_at: now,
@@ -418,14 +371,7 @@ impl RelaySend {
                     let error = format!("{code}: {message}");
                     warn!(batch = index, %error, "DingTalk refused a batch");
                     self.messages
-                        .record_batch(
-                            &client.id,
-                            &record.key,
-                            index,
-                            None,
-                            Some(error.clone()),
-                            self.clock.now(),
-                        )
+                        .record_batch(&client.id, &record.key, index, None, Some(error.clone()), self.clock.now())
                         .await?;
                     record.batches[index].error = Some(error);
                 }
@@ -439,14 +385,9 @@ impl RelaySend {
                 }
             }
         }
-        record.state = if record.batches.iter().all(|b| b.task_id.is_some()) {
-            MessageState::Sent
-        } else {
-            MessageState::Failed
-        };
-        self.messages
-            .set_state(&client.id, &record.key, record.state, self.clock.now())
-            .await?;
+        record.state =
+            if record.batches.iter().all(|b| b.task_id.is_some()) { MessageState::Sent } else { MessageState::Failed };
+        self.messages.set_state(&client.id, &record.key, record.state, self.clock.now()).await?;
         Ok(receipt(&record))
     }
 }
@@ -469,11 +410,7 @@ pub struct RelayStatus {
 impl RelayStatus {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            messages,
-            messenger,
-            clock,
-        }
+        Self { messages, messenger, clock }
     }
 
     /// Errors: `NotFound` (unknown or another client's); `Unavailable` /
@@ -491,9 +428,7 @@ impl RelayStatus {
         let report = DeliveryReport::merge(&tasks);
         if report.done && record.state == MessageState::Sent {
             record.state = MessageState::Completed;
-            self.messages
-                .set_state(&client.id, key, record.state, self.clock.now())
-                .await?;
+            self.messages.set_state(&client.id, key, record.state, self.clock.now()).await?;
         }
         Ok((receipt(&record), report))
     }
@@ -512,11 +447,7 @@ pub const RECALL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 impl RelayRecall {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            messages,
-            messenger,
-            clock,
-        }
+        Self { messages, messenger, clock }
     }
 
     /// Errors: `NotFound`; `Rejected` when the message was never sent or is
@@ -529,15 +460,11 @@ impl RelayRecall {
             return Ok(receipt(&record));
         }
         if now.as_millis() - record.created_at.as_millis() > RECALL_WINDOW_MS {
-            return Err(CloudError::Rejected(
-                "DingTalk allows a recall only within 24 hours of the send".into(),
-            ));
+            return Err(CloudError::Rejected("DingTalk allows a recall only within 24 hours of the send".into()));
         }
         let tasks: Vec<_> = record.batches.iter().filter_map(|b| b.task_id).collect();
         if tasks.is_empty() {
-            return Err(CloudError::Rejected(
-                "the message has not been sent, so there is nothing to recall".into(),
-            ));
+            return Err(CloudError::Rejected("the message has not been sent, so there is nothing to recall".into()));
         }
         for task_id in tasks {
             self.messenger.recall(&record.corp_id, task_id).await?;

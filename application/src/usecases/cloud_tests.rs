@@ -134,12 +134,7 @@ fn recipients(n: usize) -> Recipients {
 }
 
 fn send_request(corp_id: CorpId, n: usize) -> RelaySendRequest {
-    RelaySendRequest {
-        key: KEY.to_owned(),
-        corp_id,
-        recipients: recipients(n),
-        body: text("hello"),
-    }
+    RelaySendRequest { key: KEY.to_owned(), corp_id, recipients: recipients(n), body: text("hello") }
 }
 
 /// The record `RelaySend` builds for `send_request(corp_a(), n)`.
@@ -152,11 +147,7 @@ fn fresh_record(n: usize) -> RelayMessageRecord {
         batches: recipients(n)
             .batches()
             .into_iter()
-            .map(|batch| BatchRecord {
-                batch,
-                task_id: None,
-                error: None,
-            })
+            .map(|batch| BatchRecord { batch, task_id: None, error: None })
             .collect(),
         state: MessageState::Accepted,
         created_at: now(),
@@ -179,10 +170,7 @@ fn unavailable() -> UpstreamError {
 }
 
 fn rejected() -> UpstreamError {
-    UpstreamError::Rejected {
-        code: "40035".to_owned(),
-        message: "bad request".to_owned(),
-    }
+    UpstreamError::Rejected { code: "40035".to_owned(), message: "bad request".to_owned() }
 }
 
 // ---------------------------------------------------------------------------
@@ -207,14 +195,8 @@ fn url_under_the_origin_with_a_path_is_inside() {
 #[test]
 fn look_alike_prefix_is_outside() {
     assert!(!url_in_origins("https://app.example.evil", &origins(&[ORIGIN])));
-    assert!(!url_in_origins(
-        "https://app.example.evil/complete",
-        &origins(&[ORIGIN])
-    ));
-    assert!(!url_in_origins(
-        "https://app.example@evil.example/",
-        &origins(&[ORIGIN])
-    ));
+    assert!(!url_in_origins("https://app.example.evil/complete", &origins(&[ORIGIN])));
+    assert!(!url_in_origins("https://app.example@evil.example/", &origins(&[ORIGIN])));
     assert!(!url_in_origins("https://app.example:8443/x", &origins(&[ORIGIN])));
     assert!(!url_in_origins("http://app.example/x", &origins(&[ORIGIN])));
 }
@@ -237,10 +219,7 @@ fn any_of_several_origins_may_match_and_none_is_outside() {
 #[test]
 fn with_state_uses_a_question_mark_when_there_is_no_query() {
     let state = state();
-    assert_eq!(
-        with_state(COMPLETE_URL, &state),
-        format!("{COMPLETE_URL}?state={}", state.expose())
-    );
+    assert_eq!(with_state(COMPLETE_URL, &state), format!("{COMPLETE_URL}?state={}", state.expose()));
 }
 
 #[test]
@@ -273,21 +252,14 @@ fn create_intent(intents: MockLoginIntentStore, idp: MockIdentityProvider) -> Cr
 async fn create_intent_stores_the_intent_and_returns_the_authorize_url() {
     let mut intents = MockLoginIntentStore::new();
     let expected = intent();
-    intents
-        .expect_insert()
-        .withf(move |i| *i == expected)
-        .times(1)
-        .returning(|_| Ok(()));
+    intents.expect_insert().withf(move |i| *i == expected).times(1).returning(|_| Ok(()));
     let mut idp = MockIdentityProvider::new();
     idp.expect_authorize_url()
         .withf(|s, uri| *s == state() && uri == CALLBACK_URL)
         .times(1)
         .return_const(AUTHORIZE_URL.to_owned());
 
-    let url = create_intent(intents, idp)
-        .execute(&client(), &state(), COMPLETE_URL)
-        .await
-        .unwrap();
+    let url = create_intent(intents, idp).execute(&client(), &state(), COMPLETE_URL).await.unwrap();
 
     assert_eq!(url, AUTHORIZE_URL);
 }
@@ -304,26 +276,17 @@ async fn create_intent_outside_the_origins_is_forbidden_and_stores_nothing() {
         .await
         .unwrap_err();
 
-    assert!(
-        matches!(err, CloudError::Forbidden(ref msg) if msg.contains(CLIENT_ID)),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Forbidden(ref msg) if msg.contains(CLIENT_ID)), "{err:?}");
 }
 
 #[tokio::test]
 async fn create_intent_propagates_a_store_error() {
     let mut intents = MockLoginIntentStore::new();
-    intents
-        .expect_insert()
-        .times(1)
-        .returning(|_| Err(StoreError::Conflict("login_intents_pkey".to_owned())));
+    intents.expect_insert().times(1).returning(|_| Err(StoreError::Conflict("login_intents_pkey".to_owned())));
     let mut idp = MockIdentityProvider::new();
     idp.expect_authorize_url().never();
 
-    let err = create_intent(intents, idp)
-        .execute(&client(), &state(), COMPLETE_URL)
-        .await
-        .unwrap_err();
+    let err = create_intent(intents, idp).execute(&client(), &state(), COMPLETE_URL).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Store(StoreError::Conflict(_))), "{err:?}");
 }
@@ -385,10 +348,7 @@ fn redirect() -> String {
 /// An identity provider whose `exchange_code` is expected once with `CODE`.
 fn idp_exchanging(answer: Result<Identity, IdentityError>) -> MockIdentityProvider {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_exchange_code()
-        .withf(|code| code.expose() == CODE)
-        .times(1)
-        .returning(move |_| answer.clone());
+    idp.expect_exchange_code().withf(|code| code.expose() == CODE).times(1).returning(move |_| answer.clone());
     idp
 }
 
@@ -397,9 +357,8 @@ async fn expect_failure_stored(
     query: CallbackQuery,
     failure: LoginFailure,
 ) -> Result<(), CloudError> {
-    let url = handle_callback(intents_taking(Some(intent())), results_storing(Err(failure)), idp)
-        .execute(&query)
-        .await?;
+    let url =
+        handle_callback(intents_taking(Some(intent())), results_storing(Err(failure)), idp).execute(&query).await?;
     assert_eq!(url, redirect());
     Ok(())
 }
@@ -408,16 +367,9 @@ async fn expect_failure_stored(
 async fn callback_without_state_is_invalid_and_touches_nothing() {
     let mut intents = MockLoginIntentStore::new();
     intents.expect_take().never();
-    let query = CallbackQuery {
-        state: None,
-        code: Some(CODE.to_owned()),
-        error: None,
-    };
+    let query = CallbackQuery { state: None, code: Some(CODE.to_owned()), error: None };
 
-    let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
-        .execute(&query)
-        .await
-        .unwrap_err();
+    let err = handle_callback(intents, no_results(), MockIdentityProvider::new()).execute(&query).await.unwrap_err();
 
     assert!(matches!(err, CloudError::InvalidState), "{err:?}");
 }
@@ -426,16 +378,9 @@ async fn callback_without_state_is_invalid_and_touches_nothing() {
 async fn callback_with_a_malformed_state_is_invalid_and_touches_nothing() {
     let mut intents = MockLoginIntentStore::new();
     intents.expect_take().never();
-    let query = CallbackQuery {
-        state: Some("not-a-state".to_owned()),
-        code: Some(CODE.to_owned()),
-        error: None,
-    };
+    let query = CallbackQuery { state: Some("not-a-state".to_owned()), code: Some(CODE.to_owned()), error: None };
 
-    let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
-        .execute(&query)
-        .await
-        .unwrap_err();
+    let err = handle_callback(intents, no_results(), MockIdentityProvider::new()).execute(&query).await.unwrap_err();
 
     assert!(matches!(err, CloudError::InvalidState), "{err:?}");
 }
@@ -453,10 +398,7 @@ async fn callback_with_an_unknown_or_expired_state_is_invalid_and_stores_nothing
 #[tokio::test]
 async fn callback_propagates_an_intent_store_error() {
     let mut intents = MockLoginIntentStore::new();
-    intents
-        .expect_take()
-        .times(1)
-        .returning(|_, _| Err(StoreError::Unavailable("pool timed out".to_owned())));
+    intents.expect_take().times(1).returning(|_, _| Err(StoreError::Unavailable("pool timed out".to_owned())));
 
     let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
         .execute(&query(Some(CODE), None))
@@ -468,45 +410,26 @@ async fn callback_propagates_an_intent_store_error() {
 
 #[tokio::test]
 async fn callback_with_error_stores_consent_denied_and_redirects() -> Result<(), CloudError> {
-    let failure = LoginFailure::ConsentDenied {
-        error: "access_denied".to_owned(),
-    };
+    let failure = LoginFailure::ConsentDenied { error: "access_denied".to_owned() };
     // `error` wins even when a code is present; DingTalk is never called.
-    expect_failure_stored(
-        MockIdentityProvider::new(),
-        query(Some(CODE), Some("access_denied")),
-        failure,
-    )
-    .await
+    expect_failure_stored(MockIdentityProvider::new(), query(Some(CODE), Some("access_denied")), failure).await
 }
 
 #[tokio::test]
 async fn callback_error_is_truncated_to_200_characters() -> Result<(), CloudError> {
     let long = "钉".repeat(300);
-    let failure = LoginFailure::ConsentDenied {
-        error: "钉".repeat(200),
-    };
+    let failure = LoginFailure::ConsentDenied { error: "钉".repeat(200) };
     expect_failure_stored(MockIdentityProvider::new(), query(None, Some(&long)), failure).await
 }
 
 #[tokio::test]
 async fn callback_without_code_stores_invalid_code() -> Result<(), CloudError> {
-    expect_failure_stored(
-        MockIdentityProvider::new(),
-        query(None, None),
-        LoginFailure::InvalidCode,
-    )
-    .await
+    expect_failure_stored(MockIdentityProvider::new(), query(None, None), LoginFailure::InvalidCode).await
 }
 
 #[tokio::test]
 async fn callback_with_a_malformed_code_stores_invalid_code_without_exchanging() -> Result<(), CloudError> {
-    expect_failure_stored(
-        MockIdentityProvider::new(),
-        query(Some("has space"), None),
-        LoginFailure::InvalidCode,
-    )
-    .await
+    expect_failure_stored(MockIdentityProvider::new(), query(Some("has space"), None), LoginFailure::InvalidCode).await
 }
 
 #[tokio::test]
@@ -597,14 +520,8 @@ async fn callback_skips_a_corp_the_provider_does_not_serve() -> Result<(), Cloud
         .withf(|c, _| *c == corp_a())
         .times(1)
         .returning(|_, _| Err(IdentityError::CorpNotServed(corp_a())));
-    idp.expect_find_userid()
-        .withf(|c, _| *c == corp_b())
-        .times(1)
-        .returning(|_, _| Ok(uid("manager4220")));
-    idp.expect_get_member()
-        .withf(|c, _| *c == corp_b())
-        .times(1)
-        .returning(|_, _| Ok(details()));
+    idp.expect_find_userid().withf(|c, _| *c == corp_b()).times(1).returning(|_, _| Ok(uid("manager4220")));
+    idp.expect_get_member().withf(|c, _| *c == corp_b()).times(1).returning(|_, _| Ok(details()));
     let profile = MemberProfile::from_details(corp_b(), details(), Some(&who));
 
     expect_failure_or_profile(idp, Ok(profile)).await
@@ -621,14 +538,8 @@ async fn expect_failure_or_profile(idp: MockIdentityProvider, outcome: LoginOutc
 #[tokio::test]
 async fn callback_member_of_no_corp_stores_not_member() -> Result<(), CloudError> {
     let mut idp = idp_exchanging(Ok(identity(None)));
-    idp.expect_find_userid()
-        .withf(|c, _| *c == corp_a())
-        .times(1)
-        .returning(|_, _| Err(IdentityError::NotMember));
-    idp.expect_find_userid()
-        .withf(|c, _| *c == corp_b())
-        .times(1)
-        .returning(|_, _| Err(IdentityError::NotMember));
+    idp.expect_find_userid().withf(|c, _| *c == corp_a()).times(1).returning(|_, _| Err(IdentityError::NotMember));
+    idp.expect_find_userid().withf(|c, _| *c == corp_b()).times(1).returning(|_, _| Err(IdentityError::NotMember));
     idp.expect_get_member().never();
 
     expect_failure_or_profile(idp, Err(LoginFailure::NotMember)).await
@@ -650,10 +561,7 @@ async fn callback_find_userid_upstream_failure_stores_provider_unavailable_and_s
 #[tokio::test]
 async fn callback_get_member_not_member_stores_not_member() -> Result<(), CloudError> {
     let mut idp = idp_exchanging(Ok(identity(Some(corp_a()))));
-    idp.expect_find_userid()
-        .withf(|c, _| *c == corp_a())
-        .times(1)
-        .returning(|_, _| Ok(uid("manager4220")));
+    idp.expect_find_userid().withf(|c, _| *c == corp_a()).times(1).returning(|_, _| Ok(uid("manager4220")));
     idp.expect_get_member()
         .withf(|c, u| *c == corp_a() && *u == uid("manager4220"))
         .times(1)
@@ -665,12 +573,8 @@ async fn callback_get_member_not_member_stores_not_member() -> Result<(), CloudE
 #[tokio::test]
 async fn callback_get_member_upstream_failure_stores_provider_unavailable() -> Result<(), CloudError> {
     let mut idp = idp_exchanging(Ok(identity(Some(corp_a()))));
-    idp.expect_find_userid()
-        .times(1)
-        .returning(|_, _| Ok(uid("manager4220")));
-    idp.expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(IdentityError::Upstream(unavailable())));
+    idp.expect_find_userid().times(1).returning(|_, _| Ok(uid("manager4220")));
+    idp.expect_get_member().times(1).returning(|_, _| Err(IdentityError::Upstream(unavailable())));
 
     expect_failure_or_profile(idp, Err(LoginFailure::ProviderUnavailable)).await
 }
@@ -713,10 +617,7 @@ async fn callback_redirect_appends_with_an_ampersand_when_complete_url_has_a_que
 #[tokio::test]
 async fn callback_propagates_a_results_store_error() {
     let mut results = MockLoginResultStore::new();
-    results
-        .expect_insert()
-        .times(1)
-        .returning(|_, _, _, _| Err(StoreError::Conflict("login_results_pkey".to_owned())));
+    results.expect_insert().times(1).returning(|_, _, _, _| Err(StoreError::Conflict("login_results_pkey".to_owned())));
 
     let err = handle_callback(intents_taking(Some(intent())), results, MockIdentityProvider::new())
         .execute(&query(None, Some("access_denied")))
@@ -763,24 +664,16 @@ async fn take_result_returns_a_stored_failure_as_is() -> Result<(), CloudError> 
 
 #[tokio::test]
 async fn take_result_none_is_not_found() {
-    let err = TakeLoginResult::new(Arc::new(results_taking(None)), clock())
-        .execute(&client(), &state())
-        .await
-        .unwrap_err();
+    let err =
+        TakeLoginResult::new(Arc::new(results_taking(None)), clock()).execute(&client(), &state()).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound), "{err:?}");
 }
 
 #[tokio::test]
 async fn take_result_propagates_a_store_error() {
     let mut results = MockLoginResultStore::new();
-    results
-        .expect_take()
-        .times(1)
-        .returning(|_, _, _| Err(StoreError::Other("row no longer parses".to_owned())));
-    let err = TakeLoginResult::new(Arc::new(results), clock())
-        .execute(&client(), &state())
-        .await
-        .unwrap_err();
+    results.expect_take().times(1).returning(|_, _, _| Err(StoreError::Other("row no longer parses".to_owned())));
+    let err = TakeLoginResult::new(Arc::new(results), clock()).execute(&client(), &state()).await.unwrap_err();
     assert!(matches!(err, CloudError::Store(StoreError::Other(_))), "{err:?}");
 }
 
@@ -853,15 +746,9 @@ async fn relay_send_for_a_corp_outside_the_client_is_forbidden_and_stores_nothin
     let mut messenger = MockMessenger::new();
     messenger.expect_send().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_c(), 3))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_c(), 3)).await.unwrap_err();
 
-    assert!(
-        matches!(err, CloudError::Forbidden(ref msg) if msg.contains("dingcorpc")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Forbidden(ref msg) if msg.contains("dingcorpc")), "{err:?}");
 }
 
 #[tokio::test]
@@ -876,18 +763,9 @@ async fn relay_send_of_250_recipients_sends_three_batches_and_records_each_task(
         expect_record_batch(&mut messages, &mut seq, index, Some(id), None);
     }
     expect_set_state(&mut messages, MessageState::Sent);
-    assert_eq!(
-        recipients(250)
-            .batches()
-            .iter()
-            .map(|b| b.user_ids().len())
-            .collect::<Vec<_>>(),
-        vec![100, 100, 50]
-    );
+    assert_eq!(recipients(250).batches().iter().map(|b| b.user_ids().len()).collect::<Vec<_>>(), vec![100, 100, 50]);
 
-    let receipt = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 250))
-        .await?;
+    let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
     assert_eq!(receipt.key, KEY);
     assert_eq!(receipt.state, MessageState::Sent);
@@ -910,9 +788,7 @@ async fn relay_send_repeated_key_sends_only_the_batches_without_a_task_id() -> R
     }
     expect_set_state(&mut messages, MessageState::Sent);
 
-    let receipt = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 250))
-        .await?;
+    let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
     assert_eq!(receipt.task_ids, vec![task(11), task(12), task(13)]);
@@ -930,10 +806,7 @@ async fn relay_send_repeated_key_with_a_different_body_is_key_reused() {
     messages.expect_record_batch().never();
     messages.expect_set_state().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 3))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 3)).await.unwrap_err();
 
     assert!(matches!(err, CloudError::KeyReused), "{err:?}");
 }
@@ -947,10 +820,7 @@ async fn relay_send_repeated_key_with_different_recipients_is_key_reused() {
     let mut messenger = MockMessenger::new();
     messenger.expect_send().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 3))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 3)).await.unwrap_err();
 
     assert!(matches!(err, CloudError::KeyReused), "{err:?}");
 }
@@ -965,9 +835,7 @@ async fn relay_send_already_sent_returns_the_record_without_sending() -> Result<
     let mut messenger = MockMessenger::new();
     messenger.expect_send().never();
 
-    let receipt = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 150))
-        .await?;
+    let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
     assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
@@ -980,21 +848,13 @@ async fn relay_send_rejected_batch_records_the_error_and_fails_the_message() -> 
     let mut messages = MockRelayMessageStore::new();
     let mut messenger = MockMessenger::new();
     expect_insert_or_get(&mut messages, 150, fresh_record(150), true);
-    expect_send(
-        &mut messenger,
-        &mut seq,
-        150,
-        0,
-        Err(MessengerError::Upstream(rejected())),
-    );
+    expect_send(&mut messenger, &mut seq, 150, 0, Err(MessengerError::Upstream(rejected())));
     expect_record_batch(&mut messages, &mut seq, 0, None, Some("40035: bad request"));
     expect_send(&mut messenger, &mut seq, 150, 1, Ok(task(12)));
     expect_record_batch(&mut messages, &mut seq, 1, Some(task(12)), None);
     expect_set_state(&mut messages, MessageState::Failed);
 
-    let receipt = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 150))
-        .await?;
+    let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Failed);
     assert_eq!(receipt.task_ids, vec![task(12)]);
@@ -1010,25 +870,13 @@ async fn relay_send_unavailable_batch_stops_and_keeps_earlier_task_ids() {
     expect_insert_or_get(&mut messages, 250, fresh_record(250), true);
     expect_send(&mut messenger, &mut seq, 250, 0, Ok(task(11)));
     expect_record_batch(&mut messages, &mut seq, 0, Some(task(11)), None);
-    expect_send(
-        &mut messenger,
-        &mut seq,
-        250,
-        1,
-        Err(MessengerError::Upstream(unavailable())),
-    );
+    expect_send(&mut messenger, &mut seq, 250, 1, Err(MessengerError::Upstream(unavailable())));
     // Batch 2 is never attempted, and the state is left `accepted` for a retry.
     messages.expect_set_state().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 250))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await.unwrap_err();
 
-    assert!(
-        matches!(err, CloudError::Unavailable(ref msg) if msg.contains("timeout")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Unavailable(ref msg) if msg.contains("timeout")), "{err:?}");
 }
 
 #[tokio::test]
@@ -1043,9 +891,7 @@ async fn relay_send_skips_a_batch_that_already_has_an_error() -> Result<(), Clou
     expect_record_batch(&mut messages, &mut seq, 1, Some(task(12)), None);
     expect_set_state(&mut messages, MessageState::Failed);
 
-    let receipt = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 150))
-        .await?;
+    let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Failed);
     assert_eq!(receipt.errors.len(), 1);
@@ -1065,10 +911,7 @@ async fn relay_send_propagates_a_record_batch_store_error() {
         .returning(|_, _, _, _, _, _| Err(StoreError::Unavailable("db down".to_owned())));
     messages.expect_set_state().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 150))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -1076,17 +919,11 @@ async fn relay_send_propagates_a_record_batch_store_error() {
 #[tokio::test]
 async fn relay_send_propagates_an_insert_store_error() {
     let mut messages = MockRelayMessageStore::new();
-    messages
-        .expect_insert_or_get()
-        .times(1)
-        .returning(|_| Err(StoreError::Unavailable("db down".to_owned())));
+    messages.expect_insert_or_get().times(1).returning(|_| Err(StoreError::Unavailable("db down".to_owned())));
     let mut messenger = MockMessenger::new();
     messenger.expect_send().never();
 
-    let err = relay_send(messages, messenger)
-        .execute(&client(), &send_request(corp_a(), 1))
-        .await
-        .unwrap_err();
+    let err = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 1)).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -1096,19 +933,11 @@ async fn relay_send_propagates_an_insert_store_error() {
 // ---------------------------------------------------------------------------
 
 fn expect_get(messages: &mut MockRelayMessageStore, found: Option<RelayMessageRecord>) {
-    messages
-        .expect_get()
-        .withf(|c, k| c == CLIENT_ID && k == KEY)
-        .times(1)
-        .returning(move |_, _| Ok(found.clone()));
+    messages.expect_get().withf(|c, k| c == CLIENT_ID && k == KEY).times(1).returning(move |_, _| Ok(found.clone()));
 }
 
 fn expect_task_report(messenger: &mut MockMessenger, id: i64, progress: SendProgress, result: SendResult) {
-    messenger
-        .expect_progress()
-        .withf(move |c, t| *c == corp_a() && *t == task(id))
-        .times(1)
-        .return_const(Ok(progress));
+    messenger.expect_progress().withf(move |c, t| *c == corp_a() && *t == task(id)).times(1).return_const(Ok(progress));
     messenger
         .expect_result()
         .withf(move |c, t| *c == corp_a() && *t == task(id))
@@ -1121,17 +950,11 @@ fn progress(percent: u8, done: bool) -> SendProgress {
 }
 
 fn read_by(user: &str) -> SendResult {
-    SendResult {
-        read: vec![uid(user)],
-        ..SendResult::default()
-    }
+    SendResult { read: vec![uid(user)], ..SendResult::default() }
 }
 
 fn unread_by(user: &str) -> SendResult {
-    SendResult {
-        unread: vec![uid(user)],
-        ..SendResult::default()
-    }
+    SendResult { unread: vec![uid(user)], ..SendResult::default() }
 }
 
 #[tokio::test]
@@ -1141,10 +964,8 @@ async fn relay_status_unknown_key_is_not_found() {
     let mut messenger = MockMessenger::new();
     messenger.expect_progress().never();
 
-    let err = RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock())
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await.unwrap_err();
 
     assert!(matches!(err, CloudError::NotFound), "{err:?}");
 }
@@ -1152,18 +973,14 @@ async fn relay_status_unknown_key_is_not_found() {
 #[tokio::test]
 async fn relay_status_merges_every_task_and_leaves_an_unfinished_message_alone() -> Result<(), CloudError> {
     let mut messages = MockRelayMessageStore::new();
-    expect_get(
-        &mut messages,
-        Some(stored_record(150, &[Some(11), Some(12)], MessageState::Sent)),
-    );
+    expect_get(&mut messages, Some(stored_record(150, &[Some(11), Some(12)], MessageState::Sent)));
     messages.expect_set_state().never();
     let mut messenger = MockMessenger::new();
     expect_task_report(&mut messenger, 11, progress(100, true), read_by("user0000"));
     expect_task_report(&mut messenger, 12, progress(50, false), unread_by("user0100"));
 
-    let (receipt, report) = RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock())
-        .execute(&client(), KEY)
-        .await?;
+    let (receipt, report) =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
     assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
@@ -1182,18 +999,14 @@ async fn relay_status_merges_every_task_and_leaves_an_unfinished_message_alone()
 #[tokio::test]
 async fn relay_status_marks_a_sent_message_completed_when_every_task_is_done() -> Result<(), CloudError> {
     let mut messages = MockRelayMessageStore::new();
-    expect_get(
-        &mut messages,
-        Some(stored_record(150, &[Some(11), Some(12)], MessageState::Sent)),
-    );
+    expect_get(&mut messages, Some(stored_record(150, &[Some(11), Some(12)], MessageState::Sent)));
     expect_set_state(&mut messages, MessageState::Completed);
     let mut messenger = MockMessenger::new();
     expect_task_report(&mut messenger, 11, progress(100, true), read_by("user0000"));
     expect_task_report(&mut messenger, 12, progress(100, true), unread_by("user0100"));
 
-    let (receipt, report) = RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock())
-        .execute(&client(), KEY)
-        .await?;
+    let (receipt, report) =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Completed);
     assert!(report.done);
@@ -1212,9 +1025,8 @@ async fn relay_status_does_not_complete_a_failed_message() -> Result<(), CloudEr
     // Only the batch with a task id is asked about.
     expect_task_report(&mut messenger, 12, progress(100, true), read_by("user0100"));
 
-    let (receipt, report) = RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock())
-        .execute(&client(), KEY)
-        .await?;
+    let (receipt, report) =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Failed);
     assert_eq!(receipt.errors, vec!["40035: bad request".to_owned()]);
@@ -1228,16 +1040,11 @@ async fn relay_status_propagates_a_messenger_error() {
     expect_get(&mut messages, Some(stored_record(1, &[Some(11)], MessageState::Sent)));
     messages.expect_set_state().never();
     let mut messenger = MockMessenger::new();
-    messenger
-        .expect_progress()
-        .times(1)
-        .returning(|_, _| Err(MessengerError::Upstream(unavailable())));
+    messenger.expect_progress().times(1).returning(|_, _| Err(MessengerError::Upstream(unavailable())));
     messenger.expect_result().never();
 
-    let err = RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock())
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Unavailable(_)), "{err:?}");
 }
@@ -1262,10 +1069,7 @@ async fn relay_recall_unknown_key_is_not_found() {
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger)
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
 
     assert!(matches!(err, CloudError::NotFound), "{err:?}");
 }
@@ -1279,15 +1083,9 @@ async fn relay_recall_after_24_hours_is_rejected_without_calling_dingtalk() {
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger)
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
 
-    assert!(
-        matches!(err, CloudError::Rejected(ref msg) if msg.contains("24 hours")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Rejected(ref msg) if msg.contains("24 hours")), "{err:?}");
 }
 
 #[tokio::test]
@@ -1297,11 +1095,7 @@ async fn relay_recall_exactly_24_hours_old_is_still_allowed() -> Result<(), Clou
     expect_get(&mut messages, Some(record));
     expect_set_state(&mut messages, MessageState::Recalled);
     let mut messenger = MockMessenger::new();
-    messenger
-        .expect_recall()
-        .withf(|c, t| *c == corp_a() && *t == task(11))
-        .times(1)
-        .returning(|_, _| Ok(()));
+    messenger.expect_recall().withf(|c, t| *c == corp_a() && *t == task(11)).times(1).returning(|_, _| Ok(()));
 
     let receipt = relay_recall(messages, messenger).execute(&client(), KEY).await?;
 
@@ -1317,29 +1111,16 @@ async fn relay_recall_of_a_message_without_tasks_is_rejected() {
     let mut messenger = MockMessenger::new();
     messenger.expect_recall().never();
 
-    let err = relay_recall(messages, messenger)
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
 
-    assert!(
-        matches!(err, CloudError::Rejected(ref msg) if msg.contains("not been sent")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Rejected(ref msg) if msg.contains("not been sent")), "{err:?}");
 }
 
 #[tokio::test]
 async fn relay_recall_recalls_every_task_and_marks_the_message_recalled() -> Result<(), CloudError> {
     let mut seq = Sequence::new();
     let mut messages = MockRelayMessageStore::new();
-    expect_get(
-        &mut messages,
-        Some(stored_record(
-            250,
-            &[Some(11), Some(12), Some(13)],
-            MessageState::Completed,
-        )),
-    );
+    expect_get(&mut messages, Some(stored_record(250, &[Some(11), Some(12), Some(13)], MessageState::Completed)));
     expect_set_state(&mut messages, MessageState::Recalled);
     let mut messenger = MockMessenger::new();
     for id in [11, 12, 13] {
@@ -1362,10 +1143,7 @@ async fn relay_recall_recalls_every_task_and_marks_the_message_recalled() -> Res
 async fn relay_recall_of_a_recalled_message_makes_no_calls() -> Result<(), CloudError> {
     let mut messages = MockRelayMessageStore::new();
     // Even past the 24 h window: an already recalled message is simply reported.
-    let record = created_ago(
-        stored_record(1, &[Some(11)], MessageState::Recalled),
-        RECALL_WINDOW_MS * 2,
-    );
+    let record = created_ago(stored_record(1, &[Some(11)], MessageState::Recalled), RECALL_WINDOW_MS * 2);
     expect_get(&mut messages, Some(record));
     messages.expect_set_state().never();
     let mut messenger = MockMessenger::new();
@@ -1383,15 +1161,9 @@ async fn relay_recall_refused_by_dingtalk_is_rejected_and_not_marked() {
     expect_get(&mut messages, Some(stored_record(1, &[Some(11)], MessageState::Sent)));
     messages.expect_set_state().never();
     let mut messenger = MockMessenger::new();
-    messenger
-        .expect_recall()
-        .times(1)
-        .returning(|_, _| Err(MessengerError::Upstream(rejected())));
+    messenger.expect_recall().times(1).returning(|_, _| Err(MessengerError::Upstream(rejected())));
 
-    let err = relay_recall(messages, messenger)
-        .execute(&client(), KEY)
-        .await
-        .unwrap_err();
+    let err = relay_recall(messages, messenger).execute(&client(), KEY).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Rejected(_)), "{err:?}");
 }
@@ -1423,9 +1195,8 @@ async fn fetch_member_by_userid_calls_get_member_only() -> Result<(), CloudError
         .times(1)
         .returning(|_, _| Ok(details()));
 
-    let profile = FetchMember::new(Arc::new(idp))
-        .execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220")))
-        .await?;
+    let profile =
+        FetchMember::new(Arc::new(idp)).execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220"))).await?;
 
     assert_eq!(profile, MemberProfile::from_details(corp_a(), details(), None));
     Ok(())
@@ -1446,9 +1217,8 @@ async fn fetch_member_by_union_id_finds_the_userid_first() -> Result<(), CloudEr
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(details()));
 
-    let profile = FetchMember::new(Arc::new(idp))
-        .execute(&client(), &corp_b(), &MemberKey::UnionId(union_id()))
-        .await?;
+    let profile =
+        FetchMember::new(Arc::new(idp)).execute(&client(), &corp_b(), &MemberKey::UnionId(union_id())).await?;
 
     assert_eq!(profile, MemberProfile::from_details(corp_b(), details(), None));
     Ok(())
@@ -1457,9 +1227,7 @@ async fn fetch_member_by_union_id_finds_the_userid_first() -> Result<(), CloudEr
 #[tokio::test]
 async fn fetch_member_by_union_id_not_member_maps_to_not_member() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_find_userid()
-        .times(1)
-        .returning(|_, _| Err(IdentityError::NotMember));
+    idp.expect_find_userid().times(1).returning(|_, _| Err(IdentityError::NotMember));
     idp.expect_get_member().never();
 
     let err = FetchMember::new(Arc::new(idp))
@@ -1473,9 +1241,7 @@ async fn fetch_member_by_union_id_not_member_maps_to_not_member() {
 #[tokio::test]
 async fn fetch_member_get_member_not_member_maps_to_not_member() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(IdentityError::NotMember));
+    idp.expect_get_member().times(1).returning(|_, _| Err(IdentityError::NotMember));
 
     let err = FetchMember::new(Arc::new(idp))
         .execute(&client(), &corp_a(), &MemberKey::UserId(uid("gone")))
@@ -1488,11 +1254,9 @@ async fn fetch_member_get_member_not_member_maps_to_not_member() {
 #[tokio::test]
 async fn fetch_member_upstream_failure_maps_to_unavailable() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_get_member().times(1).returning(|_, _| {
-        Err(IdentityError::Upstream(UpstreamError::TokenRejected(
-            "40014".to_owned(),
-        )))
-    });
+    idp.expect_get_member()
+        .times(1)
+        .returning(|_, _| Err(IdentityError::Upstream(UpstreamError::TokenRejected("40014".to_owned()))));
 
     let err = FetchMember::new(Arc::new(idp))
         .execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220")))
@@ -1514,49 +1278,31 @@ fn upstream_transient_errors_become_unavailable() {
         UpstreamError::TokenRejected("40014".to_owned()),
     ] {
         let message = err.to_string();
-        assert!(
-            matches!(CloudError::from(err), CloudError::Unavailable(ref m) if *m == message),
-            "{message}"
-        );
+        assert!(matches!(CloudError::from(err), CloudError::Unavailable(ref m) if *m == message), "{message}");
     }
 }
 
 #[test]
 fn upstream_rejected_becomes_rejected_with_code_and_message() {
     let err = CloudError::from(rejected());
-    assert!(
-        matches!(err, CloudError::Rejected(ref m) if m.contains("40035") && m.contains("bad request")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Rejected(ref m) if m.contains("40035") && m.contains("bad request")), "{err:?}");
 }
 
 #[test]
 fn messenger_corp_not_served_becomes_forbidden() {
     let err = CloudError::from(MessengerError::CorpNotServed(corp_c()));
-    assert!(
-        matches!(err, CloudError::Forbidden(ref m) if m.contains("dingcorpc")),
-        "{err:?}"
-    );
+    assert!(matches!(err, CloudError::Forbidden(ref m) if m.contains("dingcorpc")), "{err:?}");
 }
 
 #[test]
 fn messenger_upstream_errors_map_like_upstream_errors() {
-    assert!(matches!(
-        CloudError::from(MessengerError::Upstream(unavailable())),
-        CloudError::Unavailable(_)
-    ));
-    assert!(matches!(
-        CloudError::from(MessengerError::Upstream(rejected())),
-        CloudError::Rejected(_)
-    ));
+    assert!(matches!(CloudError::from(MessengerError::Upstream(unavailable())), CloudError::Unavailable(_)));
+    assert!(matches!(CloudError::from(MessengerError::Upstream(rejected())), CloudError::Rejected(_)));
 }
 
 #[test]
 fn identity_not_member_becomes_not_member() {
-    assert!(matches!(
-        CloudError::from(IdentityError::NotMember),
-        CloudError::NotMember
-    ));
+    assert!(matches!(CloudError::from(IdentityError::NotMember), CloudError::NotMember));
 }
 
 #[test]
@@ -1581,8 +1327,5 @@ fn identity_upstream_errors_map_like_upstream_errors() {
         CloudError::from(IdentityError::Upstream(UpstreamError::Throttled("90002".to_owned()))),
         CloudError::Unavailable(_)
     ));
-    assert!(matches!(
-        CloudError::from(IdentityError::Upstream(rejected())),
-        CloudError::Rejected(_)
-    ));
+    assert!(matches!(CloudError::from(IdentityError::Upstream(rejected())), CloudError::Rejected(_)));
 }

@@ -53,11 +53,7 @@ fn random() -> Arc<MockRandomSource> {
 }
 
 fn finding(users: &mut MockUserRepository, id: &'static str, found: Option<User>) {
-    users
-        .expect_find()
-        .withf(move |i| i == id)
-        .times(1)
-        .returning(move |_| Ok(found.clone()));
+    users.expect_find().withf(move |i| i == id).times(1).returning(move |_| Ok(found.clone()));
 }
 
 #[tokio::test]
@@ -82,10 +78,8 @@ async fn refresh_stores_the_clouds_profile() {
         .withf(|corp, key| corp.as_str() == "dingcorpa" && *key == MemberKey::UserId(UserId::parse("alice").unwrap()))
         .times(1)
         .returning(|_, _| Ok(profile("alice", "Alice New")));
-    let refreshed = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock())
-        .execute("u-1")
-        .await
-        .unwrap();
+    let refreshed =
+        RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.unwrap();
     assert_eq!(refreshed.profile.name, "Alice New");
 }
 
@@ -93,27 +87,18 @@ async fn refresh_stores_the_clouds_profile() {
 async fn refresh_of_a_member_who_left_marks_them_inactive() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "u-1", Some(user("u-1", "alice")));
-    users
-        .expect_upsert()
-        .withf(|p, _, _| !p.active && p.name == "Old Name")
-        .times(1)
-        .returning(|p, _, _| {
-            Ok(User {
-                id: "u-1".into(),
-                profile: p.clone(),
-                created_at: Timestamp::from_millis(1),
-                updated_at: Timestamp::from_millis(NOW_MS),
-            })
-        });
+    users.expect_upsert().withf(|p, _, _| !p.active && p.name == "Old Name").times(1).returning(|p, _, _| {
+        Ok(User {
+            id: "u-1".into(),
+            profile: p.clone(),
+            created_at: Timestamp::from_millis(1),
+            updated_at: Timestamp::from_millis(NOW_MS),
+        })
+    });
     let mut gateway = MockCloudGateway::new();
-    gateway
-        .expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(GatewayError::NotMember));
-    let refreshed = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock())
-        .execute("u-1")
-        .await
-        .unwrap();
+    gateway.expect_get_member().times(1).returning(|_, _| Err(GatewayError::NotMember));
+    let refreshed =
+        RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.unwrap();
     assert!(!refreshed.profile.active);
 }
 
@@ -122,10 +107,7 @@ async fn refresh_of_an_unknown_user_is_not_found_without_calling_the_cloud() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "nope", None);
     let gateway = MockCloudGateway::new();
-    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock())
-        .execute("nope")
-        .await
-        .err();
+    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("nope").await.err();
     assert!(matches!(err, Some(MessageError::NotFound)));
 }
 
@@ -134,14 +116,8 @@ async fn refresh_when_the_cloud_is_down_is_unavailable_and_stores_nothing() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "u-1", Some(user("u-1", "alice")));
     let mut gateway = MockCloudGateway::new();
-    gateway
-        .expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(GatewayError::Unavailable("down".into())));
-    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock())
-        .execute("u-1")
-        .await
-        .err();
+    gateway.expect_get_member().times(1).returning(|_, _| Err(GatewayError::Unavailable("down".into())));
+    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.err();
     assert!(matches!(err, Some(MessageError::Unavailable(_))));
 }
 
@@ -155,10 +131,8 @@ async fn put_binding_stores_it_for_an_existing_user() {
         .withf(|b| b.user_id == "u-1" && b.external_id == "staff-7" && b.tenant_id.as_deref() == Some("t1"))
         .times(1)
         .returning(|_| Ok(()));
-    let binding = Bindings::new(Arc::new(users), Arc::new(bindings), clock())
-        .put("u-1", " staff-7 ", Some("t1"))
-        .await
-        .unwrap();
+    let binding =
+        Bindings::new(Arc::new(users), Arc::new(bindings), clock()).put("u-1", " staff-7 ", Some("t1")).await.unwrap();
     assert_eq!(binding.updated_at.as_millis(), NOW_MS);
 }
 
@@ -180,10 +154,7 @@ async fn put_binding_for_an_unknown_user_is_not_found() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "nope", None);
     let bindings = MockBindingStore::new();
-    let err = Bindings::new(Arc::new(users), Arc::new(bindings), clock())
-        .put("nope", "staff-7", None)
-        .await
-        .err();
+    let err = Bindings::new(Arc::new(users), Arc::new(bindings), clock()).put("nope", "staff-7", None).await.err();
     assert!(matches!(err, Some(MessageError::NotFound)));
 }
 
@@ -192,14 +163,8 @@ async fn put_binding_taken_by_another_user_is_a_conflict() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "u-1", Some(user("u-1", "alice")));
     let mut bindings = MockBindingStore::new();
-    bindings
-        .expect_put()
-        .times(1)
-        .returning(|_| Err(StoreError::Conflict("bindings_tenant_external_key".into())));
-    let err = Bindings::new(Arc::new(users), Arc::new(bindings), clock())
-        .put("u-1", "staff-7", None)
-        .await
-        .err();
+    bindings.expect_put().times(1).returning(|_| Err(StoreError::Conflict("bindings_tenant_external_key".into())));
+    let err = Bindings::new(Arc::new(users), Arc::new(bindings), clock()).put("u-1", "staff-7", None).await.err();
     assert!(matches!(err, Some(MessageError::Conflict(m)) if m.contains("staff-7")));
 }
 
@@ -266,10 +231,7 @@ async fn messages_can_address_members_by_binding() {
 #[tokio::test]
 async fn unknown_bindings_are_reported_and_nothing_is_stored() {
     let mut bindings = MockBindingStore::new();
-    bindings
-        .expect_find_by_external_id()
-        .times(1)
-        .returning(|_, _| Ok(None));
+    bindings.expect_find_by_external_id().times(1).returning(|_, _| Ok(None));
     let uc = SendMessage::new(
         Arc::new(MockUserRepository::new()),
         Arc::new(bindings),

@@ -53,11 +53,7 @@ impl From<CloudError> for GatewayError {
 #[async_trait]
 impl CloudGateway for InProcessGateway {
     async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
-        Ok(self
-            .cloud
-            .create_intent
-            .execute(&self.client, state, complete_url)
-            .await?)
+        Ok(self.cloud.create_intent.execute(&self.client, state, complete_url).await?)
     }
 
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError> {

@@ -85,12 +85,7 @@ fn recipients() -> Recipients {
 }
 
 fn request() -> RelaySendRequest {
-    RelaySendRequest {
-        key: KEY.to_owned(),
-        corp_id: corp_a(),
-        recipients: recipients(),
-        body: text("hello"),
-    }
+    RelaySendRequest { key: KEY.to_owned(), corp_id: corp_a(), recipients: recipients(), body: text("hello") }
 }
 
 fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
@@ -103,11 +98,7 @@ fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
             .batches()
             .into_iter()
             .enumerate()
-            .map(|(i, batch)| BatchRecord {
-                batch,
-                task_id: task_ids.get(i).map(|id| task(*id)),
-                error: None,
-            })
+            .map(|(i, batch)| BatchRecord { batch, task_id: task_ids.get(i).map(|id| task(*id)), error: None })
             .collect(),
         state,
         created_at: now(),
@@ -197,9 +188,7 @@ async fn start_login_registers_an_intent_for_the_configured_client() -> Result<(
 async fn take_login_result_takes_the_configured_clients_result() -> Result<(), GatewayError> {
     let mut mocks = CloudMocks::default();
     let hash = state().hash();
-    let outcome: LoginOutcome = Err(LoginFailure::ConsentDenied {
-        error: "access_denied".to_owned(),
-    });
+    let outcome: LoginOutcome = Err(LoginFailure::ConsentDenied { error: "access_denied".to_owned() });
     let answer = outcome.clone();
     mocks
         .results
@@ -230,12 +219,7 @@ async fn send_message_relays_as_the_configured_client() -> Result<(), GatewayErr
 
     assert_eq!(
         receipt,
-        RelayReceipt {
-            key: KEY.to_owned(),
-            state: MessageState::Sent,
-            task_ids: vec![task(11)],
-            errors: vec![],
-        }
+        RelayReceipt { key: KEY.to_owned(), state: MessageState::Sent, task_ids: vec![task(11)], errors: vec![] }
     );
     Ok(())
 }
@@ -255,12 +239,7 @@ async fn message_status_reads_the_configured_clients_record() -> Result<(), Gate
 #[tokio::test]
 async fn recall_message_recalls_the_configured_clients_message() -> Result<(), GatewayError> {
     let mut mocks = CloudMocks::default().getting(Ok(Some(record(MessageState::Sent, &[11]))));
-    mocks
-        .messenger
-        .expect_recall()
-        .withf(|c, t| *c == corp_a() && *t == task(11))
-        .times(1)
-        .returning(|_, _| Ok(()));
+    mocks.messenger.expect_recall().withf(|c, t| *c == corp_a() && *t == task(11)).times(1).returning(|_, _| Ok(()));
     mocks
         .messages
         .expect_set_state()
@@ -284,10 +263,7 @@ async fn get_member_fetches_within_the_configured_clients_corps() -> Result<(), 
         .times(1)
         .returning(|_, _| Ok(details()));
 
-    let profile = mocks
-        .gateway()
-        .get_member(&corp_a(), &MemberKey::UserId(uid("manager4220")))
-        .await?;
+    let profile = mocks.gateway().get_member(&corp_a(), &MemberKey::UserId(uid("manager4220"))).await?;
 
     assert_eq!(profile, MemberProfile::from_details(corp_a(), details(), None));
     Ok(())
@@ -319,11 +295,7 @@ async fn forbidden_maps_to_forbidden_with_its_message() {
     mocks.intents.expect_insert().never();
     mocks.idp.expect_authorize_url().never();
 
-    let err = mocks
-        .gateway()
-        .start_login(&state(), "https://elsewhere.example/complete")
-        .await
-        .unwrap_err();
+    let err = mocks.gateway().start_login(&state(), "https://elsewhere.example/complete").await.unwrap_err();
 
     assert!(
         matches!(err, GatewayError::Forbidden(ref m) if m.contains("elsewhere.example") && m.contains(DEV_CLIENT)),
@@ -336,16 +308,9 @@ async fn forbidden_corp_maps_to_forbidden() {
     let mut mocks = CloudMocks::default();
     mocks.idp.expect_get_member().never();
 
-    let err = mocks
-        .gateway()
-        .get_member(&corp_other(), &MemberKey::UserId(uid("manager4220")))
-        .await
-        .unwrap_err();
+    let err = mocks.gateway().get_member(&corp_other(), &MemberKey::UserId(uid("manager4220"))).await.unwrap_err();
 
-    assert!(
-        matches!(err, GatewayError::Forbidden(ref m) if m.contains("dingother")),
-        "{err:?}"
-    );
+    assert!(matches!(err, GatewayError::Forbidden(ref m) if m.contains("dingother")), "{err:?}");
 }
 
 #[tokio::test]
@@ -353,11 +318,7 @@ async fn key_reused_maps_to_invalid() {
     let mut mocks = CloudMocks::default();
     let mut existing = record(MessageState::Accepted, &[]);
     existing.body = text("a different message");
-    mocks
-        .messages
-        .expect_insert_or_get()
-        .times(1)
-        .returning(move |_| Ok((existing.clone(), false)));
+    mocks.messages.expect_insert_or_get().times(1).returning(move |_| Ok((existing.clone(), false)));
     mocks.messenger.expect_send().never();
 
     let err = mocks.gateway().send_message(&request()).await.unwrap_err();
@@ -368,17 +329,9 @@ async fn key_reused_maps_to_invalid() {
 #[tokio::test]
 async fn not_member_maps_to_not_member() {
     let mut mocks = CloudMocks::default();
-    mocks
-        .idp
-        .expect_get_member()
-        .times(1)
-        .returning(|_, _| Err(IdentityError::NotMember));
+    mocks.idp.expect_get_member().times(1).returning(|_, _| Err(IdentityError::NotMember));
 
-    let err = mocks
-        .gateway()
-        .get_member(&corp_a(), &MemberKey::UserId(uid("gone")))
-        .await
-        .unwrap_err();
+    let err = mocks.gateway().get_member(&corp_a(), &MemberKey::UserId(uid("gone"))).await.unwrap_err();
 
     assert_eq!(err, GatewayError::NotMember);
 }
@@ -408,10 +361,7 @@ async fn rejected_maps_to_rejected_with_its_message() {
 
     let err = mocks.gateway().recall_message(KEY).await.unwrap_err();
 
-    assert!(
-        matches!(err, GatewayError::Rejected(ref m) if m.contains("not been sent")),
-        "{err:?}"
-    );
+    assert!(matches!(err, GatewayError::Rejected(ref m) if m.contains("not been sent")), "{err:?}");
 }
 
 #[tokio::test]
@@ -432,9 +382,6 @@ fn every_store_error_maps_to_unavailable() {
         StoreError::Other("bad row".to_owned()),
     ] {
         let message = store.to_string();
-        assert_eq!(
-            GatewayError::from(CloudError::Store(store)),
-            GatewayError::Unavailable(message)
-        );
+        assert_eq!(GatewayError::from(CloudError::Store(store)), GatewayError::Unavailable(message));
     }
 }

@@ -62,13 +62,7 @@ impl StartLogin {
         clock: Arc<dyn Clock>,
         complete_url: String,
     ) -> Self {
-        Self {
-            attempts,
-            gateway,
-            random,
-            clock,
-            complete_url,
-        }
+        Self { attempts, gateway, random, clock, complete_url }
     }
 
     /// Returns the state (for the cookie) and the URL to redirect to.
@@ -83,14 +77,10 @@ impl StartLogin {
             expires_at: self.clock.now().plus_secs(domain::login::LOGIN_TTL_SECS),
         };
         self.attempts.insert(&attempt).await?;
-        let authorize_url = self
-            .gateway
-            .start_login(&state, &self.complete_url)
-            .await
-            .map_err(|err| match err {
-                GatewayError::Unavailable(msg) => LoginError::Unavailable(msg),
-                other => LoginError::Refused(other.to_string()),
-            })?;
+        let authorize_url = self.gateway.start_login(&state, &self.complete_url).await.map_err(|err| match err {
+            GatewayError::Unavailable(msg) => LoginError::Unavailable(msg),
+            other => LoginError::Refused(other.to_string()),
+        })?;
         Ok((state, authorize_url))
     }
 }
@@ -130,15 +120,7 @@ impl CompleteLogin {
         clock: Arc<dyn Clock>,
         session_ttl_secs: i64,
     ) -> Self {
-        Self {
-            attempts,
-            gateway,
-            users,
-            sessions,
-            random,
-            clock,
-            session_ttl_secs,
-        }
+        Self { attempts, gateway, users, sessions, random, clock, session_ttl_secs }
     }
 
     /// `query_state` is the `state` query parameter, `cookie_state` the login
@@ -149,32 +131,24 @@ impl CompleteLogin {
         let state = LoginState::parse(query_state.unwrap_or_default())
             .map_err(|_| LoginError::InvalidState("the state parameter is missing or malformed"))?;
         let cookie = cookie_state
-            .ok_or(LoginError::InvalidState(
-                "this browser did not start this login (no login cookie)",
-            ))
+            .ok_or(LoginError::InvalidState("this browser did not start this login (no login cookie)"))
             .and_then(|c| {
                 LoginState::parse(c).map_err(|_| LoginError::InvalidState("the login cookie is malformed"))
             })?;
         if !state.ct_eq(&cookie) {
-            return Err(LoginError::InvalidState(
-                "this browser did not start this login (cookie mismatch)",
-            ));
+            return Err(LoginError::InvalidState("this browser did not start this login (cookie mismatch)"));
         }
         let now = self.clock.now();
         let attempt = self
             .attempts
             .take(&state.hash(), now)
             .await?
-            .ok_or(LoginError::InvalidState(
-                "the login is unknown, expired or already used",
-            ))?;
+            .ok_or(LoginError::InvalidState("the login is unknown, expired or already used"))?;
         let profile = match self.gateway.take_login_result(&state).await {
             Ok(Ok(profile)) => profile,
             Ok(Err(failure)) => return Err(LoginError::Failed(failure)),
             Err(GatewayError::NotFound) => {
-                return Err(LoginError::InvalidState(
-                    "the login is unknown, expired or already used",
-                ));
+                return Err(LoginError::InvalidState("the login is unknown, expired or already used"));
             }
             Err(GatewayError::Unavailable(msg)) => return Err(LoginError::Unavailable(msg)),
             Err(other) => return Err(LoginError::Refused(other.to_string())),
@@ -189,11 +163,7 @@ impl CompleteLogin {
         };
         self.sessions.insert(&session).await?;
         info!(user_id = %user.id, corp_id = %user.profile.corp_id, "signed in");
-        Ok(SignedIn {
-            token,
-            return_to: attempt.return_to,
-            user,
-        })
+        Ok(SignedIn { token, return_to: attempt.return_to, user })
     }
 }
 
@@ -214,11 +184,7 @@ impl CurrentUser {
     /// expired, or the user is gone; `Store`.
     pub async fn execute(&self, token: Option<&str>) -> Result<User, LoginError> {
         let token = SessionToken::parse(token.unwrap_or_default()).map_err(|_| LoginError::NotSignedIn)?;
-        let session = self
-            .sessions
-            .find(&token.hash(), self.clock.now())
-            .await?
-            .ok_or(LoginError::NotSignedIn)?;
+        let session = self.sessions.find(&token.hash(), self.clock.now()).await?.ok_or(LoginError::NotSignedIn)?;
         self.users.find(&session.user_id).await?.ok_or(LoginError::NotSignedIn)
     }
 }
@@ -365,15 +331,7 @@ impl SendMessage {
         clock: Arc<dyn Clock>,
         default_corp: Option<CorpId>,
     ) -> Self {
-        Self {
-            users,
-            bindings,
-            messages,
-            trigger,
-            random,
-            clock,
-            default_corp,
-        }
+        Self { users, bindings, messages, trigger, random, clock, default_corp }
     }
 
     /// Errors (nothing stored): `Invalid` (field named), `UnknownUsers` (unknown or inactive
@@ -431,11 +389,7 @@ impl SendMessage {
         let mut corp = command.corp_id.clone();
         let mut local_ids = command.user_ids.clone();
         for external_id in &command.external_ids {
-            match self
-                .bindings
-                .find_by_external_id(command.tenant_id.clone(), external_id)
-                .await?
-            {
+            match self.bindings.find_by_external_id(command.tenant_id.clone(), external_id).await? {
                 Some(binding) => local_ids.push(binding.user_id),
                 None => unknown.push(format!("external:{external_id}")),
             }
@@ -465,11 +419,7 @@ impl SendMessage {
             return Err(MessageError::UnknownUsers(unknown));
         }
         let corp = corp.or_else(|| self.default_corp.clone()).ok_or_else(|| {
-            ValidationError::new(
-                "corp_id",
-                "required",
-                "corp_id is required: no recipient or default names a corp",
-            )
+            ValidationError::new("corp_id", "required", "corp_id is required: no recipient or default names a corp")
         })?;
         let recipients = if command.to_all {
             if !userids.is_empty() || !command.dept_ids.is_empty() {
@@ -547,11 +497,7 @@ pub struct MessageStatus {
 impl MessageStatus {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn MessageStore>, gateway: Arc<dyn CloudGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            messages,
-            gateway,
-            clock,
-        }
+        Self { messages, gateway, clock }
     }
 
     /// Errors: `NotFound`; `Store`. When the cloud cannot be reached the
@@ -568,19 +514,10 @@ impl MessageStatus {
                     apply_receipt(&mut record, &receipt);
                     record.updated_at = self.clock.now();
                     self.messages
-                        .update(
-                            id,
-                            record.state,
-                            &record.task_ids,
-                            record.error.clone(),
-                            record.updated_at,
-                        )
+                        .update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at)
                         .await?;
                 }
-                Ok(MessageView {
-                    record,
-                    report: Some(report),
-                })
+                Ok(MessageView { record, report: Some(report) })
             }
             Err(err) => {
                 warn!(error = %err, "delivery report unavailable");
@@ -600,11 +537,7 @@ pub struct RecallMessage {
 impl RecallMessage {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn MessageStore>, gateway: Arc<dyn CloudGateway>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            messages,
-            gateway,
-            clock,
-        }
+        Self { messages, gateway, clock }
     }
 
     /// Errors: `NotFound`; `Rejected` (not sent yet, older than 24 h, or
@@ -613,22 +546,12 @@ impl RecallMessage {
     pub async fn execute(&self, id: &str) -> Result<MessageRecord, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
         if record.task_ids.is_empty() {
-            return Err(MessageError::Rejected(
-                "the message has not been sent, so there is nothing to recall".into(),
-            ));
+            return Err(MessageError::Rejected("the message has not been sent, so there is nothing to recall".into()));
         }
         let receipt = self.gateway.recall_message(id).await?;
         apply_receipt(&mut record, &receipt);
         record.updated_at = self.clock.now();
-        self.messages
-            .update(
-                id,
-                record.state,
-                &record.task_ids,
-                record.error.clone(),
-                record.updated_at,
-            )
-            .await?;
+        self.messages.update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at).await?;
         Ok(record)
     }
 }
@@ -650,12 +573,7 @@ impl RefreshUser {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            users,
-            gateway,
-            random,
-            clock,
-        }
+        Self { users, gateway, random, clock }
     }
 
     /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or DingTalk); `Rejected`; `Store`.
@@ -667,20 +585,14 @@ impl RefreshUser {
             Ok(profile) => profile,
             Err(GatewayError::NotMember) => {
                 info!(user_id = %user.id, "member left the org; marking inactive");
-                domain::MemberProfile {
-                    active: false,
-                    ..user.profile.clone()
-                }
+                domain::MemberProfile { active: false, ..user.profile.clone() }
             }
             Err(GatewayError::NotFound) => {
                 return Err(MessageError::Unavailable("the cloud has no such member".into()));
             }
             Err(other) => return Err(other.into()),
         };
-        Ok(self
-            .users
-            .upsert(&profile, &self.random.new_id(), self.clock.now())
-            .await?)
+        Ok(self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?)
     }
 }
 
@@ -697,11 +609,7 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
 fn external_id(field: &str, raw: &str) -> Result<String, ValidationError> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "required",
-            format!("{field} must not be empty"),
-        ));
+        return Err(ValidationError::new(field, "required", format!("{field} must not be empty")));
     }
     if value.chars().count() > MAX_EXTERNAL_ID_CHARS || value.chars().any(char::is_control) {
         return Err(ValidationError::new(
@@ -792,13 +700,7 @@ impl DispatchOutbox {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            messages,
-            gateway,
-            random,
-            clock,
-            lease_secs: DISPATCH_LEASE_SECS,
-        }
+        Self { messages, gateway, random, clock, lease_secs: DISPATCH_LEASE_SECS }
     }
 
     /// Sets the claim lease in seconds (default [`DISPATCH_LEASE_SECS`]); it must exceed the
@@ -824,10 +726,7 @@ impl DispatchOutbox {
     #[instrument(skip_all)]
     pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let claimed = self
-            .messages
-            .claim_due(now, now.plus_secs(self.lease_secs), limit)
-            .await?;
+        let claimed = self.messages.claim_due(now, now.plus_secs(self.lease_secs), limit).await?;
         let count = claimed.len();
         for record in claimed {
             if let Err(err) = self.relay(record).await {
@@ -848,9 +747,7 @@ impl DispatchOutbox {
             Ok(receipt) => {
                 apply_receipt(&mut record, &receipt);
                 let now = self.clock.now();
-                self.messages
-                    .update(&record.id, record.state, &record.task_ids, record.error.clone(), now)
-                    .await?;
+                self.messages.update(&record.id, record.state, &record.task_ids, record.error.clone(), now).await?;
                 if record.state.is_pending() {
                     let delay = Self::backoff_ms(record.attempts, self.random.bytes32()[0]);
                     self.messages

@@ -133,11 +133,7 @@ fn attempts_inserting(return_to: &str) -> MockLoginAttemptStore {
     };
     assert_eq!(expected.return_to.as_str(), return_to);
     let mut attempts = MockLoginAttemptStore::new();
-    attempts
-        .expect_insert()
-        .withf(move |a| *a == expected)
-        .times(1)
-        .returning(|_| Ok(()));
+    attempts.expect_insert().withf(move |a| *a == expected).times(1).returning(|_| Ok(()));
     attempts
 }
 
@@ -153,12 +149,9 @@ fn gateway_starting(answer: Result<String, GatewayError>) -> MockCloudGateway {
 
 #[tokio::test]
 async fn start_login_stores_the_attempt_and_returns_the_authorize_url() -> Result<(), LoginError> {
-    let (state, url) = start_login(
-        attempts_inserting("/inbox?tab=1"),
-        gateway_starting(Ok(AUTHORIZE_URL.to_owned())),
-    )
-    .execute(Some("/inbox?tab=1"))
-    .await?;
+    let (state, url) = start_login(attempts_inserting("/inbox?tab=1"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
+        .execute(Some("/inbox?tab=1"))
+        .await?;
 
     assert_eq!(state, self::state());
     assert_eq!(url, AUTHORIZE_URL);
@@ -176,9 +169,7 @@ async fn start_login_sanitises_an_absolute_return_to() -> Result<(), LoginError>
 
 #[tokio::test]
 async fn start_login_without_return_to_uses_root() -> Result<(), LoginError> {
-    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
-        .execute(None)
-        .await?;
+    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned()))).execute(None).await?;
     Ok(())
 }
 
@@ -192,10 +183,7 @@ async fn start_login_gateway_unavailable_is_unavailable() {
     .await
     .unwrap_err();
 
-    assert!(
-        matches!(err, LoginError::Unavailable(ref m) if m == "connect refused"),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoginError::Unavailable(ref m) if m == "connect refused"), "{err:?}");
 }
 
 #[tokio::test]
@@ -208,10 +196,7 @@ async fn start_login_gateway_forbidden_is_refused() {
     .await
     .unwrap_err();
 
-    assert!(
-        matches!(err, LoginError::Refused(ref m) if m.contains("complete_url outside origins")),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoginError::Refused(ref m) if m.contains("complete_url outside origins")), "{err:?}");
 }
 
 #[tokio::test]
@@ -267,11 +252,7 @@ impl LoginMocks {
 
     /// `take_login_result` expected once for `state()`.
     fn result(mut self, answer: Result<LoginOutcome, GatewayError>) -> Self {
-        self.gateway
-            .expect_take_login_result()
-            .withf(|s| *s == state())
-            .times(1)
-            .returning(move |_| answer.clone());
+        self.gateway.expect_take_login_result().withf(|s| *s == state()).times(1).returning(move |_| answer.clone());
         self
     }
 
@@ -317,13 +298,7 @@ async fn complete_login_without_query_state_is_invalid() {
 #[tokio::test]
 async fn complete_login_with_a_malformed_query_state_is_invalid() {
     let cookie = state();
-    complete_invalid(
-        never_taken(),
-        Some("short"),
-        Some(cookie.expose()),
-        "missing or malformed",
-    )
-    .await;
+    complete_invalid(never_taken(), Some("short"), Some(cookie.expose()), "missing or malformed").await;
 }
 
 #[tokio::test]
@@ -335,26 +310,14 @@ async fn complete_login_without_cookie_is_invalid() {
 #[tokio::test]
 async fn complete_login_with_a_malformed_cookie_is_invalid() {
     let query = state();
-    complete_invalid(
-        never_taken(),
-        Some(query.expose()),
-        Some("garbage"),
-        "cookie is malformed",
-    )
-    .await;
+    complete_invalid(never_taken(), Some(query.expose()), Some("garbage"), "cookie is malformed").await;
 }
 
 #[tokio::test]
 async fn complete_login_with_a_cookie_for_another_login_is_invalid() {
     let query = state();
     let other = LoginState::from_random_bytes(&[4; 32]);
-    complete_invalid(
-        never_taken(),
-        Some(query.expose()),
-        Some(other.expose()),
-        "cookie mismatch",
-    )
-    .await;
+    complete_invalid(never_taken(), Some(query.expose()), Some(other.expose()), "cookie mismatch").await;
 }
 
 #[tokio::test]
@@ -362,42 +325,23 @@ async fn complete_login_with_an_unknown_attempt_is_invalid() {
     let mut mocks = LoginMocks::untouched().taking(None);
     mocks.gateway.expect_take_login_result().never();
     let s = state();
-    complete_invalid(
-        mocks,
-        Some(s.expose()),
-        Some(s.expose()),
-        "unknown, expired or already used",
-    )
-    .await;
+    complete_invalid(mocks, Some(s.expose()), Some(s.expose()), "unknown, expired or already used").await;
 }
 
 #[tokio::test]
 async fn complete_login_result_not_found_on_the_cloud_is_invalid() {
-    let mocks = LoginMocks::untouched()
-        .taking(Some(attempt()))
-        .result(Err(GatewayError::NotFound));
+    let mocks = LoginMocks::untouched().taking(Some(attempt())).result(Err(GatewayError::NotFound));
     let s = state();
-    complete_invalid(
-        mocks,
-        Some(s.expose()),
-        Some(s.expose()),
-        "unknown, expired or already used",
-    )
-    .await;
+    complete_invalid(mocks, Some(s.expose()), Some(s.expose()), "unknown, expired or already used").await;
 }
 
 #[tokio::test]
 async fn complete_login_cloud_unavailable_is_unavailable() {
-    let mocks = LoginMocks::untouched()
-        .taking(Some(attempt()))
-        .result(Err(GatewayError::Unavailable("502".to_owned())));
+    let mocks =
+        LoginMocks::untouched().taking(Some(attempt())).result(Err(GatewayError::Unavailable("502".to_owned())));
     let s = state();
 
-    let err = mocks
-        .build()
-        .execute(Some(s.expose()), Some(s.expose()))
-        .await
-        .unwrap_err();
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
 
     assert!(matches!(err, LoginError::Unavailable(ref m) if m == "502"), "{err:?}");
 }
@@ -409,30 +353,17 @@ async fn complete_login_other_cloud_refusal_is_refused() {
         .result(Err(GatewayError::Forbidden("bad credentials".to_owned())));
     let s = state();
 
-    let err = mocks
-        .build()
-        .execute(Some(s.expose()), Some(s.expose()))
-        .await
-        .unwrap_err();
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
 
-    assert!(
-        matches!(err, LoginError::Refused(ref m) if m.contains("bad credentials")),
-        "{err:?}"
-    );
+    assert!(matches!(err, LoginError::Refused(ref m) if m.contains("bad credentials")), "{err:?}");
 }
 
 #[tokio::test]
 async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
-    let mocks = LoginMocks::untouched()
-        .taking(Some(attempt()))
-        .result(Ok(Err(LoginFailure::NotMember)));
+    let mocks = LoginMocks::untouched().taking(Some(attempt())).result(Ok(Err(LoginFailure::NotMember)));
     let s = state();
 
-    let err = mocks
-        .build()
-        .execute(Some(s.expose()), Some(s.expose()))
-        .await
-        .unwrap_err();
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
 
     assert!(matches!(err, LoginError::Failed(LoginFailure::NotMember)), "{err:?}");
 }
@@ -440,18 +371,11 @@ async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
 /// Mocks for a login that gets as far as storing the user, who comes back as `stored`.
 fn signing_in(stored: User) -> LoginMocks {
     let member = profile(corp_a(), "manager4220");
-    let mut mocks = LoginMocks {
-        users: MockUserRepository::new(),
-        sessions: MockSessionStore::new(),
-        ..LoginMocks::untouched()
-    }
-    .taking(Some(attempt()))
-    .result(Ok(Ok(member.clone())));
-    mocks
-        .random
-        .expect_new_id()
-        .times(1)
-        .return_const(NEW_USER_ID.to_owned());
+    let mut mocks =
+        LoginMocks { users: MockUserRepository::new(), sessions: MockSessionStore::new(), ..LoginMocks::untouched() }
+            .taking(Some(attempt()))
+            .result(Ok(Ok(member.clone())));
+    mocks.random.expect_new_id().times(1).return_const(NEW_USER_ID.to_owned());
     mocks.random.expect_bytes32().times(1).return_const(TOKEN_BYTES);
     mocks
         .users
@@ -469,12 +393,7 @@ fn expect_session(mocks: &mut LoginMocks, user_id: &str) {
         created_at: now(),
         expires_at: now().plus_secs(SESSION_TTL_SECS),
     };
-    mocks
-        .sessions
-        .expect_insert()
-        .withf(move |s| *s == expected)
-        .times(1)
-        .returning(|_| Ok(()));
+    mocks.sessions.expect_insert().withf(move |s| *s == expected).times(1).returning(|_| Ok(()));
 }
 
 #[tokio::test]
@@ -511,11 +430,7 @@ async fn complete_login_session_store_error_propagates() {
     mocks.sessions.expect_insert().times(1).returning(|_| Err(store_down()));
     let s = state();
 
-    let err = mocks
-        .build()
-        .execute(Some(s.expose()), Some(s.expose()))
-        .await
-        .unwrap_err();
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
 
     assert!(matches!(err, LoginError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -550,11 +465,7 @@ fn session() -> Session {
 
 fn users_finding(id: &'static str, found: Option<User>) -> MockUserRepository {
     let mut users = MockUserRepository::new();
-    users
-        .expect_find()
-        .withf(move |i| i == id)
-        .times(1)
-        .returning(move |_| Ok(found.clone()));
+    users.expect_find().withf(move |i| i == id).times(1).returning(move |_| Ok(found.clone()));
     users
 }
 
@@ -562,10 +473,7 @@ fn users_finding(id: &'static str, found: Option<User>) -> MockUserRepository {
 async fn current_user_without_token_is_not_signed_in() {
     let mut sessions = MockSessionStore::new();
     sessions.expect_find().never();
-    let err = current_user(sessions, MockUserRepository::new())
-        .execute(None)
-        .await
-        .unwrap_err();
+    let err = current_user(sessions, MockUserRepository::new()).execute(None).await.unwrap_err();
     assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
 }
 
@@ -573,10 +481,7 @@ async fn current_user_without_token_is_not_signed_in() {
 async fn current_user_with_a_malformed_token_is_not_signed_in() {
     let mut sessions = MockSessionStore::new();
     sessions.expect_find().never();
-    let err = current_user(sessions, MockUserRepository::new())
-        .execute(Some("not-a-token"))
-        .await
-        .unwrap_err();
+    let err = current_user(sessions, MockUserRepository::new()).execute(Some("not-a-token")).await.unwrap_err();
     assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
 }
 
@@ -584,10 +489,7 @@ async fn current_user_with_a_malformed_token_is_not_signed_in() {
 async fn current_user_with_an_unknown_session_is_not_signed_in() {
     let mut users = MockUserRepository::new();
     users.expect_find().never();
-    let err = current_user(sessions_finding(None), users)
-        .execute(Some(token().expose()))
-        .await
-        .unwrap_err();
+    let err = current_user(sessions_finding(None), users).execute(Some(token().expose())).await.unwrap_err();
     assert!(matches!(err, LoginError::NotSignedIn), "{err:?}");
 }
 
@@ -603,12 +505,9 @@ async fn current_user_whose_user_is_gone_is_not_signed_in() {
 #[tokio::test]
 async fn current_user_returns_the_sessions_user() -> Result<(), LoginError> {
     let stored = user("u-1", corp_a(), "manager4220");
-    let found = current_user(
-        sessions_finding(Some(session())),
-        users_finding("u-1", Some(stored.clone())),
-    )
-    .execute(Some(token().expose()))
-    .await?;
+    let found = current_user(sessions_finding(Some(session())), users_finding("u-1", Some(stored.clone())))
+        .execute(Some(token().expose()))
+        .await?;
     assert_eq!(found, stored);
     Ok(())
 }
@@ -617,41 +516,26 @@ async fn current_user_returns_the_sessions_user() -> Result<(), LoginError> {
 async fn current_user_store_error_propagates() {
     let mut sessions = MockSessionStore::new();
     sessions.expect_find().times(1).returning(|_, _| Err(store_down()));
-    let err = current_user(sessions, MockUserRepository::new())
-        .execute(Some(token().expose()))
-        .await
-        .unwrap_err();
+    let err = current_user(sessions, MockUserRepository::new()).execute(Some(token().expose())).await.unwrap_err();
     assert!(matches!(err, LoginError::Store(_)), "{err:?}");
 }
 
 fn sessions_deleting(answer: Result<bool, StoreError>) -> MockSessionStore {
     let hash = token().hash();
     let mut sessions = MockSessionStore::new();
-    sessions
-        .expect_delete()
-        .withf(move |h| h == hash)
-        .times(1)
-        .returning(move |_| answer.clone());
+    sessions.expect_delete().withf(move |h| h == hash).times(1).returning(move |_| answer.clone());
     sessions
 }
 
 #[tokio::test]
 async fn logout_deletes_the_session_of_the_token() -> Result<(), LoginError> {
-    assert!(
-        Logout::new(Arc::new(sessions_deleting(Ok(true))))
-            .execute(Some(token().expose()))
-            .await?
-    );
+    assert!(Logout::new(Arc::new(sessions_deleting(Ok(true)))).execute(Some(token().expose())).await?);
     Ok(())
 }
 
 #[tokio::test]
 async fn logout_of_an_unknown_session_is_false() -> Result<(), LoginError> {
-    assert!(
-        !Logout::new(Arc::new(sessions_deleting(Ok(false))))
-            .execute(Some(token().expose()))
-            .await?
-    );
+    assert!(!Logout::new(Arc::new(sessions_deleting(Ok(false)))).execute(Some(token().expose())).await?);
     Ok(())
 }
 
@@ -667,10 +551,8 @@ async fn logout_without_or_with_a_malformed_token_deletes_nothing() -> Result<()
 
 #[tokio::test]
 async fn logout_store_error_propagates() {
-    let err = Logout::new(Arc::new(sessions_deleting(Err(store_down()))))
-        .execute(Some(token().expose()))
-        .await
-        .unwrap_err();
+    let err =
+        Logout::new(Arc::new(sessions_deleting(Err(store_down())))).execute(Some(token().expose())).await.unwrap_err();
     assert!(matches!(err, LoginError::Store(_)), "{err:?}");
 }
 
@@ -684,22 +566,12 @@ async fn list_with_limit(asked: u32, expected: u32) -> Result<(), MessageError> 
     let answer = page.clone();
     users
         .expect_list()
-        .withf(move |q| {
-            *q == ListUsers {
-                corp_id: Some(corp_a()),
-                limit: expected,
-                offset: 20,
-            }
-        })
+        .withf(move |q| *q == ListUsers { corp_id: Some(corp_a()), limit: expected, offset: 20 })
         .times(1)
         .returning(move |_| Ok(answer.clone()));
 
     let listed = ListUsersQuery::new(Arc::new(users))
-        .execute(ListUsers {
-            corp_id: Some(corp_a()),
-            limit: asked,
-            offset: 20,
-        })
+        .execute(ListUsers { corp_id: Some(corp_a()), limit: asked, offset: 20 })
         .await?;
 
     assert_eq!(listed, page);
@@ -727,11 +599,7 @@ async fn list_users_store_error_propagates() {
     let mut users = MockUserRepository::new();
     users.expect_list().times(1).returning(|_| Err(store_down()));
     let err = ListUsersQuery::new(Arc::new(users))
-        .execute(ListUsers {
-            corp_id: None,
-            limit: 10,
-            offset: 0,
-        })
+        .execute(ListUsers { corp_id: None, limit: 10, offset: 0 })
         .await
         .unwrap_err();
     assert!(matches!(err, MessageError::Store(_)), "{err:?}");
@@ -739,19 +607,14 @@ async fn list_users_store_error_propagates() {
 
 #[tokio::test]
 async fn get_user_unknown_is_not_found() {
-    let err = GetUser::new(Arc::new(users_finding("u-404", None)))
-        .execute("u-404")
-        .await
-        .unwrap_err();
+    let err = GetUser::new(Arc::new(users_finding("u-404", None))).execute("u-404").await.unwrap_err();
     assert!(matches!(err, MessageError::NotFound), "{err:?}");
 }
 
 #[tokio::test]
 async fn get_user_returns_the_user() -> Result<(), MessageError> {
     let stored = user("u-1", corp_a(), "manager4220");
-    let found = GetUser::new(Arc::new(users_finding("u-1", Some(stored.clone()))))
-        .execute("u-1")
-        .await?;
+    let found = GetUser::new(Arc::new(users_finding("u-1", Some(stored.clone())))).execute("u-1").await?;
     assert_eq!(found, stored);
     Ok(())
 }
@@ -777,12 +640,7 @@ impl SendMocks {
         gateway.expect_send_message().never();
         let mut random = MockRandomSource::new();
         random.expect_new_id().never();
-        Self {
-            users: MockUserRepository::new(),
-            messages,
-            gateway,
-            random,
-        }
+        Self { users: MockUserRepository::new(), messages, gateway, random }
     }
 
     /// Mocks for a message that is stored (as `corp_id`, `recipients`, body "hello") and relayed;
@@ -809,42 +667,20 @@ impl SendMocks {
             updated_at: now(),
         };
         let mut messages = MockMessageStore::new();
-        messages
-            .expect_insert()
-            .withf(move |r| *r == expected)
-            .times(1)
-            .returning(|_| Ok(()));
+        messages.expect_insert().withf(move |r| *r == expected).times(1).returning(|_| Ok(()));
         messages
             .expect_update()
             .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == task_ids && *e == error && *at == now())
             .times(1)
             .returning(|_, _, _, _, _| Ok(()));
-        let request = RelaySendRequest {
-            key: MSG_ID.to_owned(),
-            corp_id,
-            recipients,
-            body: text("hello"),
-        };
+        let request = RelaySendRequest { key: MSG_ID.to_owned(), corp_id, recipients, body: text("hello") };
         let mut gateway = MockCloudGateway::new();
-        gateway
-            .expect_send_message()
-            .withf(move |r| *r == request)
-            .times(1)
-            .returning(move |_| answer.clone());
-        Self {
-            users: MockUserRepository::new(),
-            messages,
-            gateway,
-            random,
-        }
+        gateway.expect_send_message().withf(move |r| *r == request).times(1).returning(move |_| answer.clone());
+        Self { users: MockUserRepository::new(), messages, gateway, random }
     }
 
     fn finding(mut self, id: &'static str, found: Option<User>) -> Self {
-        self.users
-            .expect_find()
-            .withf(move |i| i == id)
-            .times(1)
-            .returning(move |_| Ok(found.clone()));
+        self.users.expect_find().withf(move |i| i == id).times(1).returning(move |_| Ok(found.clone()));
         self
     }
 
@@ -877,11 +713,7 @@ fn command() -> SendMessageCommand {
 fn sent_receipt(task_ids: Vec<TaskId>, errors: Vec<String>) -> RelayReceipt {
     RelayReceipt {
         key: MSG_ID.to_owned(),
-        state: if errors.is_empty() {
-            MessageState::Sent
-        } else {
-            MessageState::Failed
-        },
+        state: if errors.is_empty() { MessageState::Sent } else { MessageState::Failed },
         task_ids,
         errors,
     }
@@ -932,17 +764,11 @@ async fn send_message_with_unknown_local_users_stores_nothing() {
         .finding("u-1", Some(user("u-1", corp_a(), "alice")))
         .finding("u-2", None)
         .finding("u-3", None);
-    let cmd = SendMessageCommand {
-        user_ids: vec!["u-1".to_owned(), "u-2".to_owned(), "u-3".to_owned()],
-        ..command()
-    };
+    let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned(), "u-2".to_owned(), "u-3".to_owned()], ..command() };
 
     let err = mocks.build(None).execute(cmd).await.unwrap_err();
 
-    assert!(
-        matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["u-2", "u-3"]),
-        "{err:?}"
-    );
+    assert!(matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["u-2", "u-3"]), "{err:?}");
 }
 
 #[tokio::test]
@@ -950,10 +776,7 @@ async fn send_message_to_users_of_two_corps_is_invalid() {
     let mocks = SendMocks::rejecting()
         .finding("u-1", Some(user("u-1", corp_a(), "alice")))
         .finding("u-2", Some(user("u-2", corp_b(), "bob")));
-    let cmd = SendMessageCommand {
-        user_ids: vec!["u-1".to_owned(), "u-2".to_owned()],
-        ..command()
-    };
+    let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned(), "u-2".to_owned()], ..command() };
 
     let err = mocks.build(None).execute(cmd).await.unwrap_err();
 
@@ -963,11 +786,7 @@ async fn send_message_to_users_of_two_corps_is_invalid() {
 #[tokio::test]
 async fn send_message_to_a_user_outside_the_requested_corp_is_invalid() {
     let mocks = SendMocks::rejecting().finding("u-1", Some(user("u-1", corp_b(), "alice")));
-    let cmd = SendMessageCommand {
-        corp_id: Some(corp_a()),
-        user_ids: vec!["u-1".to_owned()],
-        ..command()
-    };
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), user_ids: vec!["u-1".to_owned()], ..command() };
 
     let err = mocks.build(None).execute(cmd).await.unwrap_err();
 
@@ -976,10 +795,7 @@ async fn send_message_to_a_user_outside_the_requested_corp_is_invalid() {
 
 #[tokio::test]
 async fn send_message_without_any_corp_is_invalid_on_corp_id() {
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
 
@@ -997,10 +813,7 @@ async fn send_message_uses_the_default_corp() -> Result<(), MessageError> {
         vec![task(11)],
         None,
     );
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let record = mocks.build(Some(corp_b())).execute(cmd).await?;
 
@@ -1019,11 +832,7 @@ async fn send_message_prefers_the_requested_corp_over_the_default() -> Result<()
         vec![task(11)],
         None,
     );
-    let cmd = SendMessageCommand {
-        corp_id: Some(corp_a()),
-        dept_ids: vec![DeptId::new(7).unwrap()],
-        ..command()
-    };
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), dept_ids: vec![DeptId::new(7).unwrap()], ..command() };
 
     let record = mocks.build(Some(corp_b())).execute(cmd).await?;
 
@@ -1033,12 +842,7 @@ async fn send_message_prefers_the_requested_corp_over_the_default() -> Result<()
 
 #[tokio::test]
 async fn send_message_to_all_with_ids_is_invalid() {
-    let cmd = SendMessageCommand {
-        corp_id: Some(corp_a()),
-        userids: vec![uid("alice")],
-        to_all: true,
-        ..command()
-    };
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), userids: vec![uid("alice")], to_all: true, ..command() };
 
     let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
 
@@ -1055,10 +859,7 @@ async fn send_message_to_all_goes_to_everyone() -> Result<(), MessageError> {
         vec![task(11)],
         None,
     );
-    let cmd = SendMessageCommand {
-        to_all: true,
-        ..command()
-    };
+    let cmd = SendMessageCommand { to_all: true, ..command() };
 
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
 
@@ -1068,10 +869,7 @@ async fn send_message_to_all_goes_to_everyone() -> Result<(), MessageError> {
 
 #[tokio::test]
 async fn send_message_without_recipients_is_invalid() {
-    let cmd = SendMessageCommand {
-        corp_id: Some(corp_a()),
-        ..command()
-    };
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), ..command() };
 
     let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
 
@@ -1114,10 +912,7 @@ async fn send_message_records_the_cloud_errors_of_a_failed_receipt() -> Result<(
         vec![task(12)],
         Some("40035: bad; 40036: worse".to_owned()),
     );
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
 
@@ -1137,10 +932,7 @@ async fn send_message_cloud_unavailable_stays_accepted_with_the_error() -> Resul
         vec![],
         Some("connect refused".to_owned()),
     );
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
 
@@ -1162,10 +954,7 @@ async fn send_message_cloud_forbidden_fails_the_message() -> Result<(), MessageE
         vec![],
         Some(refusal.to_string()),
     );
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
 
@@ -1182,10 +971,7 @@ async fn send_message_insert_error_propagates_without_relaying() {
     mocks.messages = MockMessageStore::new();
     mocks.messages.expect_insert().times(1).returning(|_| Err(store_down()));
     mocks.messages.expect_update().never();
-    let cmd = SendMessageCommand {
-        userids: vec![uid("alice")],
-        ..command()
-    };
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
 
@@ -1213,11 +999,7 @@ fn stored_message(state: MessageState, task_ids: Vec<TaskId>) -> MessageRecord {
 
 fn messages_getting(found: Option<MessageRecord>) -> MockMessageStore {
     let mut messages = MockMessageStore::new();
-    messages
-        .expect_get()
-        .withf(|id| id == MSG_ID)
-        .times(1)
-        .returning(move |_| Ok(found.clone()));
+    messages.expect_get().withf(|id| id == MSG_ID).times(1).returning(move |_| Ok(found.clone()));
     messages
 }
 
@@ -1230,30 +1012,17 @@ fn expect_update(messages: &mut MockMessageStore, state: MessageState, task_ids:
 }
 
 fn report(done: bool) -> DeliveryReport {
-    DeliveryReport {
-        done,
-        percent: if done { 100 } else { 40 },
-        ..DeliveryReport::default()
-    }
+    DeliveryReport { done, percent: if done { 100 } else { 40 }, ..DeliveryReport::default() }
 }
 
 fn gateway_status(answer: Result<(RelayReceipt, DeliveryReport), GatewayError>) -> MockCloudGateway {
     let mut gateway = MockCloudGateway::new();
-    gateway
-        .expect_message_status()
-        .withf(|key| key == MSG_ID)
-        .times(1)
-        .returning(move |_| answer.clone());
+    gateway.expect_message_status().withf(|key| key == MSG_ID).times(1).returning(move |_| answer.clone());
     gateway
 }
 
 fn receipt(state: MessageState, task_ids: Vec<TaskId>) -> RelayReceipt {
-    RelayReceipt {
-        key: MSG_ID.to_owned(),
-        state,
-        task_ids,
-        errors: vec![],
-    }
+    RelayReceipt { key: MSG_ID.to_owned(), state, task_ids, errors: vec![] }
 }
 
 #[tokio::test]
@@ -1275,9 +1044,7 @@ async fn message_status_without_task_ids_asks_nobody() -> Result<(), MessageErro
     let mut messages = messages_getting(Some(stored.clone()));
     messages.expect_update().never();
 
-    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await?;
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await?;
 
     assert_eq!(view.record, stored);
     assert_eq!(view.report, None);
@@ -1290,9 +1057,7 @@ async fn message_status_applies_a_changed_state() -> Result<(), MessageError> {
     expect_update(&mut messages, MessageState::Completed, vec![task(11)]);
     let gateway = gateway_status(Ok((receipt(MessageState::Completed, vec![task(11)]), report(true))));
 
-    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await?;
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await?;
 
     assert_eq!(view.record.state, MessageState::Completed);
     assert_eq!(view.record.updated_at, now());
@@ -1307,9 +1072,7 @@ async fn message_status_with_an_unchanged_state_does_not_update() -> Result<(), 
     messages.expect_update().never();
     let gateway = gateway_status(Ok((receipt(MessageState::Sent, vec![task(11)]), report(false))));
 
-    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await?;
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await?;
 
     assert_eq!(view.record, stored);
     assert_eq!(view.report, Some(report(false)));
@@ -1323,9 +1086,7 @@ async fn message_status_cloud_error_returns_the_record_without_report() -> Resul
     messages.expect_update().never();
     let gateway = gateway_status(Err(GatewayError::Unavailable("timeout".to_owned())));
 
-    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await?;
+    let view = MessageStatus::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await?;
 
     assert_eq!(view.record, stored);
     assert_eq!(view.report, None);
@@ -1334,11 +1095,7 @@ async fn message_status_cloud_error_returns_the_record_without_report() -> Resul
 
 fn gateway_recalling(answer: Result<RelayReceipt, GatewayError>) -> MockCloudGateway {
     let mut gateway = MockCloudGateway::new();
-    gateway
-        .expect_recall_message()
-        .withf(|key| key == MSG_ID)
-        .times(1)
-        .returning(move |_| answer.clone());
+    gateway.expect_recall_message().withf(|key| key == MSG_ID).times(1).returning(move |_| answer.clone());
     gateway
 }
 
@@ -1359,14 +1116,8 @@ async fn recall_message_not_sent_is_rejected() {
     gateway.expect_recall_message().never();
     let mut messages = messages_getting(Some(stored_message(MessageState::Accepted, vec![])));
     messages.expect_update().never();
-    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, MessageError::Rejected(ref m) if m.contains("not been sent")),
-        "{err:?}"
-    );
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await.unwrap_err();
+    assert!(matches!(err, MessageError::Rejected(ref m) if m.contains("not been sent")), "{err:?}");
 }
 
 #[tokio::test]
@@ -1375,9 +1126,7 @@ async fn recall_message_stores_the_recalled_state() -> Result<(), MessageError> 
     expect_update(&mut messages, MessageState::Recalled, vec![task(11), task(12)]);
     let gateway = gateway_recalling(Ok(receipt(MessageState::Recalled, vec![task(11), task(12)])));
 
-    let record = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await?;
+    let record = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await?;
 
     assert_eq!(record.state, MessageState::Recalled);
     assert_eq!(record.updated_at, now());
@@ -1390,15 +1139,9 @@ async fn recall_message_cloud_refusal_is_rejected_and_not_stored() {
     messages.expect_update().never();
     let gateway = gateway_recalling(Err(GatewayError::Rejected("older than 24 h".to_owned())));
 
-    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await
-        .unwrap_err();
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await.unwrap_err();
 
-    assert!(
-        matches!(err, MessageError::Rejected(ref m) if m.contains("older than 24 h")),
-        "{err:?}"
-    );
+    assert!(matches!(err, MessageError::Rejected(ref m) if m.contains("older than 24 h")), "{err:?}");
 }
 
 #[tokio::test]
@@ -1407,15 +1150,9 @@ async fn recall_message_cloud_unavailable_is_unavailable() {
     messages.expect_update().never();
     let gateway = gateway_recalling(Err(GatewayError::Unavailable("timeout".to_owned())));
 
-    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock())
-        .execute(MSG_ID)
-        .await
-        .unwrap_err();
+    let err = RecallMessage::new(Arc::new(messages), Arc::new(gateway), clock()).execute(MSG_ID).await.unwrap_err();
 
-    assert!(
-        matches!(err, MessageError::Unavailable(ref m) if m == "timeout"),
-        "{err:?}"
-    );
+    assert!(matches!(err, MessageError::Unavailable(ref m) if m == "timeout"), "{err:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1424,10 +1161,7 @@ async fn recall_message_cloud_unavailable_is_unavailable() {
 
 #[test]
 fn gateway_errors_map_to_message_errors() {
-    assert!(matches!(
-        MessageError::from(GatewayError::NotFound),
-        MessageError::NotFound
-    ));
+    assert!(matches!(MessageError::from(GatewayError::NotFound), MessageError::NotFound));
     assert!(matches!(
         MessageError::from(GatewayError::Unavailable("x".to_owned())),
         MessageError::Unavailable(ref m) if m == "x"
@@ -1439,9 +1173,6 @@ fn gateway_errors_map_to_message_errors() {
         GatewayError::Rejected("r".to_owned()),
     ] {
         let text = other.to_string();
-        assert!(
-            matches!(MessageError::from(other), MessageError::Rejected(ref m) if *m == text),
-            "{text}"
-        );
+        assert!(matches!(MessageError::from(other), MessageError::Rejected(ref m) if *m == text), "{text}");
     }
 }

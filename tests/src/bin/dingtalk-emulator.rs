@@ -41,11 +41,8 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Fixture::from_file(path)?,
         None => Fixture::default(),
     };
-    let config = EmulatorConfig {
-        fixture,
-        auth_code_ttl_secs: args.auth_code_ttl_secs,
-        token_ttl_secs: args.token_ttl_secs,
-    };
+    let config =
+        EmulatorConfig { fixture, auth_code_ttl_secs: args.auth_code_ttl_secs, token_ttl_secs: args.token_ttl_secs };
     let running = start(config, &args.bind).await?;
     {
         let mut out = std::io::stdout().lock();

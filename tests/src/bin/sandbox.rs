@@ -31,10 +31,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let fixture = match &args.fixture {
         Some(path) => Fixture::from_file(path)?,
         None => Fixture::default(),
@@ -43,10 +40,7 @@ async fn main() -> anyhow::Result<()> {
         bind: args.bind,
         emulator_bind: args.emulator_bind,
         database: args.database,
-        emulator: EmulatorConfig {
-            fixture,
-            ..EmulatorConfig::default()
-        },
+        emulator: EmulatorConfig { fixture, ..EmulatorConfig::default() },
     };
     let stack = Stack::start(options).await?;
     let base = &stack.base_url;

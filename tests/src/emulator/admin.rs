@@ -18,11 +18,7 @@ pub(crate) fn ok() -> Reply {
 }
 
 pub(crate) fn body<T: for<'de> Deserialize<'de>>(req: &Incoming) -> Result<T, Reply> {
-    let text: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &req.body
-    };
+    let text: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &req.body };
     serde_json::from_slice(text).map_err(|e| bad_request(format!("bad JSON body: {e}")))
 }
 
@@ -57,10 +53,9 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
         return reply;
     }
     match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/_admin/health") => Reply::admin(
-            200,
-            json!({"ok": true, "corp_id": emu.org().corp().corp_id, "now_ms": emu.now_ms()}),
-        ),
+        ("GET", "/_admin/health") => {
+            Reply::admin(200, json!({"ok": true, "corp_id": emu.org().corp().corp_id, "now_ms": emu.now_ms()}))
+        }
         ("GET", "/_admin/calls") => {
             let calls = emu.calls();
             let calls: Vec<_> = match req.query("path") {
@@ -93,10 +88,7 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
             if emu.mark_read(b.task_id, &b.userid) {
                 ok()
             } else {
-                Reply::admin(
-                    404,
-                    json!({"error": "no such task or the user is not an unread recipient"}),
-                )
+                Reply::admin(404, json!({"error": "no such task or the user is not an unread recipient"}))
             }
         }
         ("POST", "/_admin/clock") => {

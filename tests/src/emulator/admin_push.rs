@@ -79,10 +79,8 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Option<Reply> {
         ("POST", "/_admin/push/contact") => push_contact(emu, req).await,
         ("POST", "/_admin/users") => add_user(emu, req).await,
         ("POST", p) => {
-            if let Some(key) = p
-                .strip_prefix("/_admin/suites/")
-                .and_then(|r| r.strip_suffix("/ticket"))
-                .filter(|k| !k.contains('/'))
+            if let Some(key) =
+                p.strip_prefix("/_admin/suites/").and_then(|r| r.strip_suffix("/ticket")).filter(|k| !k.contains('/'))
             {
                 rotate_ticket(emu, req, key).await
             } else if let Some(key) = p
@@ -226,9 +224,7 @@ fn resolve_suite(emu: &Emulator, suite_key: Option<&str>) -> Result<String, Repl
         Some(k) if org.suite(k).is_some() => Ok(k.to_owned()),
         Some(k) => Err(not_found(format!("unknown suite {k}"))),
         None if org.suites.len() == 1 => Ok(org.suites.first().map(|s| s.suite_key.clone()).unwrap_or_default()),
-        None => Err(bad_request(
-            "suite_key is required (the fixture has no or several suites)",
-        )),
+        None => Err(bad_request("suite_key is required (the fixture has no or several suites)")),
     }
 }
 
@@ -256,10 +252,7 @@ async fn push_check_url(emu: &Emulator, req: &Incoming) -> Reply {
     let b: CheckUrlBody = body_or_return!(req);
     let target = b.target.unwrap_or_else(|| APP_TARGET.to_owned());
     let event_type = b.event_type.unwrap_or_else(|| "check_url".to_owned());
-    if !matches!(
-        event_type.as_str(),
-        "check_url" | "check_create_suite_url" | "check_update_suite_url"
-    ) {
+    if !matches!(event_type.as_str(), "check_url" | "check_create_suite_url" | "check_update_suite_url") {
         return bad_request("event_type must be check_url, check_create_suite_url or check_update_suite_url");
     }
     let event = check_url_event(&event_type, &target);
@@ -283,18 +276,9 @@ fn ticket_event(emu: &Emulator, suite_key: &str, sync: bool) -> Value {
     let now = emu.now_ms();
     if sync {
         let org = emu.org();
-        let provider = org
-            .suite(suite_key)
-            .and_then(|s| s.provider_corp_id.clone())
-            .unwrap_or_else(|| org.corp().corp_id.clone());
-        let item = sync_item(
-            emu.next_id(),
-            now,
-            2,
-            suite_key,
-            &provider,
-            &suite_ticket_biz_data(&ticket),
-        );
+        let provider =
+            org.suite(suite_key).and_then(|s| s.provider_corp_id.clone()).unwrap_or_else(|| org.corp().corp_id.clone());
+        let item = sync_item(emu.next_id(), now, 2, suite_key, &provider, &suite_ticket_biz_data(&ticket));
         sync_event(vec![item])
     } else {
         suite_ticket_event(suite_key, &ticket, now)
@@ -356,11 +340,7 @@ fn authorize(emu: &Emulator, key: &str, corp_id: &str, agent_id: i64, code: Opti
         agent_id,
         permanent_code: code.unwrap_or_else(|| random_hex(32)),
     };
-    if emu.authorize_suite(key, auth) {
-        Ok(())
-    } else {
-        Err(not_found(format!("unknown suite {key}")))
-    }
+    if emu.authorize_suite(key, auth) { Ok(()) } else { Err(not_found(format!("unknown suite {key}"))) }
 }
 
 fn add_authorization(emu: &Emulator, req: &Incoming, key: &str) -> Reply {
@@ -433,10 +413,7 @@ async fn push_org_suite_auth(emu: &Emulator, req: &Incoming) -> Reply {
     let Some(auth) = org.suite(&key).and_then(|s| s.authorization(&b.corp_id)).cloned() else {
         return bad_request(format!("{} has not authorized {key}; give agent_id", b.corp_id));
     };
-    let corp_name = org
-        .directory(&b.corp_id)
-        .map(|d| d.corp.name.clone())
-        .unwrap_or_default();
+    let corp_name = org.directory(&b.corp_id).map(|d| d.corp.name.clone()).unwrap_or_default();
     drop(org);
     let biz_data = org_suite_auth_biz_data(&action, &b.corp_id, &corp_name, auth.agent_id, &auth.permanent_code);
     if action == "org_suite_relieve" {
@@ -525,10 +502,7 @@ async fn leave(emu: &Emulator, req: &Incoming, userid: &str) -> Reply {
         Some(Some(_)) => {}
     }
     let push = push_membership(emu, target, "user_leave_org", &corp, userid, b.options).await;
-    Reply::admin(
-        200,
-        json!({"ok": true, "corp_id": corp, "userid": userid, "push": push}),
-    )
+    Reply::admin(200, json!({"ok": true, "corp_id": corp, "userid": userid, "push": push}))
 }
 
 #[derive(Deserialize)]
@@ -562,14 +536,7 @@ async fn add_user(emu: &Emulator, req: &Incoming) -> Reply {
         Some(Err(e)) => return bad_request(e.to_string()),
         Some(Ok(())) => {}
     }
-    let options = PushOptions {
-        deadline_ms: b.deadline_ms,
-        max_attempts: b.max_attempts,
-        backoff_ms: b.backoff_ms,
-    };
+    let options = PushOptions { deadline_ms: b.deadline_ms, max_attempts: b.max_attempts, backoff_ms: b.backoff_ms };
     let push = push_membership(emu, target, "user_add_org", &corp, &userid, options).await;
-    Reply::admin(
-        200,
-        json!({"ok": true, "corp_id": corp, "userid": userid, "push": push}),
-    )
+    Reply::admin(200, json!({"ok": true, "corp_id": corp, "userid": userid, "push": push}))
 }

@@ -80,28 +80,22 @@ pub struct CallbackCrypto {
 
 impl std::fmt::Debug for CallbackCrypto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallbackCrypto")
-            .field("owner_key", &self.owner_key)
-            .finish_non_exhaustive()
+        f.debug_struct("CallbackCrypto").field("owner_key", &self.owner_key).finish_non_exhaustive()
     }
 }
 
 /// Base64 that tolerates non-zero trailing bits: 43 key characters carry 258 bits for 256 key bits,
 /// and real keys (e.g. §E.7 vectors 2 and 3) have the two spare bits set — the reference libraries
 /// decode them anyway, a strict decoder would reject them.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
+const LENIENT: GeneralPurpose =
+    GeneralPurpose::new(&alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
 
 /// API.md §E.4: `AESKey = Base64_Decode(aes_key + "=")` → 32 bytes.
 pub fn aes_key_bytes(aes_key: &str) -> Result<[u8; 32], CryptoError> {
     if aes_key.len() != AES_KEY_CHARS || !aes_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(CryptoError::InvalidAesKey);
     }
-    let bytes = LENIENT
-        .decode(format!("{aes_key}="))
-        .map_err(|_| CryptoError::InvalidAesKey)?;
+    let bytes = LENIENT.decode(format!("{aes_key}=")).map_err(|_| CryptoError::InvalidAesKey)?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| CryptoError::InvalidAesKey)
 }
 
@@ -138,19 +132,13 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// A random string over `[A-Za-z0-9]` (the Java library's prefix and nonce alphabet, §E.4/§E.5).
 pub(crate) fn random_alnum(len: usize) -> String {
     const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..len).map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())])).collect()
 }
 
 impl CallbackCrypto {
     /// Checks the EncodingAESKey (§E.1) and keeps the triple.
     pub fn new(token: &str, aes_key: &str, owner_key: &str) -> Result<CallbackCrypto, CryptoError> {
-        Ok(CallbackCrypto {
-            token: token.to_owned(),
-            key: aes_key_bytes(aes_key)?,
-            owner_key: owner_key.to_owned(),
-        })
+        Ok(CallbackCrypto { token: token.to_owned(), key: aes_key_bytes(aes_key)?, owner_key: owner_key.to_owned() })
     }
 
     /// The owner key (`$key`: AppKey, corpId or SuiteKey — §E.1).
@@ -233,9 +221,7 @@ impl CallbackCrypto {
         };
         let msg = String::from_utf8(msg.to_vec()).map_err(|_| CryptoError::NotUtf8)?;
         if owner != self.owner_key.as_bytes() {
-            return Err(CryptoError::OwnerKeyMismatch {
-                found: String::from_utf8_lossy(owner).into_owned(),
-            });
+            return Err(CryptoError::OwnerKeyMismatch { found: String::from_utf8_lossy(owner).into_owned() });
         }
         Ok(Decrypted { prefix: p, msg })
     }

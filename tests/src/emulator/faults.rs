@@ -85,19 +85,13 @@ impl FaultRule {
             Family::V1 | Family::Other => match error {
                 "-1" => Reply::v1_err(503, "serviceBusy", "服务繁忙"),
                 "88/40014" => Reply::v1_err(400, "InvalidAuthentication", "不合法的access_token"),
-                "90018" | "403qps" => Reply::v1_err(
-                    403,
-                    "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
-                    "应用调用该接口的QPS超过限制",
-                ),
+                "90018" | "403qps" => {
+                    Reply::v1_err(403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "应用调用该接口的QPS超过限制")
+                }
                 "429" => Reply::v1_err(429, "system.busy", "system busy, request too frequest"),
                 "500" => Reply::v1_err(500, "unknownError", "未知错误"),
                 other => {
-                    let status = other
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|s| (400..=599).contains(s))
-                        .unwrap_or(500);
+                    let status = other.parse::<u16>().ok().filter(|s| (400..=599).contains(s)).unwrap_or(500);
                     Reply::v1_err(status, "unknownError", "未知错误")
                 }
             },
@@ -118,11 +112,7 @@ impl FaultRule {
                     "88/40014" => 400,
                     "90018" | "403qps" => 403,
                     "429" => 429,
-                    other => other
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|s| (400..=599).contains(s))
-                        .unwrap_or(500),
+                    other => other.parse::<u16>().ok().filter(|s| (400..=599).contains(s)).unwrap_or(500),
                 };
                 Reply::html(status, "系统繁忙 — DingTalk emulator", "<p>injected fault</p>")
             }

@@ -310,39 +310,22 @@ impl Default for Fixture {
         manager.hired_date = Some(1_577_836_800_000);
         manager.leader_in_dept = vec![2];
 
-        let mut lisi = user(
-            "lisi0002",
-            "李四",
-            "15000002222",
-            Some("lisi@example.com"),
-            "Software Engineer",
-            "0002",
-            vec![2],
-        );
+        let mut lisi =
+            user("lisi0002", "李四", "15000002222", Some("lisi@example.com"), "Software Engineer", "0002", vec![2]);
         lisi.manager_userid = Some("manager4220".to_owned());
         lisi.work_place = Some("杭州".to_owned());
 
         let mut wangwu = user("wangwu0003", "王五", "15000003333", None, "Sales Lead", "0003", vec![3]);
         wangwu.telephone = Some("8003".to_owned());
 
-        let mut zhaoliu = user(
-            "zhaoliu0004",
-            "赵六",
-            "15000004444",
-            Some("zhaoliu@example.com"),
-            "Intern",
-            "0004",
-            vec![2],
-        );
+        let mut zhaoliu =
+            user("zhaoliu0004", "赵六", "15000004444", Some("zhaoliu@example.com"), "Intern", "0004", vec![2]);
         zhaoliu.active = false;
         zhaoliu.real_authed = false;
         zhaoliu.remark = Some("not yet activated".to_owned());
 
         Fixture {
-            corp: CorpFixture {
-                corp_id: "dingemucorp0001".to_owned(),
-                name: "Emulated Corp".to_owned(),
-            },
+            corp: CorpFixture { corp_id: "dingemucorp0001".to_owned(), name: "Emulated Corp".to_owned() },
             apps: vec![AppFixture {
                 app_key: "dingemuappkey0001".to_owned(),
                 app_secret: "emulator-app-secret".to_owned(),
@@ -350,28 +333,12 @@ impl Default for Fixture {
                 redirect_uris: Vec::new(),
             }],
             departments: vec![
-                DeptFixture {
-                    dept_id: 1,
-                    name: "Emulated Corp".to_owned(),
-                    parent_id: None,
-                },
-                DeptFixture {
-                    dept_id: 2,
-                    name: "Engineering".to_owned(),
-                    parent_id: Some(1),
-                },
-                DeptFixture {
-                    dept_id: 3,
-                    name: "Sales".to_owned(),
-                    parent_id: Some(1),
-                },
+                DeptFixture { dept_id: 1, name: "Emulated Corp".to_owned(), parent_id: None },
+                DeptFixture { dept_id: 2, name: "Engineering".to_owned(), parent_id: Some(1) },
+                DeptFixture { dept_id: 3, name: "Sales".to_owned(), parent_id: Some(1) },
             ],
             users: vec![manager, lisi, wangwu, zhaoliu],
-            generated_users: Some(GeneratedUsers {
-                count: 400,
-                userid_prefix: "user".to_owned(),
-                dept_id: 2,
-            }),
+            generated_users: Some(GeneratedUsers { count: 400, userid_prefix: "user".to_owned(), dept_id: 2 }),
             outsiders: vec![OutsiderFixture {
                 unionid: "outsider-union-0001".to_owned(),
                 open_id: "outsider-open-0001".to_owned(),
@@ -409,45 +376,18 @@ impl Default for Fixture {
 /// The second corp of the built-in fixture: it authorized the suite only. `c2lisi03` is the same
 /// person as the main corp's `lisi0002` (same unionid, another userid — API.md §0.4).
 fn second_corp() -> OtherCorpFixture {
-    let mut boss = user(
-        "c2boss01",
-        "周七",
-        "15000005555",
-        Some("zhouqi@second.example"),
-        "CEO",
-        "C001",
-        vec![1],
-    );
+    let mut boss = user("c2boss01", "周七", "15000005555", Some("zhouqi@second.example"), "CEO", "C001", vec![1]);
     boss.admin = true;
     boss.boss = true;
     let staff = user("c2staff02", "吴八", "15000006666", None, "Operator", "C002", vec![2]);
-    let mut lisi = user(
-        "c2lisi03",
-        "李四",
-        "15000002222",
-        Some("lisi@example.com"),
-        "Consultant",
-        "C003",
-        vec![2],
-    );
+    let mut lisi = user("c2lisi03", "李四", "15000002222", Some("lisi@example.com"), "Consultant", "C003", vec![2]);
     lisi.unionid = "union-lisi0002".to_owned();
     lisi.open_id = "open-c2lisi03".to_owned();
     OtherCorpFixture {
-        corp: CorpFixture {
-            corp_id: "dingemucorp0002".to_owned(),
-            name: "Second Emulated Corp".to_owned(),
-        },
+        corp: CorpFixture { corp_id: "dingemucorp0002".to_owned(), name: "Second Emulated Corp".to_owned() },
         departments: vec![
-            DeptFixture {
-                dept_id: 1,
-                name: "Second Emulated Corp".to_owned(),
-                parent_id: None,
-            },
-            DeptFixture {
-                dept_id: 2,
-                name: "Operations".to_owned(),
-                parent_id: Some(1),
-            },
+            DeptFixture { dept_id: 1, name: "Second Emulated Corp".to_owned(), parent_id: None },
+            DeptFixture { dept_id: 2, name: "Operations".to_owned(), parent_id: Some(1) },
         ],
         users: vec![boss, staff, lisi],
     }
@@ -511,22 +451,14 @@ impl Directory {
         let mut by_unionid = HashMap::new();
         let corp = &self.corp.corp_id;
         for (i, u) in self.users.iter().enumerate() {
-            anyhow::ensure!(
-                by_userid.insert(u.userid.clone(), i).is_none(),
-                "duplicate userid {} in {corp}",
-                u.userid
-            );
+            anyhow::ensure!(by_userid.insert(u.userid.clone(), i).is_none(), "duplicate userid {} in {corp}", u.userid);
             anyhow::ensure!(
                 by_unionid.insert(u.unionid.clone(), i).is_none(),
                 "duplicate unionid {} in {corp}",
                 u.unionid
             );
             for d in &u.dept_id_list {
-                anyhow::ensure!(
-                    self.depts.contains_key(d),
-                    "user {} is in unknown department {d} of {corp}",
-                    u.userid
-                );
+                anyhow::ensure!(self.depts.contains_key(d), "user {} is in unknown department {d} of {corp}", u.userid);
             }
         }
         self.by_userid = by_userid;
@@ -571,16 +503,8 @@ impl Directory {
 
     /// Adds a member (listed with the named ones); fails on a duplicate id or unknown department.
     pub(crate) fn add_user(&mut self, user: UserFixture) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.user(&user.userid).is_none(),
-            "userid {} already exists",
-            user.userid
-        );
-        anyhow::ensure!(
-            self.user_by_unionid(&user.unionid).is_none(),
-            "unionid {} already exists",
-            user.unionid
-        );
+        anyhow::ensure!(self.user(&user.userid).is_none(), "userid {} already exists", user.userid);
+        anyhow::ensure!(self.user_by_unionid(&user.unionid).is_none(), "unionid {} already exists", user.unionid);
         for d in &user.dept_id_list {
             anyhow::ensure!(self.depts.contains_key(d), "unknown department {d}");
         }
@@ -606,12 +530,8 @@ pub(crate) struct Org {
 impl Org {
     /// Expands generated users and checks ids are unique, departments exist and suites are sound.
     pub(crate) fn build(fixture: &Fixture) -> anyhow::Result<Org> {
-        let main = Directory::build(
-            &fixture.corp,
-            &fixture.departments,
-            &fixture.users,
-            fixture.generated_users.as_ref(),
-        )?;
+        let main =
+            Directory::build(&fixture.corp, &fixture.departments, &fixture.users, fixture.generated_users.as_ref())?;
         for o in &fixture.outsiders {
             anyhow::ensure!(
                 main.user_by_unionid(&o.unionid).is_none(),
@@ -629,19 +549,11 @@ impl Org {
             );
             others.push(Directory::build(&c.corp, &c.departments, &c.users, None)?);
         }
-        let mut org = Org {
-            apps: fixture.apps.clone(),
-            main,
-            others,
-            outsiders: fixture.outsiders.clone(),
-            suites: Vec::new(),
-        };
+        let mut org =
+            Org { apps: fixture.apps.clone(), main, others, outsiders: fixture.outsiders.clone(), suites: Vec::new() };
         for s in &fixture.suites {
             anyhow::ensure!(org.suite(&s.suite_key).is_none(), "duplicate suite {}", s.suite_key);
-            anyhow::ensure!(
-                !s.suite_key.is_empty() && !s.token.is_empty(),
-                "suite key and token must be set"
-            );
+            anyhow::ensure!(!s.suite_key.is_empty() && !s.token.is_empty(), "suite key and token must be set");
             super::crypto::aes_key_bytes(&s.aes_key).map_err(|e| anyhow::anyhow!("suite {}: {e}", s.suite_key))?;
             for (i, a) in s.authorizations.iter().enumerate() {
                 anyhow::ensure!(
@@ -687,15 +599,11 @@ impl Org {
 
     /// The directory of any known corp.
     pub(crate) fn directory(&self, corp_id: &str) -> Option<&Directory> {
-        std::iter::once(&self.main)
-            .chain(self.others.iter())
-            .find(|d| d.corp.corp_id == corp_id)
+        std::iter::once(&self.main).chain(self.others.iter()).find(|d| d.corp.corp_id == corp_id)
     }
 
     pub(crate) fn directory_mut(&mut self, corp_id: &str) -> Option<&mut Directory> {
-        std::iter::once(&mut self.main)
-            .chain(self.others.iter_mut())
-            .find(|d| d.corp.corp_id == corp_id)
+        std::iter::once(&mut self.main).chain(self.others.iter_mut()).find(|d| d.corp.corp_id == corp_id)
     }
 
     pub(crate) fn suite(&self, suite_key: &str) -> Option<&SuiteFixture> {

@@ -79,11 +79,7 @@ pub struct EmulatorConfig {
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        EmulatorConfig {
-            fixture: Fixture::default(),
-            auth_code_ttl_secs: 300,
-            token_ttl_secs: 7200,
-        }
+        EmulatorConfig { fixture: Fixture::default(), auth_code_ttl_secs: 300, token_ttl_secs: 7200 }
     }
 }
 
@@ -126,10 +122,8 @@ impl RunningEmulator {
 /// Binds `bind` (e.g. `127.0.0.1:0`) and serves the emulator in a background task.
 pub async fn start(config: EmulatorConfig, bind: &str) -> anyhow::Result<RunningEmulator> {
     let emulator = Emulator::new(config)?;
-    let acceptor = TcpListener::new(bind.to_owned())
-        .try_bind()
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {bind}: {e}"))?;
+    let acceptor =
+        TcpListener::new(bind.to_owned()).try_bind().await.map_err(|e| anyhow::anyhow!("binding {bind}: {e}"))?;
     let addr = acceptor
         .holdings()
         .first()
@@ -139,20 +133,13 @@ pub async fn start(config: EmulatorConfig, bind: &str) -> anyhow::Result<Running
     let handle = server.handle();
     let task = tokio::spawn(server.try_serve(router(emulator.clone())));
     tracing::info!(%addr, "dingtalk emulator started");
-    Ok(RunningEmulator {
-        addr,
-        emulator,
-        handle,
-        task,
-    })
+    Ok(RunningEmulator { addr, emulator, handle, task })
 }
 
 /// The emulator as a salvo router (every path is handled; see the module docs).
 pub fn router(emulator: Emulator) -> Router {
     let handler = EmulatorHandler { emulator };
-    Router::new()
-        .goal(handler.clone())
-        .push(Router::with_path("{**rest}").goal(handler))
+    Router::new().goal(handler.clone()).push(Router::with_path("{**rest}").goal(handler))
 }
 
 /// Panic payload used to abort a connection for a `drop_connection` fault.
@@ -172,12 +159,7 @@ async fn read_incoming(req: &mut Request) -> Incoming {
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = match req.payload_with_max_size(MAX_BODY).await {
         Ok(b) => b.to_vec(),
@@ -242,8 +224,7 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
         ("POST", "/topapi/message/corpconversation/getsendresult") => oapi::getsendresult(emu, req),
         ("POST", "/topapi/message/corpconversation/recall") => oapi::recall(emu, req),
         ("GET", p)
-            if p.strip_prefix("/v1.0/contact/users/")
-                .is_some_and(|who| !who.is_empty() && !who.contains('/')) =>
+            if p.strip_prefix("/v1.0/contact/users/").is_some_and(|who| !who.is_empty() && !who.contains('/')) =>
         {
             let who = p.trim_start_matches("/v1.0/contact/users/");
             oauth::users_me(emu, req, who)

@@ -21,16 +21,7 @@ pub(crate) const ISV_DAILY_LIMIT: u64 = 100;
 const RECALL_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// API.md §D.2 work-notification message types.
-const MSG_TYPES: [&str; 8] = [
-    "text",
-    "image",
-    "voice",
-    "file",
-    "link",
-    "oa",
-    "markdown",
-    "action_card",
-];
+const MSG_TYPES: [&str; 8] = ["text", "image", "voice", "file", "link", "oa", "markdown", "action_card"];
 
 /// The authenticated caller of a topapi call: an internal app (main corp) or an ISV suite acting
 /// for one authorized corp.
@@ -78,13 +69,7 @@ fn authenticate(emu: &Emulator, req: &Incoming) -> Result<AppCall, Reply> {
     let Some(params) = params else {
         return Err(invalid("无效的参数"));
     };
-    Ok(AppCall {
-        app_key,
-        agent_id,
-        corp_id,
-        isv,
-        params,
-    })
+    Ok(AppCall { app_key, agent_id, corp_id, isv, params })
 }
 
 fn invalid(errmsg: &str) -> Reply {
@@ -166,11 +151,8 @@ pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
         .map(|(i, d)| json!({"dept_id": d, "order": 176_220_178_909_140_512_i64 + i as i64}))
         .collect();
     r.insert("dept_order_list".into(), json!(orders));
-    let leaders: Vec<Value> = u
-        .dept_id_list
-        .iter()
-        .map(|d| json!({"dept_id": d, "leader": u.leader_in_dept.contains(d)}))
-        .collect();
+    let leaders: Vec<Value> =
+        u.dept_id_list.iter().map(|d| json!({"dept_id": d, "leader": u.leader_in_dept.contains(d)})).collect();
     r.insert("leader_in_dept".into(), json!(leaders));
     if let Some(h) = u.hired_date {
         r.insert("hired_date".into(), json!(h));
@@ -192,11 +174,7 @@ pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
 
 /// Parses a comma-separated list, trimming blanks.
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Validates `msg` (API.md §D.1/§D.2). JSON bodies carry an object, form bodies a JSON string; a
@@ -315,17 +293,9 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
         // 100) per user per day per app → 143105. Blocked messages do not count as delivered.
         let dup = stats.contents.get(&content).copied().unwrap_or(0);
         if dup > 0 {
-            outcome.forbidden_list.push(ForbiddenEntry {
-                code: "143106".to_owned(),
-                count: dup,
-                userid,
-            });
+            outcome.forbidden_list.push(ForbiddenEntry { code: "143106".to_owned(), count: dup, userid });
         } else if stats.delivered >= daily_limit {
-            outcome.forbidden_list.push(ForbiddenEntry {
-                code: "143105".to_owned(),
-                count: stats.delivered,
-                userid,
-            });
+            outcome.forbidden_list.push(ForbiddenEntry { code: "143105".to_owned(), count: stats.delivered, userid });
         } else {
             stats.delivered += 1;
             *stats.contents.entry(content.clone()).or_default() += 1;
@@ -374,11 +344,7 @@ fn find_task(emu: &Emulator, call: &AppCall, task_key: &str) -> Result<Option<Re
 // 40035 (the only non-5xx code §D.3 lists; 不合法的参数 in the global table). Results stay
 // queryable for the emulator's lifetime (the doc's 24 h / 7 day window is not enforced).
 fn task_error(missing: bool) -> Reply {
-    if missing {
-        Reply::topapi_err(40035, "缺少参数")
-    } else {
-        Reply::topapi_err(40035, "不合法的参数")
-    }
+    if missing { Reply::topapi_err(40035, "缺少参数") } else { Reply::topapi_err(40035, "不合法的参数") }
 }
 
 // API.md §D.3 — `POST /topapi/message/corpconversation/getsendprogress` `{"agent_id","task_id"}`.

@@ -17,11 +17,7 @@ const PAGE_GENERATED_USERS: usize = 5;
 const REFRESH_TTL_MS: i64 = 30 * 86_400_000;
 
 fn login_error(message: &str) -> Reply {
-    Reply::html(
-        400,
-        "授权失败 — DingTalk emulator",
-        &format!("<p id=\"error\">{}</p>", html_escape(message)),
-    )
+    Reply::html(400, "授权失败 — DingTalk emulator", &format!("<p id=\"error\">{}</p>", html_escape(message)))
 }
 
 // API.md §A.1 — `GET /oauth2/auth?redirect_uri&response_type=code&client_id&scope&state&prompt=consent`.
@@ -98,19 +94,11 @@ fn consent_page(emu: &Emulator, request_id: &str, app_key: &str) -> Reply {
     let generated_end = org.main.named_count + PAGE_GENERATED_USERS;
     for u in org.main.users.iter().take(generated_end) {
         let state = if u.active { "" } else { "，未激活" };
-        html.push_str(&link(
-            &u.userid,
-            &format!("{} ({}{state})", u.name, u.userid),
-            &u.userid,
-        ));
+        html.push_str(&link(&u.userid, &format!("{} ({}{state})", u.name, u.userid), &u.userid));
     }
     html.push_str("</ul>\n<p>非本组织的钉钉账号：</p>\n<ul id=\"outsiders\">\n");
     for o in &org.outsiders {
-        html.push_str(&link(
-            &o.unionid,
-            &format!("{} (outsider {})", o.nick, o.unionid),
-            &o.unionid,
-        ));
+        html.push_str(&link(&o.unionid, &format!("{} (outsider {})", o.nick, o.unionid), &o.unionid));
     }
     html.push_str(&format!(
         "</ul>\n<p><a id=\"deny\" href=\"/oauth2/consent/deny?request={}\">拒绝 (Deny)</a></p>",
@@ -163,10 +151,7 @@ fn deny(pending: &PendingAuth, error: &str) -> Reply {
 }
 
 fn take_pending(emu: &Emulator, req: &Incoming) -> Option<PendingAuth> {
-    let id = req
-        .query("request")
-        .map(str::to_owned)
-        .or_else(|| req.cookie(CONSENT_COOKIE))?;
+    let id = req.query("request").map(str::to_owned).or_else(|| req.cookie(CONSENT_COOKIE))?;
     emu.lock().pending.remove(&id)
 }
 
@@ -369,19 +354,11 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
 // API.md §A.4 — `GET /v1.0/contact/users/{unionId|me}` with `x-acs-dingtalk-access-token`.
 pub(crate) fn users_me(emu: &Emulator, req: &Incoming, who: &str) -> Reply {
     let Some(token) = req.header("x-acs-dingtalk-access-token").filter(|t| !t.is_empty()) else {
-        return Reply::v1_err(
-            400,
-            "AuthenticationFailed.MissingParameter",
-            "缺少参数：x-acs-dingtalk-access-token",
-        );
+        return Reply::v1_err(400, "AuthenticationFailed.MissingParameter", "缺少参数：x-acs-dingtalk-access-token");
     };
     let Some(user_token) = emu.user_token(token) else {
         if emu.app_token(token).is_some() {
-            return Reply::v1_err(
-                403,
-                "Forbidden.AccessDenied.AccessTokenPermissionDenied",
-                "没有调用该接口的权限",
-            );
+            return Reply::v1_err(403, "Forbidden.AccessDenied.AccessTokenPermissionDenied", "没有调用该接口的权限");
         }
         return Reply::v1_err(400, "InvalidAuthentication", "不合法的access_token");
     };

@@ -72,11 +72,7 @@ pub struct PushSettings {
 
 impl Default for PushSettings {
     fn default() -> Self {
-        PushSettings {
-            deadline_ms: 2000,
-            max_attempts: 3,
-            backoff_ms: 100,
-        }
+        PushSettings { deadline_ms: 2000, max_attempts: 3, backoff_ms: 100 }
     }
 }
 
@@ -216,11 +212,7 @@ impl Emulator {
     pub async fn push_event(&self, name: &str, event: Value, options: PushOptions) -> Result<PushOutcome, String> {
         let (target, settings) = {
             let st = self.lock();
-            let target = st
-                .targets
-                .get(name)
-                .cloned()
-                .ok_or_else(|| format!("no callback configured for {name}"))?;
+            let target = st.targets.get(name).cloned().ok_or_else(|| format!("no callback configured for {name}"))?;
             (target, st.push_settings)
         };
         let crypto = target.crypto()?;
@@ -229,11 +221,7 @@ impl Emulator {
         let backoff_ms = options.backoff_ms.unwrap_or(settings.backoff_ms);
         let push_id = self.next_id();
         let msg = event.to_string();
-        let event_type = event
-            .get("EventType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let event_type = event.get("EventType").and_then(Value::as_str).unwrap_or_default().to_owned();
         let mut outcome = PushOutcome {
             push_id,
             target: target.name.clone(),
@@ -325,10 +313,7 @@ impl Emulator {
         let res = sent.map_err(|e| describe(&e, deadline))?;
         let status = res.status().as_u16();
         let body = res.bytes().await.map_err(|e| describe(&e, deadline))?;
-        Ok(Exchange {
-            status,
-            body: body.to_vec(),
-        })
+        Ok(Exchange { status, body: body.to_vec() })
     }
 }
 
@@ -352,12 +337,9 @@ pub(crate) fn verify_reply(crypto: &CallbackCrypto, status: u16, body: &[u8]) ->
     };
     // The library emits string values; `timeStamp`, with `timestamp` accepted too (§E.5, §H item 6).
     let field = |k: &str| m.get(k).and_then(Value::as_str);
-    let (Some(signature), Some(timestamp), Some(nonce), Some(encrypt)) = (
-        field("msg_signature"),
-        field("timeStamp").or_else(|| field("timestamp")),
-        field("nonce"),
-        field("encrypt"),
-    ) else {
+    let (Some(signature), Some(timestamp), Some(nonce), Some(encrypt)) =
+        (field("msg_signature"), field("timeStamp").or_else(|| field("timestamp")), field("nonce"), field("encrypt"))
+    else {
         return (
             reply,
             Err("reply lacks one of the string fields msg_signature, timeStamp, nonce, encrypt".to_owned()),

@@ -208,11 +208,7 @@ pub(crate) struct State {
 
 impl State {
     fn new(org: &Org) -> State {
-        let suite_tickets = org
-            .suites
-            .iter()
-            .map(|s| (s.suite_key.clone(), new_suite_ticket()))
-            .collect();
+        let suite_tickets = org.suites.iter().map(|s| (s.suite_key.clone(), new_suite_ticket())).collect();
         let targets = org
             .suites
             .iter()
@@ -251,10 +247,7 @@ impl State {
 }
 
 fn system_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// DingTalk's "day" for the per-day limits: a calendar day in China time (UTC+8).
@@ -288,9 +281,7 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator")
-            .field("corp_id", &self.inner.fixture.corp.corp_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Emulator").field("corp_id", &self.inner.fixture.corp.corp_id).finish_non_exhaustive()
     }
 }
 
@@ -299,10 +290,7 @@ impl Emulator {
     pub fn new(config: EmulatorConfig) -> anyhow::Result<Emulator> {
         let org = Org::build(&config.fixture)?;
         let state = State::new(&org);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()?;
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build()?;
         Ok(Emulator {
             inner: Arc::new(Inner {
                 fixture: config.fixture,
@@ -425,23 +413,14 @@ impl Emulator {
         let ttl_ms = self.inner.token_ttl_secs.saturating_mul(1000);
         let mut st = self.lock();
         let now = st.now_ms();
-        let existing = st
-            .app_tokens
-            .iter_mut()
-            .find(|(_, t)| t.app_key == app_key && t.expires_at_ms > now);
+        let existing = st.app_tokens.iter_mut().find(|(_, t)| t.app_key == app_key && t.expires_at_ms > now);
         if let Some((token, t)) = existing {
             t.expires_at_ms = now + ttl_ms;
             return (token.clone(), self.inner.token_ttl_secs);
         }
         st.app_tokens.retain(|_, t| t.expires_at_ms > now);
         let token = random_hex(32);
-        st.app_tokens.insert(
-            token.clone(),
-            AppToken {
-                app_key: app_key.to_owned(),
-                expires_at_ms: now + ttl_ms,
-            },
-        );
+        st.app_tokens.insert(token.clone(), AppToken { app_key: app_key.to_owned(), expires_at_ms: now + ttl_ms });
         (token, self.inner.token_ttl_secs)
     }
 
@@ -470,28 +449,17 @@ impl Emulator {
 /// Random lowercase hex string of `len` characters.
 pub(crate) fn random_hex(len: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..len)
-        .map(|_| char::from(HEX[rand::random_range(0..16usize)]))
-        .collect()
+    (0..len).map(|_| char::from(HEX[rand::random_range(0..16usize)])).collect()
 }
 
 /// Random string over `[a-z0-9]`, like legacy `request_id`s (`16m9qc9gk65kv`).
 pub(crate) fn random_base36(len: usize) -> String {
     const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    (0..len)
-        .map(|_| char::from(ALPHABET[rand::random_range(0..36usize)]))
-        .collect()
+    (0..len).map(|_| char::from(ALPHABET[rand::random_range(0..36usize)])).collect()
 }
 
 /// Upper-case UUID-shaped id, like v1.0 `requestid`s (`30EE8654-1AA2-7D88-8248-9518547248AA`).
 pub(crate) fn random_request_id_v1() -> String {
     let h = random_hex(32).to_uppercase();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -48,9 +48,7 @@ impl Emulator {
             let i = suite.authorizations.iter().position(|a| a.corp_id == corp_id)?;
             Some(suite.authorizations.remove(i))
         })?;
-        self.lock()
-            .corp_tokens
-            .retain(|_, t| !(t.suite_key == suite_key && t.corp_id == corp_id));
+        self.lock().corp_tokens.retain(|_, t| !(t.suite_key == suite_key && t.corp_id == corp_id));
         Some(removed)
     }
 
@@ -70,10 +68,7 @@ impl Emulator {
     pub fn suite_token_owner(&self, token: &str) -> Option<String> {
         let st = self.lock();
         let now = st.now_ms();
-        st.suite_tokens
-            .get(token)
-            .filter(|t| t.expires_at_ms > now)
-            .map(|t| t.suite_key.clone())
+        st.suite_tokens.get(token).filter(|t| t.expires_at_ms > now).map(|t| t.suite_key.clone())
     }
 
     fn issue_suite_token(&self, suite_key: &str) -> (String, i64) {
@@ -84,10 +79,7 @@ impl Emulator {
         let token = random_hex(32);
         st.suite_tokens.insert(
             token.clone(),
-            SuiteToken {
-                suite_key: suite_key.to_owned(),
-                expires_at_ms: now + ttl.saturating_mul(1000),
-            },
+            SuiteToken { suite_key: suite_key.to_owned(), expires_at_ms: now + ttl.saturating_mul(1000) },
         );
         (token, ttl)
     }

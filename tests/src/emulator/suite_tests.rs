@@ -87,12 +87,7 @@ const VECTORS: [Vector; 3] = [
 #[test]
 fn official_vectors_signature_decrypt_and_byte_exact_reencryption() {
     for (i, v) in VECTORS.iter().enumerate() {
-        assert_eq!(
-            callback_signature(v.token, v.timestamp, v.nonce, v.encrypt),
-            v.signature,
-            "vector {}",
-            i + 1
-        );
+        assert_eq!(callback_signature(v.token, v.timestamp, v.nonce, v.encrypt), v.signature, "vector {}", i + 1);
         let c = CallbackCrypto::new(v.token, v.aes_key, v.owner).unwrap();
         assert_eq!(c.signature(v.timestamp, v.nonce, v.encrypt), v.signature);
         let d = c.decrypt(v.encrypt).unwrap();
@@ -105,20 +100,10 @@ fn official_vectors_signature_decrypt_and_byte_exact_reencryption() {
         assert!(raw[raw.len() - usize::from(v.pad)..].iter().all(|b| *b == v.pad));
         let mut prefix = [0u8; 16];
         prefix.copy_from_slice(v.prefix.as_bytes());
-        assert_eq!(
-            c.encrypt_with_prefix(&prefix, v.plaintext),
-            v.encrypt,
-            "vector {}",
-            i + 1
-        );
+        assert_eq!(c.encrypt_with_prefix(&prefix, v.plaintext), v.encrypt, "vector {}", i + 1);
         // The owner key is checked (library error 900010).
         let other = CallbackCrypto::new(v.token, v.aes_key, "someone-else").unwrap();
-        assert_eq!(
-            other.decrypt(v.encrypt),
-            Err(CryptoError::OwnerKeyMismatch {
-                found: v.owner.to_owned()
-            })
-        );
+        assert_eq!(other.decrypt(v.encrypt), Err(CryptoError::OwnerKeyMismatch { found: v.owner.to_owned() }));
     }
 }
 
@@ -135,14 +120,8 @@ fn raw_aes_vector_and_key_checks() {
 
     // §E.1: exactly 43 characters of [A-Za-z0-9]; keys with non-zero spare bits are accepted.
     assert!(aes_key_bytes(VECTORS[1].aes_key).is_ok());
-    assert_eq!(
-        aes_key_bytes(&VECTORS[1].aes_key[..42]),
-        Err(CryptoError::InvalidAesKey)
-    );
-    assert_eq!(
-        aes_key_bytes("123456789012345678901234567890123456789012+"),
-        Err(CryptoError::InvalidAesKey)
-    );
+    assert_eq!(aes_key_bytes(&VECTORS[1].aes_key[..42]), Err(CryptoError::InvalidAesKey));
+    assert_eq!(aes_key_bytes("123456789012345678901234567890123456789012+"), Err(CryptoError::InvalidAesKey));
     assert!(CallbackCrypto::new("t", "short", "o").is_err());
 
     // Round trip with a random prefix, including a message that is already 32-byte aligned.
@@ -191,12 +170,7 @@ async fn env() -> Env {
     let base = running.base_url();
     let emu = running.state();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    Env {
-        running,
-        base,
-        http,
-        emu,
-    }
+    Env { running, base, http, emu }
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -244,24 +218,13 @@ impl Env {
     }
 
     async fn app_token(&self) -> String {
-        let res = self
-            .post(
-                "/v1.0/oauth2/accessToken",
-                json!({"appKey": APP_KEY, "appSecret": APP_SECRET}),
-            )
-            .await;
+        let res = self.post("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
         let v: Value = res.json().await.unwrap();
         v["accessToken"].as_str().unwrap().to_owned()
     }
 
     async fn topapi(&self, path: &str, token: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}?access_token={token}", self.url(path)))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = self.http.post(format!("{}?access_token={token}", self.url(path))).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
@@ -274,13 +237,7 @@ impl Env {
             wire::url_encode(timestamp),
             wire::url_encode(ticket),
         );
-        let res = self
-            .http
-            .post(url)
-            .json(&json!({"auth_corpid": corp}))
-            .send()
-            .await
-            .unwrap();
+        let res = self.http.post(url).json(&json!({"auth_corpid": corp})).send().await.unwrap();
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
@@ -362,16 +319,8 @@ impl Handler for ReceiverHandler {
             (Some(s), Some(t), Some(n)) => self.crypto.signature(&t, &n, &encrypt) == s,
             _ => false,
         };
-        let event = self
-            .crypto
-            .decrypt(&encrypt)
-            .ok()
-            .and_then(|d| serde_json::from_str(&d.msg).ok());
-        self.seen.lock().unwrap().push(Seen {
-            query,
-            signature_ok,
-            event,
-        });
+        let event = self.crypto.decrypt(&encrypt).ok().and_then(|d| serde_json::from_str(&d.msg).ok());
+        self.seen.lock().unwrap().push(Seen { query, signature_ok, event });
         let mode = {
             let mut m = self.mode.lock().unwrap();
             let mode = *m;
@@ -386,11 +335,7 @@ impl Handler for ReceiverHandler {
         let (ts, nonce) = ("1783610513".to_owned(), "123456".to_owned());
         let answer = |msg: &str, ts_key: &str, bad_sig: bool| {
             let enc = self.crypto.encrypt(msg);
-            let sig = if bad_sig {
-                "0".repeat(40)
-            } else {
-                self.crypto.signature(&ts, &nonce, &enc)
-            };
+            let sig = if bad_sig { "0".repeat(40) } else { self.crypto.signature(&ts, &nonce, &enc) };
             json!({"msg_signature": sig, ts_key: ts, "nonce": nonce, "encrypt": enc}).to_string()
         };
         let (status, text) = match mode {
@@ -402,8 +347,7 @@ impl Handler for ReceiverHandler {
             Mode::NotSuccess => (200, answer("fail", "timeStamp", false)),
         };
         res.status_code(StatusCode::from_u16(status).unwrap());
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res.body(text);
     }
 }
@@ -422,28 +366,15 @@ impl Receiver {
         let addr = acceptor.holdings()[0].local_addr.clone().into_std().unwrap();
         let mode = Arc::new(Mutex::new(mode));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let handler = ReceiverHandler {
-            crypto,
-            mode: mode.clone(),
-            seen: seen.clone(),
-        };
+        let handler = ReceiverHandler { crypto, mode: mode.clone(), seen: seen.clone() };
         let server = Server::new(acceptor);
         let handle = server.handle();
         tokio::spawn(server.serve(Router::with_path("cb").post(handler)));
-        Receiver {
-            addr,
-            handle,
-            mode,
-            seen,
-        }
+        Receiver { addr, handle, mode, seen }
     }
 
     async fn suite(mode: Mode) -> Receiver {
-        Receiver::start(
-            CallbackCrypto::new(SUITE_TOKEN, SUITE_AES_KEY, SUITE_KEY).unwrap(),
-            mode,
-        )
-        .await
+        Receiver::start(CallbackCrypto::new(SUITE_TOKEN, SUITE_AES_KEY, SUITE_KEY).unwrap(), mode).await
     }
 
     async fn app(mode: Mode) -> Receiver {
@@ -491,35 +422,20 @@ async fn suite_access_token_success_new_token_each_call_and_errors() {
 
     let bad = |k: &str, s: &str, t: &str| json!({"suiteKey": k, "suiteSecret": s, "suiteTicket": t});
     let ticket = e.ticket();
-    let res = e
-        .post("/v1.0/oauth2/suiteAccessToken", bad("suitenope", SUITE_SECRET, &ticket))
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", bad("suitenope", SUITE_SECRET, &ticket)).await;
     assert_v1_error(res, "invalidSuiteKey").await;
-    let res = e
-        .post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, "wrong", &ticket))
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, "wrong", &ticket)).await;
     assert_v1_error(res, "invalidSuiteKey").await;
-    let res = e
-        .post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, SUITE_SECRET, "unknown"))
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, SUITE_SECRET, "unknown")).await;
     assert_v1_error(res, "invalidSuiteTicket").await;
-    let res = e
-        .post("/v1.0/oauth2/suiteAccessToken", json!({"suiteKey": SUITE_KEY}))
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", json!({"suiteKey": SUITE_KEY})).await;
     assert_v1_error(res, "invalidSuiteKey").await;
     // A rotated ticket makes the old one stale (§B.5).
     let new_ticket = e.emu.rotate_suite_ticket(SUITE_KEY).unwrap();
     assert_ne!(new_ticket, ticket);
-    let res = e
-        .post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, SUITE_SECRET, &ticket))
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, SUITE_SECRET, &ticket)).await;
     assert_v1_error(res, "invalidSuiteTicket").await;
-    let res = e
-        .post(
-            "/v1.0/oauth2/suiteAccessToken",
-            bad(SUITE_KEY, SUITE_SECRET, &new_ticket),
-        )
-        .await;
+    let res = e.post("/v1.0/oauth2/suiteAccessToken", bad(SUITE_KEY, SUITE_SECRET, &new_ticket)).await;
     assert_eq!(res.status(), 200);
     e.running.stop().await;
 }
@@ -555,13 +471,7 @@ async fn corp_access_token_success_new_token_each_call_and_errors() {
         .await;
     assert_v1_error(res, "invalidSuiteKey").await;
     // Form bodies are refused like on every v1.0 endpoint (§0.2).
-    let res = e
-        .http
-        .post(e.url("/v1.0/oauth2/corpAccessToken"))
-        .form(&[("suiteKey", SUITE_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let res = e.http.post(e.url("/v1.0/oauth2/corpAccessToken")).form(&[("suiteKey", SUITE_KEY)]).send().await.unwrap();
     assert_v1_error(res, "MissingBody").await;
     e.running.stop().await;
 }
@@ -572,49 +482,31 @@ async fn legacy_get_corp_token_checks_the_hmac_signature() {
     let ticket = e.ticket();
     let ts = "1700000000000";
     let sig = suite_signature(SUITE_SECRET, ts, &ticket);
-    let v = e
-        .get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&sig), CORP1)
-        .await;
-    assert_eq!(
-        keys(&v),
-        set(&["access_token", "errcode", "errmsg", "expires_in"]),
-        "{v}"
-    );
+    let v = e.get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&sig), CORP1).await;
+    assert_eq!(keys(&v), set(&["access_token", "errcode", "errmsg", "expires_in"]), "{v}");
     assert_eq!(v["errcode"], 0);
     assert_eq!(v["errmsg"], "ok");
     assert_eq!(v["expires_in"], 7200);
     let token = v["access_token"].as_str().unwrap().to_owned();
-    let u = e
-        .topapi("/topapi/v2/user/get", &token, json!({"userid": "manager4220"}))
-        .await;
+    let u = e.topapi("/topapi/v2/user/get", &token, json!({"userid": "manager4220"})).await;
     assert_eq!(u["errcode"], 0, "{u}");
 
     // Bad signature (wrong secret) → 40088.
     let bad = suite_signature("not-the-secret", ts, &ticket);
-    let v = e
-        .get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&bad), CORP1)
-        .await;
+    let v = e.get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&bad), CORP1).await;
     assert_eq!(v, json!({"errcode": 40088, "errmsg": "不合法的套件key或secret"}));
     // Signature of another timestamp → 40088.
-    let v = e
-        .get_corp_token(SUITE_KEY, "1700000000001", &ticket, &wire::url_encode(&sig), CORP1)
-        .await;
+    let v = e.get_corp_token(SUITE_KEY, "1700000000001", &ticket, &wire::url_encode(&sig), CORP1).await;
     assert_eq!(v["errcode"], 40088);
     // Unknown suite key → 40088.
-    let v = e
-        .get_corp_token("suitenope", ts, &ticket, &wire::url_encode(&sig), CORP1)
-        .await;
+    let v = e.get_corp_token("suitenope", ts, &ticket, &wire::url_encode(&sig), CORP1).await;
     assert_eq!(v["errcode"], 40088);
     // Stale ticket (signed correctly) → 40085.
     let stale_sig = suite_signature(SUITE_SECRET, ts, "old-ticket");
-    let v = e
-        .get_corp_token(SUITE_KEY, ts, "old-ticket", &wire::url_encode(&stale_sig), CORP1)
-        .await;
+    let v = e.get_corp_token(SUITE_KEY, ts, "old-ticket", &wire::url_encode(&stale_sig), CORP1).await;
     assert_eq!(v, json!({"errcode": 40085, "errmsg": "不存在的suiteticket"}));
     // Corp without an authorization → 40079.
-    let v = e
-        .get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&sig), "dingnotauthorized")
-        .await;
+    let v = e.get_corp_token(SUITE_KEY, ts, &ticket, &wire::url_encode(&sig), "dingnotauthorized").await;
     assert_eq!(v["errcode"], 40079);
     // Standard query decoding: a base64 `+` sent unencoded arrives as a space and fails (§B.4 asks
     // for URL-encoding); encoded it passes.
@@ -624,9 +516,7 @@ async fn legacy_get_corp_token_checks_the_hmac_signature() {
         .unwrap();
     let v = e.get_corp_token(SUITE_KEY, &ts, &ticket, &sig, CORP1).await;
     assert_eq!(v["errcode"], 40088, "{v}");
-    let v = e
-        .get_corp_token(SUITE_KEY, &ts, &ticket, &wire::url_encode(&sig), CORP1)
-        .await;
+    let v = e.get_corp_token(SUITE_KEY, &ts, &ticket, &wire::url_encode(&sig), CORP1).await;
     assert_eq!(v["errcode"], 0, "{v}");
     // Missing parameters → 40035.
     let res = e.http.post(e.url("/service/get_corp_token")).send().await.unwrap();
@@ -644,10 +534,7 @@ async fn corp_tokens_reach_their_corp_only() {
     let by_union = |t: &str| {
         let t = t.to_owned();
         let e = &e;
-        async move {
-            e.topapi("/topapi/user/getbyunionid", &t, json!({"unionid": "union-lisi0002"}))
-                .await
-        }
+        async move { e.topapi("/topapi/user/getbyunionid", &t, json!({"unionid": "union-lisi0002"})).await }
     };
     // Same person, one userid per corp (§0.4).
     assert_eq!(by_union(&app).await["result"]["userid"], "lisi0002");
@@ -678,10 +565,7 @@ async fn corp_tokens_reach_their_corp_only() {
             json!({"suiteKey": SUITE_KEY, "suiteSecret": SUITE_SECRET, "suiteTicket": e.ticket()}),
         )
         .await;
-    let suite_token = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let suite_token = res.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_owned();
     let v = get(&suite_token, "c2boss01").await;
     assert_eq!(v["errcode"], 88);
     assert_eq!(v["sub_code"], "40014");
@@ -706,30 +590,14 @@ async fn asyncsend_with_a_corp_token_uses_that_corps_agent() {
     let msg = json!({"msgtype": "text", "text": {"content": "hello second corp"}});
     // Another corp's agent id, or the internal app's, is refused.
     for agent in [400001, 300001] {
-        let v = e
-            .topapi(
-                SEND,
-                &c2,
-                json!({"agent_id": agent, "userid_list": "c2staff02", "msg": msg}),
-            )
-            .await;
+        let v = e.topapi(SEND, &c2, json!({"agent_id": agent, "userid_list": "c2staff02", "msg": msg})).await;
         assert_eq!(v["errcode"], 400002, "{v}");
     }
-    let v = e
-        .topapi(
-            SEND,
-            &c2,
-            json!({"agent_id": 400002, "userid_list": "c2staff02,manager4220", "msg": msg}),
-        )
-        .await;
+    let v = e.topapi(SEND, &c2, json!({"agent_id": 400002, "userid_list": "c2staff02,manager4220", "msg": msg})).await;
     assert_eq!(v["errcode"], 0, "{v}");
     let task_id = v["task_id"].clone();
     let result = e
-        .topapi(
-            "/topapi/message/corpconversation/getsendresult",
-            &c2,
-            json!({"agent_id": 400002, "task_id": task_id}),
-        )
+        .topapi("/topapi/message/corpconversation/getsendresult", &c2, json!({"agent_id": 400002, "task_id": task_id}))
         .await;
     assert_eq!(result["send_result"]["unread_user_id_list"], json!(["c2staff02"]));
     assert_eq!(result["send_result"]["invalid_user_id_list"], json!(["manager4220"]));
@@ -744,19 +612,11 @@ async fn asyncsend_with_a_corp_token_uses_that_corps_agent() {
     // The task is invisible to the same suite's token of another corp.
     let c1 = e.corp_token(CORP1).await;
     let other = e
-        .topapi(
-            "/topapi/message/corpconversation/getsendresult",
-            &c1,
-            json!({"agent_id": 400001, "task_id": task_id}),
-        )
+        .topapi("/topapi/message/corpconversation/getsendresult", &c1, json!({"agent_id": 400001, "task_id": task_id}))
         .await;
     assert_eq!(other["errcode"], 40035);
     let recall = e
-        .topapi(
-            "/topapi/message/corpconversation/recall",
-            &c2,
-            json!({"agent_id": 400002, "msg_task_id": task_id}),
-        )
+        .topapi("/topapi/message/corpconversation/recall", &c2, json!({"agent_id": 400002, "msg_task_id": task_id}))
         .await;
     assert_eq!(recall["errcode"], 0, "{recall}");
     let sends = e.emu.sends();
@@ -782,10 +642,7 @@ async fn suite_ticket_push_is_accepted_in_one_attempt_with_both_signature_names(
     assert_eq!(out["attempts"], 1);
     assert_eq!(out["status"], 200);
     assert_eq!(out["error"], Value::Null);
-    assert_eq!(
-        keys(&out["reply"]),
-        set(&["msg_signature", "timeStamp", "nonce", "encrypt"])
-    );
+    assert_eq!(keys(&out["reply"]), set(&["msg_signature", "timeStamp", "nonce", "encrypt"]));
 
     let seen = r.seen();
     assert_eq!(seen.len(), 1);
@@ -797,10 +654,7 @@ async fn suite_ticket_push_is_accepted_in_one_attempt_with_both_signature_names(
     assert!(s.q("timestamp").unwrap().parse::<i64>().is_ok());
     assert!(!s.q("nonce").unwrap().is_empty());
     let event = s.event.clone().unwrap();
-    assert_eq!(
-        keys(&event),
-        set(&["SuiteKey", "EventType", "TimeStamp", "SuiteTicket"])
-    );
+    assert_eq!(keys(&event), set(&["SuiteKey", "EventType", "TimeStamp", "SuiteTicket"]));
     assert_eq!(event["EventType"], "suite_ticket");
     assert_eq!(event["SuiteKey"], SUITE_KEY);
     assert_eq!(event["SuiteTicket"], e.ticket().as_str());
@@ -823,9 +677,7 @@ async fn ticket_rotation_pushes_the_new_ticket_in_both_formats() {
     let r = Receiver::suite(Mode::Good).await;
     e.configure(&r, "suite").await;
     let old = e.ticket();
-    let (status, out) = e
-        .admin(&format!("/_admin/suites/{SUITE_KEY}/ticket"), json!({"sync": true}))
-        .await;
+    let (status, out) = e.admin(&format!("/_admin/suites/{SUITE_KEY}/ticket"), json!({"sync": true})).await;
     assert_eq!(status, 200, "{out}");
     let new = out["suite_ticket"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
@@ -835,15 +687,7 @@ async fn ticket_rotation_pushes_the_new_ticket_in_both_formats() {
     let item = &event["bizData"][0];
     assert_eq!(item["biz_type"], 2);
     assert_eq!(item["corp_id"], CORP1, "provider corp defaults to the main corp");
-    for k in [
-        "gmt_create",
-        "open_cursor",
-        "subscribe_id",
-        "id",
-        "gmt_modified",
-        "biz_id",
-        "status",
-    ] {
+    for k in ["gmt_create", "open_cursor", "subscribe_id", "id", "gmt_modified", "biz_id", "status"] {
         assert!(item.get(k).is_some(), "{k} missing in {item}");
     }
     let biz: Value = serde_json::from_str(item["biz_data"].as_str().unwrap()).unwrap();
@@ -854,9 +698,7 @@ async fn ticket_rotation_pushes_the_new_ticket_in_both_formats() {
     assert_eq!(e.corp_token_res(CORP2, &new).await.status(), 200);
 
     // Legacy form again, and a rotation without a push.
-    let (_, out) = e
-        .admin(&format!("/_admin/suites/{SUITE_KEY}/ticket"), json!({"push": false}))
-        .await;
+    let (_, out) = e.admin(&format!("/_admin/suites/{SUITE_KEY}/ticket"), json!({"push": false})).await;
     assert_eq!(out["push"], Value::Null);
     assert_eq!(r.seen().len(), 1);
     let (status, _) = e.admin("/_admin/suites/suitenope/ticket", json!({})).await;
@@ -882,12 +724,7 @@ async fn isv_authorization_events() {
     assert_eq!(biz["auth_corp_info"]["corpid"], CORP2);
     assert_eq!(biz["auth_info"]["agent"][0]["agentid"], 400002);
 
-    let (_, out) = e
-        .admin(
-            "/_admin/push/tmp_auth_code",
-            json!({"corp_id": CORP2, "auth_code": "tmpcode"}),
-        )
-        .await;
+    let (_, out) = e.admin("/_admin/push/tmp_auth_code", json!({"corp_id": CORP2, "auth_code": "tmpcode"})).await;
     assert_eq!(out["event"]["AuthCode"], "tmpcode");
     assert_eq!(out["event"]["AuthCorpId"], CORP2);
     let (_, out) = e.admin("/_admin/push/change_auth", json!({"corp_id": CORP2})).await;
@@ -897,23 +734,15 @@ async fn isv_authorization_events() {
     let c2 = e.corp_token(CORP2).await;
     let (_, out) = e.admin("/_admin/push/suite_relieve", json!({"corp_id": CORP2})).await;
     assert_eq!(out["accepted"], true);
-    assert_eq!(
-        keys(&out["event"]),
-        set(&["EventType", "SuiteKey", "TimeStamp", "AuthCorpId"])
-    );
-    let v = e
-        .topapi("/topapi/v2/user/get", &c2, json!({"userid": "c2boss01"}))
-        .await;
+    assert_eq!(keys(&out["event"]), set(&["EventType", "SuiteKey", "TimeStamp", "AuthCorpId"]));
+    let v = e.topapi("/topapi/v2/user/get", &c2, json!({"userid": "c2boss01"})).await;
     assert_eq!(v["sub_code"], "40014");
     assert_v1_error(e.corp_token_res(CORP2, &e.ticket()).await, "invalidAuthInfo").await;
     // Not authorized any more: org_suite_auth needs an agent_id, which re-authorizes.
     let (status, _) = e.admin("/_admin/push/org_suite_auth", json!({"corp_id": CORP2})).await;
     assert_eq!(status, 400);
     let (_, out) = e
-        .admin(
-            "/_admin/push/org_suite_auth",
-            json!({"corp_id": CORP2, "agent_id": 400009, "permanent_code": "pc9"}),
-        )
+        .admin("/_admin/push/org_suite_auth", json!({"corp_id": CORP2, "agent_id": 400009, "permanent_code": "pc9"}))
         .await;
     assert_eq!(out["accepted"], true);
     let c2 = e.corp_token(CORP2).await;
@@ -932,9 +761,7 @@ async fn isv_authorization_events() {
 #[tokio::test]
 async fn bad_replies_are_retried_and_reported_not_accepted() {
     let e = env().await;
-    let (status, settings) = e
-        .admin("/_admin/push/settings", json!({"backoff_ms": 5, "deadline_ms": 500}))
-        .await;
+    let (status, settings) = e.admin("/_admin/push/settings", json!({"backoff_ms": 5, "deadline_ms": 500})).await;
     assert_eq!(status, 200);
     assert_eq!(settings["max_attempts"], 3);
     let r = Receiver::suite(Mode::Garbage).await;
@@ -985,12 +812,7 @@ async fn bad_replies_are_retried_and_reported_not_accepted() {
 async fn app_target_generic_and_contact_pushes() {
     let e = env().await;
     // Nothing configured yet.
-    let (status, out) = e
-        .admin(
-            "/_admin/push",
-            json!({"target": "app", "event": {"EventType": "check_url"}}),
-        )
-        .await;
+    let (status, out) = e.admin("/_admin/push", json!({"target": "app", "event": {"EventType": "check_url"}})).await;
     assert_eq!(status, 400, "{out}");
     let r = Receiver::app(Mode::Good).await;
     e.configure(&r, "app").await;
@@ -1013,36 +835,17 @@ async fn app_target_generic_and_contact_pushes() {
     assert_eq!(r.seen()[1].event, Some(custom));
 
     let (_, out) = e
-        .admin(
-            "/_admin/push/contact",
-            json!({"event_type": "user_modify_org", "user_ids": ["lisi0002", "wangwu0003"]}),
-        )
+        .admin("/_admin/push/contact", json!({"event_type": "user_modify_org", "user_ids": ["lisi0002", "wangwu0003"]}))
         .await;
     assert_eq!(out["accepted"], true, "{out}");
     let event = r.seen()[2].event.clone().unwrap();
-    assert_eq!(
-        keys(&event),
-        set(&[
-            "EventType",
-            "EventTime",
-            "CorpId",
-            "BizId",
-            "eventId",
-            "timeStamp",
-            "userId"
-        ])
-    );
+    assert_eq!(keys(&event), set(&["EventType", "EventTime", "CorpId", "BizId", "eventId", "timeStamp", "userId"]));
     assert_eq!(event["EventType"], "user_modify_org");
     assert_eq!(event["CorpId"], CORP1);
     assert!(event["EventTime"].is_i64());
     assert!(event["timeStamp"].is_string());
     assert_eq!(event["userId"], json!(["lisi0002", "wangwu0003"]));
-    let (_, out) = e
-        .admin(
-            "/_admin/push/contact",
-            json!({"event_type": "org_dept_create", "dept_ids": [7]}),
-        )
-        .await;
+    let (_, out) = e.admin("/_admin/push/contact", json!({"event_type": "org_dept_create", "dept_ids": [7]})).await;
     let event2 = r.seen()[3].event.clone().unwrap();
     assert_eq!(event2["deptId"], json!([7]));
     assert!(event2.get("userId").is_none());
@@ -1051,12 +854,8 @@ async fn app_target_generic_and_contact_pushes() {
     // The suite's own target gets check_update_suite_url with its key.
     let rs = Receiver::suite(Mode::Good).await;
     e.configure(&rs, "suite").await;
-    let (_, out) = e
-        .admin(
-            "/_admin/push/check_url",
-            json!({"target": SUITE_KEY, "event_type": "check_update_suite_url"}),
-        )
-        .await;
+    let (_, out) =
+        e.admin("/_admin/push/check_url", json!({"target": SUITE_KEY, "event_type": "check_update_suite_url"})).await;
     assert_eq!(out["accepted"], true, "{out}");
     assert_eq!(rs.seen()[0].event.clone().unwrap()["TestSuiteKey"], SUITE_KEY);
     r.stop();
@@ -1070,9 +869,7 @@ async fn member_leave_and_join() {
     let app = e.app_token().await;
     let r = Receiver::app(Mode::Good).await;
     e.configure(&r, "app").await;
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-lisi0002"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-lisi0002"})).await;
     assert_eq!(v["result"]["userid"], "lisi0002");
 
     let (status, out) = e.admin("/_admin/users/lisi0002/leave", json!({"push": true})).await;
@@ -1082,34 +879,22 @@ async fn member_leave_and_join() {
     assert_eq!(event["EventType"], "user_leave_org");
     assert_eq!(event["userId"], json!(["lisi0002"]));
 
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-lisi0002"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-lisi0002"})).await;
     assert_eq!(v["errcode"], 60121, "{v}");
-    let v = e
-        .topapi("/topapi/v2/user/get", &app, json!({"userid": "lisi0002"}))
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", &app, json!({"userid": "lisi0002"})).await;
     assert_eq!(v["errcode"], 60121, "{v}");
     // The same person in the other corp is unaffected.
     let c2 = e.corp_token(CORP2).await;
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &c2, json!({"unionid": "union-lisi0002"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &c2, json!({"unionid": "union-lisi0002"})).await;
     assert_eq!(v["result"]["userid"], "c2lisi03");
     // Leaving twice, or a corp member of another corp.
     let (status, _) = e.admin("/_admin/users/lisi0002/leave", json!({})).await;
     assert_eq!(status, 404);
     // Leave without push, in the second corp.
-    let (status, out) = e
-        .admin("/_admin/users/c2staff02/leave", json!({"corp_id": CORP2}))
-        .await;
+    let (status, out) = e.admin("/_admin/users/c2staff02/leave", json!({"corp_id": CORP2})).await;
     assert_eq!(status, 200);
     assert_eq!(out["push"], Value::Null);
-    assert_eq!(
-        e.topapi("/topapi/v2/user/get", &c2, json!({"userid": "c2staff02"}))
-            .await["errcode"],
-        60121
-    );
+    assert_eq!(e.topapi("/topapi/v2/user/get", &c2, json!({"userid": "c2staff02"})).await["errcode"], 60121);
 
     // Join (with a push).
     let (status, out) = e
@@ -1121,16 +906,10 @@ async fn member_leave_and_join() {
         .await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["push"]["event"]["EventType"], "user_add_org");
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-newbie9"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-newbie9"})).await;
     assert_eq!(v["result"]["userid"], "newbie9");
-    let (status, _) = e
-        .admin(
-            "/_admin/users",
-            json!({"userid": "newbie9", "unionid": "u2", "open_id": "o2", "name": "dup"}),
-        )
-        .await;
+    let (status, _) =
+        e.admin("/_admin/users", json!({"userid": "newbie9", "unionid": "u2", "open_id": "o2", "name": "dup"})).await;
     assert_eq!(status, 400);
     let (status, _) = e
         .admin(
@@ -1140,26 +919,15 @@ async fn member_leave_and_join() {
         .await;
     assert_eq!(status, 400);
     // A push to an unconfigured target changes nothing.
-    let (status, _) = e
-        .admin(
-            "/_admin/users/wangwu0003/leave",
-            json!({"push": true, "target": "nope"}),
-        )
-        .await;
+    let (status, _) = e.admin("/_admin/users/wangwu0003/leave", json!({"push": true, "target": "nope"})).await;
     assert_eq!(status, 400);
-    assert_eq!(
-        e.topapi("/topapi/v2/user/get", &app, json!({"userid": "wangwu0003"}))
-            .await["errcode"],
-        0
-    );
+    assert_eq!(e.topapi("/topapi/v2/user/get", &app, json!({"userid": "wangwu0003"})).await["errcode"], 0);
 
     // Reset restores the fixture's members.
     let (status, _) = e.admin("/_admin/reset", json!({})).await;
     assert_eq!(status, 200);
     let app = e.app_token().await;
-    let v = e
-        .topapi("/topapi/v2/user/get", &app, json!({"userid": "lisi0002"}))
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", &app, json!({"userid": "lisi0002"})).await;
     assert_eq!(v["errcode"], 0);
     assert!(e.emu.callback_targets().is_empty());
     r.stop();
@@ -1169,34 +937,20 @@ async fn member_leave_and_join() {
 #[tokio::test]
 async fn admin_lists_suites() {
     let e = env().await;
-    let v: Value = e
-        .http
-        .get(e.url("/_admin/suites"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = e.http.get(e.url("/_admin/suites")).send().await.unwrap().json().await.unwrap();
     let s = &v[0];
     assert_eq!(s["suite_key"], SUITE_KEY);
     assert_eq!(s["suite_ticket"], e.ticket().as_str());
     assert_eq!(s["authorizations"].as_array().unwrap().len(), 2);
     assert_eq!(s["callback"], Value::Null);
     let (status, v) = e
-        .admin(
-            &format!("/_admin/suites/{SUITE_KEY}/authorizations"),
-            json!({"corp_id": CORP2, "agent_id": 400077}),
-        )
+        .admin(&format!("/_admin/suites/{SUITE_KEY}/authorizations"), json!({"corp_id": CORP2, "agent_id": 400077}))
         .await;
     assert_eq!(status, 200);
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(e.emu.suite_authorizations(SUITE_KEY).unwrap()[1].agent_id, 400077);
     let (status, _) = e
-        .admin(
-            &format!("/_admin/suites/{SUITE_KEY}/authorizations"),
-            json!({"corp_id": "dingunknown", "agent_id": 1}),
-        )
+        .admin(&format!("/_admin/suites/{SUITE_KEY}/authorizations"), json!({"corp_id": "dingunknown", "agent_id": 1}))
         .await;
     assert_eq!(status, 400);
     e.running.stop().await;
@@ -1224,11 +978,7 @@ fn fixture_callback_url_configures_the_suite_target() {
     let mut fixture = Fixture::default();
     fixture.suites[0].callback_url = Some("http://127.0.0.1:9/cb".to_owned());
     fixture.suites[0].provider_corp_id = Some("dingemuisv0001".to_owned());
-    let emu = Emulator::new(EmulatorConfig {
-        fixture,
-        ..EmulatorConfig::default()
-    })
-    .unwrap();
+    let emu = Emulator::new(EmulatorConfig { fixture, ..EmulatorConfig::default() }).unwrap();
     let check = |emu: &Emulator| {
         let targets = emu.callback_targets();
         assert_eq!(targets.len(), 1);

@@ -27,12 +27,7 @@ async fn env() -> Env {
     let base = running.base_url();
     let emu = running.state();
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    Env {
-        running,
-        base,
-        http,
-        emu,
-    }
+    Env { running, base, http, emu }
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -53,12 +48,7 @@ impl Env {
     }
 
     async fn app_token(&self) -> String {
-        let res = self
-            .post_json(
-                "/v1.0/oauth2/accessToken",
-                json!({"appKey": APP_KEY, "appSecret": APP_SECRET}),
-            )
-            .await;
+        let res = self.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
         assert_eq!(res.status(), 200);
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["expireIn"], 7200);
@@ -67,13 +57,7 @@ impl Env {
 
     /// POST a topapi call with the token in the query and a JSON body.
     async fn topapi(&self, path: &str, token: &str, body: Value) -> Value {
-        let res = self
-            .http
-            .post(format!("{}?access_token={token}", self.url(path)))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = self.http.post(format!("{}?access_token={token}", self.url(path))).json(&body).send().await.unwrap();
         assert_eq!(res.status(), 200, "topapi is always HTTP 200");
         res.json().await.unwrap()
     }
@@ -90,9 +74,7 @@ impl Env {
     /// Approve-mode login as `who`; returns the auth code.
     async fn code_for(&self, who: &str, scope: &str) -> String {
         self.emu.set_consent(ConsentMode::Approve { who: who.to_owned() });
-        let res = self
-            .authorize(&format!("&scope={}&state=st", wire::url_encode(scope)))
-            .await;
+        let res = self.authorize(&format!("&scope={}&state=st", wire::url_encode(scope))).await;
         assert_eq!(res.status(), 302);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let query = location.split_once('?').unwrap().1;
@@ -165,12 +147,7 @@ fn assert_topapi_error(v: &Value, errcode: i64) {
 #[tokio::test]
 async fn v1_errors_have_the_exact_gateway_shape() {
     let e = env().await;
-    let res = e
-        .post_json(
-            "/v1.0/oauth2/accessToken",
-            json!({"appKey": APP_KEY, "appSecret": "wrong"}),
-        )
-        .await;
+    let res = e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": "wrong"})).await;
     let v = assert_v1_error(res, 400, "invalidClientIdOrSecret").await;
     assert_eq!(v["message"], "无效的clientId或者clientSecret");
 
@@ -202,33 +179,17 @@ async fn v1_errors_have_the_exact_gateway_shape() {
 async fn topapi_errors_have_the_exact_legacy_shape() {
     let e = env().await;
     // Missing token → 88 / 40000.
-    let v = e
-        .post_json("/topapi/v2/user/get", json!({"userid": "manager4220"}))
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let v = e.post_json("/topapi/v2/user/get", json!({"userid": "manager4220"})).await.json::<Value>().await.unwrap();
     assert_topapi_error(&v, 88);
     assert_eq!(v["sub_code"], "40000");
     assert_eq!(v["sub_msg"], "access_token is blank");
-    assert_eq!(
-        v["errmsg"],
-        "ding talk error[subcode=40000,submsg=access_token is blank]"
-    );
+    assert_eq!(v["errmsg"], "ding talk error[subcode=40000,submsg=access_token is blank]");
     // Bad token → 88 / 40014.
-    let v = e
-        .topapi("/topapi/v2/user/get", "bogus", json!({"userid": "manager4220"}))
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", "bogus", json!({"userid": "manager4220"})).await;
     assert_topapi_error(&v, 88);
     assert_eq!(v["sub_code"], "40014");
-    assert_eq!(
-        v["errmsg"],
-        "ding talk error[subcode=40014,submsg=不合法的access_token]"
-    );
-    assert_eq!(
-        keys(&v),
-        set(&["errcode", "errmsg", "request_id", "sub_code", "sub_msg"])
-    );
+    assert_eq!(v["errmsg"], "ding talk error[subcode=40014,submsg=不合法的access_token]");
+    assert_eq!(keys(&v), set(&["errcode", "errmsg", "request_id", "sub_code", "sub_msg"]));
     // Unknown topapi method → 22.
     let token = e.app_token().await;
     let v = e.topapi("/topapi/v2/user/notexist", &token, json!({})).await;
@@ -254,20 +215,13 @@ async fn app_token_is_reused_extended_and_expires() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        v,
-        json!({"errcode": 0, "access_token": t1, "errmsg": "ok", "expires_in": 7200})
-    );
+    assert_eq!(v, json!({"errcode": 0, "access_token": t1, "errmsg": "ok", "expires_in": 7200}));
     // Extended at the last fetch: still valid 7000 s later, expired after 7200 s.
     e.emu.advance_clock(7000);
-    let ok = e
-        .topapi("/topapi/user/getbyunionid", &t1, json!({"unionid": "union-user0001"}))
-        .await;
+    let ok = e.topapi("/topapi/user/getbyunionid", &t1, json!({"unionid": "union-user0001"})).await;
     assert_eq!(ok["errcode"], 0);
     e.emu.advance_clock(201);
-    let expired = e
-        .topapi("/topapi/user/getbyunionid", &t1, json!({"unionid": "union-user0001"}))
-        .await;
+    let expired = e.topapi("/topapi/user/getbyunionid", &t1, json!({"unionid": "union-user0001"})).await;
     assert_eq!(expired["errcode"], 88);
     assert_eq!(expired["sub_code"], "40014");
     assert_ne!(e.app_token().await, t1, "a new token after expiry");
@@ -333,11 +287,7 @@ async fn consent_page_links_work_for_a_cookie_jar_client() {
 
     // Cookie fallback: approve without `request=`, then deny via the page's deny link.
     client.get(&auth_url).send().await.unwrap();
-    let res = client
-        .get(e.url("/oauth2/consent/approve?who=lisi0002"))
-        .send()
-        .await
-        .unwrap();
+    let res = client.get(e.url("/oauth2/consent/approve?who=lisi0002")).send().await.unwrap();
     assert_eq!(res.url().path(), "/app/callback");
     assert!(res.url().query().unwrap().contains("authCode="));
     client.get(&auth_url).send().await.unwrap();
@@ -349,30 +299,15 @@ async fn consent_page_links_work_for_a_cookie_jar_client() {
 #[tokio::test]
 async fn consent_modes_and_parameter_validation() {
     let e = env().await;
-    e.emu.set_consent(ConsentMode::Deny {
-        error: "access_denied".to_owned(),
-    });
+    e.emu.set_consent(ConsentMode::Deny { error: "access_denied".to_owned() });
     let res = e.authorize("&scope=openid&state=abc").await;
     assert_eq!(res.status(), 302);
-    assert_eq!(
-        res.headers()["location"],
-        "http://app.example/cb?error=access_denied&state=abc"
-    );
-    e.emu.set_consent(ConsentMode::Approve {
-        who: "manager4220".to_owned(),
-    });
+    assert_eq!(res.headers()["location"], "http://app.example/cb?error=access_denied&state=abc");
+    e.emu.set_consent(ConsentMode::Approve { who: "manager4220".to_owned() });
     let res = e.authorize("&scope=openid&state=abc").await;
     let loc = res.headers()["location"].to_str().unwrap().to_owned();
-    let code = loc
-        .strip_prefix("http://app.example/cb?code=")
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    assert_eq!(
-        loc,
-        format!("http://app.example/cb?code={code}&authCode={code}&state=abc")
-    );
+    let code = loc.strip_prefix("http://app.example/cb?code=").unwrap().split('&').next().unwrap();
+    assert_eq!(loc, format!("http://app.example/cb?code={code}&authCode={code}&state=abc"));
 
     // Bad parameters → HTML error page, 400.
     let good = [
@@ -390,30 +325,16 @@ async fn consent_modes_and_parameter_validation() {
         ("client_id", "unknown"),
         ("redirect_uri", ""),
     ] {
-        let params: Vec<(&str, &str)> = good
-            .iter()
-            .map(|(k, v)| if *k == key { (*k, bad) } else { (*k, *v) })
-            .collect();
-        let res = e
-            .http
-            .get(wire::append_query(&e.url("/oauth2/auth"), &params))
-            .send()
-            .await
-            .unwrap();
+        let params: Vec<(&str, &str)> =
+            good.iter().map(|(k, v)| if *k == key { (*k, bad) } else { (*k, *v) }).collect();
+        let res = e.http.get(wire::append_query(&e.url("/oauth2/auth"), &params)).send().await.unwrap();
         assert_eq!(res.status(), 400, "{key}={bad}");
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     }
-    let res = e
-        .http
-        .get(wire::append_query(&e.url("/oauth2/auth"), &good))
-        .send()
-        .await
-        .unwrap();
+    let res = e.http.get(wire::append_query(&e.url("/oauth2/auth"), &good)).send().await.unwrap();
     assert_eq!(res.status(), 302, "valid parameters pass");
     // Admin API rejects an unknown approver.
-    let res = e
-        .post_json("/_admin/consent", json!({"mode": "approve", "who": "ghost"}))
-        .await;
+    let res = e.post_json("/_admin/consent", json!({"mode": "approve", "who": "ghost"})).await;
     assert_eq!(res.status(), 400);
     let res = e.post_json("/_admin/consent", json!({"mode": "page"})).await;
     assert_eq!(res.status(), 200);
@@ -458,12 +379,7 @@ async fn users_me_profile_and_token_errors() {
     let v = assert_v1_error(e.me(Some("nope")).await, 400, "InvalidAuthentication").await;
     assert_eq!(v["message"], "不合法的access_token");
     let app = e.app_token().await;
-    assert_v1_error(
-        e.me(Some(&app)).await,
-        403,
-        "Forbidden.AccessDenied.AccessTokenPermissionDenied",
-    )
-    .await;
+    assert_v1_error(e.me(Some(&app)).await, 403, "Forbidden.AccessDenied.AccessTokenPermissionDenied").await;
 
     let tok = e.user_token("manager4220", "openid corpid").await;
     let t = tok["accessToken"].as_str().unwrap();
@@ -494,17 +410,9 @@ async fn users_me_profile_and_token_errors() {
     assert_eq!(me["nick"], "王五");
 
     // A user token is not an app token on topapi.
-    let v = e
-        .topapi(
-            "/topapi/v2/user/get",
-            tok["accessToken"].as_str().unwrap(),
-            json!({"userid": "wangwu0003"}),
-        )
-        .await;
-    assert_eq!(
-        (v["errcode"].clone(), v["sub_code"].clone()),
-        (json!(88), json!("40014"))
-    );
+    let v =
+        e.topapi("/topapi/v2/user/get", tok["accessToken"].as_str().unwrap(), json!({"userid": "wangwu0003"})).await;
+    assert_eq!((v["errcode"].clone(), v["sub_code"].clone()), (json!(88), json!("40014")));
     e.running.stop().await;
 }
 
@@ -517,9 +425,7 @@ async fn outsider_logs_in_but_is_not_a_member() {
     assert_eq!(me["unionId"], "outsider-union-0001");
     assert_eq!(me["nick"], "Outsider");
     let app = e.app_token().await;
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": me["unionId"]}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": me["unionId"]})).await;
     assert_topapi_error(&v, 60121);
     assert_eq!(v["errmsg"], "找不到该用户");
     assert_eq!(keys(&v), set(&["errcode", "errmsg", "request_id"]));
@@ -556,19 +462,11 @@ async fn app_token_revocation_hits_both_families() {
     let e = env().await;
     let app = e.app_token().await;
     e.emu.revoke_tokens(TokenKind::App);
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-user0001"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-user0001"})).await;
     assert_eq!(v["sub_code"], "40014");
     let fresh = e.app_token().await;
     assert_ne!(fresh, app);
-    let v = e
-        .topapi(
-            "/topapi/user/getbyunionid",
-            &fresh,
-            json!({"unionid": "union-user0001"}),
-        )
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &fresh, json!({"unionid": "union-user0001"})).await;
     assert_eq!(v["errcode"], 0);
     e.running.stop().await;
 }
@@ -577,13 +475,7 @@ async fn app_token_revocation_hits_both_families() {
 async fn getbyunionid_member_form_body_and_missing_param() {
     let e = env().await;
     let app = e.app_token().await;
-    let v = e
-        .topapi(
-            "/topapi/user/getbyunionid",
-            &app,
-            json!({"unionid": "z21HjQliSzpw0YWCiiSWeV8giEiE"}),
-        )
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "z21HjQliSzpw0YWCiiSWeV8giEiE"})).await;
     assert_eq!(v["errcode"], 0);
     assert_eq!(v["errmsg"], "ok");
     assert_eq!(v["result"], json!({"contact_type": 0, "userid": "manager4220"}));
@@ -609,13 +501,7 @@ async fn getbyunionid_member_form_body_and_missing_param() {
 async fn v2_user_get_fields() {
     let e = env().await;
     let app = e.app_token().await;
-    let v = e
-        .topapi(
-            "/topapi/v2/user/get",
-            &app,
-            json!({"userid": "manager4220", "language": "zh_CN"}),
-        )
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", &app, json!({"userid": "manager4220", "language": "zh_CN"})).await;
     assert_eq!(v["errcode"], 0);
     let r = &v["result"];
     assert_eq!(r["userid"], "manager4220");
@@ -634,15 +520,11 @@ async fn v2_user_get_fields() {
     assert!(r["dept_order_list"][0]["order"].is_i64());
     assert!(r.get("manager_userid").is_none());
 
-    let v = e
-        .topapi("/topapi/v2/user/get", &app, json!({"userid": "zhaoliu0004"}))
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", &app, json!({"userid": "zhaoliu0004"})).await;
     assert_eq!(v["result"]["active"], false);
     assert_eq!(v["result"]["real_authed"], false);
 
-    let v = e
-        .topapi("/topapi/v2/user/get", &app, json!({"userid": "user0037"}))
-        .await;
+    let v = e.topapi("/topapi/v2/user/get", &app, json!({"userid": "user0037"})).await;
     assert_eq!(v["result"]["name"], "User 0037");
     assert_eq!(v["result"]["dept_id_list"], json!([2]));
     assert!(v["result"].get("email").is_none());
@@ -679,12 +561,7 @@ async fn asyncsend_v2_validation() {
     let base_len = text_msg("").to_string().len();
     let msg = text_msg(&"a".repeat(2048 - base_len));
     assert_eq!(msg.to_string().len(), 2048);
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": ids.join(","), "msg": msg}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": ids.join(","), "msg": msg})).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert!(v["task_id"].is_u64());
     assert!(v.get("errmsg").is_none(), "asyncsend_v2 success has no errmsg");
@@ -705,10 +582,7 @@ async fn asyncsend_v2_form_body_and_dept_expansion() {
             ("agent_id", "300001"),
             ("dept_id_list", "3,777"),
             ("userid_list", "ghost,lisi0002"),
-            (
-                "msg",
-                r#"{"msgtype":"markdown","markdown":{"title":"t","text":"**hi**"}}"#,
-            ),
+            ("msg", r#"{"msgtype":"markdown","markdown":{"title":"t","text":"**hi**"}}"#),
         ])
         .send()
         .await
@@ -724,12 +598,7 @@ async fn asyncsend_v2_form_body_and_dept_expansion() {
     assert_eq!(r["forbidden_list"], json!([]));
     assert_eq!(r["read_user_id_list"], json!([]));
 
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "dept_id_list": "1", "msg": text_msg("all")}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "dept_id_list": "1", "msg": text_msg("all")})).await;
     let sends = e.emu.sends();
     let last = sends.last().unwrap();
     assert_eq!(json!(last.task_id), v["task_id"]);
@@ -751,10 +620,7 @@ async fn duplicate_content_and_daily_limit_are_forbidden() {
     let second = e.send(&app, reordered).await;
     assert_eq!(second["errcode"], 0, "limits never fail the call (§D.6)");
     let r = e.result(&app, &second["task_id"]).await;
-    assert_eq!(
-        r["forbidden_list"],
-        json!([{"code": "143106", "count": 1, "userid": "lisi0002"}])
-    );
+    assert_eq!(r["forbidden_list"], json!([{"code": "143106", "count": 1, "userid": "lisi0002"}]));
     assert_eq!(r["forbidden_user_id_list"], json!(["lisi0002"]));
     assert_eq!(r["unread_user_id_list"], json!([]));
     // The next day the same content is delivered again.
@@ -768,25 +634,16 @@ async fn duplicate_content_and_daily_limit_are_forbidden() {
     let start_of_run = Instant::now();
     for n in 0..499 {
         let v = e
-            .send(
-                &app,
-                json!({"agent_id": AGENT_ID, "userid_list": "lisi0002", "msg": text_msg(&format!("n{n}"))}),
-            )
+            .send(&app, json!({"agent_id": AGENT_ID, "userid_list": "lisi0002", "msg": text_msg(&format!("n{n}"))}))
             .await;
         assert_eq!(v["errcode"], 0);
     }
     assert!(start_of_run.elapsed() < Duration::from_secs(60));
     let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "lisi0002,manager4220", "msg": text_msg("one more")}),
-        )
+        .send(&app, json!({"agent_id": AGENT_ID, "userid_list": "lisi0002,manager4220", "msg": text_msg("one more")}))
         .await;
     let r = e.result(&app, &v["task_id"]).await;
-    assert_eq!(
-        r["forbidden_list"],
-        json!([{"code": "143105", "count": 500, "userid": "lisi0002"}])
-    );
+    assert_eq!(r["forbidden_list"], json!([{"code": "143105", "count": 500, "userid": "lisi0002"}]));
     assert_eq!(r["unread_user_id_list"], json!(["manager4220"]));
     e.running.stop().await;
 }
@@ -795,12 +652,8 @@ async fn duplicate_content_and_daily_limit_are_forbidden() {
 async fn progress_result_read_and_recall() {
     let e = env().await;
     let app = e.app_token().await;
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "manager4220,lisi0002", "msg": text_msg("r")}),
-        )
-        .await;
+    let v =
+        e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220,lisi0002", "msg": text_msg("r")})).await;
     let task = v["task_id"].clone();
     let p = e
         .topapi(
@@ -812,52 +665,33 @@ async fn progress_result_read_and_recall() {
     assert_eq!(p["errcode"], 0);
     assert_eq!(p["progress"], json!({"progress_in_percent": 100, "status": 2}));
     let p = e
-        .topapi(
-            "/topapi/message/corpconversation/getsendprogress",
-            &app,
-            json!({"agent_id": AGENT_ID, "task_id": 1}),
-        )
+        .topapi("/topapi/message/corpconversation/getsendprogress", &app, json!({"agent_id": AGENT_ID, "task_id": 1}))
         .await;
     assert_topapi_error(&p, 40035);
 
-    let res = e
-        .post_json("/_admin/read", json!({"task_id": task, "userid": "lisi0002"}))
-        .await;
+    let res = e.post_json("/_admin/read", json!({"task_id": task, "userid": "lisi0002"})).await;
     assert_eq!(res.status(), 200);
     let r = e.result(&app, &task).await;
     assert_eq!(r["read_user_id_list"], json!(["lisi0002"]));
     assert_eq!(r["unread_user_id_list"], json!(["manager4220"]));
 
     let recall = "/topapi/message/corpconversation/recall";
-    let bad = e
-        .topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": 42}))
-        .await;
+    let bad = e.topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": 42})).await;
     assert_topapi_error(&bad, 400002);
     assert_eq!(bad["errmsg"], "agentId不合法或taskId不合法");
-    let bad = e
-        .topapi(recall, &app, json!({"agent_id": 1, "msg_task_id": task}))
-        .await;
+    let bad = e.topapi(recall, &app, json!({"agent_id": 1, "msg_task_id": task})).await;
     assert_eq!(bad["errmsg"], "agentId不合法或taskId不合法");
     e.emu.advance_clock(23 * 3600);
     let app = e.app_token().await;
-    let ok = e
-        .topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": task}))
-        .await;
+    let ok = e.topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": task})).await;
     assert_eq!(ok["errcode"], 0);
     assert_eq!(ok["errmsg"], "ok");
     assert!(e.emu.sends()[0].recalled);
 
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("late")}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("late")})).await;
     e.emu.advance_clock(24 * 3600 + 1);
     let app = e.app_token().await;
-    let late = e
-        .topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": v["task_id"]}))
-        .await;
+    let late = e.topapi(recall, &app, json!({"agent_id": AGENT_ID, "msg_task_id": v["task_id"]})).await;
     assert_topapi_error(&late, 400002);
     assert_ne!(late["errmsg"], "agentId不合法或taskId不合法");
     assert!(!e.emu.sends()[1].recalled);
@@ -868,30 +702,12 @@ async fn progress_result_read_and_recall() {
 async fn admin_records_calls_and_sends() {
     let e = env().await;
     let app = e.app_token().await;
-    e.send(
-        &app,
-        json!({"agent_id": 1, "userid_list": "manager4220", "msg": text_msg("x")}),
-    )
-    .await;
-    e.send(
-        &app,
-        json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")}),
-    )
-    .await;
-    let calls: Vec<Value> = e
-        .http
-        .get(e.url(&format!("/_admin/calls?path={SEND}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    e.send(&app, json!({"agent_id": 1, "userid_list": "manager4220", "msg": text_msg("x")})).await;
+    e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")})).await;
+    let calls: Vec<Value> =
+        e.http.get(e.url(&format!("/_admin/calls?path={SEND}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(calls.len(), 2);
-    assert_eq!(
-        keys(&calls[0]),
-        set(&["seq", "method", "path", "query", "body", "status", "at_ms"])
-    );
+    assert_eq!(keys(&calls[0]), set(&["seq", "method", "path", "query", "body", "status", "at_ms"]));
     assert_eq!(calls[0]["method"], "POST");
     assert_eq!(calls[0]["status"], 200);
     assert_eq!(calls[0]["query"], format!("access_token={app}"));
@@ -899,15 +715,7 @@ async fn admin_records_calls_and_sends() {
     assert_eq!(calls[0]["seq"], 2, "the token call was first");
     assert_eq!(e.emu.calls_to(SEND), 2);
     assert_eq!(e.emu.calls().len(), 3, "admin calls are not recorded");
-    let sends: Vec<Value> = e
-        .http
-        .get(e.url("/_admin/sends"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sends: Vec<Value> = e.http.get(e.url("/_admin/sends")).send().await.unwrap().json().await.unwrap();
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["userid_list"], json!(["manager4220"]));
     assert_eq!(sends[0]["recalled"], false);
@@ -919,9 +727,7 @@ async fn admin_records_calls_and_sends() {
     assert_eq!(res.status(), 200);
     assert!(e.emu.calls().is_empty());
     assert!(e.emu.sends().is_empty());
-    let v = e
-        .topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-user0001"}))
-        .await;
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-user0001"})).await;
     assert_eq!(v["sub_code"], "40014", "reset drops tokens");
     e.running.stop().await;
 }
@@ -930,45 +736,20 @@ async fn admin_records_calls_and_sends() {
 async fn fault_rules_answer_in_each_family_shape() {
     let e = env().await;
     let app = e.app_token().await;
-    let res = e
-        .post_json("/_admin/faults", json!({"path": SEND, "error": "90018", "rate": 1.0}))
-        .await;
+    let res = e.post_json("/_admin/faults", json!({"path": SEND, "error": "90018", "rate": 1.0})).await;
     assert_eq!(res.status(), 200);
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")})).await;
     assert_topapi_error(&v, 90018);
     assert!(e.emu.sends().is_empty(), "nothing sent under a fault");
     e.emu.set_fault(FaultRule::error(SEND, "88/40014"));
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")}),
-        )
-        .await;
-    assert_eq!(
-        (v["errcode"].clone(), v["sub_code"].clone()),
-        (json!(88), json!("40014"))
-    );
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")})).await;
+    assert_eq!((v["errcode"].clone(), v["sub_code"].clone()), (json!(88), json!("40014")));
 
     e.emu.set_fault(FaultRule::error("/v1.0/oauth2/accessToken", "500"));
-    let res = e
-        .post_json(
-            "/v1.0/oauth2/accessToken",
-            json!({"appKey": APP_KEY, "appSecret": APP_SECRET}),
-        )
-        .await;
+    let res = e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
     assert_v1_error(res, 500, "unknownError").await;
     e.emu.set_fault(FaultRule::error("/v1.0/oauth2/accessToken", "403qps"));
-    let res = e
-        .post_json(
-            "/v1.0/oauth2/accessToken",
-            json!({"appKey": APP_KEY, "appSecret": APP_SECRET}),
-        )
-        .await;
+    let res = e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
     assert_v1_error(res, 403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi").await;
 
     // rate 0 never fires; latency still applies.
@@ -980,12 +761,7 @@ async fn fault_rules_answer_in_each_family_shape() {
         drop_connection: false,
     });
     let t0 = Instant::now();
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")})).await;
     assert!(t0.elapsed() >= Duration::from_millis(300));
     assert_eq!(v["errcode"], 0);
 
@@ -1009,12 +785,7 @@ async fn fault_rules_answer_in_each_family_shape() {
 
     let res = e.http.delete(e.url("/_admin/faults")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let v = e
-        .send(
-            &app,
-            json!({"agent_id": AGENT_ID, "userid_list": "lisi0002", "msg": text_msg("y")}),
-        )
-        .await;
+    let v = e.send(&app, json!({"agent_id": AGENT_ID, "userid_list": "lisi0002", "msg": text_msg("y")})).await;
     assert_eq!(v["errcode"], 0, "server survives a dropped connection");
     e.running.stop().await;
 }
@@ -1045,8 +816,5 @@ fn url_helpers() {
         wire::parse_urlencoded("a=1+2&b=%E5%BC%A0"),
         vec![("a".to_owned(), "1 2".to_owned()), ("b".to_owned(), "张".to_owned())]
     );
-    assert_eq!(
-        wire::canonical_json(&json!({"b": 1, "a": {"d": 2, "c": 3}})),
-        r#"{"a":{"c":3,"d":2},"b":1}"#
-    );
+    assert_eq!(wire::canonical_json(&json!({"b": 1, "a": {"d": 2, "c": 3}})), r#"{"a":{"c":3,"d":2},"b":1}"#);
 }

@@ -63,13 +63,7 @@ impl Incoming {
 
     /// Media type without parameters, lower-case ("" when absent).
     pub(crate) fn media_type(&self) -> String {
-        self.header("content-type")
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
+        self.header("content-type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
     }
 
     pub(crate) fn cookie(&self, name: &str) -> Option<String> {
@@ -104,10 +98,7 @@ impl Incoming {
             return None;
         }
         let text = std::str::from_utf8(&self.body).ok()?;
-        let map = parse_urlencoded(text)
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let map = parse_urlencoded(text).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         Some(Params(map))
     }
 }
@@ -175,11 +166,7 @@ pub(crate) const JSON_CONTENT_TYPE: &str = "application/json;charset=utf-8";
 
 impl Reply {
     fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: ReplyBody::Json(body),
-        }
+        Reply { status, headers: Vec::new(), body: ReplyBody::Json(body) }
     }
 
     pub(crate) fn with_header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -197,12 +184,9 @@ impl Reply {
     /// v1.0 error: non-2xx + `{"code","message","requestid"}` + `x-acs-request-id` (API.md §0.2).
     pub(crate) fn v1_err(status: u16, code: &str, message: &str) -> Reply {
         let requestid = random_request_id_v1();
-        Reply::json(
-            status,
-            json!({"code": code, "message": message, "requestid": requestid}),
-        )
-        .with_header("x-acs-request-id", requestid)
-        .with_header("x-acs-trace-id", random_hex(32))
+        Reply::json(status, json!({"code": code, "message": message, "requestid": requestid}))
+            .with_header("x-acs-request-id", requestid)
+            .with_header("x-acs-trace-id", random_hex(32))
     }
 
     /// topapi success: `errcode 0` (+ `errmsg "ok"` unless `with_errmsg` is false) + fields + `request_id`.
@@ -221,10 +205,7 @@ impl Reply {
 
     /// topapi error: HTTP 200 `{"errcode":N,"errmsg":"...","request_id":"..."}` (API.md §0.3).
     pub(crate) fn topapi_err(errcode: i64, errmsg: &str) -> Reply {
-        Reply::json(
-            200,
-            json!({"errcode": errcode, "errmsg": errmsg, "request_id": random_base36(13)}),
-        )
+        Reply::json(200, json!({"errcode": errcode, "errmsg": errmsg, "request_id": random_base36(13)}))
     }
 
     /// topapi gateway token failure wrapped as errcode 88 (API.md §0.3).
@@ -264,11 +245,7 @@ impl Reply {
     }
 
     pub(crate) fn redirect(location: &str) -> Reply {
-        Reply {
-            status: 302,
-            headers: vec![("location".to_owned(), location.to_owned())],
-            body: ReplyBody::Empty,
-        }
+        Reply { status: 302, headers: vec![("location".to_owned(), location.to_owned())], body: ReplyBody::Empty }
     }
 
     /// Plain JSON for the admin API.
@@ -328,11 +305,7 @@ fn url_decode(s: &str) -> String {
 }
 
 pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// Appends query parameters to a URL (`?` or `&` as needed), URL-encoding the values.
@@ -347,15 +320,7 @@ pub(crate) fn append_query(url: &str, params: &[(&str, &str)]) -> String {
     };
     let mut out = base;
     for (k, v) in params {
-        let sep = if out.contains('?') {
-            if out.ends_with('?') || out.ends_with('&') {
-                ""
-            } else {
-                "&"
-            }
-        } else {
-            "?"
-        };
+        let sep = if out.contains('?') { if out.ends_with('?') || out.ends_with('&') { "" } else { "&" } } else { "?" };
         out.push_str(sep);
         out.push_str(&url_encode(k));
         out.push('=');

@@ -19,9 +19,7 @@ pub struct CloudHttp {
 
 /// The cloud routes.
 pub fn routes(cloud: Arc<CloudHttp>) -> Router {
-    Router::new()
-        .hoop(Inject(cloud))
-        .push(Router::with_path("auth/dingtalk/callback").get(callback))
+    Router::new().hoop(Inject(cloud)).push(Router::with_path("auth/dingtalk/callback").get(callback))
 }
 
 /// DingTalk's redirect after consent (API.md §A.2): `authCode` (or `code`) and `state`, or `error` and

@@ -23,9 +23,7 @@ pub fn parse_instant(raw: &str) -> Option<Timestamp> {
         return Some(Timestamp::from_millis(ms));
     }
     let t = time::OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .ok()
-        .map(Timestamp::from_millis)
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok().map(Timestamp::from_millis)
 }
 
 /// A user (member of a corp) as stored locally.
@@ -161,12 +159,7 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
             corp_id,
             user_ids,
             userids,
-            external_ids: input
-                .recipients
-                .external_ids
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .collect(),
+            external_ids: input.recipients.external_ids.iter().map(|s| s.trim().to_owned()).collect(),
             tenant_id: input.recipients.tenant_id.clone(),
             dept_ids,
             to_all: input.recipients.to_all,
@@ -298,11 +291,7 @@ impl From<MessageView> for MessageView2 {
                         RecipientOutcome::InvalidUser => ("invalid_user", None),
                         RecipientOutcome::Pending => ("pending", None),
                     };
-                    RecipientView {
-                        userid: userid.to_string(),
-                        outcome: outcome.to_owned(),
-                        code,
-                    }
+                    RecipientView { userid: userid.to_string(), outcome: outcome.to_owned(), code }
                 })
                 .collect(),
             invalid_dept_ids: report.invalid_depts.iter().map(|d| d.get()).collect(),
@@ -315,11 +304,7 @@ impl From<MessageView> for MessageView2 {
 pub fn validation_problems(errors: &validator::ValidationErrors, prefix: &str) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for (field, kind) in errors.errors() {
-        let path = if prefix.is_empty() {
-            field.to_string()
-        } else {
-            format!("{prefix}.{field}")
-        };
+        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
         match kind {
             validator::ValidationErrorsKind::Field(list) => {
                 for e in list {
@@ -348,10 +333,7 @@ mod tests {
 
     #[test]
     fn rfc3339_renders_utc_millis() {
-        assert_eq!(
-            rfc3339(Timestamp::from_millis(1_445_827_045_067)),
-            "2015-10-26T02:37:25.067Z"
-        );
+        assert_eq!(rfc3339(Timestamp::from_millis(1_445_827_045_067)), "2015-10-26T02:37:25.067Z");
     }
 
     #[test]
@@ -369,17 +351,10 @@ mod tests {
     fn validator_errors_become_dotted_paths() {
         let input = SendMessageInput {
             corp_id: None,
-            recipients: RecipientsInput {
-                dept_ids: (1..=21).collect(),
-                ..RecipientsInput::default()
-            },
+            recipients: RecipientsInput { dept_ids: (1..=21).collect(), ..RecipientsInput::default() },
             body: serde_json::json!({}),
         };
-        let problems = input
-            .validate()
-            .err()
-            .map(|e| validation_problems(&e, ""))
-            .unwrap_or_default();
+        let problems = input.validate().err().map(|e| validation_problems(&e, "")).unwrap_or_default();
         assert_eq!(problems.first().map(|p| p.0.as_str()), Some("recipients.dept_ids"));
     }
 }

@@ -57,23 +57,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no field map.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                code: code.to_owned(),
-                message: message.into(),
-                fields: BTreeMap::new(),
-            },
-        }
+        Self { status, body: ErrorBody { code: code.to_owned(), message: message.into(), fields: BTreeMap::new() } }
     }
 
     /// 400 `malformed_json`.
     pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the request body is not valid JSON: {detail}"),
-        )
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the request body is not valid JSON: {detail}"))
     }
 
     /// 401 `unauthorized` (service token missing or wrong).
@@ -97,27 +86,17 @@ impl ApiError {
 
     /// 422 `validation_failed` for several fields (`(field, code, message)`).
     pub fn fields(problems: Vec<(String, String, String)>) -> Self {
-        let message = problems
-            .iter()
-            .map(|(_, _, m)| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = problems.iter().map(|(_, _, m)| m.as_str()).collect::<Vec<_>>().join("; ");
         let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message);
-        error.body.fields = problems
-            .into_iter()
-            .map(|(field, code, message)| (field, FieldProblem { code, message }))
-            .collect();
+        error.body.fields =
+            problems.into_iter().map(|(field, code, message)| (field, FieldProblem { code, message })).collect();
         error
     }
 
     /// 500 `internal`; `detail` is logged, not returned.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         error!(error = %detail, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "an internal error occurred; see the server log",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; see the server log")
     }
 
     fn unavailable(detail: impl std::fmt::Display) -> Self {
@@ -133,11 +112,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(detail) => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("the request conflicts with stored data: {detail}"),
-            ),
+            StoreError::Conflict(detail) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("the request conflicts with stored data: {detail}"))
+            }
             StoreError::Unavailable(detail) => Self::unavailable(detail),
             StoreError::Other(detail) => Self::internal(detail),
         }
@@ -153,11 +130,9 @@ impl From<ValidationError> for ApiError {
 impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
-            LoginError::InvalidState(reason) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_login_state",
-                format!("{reason}; start the sign-in again"),
-            ),
+            LoginError::InvalidState(reason) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_login_state", format!("{reason}; start the sign-in again"))
+            }
             LoginError::Failed(failure) => {
                 let status = match failure {
                     domain::LoginFailure::ProviderUnavailable => StatusCode::BAD_GATEWAY,
@@ -227,11 +202,9 @@ impl From<CloudError> for ApiError {
                 "idempotency_key_reused",
                 "this idempotency key was already used with a different message",
             ),
-            CloudError::NotMember => Self::new(
-                StatusCode::NOT_FOUND,
-                "not_member",
-                "the person is not a member of the corp",
-            ),
+            CloudError::NotMember => {
+                Self::new(StatusCode::NOT_FOUND, "not_member", "the person is not a member of the corp")
+            }
             CloudError::Unavailable(detail) => Self::unavailable(detail),
             CloudError::Rejected(detail) => Self::new(StatusCode::BAD_GATEWAY, "upstream_refused", detail),
             CloudError::Store(store) => store.into(),

@@ -16,9 +16,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// 413 when larger, 400 `malformed_json` for invalid JSON, 422 `validation_failed` for a JSON
 /// value of the wrong shape (unknown or missing fields, wrong types).
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
-    let is_json = req
-        .content_type()
-        .is_some_and(|m| m.essence_str() == "application/json");
+    let is_json = req.content_type().is_some_and(|m| m.essence_str() == "application/json");
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -26,31 +24,24 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiE
             "send the body as JSON with Content-Type: application/json",
         ));
     }
-    let bytes = req
-        .payload_with_max_size(MAX_BODY_BYTES)
-        .await
-        .map_err(|err| match err {
-            ParseError::PayloadTooLarge => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            ),
-            other => ApiError::malformed_json(other),
-        })?;
+    let bytes = req.payload_with_max_size(MAX_BODY_BYTES).await.map_err(|err| match err {
+        ParseError::PayloadTooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        ),
+        other => ApiError::malformed_json(other),
+    })?;
     serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => ApiError::fields(vec![(
-            "body".to_owned(),
-            "invalid".to_owned(),
-            format!("request body: {err}"),
-        )]),
+        serde_json::error::Category::Data => {
+            ApiError::fields(vec![("body".to_owned(), "invalid".to_owned(), format!("request body: {err}"))])
+        }
         _ => ApiError::malformed_json(err),
     })
 }
 
 /// Runs `validator` rules; 422 `validation_failed` with a field map when they fail.
 pub fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
-    input
-        .validate()
-        .map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
+    input.validate().map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
     Ok(input)
 }

@@ -74,10 +74,7 @@ pub struct LocalHttp {
 }
 
 fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
-    depot
-        .get_typed::<Arc<LocalHttp>>()
-        .cloned()
-        .map_err(|_| ApiError::internal("local state missing from depot"))
+    depot.get_typed::<Arc<LocalHttp>>().cloned().map_err(|_| ApiError::internal("local state missing from depot"))
 }
 
 /// The local routes.
@@ -88,28 +85,17 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
         .push(Router::with_path("auth/dingtalk/login").get(login))
         .push(Router::with_path("auth/dingtalk/complete").get(complete))
         .push(Router::with_path("auth/logout").post(logout))
-        .push(
-            Router::with_path("api/me")
-                .get(me)
-                .push(Router::with_path("messages").post(me_message)),
-        )
+        .push(Router::with_path("api/me").get(me).push(Router::with_path("messages").post(me_message)))
         .push(
             Router::with_path("api")
                 .hoop(require_service_token)
+                .push(Router::with_path("users").get(list_users).push(Router::with_path("{id}").get(get_user)))
                 .push(
-                    Router::with_path("users")
-                        .get(list_users)
-                        .push(Router::with_path("{id}").get(get_user)),
-                )
-                .push(
-                    Router::with_path("messages")
-                        .get(list_messages)
-                        .post(send_message)
-                        .push(
-                            Router::with_path("{id}")
-                                .get(message_status)
-                                .push(Router::with_path("recall").post(recall_message)),
-                        ),
+                    Router::with_path("messages").get(list_messages).post(send_message).push(
+                        Router::with_path("{id}")
+                            .get(message_status)
+                            .push(Router::with_path("recall").post(recall_message)),
+                    ),
                 ),
         )
 }
@@ -187,11 +173,7 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let query_state = req.query::<String>("state");
     let cookie_state = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
     clear_login_cookie(res, local.cookies.secure);
-    match local
-        .complete_login
-        .execute(query_state.as_deref(), cookie_state.as_deref())
-        .await
-    {
+    match local.complete_login.execute(query_state.as_deref(), cookie_state.as_deref()).await {
         Ok(signed_in) => {
             res.add_cookie(cookie(
                 SESSION_COOKIE,
@@ -266,9 +248,10 @@ async fn require_service_token(req: &mut Request, depot: &mut Depot, res: &mut R
     let accepted = match state(depot) {
         Ok(local) => {
             !presented.is_empty()
-                && local.service_tokens.iter().fold(false, |ok, t| {
-                    ok | bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes()))
-                })
+                && local
+                    .service_tokens
+                    .iter()
+                    .fold(false, |ok, t| ok | bool::from(t.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
         }
         Err(_) => false,
     };
@@ -361,31 +344,20 @@ async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let state = req
         .query::<String>("status")
         .map(|s| {
-            domain::MessageState::parse(&s).ok_or_else(|| {
-                field(
-                    "status",
-                    "status must be accepted, relayed, sent, completed, failed or recalled",
-                )
-            })
+            domain::MessageState::parse(&s)
+                .ok_or_else(|| field("status", "status must be accepted, relayed, sent, completed, failed or recalled"))
         })
         .transpose()?;
     let since = req
         .query::<String>("since")
         .map(|s| {
-            super::dto::parse_instant(&s).ok_or_else(|| {
-                field(
-                    "since",
-                    "since must be RFC 3339 (2026-11-21T10:00:00Z) or epoch milliseconds",
-                )
-            })
+            super::dto::parse_instant(&s)
+                .ok_or_else(|| field("since", "since must be RFC 3339 (2026-11-21T10:00:00Z) or epoch milliseconds"))
         })
         .transpose()?;
     let number = |name: &str| -> Result<Option<u32>, ApiError> {
         req.query::<String>(name)
-            .map(|raw| {
-                raw.parse::<u32>()
-                    .map_err(|_| field(name, &format!("{name} must be a whole number ≥ 0")))
-            })
+            .map(|raw| raw.parse::<u32>().map_err(|_| field(name, &format!("{name} must be a whole number ≥ 0"))))
             .transpose()
     };
     let query = application::ports::ListMessages {
@@ -431,11 +403,8 @@ async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
     let input: BindingInput = read_json(req).await?;
-    let binding = local
-        .bindings
-        .put(&id, &input.external_id, input.tenant_id.as_deref())
-        .await
-        .map_err(user_not_found)?;
+    let binding =
+        local.bindings.put(&id, &input.external_id, input.tenant_id.as_deref()).await.map_err(user_not_found)?;
     res.render(Json(BindingView::from(binding)));
     Ok(())
 }
@@ -445,11 +414,7 @@ async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
 async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
-    let binding = local
-        .bindings
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("binding"))?;
+    let binding = local.bindings.get(&id).await?.ok_or_else(|| ApiError::not_found("binding"))?;
     res.render(Json(BindingView::from(binding)));
     Ok(())
 }

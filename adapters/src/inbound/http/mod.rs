@@ -53,10 +53,7 @@ struct HealthBody {
 /// Liveness: the process is up and serving HTTP.
 #[endpoint(tags("health"))]
 async fn healthz() -> Json<HealthBody> {
-    Json(HealthBody {
-        status: "ok",
-        failed: None,
-    })
+    Json(HealthBody { status: "ok", failed: None })
 }
 
 /// Readiness: storage (and other dependencies) reachable. 503 otherwise.
@@ -67,23 +64,15 @@ async fn readyz(depot: &mut Depot, res: &mut Response) {
         if let Err(reason) = check().await {
             tracing::warn!(check = name, %reason, "not ready");
             res.status_code(StatusCode::SERVICE_UNAVAILABLE);
-            res.render(Json(HealthBody {
-                status: "unavailable",
-                failed: Some((*name).to_owned()),
-            }));
+            res.render(Json(HealthBody { status: "unavailable", failed: Some((*name).to_owned()) }));
             return;
         }
     }
-    res.render(Json(HealthBody {
-        status: "ok",
-        failed: None,
-    }));
+    res.render(Json(HealthBody { status: "ok", failed: None }));
 }
 
 fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
-    let router = router
-        .push(Router::with_path("healthz").get(healthz))
-        .push(Router::with_path("readyz").get(readyz));
+    let router = router.push(Router::with_path("healthz").get(healthz)).push(Router::with_path("readyz").get(readyz));
     let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
     Router::new()
         .hoop(middleware::request_id)

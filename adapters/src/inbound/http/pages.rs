@@ -9,11 +9,7 @@ use super::error::ApiError;
 pub const INDEX_HTML: &str = include_str!("index.html");
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// Renders `error` as an HTML page with its status, code and message, and a

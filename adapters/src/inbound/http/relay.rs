@@ -52,10 +52,7 @@ pub struct AuthLimit {
 
 impl Default for AuthLimit {
     fn default() -> Self {
-        Self {
-            max_failures: 10,
-            window: Duration::from_secs(60),
-        }
+        Self { max_failures: 10, window: Duration::from_secs(60) }
     }
 }
 
@@ -68,10 +65,7 @@ pub struct AuthLimiter {
 impl AuthLimiter {
     /// A limiter with `limit`.
     pub fn new(limit: AuthLimit) -> Self {
-        Self {
-            limit,
-            failures: Mutex::new(HashMap::new()),
-        }
+        Self { limit, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Seconds until `ip` may try again, when it is locked out.
@@ -123,33 +117,19 @@ pub fn routes(relay: Arc<RelayHttp>) -> Router {
     Router::with_path("relay/v1")
         .hoop(Inject(relay))
         .hoop(authenticate)
-        .push(
-            Router::with_path("logins")
-                .post(create_login)
-                .push(Router::with_path("{state}").get(take_login)),
-        )
-        .push(
-            Router::with_path("messages").post(send_message).push(
-                Router::with_path("{key}")
-                    .get(message_status)
-                    .push(Router::with_path("recall").post(recall_message)),
-            ),
-        )
+        .push(Router::with_path("logins").post(create_login).push(Router::with_path("{state}").get(take_login)))
+        .push(Router::with_path("messages").post(send_message).push(
+            Router::with_path("{key}").get(message_status).push(Router::with_path("recall").post(recall_message)),
+        ))
         .push(Router::with_path("members").get(get_member))
 }
 
 fn relay(depot: &Depot) -> Result<Arc<RelayHttp>, ApiError> {
-    depot
-        .get_typed::<Arc<RelayHttp>>()
-        .cloned()
-        .map_err(|_| ApiError::internal("relay state missing from depot"))
+    depot.get_typed::<Arc<RelayHttp>>().cloned().map_err(|_| ApiError::internal("relay state missing from depot"))
 }
 
 fn client(depot: &Depot) -> Result<RelayClient, ApiError> {
-    depot
-        .get_typed::<RelayClient>()
-        .cloned()
-        .map_err(|_| ApiError::internal("relay client missing from depot"))
+    depot.get_typed::<RelayClient>().cloned().map_err(|_| ApiError::internal("relay client missing from depot"))
 }
 
 fn basic_credentials(req: &Request) -> Option<(String, String)> {
@@ -171,29 +151,18 @@ async fn authenticate(req: &mut Request, depot: &mut Depot, res: &mut Response, 
             return ctrl.skip_rest();
         }
     };
-    let ip = req
-        .remote_addr()
-        .clone()
-        .into_std()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = req.remote_addr().clone().into_std().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
     if let Some(wait) = relay.limiter.locked_for(ip) {
         let _ = res.add_header("retry-after", wait.to_string(), true);
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many failed authentications; wait and retry",
-        )
-        .write(req, depot, res)
-        .await;
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed authentications; wait and retry")
+            .write(req, depot, res)
+            .await;
         return ctrl.skip_rest();
     }
     let matched = basic_credentials(req).and_then(|(id, secret)| {
         let known = relay.clients.iter().find(|c| c.client.id == id);
         // Compare even for unknown ids, so timing does not reveal which ids exist.
-        let expected = known
-            .map(|c| c.secret.expose_secret().as_bytes())
-            .unwrap_or(b"-unknown-relay-client-");
+        let expected = known.map(|c| c.secret.expose_secret().as_bytes()).unwrap_or(b"-unknown-relay-client-");
         let same = bool::from(expected.ct_eq(secret.as_bytes()));
         known.filter(|_| same).map(|c| c.client.clone())
     });
@@ -205,13 +174,9 @@ async fn authenticate(req: &mut Request, depot: &mut Depot, res: &mut Response, 
             relay.limiter.record_failure(ip);
             tracing::warn!(%ip, "relay authentication failed");
             let _ = res.add_header("www-authenticate", "Basic realm=\"dingbridge relay\"", true);
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "relay client id or secret is wrong",
-            )
-            .write(req, depot, res)
-            .await;
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "relay client id or secret is wrong")
+                .write(req, depot, res)
+                .await;
             ctrl.skip_rest();
         }
     }
@@ -225,10 +190,7 @@ async fn create_login(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     let input: LoginIntentRequest = read_json(req).await?;
     let state = LoginState::parse(&input.state)
         .map_err(|e| ApiError::validation(&ValidationError::new("state", e.code, e.message)))?;
-    let authorize_url = relay
-        .create_intent
-        .execute(&client, &state, &input.complete_url)
-        .await?;
+    let authorize_url = relay.create_intent.execute(&client, &state, &input.complete_url).await?;
     res.status_code(StatusCode::CREATED);
     res.render(Json(LoginIntentResponse { authorize_url }));
     Ok(())
@@ -269,18 +231,13 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     let recipients = Recipients::try_from(input.recipients)?;
     let body = MessageBody::parse(&input.body)?;
     body.check_recipients(&recipients)?;
-    let receipt = relay
-        .send
-        .execute(
-            &client,
-            &RelaySendRequest {
-                key,
-                corp_id,
-                recipients,
-                body,
-            },
-        )
-        .await?;
+    // Run the send as its own task: if the caller disconnects (or its process dies) mid-send, the
+    // handler is cancelled but the send still finishes and records every task id DingTalk
+    // returned, so the caller's retry never sends a batch twice.
+    let request = RelaySendRequest { key, corp_id, recipients, body };
+    let receipt = tokio::spawn(async move { relay.send.execute(&client, &request).await })
+        .await
+        .map_err(|e| ApiError::internal(format!("relay send task failed: {e}")))??;
     res.render(Json(RelayReceiptDto::from(&receipt)));
     Ok(())
 }
@@ -341,10 +298,7 @@ mod tests {
 
     #[test]
     fn the_limiter_locks_out_after_the_budget() {
-        let limiter = AuthLimiter::new(AuthLimit {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-        });
+        let limiter = AuthLimiter::new(AuthLimit { max_failures: 3, window: Duration::from_secs(60) });
         let ip = IpAddr::from([127, 0, 0, 1]);
         for _ in 0..2 {
             limiter.record_failure(ip);
@@ -357,10 +311,7 @@ mod tests {
 
     #[test]
     fn the_window_resets() {
-        let limiter = AuthLimiter::new(AuthLimit {
-            max_failures: 1,
-            window: Duration::from_millis(1),
-        });
+        let limiter = AuthLimiter::new(AuthLimit { max_failures: 1, window: Duration::from_millis(1) });
         let ip = IpAddr::from([10, 0, 0, 1]);
         limiter.record_failure(ip);
         std::thread::sleep(Duration::from_millis(5));

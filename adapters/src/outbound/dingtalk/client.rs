@@ -44,9 +44,7 @@ pub(super) struct Inner {
 
 impl fmt::Debug for DingTalkClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DingTalkClient")
-            .field("config", &self.inner.config)
-            .finish_non_exhaustive()
+        f.debug_struct("DingTalkClient").field("config", &self.inner.config).finish_non_exhaustive()
     }
 }
 
@@ -55,9 +53,7 @@ impl DingTalkClient {
     /// `config`. Does no I/O; see [`DingTalkConfig::validate`] for start-up checks.
     pub fn new(http: reqwest::Client, config: DingTalkConfig) -> Self {
         let tokens = TokenCache::new(config.token_refresh_margin_secs);
-        Self {
-            inner: Arc::new(Inner { http, config, tokens }),
-        }
+        Self { inner: Arc::new(Inner { http, config, tokens }) }
     }
 }
 
@@ -118,10 +114,8 @@ impl Inner {
     /// `invalidClientIdOrSecret`) is `Rejected`; a token-class code cannot
     /// apply to this endpoint and is reported as `Rejected` too.
     async fn fetch_app_token(&self) -> Result<FreshToken, UpstreamError> {
-        let body = AppTokenRequest {
-            app_key: &self.config.app_key,
-            app_secret: self.config.app_secret.expose_secret(),
-        };
+        let body =
+            AppTokenRequest { app_key: &self.config.app_key, app_secret: self.config.app_secret.expose_secret() };
         let request = self.http.post(self.api_url(path::APP_TOKEN)).json(&body);
         let (status, bytes) = self.execute(path::APP_TOKEN, request).await?;
         let response: AppTokenResponse = decode_v1(status, &bytes, false).map_err(|e| match e {
@@ -129,14 +123,9 @@ impl Inner {
             CallError::Upstream(e) => e,
         })?;
         if response.access_token.is_empty() {
-            return Err(UpstreamError::Unavailable(
-                "the token endpoint returned an empty accessToken".to_owned(),
-            ));
+            return Err(UpstreamError::Unavailable("the token endpoint returned an empty accessToken".to_owned()));
         }
-        Ok(FreshToken {
-            value: SecretString::from(response.access_token),
-            expire_in: response.expire_in,
-        })
+        Ok(FreshToken { value: SecretString::from(response.access_token), expire_in: response.expire_in })
     }
 
     async fn app_token(&self) -> Result<AppToken, UpstreamError> {

@@ -70,11 +70,9 @@ impl DingTalkConfig {
     /// `http`/`https` URLs, `app_key`, `app_secret` and `scope` non-empty, and
     /// `timeout` non-zero. The error names the offending field.
     pub fn validate(&self) -> Result<(), DingTalkConfigError> {
-        for (field, value) in [
-            ("login_base", &self.login_base),
-            ("api_base", &self.api_base),
-            ("oapi_base", &self.oapi_base),
-        ] {
+        for (field, value) in
+            [("login_base", &self.login_base), ("api_base", &self.api_base), ("oapi_base", &self.oapi_base)]
+        {
             let ok = reqwest::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
                 return Err(DingTalkConfigError::new(field, "must be an absolute http(s) URL"));

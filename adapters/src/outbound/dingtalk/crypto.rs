@@ -68,10 +68,8 @@ const MS_THRESHOLD: u64 = 100_000_000_000;
 /// the last character has 2 unused bits that Java's decoder ignores and that
 /// DingTalk keys do not zero (vector 1 of §E.7 ends in `j`). Trailing bits are
 /// therefore allowed here, and only here.
-const AES_KEY_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
+const AES_KEY_BASE64: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
 
 /// Why a configuration or a callback was rejected.
 ///
@@ -218,32 +216,19 @@ impl CallbackCrypto {
             return Err(CryptoError::InvalidConfig("token must be 3-64 characters [A-Za-z0-9]"));
         }
         if aes_key.len() != AES_KEY_CHARS || !aes_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(CryptoError::InvalidConfig(
-                "aes_key must be exactly 43 characters [A-Za-z0-9]",
-            ));
+            return Err(CryptoError::InvalidConfig("aes_key must be exactly 43 characters [A-Za-z0-9]"));
         }
         let decoded = AES_KEY_BASE64
             .decode(format!("{aes_key}="))
             .map_err(|_| CryptoError::InvalidConfig("aes_key is not valid base64"))?;
-        let key: [u8; 32] = decoded
-            .try_into()
-            .map_err(|_| CryptoError::InvalidConfig("aes_key does not decode to 32 bytes"))?;
+        let key: [u8; 32] =
+            decoded.try_into().map_err(|_| CryptoError::InvalidConfig("aes_key does not decode to 32 bytes"))?;
         // IV = AESKey[0:16] (API.md §E.4).
-        let iv = *key
-            .first_chunk::<16>()
-            .ok_or(CryptoError::InvalidConfig("aes_key is too short"))?;
+        let iv = *key.first_chunk::<16>().ok_or(CryptoError::InvalidConfig("aes_key is too short"))?;
         if owner_key.is_empty() {
-            return Err(CryptoError::InvalidConfig(
-                "owner key (AppKey, corpId or SuiteKey) must not be empty",
-            ));
+            return Err(CryptoError::InvalidConfig("owner key (AppKey, corpId or SuiteKey) must not be empty"));
         }
-        Ok(Self {
-            token: token.to_owned(),
-            key,
-            iv,
-            owner_key: owner_key.to_owned(),
-            window: DEFAULT_WINDOW,
-        })
+        Ok(Self { token: token.to_owned(), key, iv, owner_key: owner_key.to_owned(), window: DEFAULT_WINDOW })
     }
 
     /// Sets the timestamp freshness window used by
@@ -352,13 +337,9 @@ impl CallbackCrypto {
         decryptor.decrypt_blocks(blocks);
 
         let unpadded = strip_padding(&buf)?;
-        let (header, rest) = unpadded
-            .split_at_checked(HEADER_LEN)
-            .ok_or(CryptoError::InvalidLayout)?;
-        let len_bytes: [u8; 4] = header
-            .get(PREFIX_LEN..)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(CryptoError::InvalidLayout)?;
+        let (header, rest) = unpadded.split_at_checked(HEADER_LEN).ok_or(CryptoError::InvalidLayout)?;
+        let len_bytes: [u8; 4] =
+            header.get(PREFIX_LEN..).and_then(|b| b.try_into().ok()).ok_or(CryptoError::InvalidLayout)?;
         let msg_len = usize::try_from(u32::from_be_bytes(len_bytes)).map_err(|_| CryptoError::InvalidLayout)?;
         let (msg, owner) = rest.split_at_checked(msg_len).ok_or(CryptoError::InvalidLayout)?;
         let msg = std::str::from_utf8(msg).map_err(|_| CryptoError::NotUtf8)?;
@@ -395,10 +376,7 @@ impl CallbackCrypto {
             (Some(sig), _) | (None, Some(sig)) => sig,
             (None, None) => return Err(CryptoError::MissingParameter("signature")),
         };
-        let timestamp = query
-            .timestamp
-            .as_deref()
-            .ok_or(CryptoError::MissingParameter("timestamp"))?;
+        let timestamp = query.timestamp.as_deref().ok_or(CryptoError::MissingParameter("timestamp"))?;
         let nonce = query.nonce.as_deref().ok_or(CryptoError::MissingParameter("nonce"))?;
         if !NONCE_CHARS.contains(&nonce.chars().count()) {
             return Err(CryptoError::InvalidParameter("nonce"));
@@ -425,10 +403,7 @@ impl CallbackCrypto {
     /// [`CallbackCrypto::window`].
     #[must_use]
     pub fn replay_key(&self, query: &CallbackQuery) -> Option<String> {
-        query
-            .nonce
-            .as_deref()
-            .map(|nonce| format!("{}:{nonce}", self.owner_key))
+        query.nonce.as_deref().map(|nonce| format!("{}:{nonce}", self.owner_key))
     }
 
     /// Builds the reply of API.md §E.5 for `plaintext`: encrypted with a fresh
@@ -450,9 +425,7 @@ impl CallbackCrypto {
     #[must_use]
     pub fn success_reply(&self, now_ms: i64) -> CallbackReply {
         let mut rng = rand::rng();
-        let nonce: String = (0..REPLY_NONCE_CHARS)
-            .map(|_| char::from(rng.sample(Alphanumeric)))
-            .collect();
+        let nonce: String = (0..REPLY_NONCE_CHARS).map(|_| char::from(rng.sample(Alphanumeric))).collect();
         self.reply("success", &now_ms.to_string(), &nonce)
     }
 }
@@ -481,11 +454,7 @@ fn timestamp_ms(timestamp: &str) -> Result<i64, CryptoError> {
         return Err(INVALID);
     }
     let value: u64 = timestamp.parse().map_err(|_| INVALID)?;
-    let ms = if value > MS_THRESHOLD {
-        value
-    } else {
-        value.checked_mul(1000).ok_or(INVALID)?
-    };
+    let ms = if value > MS_THRESHOLD { value } else { value.checked_mul(1000).ok_or(INVALID)? };
     i64::try_from(ms).map_err(|_| INVALID)
 }
 

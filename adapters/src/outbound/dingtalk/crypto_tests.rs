@@ -139,12 +139,7 @@ fn pad(mut buf: Vec<u8>, block: usize) -> Vec<u8> {
 fn official_vectors_signature() -> TestResult {
     for v in &VECTORS {
         let c = vector_crypto(v)?;
-        assert_eq!(
-            c.signature(v.timestamp, v.nonce, v.encrypt),
-            v.msg_signature,
-            "vector {}",
-            v.nonce
-        );
+        assert_eq!(c.signature(v.timestamp, v.nonce, v.encrypt), v.msg_signature, "vector {}", v.nonce);
     }
     Ok(())
 }
@@ -178,12 +173,7 @@ fn official_vectors_recovered_prefix_and_padding() -> TestResult {
 fn official_vectors_reencrypt_byte_exact() -> TestResult {
     for v in &VECTORS {
         let c = vector_crypto(v)?;
-        assert_eq!(
-            c.encrypt_with_prefix(v.plaintext, *v.prefix),
-            v.encrypt,
-            "vector {}",
-            v.nonce
-        );
+        assert_eq!(c.encrypt_with_prefix(v.plaintext, *v.prefix), v.encrypt, "vector {}", v.nonce);
         let reply = c.reply(v.plaintext, v.timestamp, v.nonce);
         assert_eq!(c.decrypt(&reply.encrypt)?, v.plaintext);
     }
@@ -194,17 +184,9 @@ fn official_vectors_reencrypt_byte_exact() -> TestResult {
 fn official_vectors_wrong_owner() -> TestResult {
     for v in &VECTORS {
         let c = CallbackCrypto::new(v.token, v.aes_key, "dingWRONGowner000000")?;
-        assert_eq!(
-            c.decrypt(v.encrypt),
-            Err(CryptoError::OwnerMismatch),
-            "vector {}",
-            v.nonce
-        );
+        assert_eq!(c.decrypt(v.encrypt), Err(CryptoError::OwnerMismatch), "vector {}", v.nonce);
         let q = query(None, Some(v.msg_signature), Some(v.timestamp), Some(v.nonce));
-        assert_eq!(
-            c.verify_and_decrypt(&q, v.encrypt, v.now_ms),
-            Err(CryptoError::OwnerMismatch)
-        );
+        assert_eq!(c.verify_and_decrypt(&q, v.encrypt, v.now_ms), Err(CryptoError::OwnerMismatch));
         // A prefix or an extension of the owner key is no match either.
         let shorter = v.owner.get(..v.owner.len() - 1).ok_or("owner")?;
         let c = CallbackCrypto::new(v.token, v.aes_key, shorter)?;
@@ -236,24 +218,11 @@ fn config_validation() {
     assert!(ok("abc", AES_KEY, OWNER).is_ok());
     assert!(ok(&"a".repeat(64), AES_KEY, OWNER).is_ok());
     for token in ["", "ab", "has space", "tok-en", "tökén", &"a".repeat(65)] {
-        assert!(
-            matches!(ok(token, AES_KEY, OWNER), Err(CryptoError::InvalidConfig(_))),
-            "token {token:?}"
-        );
+        assert!(matches!(ok(token, AES_KEY, OWNER), Err(CryptoError::InvalidConfig(_))), "token {token:?}");
     }
     let key42 = AES_KEY.get(..42).unwrap_or_default();
-    for key in [
-        "",
-        key42,
-        &format!("{AES_KEY}a"),
-        &format!("{key42}+"),
-        &format!("{key42}="),
-        &format!("{key42}é"),
-    ] {
-        assert!(
-            matches!(ok(TOKEN, key, OWNER), Err(CryptoError::InvalidConfig(_))),
-            "key {key:?}"
-        );
+    for key in ["", key42, &format!("{AES_KEY}a"), &format!("{key42}+"), &format!("{key42}="), &format!("{key42}é")] {
+        assert!(matches!(ok(TOKEN, key, OWNER), Err(CryptoError::InvalidConfig(_))), "key {key:?}");
     }
     assert!(matches!(ok(TOKEN, AES_KEY, ""), Err(CryptoError::InvalidConfig(_))));
     assert_eq!(CryptoError::InvalidConfig("x").library_code(), Some(900_004));
@@ -298,11 +267,7 @@ fn round_trips() -> TestResult {
         let ciphertext = STANDARD.decode(&encrypt)?;
         let framed = 20 + msg.len() + OWNER.len();
         assert!(ciphertext.len().is_multiple_of(32));
-        assert!(
-            ciphertext.len() > framed && ciphertext.len() <= framed + 32,
-            "{} {framed}",
-            ciphertext.len()
-        );
+        assert!(ciphertext.len() > framed && ciphertext.len() <= framed + 32, "{} {framed}", ciphertext.len());
     }
     // Lengths are counted in bytes, not characters (seed bug, seed-analysis §5).
     let raw = raw_decrypt(&c, &c.encrypt(chinese))?;
@@ -376,39 +341,21 @@ fn padding_and_layout_checks() -> TestResult {
     }
     assert_eq!(c.decrypt(&raw_encrypt(&c, buf)), Err(CryptoError::InvalidPadding));
     // Pad 32 on a 16-byte ciphertext.
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, vec![32; 16])),
-        Err(CryptoError::InvalidPadding)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, vec![32; 16])), Err(CryptoError::InvalidPadding));
     // Pad 16 on a 16-byte ciphertext: nothing left.
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, vec![16; 16])),
-        Err(CryptoError::InvalidLayout)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, vec![16; 16])), Err(CryptoError::InvalidLayout));
     // Shorter than the header.
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, pad(vec![b'a'; 19], 32))),
-        Err(CryptoError::InvalidLayout)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, pad(vec![b'a'; 19], 32))), Err(CryptoError::InvalidLayout));
     // Length field past the end, by one and by a lot.
     let over = u32::try_from(5 + OWNER.len() + 1)?;
     let buf = frame(b"hello", over, OWNER.as_bytes());
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, pad(buf, 32))),
-        Err(CryptoError::InvalidLayout)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, pad(buf, 32))), Err(CryptoError::InvalidLayout));
     let buf = frame(b"hello", u32::MAX, OWNER.as_bytes());
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, pad(buf, 32))),
-        Err(CryptoError::InvalidLayout)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, pad(buf, 32))), Err(CryptoError::InvalidLayout));
     // Length field swallowing the owner key: the owner is then empty.
     let all = u32::try_from(5 + OWNER.len())?;
     let buf = frame(b"hello", all, OWNER.as_bytes());
-    assert_eq!(
-        c.decrypt(&raw_encrypt(&c, pad(buf, 32))),
-        Err(CryptoError::OwnerMismatch)
-    );
+    assert_eq!(c.decrypt(&raw_encrypt(&c, pad(buf, 32))), Err(CryptoError::OwnerMismatch));
     // Not UTF-8.
     let buf = frame(b"\xff\xfe", 2, OWNER.as_bytes());
     assert_eq!(c.decrypt(&raw_encrypt(&c, pad(buf, 32))), Err(CryptoError::NotUtf8));
@@ -427,11 +374,8 @@ fn base64_and_length_checks() -> TestResult {
     assert_eq!(c.decrypt(&good.replace('=', "")), Err(CryptoError::InvalidBase64));
     assert_eq!(c.decrypt(&format!(" {good}")), Err(CryptoError::InvalidBase64));
     // Line-wrapped base64 (the seed's `encodebytes`) is not accepted.
-    let wrapped: String = good
-        .as_bytes()
-        .chunks(20)
-        .map(|chunk| String::from_utf8_lossy(chunk).into_owned() + "\n")
-        .collect();
+    let wrapped: String =
+        good.as_bytes().chunks(20).map(|chunk| String::from_utf8_lossy(chunk).into_owned() + "\n").collect();
     assert_eq!(c.decrypt(&wrapped), Err(CryptoError::InvalidBase64));
     Ok(())
 }
@@ -447,10 +391,7 @@ fn verify_signature_names() -> TestResult {
     let other = c.signature(&ts, "other", &encrypt);
 
     let only_signature = query(Some(&sig), None, Some(&ts), Some("n0nce"));
-    assert_eq!(
-        c.verify_and_decrypt(&only_signature, &encrypt, NOW_MS)?,
-        "{\"EventType\":\"check_url\"}"
-    );
+    assert_eq!(c.verify_and_decrypt(&only_signature, &encrypt, NOW_MS)?, "{\"EventType\":\"check_url\"}");
     let only_msg_signature = query(None, Some(&sig), Some(&ts), Some("n0nce"));
     assert!(c.verify_and_decrypt(&only_msg_signature, &encrypt, NOW_MS).is_ok());
     let both = query(Some(&sig), Some(&sig), Some(&ts), Some("n0nce"));
@@ -464,11 +405,7 @@ fn verify_signature_names() -> TestResult {
         query(None, Some(""), Some(&ts), Some("n0nce")),
         query(None, Some(sig.get(..39).ok_or("sig")?), Some(&ts), Some("n0nce")),
     ] {
-        assert_eq!(
-            c.verify_and_decrypt(&q, &encrypt, NOW_MS),
-            Err(CryptoError::SignatureMismatch),
-            "{q:?}"
-        );
+        assert_eq!(c.verify_and_decrypt(&q, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch), "{q:?}");
     }
     Ok(())
 }
@@ -480,46 +417,17 @@ fn verify_missing_and_invalid_parameters() -> TestResult {
     let encrypt = c.encrypt("x");
     let sig = c.signature(&ts, "n", &encrypt);
     let check = |q: CallbackQuery, e: CryptoError| assert_eq!(c.verify_and_decrypt(&q, &encrypt, NOW_MS), Err(e));
-    check(
-        query(None, None, Some(&ts), Some("n")),
-        CryptoError::MissingParameter("signature"),
-    );
-    check(
-        query(Some(&sig), None, None, Some("n")),
-        CryptoError::MissingParameter("timestamp"),
-    );
-    check(
-        query(Some(&sig), None, Some(&ts), None),
-        CryptoError::MissingParameter("nonce"),
-    );
-    check(
-        query(Some(&sig), None, Some(&ts), Some("")),
-        CryptoError::InvalidParameter("nonce"),
-    );
-    check(
-        query(Some(&sig), None, Some(&ts), Some(&"n".repeat(65))),
-        CryptoError::InvalidParameter("nonce"),
-    );
-    for bad_ts in [
-        "",
-        "abc",
-        "-1",
-        "+1785000000000",
-        "1785000000000.0",
-        " 1785000000000",
-        "99999999999999999999999",
-    ] {
-        check(
-            query(Some(&sig), None, Some(bad_ts), Some("n")),
-            CryptoError::InvalidParameter("timestamp"),
-        );
+    check(query(None, None, Some(&ts), Some("n")), CryptoError::MissingParameter("signature"));
+    check(query(Some(&sig), None, None, Some("n")), CryptoError::MissingParameter("timestamp"));
+    check(query(Some(&sig), None, Some(&ts), None), CryptoError::MissingParameter("nonce"));
+    check(query(Some(&sig), None, Some(&ts), Some("")), CryptoError::InvalidParameter("nonce"));
+    check(query(Some(&sig), None, Some(&ts), Some(&"n".repeat(65))), CryptoError::InvalidParameter("nonce"));
+    for bad_ts in ["", "abc", "-1", "+1785000000000", "1785000000000.0", " 1785000000000", "99999999999999999999999"] {
+        check(query(Some(&sig), None, Some(bad_ts), Some("n")), CryptoError::InvalidParameter("timestamp"));
     }
     // A 64-character nonce is fine.
     let nonce = "n".repeat(64);
-    assert!(
-        c.verify_and_decrypt(&signed(&c, &ts, &nonce, &encrypt), &encrypt, NOW_MS)
-            .is_ok()
-    );
+    assert!(c.verify_and_decrypt(&signed(&c, &ts, &nonce, &encrypt), &encrypt, NOW_MS).is_ok());
     Ok(())
 }
 
@@ -540,35 +448,20 @@ fn verify_tampering() -> TestResult {
         }
         let tampered = String::from_utf8(bytes)?;
         let tq = query(None, Some(&tampered), Some(&ts), Some("nonce1"));
-        assert_eq!(
-            c.verify_and_decrypt(&tq, &encrypt, NOW_MS),
-            Err(CryptoError::SignatureMismatch)
-        );
+        assert_eq!(c.verify_and_decrypt(&tq, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch));
     }
     // Tampered ciphertext, nonce or timestamp under the original signature.
     let other = c.encrypt("payload");
-    assert_eq!(
-        c.verify_and_decrypt(&q, &other, NOW_MS),
-        Err(CryptoError::SignatureMismatch)
-    );
+    assert_eq!(c.verify_and_decrypt(&q, &other, NOW_MS), Err(CryptoError::SignatureMismatch));
     let mut tq = q.clone();
     tq.nonce = Some("nonce2".into());
-    assert_eq!(
-        c.verify_and_decrypt(&tq, &encrypt, NOW_MS),
-        Err(CryptoError::SignatureMismatch)
-    );
+    assert_eq!(c.verify_and_decrypt(&tq, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch));
     let mut tq = q.clone();
     tq.timestamp = Some((NOW_MS + 1).to_string());
-    assert_eq!(
-        c.verify_and_decrypt(&tq, &encrypt, NOW_MS),
-        Err(CryptoError::SignatureMismatch)
-    );
+    assert_eq!(c.verify_and_decrypt(&tq, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch));
     // Another token.
     let c2 = CallbackCrypto::new("othertoken", AES_KEY, OWNER)?;
-    assert_eq!(
-        c2.verify_and_decrypt(&q, &encrypt, NOW_MS),
-        Err(CryptoError::SignatureMismatch)
-    );
+    assert_eq!(c2.verify_and_decrypt(&q, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch));
     Ok(())
 }
 
@@ -582,18 +475,9 @@ fn verify_timestamp_window() -> TestResult {
     // Milliseconds.
     assert!(at((NOW_MS - window_ms).to_string(), NOW_MS).is_ok());
     assert!(at((NOW_MS + window_ms).to_string(), NOW_MS).is_ok());
-    assert_eq!(
-        at((NOW_MS - window_ms - 1).to_string(), NOW_MS),
-        Err(CryptoError::StaleTimestamp)
-    );
-    assert_eq!(
-        at((NOW_MS + window_ms + 1).to_string(), NOW_MS),
-        Err(CryptoError::StaleTimestamp)
-    );
-    assert_eq!(
-        at((NOW_MS - 11 * 60 * 1000).to_string(), NOW_MS),
-        Err(CryptoError::StaleTimestamp)
-    );
+    assert_eq!(at((NOW_MS - window_ms - 1).to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
+    assert_eq!(at((NOW_MS + window_ms + 1).to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
+    assert_eq!(at((NOW_MS - 11 * 60 * 1000).to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
     // Seconds (Python library form, §E.5).
     let now_s = NOW_MS / 1000;
     assert!(at(now_s.to_string(), NOW_MS).is_ok());
@@ -603,10 +487,7 @@ fn verify_timestamp_window() -> TestResult {
     // The seed accepted `timestamp=1` (seed-analysis §5).
     assert_eq!(at("1".into(), NOW_MS), Err(CryptoError::StaleTimestamp));
     assert_eq!(at("0".into(), NOW_MS), Err(CryptoError::StaleTimestamp));
-    assert_eq!(
-        at(u64::MAX.to_string(), NOW_MS),
-        Err(CryptoError::InvalidParameter("timestamp"))
-    );
+    assert_eq!(at(u64::MAX.to_string(), NOW_MS), Err(CryptoError::InvalidParameter("timestamp")));
     assert_eq!(at(i64::MAX.to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
     assert_eq!(at(NOW_MS.to_string(), i64::MIN), Err(CryptoError::StaleTimestamp));
 
@@ -614,10 +495,7 @@ fn verify_timestamp_window() -> TestResult {
     let narrow = crypto()?.with_window(Duration::from_secs(5));
     assert_eq!(narrow.window(), Duration::from_secs(5));
     let q = signed(&narrow, &(NOW_MS - 6000).to_string(), "n", &encrypt);
-    assert_eq!(
-        narrow.verify_and_decrypt(&q, &encrypt, NOW_MS),
-        Err(CryptoError::StaleTimestamp)
-    );
+    assert_eq!(narrow.verify_and_decrypt(&q, &encrypt, NOW_MS), Err(CryptoError::StaleTimestamp));
     let q = signed(&narrow, &(NOW_MS - 4000).to_string(), "n", &encrypt);
     assert!(narrow.verify_and_decrypt(&q, &encrypt, NOW_MS).is_ok());
     Ok(())
@@ -655,18 +533,10 @@ fn reply_shape_and_signature() -> TestResult {
     assert_eq!(reply.nonce.len(), 16);
     assert!(reply.nonce.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert!(!reply.encrypt.contains('\n'));
-    assert_eq!(
-        reply.msg_signature,
-        c.signature(&reply.timestamp, &reply.nonce, &reply.encrypt)
-    );
+    assert_eq!(reply.msg_signature, c.signature(&reply.timestamp, &reply.nonce, &reply.encrypt));
     assert_eq!(c.decrypt(&reply.encrypt)?, "success");
     // DingTalk's check: the reply verifies like a request would.
-    let q = query(
-        None,
-        Some(&reply.msg_signature),
-        Some(&reply.timestamp),
-        Some(&reply.nonce),
-    );
+    let q = query(None, Some(&reply.msg_signature), Some(&reply.timestamp), Some(&reply.nonce));
     assert_eq!(c.verify_and_decrypt(&q, &reply.encrypt, NOW_MS)?, "success");
     let back: CallbackReply = serde_json::from_value(json)?;
     assert_eq!(back, reply);
@@ -685,9 +555,7 @@ fn reply_shape_and_signature() -> TestResult {
 /// stray characters.
 fn random_base64ish(rng: &mut impl rand::Rng, len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/==== \n-_.";
-    (0..len)
-        .map(|_| char::from(CHARS.get(rng.random_range(0..CHARS.len())).copied().unwrap_or(b'A')))
-        .collect()
+    (0..len).map(|_| char::from(CHARS.get(rng.random_range(0..CHARS.len())).copied().unwrap_or(b'A'))).collect()
 }
 
 #[test]
@@ -715,11 +583,7 @@ fn randomized_inputs_never_panic() -> TestResult {
                 }
                 // Valid base64 of random bytes; half of them whole AES blocks.
                 2 => {
-                    let len = if rng.random() {
-                        16 * rng.random_range(0..13)
-                    } else {
-                        rng.random_range(0..200)
-                    };
+                    let len = if rng.random() { 16 * rng.random_range(0..13) } else { rng.random_range(0..200) };
                     let mut bytes = vec![0u8; len];
                     rng.fill_bytes(&mut bytes);
                     (STANDARD.encode(&bytes), None)
@@ -759,14 +623,7 @@ fn randomized_inputs_never_panic() -> TestResult {
                 Some((msg, true)) => {
                     assert_eq!(decrypted.as_ref(), Ok(&msg));
                     let nonce_ok = (1..=64).contains(&nonce.chars().count());
-                    assert_eq!(
-                        verified,
-                        if nonce_ok {
-                            Ok(msg)
-                        } else {
-                            Err(CryptoError::InvalidParameter("nonce"))
-                        }
-                    );
+                    assert_eq!(verified, if nonce_ok { Ok(msg) } else { Err(CryptoError::InvalidParameter("nonce")) });
                     assert!(stale.is_err());
                 }
                 Some((msg, false)) => {
@@ -777,10 +634,7 @@ fn randomized_inputs_never_panic() -> TestResult {
                         assert_ne!(m, &msg);
                     }
                     let q = signed(&c, &ts, "n", &c.encrypt(&msg));
-                    assert_eq!(
-                        c.verify_and_decrypt(&q, &encrypt, NOW_MS),
-                        Err(CryptoError::SignatureMismatch)
-                    );
+                    assert_eq!(c.verify_and_decrypt(&q, &encrypt, NOW_MS), Err(CryptoError::SignatureMismatch));
                 }
                 None => {
                     assert!(decrypted.is_err(), "{encrypt:?} decrypted");

@@ -43,11 +43,8 @@ const LEGACY_TOKEN_CODES: [i64; 5] = [40014, 42001, 40001, 41001, 33001];
 /// token row plus 40000 "access_token is blank".
 const SUB_TOKEN_CODES: [i64; 6] = [40014, 40000, 42001, 40001, 41001, 33001];
 /// v1.0 `code`s meaning "bad or expired access token" (API.md §0.2, §G.2).
-const V1_TOKEN_CODES: [&str; 3] = [
-    "InvalidAuthentication",
-    "AuthenticationFailed.MissingParameter",
-    "accesstoken.expired",
-];
+const V1_TOKEN_CODES: [&str; 3] =
+    ["InvalidAuthentication", "AuthenticationFailed.MissingParameter", "accesstoken.expired"];
 
 /// Legacy throttling errcodes (API.md §G.1, §G.2). 90020 (monthly quota) is
 /// deliberately absent: it is not retryable this month, so it is `Rejected`.
@@ -106,31 +103,21 @@ pub(super) fn classify_legacy(env: &Envelope) -> CallError {
         match (&env.sub_code, env.errcode) {
             (Some(sub), 88) => (
                 sub.clone(),
-                env.sub_msg
-                    .clone()
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| env.errmsg.clone()),
+                env.sub_msg.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| env.errmsg.clone()),
                 sub.trim().parse().ok(),
                 &SUB_TOKEN_CODES,
             ),
             (_, code) => (code.to_string(), env.errmsg.clone(), Some(code), &LEGACY_TOKEN_CODES),
         };
     match numeric {
-        Some(code) if token_codes.contains(&code) => CallError::Token {
-            code: code_text,
-            message,
-        },
+        Some(code) if token_codes.contains(&code) => CallError::Token { code: code_text, message },
         Some(code) if is_busy_code(code) => {
             UpstreamError::Unavailable(format!("errcode {code_text}: {message}")).into()
         }
         Some(code) if is_throttle_code(code) => {
             UpstreamError::Throttled(format!("errcode {code_text}: {message}")).into()
         }
-        _ => UpstreamError::Rejected {
-            code: code_text,
-            message,
-        }
-        .into(),
+        _ => UpstreamError::Rejected { code: code_text, message }.into(),
     }
 }
 
@@ -140,22 +127,13 @@ pub(super) fn classify_legacy(env: &Envelope) -> CallError {
 /// any other 4xx → `Rejected{code, message}`; anything else → `Unavailable`.
 pub(super) fn classify_http(status: StatusCode, body: &[u8]) -> CallError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
-    let field = |key: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(as_text)
-            .filter(|s| !s.is_empty())
-    };
+    let field = |key: &str| parsed.as_ref().and_then(|v| v.get(key)).and_then(as_text).filter(|s| !s.is_empty());
     let code = field("code");
     let message = field("message").unwrap_or_default();
     let status_u16 = status.as_u16();
     let label = format!("HTTP {status_u16} {} {message}", code.as_deref().unwrap_or("-"));
     if status == StatusCode::UNAUTHORIZED {
-        return CallError::Token {
-            code: code.unwrap_or_else(|| "401".to_owned()),
-            message,
-        };
+        return CallError::Token { code: code.unwrap_or_else(|| "401".to_owned()), message };
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         return UpstreamError::Unavailable(label.trim_end().to_owned()).into();
@@ -196,11 +174,8 @@ fn json_body(body: &[u8]) -> Result<Value, CallError> {
 /// our DTOs except on the token endpoint) may be included.
 fn shape<T: DeserializeOwned>(value: Value, detail: bool) -> Result<T, CallError> {
     serde_json::from_value(value).map_err(|e| {
-        let message = if detail {
-            format!("unexpected response shape: {e}")
-        } else {
-            "unexpected response shape".to_owned()
-        };
+        let message =
+            if detail { format!("unexpected response shape: {e}") } else { "unexpected response shape".to_owned() };
         UpstreamError::Unavailable(message).into()
     })
 }
@@ -242,11 +217,7 @@ mod tests {
 
     fn legacy(body: &str) -> CallError {
         match decode_legacy::<Value>(StatusCode::OK, body.as_bytes()) {
-            Ok(v) => UpstreamError::Rejected {
-                code: "ok".into(),
-                message: v.to_string(),
-            }
-            .into(),
+            Ok(v) => UpstreamError::Rejected { code: "ok".into(), message: v.to_string() }.into(),
             Err(e) => e,
         }
     }
@@ -254,11 +225,7 @@ mod tests {
     fn v1(status: u16, body: &str) -> CallError {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT);
         match decode_v1::<Value>(status, body.as_bytes(), true) {
-            Ok(v) => UpstreamError::Rejected {
-                code: "ok".into(),
-                message: v.to_string(),
-            }
-            .into(),
+            Ok(v) => UpstreamError::Rejected { code: "ok".into(), message: v.to_string() }.into(),
             Err(e) => e,
         }
     }
@@ -288,39 +255,25 @@ mod tests {
         assert!(is_unavailable(&legacy(r#"{"errcode":-1,"errmsg":"系统繁忙"}"#)));
         assert!(is_unavailable(&legacy(r#"{"errcode":400001,"errmsg":"系统错误"}"#)));
         for code in [90018, 90002, 90001, 90005, 90007, 90014, 90017] {
-            assert!(
-                is_throttled(&legacy(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#))),
-                "{code}"
-            );
+            assert!(is_throttled(&legacy(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#))), "{code}");
         }
         assert_eq!(
             legacy(r#"{"errcode":90020,"errmsg":"quota"}"#),
-            CallError::Upstream(UpstreamError::Rejected {
-                code: "90020".into(),
-                message: "quota".into()
-            })
+            CallError::Upstream(UpstreamError::Rejected { code: "90020".into(), message: "quota".into() })
         );
         assert_eq!(
             legacy(r#"{"errcode":88,"sub_code":"60121","sub_msg":"找不到该用户","errmsg":"ding talk error"}"#),
-            CallError::Upstream(UpstreamError::Rejected {
-                code: "60121".into(),
-                message: "找不到该用户".into()
-            })
+            CallError::Upstream(UpstreamError::Rejected { code: "60121".into(), message: "找不到该用户".into() })
         );
         assert_eq!(
             legacy(r#"{"errcode":"60121","errmsg":"找不到该用户"}"#),
-            CallError::Upstream(UpstreamError::Rejected {
-                code: "60121".into(),
-                message: "找不到该用户".into()
-            })
+            CallError::Upstream(UpstreamError::Rejected { code: "60121".into(), message: "找不到该用户".into() })
         );
     }
 
     #[test]
     fn legacy_without_errcode_or_json_is_unavailable() {
-        assert!(is_unavailable(&legacy(
-            r#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"xxx"}"#
-        )));
+        assert!(is_unavailable(&legacy(r#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"xxx"}"#)));
         assert!(is_unavailable(&legacy("<html>blocked</html>")));
         assert!(is_unavailable(&legacy("")));
         assert!(is_unavailable(&legacy("[1,2]")));
@@ -329,10 +282,7 @@ mod tests {
     #[test]
     fn v1_classification() {
         assert!(matches!(
-            v1(
-                400,
-                r#"{"code":"InvalidAuthentication","requestid":"x","message":"不合法的access_token"}"#
-            ),
+            v1(400, r#"{"code":"InvalidAuthentication","requestid":"x","message":"不合法的access_token"}"#),
             CallError::Token { .. }
         ));
         assert!(matches!(
@@ -340,14 +290,8 @@ mod tests {
             CallError::Token { .. }
         ));
         assert!(matches!(v1(401, ""), CallError::Token { .. }));
-        assert!(is_throttled(&v1(
-            403,
-            r#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"m"}"#
-        )));
-        assert!(is_throttled(&v1(
-            403,
-            r#"{"code":"Forbidden.AccessDenied.QpmLimitForAppkeyAndApi","message":"m"}"#
-        )));
+        assert!(is_throttled(&v1(403, r#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"m"}"#)));
+        assert!(is_throttled(&v1(403, r#"{"code":"Forbidden.AccessDenied.QpmLimitForAppkeyAndApi","message":"m"}"#)));
         assert_eq!(
             v1(
                 403,
@@ -359,10 +303,7 @@ mod tests {
             })
         );
         for status in [500, 502, 503, 504, 429] {
-            assert!(
-                is_unavailable(&v1(status, r#"{"code":"serviceBusy","message":"m"}"#)),
-                "{status}"
-            );
+            assert!(is_unavailable(&v1(status, r#"{"code":"serviceBusy","message":"m"}"#)), "{status}");
         }
         assert!(is_unavailable(&v1(503, "Service Unavailable")));
         assert!(is_unavailable(&v1(404, "<html>not found</html>")));
@@ -371,18 +312,14 @@ mod tests {
         assert_eq!(
             v1(200, r#"{"errcode":404,"errmsg":"请求的URI地址不存在"}"#),
             CallError::Upstream(UpstreamError::Rejected {
-                code: "404".into(),
-                message: "请求的URI地址不存在".into()
+                code: "404".into(), message: "请求的URI地址不存在".into()
             })
         );
     }
 
     #[test]
     fn token_error_reports_as_token_rejected() {
-        let e = CallError::Token {
-            code: "40014".into(),
-            message: "bad".into(),
-        };
+        let e = CallError::Token { code: "40014".into(), message: "bad".into() };
         assert_eq!(e.into_upstream(), UpstreamError::TokenRejected("40014 bad".into()));
     }
 }

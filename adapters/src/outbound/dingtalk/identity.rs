@@ -62,11 +62,7 @@ fn user_token_error(status: StatusCode, body: &[u8]) -> IdentityError {
 
 impl DingTalkClient {
     fn check_corp(&self, corp_id: &CorpId) -> Result<(), IdentityError> {
-        if *corp_id == self.inner.config.corp_id {
-            Ok(())
-        } else {
-            Err(IdentityError::CorpNotServed(corp_id.clone()))
-        }
+        if *corp_id == self.inner.config.corp_id { Ok(()) } else { Err(IdentityError::CorpNotServed(corp_id.clone())) }
     }
 }
 
@@ -89,10 +85,7 @@ impl IdentityProvider for DingTalkClient {
             Ok(url) => url.into(),
             Err(error) => {
                 tracing::error!(%error, "dingtalk login_base is not a valid URL");
-                let query: Vec<String> = params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", encode_component(v)))
-                    .collect();
+                let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode_component(v))).collect();
                 format!("{base}?{}", query.join("&"))
             }
         }
@@ -130,10 +123,7 @@ impl IdentityProvider for DingTalkClient {
             .map_err(|_| UpstreamError::Unavailable("userAccessToken returned an unusable accessToken".to_owned()))?;
         header.set_sensitive(true);
         drop(token.access_token);
-        let request = inner
-            .http
-            .get(inner.api_url(path::USERS_ME))
-            .header("x-acs-dingtalk-access-token", header);
+        let request = inner.http.get(inner.api_url(path::USERS_ME)).header("x-acs-dingtalk-access-token", header);
         let (status, bytes) = inner.execute(path::USERS_ME, request).await?;
         let me: UsersMe = decode_v1(status, &bytes, true).map_err(|e| IdentityError::Upstream(e.into_upstream()))?;
         let union_id = non_empty(me.union_id)
@@ -173,10 +163,7 @@ impl IdentityProvider for DingTalkClient {
         self.check_corp(corp_id)?;
         let response: UserGetResponse = self
             .inner
-            .oapi_post(
-                path::USER_GET,
-                &json!({ "userid": userid.as_str(), "language": "zh_CN" }),
-            )
+            .oapi_post(path::USER_GET, &json!({ "userid": userid.as_str(), "language": "zh_CN" }))
             .await
             .map_err(member_error)?;
         let user = response.result;
@@ -190,11 +177,7 @@ impl IdentityProvider for DingTalkClient {
             org_email: non_empty(user.org_email),
             email: non_empty(user.email),
             mobile: non_empty(user.mobile),
-            dept_ids: user
-                .dept_id_list
-                .into_iter()
-                .filter_map(|id| DeptId::new(id).ok())
-                .collect(),
+            dept_ids: user.dept_id_list.into_iter().filter_map(|id| DeptId::new(id).ok()).collect(),
             active: user.active,
         })
     }

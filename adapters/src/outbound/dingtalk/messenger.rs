@@ -10,11 +10,7 @@ use super::wire::{AsyncSendResponse, Empty, ProgressResponse, SendResultResponse
 
 impl DingTalkClient {
     fn check_messenger_corp(&self, corp_id: &CorpId) -> Result<(), MessengerError> {
-        if *corp_id == self.inner.config.corp_id {
-            Ok(())
-        } else {
-            Err(MessengerError::CorpNotServed(corp_id.clone()))
-        }
+        if *corp_id == self.inner.config.corp_id { Ok(()) } else { Err(MessengerError::CorpNotServed(corp_id.clone())) }
     }
 }
 
@@ -72,10 +68,7 @@ fn send_result(wire: SendResultWire) -> SendResult {
     }
     for userid in user_ids(wire.forbidden_user_id_list, "forbidden_user_id_list") {
         if !forbidden.iter().any(|f| f.userid == userid) {
-            forbidden.push(Forbidden {
-                userid,
-                code: String::new(),
-            });
+            forbidden.push(Forbidden { userid, code: String::new() });
         }
     }
     SendResult {
@@ -84,11 +77,7 @@ fn send_result(wire: SendResultWire) -> SendResult {
         failed: user_ids(wire.failed_user_id_list, "failed_user_id_list"),
         forbidden,
         invalid_users: user_ids(wire.invalid_user_id_list, "invalid_user_id_list"),
-        invalid_depts: wire
-            .invalid_dept_id_list
-            .into_iter()
-            .filter_map(|id| DeptId::new(id).ok())
-            .collect(),
+        invalid_depts: wire.invalid_dept_id_list.into_iter().filter_map(|id| DeptId::new(id).ok()).collect(),
     }
 }
 
@@ -113,10 +102,7 @@ impl Messenger for DingTalkClient {
         let request = json!({ "agent_id": self.inner.config.agent_id.get(), "task_id": task_id.get() });
         let response: ProgressResponse = self.inner.oapi_post(path::SEND_PROGRESS, &request).await?;
         let percent = u8::try_from(response.progress.progress_in_percent.clamp(0, 100)).unwrap_or(100);
-        Ok(SendProgress {
-            percent,
-            done: response.progress.status == 2,
-        })
+        Ok(SendProgress { percent, done: response.progress.status == 2 })
     }
 
     /// `POST .../getsendresult` `{agent_id, task_id}` (API.md §D.4); absent

@@ -38,11 +38,7 @@ impl Reply {
 
     /// `status` with `body`.
     pub fn status(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: body.into(),
-            delay: Duration::ZERO,
-        }
+        Self { status, body: body.into(), delay: Duration::ZERO }
     }
 
     /// The same, after sleeping `delay`.
@@ -90,12 +86,7 @@ impl RouteHandler {
             Ok(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };
-        let seen = Seen {
-            method,
-            query,
-            headers,
-            body,
-        };
+        let seen = Seen { method, query, headers, body };
         let reply = (self.0.respond)(n, &seen);
         if let Ok(mut all) = self.0.seen.lock() {
             all.push(seen);
@@ -127,11 +118,7 @@ impl StubBuilder {
     /// Answers `path` (any method) with `respond(call_number_from_1, seen)`; replaces an earlier route.
     pub fn on(mut self, path: &'static str, respond: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> Self {
         self.routes.retain(|(p, _)| *p != path);
-        let route = Route {
-            calls: AtomicUsize::new(0),
-            seen: Mutex::new(Vec::new()),
-            respond: Box::new(respond),
-        };
+        let route = Route { calls: AtomicUsize::new(0), seen: Mutex::new(Vec::new()), respond: Box::new(respond) };
         self.routes.push((path, Arc::new(route)));
         self
     }
@@ -142,20 +129,14 @@ impl StubBuilder {
         for (path, route) in &self.routes {
             router = router.push(Router::with_path(path.trim_start_matches('/')).goal(RouteHandler(Arc::clone(route))));
         }
-        let acceptor = TcpListener::new("127.0.0.1:0")
-            .try_bind()
-            .await
-            .map_err(std::io::Error::other)?;
+        let acceptor = TcpListener::new("127.0.0.1:0").try_bind().await.map_err(std::io::Error::other)?;
         let addr = acceptor
             .holdings()
             .first()
             .and_then(|h| h.local_addr.clone().into_std())
             .ok_or_else(|| std::io::Error::other("the stub has no inet address"))?;
         tokio::spawn(Server::new(acceptor).serve(router));
-        Ok(Stub {
-            addr,
-            routes: self.routes.into_iter().collect(),
-        })
+        Ok(Stub { addr, routes: self.routes.into_iter().collect() })
     }
 }
 

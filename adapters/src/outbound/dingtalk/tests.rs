@@ -96,18 +96,12 @@ async fn authorize_url_is_encoded() -> TestResult {
     let url = client.authorize_url(&state, redirect);
 
     assert!(
-        url.starts_with(&format!(
-            "{}/oauth2/auth?redirect_uri=https%3A%2F%2Fbridge.example%2F",
-            stub.base()
-        )),
+        url.starts_with(&format!("{}/oauth2/auth?redirect_uri=https%3A%2F%2Fbridge.example%2F", stub.base())),
         "{url}"
     );
     assert!(!url.contains("x=1&y"), "the redirect_uri must be encoded: {url}");
     let parsed = reqwest::Url::parse(&url)?;
-    let pairs: Vec<(String, String)> = parsed
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let pairs: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     let expected: Vec<(String, String)> = [
         ("redirect_uri", redirect),
         ("response_type", "code"),
@@ -151,13 +145,7 @@ async fn exchange_code_maps_users_me() -> TestResult {
     let me_call = stub.route(path::USERS_ME).seen();
     assert_eq!(me_call.len(), 1);
     assert_eq!(me_call[0].method, "GET");
-    assert_eq!(
-        me_call[0]
-            .headers
-            .get("x-acs-dingtalk-access-token")
-            .map(String::as_str),
-        Some("abcd")
-    );
+    assert_eq!(me_call[0].headers.get("x-acs-dingtalk-access-token").map(String::as_str), Some("abcd"));
     assert_eq!(stub.calls(path::APP_TOKEN), 0, "login needs no app token");
     Ok(())
 }
@@ -165,21 +153,14 @@ async fn exchange_code_maps_users_me() -> TestResult {
 #[tokio::test]
 async fn exchange_code_absent_or_empty_fields_are_none() -> TestResult {
     let stub = StubBuilder::new()
-        .on(path::USER_TOKEN, |_, _| {
-            Reply::ok(r#"{"accessToken":"u","refreshToken":"r","expireIn":7200}"#)
-        })
-        .on(path::USERS_ME, |_, _| {
-            Reply::ok(r#"{"unionId":"u-1","nick":"zs","email":"","mobile":"","visitor":false}"#)
-        })
+        .on(path::USER_TOKEN, |_, _| Reply::ok(r#"{"accessToken":"u","refreshToken":"r","expireIn":7200}"#))
+        .on(path::USERS_ME, |_, _| Reply::ok(r#"{"unionId":"u-1","nick":"zs","email":"","mobile":"","visitor":false}"#))
         .start()
         .await?;
     let identity = client(&stub)?.exchange_code(&AuthCode::parse("c")?).await?;
     assert_eq!(identity.union_id.as_str(), "u-1");
     assert_eq!((identity.open_id, identity.corp_id), (None, None));
-    assert_eq!(
-        (identity.avatar_url, identity.email, identity.mobile),
-        (None, None, None)
-    );
+    assert_eq!((identity.avatar_url, identity.email, identity.mobile), (None, None, None));
     Ok(())
 }
 
@@ -191,10 +172,7 @@ async fn exchange_code_without_union_id_is_unavailable() -> TestResult {
         .start()
         .await?;
     let result = client(&stub)?.exchange_code(&AuthCode::parse("c")?).await;
-    assert!(
-        matches!(result, Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))), "{result:?}");
     Ok(())
 }
 
@@ -202,14 +180,8 @@ async fn exchange_code_without_union_id_is_unavailable() -> TestResult {
 async fn refused_code_is_invalid_code_and_bad_credentials_are_rejected() -> TestResult {
     let stub = StubBuilder::new()
         .on(path::USER_TOKEN, |n, _| match n {
-            1 => Reply::status(
-                400,
-                r#"{"code":"invalidCode","requestid":"r","message":"无效的授权码"}"#,
-            ),
-            2 => Reply::status(
-                409,
-                r#"{"code":"invalidCode","requestid":"r","message":"无效的授权码"}"#,
-            ),
+            1 => Reply::status(400, r#"{"code":"invalidCode","requestid":"r","message":"无效的授权码"}"#),
+            2 => Reply::status(409, r#"{"code":"invalidCode","requestid":"r","message":"无效的授权码"}"#),
             3 => Reply::status(400, BAD_CREDENTIALS),
             4 => Reply::status(403, QPS_LIMIT),
             _ => Reply::status(503, "Service Unavailable"),
@@ -228,14 +200,8 @@ async fn refused_code_is_invalid_code_and_bad_credentials_are_rejected() -> Test
             message: "无效的clientId或者clientSecret".into()
         }))
     );
-    assert!(matches!(
-        client.exchange_code(&code).await,
-        Err(IdentityError::Upstream(UpstreamError::Throttled(_)))
-    ));
-    assert!(matches!(
-        client.exchange_code(&code).await,
-        Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))
-    ));
+    assert!(matches!(client.exchange_code(&code).await, Err(IdentityError::Upstream(UpstreamError::Throttled(_)))));
+    assert!(matches!(client.exchange_code(&code).await, Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))));
     assert_eq!(stub.calls(path::USERS_ME), 0);
     Ok(())
 }
@@ -244,10 +210,7 @@ async fn refused_code_is_invalid_code_and_bad_credentials_are_rejected() -> Test
 
 #[tokio::test]
 async fn find_userid_success() -> TestResult {
-    let stub = StubBuilder::new()
-        .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK)).start().await?;
     let userid = client(&stub)?.find_userid(&corp()?, &union()?).await?;
     assert_eq!(userid.as_str(), "zhangsan");
     let seen = stub.route(path::GET_BY_UNIONID).seen();
@@ -267,23 +230,11 @@ async fn find_userid_60121_is_not_member_and_other_corps_are_not_served() -> Tes
         .start()
         .await?;
     let client = client(&stub)?;
-    assert_eq!(
-        client.find_userid(&corp()?, &union()?).await,
-        Err(IdentityError::NotMember)
-    );
-    assert_eq!(
-        client.get_member(&corp()?, &UserId::parse("zhangsan")?).await,
-        Err(IdentityError::NotMember)
-    );
+    assert_eq!(client.find_userid(&corp()?, &union()?).await, Err(IdentityError::NotMember));
+    assert_eq!(client.get_member(&corp()?, &UserId::parse("zhangsan")?).await, Err(IdentityError::NotMember));
     let other = CorpId::parse("dingother")?;
-    assert_eq!(
-        client.find_userid(&other, &union()?).await,
-        Err(IdentityError::CorpNotServed(other.clone()))
-    );
-    assert_eq!(
-        client.get_member(&other, &UserId::parse("x")?).await,
-        Err(IdentityError::CorpNotServed(other))
-    );
+    assert_eq!(client.find_userid(&other, &union()?).await, Err(IdentityError::CorpNotServed(other.clone())));
+    assert_eq!(client.get_member(&other, &UserId::parse("x")?).await, Err(IdentityError::CorpNotServed(other)));
     assert_eq!(stub.calls(path::GET_BY_UNIONID), 1);
     assert_eq!(stub.calls(path::USER_GET), 1);
     Ok(())
@@ -291,38 +242,24 @@ async fn find_userid_60121_is_not_member_and_other_corps_are_not_served() -> Tes
 
 #[tokio::test]
 async fn get_member_maps_the_real_sample() -> TestResult {
-    let stub = StubBuilder::new()
-        .on(path::USER_GET, |_, _| Reply::ok(USER_GET_OK))
-        .start()
-        .await?;
-    let member = client(&stub)?
-        .get_member(&corp()?, &UserId::parse("18293148161178525")?)
-        .await?;
+    let stub = StubBuilder::new().on(path::USER_GET, |_, _| Reply::ok(USER_GET_OK)).start().await?;
+    let member = client(&stub)?.get_member(&corp()?, &UserId::parse("18293148161178525")?).await?;
     assert_eq!(member.userid.as_str(), "18293148161178525");
     assert_eq!(member.union_id.as_str(), "vQR2X...");
     assert_eq!(member.name, "金华");
     assert_eq!(member.mobile.as_deref(), Some("199..."));
     assert_eq!(member.dept_ids, vec![DeptId::new(1)?]);
     assert!(member.active);
-    assert_eq!(
-        (member.avatar_url, member.title, member.org_email, member.email),
-        (None, None, None, None)
-    );
+    assert_eq!((member.avatar_url, member.title, member.org_email, member.email), (None, None, None, None));
     let seen = stub.route(path::USER_GET).seen();
-    assert_eq!(
-        seen[0].body,
-        json!({"userid": "18293148161178525", "language": "zh_CN"})
-    );
+    assert_eq!(seen[0].body, json!({"userid": "18293148161178525", "language": "zh_CN"}));
     Ok(())
 }
 
 #[tokio::test]
 async fn get_member_maps_optional_fields() -> TestResult {
     let body = r#"{"errcode":0,"errmsg":"ok","result":{"userid":"zhangsan","unionid":"u1","name":"张三","avatar":"https://a/x.png","title":"","org_email":"zs@corp.example","email":"zs@example.com","mobile":"150","dept_id_list":[1,919684607],"active":false,"create_time":"2024-07-15T07:05:43.000Z"}}"#;
-    let stub = StubBuilder::new()
-        .on(path::USER_GET, move |_, _| Reply::ok(body))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::USER_GET, move |_, _| Reply::ok(body)).start().await?;
     let member = client(&stub)?.get_member(&corp()?, &UserId::parse("zhangsan")?).await?;
     assert_eq!(member.avatar_url.as_deref(), Some("https://a/x.png"));
     assert_eq!(member.title, None);
@@ -337,10 +274,7 @@ async fn get_member_maps_optional_fields() -> TestResult {
 
 #[tokio::test]
 async fn send_posts_the_documented_body_and_returns_task_id() -> TestResult {
-    let stub = StubBuilder::new()
-        .on(path::ASYNC_SEND, |_, _| Reply::ok(ASYNC_SEND_OK))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::ASYNC_SEND, |_, _| Reply::ok(ASYNC_SEND_OK)).start().await?;
     let client = client(&stub)?;
     let users = vec![UserId::parse("a")?, UserId::parse("b")?, UserId::parse("c")?];
     let batch = Batch::new(users, vec![DeptId::new(1)?, DeptId::new(2)?], false)?;
@@ -359,10 +293,7 @@ async fn send_posts_the_documented_body_and_returns_task_id() -> TestResult {
     );
     assert!(seen[0].body["agent_id"].is_u64());
     assert!(seen[0].body["msg"].is_object());
-    assert_eq!(
-        seen[1].body,
-        json!({"agent_id": 300001, "to_all_user": true, "msg": body.as_json()})
-    );
+    assert_eq!(seen[1].body, json!({"agent_id": 300001, "to_all_user": true, "msg": body.as_json()}));
     Ok(())
 }
 
@@ -374,10 +305,7 @@ async fn messenger_refuses_other_corps() -> TestResult {
     let batch = Batch::new(vec![UserId::parse("a")?], vec![], false)?;
     let result = client.send(&other, &batch, &MessageBody::text("x")?).await;
     assert_eq!(result, Err(MessengerError::CorpNotServed(other.clone())));
-    assert_eq!(
-        client.recall(&other, TaskId::new(1)?).await,
-        Err(MessengerError::CorpNotServed(other))
-    );
+    assert_eq!(client.recall(&other, TaskId::new(1)?).await, Err(MessengerError::CorpNotServed(other)));
     assert_eq!(stub.calls(path::APP_TOKEN), 0);
     Ok(())
 }
@@ -387,9 +315,7 @@ async fn progress_result_and_recall() -> TestResult {
     let result_body = r#"{"errcode":0,"send_result":{"failed_user_id_list":["f1"],"forbidden_list":[{"code":"143106","count":1,"userid":"u1"},{"code":143105,"count":2,"userid":"u2"}],"forbidden_user_id_list":["u1","u3"],"invalid_dept_id_list":[5],"invalid_user_id_list":["bad1"],"read_user_id_list":["manager4220"],"unread_user_id_list":["r1","r2"]},"request_id":"6pcvwp6jcows"}"#;
     let stub = StubBuilder::new()
         .on(path::SEND_PROGRESS, |_, _| Reply::ok(PROGRESS_OK))
-        .on(path::SEND_RESULT, move |n, _| {
-            Reply::ok(if n == 1 { RESULT_OK } else { result_body })
-        })
+        .on(path::SEND_RESULT, move |n, _| Reply::ok(if n == 1 { RESULT_OK } else { result_body }))
         .on(path::RECALL, |_, _| Reply::ok(RECALL_OK))
         .start()
         .await?;
@@ -411,18 +337,9 @@ async fn progress_result_and_recall() -> TestResult {
     assert_eq!(
         full.forbidden,
         vec![
-            Forbidden {
-                userid: UserId::parse("u1")?,
-                code: "143106".into()
-            },
-            Forbidden {
-                userid: UserId::parse("u2")?,
-                code: "143105".into()
-            },
-            Forbidden {
-                userid: UserId::parse("u3")?,
-                code: String::new()
-            },
+            Forbidden { userid: UserId::parse("u1")?, code: "143106".into() },
+            Forbidden { userid: UserId::parse("u2")?, code: "143105".into() },
+            Forbidden { userid: UserId::parse("u3")?, code: String::new() },
         ]
     );
 
@@ -431,10 +348,7 @@ async fn progress_result_and_recall() -> TestResult {
     let agent_task = json!({"agent_id": 300001, "task_id": 456});
     assert_eq!(stub.route(path::SEND_PROGRESS).seen()[0].body, agent_task);
     assert_eq!(stub.route(path::SEND_RESULT).seen()[0].body, agent_task);
-    assert_eq!(
-        stub.route(path::RECALL).seen()[0].body,
-        json!({"agent_id": 300001, "msg_task_id": 456})
-    );
+    assert_eq!(stub.route(path::RECALL).seen()[0].body, json!({"agent_id": 300001, "msg_task_id": 456}));
     assert_eq!(stub.calls(path::APP_TOKEN), 1);
     Ok(())
 }
@@ -456,10 +370,7 @@ async fn progress_not_done() -> TestResult {
 
 #[tokio::test]
 async fn app_token_is_cached_across_calls() -> TestResult {
-    let stub = StubBuilder::new()
-        .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK)).start().await?;
     let client = client(&stub)?;
     let clone = client.clone();
     for _ in 0..5 {
@@ -480,9 +391,7 @@ async fn app_token_is_cached_across_calls() -> TestResult {
 #[tokio::test]
 async fn app_token_within_the_margin_is_refreshed() -> TestResult {
     let stub = StubBuilder::new()
-        .on(path::APP_TOKEN, |n, _| {
-            Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":200}}"#))
-        })
+        .on(path::APP_TOKEN, |n, _| Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":200}}"#)))
         .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK))
         .start()
         .await?;
@@ -491,19 +400,13 @@ async fn app_token_within_the_margin_is_refreshed() -> TestResult {
         client.find_userid(&corp()?, &union()?).await?;
     }
     assert_eq!(stub.calls(path::APP_TOKEN), 3);
-    let tokens: Vec<String> = stub
-        .route(path::GET_BY_UNIONID)
-        .seen()
-        .iter()
-        .filter_map(|s| s.query.get("access_token").cloned())
-        .collect();
+    let tokens: Vec<String> =
+        stub.route(path::GET_BY_UNIONID).seen().iter().filter_map(|s| s.query.get("access_token").cloned()).collect();
     assert_eq!(tokens, vec!["tok-1", "tok-2", "tok-3"]);
 
     // With a margin below the lifetime the same token is reused.
     let stub = StubBuilder::new()
-        .on(path::APP_TOKEN, |n, _| {
-            Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":200}}"#))
-        })
+        .on(path::APP_TOKEN, |n, _| Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":200}}"#)))
         .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK))
         .start()
         .await?;
@@ -520,9 +423,7 @@ async fn app_token_within_the_margin_is_refreshed() -> TestResult {
 #[tokio::test]
 async fn expire_in_zero_counts_as_7200() -> TestResult {
     let stub = StubBuilder::new()
-        .on(path::APP_TOKEN, |n, _| {
-            Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":0}}"#))
-        })
+        .on(path::APP_TOKEN, |n, _| Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":0}}"#)))
         .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK))
         .start()
         .await?;
@@ -565,22 +466,15 @@ async fn five_hundred_concurrent_calls_fetch_one_token() -> TestResult {
 #[tokio::test]
 async fn token_error_88_40014_refetches_once_and_retries() -> TestResult {
     let stub = StubBuilder::new()
-        .on(
-            path::GET_BY_UNIONID,
-            refuse_first_token(GET_BY_UNIONID_OK, Reply::ok(TOKEN_88_40014)),
-        )
+        .on(path::GET_BY_UNIONID, refuse_first_token(GET_BY_UNIONID_OK, Reply::ok(TOKEN_88_40014)))
         .start()
         .await?;
     let client = client(&stub)?;
     assert_eq!(client.find_userid(&corp()?, &union()?).await?.as_str(), "zhangsan");
     assert_eq!(stub.calls(path::APP_TOKEN), 2);
     assert_eq!(stub.calls(path::GET_BY_UNIONID), 2);
-    let tokens: Vec<String> = stub
-        .route(path::GET_BY_UNIONID)
-        .seen()
-        .iter()
-        .filter_map(|s| s.query.get("access_token").cloned())
-        .collect();
+    let tokens: Vec<String> =
+        stub.route(path::GET_BY_UNIONID).seen().iter().filter_map(|s| s.query.get("access_token").cloned()).collect();
     assert_eq!(tokens, vec!["tok-1", "tok-2"]);
     // The new token is cached.
     client.find_userid(&corp()?, &union()?).await?;
@@ -591,10 +485,7 @@ async fn token_error_88_40014_refetches_once_and_retries() -> TestResult {
 #[tokio::test]
 async fn token_error_v1_invalid_authentication_refetches_once_and_retries() -> TestResult {
     let stub = StubBuilder::new()
-        .on(
-            path::ASYNC_SEND,
-            refuse_first_token(ASYNC_SEND_OK, Reply::status(400, V1_INVALID_AUTH)),
-        )
+        .on(path::ASYNC_SEND, refuse_first_token(ASYNC_SEND_OK, Reply::status(400, V1_INVALID_AUTH)))
         .start()
         .await?;
     let batch = Batch::new(vec![UserId::parse("a")?], vec![], false)?;
@@ -607,10 +498,7 @@ async fn token_error_v1_invalid_authentication_refetches_once_and_retries() -> T
 
 #[tokio::test]
 async fn persistent_token_error_is_token_rejected() -> TestResult {
-    let stub = StubBuilder::new()
-        .on(path::GET_BY_UNIONID, |_, _| Reply::ok(TOKEN_88_40014))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::GET_BY_UNIONID, |_, _| Reply::ok(TOKEN_88_40014)).start().await?;
     let client = client(&stub)?;
     let result = client.find_userid(&corp()?, &union()?).await;
     assert!(matches!(upstream(result), Some(UpstreamError::TokenRejected(_))));
@@ -669,13 +557,7 @@ async fn errcode_90018_is_throttled() -> TestResult {
 #[tokio::test]
 async fn other_errcodes_are_rejected_with_code_and_message() -> TestResult {
     let (error, _) = find_with(|_, _| Reply::ok(r#"{"errcode":400002,"errmsg":"无效的参数"}"#)).await?;
-    assert_eq!(
-        error,
-        Some(UpstreamError::Rejected {
-            code: "400002".into(),
-            message: "无效的参数".into()
-        })
-    );
+    assert_eq!(error, Some(UpstreamError::Rejected { code: "400002".into(), message: "无效的参数".into() }));
     Ok(())
 }
 
@@ -698,9 +580,7 @@ async fn http_503_is_unavailable() -> TestResult {
     let (error, _) = find_with(|_, _| Reply::status(503, "Service Unavailable")).await?;
     assert!(matches!(error, Some(UpstreamError::Unavailable(_))), "{error:?}");
     let stub = StubBuilder::new()
-        .on(path::APP_TOKEN, |_, _| {
-            Reply::status(503, r#"{"code":"serviceBusy","message":"busy","requestid":"r"}"#)
-        })
+        .on(path::APP_TOKEN, |_, _| Reply::status(503, r#"{"code":"serviceBusy","message":"busy","requestid":"r"}"#))
         .start()
         .await?;
     let result = client(&stub)?.find_userid(&corp()?, &union()?).await;
@@ -720,10 +600,7 @@ async fn garbage_bodies_are_unavailable() -> TestResult {
         let (error, _) = find_with(reply).await?;
         assert!(matches!(error, Some(UpstreamError::Unavailable(_))), "{error:?}");
     }
-    let stub = StubBuilder::new()
-        .on(path::APP_TOKEN, |_, _| Reply::ok("not json at all"))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on(path::APP_TOKEN, |_, _| Reply::ok("not json at all")).start().await?;
     let result = client(&stub)?.find_userid(&corp()?, &union()?).await;
     assert!(matches!(upstream(result), Some(UpstreamError::Unavailable(_))));
     Ok(())
@@ -732,9 +609,7 @@ async fn garbage_bodies_are_unavailable() -> TestResult {
 #[tokio::test]
 async fn slow_answers_time_out_as_unavailable() -> TestResult {
     let stub = StubBuilder::new()
-        .on(path::GET_BY_UNIONID, |_, _| {
-            Reply::ok(GET_BY_UNIONID_OK).after(Duration::from_secs(2))
-        })
+        .on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK).after(Duration::from_secs(2)))
         .start()
         .await?;
     let mut config = config(&stub)?;
@@ -743,10 +618,7 @@ async fn slow_answers_time_out_as_unavailable() -> TestResult {
     let result = client_with(config).find_userid(&corp()?, &union()?).await;
     let elapsed = started.elapsed();
     let error = upstream(result);
-    assert!(
-        matches!(&error, Some(UpstreamError::Unavailable(m)) if m.contains("timed out")),
-        "{error:?}"
-    );
+    assert!(matches!(&error, Some(UpstreamError::Unavailable(m)) if m.contains("timed out")), "{error:?}");
     assert!(elapsed < Duration::from_millis(1500), "took {elapsed:?}");
     Ok(())
 }
@@ -764,10 +636,7 @@ async fn connection_errors_are_unavailable_and_do_not_leak_the_token() -> TestRe
     let Some(UpstreamError::Unavailable(message)) = &error else {
         return Err(format!("expected Unavailable, got {error:?}").into());
     };
-    assert!(
-        !message.contains("access_token") && !message.contains("tok-1"),
-        "{message}"
-    );
+    assert!(!message.contains("access_token") && !message.contains("tok-1"), "{message}");
     Ok(())
 }
 
@@ -794,10 +663,7 @@ fn config_validation_names_the_field() -> TestResult {
     assert_eq!(config.validate().map_err(|e| e.field), Err("app_secret"));
     config.app_secret = SecretString::from("s");
     config.timeout = Duration::ZERO;
-    assert_eq!(
-        config.validate().map_err(|e| e.to_string()),
-        Err("dingtalk.timeout must be greater than zero".into())
-    );
+    assert_eq!(config.validate().map_err(|e| e.to_string()), Err("dingtalk.timeout must be greater than zero".into()));
     Ok(())
 }
 

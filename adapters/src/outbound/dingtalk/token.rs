@@ -57,10 +57,7 @@ pub(super) struct TokenCache {
 impl TokenCache {
     /// A cache that refreshes `margin_secs` seconds before expiry (negative → 0).
     pub(super) fn new(margin_secs: i64) -> Self {
-        Self {
-            slot: Mutex::new(Slot::default()),
-            margin: Duration::from_secs(u64::try_from(margin_secs).unwrap_or(0)),
-        }
+        Self { slot: Mutex::new(Slot::default()), margin: Duration::from_secs(u64::try_from(margin_secs).unwrap_or(0)) }
     }
 
     /// The cached token if it is still outside the refresh margin; otherwise
@@ -114,22 +111,12 @@ impl TokenCache {
     {
         let fetched_at = Instant::now();
         let fresh = fetch().await?;
-        let lifetime = if fresh.expire_in <= 0 {
-            DEFAULT_LIFETIME_SECS
-        } else {
-            fresh.expire_in
-        };
+        let lifetime = if fresh.expire_in <= 0 { DEFAULT_LIFETIME_SECS } else { fresh.expire_in };
         let usable = Duration::from_secs(u64::try_from(lifetime).unwrap_or(0)).saturating_sub(self.margin);
         let refresh_at = fetched_at.checked_add(usable).unwrap_or(fetched_at);
         slot.fetches += 1;
-        let token = AppToken {
-            value: Arc::new(fresh.value),
-            generation: slot.fetches,
-        };
-        slot.current = Some(Entry {
-            token: token.clone(),
-            refresh_at,
-        });
+        let token = AppToken { value: Arc::new(fresh.value), generation: slot.fetches };
+        slot.current = Some(Entry { token: token.clone(), refresh_at });
         Ok(token)
     }
 }
@@ -143,10 +130,7 @@ mod tests {
     use super::*;
 
     fn fresh(value: &str, expire_in: i64) -> Result<FreshToken, UpstreamError> {
-        Ok(FreshToken {
-            value: SecretString::from(value),
-            expire_in,
-        })
+        Ok(FreshToken { value: SecretString::from(value), expire_in })
     }
 
     #[tokio::test]

@@ -159,11 +159,7 @@ async fn run_migrations(url: &str) -> Result<(), StoreError> {
 /// for messages and logs.
 pub(crate) fn redact(url: &str) -> String {
     let hide = |option: &'_ str| -> String {
-        if option.starts_with("password=") {
-            "password=***".to_owned()
-        } else {
-            option.to_owned()
-        }
+        if option.starts_with("password=") { "password=***".to_owned() } else { option.to_owned() }
     };
     let Some((scheme, rest)) = url.split_once("://") else {
         // A `key=value key=value` connection string.
@@ -195,12 +191,8 @@ fn pool_error(err: RunError) -> StoreError {
 
 /// Messages of PostgreSQL errors that mean the server is going away or not
 /// there yet (SQLSTATE 57P01–57P03, 53300); diesel does not pass the SQLSTATE on.
-const UNAVAILABLE_MESSAGES: &[&str] = &[
-    "terminating connection",
-    "the database system is",
-    "too many clients",
-    "remaining connection slots",
-];
+const UNAVAILABLE_MESSAGES: &[&str] =
+    &["terminating connection", "the database system is", "too many clients", "remaining connection slots"];
 
 /// Maps a diesel error: a unique violation → `Conflict` naming the
 /// constraint (PostgreSQL reports it); a lost connection or a server shutting

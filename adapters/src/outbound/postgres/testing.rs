@@ -67,12 +67,7 @@ impl TestDatabase {
             .await
             .map_err(|e| format!("cannot create the test database {name} at {}: {e}", redact(&admin_url)))?;
         let url = with_database(&admin_url, &name)?;
-        Ok(Some(Self {
-            admin_url,
-            name,
-            url,
-            dropped: false,
-        }))
+        Ok(Some(Self { admin_url, name, url, dropped: false }))
     }
 
     /// The URL of the database (with the admin URL's user and options).
@@ -102,10 +97,8 @@ impl Drop for TestDatabase {
         }
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(drop_database(&admin_url, &name))
         })
         .join();
@@ -127,9 +120,7 @@ async fn connect(url: &str) -> Result<AsyncPgConnection, String> {
 }
 
 async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
-    let mut conn = connect(admin_url)
-        .await
-        .map_err(|e| format!("cannot drop the test database {name}: {e}"))?;
+    let mut conn = connect(admin_url).await.map_err(|e| format!("cannot drop the test database {name}: {e}"))?;
     diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await
@@ -174,25 +165,15 @@ mod tests {
     #[test]
     fn the_database_of_a_url_is_replaced() {
         assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x")
-                .ok()
-                .as_deref(),
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x").ok().as_deref(),
             Some("postgres://postgres@127.0.0.1:5432/x")
         );
         assert_eq!(
-            with_database("postgresql://u:p@h/db?sslmode=disable", "x")
-                .ok()
-                .as_deref(),
+            with_database("postgresql://u:p@h/db?sslmode=disable", "x").ok().as_deref(),
             Some("postgresql://u:p@h/x?sslmode=disable")
         );
-        assert_eq!(
-            with_database("postgres://h", "x").ok().as_deref(),
-            Some("postgres://h/x")
-        );
-        assert_eq!(
-            with_database("postgres://h?a=b", "x").ok().as_deref(),
-            Some("postgres://h/x?a=b")
-        );
+        assert_eq!(with_database("postgres://h", "x").ok().as_deref(), Some("postgres://h/x"));
+        assert_eq!(with_database("postgres://h?a=b", "x").ok().as_deref(), Some("postgres://h/x?a=b"));
         assert!(with_database("host=h", "x").is_err());
     }
 

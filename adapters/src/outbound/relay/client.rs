@@ -75,9 +75,7 @@ impl HttpCloudGateway {
     /// Call [`RelayConfig::validate`] first: with a bad base URL every call fails with `Unavailable`.
     pub fn new(http: reqwest::Client, config: RelayConfig) -> Self {
         let base = parse_base_url(&config.base_url).map_err(|why| format!("relay.base_url {why}"));
-        Self {
-            inner: Arc::new(Inner { http, config, base }),
-        }
+        Self { inner: Arc::new(Inner { http, config, base }) }
     }
 
     /// `{base}/relay/v1/{segments...}`, each segment percent-encoded.
@@ -167,12 +165,7 @@ impl HttpCloudGateway {
     }
 
     fn get(&self, url: Url, replay: Replay) -> Call {
-        Call {
-            method: Method::GET,
-            url,
-            body: None,
-            replay,
-        }
+        Call { method: Method::GET, url, body: None, replay }
     }
 
     fn post<B: serde::Serialize>(&self, url: Url, body: Option<&B>, replay: Replay) -> Result<Call, GatewayError> {
@@ -180,23 +173,14 @@ impl HttpCloudGateway {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| GatewayError::Invalid(format!("the request could not be encoded: {e}")))?;
-        Ok(Call {
-            method: Method::POST,
-            url,
-            body,
-            replay,
-        })
+        Ok(Call { method: Method::POST, url, body, replay })
     }
 }
 
 /// Reads a response: a 2xx body as `T`, anything else as [`Failure::Status`].
 async fn read<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Failure> {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
     let bytes = response.bytes().await.map_err(|e| transport_failure(&e))?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|e| Failure::UnexpectedBody(format!("HTTP {status}: {e}")));
@@ -205,12 +189,7 @@ async fn read<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Fai
         Ok(reply) => (Some(reply.code), reply.message),
         Err(_) => (None, format!("the cloud answered HTTP {status} without an error body")),
     };
-    Err(Failure::Status {
-        status: status.as_u16(),
-        code,
-        message,
-        retry_after,
-    })
+    Err(Failure::Status { status: status.as_u16(), code, message, retry_after })
 }
 
 /// Classifies a transport error: connect errors (nothing sent), timeouts, the rest.
@@ -260,10 +239,7 @@ fn receipt_for(key: &str, receipt: RelayReceipt) -> Result<RelayReceipt, Gateway
     if receipt.key == key {
         Ok(receipt)
     } else {
-        Err(unexpected(format!(
-            "a receipt for key {:?} instead of {key:?}",
-            receipt.key
-        )))
+        Err(unexpected(format!("a receipt for key {:?} instead of {key:?}", receipt.key)))
     }
 }
 
@@ -273,10 +249,7 @@ impl CloudGateway for HttpCloudGateway {
     /// duplicate state). Errors: `Forbidden` when `complete_url` is outside the client's origins
     /// or the credentials are refused; `Invalid` for a malformed state or URL; `Unavailable`.
     async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
-        let body = LoginIntentRequest {
-            state: state.expose().to_owned(),
-            complete_url: complete_url.to_owned(),
-        };
+        let body = LoginIntentRequest { state: state.expose().to_owned(), complete_url: complete_url.to_owned() };
         let call = self.post(self.url(&["logins"])?, Some(&body), Replay::ConnectOnly)?;
         let answer: LoginIntentResponse = self.call(call).await?;
         match Url::parse(&answer.authorize_url) {
@@ -321,11 +294,7 @@ impl CloudGateway for HttpCloudGateway {
     /// failures. Errors: `NotFound`, `Invalid`, `Rejected` (DingTalk refused, e.g. after 24 h),
     /// `Unavailable`.
     async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError> {
-        let call = self.post::<()>(
-            self.url(&["messages", key_segment(key)?, "recall"])?,
-            None,
-            Replay::Idempotent,
-        )?;
+        let call = self.post::<()>(self.url(&["messages", key_segment(key)?, "recall"])?, None, Replay::Idempotent)?;
         let answer: RelayReceiptDto = self.call(call).await?;
         receipt_for(key, RelayReceipt::try_from(answer).map_err(unexpected)?)
     }

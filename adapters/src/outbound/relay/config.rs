@@ -50,10 +50,7 @@ impl RelayConfig {
             return Err(RelayConfigError::new("client_id", "must not be empty"));
         }
         if self.client_id.contains(':') {
-            return Err(RelayConfigError::new(
-                "client_id",
-                "must not contain `:` (it is the HTTP Basic user name)",
-            ));
+            return Err(RelayConfigError::new("client_id", "must not contain `:` (it is the HTTP Basic user name)"));
         }
         if self.client_secret.expose_secret().trim().is_empty() {
             return Err(RelayConfigError::new("client_secret", "must not be empty"));

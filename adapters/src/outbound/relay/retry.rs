@@ -82,9 +82,7 @@ impl Failure {
             Self::UnexpectedBody(detail) => {
                 GatewayError::Unavailable(format!("the cloud answered an unexpected body: {detail}"))
             }
-            Self::Status {
-                status, code, message, ..
-            } => match (status, code.as_deref()) {
+            Self::Status { status, code, message, .. } => match (status, code.as_deref()) {
                 (401 | 403, _) => GatewayError::Forbidden(message),
                 (404, Some(NOT_MEMBER)) => GatewayError::NotMember,
                 (404, _) => GatewayError::NotFound,
@@ -120,10 +118,7 @@ pub(super) fn should_retry(replay: Replay, failure: &Failure) -> bool {
 pub(super) fn next_delay(failure: &Failure, backoff: Option<Duration>) -> Option<Duration> {
     let delay = backoff?.min(MAX_DELAY);
     match failure {
-        Failure::Status {
-            retry_after: Some(asked),
-            ..
-        } => Some(delay.max((*asked).min(MAX_RETRY_AFTER))),
+        Failure::Status { retry_after: Some(asked), .. } => Some(delay.max((*asked).min(MAX_RETRY_AFTER))),
         _ => Some(delay),
     }
 }
@@ -137,11 +132,7 @@ pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
 /// attempts in all (so `max_attempts - 1` retries).
 pub(super) fn backoff(max_attempts: u32) -> ExponentialBuilder {
     let retries = usize::try_from(max_attempts.saturating_sub(1)).unwrap_or(usize::MAX);
-    ExponentialBuilder::new()
-        .with_jitter()
-        .with_min_delay(MIN_DELAY)
-        .with_max_delay(MAX_DELAY)
-        .with_max_times(retries)
+    ExponentialBuilder::new().with_jitter().with_min_delay(MIN_DELAY).with_max_delay(MAX_DELAY).with_max_times(retries)
 }
 
 #[cfg(test)]
@@ -151,12 +142,7 @@ mod tests {
     use super::*;
 
     fn status(status: u16, code: Option<&str>) -> Failure {
-        Failure::Status {
-            status,
-            code: code.map(str::to_owned),
-            message: "m".into(),
-            retry_after: None,
-        }
+        Failure::Status { status, code: code.map(str::to_owned), message: "m".into(), retry_after: None }
     }
 
     #[test]
@@ -218,16 +204,8 @@ mod tests {
         assert_eq!(next_delay(&asked(3600), backoff), Some(MAX_RETRY_AFTER));
         assert_eq!(next_delay(&asked(0), backoff), backoff);
         assert_eq!(next_delay(&status(503, None), backoff), backoff);
-        assert_eq!(
-            next_delay(&asked(2), None),
-            None,
-            "no attempts left stays no attempts left"
-        );
-        assert_eq!(
-            next_delay(&status(503, None), Some(MAX_DELAY * 2)),
-            Some(MAX_DELAY),
-            "jitter stays under the cap"
-        );
+        assert_eq!(next_delay(&asked(2), None), None, "no attempts left stays no attempts left");
+        assert_eq!(next_delay(&status(503, None), Some(MAX_DELAY * 2)), Some(MAX_DELAY), "jitter stays under the cap");
     }
 
     #[test]
@@ -264,10 +242,7 @@ mod tests {
             (message(404, "not_found"), GatewayError::NotFound),
             (status(404, None), GatewayError::NotFound),
             (message(400, "invalid_login_state"), GatewayError::Invalid("why".into())),
-            (
-                message(409, "idempotency_key_reused"),
-                GatewayError::Invalid("why".into()),
-            ),
+            (message(409, "idempotency_key_reused"), GatewayError::Invalid("why".into())),
             (message(422, "validation_failed"), GatewayError::Invalid("why".into())),
             (message(502, "upstream_refused"), GatewayError::Rejected("why".into())),
         ];
@@ -285,10 +260,7 @@ mod tests {
             Failure::Transport("x".into()),
             Failure::UnexpectedBody("b".into()),
         ] {
-            assert!(
-                matches!(failure.clone().into_gateway_error(), GatewayError::Unavailable(_)),
-                "{failure:?}"
-            );
+            assert!(matches!(failure.clone().into_gateway_error(), GatewayError::Unavailable(_)), "{failure:?}");
         }
     }
 }

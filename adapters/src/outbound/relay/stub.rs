@@ -46,12 +46,7 @@ pub(super) struct Reply {
 impl Reply {
     /// `status` with a JSON `body`.
     pub fn status(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: body.into(),
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
+        Self { status, body: body.into(), headers: Vec::new(), delay: Duration::ZERO }
     }
 
     /// HTTP 200 with `body`.
@@ -61,10 +56,7 @@ impl Reply {
 
     /// An `ErrorBody` reply.
     pub fn error(status: u16, code: &str, message: &str) -> Self {
-        Self::status(
-            status,
-            serde_json::json!({"code": code, "message": message}).to_string(),
-        )
+        Self::status(status, serde_json::json!({"code": code, "message": message}).to_string())
     }
 
     /// The same with one more header.
@@ -126,13 +118,7 @@ impl Dispatch {
             Ok(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };
-        let seen = Seen {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        };
+        let seen = Seen { method, path, query, headers, body };
         let reply = (route.respond)(n, &seen);
         if let Ok(mut all) = route.seen.lock() {
             all.push(seen);
@@ -159,10 +145,7 @@ pub(super) struct StubBuilder {
 impl StubBuilder {
     /// A stub serving under `/`.
     pub fn new() -> Self {
-        Self {
-            prefix: String::new(),
-            routes: Vec::new(),
-        }
+        Self { prefix: String::new(), routes: Vec::new() }
     }
 
     /// Serves every route under `prefix` (e.g. `/prefix`).
@@ -193,21 +176,14 @@ impl StubBuilder {
     pub async fn start(self) -> std::io::Result<Stub> {
         let routes = Arc::new(self.routes);
         let router = Router::with_path("{**rest}").goal(Dispatch(Arc::clone(&routes)));
-        let acceptor = TcpListener::new("127.0.0.1:0")
-            .try_bind()
-            .await
-            .map_err(std::io::Error::other)?;
+        let acceptor = TcpListener::new("127.0.0.1:0").try_bind().await.map_err(std::io::Error::other)?;
         let addr = acceptor
             .holdings()
             .first()
             .and_then(|h| h.local_addr.clone().into_std())
             .ok_or_else(|| std::io::Error::other("the stub has no inet address"))?;
         tokio::spawn(Server::new(acceptor).serve(router));
-        Ok(Stub {
-            addr,
-            prefix: self.prefix,
-            routes,
-        })
+        Ok(Stub { addr, prefix: self.prefix, routes })
     }
 }
 

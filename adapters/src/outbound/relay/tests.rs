@@ -59,10 +59,7 @@ fn send_request() -> Result<RelaySendRequest, domain::ValidationError> {
     Ok(RelaySendRequest {
         key: KEY.to_owned(),
         corp_id: corp()?,
-        recipients: Recipients::new(
-            vec![UserId::parse("manager4220")?, UserId::parse("u2")?],
-            vec![DeptId::new(42)?],
-        )?,
+        recipients: Recipients::new(vec![UserId::parse("manager4220")?, UserId::parse("u2")?], vec![DeptId::new(42)?])?,
         body: MessageBody::parse(&json!({"msgtype": "text", "text": {"content": "你好"}}))?,
     })
 }
@@ -70,12 +67,8 @@ fn send_request() -> Result<RelaySendRequest, domain::ValidationError> {
 /// Asserts the headers every call carries; returns the request id.
 fn assert_common_headers(seen: &Seen) -> String {
     let auth = seen.header("authorization");
-    let encoded = auth
-        .strip_prefix("Basic ")
-        .unwrap_or_else(|| panic!("not Basic auth: {auth:?}"));
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let encoded = auth.strip_prefix("Basic ").unwrap_or_else(|| panic!("not Basic auth: {auth:?}"));
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(String::from_utf8_lossy(&decoded), format!("{CLIENT_ID}:{SECRET}"));
     assert_eq!(seen.header("accept"), "application/json");
     let request_id = seen.header("x-request-id");
@@ -98,23 +91,15 @@ fn recall_path() -> String {
 async fn start_login_posts_the_intent_and_returns_the_authorize_url() -> TestResult {
     let stub = StubBuilder::new()
         .on("POST", "/relay/v1/logins", |_, _| {
-            Reply::status(
-                201,
-                r#"{"authorize_url":"https://login.dingtalk.com/oauth2/auth?client_id=x&state=s"}"#,
-            )
+            Reply::status(201, r#"{"authorize_url":"https://login.dingtalk.com/oauth2/auth?client_id=x&state=s"}"#)
         })
         .start()
         .await?;
-    let url = gateway(&stub)
-        .start_login(&state(), "https://app.example.com/auth/dingtalk/complete")
-        .await?;
+    let url = gateway(&stub).start_login(&state(), "https://app.example.com/auth/dingtalk/complete").await?;
     assert_eq!(url, "https://login.dingtalk.com/oauth2/auth?client_id=x&state=s");
     let seen = stub.route("POST", "/relay/v1/logins").seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str()),
-        ("POST", "/relay/v1/logins")
-    );
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("POST", "/relay/v1/logins"));
     assert_common_headers(&seen[0]);
     assert_eq!(seen[0].header("content-type"), "application/json");
     assert_eq!(
@@ -128,15 +113,10 @@ async fn start_login_posts_the_intent_and_returns_the_authorize_url() -> TestRes
 async fn take_login_result_gets_the_state_and_maps_a_member() -> TestResult {
     let path = format!("/relay/v1/logins/{}", state().expose());
     let stub = StubBuilder::new()
-        .on("GET", &path, |_, _| {
-            Reply::ok(format!(r#"{{"member":{MEMBER},"failure":null,"error":null}}"#))
-        })
+        .on("GET", &path, |_, _| Reply::ok(format!(r#"{{"member":{MEMBER},"failure":null,"error":null}}"#)))
         .start()
         .await?;
-    let profile = gateway(&stub)
-        .take_login_result(&state())
-        .await?
-        .map_err(|f| format!("{f:?}"))?;
+    let profile = gateway(&stub).take_login_result(&state()).await?.map_err(|f| format!("{f:?}"))?;
     assert_eq!(profile.corp_id, corp()?);
     assert_eq!(profile.union_id, UnionId::parse("z21HjQliSzpw0Yxxxx")?);
     assert_eq!(profile.userid, UserId::parse("manager4220")?);
@@ -163,9 +143,7 @@ async fn take_login_result_maps_failures() -> TestResult {
     assert_eq!(gateway.take_login_result(&state()).await?, Err(LoginFailure::NotMember));
     assert_eq!(
         gateway.take_login_result(&state()).await?,
-        Err(LoginFailure::ConsentDenied {
-            error: "access_denied".into()
-        })
+        Err(LoginFailure::ConsentDenied { error: "access_denied".into() })
     );
     Ok(())
 }
@@ -173,9 +151,7 @@ async fn take_login_result_maps_failures() -> TestResult {
 #[tokio::test]
 async fn send_message_posts_the_message_and_maps_the_receipt() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/messages", |_, _| {
-            Reply::ok(receipt_json(KEY, "sent"))
-        })
+        .on("POST", "/relay/v1/messages", |_, _| Reply::ok(receipt_json(KEY, "sent")))
         .start()
         .await?;
     let receipt = gateway(&stub).send_message(&send_request()?).await?;
@@ -200,9 +176,7 @@ async fn send_message_posts_the_message_and_maps_the_receipt() -> TestResult {
 #[tokio::test]
 async fn send_message_to_everyone_sends_to_all() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/messages", |_, _| {
-            Reply::ok(receipt_json(KEY, "accepted"))
-        })
+        .on("POST", "/relay/v1/messages", |_, _| Reply::ok(receipt_json(KEY, "accepted")))
         .start()
         .await?;
     let mut request = send_request()?;
@@ -210,10 +184,7 @@ async fn send_message_to_everyone_sends_to_all() -> TestResult {
     let receipt = gateway(&stub).send_message(&request).await?;
     assert_eq!(receipt.state, MessageState::Accepted);
     let seen = stub.route("POST", "/relay/v1/messages").seen();
-    assert_eq!(
-        seen[0].body["recipients"],
-        json!({"userids": [], "dept_ids": [], "to_all": true})
-    );
+    assert_eq!(seen[0].body["recipients"], json!({"userids": [], "dept_ids": [], "to_all": true}));
     Ok(())
 }
 
@@ -230,10 +201,7 @@ async fn message_status_gets_the_record_and_maps_the_report() -> TestResult {
         "invalid_dept_ids": [9],
     })
     .to_string();
-    let stub = StubBuilder::new()
-        .on("GET", &status_path(), move |_, _| Reply::ok(body.clone()))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on("GET", &status_path(), move |_, _| Reply::ok(body.clone())).start().await?;
     let (receipt, report) = gateway(&stub).message_status(KEY).await?;
     assert_eq!(receipt.state, MessageState::Completed);
     assert_eq!(receipt.task_ids, vec![TaskId::new(1)?, TaskId::new(2)?]);
@@ -244,10 +212,7 @@ async fn message_status_gets_the_record_and_maps_the_report() -> TestResult {
         report.recipients,
         vec![
             (UserId::parse("manager4220")?, RecipientOutcome::Read),
-            (
-                UserId::parse("u2")?,
-                RecipientOutcome::Forbidden { code: "143106".into() }
-            ),
+            (UserId::parse("u2")?, RecipientOutcome::Forbidden { code: "143106".into() }),
         ]
     );
     assert_eq!(report.invalid_depts, vec![DeptId::new(9)?]);
@@ -259,10 +224,8 @@ async fn message_status_gets_the_record_and_maps_the_report() -> TestResult {
 
 #[tokio::test]
 async fn recall_message_posts_to_recall() -> TestResult {
-    let stub = StubBuilder::new()
-        .on("POST", &recall_path(), |_, _| Reply::ok(receipt_json(KEY, "recalled")))
-        .start()
-        .await?;
+    let stub =
+        StubBuilder::new().on("POST", &recall_path(), |_, _| Reply::ok(receipt_json(KEY, "recalled"))).start().await?;
     let receipt = gateway(&stub).recall_message(KEY).await?;
     assert_eq!(receipt.state, MessageState::Recalled);
     let seen = stub.route("POST", &recall_path()).seen();
@@ -274,17 +237,10 @@ async fn recall_message_posts_to_recall() -> TestResult {
 
 #[tokio::test]
 async fn get_member_queries_by_userid_or_union_id() -> TestResult {
-    let stub = StubBuilder::new()
-        .on("GET", "/relay/v1/members", |_, _| Reply::ok(MEMBER))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on("GET", "/relay/v1/members", |_, _| Reply::ok(MEMBER)).start().await?;
     let gateway = gateway(&stub);
-    let by_userid = gateway
-        .get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?))
-        .await?;
-    let by_union = gateway
-        .get_member(&corp()?, &MemberKey::UnionId(UnionId::parse("z21HjQliSzpw0Yxxxx")?))
-        .await?;
+    let by_userid = gateway.get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?)).await?;
+    let by_union = gateway.get_member(&corp()?, &MemberKey::UnionId(UnionId::parse("z21HjQliSzpw0Yxxxx")?)).await?;
     assert_eq!(by_userid, by_union);
     assert_eq!(by_userid.title.as_deref(), Some("工程师"));
     assert_eq!(by_userid.org_email.as_deref(), Some("zs@corp.example"));
@@ -298,20 +254,14 @@ async fn get_member_queries_by_userid_or_union_id() -> TestResult {
     assert_eq!(seen[0].query.get("userid").map(String::as_str), Some("manager4220"));
     assert!(!seen[0].query.contains_key("union_id"));
     assert_eq!(seen[1].query.get("corp_id").map(String::as_str), Some("dingcorp1"));
-    assert_eq!(
-        seen[1].query.get("union_id").map(String::as_str),
-        Some("z21HjQliSzpw0Yxxxx")
-    );
+    assert_eq!(seen[1].query.get("union_id").map(String::as_str), Some("z21HjQliSzpw0Yxxxx"));
     assert!(!seen[1].query.contains_key("userid"));
     Ok(())
 }
 
 #[tokio::test]
 async fn each_logical_call_has_its_own_request_id() -> TestResult {
-    let stub = StubBuilder::new()
-        .on("GET", "/relay/v1/members", |_, _| Reply::ok(MEMBER))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on("GET", "/relay/v1/members", |_, _| Reply::ok(MEMBER)).start().await?;
     let gateway = gateway(&stub);
     let key = MemberKey::UserId(UserId::parse("manager4220")?);
     gateway.get_member(&corp()?, &key).await?;
@@ -327,9 +277,7 @@ async fn each_logical_call_has_its_own_request_id() -> TestResult {
 async fn a_base_url_path_prefix_is_kept_with_or_without_a_trailing_slash() -> TestResult {
     let stub = StubBuilder::new()
         .prefix("/prefix")
-        .on("POST", "/relay/v1/messages", |_, _| {
-            Reply::ok(receipt_json(KEY, "sent"))
-        })
+        .on("POST", "/relay/v1/messages", |_, _| Reply::ok(receipt_json(KEY, "sent")))
         .on("GET", &status_path(), |_, _| {
             Reply::ok(
                 json!({"receipt": {"key": KEY, "state": "sent", "task_ids": [], "errors": []},
@@ -340,31 +288,22 @@ async fn a_base_url_path_prefix_is_kept_with_or_without_a_trailing_slash() -> Te
         .start()
         .await?;
     assert!(stub.base().ends_with("/prefix"));
-    gateway_with(config_for(format!("{}/", stub.base())))
-        .send_message(&send_request()?)
-        .await?;
+    gateway_with(config_for(format!("{}/", stub.base()))).send_message(&send_request()?).await?;
     gateway_with(config_for(stub.base())).message_status(KEY).await?;
     let seen = stub.route("POST", "/relay/v1/messages").seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/prefix/relay/v1/messages");
     let seen = stub.route("GET", &status_path()).seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        (seen[0].method.as_str(), seen[0].path.as_str()),
-        ("GET", format!("/prefix{}", status_path()).as_str())
-    );
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("GET", format!("/prefix{}", status_path()).as_str()));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_bare_host_with_a_trailing_slash_works() -> TestResult {
-    let stub = StubBuilder::new()
-        .on("POST", &recall_path(), |_, _| Reply::ok(receipt_json(KEY, "recalled")))
-        .start()
-        .await?;
-    gateway_with(config_for(format!("{}/", stub.base())))
-        .recall_message(KEY)
-        .await?;
+    let stub =
+        StubBuilder::new().on("POST", &recall_path(), |_, _| Reply::ok(receipt_json(KEY, "recalled"))).start().await?;
+    gateway_with(config_for(format!("{}/", stub.base()))).recall_message(KEY).await?;
     assert_eq!(stub.calls("POST", &recall_path()), 1);
     Ok(())
 }
@@ -387,9 +326,7 @@ async fn path_segments_and_query_values_are_percent_encoded() -> TestResult {
     let (receipt, _) = gateway.message_status(key).await?;
     assert_eq!(receipt.key, key);
     let union = "u+1&userid=evil=#x";
-    gateway
-        .get_member(&corp()?, &MemberKey::UnionId(UnionId::parse(union)?))
-        .await?;
+    gateway.get_member(&corp()?, &MemberKey::UnionId(UnionId::parse(union)?)).await?;
     let seen = stub.route("GET", "/relay/v1/members").seen();
     assert_eq!(seen[0].query.get("union_id").map(String::as_str), Some(union));
     assert!(!seen[0].query.contains_key("userid"));
@@ -399,21 +336,13 @@ async fn path_segments_and_query_values_are_percent_encoded() -> TestResult {
 #[tokio::test]
 async fn dot_and_empty_keys_are_refused_before_sending() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/messages/recall", |_, _| {
-            Reply::ok(receipt_json("..", "recalled"))
-        })
+        .on("POST", "/relay/v1/messages/recall", |_, _| Reply::ok(receipt_json("..", "recalled")))
         .start()
         .await?;
     let gateway = gateway(&stub);
     for key in ["", ".", ".."] {
-        assert!(
-            matches!(gateway.recall_message(key).await, Err(GatewayError::Invalid(_))),
-            "{key:?}"
-        );
-        assert!(
-            matches!(gateway.message_status(key).await, Err(GatewayError::Invalid(_))),
-            "{key:?}"
-        );
+        assert!(matches!(gateway.recall_message(key).await, Err(GatewayError::Invalid(_))), "{key:?}");
+        assert!(matches!(gateway.message_status(key).await, Err(GatewayError::Invalid(_))), "{key:?}");
     }
     assert_eq!(stub.calls("POST", "/relay/v1/messages/recall"), 0);
     Ok(())
@@ -435,40 +364,26 @@ async fn statuses_and_codes_map_to_gateway_errors() -> TestResult {
     ];
     for (status, code, expected) in cases {
         let stub = StubBuilder::new()
-            .on("POST", "/relay/v1/messages", move |_, _| {
-                Reply::error(status, code, &format!("why {status}"))
-            })
+            .on("POST", "/relay/v1/messages", move |_, _| Reply::error(status, code, &format!("why {status}")))
             .start()
             .await?;
         let got = gateway(&stub).send_message(&send_request()?).await;
         assert_eq!(got, Err(expected), "{status} {code}");
-        assert_eq!(
-            stub.calls("POST", "/relay/v1/messages"),
-            1,
-            "{status} {code} is not retried"
-        );
+        assert_eq!(stub.calls("POST", "/relay/v1/messages"), 1, "{status} {code} is not retried");
     }
     Ok(())
 }
 
 #[tokio::test]
 async fn transient_statuses_map_to_unavailable() -> TestResult {
-    for (status, code) in [
-        (429, "rate_limited"),
-        (500, "internal"),
-        (503, "unavailable"),
-        (502, "bad_gateway"),
-        (504, "gateway_timeout"),
-    ] {
+    for (status, code) in
+        [(429, "rate_limited"), (500, "internal"), (503, "unavailable"), (502, "bad_gateway"), (504, "gateway_timeout")]
+    {
         let stub = StubBuilder::new()
-            .on("GET", "/relay/v1/members", move |_, _| {
-                Reply::error(status, code, "busy")
-            })
+            .on("GET", "/relay/v1/members", move |_, _| Reply::error(status, code, "busy"))
             .start()
             .await?;
-        let got = single_attempt(&stub)
-            .get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?))
-            .await;
+        let got = single_attempt(&stub).get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?)).await;
         match got {
             Err(GatewayError::Unavailable(detail)) => assert!(detail.contains(&status.to_string()), "{detail}"),
             other => panic!("{status} {code}: {other:?}"),
@@ -480,21 +395,14 @@ async fn transient_statuses_map_to_unavailable() -> TestResult {
 #[tokio::test]
 async fn error_statuses_without_an_error_body_map_by_status() -> TestResult {
     let stub = StubBuilder::new()
-        .on("GET", &status_path(), |_, _| {
-            Reply::status(404, "<html>not here</html>")
-        })
-        .on("POST", &recall_path(), |_, _| {
-            Reply::status(503, "<html>maintenance</html>")
-        })
+        .on("GET", &status_path(), |_, _| Reply::status(404, "<html>not here</html>"))
+        .on("POST", &recall_path(), |_, _| Reply::status(503, "<html>maintenance</html>"))
         .on("POST", "/relay/v1/messages", |_, _| Reply::status(403, ""))
         .start()
         .await?;
     let gateway = single_attempt(&stub);
     assert_eq!(gateway.message_status(KEY).await, Err(GatewayError::NotFound));
-    assert!(matches!(
-        gateway.recall_message(KEY).await,
-        Err(GatewayError::Unavailable(_))
-    ));
+    assert!(matches!(gateway.recall_message(KEY).await, Err(GatewayError::Unavailable(_))));
     assert!(matches!(
         gateway.send_message(&send_request()?).await,
         Err(GatewayError::Forbidden(m)) if m.contains("403")
@@ -518,10 +426,7 @@ async fn a_garbage_2xx_body_is_unavailable_and_not_retried() -> TestResult {
         gateway.send_message(&send_request()?).await.map(|_| ()),
         gateway.message_status(KEY).await.map(|_| ()),
         gateway.recall_message(KEY).await.map(|_| ()),
-        gateway
-            .get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?))
-            .await
-            .map(|_| ()),
+        gateway.get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?)).await.map(|_| ()),
     ];
     for result in results {
         match result {
@@ -539,9 +444,7 @@ async fn a_garbage_2xx_body_is_unavailable_and_not_retried() -> TestResult {
 #[tokio::test]
 async fn a_receipt_for_another_key_is_unavailable() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/messages", |_, _| {
-            Reply::ok(receipt_json("someone-else", "sent"))
-        })
+        .on("POST", "/relay/v1/messages", |_, _| Reply::ok(receipt_json("someone-else", "sent")))
         .start()
         .await?;
     assert!(matches!(
@@ -555,24 +458,17 @@ async fn a_receipt_for_another_key_is_unavailable() -> TestResult {
 async fn a_login_result_with_neither_member_nor_failure_is_unavailable() -> TestResult {
     let path = format!("/relay/v1/logins/{}", state().expose());
     let stub = StubBuilder::new()
-        .on("GET", &path, |_, _| {
-            Reply::ok(r#"{"member":null,"failure":null,"error":null}"#)
-        })
+        .on("GET", &path, |_, _| Reply::ok(r#"{"member":null,"failure":null,"error":null}"#))
         .start()
         .await?;
-    assert!(matches!(
-        gateway(&stub).take_login_result(&state()).await,
-        Err(GatewayError::Unavailable(_))
-    ));
+    assert!(matches!(gateway(&stub).take_login_result(&state()).await, Err(GatewayError::Unavailable(_))));
     Ok(())
 }
 
 #[tokio::test]
 async fn an_authorize_url_that_is_not_a_url_is_unavailable() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/logins", |_, _| {
-            Reply::status(201, r#"{"authorize_url":"javascript:alert(1)"}"#)
-        })
+        .on("POST", "/relay/v1/logins", |_, _| Reply::status(201, r#"{"authorize_url":"javascript:alert(1)"}"#))
         .start()
         .await?;
     assert!(matches!(
@@ -627,9 +523,7 @@ async fn status_recall_and_member_are_retried_on_transient_failures() -> TestRes
     let gateway = gateway(&stub);
     assert_eq!(gateway.message_status(KEY).await?.1.percent, 50);
     assert_eq!(gateway.recall_message(KEY).await?.state, MessageState::Recalled);
-    gateway
-        .get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?))
-        .await?;
+    gateway.get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?)).await?;
     assert_eq!(stub.calls("GET", &status_path()), 2);
     assert_eq!(stub.calls("POST", &recall_path()), 2);
     assert_eq!(stub.calls("GET", "/relay/v1/members"), 2);
@@ -655,9 +549,7 @@ async fn retry_after_on_429_is_honoured() -> TestResult {
 #[tokio::test]
 async fn start_login_is_not_retried_on_503() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/logins", |_, _| {
-            Reply::error(503, "unavailable", "busy")
-        })
+        .on("POST", "/relay/v1/logins", |_, _| Reply::error(503, "unavailable", "busy"))
         .start()
         .await?;
     let got = gateway(&stub).start_login(&state(), "https://app.example.com/c").await;
@@ -669,10 +561,7 @@ async fn start_login_is_not_retried_on_503() -> TestResult {
 #[tokio::test]
 async fn take_login_result_is_not_retried_on_503() -> TestResult {
     let path = format!("/relay/v1/logins/{}", state().expose());
-    let stub = StubBuilder::new()
-        .on("GET", &path, |_, _| Reply::error(503, "unavailable", "busy"))
-        .start()
-        .await?;
+    let stub = StubBuilder::new().on("GET", &path, |_, _| Reply::error(503, "unavailable", "busy")).start().await?;
     let got = gateway(&stub).take_login_result(&state()).await;
     assert!(matches!(got, Err(GatewayError::Unavailable(_))), "{got:?}");
     assert_eq!(stub.calls("GET", &path), 1);
@@ -682,9 +571,7 @@ async fn take_login_result_is_not_retried_on_503() -> TestResult {
 #[tokio::test]
 async fn gives_up_after_max_attempts_with_unavailable() -> TestResult {
     let stub = StubBuilder::new()
-        .on("POST", "/relay/v1/messages", |_, _| {
-            Reply::error(503, "unavailable", "down")
-        })
+        .on("POST", "/relay/v1/messages", |_, _| Reply::error(503, "unavailable", "down"))
         .start()
         .await?;
     let config = config_for(stub.base());
@@ -701,9 +588,7 @@ async fn gives_up_after_max_attempts_with_unavailable() -> TestResult {
 #[tokio::test]
 async fn a_slow_cloud_times_out_as_unavailable() -> TestResult {
     let stub = StubBuilder::new()
-        .on("GET", "/relay/v1/members", |_, _| {
-            Reply::ok(MEMBER).after(Duration::from_secs(2))
-        })
+        .on("GET", "/relay/v1/members", |_, _| Reply::ok(MEMBER).after(Duration::from_secs(2)))
         .on("POST", "/relay/v1/logins", |_, _| {
             Reply::status(201, r#"{"authorize_url":"https://x.example/"}"#).after(Duration::from_secs(2))
         })
@@ -714,26 +599,13 @@ async fn a_slow_cloud_times_out_as_unavailable() -> TestResult {
     config.max_attempts = 2;
     let gateway = gateway_with(config);
     let started = Instant::now();
-    let got = gateway
-        .get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?))
-        .await;
-    assert!(
-        matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("in time")),
-        "{got:?}"
-    );
+    let got = gateway.get_member(&corp()?, &MemberKey::UserId(UserId::parse("manager4220")?)).await;
+    assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("in time")), "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert_eq!(
-        stub.calls("GET", "/relay/v1/members"),
-        2,
-        "a timeout is retried for idempotent calls"
-    );
+    assert_eq!(stub.calls("GET", "/relay/v1/members"), 2, "a timeout is retried for idempotent calls");
     let got = gateway.start_login(&state(), "https://app.example.com/c").await;
     assert!(matches!(got, Err(GatewayError::Unavailable(_))), "{got:?}");
-    assert_eq!(
-        stub.calls("POST", "/relay/v1/logins"),
-        1,
-        "a timed-out login may have reached the cloud"
-    );
+    assert_eq!(stub.calls("POST", "/relay/v1/logins"), 1, "a timed-out login may have reached the cloud");
     Ok(())
 }
 
@@ -747,15 +619,9 @@ async fn connection_refused_is_unavailable_quickly() -> TestResult {
     let gateway = gateway_with(config);
     let started = Instant::now();
     let got = gateway.send_message(&send_request()?).await;
-    assert!(
-        matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")),
-        "{got:?}"
-    );
+    assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")), "{got:?}");
     let got = gateway.start_login(&state(), "https://app.example.com/c").await;
-    assert!(
-        matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")),
-        "{got:?}"
-    );
+    assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")), "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     Ok(())
 }
@@ -775,18 +641,11 @@ fn config_debug_does_not_show_the_secret() {
 
 #[test]
 fn config_defaults_and_validation() {
-    let valid = RelayConfig::new(
-        "https://relay.example.com/prefix/",
-        CLIENT_ID,
-        SecretString::from(SECRET),
-    );
+    let valid = RelayConfig::new("https://relay.example.com/prefix/", CLIENT_ID, SecretString::from(SECRET));
     assert_eq!(valid.timeout, Duration::from_secs(10));
     assert_eq!(valid.max_attempts, 4);
     assert_eq!(valid.validate(), Ok(()));
-    assert_eq!(
-        RelayConfig::new("http://127.0.0.1:8080", CLIENT_ID, SecretString::from(SECRET)).validate(),
-        Ok(())
-    );
+    assert_eq!(RelayConfig::new("http://127.0.0.1:8080", CLIENT_ID, SecretString::from(SECRET)).validate(), Ok(()));
 
     let field = |config: RelayConfig| config.validate().map_err(|e: RelayConfigError| e.field);
     for bad in [

@@ -123,10 +123,7 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
 
 /// The file path in `url` (see [`SqliteStore::connect`]).
 fn database_path(url: &str) -> Result<String, StoreError> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split_once('?').map_or(rest, |(path, _)| path).trim();
     if path.is_empty() {
         return Err(StoreError::Other(format!("the SQLite URL {url:?} names no file")));
@@ -163,9 +160,7 @@ fn create_file(file: &Path) -> Result<(), StoreError> {
 /// Opens one pooled connection and sets [`PRAGMAS`] on it.
 async fn establish(path: String) -> Result<Conn, ConnectionError> {
     let mut conn = Conn::establish(&path).await?;
-    conn.batch_execute(PRAGMAS)
-        .await
-        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    conn.batch_execute(PRAGMAS).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
@@ -177,8 +172,7 @@ async fn run_migrations(path: String) -> Result<(), StoreError> {
     tokio::task::spawn_blocking(move || {
         let mut conn = SqliteConnection::establish(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite database {path}: {e}")))?;
-        conn.batch_execute(PRAGMAS)
-            .map_err(|e| db_error("set SQLite PRAGMAs", e))?;
+        conn.batch_execute(PRAGMAS).map_err(|e| db_error("set SQLite PRAGMAs", e))?;
         let applied = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| StoreError::Other(format!("SQLite migrations failed on {path}: {e}")))?;
@@ -209,15 +203,9 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     ("messages.id", "messages_pkey"),
     ("messages.idempotency_key", "messages_idempotency_key_key"),
     ("relay_messages.client_id, relay_messages.key", "relay_messages_pkey"),
-    (
-        "relay_batches.client_id, relay_batches.key, relay_batches.idx",
-        "relay_batches_pkey",
-    ),
+    ("relay_batches.client_id, relay_batches.key, relay_batches.idx", "relay_batches_pkey"),
     ("bindings.user_id", "bindings_pkey"),
-    (
-        "bindings.tenant_id, bindings.external_id",
-        "bindings_tenant_external_key",
-    ),
+    ("bindings.tenant_id, bindings.external_id", "bindings_tenant_external_key"),
 ];
 
 /// Maps a diesel error: a unique violation → `Conflict` naming the
@@ -230,12 +218,7 @@ fn db_error(context: &str, err: DieselError) -> StoreError {
             let columns = message.strip_prefix("UNIQUE constraint failed: ").unwrap_or(message);
             let name = info
                 .constraint_name()
-                .or_else(|| {
-                    CONSTRAINTS
-                        .iter()
-                        .find(|(cols, _)| *cols == columns)
-                        .map(|(_, name)| *name)
-                })
+                .or_else(|| CONSTRAINTS.iter().find(|(cols, _)| *cols == columns).map(|(_, name)| *name))
                 .unwrap_or(columns);
             StoreError::Conflict(format!("{name} ({context}: {message})"))
         }

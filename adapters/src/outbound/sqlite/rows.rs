@@ -71,17 +71,9 @@ impl LoginAttemptRow {
     pub fn into_domain(self) -> Result<LoginAttempt, StoreError> {
         let return_to = ReturnTo::parse_or_root(Some(&self.return_to));
         if return_to.as_str() != self.return_to {
-            return Err(corrupt(
-                "login_attempts",
-                &self.state_hash,
-                "return_to is not a safe relative path",
-            ));
+            return Err(corrupt("login_attempts", &self.state_hash, "return_to is not a safe relative path"));
         }
-        Ok(LoginAttempt {
-            state_hash: self.state_hash,
-            return_to,
-            expires_at: Timestamp::from_millis(self.expires_at),
-        })
+        Ok(LoginAttempt { state_hash: self.state_hash, return_to, expires_at: Timestamp::from_millis(self.expires_at) })
     }
 }
 
@@ -451,11 +443,7 @@ impl RelayMessageRow {
                     Some(raw) => Some(TaskId::new(raw).map_err(|e| corrupt("relay_batches", &key, e))?),
                     None => None,
                 };
-                Ok(BatchRecord {
-                    batch,
-                    task_id,
-                    error: b.error,
-                })
+                Ok(BatchRecord { batch, task_id, error: b.error })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(RelayMessageRecord {

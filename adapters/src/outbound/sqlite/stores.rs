@@ -74,10 +74,7 @@ macro_rules! impl_store_ports {
             /// Whether an upsert that failed with `result` is worth another try.
             fn retry_upsert<T>(result: &QueryResult<T>, attempt: usize) -> bool {
                 attempt < UPSERT_ATTEMPTS
-                    && matches!(
-                        result,
-                        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-                    )
+                    && matches!(result, Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
             }
 
             #[async_trait]
@@ -100,9 +97,7 @@ macro_rules! impl_store_ports {
                         .await
                         .optional()
                         .map_err(|e| db_error("take login attempt", e))?;
-                    row.filter(|r| r.expires_at > now.as_millis())
-                        .map(LoginAttemptRow::into_domain)
-                        .transpose()
+                    row.filter(|r| r.expires_at > now.as_millis()).map(LoginAttemptRow::into_domain).transpose()
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -136,9 +131,7 @@ macro_rules! impl_store_ports {
                         .await
                         .optional()
                         .map_err(|e| db_error("take login intent", e))?;
-                    row.filter(|r| r.expires_at > now.as_millis())
-                        .map(LoginIntentRow::into_domain)
-                        .transpose()
+                    row.filter(|r| r.expires_at > now.as_millis()).map(LoginIntentRow::into_domain).transpose()
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -178,18 +171,14 @@ macro_rules! impl_store_ports {
                 ) -> Result<Option<LoginOutcome>, StoreError> {
                     let mut conn = self.conn().await?;
                     let row = diesel::delete(
-                        login_results::table
-                            .find(state_hash)
-                            .filter(login_results::client_id.eq(client_id)),
+                        login_results::table.find(state_hash).filter(login_results::client_id.eq(client_id)),
                     )
                     .returning(LoginResultRow::as_returning())
                     .get_result(&mut conn)
                     .await
                     .optional()
                     .map_err(|e| db_error("take login result", e))?;
-                    row.filter(|r| r.expires_at > now.as_millis())
-                        .map(LoginResultRow::into_domain)
-                        .transpose()
+                    row.filter(|r| r.expires_at > now.as_millis()).map(LoginResultRow::into_domain).transpose()
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
@@ -313,10 +302,7 @@ macro_rules! impl_store_ports {
                         select = select.filter(users::corp_id.eq(corp_id.as_str().to_owned()));
                     }
                     let mut conn = self.conn().await?;
-                    let rows = select
-                        .load(&mut conn)
-                        .await
-                        .map_err(|e| db_error("list users", e))?;
+                    let rows = select.load(&mut conn).await.map_err(|e| db_error("list users", e))?;
                     rows.into_iter().map(UserRow::into_domain).collect()
                 }
             }
@@ -374,14 +360,9 @@ macro_rules! impl_store_ports {
                         state,
                         MessageState::Relayed | MessageState::Sent | MessageState::Completed | MessageState::Recalled
                     );
-                    let sent = matches!(
-                        state,
-                        MessageState::Sent | MessageState::Completed | MessageState::Recalled
-                    );
-                    let finished = matches!(
-                        state,
-                        MessageState::Completed | MessageState::Failed | MessageState::Recalled
-                    );
+                    let sent = matches!(state, MessageState::Sent | MessageState::Completed | MessageState::Recalled);
+                    let finished =
+                        matches!(state, MessageState::Completed | MessageState::Failed | MessageState::Recalled);
                     let mut conn = self.conn().await?;
                     let updated = diesel::update(messages::table.find(id))
                         .set((
@@ -397,9 +378,7 @@ macro_rules! impl_store_ports {
                         .await
                         .map_err(|e| db_error("update message", e))?;
                     if updated == 0 {
-                        return Err(StoreError::Other(format!(
-                            "update message: no message with id {id:?}"
-                        )));
+                        return Err(StoreError::Other(format!("update message: no message with id {id:?}")));
                     }
                     Ok(())
                 }
@@ -418,10 +397,7 @@ macro_rules! impl_store_ports {
                         .order((messages::next_attempt_at.asc(), messages::created_at.asc()))
                         .limit(i64::from(limit));
                     let mut conn = self.conn().await?;
-                    let ids: Vec<String> = due
-                        .load(&mut conn)
-                        .await
-                        .map_err(|e| db_error("find due messages", e))?;
+                    let ids: Vec<String> = due.load(&mut conn).await.map_err(|e| db_error("find due messages", e))?;
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -442,10 +418,7 @@ macro_rules! impl_store_ports {
                     .get_results(&mut conn)
                     .await
                     .map_err(|e| db_error("claim due messages", e))?;
-                    let mut records = rows
-                        .into_iter()
-                        .map(MessageRow::into_domain)
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut records = rows.into_iter().map(MessageRow::into_domain).collect::<Result<Vec<_>, _>>()?;
                     records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
                     Ok(records)
                 }
@@ -458,10 +431,7 @@ macro_rules! impl_store_ports {
                 ) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
                     diesel::update(messages::table.find(id))
-                        .set((
-                            messages::next_attempt_at.eq(next_attempt_at.as_millis()),
-                            messages::error.eq(error),
-                        ))
+                        .set((messages::next_attempt_at.eq(next_attempt_at.as_millis()), messages::error.eq(error)))
                         .execute(&mut conn)
                         .await
                         .map_err(|e| db_error("reschedule message", e))?;
@@ -482,10 +452,7 @@ macro_rules! impl_store_ports {
                         select = select.filter(messages::created_at.ge(since.as_millis()));
                     }
                     let mut conn = self.conn().await?;
-                    let rows = select
-                        .load(&mut conn)
-                        .await
-                        .map_err(|e| db_error("list messages", e))?;
+                    let rows = select.load(&mut conn).await.map_err(|e| db_error("list messages", e))?;
                     rows.into_iter().map(MessageRow::into_domain).collect()
                 }
             }
@@ -537,10 +504,7 @@ macro_rules! impl_store_ports {
                                 // One statement per batch: diesel-async has no multi-row
                                 // INSERT for SQLite (at most 51 batches per message).
                                 for batch in &batches {
-                                    diesel::insert_into(relay_batches::table)
-                                        .values(batch)
-                                        .execute(conn)
-                                        .await?;
+                                    diesel::insert_into(relay_batches::table).values(batch).execute(conn).await?;
                                 }
                                 return Ok(None);
                             }
@@ -560,9 +524,7 @@ macro_rules! impl_store_ports {
                         .transaction::<_, diesel::result::Error, _>(async |conn| load_relay(conn, client_id, key).await)
                         .await
                         .map_err(|e| db_error("get relay message", e))?;
-                    found
-                        .map(|(message, batches)| message.into_domain(batches))
-                        .transpose()
+                    found.map(|(message, batches)| message.into_domain(batches)).transpose()
                 }
 
                 async fn record_batch(
@@ -612,10 +574,7 @@ macro_rules! impl_store_ports {
                 ) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
                     let updated = diesel::update(relay_messages::table.find((client_id, key)))
-                        .set((
-                            relay_messages::state.eq(state.as_str()),
-                            relay_messages::updated_at.eq(now.as_millis()),
-                        ))
+                        .set((relay_messages::state.eq(state.as_str()), relay_messages::updated_at.eq(now.as_millis())))
                         .execute(&mut conn)
                         .await
                         .map_err(|e| db_error("set relay message state", e))?;

@@ -27,18 +27,11 @@ struct TempDb {
 impl TempDb {
     fn new(name: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let unique = format!(
-            "dingbridge-sqlite-{name}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Self {
-            path: std::env::temp_dir().join(unique).join("store.db"),
-        }
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let unique =
+            format!("dingbridge-sqlite-{name}-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        Self { path: std::env::temp_dir().join(unique).join("store.db") }
     }
 
     fn url(&self) -> String {
@@ -131,11 +124,7 @@ fn relay_record(client_id: &str, key: &str, recipients: &Recipients) -> RelayMes
         batches: recipients
             .batches()
             .into_iter()
-            .map(|batch| BatchRecord {
-                batch,
-                task_id: None,
-                error: None,
-            })
+            .map(|batch| BatchRecord { batch, task_id: None, error: None })
             .collect(),
         state: MessageState::Accepted,
         created_at: ts(1_000),
@@ -147,14 +136,8 @@ fn relay_record(client_id: &str, key: &str, recipients: &Recipients) -> RelayMes
 
 #[test]
 fn urls_name_a_file() {
-    assert_eq!(
-        database_path("sqlite://data/db.sqlite").ok().as_deref(),
-        Some("data/db.sqlite")
-    );
-    assert_eq!(
-        database_path("sqlite:///var/lib/x.db").ok().as_deref(),
-        Some("/var/lib/x.db")
-    );
+    assert_eq!(database_path("sqlite://data/db.sqlite").ok().as_deref(), Some("data/db.sqlite"));
+    assert_eq!(database_path("sqlite:///var/lib/x.db").ok().as_deref(), Some("/var/lib/x.db"));
     assert_eq!(database_path("sqlite:x.db").ok().as_deref(), Some("x.db"));
     assert_eq!(database_path("sqlite://x.db?mode=rwc").ok().as_deref(), Some("x.db"));
     assert_eq!(database_path("./plain.db").ok().as_deref(), Some("./plain.db"));
@@ -191,10 +174,7 @@ async fn connect_works_on_a_current_thread_runtime_too() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_memory_urls_are_refused() {
-    assert!(matches!(
-        SqliteStore::connect("sqlite::memory:", 1).await,
-        Err(StoreError::Other(_))
-    ));
+    assert!(matches!(SqliteStore::connect("sqlite::memory:", 1).await, Err(StoreError::Other(_))));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,10 +228,7 @@ async fn a_duplicate_attempt_is_a_conflict() -> TestResult {
     let store = db.open().await?;
     LoginAttemptStore::insert(&store, &attempt("dup", "/", 10)).await?;
     let err = LoginAttemptStore::insert(&store, &attempt("dup", "/", 10)).await.err();
-    assert!(
-        matches!(&err, Some(StoreError::Conflict(m)) if m.contains("login_attempts_pkey")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("login_attempts_pkey")), "{err:?}");
     Ok(())
 }
 
@@ -309,10 +286,7 @@ async fn an_unsafe_stored_return_to_is_a_corrupt_row() -> TestResult {
         .execute(&mut store.conn().await?)
         .await?;
     let err = LoginAttemptStore::take(&store, "h", ts(1)).await.err();
-    assert!(
-        matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in login_attempts")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in login_attempts")), "{err:?}");
     Ok(())
 }
 
@@ -333,14 +307,8 @@ async fn intents_are_single_use_and_expire() -> TestResult {
     let db = TempDb::new("intents");
     let store = db.open().await?;
     LoginIntentStore::insert(&store, &intent("i1", 10_000)).await?;
-    assert!(matches!(
-        LoginIntentStore::insert(&store, &intent("i1", 10_000)).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(
-        LoginIntentStore::take(&store, "i1", ts(1)).await?,
-        Some(intent("i1", 10_000))
-    );
+    assert!(matches!(LoginIntentStore::insert(&store, &intent("i1", 10_000)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(LoginIntentStore::take(&store, "i1", ts(1)).await?, Some(intent("i1", 10_000)));
     assert_eq!(LoginIntentStore::take(&store, "i1", ts(1)).await?, None);
 
     LoginIntentStore::insert(&store, &intent("i2", 100)).await?;
@@ -367,14 +335,9 @@ async fn results_are_taken_only_by_their_client() -> TestResult {
     assert_eq!(LoginResultStore::take(&store, "r1", "client-a", ts(1)).await?, Some(ok));
     assert_eq!(LoginResultStore::take(&store, "r1", "client-a", ts(1)).await?, None);
 
-    let failed: LoginOutcome = Err(LoginFailure::ConsentDenied {
-        error: "access_denied".into(),
-    });
+    let failed: LoginOutcome = Err(LoginFailure::ConsentDenied { error: "access_denied".into() });
     LoginResultStore::insert(&store, "r2", "client-a", &failed, ts(10_000)).await?;
-    assert_eq!(
-        LoginResultStore::take(&store, "r2", "client-a", ts(1)).await?,
-        Some(failed)
-    );
+    assert_eq!(LoginResultStore::take(&store, "r2", "client-a", ts(1)).await?, Some(failed));
     Ok(())
 }
 
@@ -389,52 +352,31 @@ async fn expired_results_are_removed_and_purged() -> TestResult {
     assert_eq!(LoginResultStore::take(&store, "r1", "client-a", ts(100)).await?, None);
     assert_eq!(LoginResultStore::take(&store, "r1", "client-a", ts(0)).await?, None);
     assert_eq!(LoginResultStore::purge_expired(&store, ts(500)).await?, 1);
-    assert_eq!(
-        LoginResultStore::take(&store, "r3", "client-a", ts(0)).await?,
-        Some(outcome)
-    );
+    assert_eq!(LoginResultStore::take(&store, "r3", "client-a", ts(0)).await?, Some(outcome));
     Ok(())
 }
 
 // --- sessions ----------------------------------------------------------------
 
 fn session(hash: &str, user_id: &str, expires_at: i64) -> Session {
-    Session {
-        token_hash: hash.to_owned(),
-        user_id: user_id.to_owned(),
-        created_at: ts(1),
-        expires_at: ts(expires_at),
-    }
+    Session { token_hash: hash.to_owned(), user_id: user_id.to_owned(), created_at: ts(1), expires_at: ts(expires_at) }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_are_found_until_they_expire_and_can_be_deleted() -> TestResult {
     let db = TempDb::new("sessions");
     let store = db.open().await?;
-    store
-        .upsert(&profile("dingcorp", "union-1", "u1", "A"), "user-1", ts(1))
-        .await?;
-    store
-        .upsert(&profile("dingcorp", "union-2", "u2", "B"), "user-2", ts(1))
-        .await?;
+    store.upsert(&profile("dingcorp", "union-1", "u1", "A"), "user-1", ts(1)).await?;
+    store.upsert(&profile("dingcorp", "union-2", "u2", "B"), "user-2", ts(1)).await?;
 
     SessionStore::insert(&store, &session("s1", "user-1", 1_000)).await?;
     SessionStore::insert(&store, &session("s2", "user-1", 1_000)).await?;
     SessionStore::insert(&store, &session("s3", "user-2", 1_000)).await?;
-    assert!(matches!(
-        SessionStore::insert(&store, &session("s1", "user-2", 5)).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(SessionStore::insert(&store, &session("s1", "user-2", 5)).await, Err(StoreError::Conflict(_))));
     // The user must exist (foreign key).
-    assert!(matches!(
-        SessionStore::insert(&store, &session("s9", "nobody", 5)).await,
-        Err(StoreError::Other(_))
-    ));
+    assert!(matches!(SessionStore::insert(&store, &session("s9", "nobody", 5)).await, Err(StoreError::Other(_))));
 
-    assert_eq!(
-        SessionStore::find(&store, "s1", ts(999)).await?,
-        Some(session("s1", "user-1", 1_000))
-    );
+    assert_eq!(SessionStore::find(&store, "s1", ts(999)).await?, Some(session("s1", "user-1", 1_000)));
     assert_eq!(SessionStore::find(&store, "s1", ts(1_000)).await?, None);
     assert_eq!(SessionStore::find(&store, "nope", ts(0)).await?, None);
 
@@ -481,27 +423,13 @@ async fn upsert_creates_then_updates_keeping_id_and_created_at() -> TestResult {
 async fn users_are_found_by_userid_within_their_corp() -> TestResult {
     let db = TempDb::new("users-find");
     let store = db.open().await?;
-    let user = store
-        .upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1))
-        .await?;
-    store
-        .upsert(
-            &profile("dingother", "union-1", "manager4220", "A elsewhere"),
-            "user-2",
-            ts(1),
-        )
-        .await?;
-    assert_eq!(
-        store.find_by_userid(&corp("dingcorp"), &uid("manager4220")).await?,
-        Some(user)
-    );
+    let user = store.upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1)).await?;
+    store.upsert(&profile("dingother", "union-1", "manager4220", "A elsewhere"), "user-2", ts(1)).await?;
+    assert_eq!(store.find_by_userid(&corp("dingcorp"), &uid("manager4220")).await?, Some(user));
     let other = store.find_by_userid(&corp("dingother"), &uid("manager4220")).await?;
     assert_eq!(other.map(|u| u.id), Some("user-2".to_owned()));
     assert_eq!(store.find_by_userid(&corp("dingcorp"), &uid("nobody")).await?, None);
-    assert_eq!(
-        store.find_by_userid(&corp("dingnone"), &uid("manager4220")).await?,
-        None
-    );
+    assert_eq!(store.find_by_userid(&corp("dingnone"), &uid("manager4220")).await?, None);
     Ok(())
 }
 
@@ -510,53 +438,18 @@ async fn list_pages_in_creation_order_and_filters_by_corp() -> TestResult {
     let db = TempDb::new("users-list");
     let store = db.open().await?;
     // Created out of id order; two share a created_at (then ordered by id).
-    let specs = [
-        ("u-c", "dingcorp", 3),
-        ("u-a", "dingcorp", 1),
-        ("u-x", "dingother", 2),
-        ("u-b", "dingcorp", 3),
-    ];
+    let specs = [("u-c", "dingcorp", 3), ("u-a", "dingcorp", 1), ("u-x", "dingother", 2), ("u-b", "dingcorp", 3)];
     for (id, corp_id, at) in specs {
-        store
-            .upsert(
-                &profile(corp_id, &format!("union-{id}"), &format!("uid-{id}"), id),
-                id,
-                ts(at),
-            )
-            .await?;
+        store.upsert(&profile(corp_id, &format!("union-{id}"), &format!("uid-{id}"), id), id, ts(at)).await?;
     }
     let ids = |users: Vec<domain::User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
-    let all = store
-        .list(&ListUsers {
-            corp_id: None,
-            limit: 10,
-            offset: 0,
-        })
-        .await?;
+    let all = store.list(&ListUsers { corp_id: None, limit: 10, offset: 0 }).await?;
     assert_eq!(ids(all), ["u-a", "u-x", "u-b", "u-c"]);
-    let page = store
-        .list(&ListUsers {
-            corp_id: None,
-            limit: 2,
-            offset: 1,
-        })
-        .await?;
+    let page = store.list(&ListUsers { corp_id: None, limit: 2, offset: 1 }).await?;
     assert_eq!(ids(page), ["u-x", "u-b"]);
-    let corp_page = store
-        .list(&ListUsers {
-            corp_id: Some(corp("dingcorp")),
-            limit: 2,
-            offset: 1,
-        })
-        .await?;
+    let corp_page = store.list(&ListUsers { corp_id: Some(corp("dingcorp")), limit: 2, offset: 1 }).await?;
     assert_eq!(ids(corp_page), ["u-b", "u-c"]);
-    let beyond = store
-        .list(&ListUsers {
-            corp_id: Some(corp("dingcorp")),
-            limit: 5,
-            offset: 3,
-        })
-        .await?;
+    let beyond = store.list(&ListUsers { corp_id: Some(corp("dingcorp")), limit: 5, offset: 3 }).await?;
     assert!(beyond.is_empty());
     Ok(())
 }
@@ -565,39 +458,17 @@ async fn list_pages_in_creation_order_and_filters_by_corp() -> TestResult {
 async fn a_userid_taken_by_another_union_id_is_a_conflict() -> TestResult {
     let db = TempDb::new("users-conflict");
     let store = db.open().await?;
-    store
-        .upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1))
-        .await?;
+    store.upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1)).await?;
     // A new person with the same (corp, userid).
-    let err = store
-        .upsert(&profile("dingcorp", "union-2", "manager4220", "B"), "user-2", ts(2))
-        .await
-        .err();
-    assert!(
-        matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_corp_userid_key")),
-        "{err:?}"
-    );
+    let err = store.upsert(&profile("dingcorp", "union-2", "manager4220", "B"), "user-2", ts(2)).await.err();
+    assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_corp_userid_key")), "{err:?}");
     // An existing person moved onto someone else's userid.
-    store
-        .upsert(&profile("dingcorp", "union-3", "other", "C"), "user-3", ts(3))
-        .await?;
-    let err = store
-        .upsert(&profile("dingcorp", "union-3", "manager4220", "C"), "user-4", ts(4))
-        .await
-        .err();
-    assert!(
-        matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_corp_userid_key")),
-        "{err:?}"
-    );
+    store.upsert(&profile("dingcorp", "union-3", "other", "C"), "user-3", ts(3)).await?;
+    let err = store.upsert(&profile("dingcorp", "union-3", "manager4220", "C"), "user-4", ts(4)).await.err();
+    assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_corp_userid_key")), "{err:?}");
     // A reused new id is a conflict on the primary key.
-    let err = store
-        .upsert(&profile("dingcorp", "union-5", "five", "E"), "user-1", ts(5))
-        .await
-        .err();
-    assert!(
-        matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_pkey")),
-        "{err:?}"
-    );
+    let err = store.upsert(&profile("dingcorp", "union-5", "five", "E"), "user-1", ts(5)).await.err();
+    assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("users_pkey")), "{err:?}");
     Ok(())
 }
 
@@ -605,24 +476,11 @@ async fn a_userid_taken_by_another_union_id_is_a_conflict() -> TestResult {
 async fn a_user_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult {
     let db = TempDb::new("users-corrupt");
     let store = db.open().await?;
-    store
-        .upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1))
-        .await?;
-    diesel::sql_query("UPDATE users SET dept_ids = '[1, \"x\"'")
-        .execute(&mut store.conn().await?)
-        .await?;
+    store.upsert(&profile("dingcorp", "union-1", "manager4220", "A"), "user-1", ts(1)).await?;
+    diesel::sql_query("UPDATE users SET dept_ids = '[1, \"x\"'").execute(&mut store.conn().await?).await?;
     let err = UserRepository::find(&store, "user-1").await.err();
-    assert!(
-        matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in users (user-1)")),
-        "{err:?}"
-    );
-    let listed = store
-        .list(&ListUsers {
-            corp_id: None,
-            limit: 10,
-            offset: 0,
-        })
-        .await;
+    assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in users (user-1)")), "{err:?}");
+    let listed = store.list(&ListUsers { corp_id: None, limit: 10, offset: 0 }).await;
     assert!(matches!(listed, Err(StoreError::Other(_))));
     Ok(())
 }
@@ -644,11 +502,7 @@ async fn bindings_are_put_replaced_and_found() -> TestResult {
     let store = db.open().await?;
     for (n, at) in [(1, 1), (2, 1), (3, 1)] {
         store
-            .upsert(
-                &profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"),
-                &format!("user-{n}"),
-                ts(at),
-            )
+            .upsert(&profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"), &format!("user-{n}"), ts(at))
             .await?;
     }
     assert_eq!(BindingStore::get(&store, "user-1").await?, None);
@@ -665,29 +519,17 @@ async fn bindings_are_put_replaced_and_found() -> TestResult {
     store.put(&replaced).await?;
     assert_eq!(BindingStore::get(&store, "user-1").await?, Some(replaced.clone()));
     assert_eq!(store.find_by_external_id(None, "E001").await?, None);
-    assert_eq!(
-        store.find_by_external_id(Some("t1".into()), "E001").await?,
-        Some(replaced.clone())
-    );
+    assert_eq!(store.find_by_external_id(Some("t1".into()), "E001").await?, Some(replaced.clone()));
     // Putting the same binding again is fine (only updated_at changes).
     store.put(&binding("user-1", Some("t1"), "E001", 30)).await?;
-    assert_eq!(
-        BindingStore::get(&store, "user-1").await?.map(|b| b.updated_at),
-        Some(ts(30))
-    );
+    assert_eq!(BindingStore::get(&store, "user-1").await?.map(|b| b.updated_at), Some(ts(30)));
 
     // The same external id in another tenant, or without one, can go to others.
     store.put(&binding("user-2", Some("t2"), "E001", 40)).await?;
     store.put(&binding("user-3", None, "E001", 40)).await?;
+    assert_eq!(store.find_by_external_id(None, "E001").await?.map(|b| b.user_id), Some("user-3".to_owned()));
     assert_eq!(
-        store.find_by_external_id(None, "E001").await?.map(|b| b.user_id),
-        Some("user-3".to_owned())
-    );
-    assert_eq!(
-        store
-            .find_by_external_id(Some("t2".into()), "E001")
-            .await?
-            .map(|b| b.user_id),
+        store.find_by_external_id(Some("t2".into()), "E001").await?.map(|b| b.user_id),
         Some("user-2".to_owned())
     );
     Ok(())
@@ -699,35 +541,19 @@ async fn a_binding_taken_by_another_user_is_a_conflict() -> TestResult {
     let store = db.open().await?;
     for n in 1..=2 {
         store
-            .upsert(
-                &profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"),
-                &format!("user-{n}"),
-                ts(1),
-            )
+            .upsert(&profile("dingcorp", &format!("union-{n}"), &format!("u{n}"), "A"), &format!("user-{n}"), ts(1))
             .await?;
     }
     store.put(&binding("user-1", Some("t1"), "E001", 10)).await?;
     store.put(&binding("user-2", None, "E002", 10)).await?;
 
-    for taken in [
-        binding("user-2", Some("t1"), "E001", 20),
-        binding("user-1", None, "E002", 20),
-    ] {
+    for taken in [binding("user-2", Some("t1"), "E001", 20), binding("user-1", None, "E002", 20)] {
         let err = store.put(&taken).await.err();
-        assert!(
-            matches!(&err, Some(StoreError::Conflict(m)) if m.contains("bindings_tenant_external_key")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("bindings_tenant_external_key")), "{err:?}");
     }
     // Nothing changed.
-    assert_eq!(
-        BindingStore::get(&store, "user-1").await?,
-        Some(binding("user-1", Some("t1"), "E001", 10))
-    );
-    assert_eq!(
-        BindingStore::get(&store, "user-2").await?,
-        Some(binding("user-2", None, "E002", 10))
-    );
+    assert_eq!(BindingStore::get(&store, "user-1").await?, Some(binding("user-1", Some("t1"), "E001", 10)));
+    assert_eq!(BindingStore::get(&store, "user-2").await?, Some(binding("user-2", None, "E002", 10)));
     Ok(())
 }
 
@@ -752,17 +578,12 @@ async fn messages_round_trip_and_update() -> TestResult {
     MessageStore::insert(&store, &to_some).await?;
     MessageStore::insert(&store, &to_all).await?;
     let err = MessageStore::insert(&store, &to_some).await.err();
-    assert!(
-        matches!(&err, Some(StoreError::Conflict(m)) if m.contains("messages_pkey")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(StoreError::Conflict(m)) if m.contains("messages_pkey")), "{err:?}");
     assert_eq!(MessageStore::get(&store, "m1").await?, Some(to_some.clone()));
     assert_eq!(MessageStore::get(&store, "m2").await?, Some(to_all));
     assert_eq!(MessageStore::get(&store, "m3").await?, None);
 
-    store
-        .update("m1", MessageState::Sent, &[task(11), task(12)], None, ts(2_000))
-        .await?;
+    store.update("m1", MessageState::Sent, &[task(11), task(12)], None, ts(2_000)).await?;
     let sent = MessageStore::get(&store, "m1").await?;
     let expected = MessageRecord {
         state: MessageState::Sent,
@@ -772,24 +593,13 @@ async fn messages_round_trip_and_update() -> TestResult {
     };
     assert_eq!(sent, Some(expected.clone()));
 
-    store
-        .update(
-            "m1",
-            MessageState::Failed,
-            &[task(11)],
-            Some("40035: bad agent".into()),
-            ts(3_000),
-        )
-        .await?;
+    store.update("m1", MessageState::Failed, &[task(11)], Some("40035: bad agent".into()), ts(3_000)).await?;
     let failed = MessageStore::get(&store, "m1").await?;
     assert_eq!(
         failed.as_ref().map(|m| (m.state, m.error.as_deref())),
         Some((MessageState::Failed, Some("40035: bad agent")))
     );
-    assert_eq!(
-        failed.map(|m| (m.task_ids, m.created_at, m.updated_at)),
-        Some((vec![task(11)], ts(1_000), ts(3_000)))
-    );
+    assert_eq!(failed.map(|m| (m.task_ids, m.created_at, m.updated_at)), Some((vec![task(11)], ts(1_000), ts(3_000))));
 
     let unknown = store.update("nope", MessageState::Sent, &[], None, ts(1)).await;
     assert!(matches!(unknown, Err(StoreError::Other(_))));
@@ -809,15 +619,10 @@ async fn a_message_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult
     diesel::sql_query("UPDATE messages SET body = '{\"msgtype\":\"nope\"}' WHERE id = 'm2'")
         .execute(&mut store.conn().await?)
         .await?;
-    diesel::sql_query("UPDATE messages SET state = 'lost' WHERE id = 'm3'")
-        .execute(&mut store.conn().await?)
-        .await?;
+    diesel::sql_query("UPDATE messages SET state = 'lost' WHERE id = 'm3'").execute(&mut store.conn().await?).await?;
     for id in ["m1", "m2", "m3"] {
         let err = MessageStore::get(&store, id).await.err();
-        assert!(
-            matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in messages")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in messages")), "{err:?}");
     }
     Ok(())
 }
@@ -843,17 +648,10 @@ async fn relay_insert_or_get_is_idempotent() -> TestResult {
     assert_eq!(existing, record);
 
     // The same key of another client is another message.
-    let (_, created) = store
-        .insert_or_get(&relay_record("client-b", "msg-1", &Recipients::everyone()))
-        .await?;
+    let (_, created) = store.insert_or_get(&relay_record("client-b", "msg-1", &Recipients::everyone())).await?;
     assert!(created);
     assert_eq!(RelayMessageStore::get(&store, "client-a", "msg-1").await?, Some(record));
-    assert_eq!(
-        RelayMessageStore::get(&store, "client-c", "msg-1")
-            .await?
-            .map(|r| r.key),
-        None
-    );
+    assert_eq!(RelayMessageStore::get(&store, "client-c", "msg-1").await?.map(|r| r.key), None);
     Ok(())
 }
 
@@ -865,49 +663,26 @@ async fn relay_batches_and_state_are_recorded() -> TestResult {
     let record = relay_record("client-a", "msg-1", &Recipients::new(users, vec![])?);
     store.insert_or_get(&record).await?;
 
-    store
-        .record_batch("client-a", "msg-1", 0, Some(task(501)), None, ts(2_000))
-        .await?;
-    store
-        .record_batch("client-a", "msg-1", 2, None, Some("90018: throttled".into()), ts(3_000))
-        .await?;
-    store
-        .set_state("client-a", "msg-1", MessageState::Failed, ts(4_000))
-        .await?;
+    store.record_batch("client-a", "msg-1", 0, Some(task(501)), None, ts(2_000)).await?;
+    store.record_batch("client-a", "msg-1", 2, None, Some("90018: throttled".into()), ts(3_000)).await?;
+    store.set_state("client-a", "msg-1", MessageState::Failed, ts(4_000)).await?;
 
-    let got = RelayMessageStore::get(&store, "client-a", "msg-1")
-        .await?
-        .ok_or("missing")?;
+    let got = RelayMessageStore::get(&store, "client-a", "msg-1").await?.ok_or("missing")?;
     let outcomes: Vec<_> = got.batches.iter().map(|b| (b.task_id, b.error.as_deref())).collect();
-    assert_eq!(
-        outcomes,
-        [(Some(task(501)), None), (None, None), (None, Some("90018: throttled"))]
-    );
+    assert_eq!(outcomes, [(Some(task(501)), None), (None, None), (None, Some("90018: throttled"))]);
     assert_eq!(
         got.batches.iter().map(|b| b.batch.clone()).collect::<Vec<_>>(),
         record.batches.iter().map(|b| b.batch.clone()).collect::<Vec<_>>()
     );
-    assert_eq!(
-        (got.state, got.created_at, got.updated_at),
-        (MessageState::Failed, ts(1_000), ts(4_000))
-    );
+    assert_eq!((got.state, got.created_at, got.updated_at), (MessageState::Failed, ts(1_000), ts(4_000)));
 
     // A batch can be recorded again (a retry that succeeded).
-    store
-        .record_batch("client-a", "msg-1", 2, Some(task(503)), None, ts(5_000))
-        .await?;
-    let got = RelayMessageStore::get(&store, "client-a", "msg-1")
-        .await?
-        .ok_or("missing")?;
-    assert_eq!(
-        got.batches.get(2).map(|b| (b.task_id, b.error.clone())),
-        Some((Some(task(503)), None))
-    );
+    store.record_batch("client-a", "msg-1", 2, Some(task(503)), None, ts(5_000)).await?;
+    let got = RelayMessageStore::get(&store, "client-a", "msg-1").await?.ok_or("missing")?;
+    assert_eq!(got.batches.get(2).map(|b| (b.task_id, b.error.clone())), Some((Some(task(503)), None)));
     assert_eq!(got.updated_at, ts(5_000));
 
-    let unknown = store
-        .record_batch("client-a", "msg-1", 3, Some(task(1)), None, ts(1))
-        .await;
+    let unknown = store.record_batch("client-a", "msg-1", 3, Some(task(1)), None, ts(1)).await;
     assert!(matches!(unknown, Err(StoreError::Other(_))));
     let unknown = store.set_state("client-a", "nope", MessageState::Sent, ts(1)).await;
     assert!(matches!(unknown, Err(StoreError::Other(_))));
@@ -918,25 +693,12 @@ async fn relay_batches_and_state_are_recorded() -> TestResult {
 async fn a_relay_batch_with_corrupt_json_is_an_error_not_a_panic() -> TestResult {
     let db = TempDb::new("relay-corrupt");
     let store = db.open().await?;
-    store
-        .insert_or_get(&relay_record(
-            "client-a",
-            "msg-1",
-            &Recipients::new(vec![uid("a")], vec![])?,
-        ))
-        .await?;
-    diesel::sql_query("UPDATE relay_batches SET user_ids = '{'")
-        .execute(&mut store.conn().await?)
-        .await?;
+    store.insert_or_get(&relay_record("client-a", "msg-1", &Recipients::new(vec![uid("a")], vec![])?)).await?;
+    diesel::sql_query("UPDATE relay_batches SET user_ids = '{'").execute(&mut store.conn().await?).await?;
     let err = RelayMessageStore::get(&store, "client-a", "msg-1").await.err();
-    assert!(
-        matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in relay_batches")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in relay_batches")), "{err:?}");
     // insert_or_get of the existing key reads it back, and fails the same way.
-    let again = store
-        .insert_or_get(&relay_record("client-a", "msg-1", &Recipients::everyone()))
-        .await;
+    let again = store.insert_or_get(&relay_record("client-a", "msg-1", &Recipients::everyone())).await;
     assert!(matches!(again, Err(StoreError::Other(_))));
     Ok(())
 }
@@ -984,13 +746,7 @@ async fn concurrent_upserts_of_one_person_keep_one_user() -> TestResult {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    let all = store
-        .list(&ListUsers {
-            corp_id: None,
-            limit: 100,
-            offset: 0,
-        })
-        .await?;
+    let all = store.list(&ListUsers { corp_id: None, limit: 100, offset: 0 }).await?;
     assert_eq!(all.len(), 1);
     Ok(())
 }
@@ -999,9 +755,7 @@ async fn concurrent_upserts_of_one_person_keep_one_user() -> TestResult {
 async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
     let db = TempDb::new("bindings-race");
     let store = db.open().await?;
-    store
-        .upsert(&profile("dingcorp", "union-1", "u1", "A"), "user-1", ts(1))
-        .await?;
+    store.upsert(&profile("dingcorp", "union-1", "u1", "A"), "user-1", ts(1)).await?;
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let store = store.clone();
@@ -1012,9 +766,6 @@ async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
         task.await??;
     }
     let stored = BindingStore::get(&store, "user-1").await?;
-    assert_eq!(
-        stored.map(|b| (b.tenant_id, b.external_id)),
-        Some((Some("t1".into()), "E001".into()))
-    );
+    assert_eq!(stored.map(|b| (b.tenant_id, b.external_id)), Some((Some("t1".into()), "E001".into())));
     Ok(())
 }

@@ -1,0 +1,187 @@
+//! Three real processes on loopback — the DingTalk emulator, `dingbridge` in cloud mode (SQLite)
+//! and in local mode (PostgreSQL, a fresh database per stack) — wired together, with helpers to
+//! drive them. Used by the split-deployment and outbox fault tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+
+use adapters::outbound::postgres::testing::TestDatabase;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+use crate::procs::{Proc, free_port};
+
+pub const CORP: &str = "dingemucorp0001";
+pub const ASYNCSEND: &str = "/topapi/message/corpconversation/asyncsend_v2";
+pub const SERVICE_TOKEN: &str = "local-service-token-0123456789";
+pub const CLIENT_A: (&str, &str) = ("local-a", "relay-secret-a-0123456789");
+pub const CLIENT_B: (&str, &str) = ("local-b", "relay-secret-b-0123456789");
+
+pub struct Split {
+    pub emulator: Proc,
+    pub cloud: Proc,
+    pub local: Proc,
+    db: Option<TestDatabase>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An environment map from pairs.
+pub fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// Starts the three processes; `None` when PostgreSQL is unreachable outside CI (the caller skips).
+/// `local_env` adds or overrides local's environment (e.g. `DINGBRIDGE_OUTBOX__LEASE_SECS`).
+pub async fn split(emulator_bin: &str, dingbridge_bin: &str, local_env: &[(&str, String)]) -> Option<Split> {
+    let db = match TestDatabase::create().await {
+        Ok(Some(db)) => db,
+        Ok(None) => return None,
+        Err(err) => panic!("{err}"),
+    };
+    let dir = std::env::temp_dir().join(format!("dingbridge-split-{}", free_port().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let emulator = Proc::emulator(emulator_bin).await.unwrap();
+    let (cloud_port, local_port) = (free_port().unwrap(), free_port().unwrap());
+    let cloud_url = format!("http://127.0.0.1:{cloud_port}");
+    let local_url = format!("http://127.0.0.1:{local_port}");
+    let emu = emulator.base_url.clone();
+    let cloud_toml = format!(
+        r#"
+mode = "cloud"
+public_url = "{cloud_url}"
+[database]
+url = "sqlite://{db}"
+[dingtalk]
+login_base = "{emu}"
+api_base = "{emu}"
+oapi_base = "{emu}"
+app_key = "dingemuappkey0001"
+app_secret = "emulator-app-secret"
+agent_id = 300001
+corp_id = "{CORP}"
+[[relay.clients]]
+id = "{a_id}"
+secret = "{a_secret}"
+complete_url_origins = ["{local_url}"]
+[[relay.clients]]
+id = "{b_id}"
+secret = "{b_secret}"
+corp_ids = ["dingothercorp"]
+complete_url_origins = ["http://127.0.0.1:1"]
+"#,
+        db = dir.join("cloud.db").display(),
+        a_id = CLIENT_A.0,
+        a_secret = CLIENT_A.1,
+        b_id = CLIENT_B.0,
+        b_secret = CLIENT_B.1,
+    );
+    let cloud_config = dir.join("cloud.toml");
+    std::fs::write(&cloud_config, cloud_toml).unwrap();
+    let cloud = Proc::dingbridge(dingbridge_bin, cloud_port, Some(&cloud_config), HashMap::new()).await.unwrap();
+    let mut local_vars = env(&[
+        ("DINGBRIDGE_MODE", "local".into()),
+        ("DINGBRIDGE_PUBLIC_URL", local_url.clone()),
+        ("DATABASE_URL", db.url().to_owned()),
+        ("DINGDING_CLOUD_HOST", cloud_url.clone()),
+        ("DINGDING_SECRET_USER", CLIENT_A.0.into()),
+        ("DINGDING_SECRET_PASSWORD", CLIENT_A.1.into()),
+        ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
+        ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
+    ]);
+    local_vars.extend(env(local_env));
+    let local = Proc::dingbridge(dingbridge_bin, local_port, None, local_vars).await.unwrap();
+    Some(Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) })
+}
+
+impl Split {
+    /// Stops local and drops its database.
+    pub async fn finish(mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = self.local.kill().await;
+            db.drop_database().await.expect("test database dropped");
+        }
+    }
+
+    pub async fn approve(&self, who: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/_admin/consent", self.emulator.base_url))
+            .json(&json!({"mode": "approve", "who": who}))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+    }
+
+    /// Polls local's `GET /api/messages/{id}` until its state is one of `states`.
+    pub async fn wait_for_state(&self, id: &str, states: &[&str], within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let message: Value =
+                self.api(reqwest::Method::GET, &format!("/api/messages/{id}"), None).await.json().await.unwrap();
+            if states.iter().any(|s| message["state"] == *s) {
+                return message;
+            }
+            assert!(std::time::Instant::now() < deadline, "message {id} stuck: {message}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn emulator_calls(&self, path: &str) -> usize {
+        let calls: Vec<Value> = reqwest::Client::new()
+            .get(format!("{}/_admin/calls", self.emulator.base_url))
+            .query(&[("path", path)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        calls.len()
+    }
+
+    pub fn relay(&self, client: (&str, &str), method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.cloud.base_url))
+            .basic_auth(client.0, Some(client.1))
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut req =
+            reqwest::Client::new().request(method, format!("{}{path}", self.local.base_url)).bearer_auth(SERVICE_TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Follows a login from local through cloud and DingTalk, stopping before local's completion.
+    pub async fn until_complete(&self, browser: &reqwest::Client) -> String {
+        let mut url = format!("{}/auth/dingtalk/login", self.local.base_url);
+        for _ in 0..5 {
+            let res = browser.get(&url).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::FOUND, "{url}");
+            let next = res.headers()["location"].to_str().unwrap().to_owned();
+            if next.starts_with(&format!("{}/auth/dingtalk/complete", self.local.base_url)) {
+                return next;
+            }
+            url = next;
+        }
+        panic!("no completion redirect");
+    }
+}
+
+/// A cookie-jar client that follows redirects, or not.
+pub fn browser(follow: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder().cookie_store(true);
+    if follow { builder.build().unwrap() } else { builder.redirect(Policy::none()).build().unwrap() }
+}
