@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use domain::{CorpId, MemberProfile, MessageBody, MessageState, TaskId, Timestamp, UnionId, User, UserId};
+use domain::{CorpId, MemberProfile, MessageBody, MessageState, Timestamp, UnionId, User, UserId};
 
 use super::local::{Bindings, MessageError, RefreshUser, SendMessage, SendMessageCommand};
 use crate::ports::{
-    Binding, GatewayError, MemberKey, MockBindingStore, MockClock, MockCloudGateway, MockMessageStore,
-    MockRandomSource, MockUserRepository, RelayReceipt, StoreError,
+    Binding, GatewayError, MemberKey, MockBindingStore, MockClock, MockCloudGateway, MockDispatchTrigger,
+    MockMessageStore, MockRandomSource, MockUserRepository, StoreError,
 };
 
 const NOW_MS: i64 = 1_750_000_000_000;
@@ -178,6 +178,7 @@ fn command(external_ids: Vec<&str>) -> SendMessageCommand {
         dept_ids: vec![],
         to_all: false,
         body: MessageBody::text("hi").unwrap(),
+        idempotency_key: None,
     }
 }
 
@@ -201,31 +202,24 @@ async fn messages_can_address_members_by_binding() {
     let mut messages = MockMessageStore::new();
     messages
         .expect_insert()
-        .withf(|r| r.recipients.user_ids() == [UserId::parse("alice").unwrap()])
+        .withf(|r| r.recipients.user_ids() == [UserId::parse("alice").unwrap()] && r.state == MessageState::Accepted)
         .times(1)
         .returning(|_| Ok(()));
-    messages.expect_update().times(1).returning(|_, _, _, _, _| Ok(()));
-    let mut gateway = MockCloudGateway::new();
-    gateway.expect_send_message().times(1).returning(|r| {
-        Ok(RelayReceipt {
-            key: r.key.clone(),
-            state: MessageState::Sent,
-            task_ids: vec![TaskId::new(9).unwrap()],
-            errors: vec![],
-        })
-    });
+    let mut trigger = MockDispatchTrigger::new();
+    trigger.expect_wake().times(1).return_const(());
     let uc = SendMessage::new(
         Arc::new(users),
         Arc::new(bindings),
         Arc::new(messages),
-        Arc::new(gateway),
+        Arc::new(trigger),
         random(),
         clock(),
         None,
     );
     let record = uc.execute(command(vec!["staff-7"])).await.unwrap();
     assert_eq!(record.corp_id.as_str(), "dingcorpa");
-    assert_eq!(record.state, MessageState::Sent);
+    assert_eq!(record.state, MessageState::Accepted);
+    assert!(record.task_ids.is_empty());
 }
 
 #[tokio::test]
@@ -236,7 +230,7 @@ async fn unknown_bindings_are_reported_and_nothing_is_stored() {
         Arc::new(MockUserRepository::new()),
         Arc::new(bindings),
         Arc::new(MockMessageStore::new()),
-        Arc::new(MockCloudGateway::new()),
+        Arc::new(MockDispatchTrigger::new()),
         random(),
         clock(),
         None,

@@ -10,14 +10,16 @@ use domain::{
     Recipients, ReturnTo, SessionToken, TaskId, Timestamp, UnionId, User, UserId,
 };
 
+use mockall::Sequence;
+
 use super::local::{
-    CompleteLogin, CurrentUser, GetUser, ListUsersQuery, LoginError, Logout, MessageError, MessageStatus,
-    RecallMessage, SendMessage, SendMessageCommand, StartLogin,
+    CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, LoginError, Logout, MessageError,
+    MessageStatus, RecallMessage, SendMessage, SendMessageCommand, StartLogin,
 };
 use crate::ports::{
-    GatewayError, ListUsers, LoginOutcome, MessageRecord, MockClock, MockCloudGateway, MockLoginAttemptStore,
-    MockMessageStore, MockRandomSource, MockSessionStore, MockUserRepository, RelayReceipt, RelaySendRequest, Session,
-    StoreError,
+    GatewayError, ListMessages, ListUsers, LoginOutcome, MessageRecord, MockClock, MockCloudGateway,
+    MockDispatchTrigger, MockLoginAttemptStore, MockMessageStore, MockRandomSource, MockSessionStore,
+    MockUserRepository, RelayReceipt, Session, StoreError,
 };
 
 // ---------------------------------------------------------------------------
@@ -623,64 +625,60 @@ async fn get_user_returns_the_user() -> Result<(), MessageError> {
 // SendMessage
 // ---------------------------------------------------------------------------
 
+const KEY: &str = "order-4711";
+
 struct SendMocks {
     users: MockUserRepository,
     messages: MockMessageStore,
-    gateway: MockCloudGateway,
+    trigger: MockDispatchTrigger,
     random: MockRandomSource,
 }
 
 impl SendMocks {
-    /// Mocks where nothing may be stored or relayed.
+    /// Mocks where nothing may be stored and the dispatcher must not be woken.
     fn rejecting() -> Self {
         let mut messages = MockMessageStore::new();
         messages.expect_insert().never();
         messages.expect_update().never();
-        let mut gateway = MockCloudGateway::new();
-        gateway.expect_send_message().never();
+        let mut trigger = MockDispatchTrigger::new();
+        trigger.expect_wake().never();
         let mut random = MockRandomSource::new();
         random.expect_new_id().never();
-        Self { users: MockUserRepository::new(), messages, gateway, random }
+        Self { users: MockUserRepository::new(), messages, trigger, random }
     }
 
-    /// Mocks for a message that is stored (as `corp_id`, `recipients`, body "hello") and relayed;
-    /// the cloud answers `answer`, and the final update is expected with `state`, `task_ids`, `error`.
-    fn accepting(
-        corp_id: CorpId,
-        recipients: Recipients,
-        answer: Result<RelayReceipt, GatewayError>,
-        state: MessageState,
-        task_ids: Vec<TaskId>,
-        error: Option<String>,
-    ) -> Self {
+    /// Mocks for a message that is stored (as `corp_id`, `recipients`, body "hello", no key) in
+    /// state `accepted`, due now, and then the dispatcher is woken (after the insert).
+    fn accepting(corp_id: CorpId, recipients: Recipients) -> Self {
+        Self::accepting_record(accepted_record(corp_id, recipients, None))
+    }
+
+    /// As [`SendMocks::accepting`], expecting exactly `expected` to be inserted.
+    fn accepting_record(expected: MessageRecord) -> Self {
+        let mut seq = Sequence::new();
         let mut random = MockRandomSource::new();
         random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
-        let expected = MessageRecord {
-            id: MSG_ID.to_owned(),
-            corp_id: corp_id.clone(),
-            body: text("hello"),
-            recipients: recipients.clone(),
-            state: MessageState::Accepted,
-            task_ids: vec![],
-            error: None,
-            created_at: now(),
-            updated_at: now(),
-        };
         let mut messages = MockMessageStore::new();
-        messages.expect_insert().withf(move |r| *r == expected).times(1).returning(|_| Ok(()));
-        messages
-            .expect_update()
-            .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == task_ids && *e == error && *at == now())
-            .times(1)
-            .returning(|_, _, _, _, _| Ok(()));
-        let request = RelaySendRequest { key: MSG_ID.to_owned(), corp_id, recipients, body: text("hello") };
-        let mut gateway = MockCloudGateway::new();
-        gateway.expect_send_message().withf(move |r| *r == request).times(1).returning(move |_| answer.clone());
-        Self { users: MockUserRepository::new(), messages, gateway, random }
+        messages.expect_insert().withf(move |r| *r == expected).times(1).in_sequence(&mut seq).returning(|_| Ok(()));
+        messages.expect_update().never();
+        let mut trigger = MockDispatchTrigger::new();
+        trigger.expect_wake().times(1).in_sequence(&mut seq).return_const(());
+        Self { users: MockUserRepository::new(), messages, trigger, random }
     }
 
     fn finding(mut self, id: &'static str, found: Option<User>) -> Self {
         self.users.expect_find().withf(move |i| i == id).times(1).returning(move |_| Ok(found.clone()));
+        self
+    }
+
+    /// `find_by_idempotency_key(KEY)` expected once more, answering `found`.
+    fn looking_up_key(mut self, seq: &mut Sequence, found: Result<Option<MessageRecord>, StoreError>) -> Self {
+        self.messages
+            .expect_find_by_idempotency_key()
+            .withf(|k| k == KEY)
+            .times(1)
+            .in_sequence(seq)
+            .returning(move |_| found.clone());
         self
     }
 
@@ -689,11 +687,32 @@ impl SendMocks {
             Arc::new(self.users),
             Arc::new(crate::ports::MockBindingStore::new()),
             Arc::new(self.messages),
-            Arc::new(self.gateway),
+            Arc::new(self.trigger),
             Arc::new(self.random),
             clock(),
             default_corp,
         )
+    }
+}
+
+/// The record `SendMessage` stores for body "hello": `accepted`, due now, no attempts yet.
+fn accepted_record(corp_id: CorpId, recipients: Recipients, key: Option<&str>) -> MessageRecord {
+    MessageRecord {
+        id: MSG_ID.to_owned(),
+        corp_id,
+        body: text("hello"),
+        recipients,
+        state: MessageState::Accepted,
+        task_ids: vec![],
+        error: None,
+        idempotency_key: key.map(str::to_owned),
+        attempts: 0,
+        next_attempt_at: now(),
+        relayed_at: None,
+        sent_at: None,
+        finished_at: None,
+        created_at: now(),
+        updated_at: now(),
     }
 }
 
@@ -707,15 +726,7 @@ fn command() -> SendMessageCommand {
         dept_ids: vec![],
         to_all: false,
         body: text("hello"),
-    }
-}
-
-fn sent_receipt(task_ids: Vec<TaskId>, errors: Vec<String>) -> RelayReceipt {
-    RelayReceipt {
-        key: MSG_ID.to_owned(),
-        state: if errors.is_empty() { MessageState::Sent } else { MessageState::Failed },
-        task_ids,
-        errors,
+        idempotency_key: None,
     }
 }
 
@@ -726,20 +737,17 @@ fn invalid_field(err: &MessageError) -> Option<&str> {
     }
 }
 
+fn to_alice() -> Recipients {
+    Recipients::new(vec![uid("alice")], vec![]).unwrap()
+}
+
 #[tokio::test]
 async fn send_message_resolves_local_users_to_their_userids_and_corp() -> Result<(), MessageError> {
     // Direct userids come first, then the resolved ones in the order given.
     let recipients = Recipients::new(vec![uid("carol"), uid("alice"), uid("bob")], vec![]).unwrap();
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        recipients.clone(),
-        Ok(sent_receipt(vec![task(11)], vec![])),
-        MessageState::Sent,
-        vec![task(11)],
-        None,
-    )
-    .finding("u-1", Some(user("u-1", corp_a(), "alice")))
-    .finding("u-2", Some(user("u-2", corp_a(), "bob")));
+    let mocks = SendMocks::accepting(corp_a(), recipients.clone())
+        .finding("u-1", Some(user("u-1", corp_a(), "alice")))
+        .finding("u-2", Some(user("u-2", corp_a(), "bob")));
     let cmd = SendMessageCommand {
         user_ids: vec!["u-1".to_owned(), "u-2".to_owned()],
         userids: vec![uid("carol")],
@@ -748,13 +756,24 @@ async fn send_message_resolves_local_users_to_their_userids_and_corp() -> Result
 
     let record = mocks.build(Some(corp_b())).execute(cmd).await?;
 
-    assert_eq!(record.id, MSG_ID);
-    assert_eq!(record.corp_id, corp_a());
-    assert_eq!(record.recipients, recipients);
-    assert_eq!(record.state, MessageState::Sent);
-    assert_eq!(record.task_ids, vec![task(11)]);
+    assert_eq!(record, accepted_record(corp_a(), recipients, None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_stores_an_accepted_message_wakes_the_dispatcher_and_relays_nothing() -> Result<(), MessageError> {
+    // SendMocks has no gateway at all: accepting a message never calls the cloud.
+    let mocks = SendMocks::accepting(corp_a(), to_alice());
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
+
+    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
+
+    assert_eq!(record.state, MessageState::Accepted);
+    assert!(record.task_ids.is_empty());
     assert_eq!(record.error, None);
-    assert_eq!(record.updated_at, now());
+    assert_eq!(record.attempts, 0);
+    assert_eq!(record.next_attempt_at, now());
+    assert_eq!((record.relayed_at, record.sent_at, record.finished_at), (None, None, None));
     Ok(())
 }
 
@@ -769,6 +788,35 @@ async fn send_message_with_unknown_local_users_stores_nothing() {
     let err = mocks.build(None).execute(cmd).await.unwrap_err();
 
     assert!(matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["u-2", "u-3"]), "{err:?}");
+}
+
+fn inactive_user(id: &str, userid: &str) -> User {
+    let mut user = user(id, corp_a(), userid);
+    user.profile.active = false;
+    user
+}
+
+#[tokio::test]
+async fn send_message_to_an_inactive_local_user_is_unknown_and_stores_nothing() {
+    let mocks = SendMocks::rejecting().finding("u-1", Some(inactive_user("u-1", "alice")));
+    let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned()], ..command() };
+
+    let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["inactive:u-1"]), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_reports_inactive_and_unknown_users_together_in_order() {
+    let mocks = SendMocks::rejecting()
+        .finding("u-1", Some(user("u-1", corp_a(), "alice")))
+        .finding("u-2", None)
+        .finding("u-3", Some(inactive_user("u-3", "carol")));
+    let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned(), "u-2".to_owned(), "u-3".to_owned()], ..command() };
+
+    let err = mocks.build(None).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::UnknownUsers(ref ids) if *ids == ["u-2", "inactive:u-3"]), "{err:?}");
 }
 
 #[tokio::test]
@@ -804,15 +852,7 @@ async fn send_message_without_any_corp_is_invalid_on_corp_id() {
 
 #[tokio::test]
 async fn send_message_uses_the_default_corp() -> Result<(), MessageError> {
-    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
-    let mocks = SendMocks::accepting(
-        corp_b(),
-        recipients,
-        Ok(sent_receipt(vec![task(11)], vec![])),
-        MessageState::Sent,
-        vec![task(11)],
-        None,
-    );
+    let mocks = SendMocks::accepting(corp_b(), to_alice());
     let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let record = mocks.build(Some(corp_b())).execute(cmd).await?;
@@ -824,14 +864,7 @@ async fn send_message_uses_the_default_corp() -> Result<(), MessageError> {
 #[tokio::test]
 async fn send_message_prefers_the_requested_corp_over_the_default() -> Result<(), MessageError> {
     let recipients = Recipients::new(vec![], vec![DeptId::new(7).unwrap()]).unwrap();
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        recipients,
-        Ok(sent_receipt(vec![task(11)], vec![])),
-        MessageState::Sent,
-        vec![task(11)],
-        None,
-    );
+    let mocks = SendMocks::accepting(corp_a(), recipients);
     let cmd = SendMessageCommand { corp_id: Some(corp_a()), dept_ids: vec![DeptId::new(7).unwrap()], ..command() };
 
     let record = mocks.build(Some(corp_b())).execute(cmd).await?;
@@ -851,14 +884,7 @@ async fn send_message_to_all_with_ids_is_invalid() {
 
 #[tokio::test]
 async fn send_message_to_all_goes_to_everyone() -> Result<(), MessageError> {
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        Recipients::everyone(),
-        Ok(sent_receipt(vec![task(11)], vec![])),
-        MessageState::Sent,
-        vec![task(11)],
-        None,
-    );
+    let mocks = SendMocks::accepting(corp_a(), Recipients::everyone());
     let cmd = SendMessageCommand { to_all: true, ..command() };
 
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
@@ -901,80 +927,269 @@ async fn send_message_with_a_status_bar_to_six_users_is_invalid() {
 }
 
 #[tokio::test]
-async fn send_message_records_the_cloud_errors_of_a_failed_receipt() -> Result<(), MessageError> {
-    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
-    let errors = vec!["40035: bad".to_owned(), "40036: worse".to_owned()];
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        recipients,
-        Ok(sent_receipt(vec![task(12)], errors)),
-        MessageState::Failed,
-        vec![task(12)],
-        Some("40035: bad; 40036: worse".to_owned()),
-    );
-    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
-
-    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
-
-    assert_eq!(record.state, MessageState::Failed);
-    assert_eq!(record.error.as_deref(), Some("40035: bad; 40036: worse"));
-    Ok(())
-}
-
-#[tokio::test]
-async fn send_message_cloud_unavailable_stays_accepted_with_the_error() -> Result<(), MessageError> {
-    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        recipients,
-        Err(GatewayError::Unavailable("connect refused".to_owned())),
-        MessageState::Accepted,
-        vec![],
-        Some("connect refused".to_owned()),
-    );
-    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
-
-    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
-
-    assert_eq!(record.state, MessageState::Accepted);
-    assert!(record.task_ids.is_empty());
-    assert_eq!(record.error.as_deref(), Some("connect refused"));
-    Ok(())
-}
-
-#[tokio::test]
-async fn send_message_cloud_forbidden_fails_the_message() -> Result<(), MessageError> {
-    let recipients = Recipients::new(vec![uid("alice")], vec![]).unwrap();
-    let refusal = GatewayError::Forbidden("corp not allowed".to_owned());
-    let mocks = SendMocks::accepting(
-        corp_a(),
-        recipients,
-        Err(refusal.clone()),
-        MessageState::Failed,
-        vec![],
-        Some(refusal.to_string()),
-    );
-    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
-
-    let record = mocks.build(Some(corp_a())).execute(cmd).await?;
-
-    assert_eq!(record.state, MessageState::Failed);
-    assert_eq!(record.error, Some(refusal.to_string()));
-    Ok(())
-}
-
-#[tokio::test]
-async fn send_message_insert_error_propagates_without_relaying() {
+async fn send_message_insert_error_propagates_without_waking_the_dispatcher() {
     let mut mocks = SendMocks::rejecting();
     mocks.random = MockRandomSource::new();
     mocks.random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
     mocks.messages = MockMessageStore::new();
     mocks.messages.expect_insert().times(1).returning(|_| Err(store_down()));
-    mocks.messages.expect_update().never();
     let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
     let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
 
+    assert!(matches!(err, MessageError::Store(StoreError::Unavailable(_))), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_insert_conflict_without_a_key_is_a_store_error() {
+    let mut mocks = SendMocks::rejecting();
+    mocks.random = MockRandomSource::new();
+    mocks.random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
+    mocks.messages = MockMessageStore::new();
+    mocks.messages.expect_insert().times(1).returning(|_| Err(StoreError::Conflict("messages_pkey".to_owned())));
+    mocks.messages.expect_find_by_idempotency_key().never();
+    let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
+
+    let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::Store(StoreError::Conflict(ref m)) if m == "messages_pkey"), "{err:?}");
+}
+
+// --- SendMessage: Idempotency-Key ---------------------------------------------
+
+fn keyed(key: &str) -> SendMessageCommand {
+    SendMessageCommand { userids: vec![uid("alice")], idempotency_key: Some(key.to_owned()), ..command() }
+}
+
+/// What an earlier request with `KEY` stored (already relayed and sent since).
+fn first_under_key() -> MessageRecord {
+    MessageRecord {
+        id: "0196-first".to_owned(),
+        state: MessageState::Sent,
+        task_ids: vec![task(11)],
+        attempts: 1,
+        sent_at: Some(Timestamp::from_millis(NOW_MS - 5_000)),
+        created_at: Timestamp::from_millis(NOW_MS - 10_000),
+        updated_at: Timestamp::from_millis(NOW_MS - 5_000),
+        ..accepted_record(corp_a(), to_alice(), Some(KEY))
+    }
+}
+
+#[tokio::test]
+async fn send_message_with_a_new_key_stores_it_on_the_message() -> Result<(), MessageError> {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::accepting_record(accepted_record(corp_a(), to_alice(), Some(KEY)))
+        .looking_up_key(&mut seq, Ok(None));
+
+    let record = mocks.build(Some(corp_a())).execute(keyed(KEY)).await?;
+
+    assert_eq!(record.idempotency_key.as_deref(), Some(KEY));
+    assert_eq!(record.id, MSG_ID);
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_trims_the_key_before_using_it() -> Result<(), MessageError> {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::accepting_record(accepted_record(corp_a(), to_alice(), Some(KEY)))
+        .looking_up_key(&mut seq, Ok(None));
+
+    let record = mocks.build(Some(corp_a())).execute(keyed(&format!("  {KEY}\t"))).await?;
+
+    assert_eq!(record.idempotency_key.as_deref(), Some(KEY));
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_repeated_key_with_the_same_message_returns_the_first_without_storing() -> Result<(), MessageError>
+{
+    let mut seq = Sequence::new();
+    // rejecting(): no insert, no new id, no wake.
+    let mocks = SendMocks::rejecting().looking_up_key(&mut seq, Ok(Some(first_under_key())));
+
+    let record = mocks.build(Some(corp_a())).execute(keyed(KEY)).await?;
+
+    assert_eq!(record, first_under_key());
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_repeated_key_with_a_different_body_is_key_reused() {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::rejecting().looking_up_key(&mut seq, Ok(Some(first_under_key())));
+    let cmd = SendMessageCommand { body: text("something else"), ..keyed(KEY) };
+
+    let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::KeyReused), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_repeated_key_with_different_recipients_is_key_reused() {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::rejecting().looking_up_key(&mut seq, Ok(Some(first_under_key())));
+    let cmd = SendMessageCommand { userids: vec![uid("alice"), uid("bob")], ..keyed(KEY) };
+
+    let err = mocks.build(Some(corp_a())).execute(cmd).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::KeyReused), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_repeated_key_in_another_corp_is_key_reused() {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::rejecting().looking_up_key(&mut seq, Ok(Some(first_under_key())));
+
+    let err = mocks.build(Some(corp_b())).execute(keyed(KEY)).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::KeyReused), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_key_lookup_error_propagates_and_stores_nothing() {
+    let mut seq = Sequence::new();
+    let mocks = SendMocks::rejecting().looking_up_key(&mut seq, Err(store_down()));
+
+    let err = mocks.build(Some(corp_a())).execute(keyed(KEY)).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::Store(StoreError::Unavailable(_))), "{err:?}");
+}
+
+/// Mocks for a keyed request that finds no message under `KEY`, loses the insert race
+/// (`Conflict`), and then re-reads the key, finding `winner`.
+fn losing_the_insert_race(winner: Result<Option<MessageRecord>, StoreError>) -> SendMocks {
+    let mut seq = Sequence::new();
+    let mut mocks = SendMocks::rejecting();
+    mocks.random = MockRandomSource::new();
+    mocks.random.expect_new_id().times(1).return_const(MSG_ID.to_owned());
+    let expected = accepted_record(corp_a(), to_alice(), Some(KEY));
+    mocks.messages = MockMessageStore::new();
+    mocks
+        .messages
+        .expect_find_by_idempotency_key()
+        .withf(|k| k == KEY)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(None));
+    mocks
+        .messages
+        .expect_insert()
+        .withf(move |r| *r == expected)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Err(StoreError::Conflict("messages_idempotency_key_key".to_owned())));
+    mocks.messages.expect_update().never();
+    mocks.looking_up_key(&mut seq, winner)
+}
+
+#[tokio::test]
+async fn send_message_losing_an_insert_race_on_the_key_returns_the_winner() -> Result<(), MessageError> {
+    let winner = MessageRecord { id: "0197-winner".to_owned(), ..accepted_record(corp_a(), to_alice(), Some(KEY)) };
+
+    // rejecting()'s trigger: the winner woke the dispatcher, the loser must not.
+    let record = losing_the_insert_race(Ok(Some(winner.clone()))).build(Some(corp_a())).execute(keyed(KEY)).await?;
+
+    assert_eq!(record, winner);
+    Ok(())
+}
+
+#[tokio::test]
+async fn send_message_losing_an_insert_race_to_a_different_message_is_key_reused() {
+    let winner = MessageRecord {
+        id: "0197-winner".to_owned(),
+        body: text("other"),
+        ..accepted_record(corp_a(), to_alice(), Some(KEY))
+    };
+
+    let err = losing_the_insert_race(Ok(Some(winner))).build(Some(corp_a())).execute(keyed(KEY)).await.unwrap_err();
+
+    assert!(matches!(err, MessageError::KeyReused), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_insert_conflict_with_no_message_under_the_key_is_the_conflict() {
+    // E.g. an id collision: the key is still free, so the original conflict is reported.
+    let err = losing_the_insert_race(Ok(None)).build(Some(corp_a())).execute(keyed(KEY)).await.unwrap_err();
+
+    assert!(
+        matches!(err, MessageError::Store(StoreError::Conflict(ref m)) if m == "messages_idempotency_key_key"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_message_with_a_malformed_key_is_invalid_before_any_lookup() {
+    let too_long = "k".repeat(129);
+    for bad in ["", "   ", "two words", "ключ", "tab\there", "nul\0", too_long.as_str()] {
+        // rejecting(): no user, binding or key lookup, nothing stored.
+        let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned()], ..keyed(bad) };
+        let err = SendMocks::rejecting().build(Some(corp_a())).execute(cmd).await.unwrap_err();
+        assert_eq!(invalid_field(&err), Some("Idempotency-Key"), "{bad:?}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn send_message_accepts_a_key_of_128_printable_characters() -> Result<(), MessageError> {
+    let key = format!("{}~!", "K".repeat(126));
+    let mut mocks = SendMocks::accepting_record(accepted_record(corp_a(), to_alice(), Some(&key)));
+    let lookup = key.clone();
+    mocks.messages.expect_find_by_idempotency_key().withf(move |k| k == lookup).times(1).returning(|_| Ok(None));
+
+    let record = mocks.build(Some(corp_a())).execute(keyed(&key)).await?;
+
+    assert_eq!(record.idempotency_key, Some(key));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// ListMessagesQuery
+// ---------------------------------------------------------------------------
+
+async fn list_messages_with_limit(asked: u32, expected: u32) -> Result<(), MessageError> {
+    let page = vec![stored_message(MessageState::Sent, vec![task(11)])];
+    let answer = page.clone();
+    let since = Some(Timestamp::from_millis(NOW_MS - 3_600_000));
+    let mut messages = MockMessageStore::new();
+    messages
+        .expect_list()
+        .withf(move |q| *q == ListMessages { state: Some(MessageState::Sent), since, limit: expected, offset: 40 })
+        .times(1)
+        .returning(move |_| Ok(answer.clone()));
+
+    let listed = ListMessagesQuery::new(Arc::new(messages))
+        .execute(ListMessages { state: Some(MessageState::Sent), since, limit: asked, offset: 40 })
+        .await?;
+
+    assert_eq!(listed, page);
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_messages_clamps_a_zero_limit_to_one() -> Result<(), MessageError> {
+    list_messages_with_limit(0, 1).await
+}
+
+#[tokio::test]
+async fn list_messages_clamps_a_huge_limit_to_500() -> Result<(), MessageError> {
+    list_messages_with_limit(501, 500).await?;
+    list_messages_with_limit(u32::MAX, 500).await
+}
+
+#[tokio::test]
+async fn list_messages_keeps_a_limit_in_range() -> Result<(), MessageError> {
+    list_messages_with_limit(1, 1).await?;
+    list_messages_with_limit(50, 50).await?;
+    list_messages_with_limit(500, 500).await
+}
+
+#[tokio::test]
+async fn list_messages_store_error_propagates() {
+    let mut messages = MockMessageStore::new();
+    messages.expect_list().times(1).returning(|_| Err(store_down()));
+    let err = ListMessagesQuery::new(Arc::new(messages))
+        .execute(ListMessages { state: None, since: None, limit: 10, offset: 0 })
+        .await
+        .unwrap_err();
     assert!(matches!(err, MessageError::Store(_)), "{err:?}");
 }
 
@@ -992,6 +1207,12 @@ fn stored_message(state: MessageState, task_ids: Vec<TaskId>) -> MessageRecord {
         state,
         task_ids,
         error: None,
+        idempotency_key: None,
+        attempts: 1,
+        next_attempt_at: earlier.plus_secs(60),
+        relayed_at: None,
+        sent_at: None,
+        finished_at: None,
         created_at: earlier,
         updated_at: earlier,
     }

@@ -9,6 +9,8 @@ mod cloud_tests;
 #[cfg(test)]
 mod directory_tests;
 #[cfg(test)]
+mod dispatch_tests;
+#[cfg(test)]
 mod in_process_tests;
 #[cfg(test)]
 mod local_tests;

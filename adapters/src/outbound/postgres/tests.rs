@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::testing::TestDatabase;
 use super::{PgStore, migrate};
+use crate::outbound::sqlite::outbox_tests as outbox;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -86,6 +87,12 @@ fn message(id: &str, recipients: Recipients) -> MessageRecord {
         state: MessageState::Accepted,
         task_ids: vec![],
         error: None,
+        idempotency_key: None,
+        attempts: 0,
+        next_attempt_at: ts(1_000),
+        relayed_at: None,
+        sent_at: None,
+        finished_at: None,
         created_at: ts(1_000),
         updated_at: ts(1_000),
     }
@@ -135,7 +142,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    assert_eq!(applied.n, 2);
+    // init, bindings, outbox
+    assert_eq!(applied.n, 3);
     drop(again);
     db.drop_database().await?;
     Ok(())
@@ -469,13 +477,15 @@ async fn list_pages_in_creation_order_and_filters_by_corp() -> TestResult {
         store.upsert(&profile(corp_id, &format!("union-{id}"), &format!("uid-{id}"), id), id, ts(at)).await?;
     }
     let ids = |users: Vec<domain::User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
-    let all = store.list(&ListUsers { corp_id: None, limit: 10, offset: 0 }).await?;
+    let all = UserRepository::list(&store, &ListUsers { corp_id: None, limit: 10, offset: 0 }).await?;
     assert_eq!(ids(all), ["u-a", "u-x", "u-b", "u-c"]);
-    let page = store.list(&ListUsers { corp_id: None, limit: 2, offset: 1 }).await?;
+    let page = UserRepository::list(&store, &ListUsers { corp_id: None, limit: 2, offset: 1 }).await?;
     assert_eq!(ids(page), ["u-x", "u-b"]);
-    let corp_page = store.list(&ListUsers { corp_id: Some(corp("dingcorp")), limit: 2, offset: 1 }).await?;
+    let corp_page =
+        UserRepository::list(&store, &ListUsers { corp_id: Some(corp("dingcorp")), limit: 2, offset: 1 }).await?;
     assert_eq!(ids(corp_page), ["u-b", "u-c"]);
-    let beyond = store.list(&ListUsers { corp_id: Some(corp("dingcorp")), limit: 5, offset: 3 }).await?;
+    let beyond =
+        UserRepository::list(&store, &ListUsers { corp_id: Some(corp("dingcorp")), limit: 5, offset: 3 }).await?;
     assert!(beyond.is_empty());
     Ok(())
 }
@@ -508,7 +518,7 @@ async fn a_user_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult {
     diesel::sql_query("UPDATE users SET dept_ids = '[1, \"x\"'").execute(&mut store.conn().await?).await?;
     let err = UserRepository::find(&store, "user-1").await.err();
     assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in users (user-1)")), "{err:?}");
-    let listed = store.list(&ListUsers { corp_id: None, limit: 10, offset: 0 }).await;
+    let listed = UserRepository::list(&store, &ListUsers { corp_id: None, limit: 10, offset: 0 }).await;
     assert!(matches!(listed, Err(StoreError::Other(_))));
     Ok(())
 }
@@ -621,6 +631,8 @@ async fn messages_round_trip_and_update() -> TestResult {
         state: MessageState::Sent,
         task_ids: vec![task(11), task(12)],
         updated_at: ts(2_000),
+        relayed_at: Some(ts(2_000)),
+        sent_at: Some(ts(2_000)),
         ..to_some.clone()
     };
     assert_eq!(sent, Some(expected.clone()));
@@ -658,6 +670,98 @@ async fn a_message_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult
         assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in messages")), "{err:?}");
     }
     Ok(())
+}
+
+// --- the outbox (shared contract: `sqlite::outbox_tests`) -----------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_find_by_idempotency_key() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::find_by_idempotency_key(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_a_duplicate_idempotency_key_is_a_conflict() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::a_duplicate_idempotency_key_is_a_conflict(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_update_stamps_sent_and_finished_once() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::update_stamps_sent_and_finished_once(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: MessageState::parse does not know \"relayed\", so a relayed message cannot be read back (corrupt row)"]
+async fn outbox_update_stamps_relayed_once() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::update_stamps_relayed_once(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: MessageState::parse does not know \"relayed\": get/list fail on a relayed message and claim_due fails after claiming, so relayed messages are never retried"]
+async fn outbox_relayed_messages_can_be_read_back() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::relayed_messages_can_be_read_back(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_claim_due_claims_only_due_pending_messages() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::claim_due_claims_only_due_pending_messages(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_claim_due_respects_the_limit_oldest_first() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::claim_due_respects_the_limit_oldest_first(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_claim_due_prefers_the_earliest_due() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::claim_due_prefers_the_earliest_due(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_concurrent_claims_claim_each_message_exactly_once() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::concurrent_claims_claim_each_message_exactly_once(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_reschedule_sets_the_next_attempt_and_the_error() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::reschedule_sets_the_next_attempt_and_the_error(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_list_pages_newest_first_and_filters() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    outbox::list_pages_newest_first_and_filters(store).await
 }
 
 // --- relayed messages --------------------------------------------------------
@@ -784,7 +888,7 @@ async fn concurrent_upserts_of_one_person_keep_one_user() -> TestResult {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    let all = store.list(&ListUsers { corp_id: None, limit: 100, offset: 0 }).await?;
+    let all = UserRepository::list(&store, &ListUsers { corp_id: None, limit: 100, offset: 0 }).await?;
     assert_eq!(all.len(), 1);
     Ok(())
 }
@@ -841,7 +945,7 @@ async fn upserts_released_together_never_conflict() -> TestResult {
             task.await??;
         }
     }
-    let all = store.list(&ListUsers { corp_id: None, limit: 500, offset: 0 }).await?;
+    let all = UserRepository::list(&store, &ListUsers { corp_id: None, limit: 500, offset: 0 }).await?;
     assert_eq!(all.len(), 80);
     drop(store);
     db.drop_database().await?;

@@ -16,6 +16,8 @@ pub(crate) mod schema;
 pub(crate) mod stores;
 
 #[cfg(test)]
+pub(crate) mod outbox_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
