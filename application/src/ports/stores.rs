@@ -203,7 +203,8 @@ pub trait MessageStore: Send + Sync {
     /// Claims up to `limit` pending messages (`accepted` or `relayed`) with
     /// `next_attempt_at <= now`, oldest first, by setting their `next_attempt_at` to
     /// `lease_until` and incrementing `attempts`, and returns them (as updated). Safe with
-    /// several dispatchers at once: a message is claimed by one (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    /// several dispatchers at once: a message is claimed by one (the update re-checks the due conditions on
+    /// each row, so a dispatcher that loses a race simply gets fewer messages).
     async fn claim_due(
         &self,
         now: Timestamp,

@@ -367,8 +367,15 @@ impl RelaySend {
                         .await?;
                     record.batches[index].task_id = Some(task_id);
                 }
-                Err(MessengerError::Upstream(UpstreamError::Rejected { code, message })) => {
-                    let error = format!("{code}: {message}");
+                Err(
+                    err @ (MessengerError::Upstream(UpstreamError::Rejected { .. }) | MessengerError::CorpNotServed(_)),
+                ) => {
+                    let error = match err {
+                        MessengerError::Upstream(UpstreamError::Rejected { code, message }) => {
+                            format!("{code}: {message}")
+                        }
+                        other => other.to_string(),
+                    };
                     warn!(batch = index, %error, "DingTalk refused a batch");
                     self.messages
                         .record_batch(&client.id, &record.key, index, None, Some(error.clone()), self.clock.now())

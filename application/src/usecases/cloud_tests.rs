@@ -981,8 +981,6 @@ async fn relay_send_retry_after_a_transient_failure_sends_only_the_rest() -> Res
 }
 
 #[tokio::test]
-#[ignore = "bug: RelaySend treats MessengerError::CorpNotServed (no app configured for the corp: permanent) as \
-            transient and returns Ok(accepted), so the local outbox relays the message forever instead of failing it"]
 async fn relay_send_for_a_corp_the_messenger_does_not_serve_is_not_left_pending() {
     let mut seq = Sequence::new();
     let mut messages = MockRelayMessageStore::new();

@@ -455,8 +455,6 @@ async fn message_status_of_a_relayed_message_the_cloud_finished_sending_is_store
 }
 
 #[tokio::test]
-#[ignore = "bug: MessageStatus compares the cloud state with the local one before mapping it (cloud `accepted` = \
-            local `relayed`), so every status read of a relayed message rewrites it (update, new updated_at)"]
 async fn message_status_of_a_relayed_message_still_accepted_by_the_cloud_changes_nothing() -> Result<(), MessageError> {
     let stored = claimed(ID_1, MessageState::Relayed, 2, vec![task(11)]);
     let mut messages = getting(stored.clone());

@@ -510,7 +510,7 @@ impl MessageStatus {
         }
         match self.gateway.message_status(id).await {
             Ok((receipt, report)) => {
-                if receipt.state != record.state {
+                if local_state(&receipt) != record.state {
                     apply_receipt(&mut record, &receipt);
                     record.updated_at = self.clock.now();
                     self.messages

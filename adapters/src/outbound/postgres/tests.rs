@@ -699,7 +699,6 @@ async fn outbox_update_stamps_sent_and_finished_once() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: MessageState::parse does not know \"relayed\", so a relayed message cannot be read back (corrupt row)"]
 async fn outbox_update_stamps_relayed_once() -> TestResult {
     let Some((_db, store)) = fresh().await? else {
         return Ok(());
@@ -708,7 +707,6 @@ async fn outbox_update_stamps_relayed_once() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: MessageState::parse does not know \"relayed\": get/list fail on a relayed message and claim_due fails after claiming, so relayed messages are never retried"]
 async fn outbox_relayed_messages_can_be_read_back() -> TestResult {
     let Some((_db, store)) = fresh().await? else {
         return Ok(());

@@ -659,14 +659,12 @@ async fn outbox_update_stamps_sent_and_finished_once() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: MessageState::parse does not know \"relayed\", so a relayed message cannot be read back (corrupt row)"]
 async fn outbox_update_stamps_relayed_once() -> TestResult {
     let db = TempDb::new("outbox");
     outbox::update_stamps_relayed_once(db.open().await?).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: MessageState::parse does not know \"relayed\": get/list fail on a relayed message and claim_due fails after claiming, so relayed messages are never retried"]
 async fn outbox_relayed_messages_can_be_read_back() -> TestResult {
     let db = TempDb::new("outbox");
     outbox::relayed_messages_can_be_read_back(db.open().await?).await
