@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Benchmark: emulator + cloud + local (PostgreSQL) on 127.0.0.1, plus dev mode; prints a table.
+# Usage: bench/run.sh [--messages N] [--concurrency C] [--logins N] [--relay-samples N]
+# Builds the release binaries (cargo run builds `bench`; the others are built first), starting
+# PostgreSQL on 127.0.0.1:5432 if it is not running (as .ci/run does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+
+# bench starts the emulator and dingbridge-proc binaries from its own target directory.
+cargo build --release -p tests --bins
+exec cargo run --release -p tests --bin bench -- "$@"

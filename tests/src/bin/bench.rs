@@ -1,0 +1,734 @@
+//! `bench` — measures dingbridge across real processes on loopback and prints a plain-text table.
+//!
+//! It builds nothing: it starts the already-built `dingtalk-emulator` and `dingbridge-proc` binaries
+//! found next to itself (same target directory), a cloud on SQLite and a local on a fresh PostgreSQL
+//! database (dropped at the end), then measures, in this order:
+//!
+//! 1. throughput: `--messages` messages posted to local by `--concurrency` callers (accepted/s,
+//!    latency of the `202`), delivered/s end to end (until the emulator has accepted every
+//!    `asyncsend_v2`), and how many app tokens were fetched meanwhile (run first, on a fresh cloud,
+//!    so the count covers the cloud's whole life so far);
+//! 2. the latency the cloud relay adds per message (`--relay-samples` sends, alternately straight to
+//!    the emulator and through `POST /relay/v1/messages`);
+//! 3. full login round trips through local, cloud and emulator (`--logins`), then the same against a
+//!    single dev-mode process;
+//! 4. peak RSS (`VmHWM`) of the local and cloud processes.
+//!
+//! Every loop is bounded by its count and by a global deadline; all traffic stays on 127.0.0.1.
+//! Run it with `cargo run --release -p tests --bin bench -- [options]` or `bench/run.sh`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use adapters::outbound::postgres::testing::TestDatabase;
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
+use tests::procs::{Proc, free_port};
+use tokio::process::{Child, Command};
+
+const CORP: &str = "dingemucorp0001";
+const APP_KEY: &str = "dingemuappkey0001";
+const APP_SECRET: &str = "emulator-app-secret";
+const AGENT_ID: i64 = 300_001;
+const ASYNCSEND: &str = "/topapi/message/corpconversation/asyncsend_v2";
+const APP_TOKEN: &str = "/v1.0/oauth2/accessToken";
+const SERVICE_TOKEN: &str = "bench-service-token-0123456789";
+const RELAY_CLIENT: (&str, &str) = ("bench-local", "bench-relay-secret-0123456789");
+/// The fixture user who approves every login.
+const LOGIN_USER: &str = "manager4220";
+/// How many generated users (`user0001..`) the emulator's built-in fixture has; messages are spread
+/// over them so no one reaches the emulator's daily limit of 500 per user.
+const GENERATED_USERS: usize = 400;
+/// How often the emulator is asked how many messages it has accepted.
+const DELIVERY_POLL: Duration = Duration::from_millis(200);
+/// Per-request timeout of the benchmark's HTTP clients.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Targets.
+const TARGET_ACCEPTED_PER_SEC: f64 = 1500.0;
+const TARGET_ACCEPT_P99_MS: f64 = 50.0;
+const TARGET_RSS_MB: f64 = 64.0;
+const TARGET_TOKEN_CALLS: usize = 1;
+
+/// Benchmark of dingbridge (emulator + cloud + local on loopback, and dev mode).
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Messages posted to local in the throughput run.
+    #[arg(long, default_value_t = 5000)]
+    messages: usize,
+    /// Concurrent callers in the throughput run.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Sequential full logins (split deployment, then dev mode).
+    #[arg(long, default_value_t = 200)]
+    logins: usize,
+    /// Sequential sends per path (direct to the emulator, through the cloud relay).
+    #[arg(long, default_value_t = 1000)]
+    relay_samples: usize,
+    /// Global deadline, seconds.
+    #[arg(long, default_value_t = 600)]
+    deadline_secs: u64,
+}
+
+/// The global deadline every loop checks.
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Instant);
+
+impl Deadline {
+    fn check(self, what: &str) -> anyhow::Result<()> {
+        if Instant::now() >= self.0 {
+            bail!("global deadline passed during {what}");
+        }
+        Ok(())
+    }
+}
+
+/// A child process of ours whose pid we keep (for `/proc/<pid>/status`); killed when dropped.
+struct Server {
+    base_url: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `dingbridge-proc [--config FILE] serve --bind 127.0.0.1:<port>` with exactly `env`
+    /// (plus `PATH`), like `tests::procs`, and waits until `/healthz` answers.
+    async fn start(
+        program: &Path,
+        port: u16,
+        config: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let mut args = Vec::new();
+        if let Some(config) = config {
+            args.extend(["--config".to_owned(), config.display().to_string()]);
+        }
+        args.extend(["serve".to_owned(), "--bind".to_owned(), format!("127.0.0.1:{port}")]);
+        let log = std::env::var("DINGBRIDGE_E2E_LOG").is_ok();
+        let mut child = Command::new(program)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", if log { "info" } else { "warn" })
+            .envs(env)
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", program.display()))?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let started = Instant::now();
+        loop {
+            if let Ok(res) = client.get(format!("{base_url}/healthz")).send().await
+                && res.status().is_success()
+            {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("{} exited before becoming healthy: {status}", program.display());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{base_url} not healthy after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { base_url, child })
+    }
+
+    /// Peak resident set size (`VmHWM`), in MiB.
+    fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the process has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .context("no VmHWM in /proc/<pid>/status")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .context("parsing VmHWM")?;
+        Ok(kb / 1024.0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+}
+
+/// Sorted latencies in milliseconds.
+struct Latencies(Vec<f64>);
+
+impl Latencies {
+    fn new(durations: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        Self(ms)
+    }
+
+    /// Nearest-rank percentile (`q` in 0..=1); 0 when empty.
+    fn pct(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let rank = (q * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+
+    fn mean(&self) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.iter().sum::<f64>() / self.0.len() as f64
+    }
+
+    fn max(&self) -> f64 {
+        self.0.last().copied().unwrap_or(0.0)
+    }
+}
+
+/// One row of the printed table.
+struct Row {
+    figure: String,
+    value: String,
+    target: String,
+    result: String,
+}
+
+fn row(figure: impl Into<String>, value: impl Into<String>) -> Row {
+    Row {
+        figure: figure.into(),
+        value: value.into(),
+        target: String::new(),
+        result: String::new(),
+    }
+}
+
+fn judged(figure: impl Into<String>, value: impl Into<String>, target: impl Into<String>, pass: bool) -> Row {
+    Row {
+        figure: figure.into(),
+        value: value.into(),
+        target: target.into(),
+        result: if pass { "PASS" } else { "MISS" }.to_owned(),
+    }
+}
+
+fn print_table(title: &str, rows: &[Row]) {
+    let w0 = rows.iter().map(|r| r.figure.len()).max().unwrap_or(0).max(6);
+    let w1 = rows.iter().map(|r| r.value.len()).max().unwrap_or(0).max(5);
+    let w2 = rows.iter().map(|r| r.target.len()).max().unwrap_or(0).max(6);
+    println!("{title}");
+    println!("{:<w0$}  {:>w1$}  {:<w2$}  result", "figure", "value", "target");
+    println!("{}", "-".repeat(w0 + w1 + w2 + 12));
+    for r in rows {
+        if r.value.is_empty() && r.target.is_empty() {
+            println!("{}", r.figure);
+        } else {
+            println!("{:<w0$}  {:>w1$}  {:<w2$}  {}", r.figure, r.value, r.target, r.result);
+        }
+    }
+}
+
+/// The emulator's admin API.
+struct Admin {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    async fn calls(&self, path: &str) -> anyhow::Result<usize> {
+        let calls: Vec<IgnoredAny> = self
+            .client
+            .get(format!("{}/_admin/calls", self.base))
+            .query(&[("path", path)])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(calls.len())
+    }
+
+    /// How many `asyncsend_v2` calls the emulator accepted (errcode 0).
+    async fn sends(&self) -> anyhow::Result<usize> {
+        let sends: Vec<IgnoredAny> = self
+            .client
+            .get(format!("{}/_admin/sends", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(sends.len())
+    }
+
+    async fn approve(&self, who: &str) -> anyhow::Result<()> {
+        self.client
+            .post(format!("{}/_admin/consent", self.base))
+            .json(&json!({"mode": "approve", "who": who}))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}
+
+fn user(i: usize) -> String {
+    format!("user{:04}", i % GENERATED_USERS + 1)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.messages > 0 && args.concurrency > 0,
+        "--messages and --concurrency must be positive"
+    );
+    let deadline = Deadline(Instant::now() + Duration::from_secs(args.deadline_secs));
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("the bench binary has no directory")?
+        .to_path_buf();
+    let emulator_bin = bin_dir.join("dingtalk-emulator");
+    let dingbridge_bin = bin_dir.join("dingbridge-proc");
+    for bin in [&emulator_bin, &dingbridge_bin] {
+        ensure!(
+            bin.exists(),
+            "{} is missing: build it first (cargo build --release -p tests --bins)",
+            bin.display()
+        );
+    }
+    let db = TestDatabase::create()
+        .await
+        .map_err(anyhow::Error::msg)?
+        .context("PostgreSQL is not reachable (set DINGBRIDGE_TEST_PG_ADMIN_URL or start it)")?;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(args.deadline_secs + 30),
+        run(&args, deadline, &emulator_bin, &dingbridge_bin, db.url()),
+    )
+    .await;
+    // The processes are gone (killed when `run` returned or was cancelled): drop the database.
+    let dropped = db.drop_database().await.map_err(anyhow::Error::msg);
+    let rows = outcome.context("global deadline passed")??;
+    dropped?;
+    print_table(
+        &format!(
+            "dingbridge benchmark: messages={} concurrency={} logins={} relay-samples={} (127.0.0.1, release build)",
+            args.messages, args.concurrency, args.logins, args.relay_samples
+        ),
+        &rows,
+    );
+    Ok(())
+}
+
+async fn run(
+    args: &Args,
+    deadline: Deadline,
+    emulator_bin: &Path,
+    dingbridge_bin: &Path,
+    database_url: &str,
+) -> anyhow::Result<Vec<Row>> {
+    let emulator_program = emulator_bin.to_str().context("non-UTF-8 emulator path")?;
+    let dir = TempDir(std::env::temp_dir().join(format!("dingbridge-bench-{}-{}", std::process::id(), free_port()?)));
+    std::fs::create_dir_all(&dir.0)?;
+    let emulator = Proc::emulator(emulator_program).await?;
+    let emu = emulator.base_url.clone();
+    let admin = Admin {
+        base: emu.clone(),
+        client: reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?,
+    };
+
+    let (cloud_port, local_port) = (free_port()?, free_port()?);
+    let cloud_url = format!("http://127.0.0.1:{cloud_port}");
+    let local_url = format!("http://127.0.0.1:{local_port}");
+    let cloud_toml = format!(
+        r#"
+mode = "cloud"
+public_url = "{cloud_url}"
+[database]
+url = "sqlite://{db}"
+[dingtalk]
+login_base = "{emu}"
+api_base = "{emu}"
+oapi_base = "{emu}"
+app_key = "{APP_KEY}"
+app_secret = "{APP_SECRET}"
+agent_id = {AGENT_ID}
+corp_id = "{CORP}"
+[[relay.clients]]
+id = "{id}"
+secret = "{secret}"
+complete_url_origins = ["{local_url}"]
+"#,
+        db = dir.0.join("cloud.db").display(),
+        id = RELAY_CLIENT.0,
+        secret = RELAY_CLIENT.1,
+    );
+    let cloud_config = dir.0.join("cloud.toml");
+    std::fs::write(&cloud_config, cloud_toml)?;
+    let cloud = Server::start(dingbridge_bin, cloud_port, Some(&cloud_config), &HashMap::new())
+        .await
+        .context("starting the cloud")?;
+    let local = Server::start(
+        dingbridge_bin,
+        local_port,
+        None,
+        &env(&[
+            ("DINGBRIDGE_MODE", "local".into()),
+            ("DINGBRIDGE_PUBLIC_URL", local_url.clone()),
+            ("DATABASE_URL", database_url.to_owned()),
+            ("DINGDING_CLOUD_HOST", cloud_url.clone()),
+            ("DINGDING_SECRET_USER", RELAY_CLIENT.0.into()),
+            ("DINGDING_SECRET_PASSWORD", RELAY_CLIENT.1.into()),
+            ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
+            ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
+        ]),
+    )
+    .await
+    .context("starting local")?;
+
+    let mut rows = Vec::new();
+    eprintln!(
+        "bench: throughput ({} messages, {} callers)",
+        args.messages, args.concurrency
+    );
+    rows.extend(throughput(args, deadline, &local.base_url, &admin).await?);
+    eprintln!("bench: relay latency ({} samples per path)", args.relay_samples);
+    rows.extend(relay_latency(args.relay_samples, deadline, &emu, &cloud.base_url).await?);
+    admin.approve(LOGIN_USER).await?;
+    eprintln!("bench: logins through local + cloud ({})", args.logins);
+    let split = logins(args.logins, deadline, &local.base_url).await?;
+    rows.push(row("login round trip, local+cloud+emulator", ""));
+    rows.push(row(
+        "  p50 / p99 / mean (ms)",
+        format!("{:.2} / {:.2} / {:.2}", split.pct(0.5), split.pct(0.99), split.mean()),
+    ));
+
+    rows.push(row("peak RSS (VmHWM)", ""));
+    for (name, server) in [("local", &local), ("cloud", &cloud)] {
+        let mb = server.peak_rss_mb()?;
+        rows.push(judged(
+            format!("  {name} (MiB)"),
+            format!("{mb:.1}"),
+            format!("< {TARGET_RSS_MB:.0}"),
+            mb < TARGET_RSS_MB,
+        ));
+    }
+    local.stop().await;
+    cloud.stop().await;
+
+    eprintln!("bench: logins in dev mode ({})", args.logins);
+    let dev_port = free_port()?;
+    let dev_url = format!("http://127.0.0.1:{dev_port}");
+    let dingbridge_program = dingbridge_bin.to_str().context("non-UTF-8 dingbridge path")?;
+    let dev = Proc::dingbridge(
+        dingbridge_program,
+        dev_port,
+        None,
+        env(&[
+            ("DINGBRIDGE_MODE", "dev".into()),
+            ("DINGBRIDGE_PUBLIC_URL", dev_url.clone()),
+            (
+                "DINGBRIDGE_DATABASE__URL",
+                format!("sqlite://{}", dir.0.join("dev.db").display()),
+            ),
+            ("DINGBRIDGE_DINGTALK__LOGIN_BASE", emu.clone()),
+            ("DINGBRIDGE_DINGTALK__API_BASE", emu.clone()),
+            ("DINGBRIDGE_DINGTALK__OAPI_BASE", emu.clone()),
+            ("DINGBRIDGE_DINGTALK__APP_KEY", APP_KEY.into()),
+            ("DINGBRIDGE_DINGTALK__APP_SECRET", APP_SECRET.into()),
+            ("DINGBRIDGE_DINGTALK__AGENT_ID", AGENT_ID.to_string()),
+            ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
+            ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
+        ]),
+    )
+    .await
+    .context("starting dev mode")?;
+    let dev_logins = logins(args.logins, deadline, &dev.base_url).await?;
+    rows.push(row("login round trip, dev mode (one process)", ""));
+    rows.push(row(
+        "  p50 / p99 (ms)",
+        format!("{:.2} / {:.2}", dev_logins.pct(0.5), dev_logins.pct(0.99)),
+    ));
+    drop(dev);
+    drop(emulator);
+    Ok(rows)
+}
+
+/// `--messages` messages to local from `--concurrency` callers; delivery counted at the emulator.
+async fn throughput(args: &Args, deadline: Deadline, local: &str, admin: &Admin) -> anyhow::Result<Vec<Row>> {
+    let n = args.messages;
+    let tokens_before = admin.calls(APP_TOKEN).await?;
+    let sends_before = admin.sends().await?;
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let run_id = std::process::id();
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for _ in 0..args.concurrency {
+        let (client, next, url) = (client.clone(), next.clone(), format!("{local}/api/messages"));
+        workers.push(tokio::spawn(async move {
+            let mut accepted: Vec<(Duration, Instant)> = Vec::new();
+            let mut failures: Vec<String> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                if Instant::now() >= deadline.0 {
+                    failures.push("global deadline passed".to_owned());
+                    break;
+                }
+                let body = json!({
+                    "recipients": {"userids": [user(i)]},
+                    "body": {"msgtype": "text", "text": {"content": format!("bench {run_id} throughput #{i}")}},
+                });
+                let sent = Instant::now();
+                match client.post(&url).bearer_auth(SERVICE_TOKEN).json(&body).send().await {
+                    Ok(res) if res.status() == StatusCode::ACCEPTED => {
+                        let done = Instant::now();
+                        // Read the body so the connection goes back to the pool.
+                        let _ = res.bytes().await;
+                        accepted.push((done - sent, done));
+                    }
+                    Ok(res) => failures.push(format!("HTTP {}", res.status())),
+                    Err(err) => failures.push(err.to_string()),
+                }
+            }
+            (accepted, failures)
+        }));
+    }
+
+    // Meanwhile, count what the emulator has accepted, every DELIVERY_POLL.
+    let (mut latencies, mut last_accept, mut failures) = (Vec::with_capacity(n), started, Vec::new());
+    let mut delivered_at = None;
+    let mut sends;
+    // One task awaiting every caller, so the poll below can wait on it or on the timer.
+    let mut workers = tokio::spawn(async move {
+        let mut results = Vec::with_capacity(workers.len());
+        for worker in workers {
+            results.push(worker.await);
+        }
+        results
+    });
+    let mut workers_done = false;
+    loop {
+        if !workers_done {
+            tokio::select! {
+                results = &mut workers => {
+                    for result in results.context("the throughput callers panicked")? {
+                        let (accepted, failed) = result.context("a throughput caller panicked")?;
+                        for (latency, done) in accepted {
+                            latencies.push(latency);
+                            last_accept = last_accept.max(done);
+                        }
+                        failures.extend(failed);
+                    }
+                    workers_done = true;
+                }
+                () = tokio::time::sleep(DELIVERY_POLL) => {}
+            }
+        } else {
+            tokio::time::sleep(DELIVERY_POLL).await;
+        }
+        sends = admin.sends().await? - sends_before;
+        let expected = if workers_done { latencies.len() } else { n };
+        if sends >= expected && workers_done {
+            delivered_at = Some(Instant::now());
+            break;
+        }
+        if Instant::now() >= deadline.0 {
+            break;
+        }
+    }
+    let accepted = latencies.len();
+    let tokens = admin.calls(APP_TOKEN).await? - tokens_before;
+    let asyncsend_calls = admin.calls(ASYNCSEND).await?;
+    if !failures.is_empty() {
+        eprintln!(
+            "bench: {} of {n} messages were not accepted, first: {}",
+            failures.len(),
+            failures[0]
+        );
+    }
+    let lat = Latencies::new(&latencies);
+    let accept_secs = (last_accept - started).as_secs_f64();
+    let accepted_rate = if accept_secs > 0.0 {
+        accepted as f64 / accept_secs
+    } else {
+        0.0
+    };
+    let mut rows = vec![
+        row(
+            format!("throughput: {n} messages to local, {} callers", args.concurrency),
+            "",
+        ),
+        judged(
+            "  messages answered 202",
+            format!("{accepted}/{n}"),
+            format!("= {n}"),
+            accepted == n,
+        ),
+        judged(
+            "  accepted/s at local",
+            format!("{accepted_rate:.0}"),
+            format!(">= {TARGET_ACCEPTED_PER_SEC:.0}"),
+            accepted_rate >= TARGET_ACCEPTED_PER_SEC,
+        ),
+        row("  202 latency p50 (ms)", format!("{:.2}", lat.pct(0.5))),
+        judged(
+            "  202 latency p99 (ms)",
+            format!("{:.2}", lat.pct(0.99)),
+            format!("< {TARGET_ACCEPT_P99_MS:.0}"),
+            lat.pct(0.99) < TARGET_ACCEPT_P99_MS,
+        ),
+        row("  202 latency max (ms)", format!("{:.2}", lat.max())),
+    ];
+    match delivered_at {
+        Some(at) => {
+            let secs = (at - started).as_secs_f64();
+            rows.push(row(
+                "  delivered/s end to end",
+                format!("{:.0}", accepted as f64 / secs),
+            ));
+            rows.push(row("  time to deliver all (s)", format!("{secs:.2}")));
+        }
+        None => rows.push(judged(
+            "  delivered before the deadline",
+            format!("{sends}/{accepted}"),
+            format!("= {accepted}"),
+            false,
+        )),
+    }
+    rows.push(judged(
+        "  emulator asyncsend_v2 calls / accepted sends",
+        format!("{asyncsend_calls} / {sends}"),
+        format!("= {accepted}"),
+        sends == accepted,
+    ));
+    rows.push(judged(
+        "  app-token calls (accessToken)",
+        tokens.to_string(),
+        format!("= {TARGET_TOKEN_CALLS}"),
+        tokens == TARGET_TOKEN_CALLS,
+    ));
+    Ok(rows)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppToken {
+    access_token: String,
+}
+
+/// `samples` sends straight to the emulator alternating with `samples` through the cloud relay.
+async fn relay_latency(samples: usize, deadline: Deadline, emu: &str, cloud: &str) -> anyhow::Result<Vec<Row>> {
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    let token: AppToken = client
+        .post(format!("{emu}/v1.0/oauth2/accessToken"))
+        .json(&json!({"appKey": APP_KEY, "appSecret": APP_SECRET}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let run_id = std::process::id();
+    let (mut direct, mut relayed) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for i in 0..samples {
+        deadline.check("the relay latency run")?;
+        let userid = user(i);
+        let body = json!({"msgtype": "text", "text": {"content": format!("bench {run_id} direct #{i}")}});
+        let sent = Instant::now();
+        let res: Value = client
+            .post(format!("{emu}{ASYNCSEND}"))
+            .query(&[("access_token", token.access_token.as_str())])
+            .json(&json!({"agent_id": AGENT_ID, "userid_list": userid, "msg": body}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        direct.push(sent.elapsed());
+        ensure!(res["errcode"] == 0, "direct send #{i} failed: {res}");
+
+        let key = format!("bench-{run_id}-relay-{i}");
+        let body = json!({"msgtype": "text", "text": {"content": format!("bench {run_id} relayed #{i}")}});
+        let sent = Instant::now();
+        let res = client
+            .post(format!("{cloud}/relay/v1/messages"))
+            .basic_auth(RELAY_CLIENT.0, Some(RELAY_CLIENT.1))
+            .json(&json!({"key": key, "corp_id": CORP, "recipients": {"userids": [userid]}, "body": body}))
+            .send()
+            .await?;
+        let status = res.status();
+        let _ = res.bytes().await?;
+        relayed.push(sent.elapsed());
+        ensure!(status.is_success(), "relayed send #{i} answered HTTP {status}");
+    }
+    let (a, b) = (Latencies::new(&direct), Latencies::new(&relayed));
+    Ok(vec![
+        row(format!("relay added latency, {samples} sequential sends each"), ""),
+        row(
+            "  (a) emulator asyncsend_v2 p50 / p99 (ms)",
+            format!("{:.2} / {:.2}", a.pct(0.5), a.pct(0.99)),
+        ),
+        row(
+            "  (b) cloud /relay/v1/messages p50 / p99 (ms)",
+            format!("{:.2} / {:.2}", b.pct(0.5), b.pct(0.99)),
+        ),
+        row(
+            "  added (b - a) at p50 / p99 (ms)",
+            format!("{:.2} / {:.2}", b.pct(0.5) - a.pct(0.5), b.pct(0.99) - a.pct(0.99)),
+        ),
+    ])
+}
+
+/// `n` sequential logins from `{base}/auth/dingtalk/login`, each with a fresh cookie jar, following
+/// every redirect to the final page.
+async fn logins(n: usize, deadline: Deadline, base: &str) -> anyhow::Result<Latencies> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        deadline.check("the login run")?;
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        let started = Instant::now();
+        let res = browser.get(format!("{base}/auth/dingtalk/login")).send().await?;
+        let status = res.status();
+        let url = res.url().clone();
+        let _ = res.bytes().await?;
+        times.push(started.elapsed());
+        ensure!(
+            status.is_success() && url.as_str().starts_with(base),
+            "login #{i} ended at {url} with HTTP {status}"
+        );
+    }
+    Ok(Latencies::new(&times))
+}
