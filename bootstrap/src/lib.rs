@@ -28,7 +28,8 @@ use application::ports::{
     UserRepository,
 };
 use application::usecases::cloud::{
-    CreateLoginIntent, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
+    CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
+    TakeLoginResult,
 };
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{
@@ -108,7 +109,13 @@ pub struct App {
     router: Router,
     purge: Option<PurgeJob>,
     dispatcher: Option<Dispatcher>,
+    reconcile: Option<Arc<ReconcileDeliveries>>,
 }
+
+/// How often the cloud asks DingTalk for the progress of sent messages.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// Messages checked per reconciliation run.
+const RECONCILE_BATCH: u32 = 100;
 
 /// Messages one dispatch loop claims at a time.
 const DISPATCH_BATCH: u32 = 16;
@@ -390,6 +397,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
             clock,
         }),
         dispatcher: Some(dispatcher),
+        reconcile: None,
     })
 }
 
@@ -416,6 +424,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let DingTalk { idp, messenger, .. } = dingtalk(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
+    let reconcile = Arc::new(ReconcileDeliveries::new(store.clone(), messenger.clone(), clock.clone()));
     let relay = Arc::new(RelayHttp {
         clients: relay_clients(config)?,
         limiter: AuthLimiter::new(AuthLimit {
@@ -435,6 +444,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         router: http::cloud_router(cloud_http, relay, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
         dispatcher: None,
+        reconcile: Some(reconcile),
     })
 }
 
@@ -495,6 +505,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
         router: http::local_router(local, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
         dispatcher: Some(dispatcher),
+        reconcile: None,
     })
 }
 
@@ -513,6 +524,19 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         })
     });
     let dispatch_tasks = app.dispatcher.map(Dispatcher::spawn).unwrap_or_default();
+    let reconcile_task = app.reconcile.map(|job| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RECONCILE_EVERY);
+            loop {
+                tick.tick().await;
+                match job.run_once(RECONCILE_BATCH).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(completed = n, "reconciled deliveries"),
+                    Err(err) => warn!(error = %err, "delivery reconciliation failed"),
+                }
+            }
+        })
+    });
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down gracefully");
@@ -522,7 +546,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
     if let Some(task) = purge_task {
         task.abort();
     }
-    for task in dispatch_tasks {
+    for task in dispatch_tasks.into_iter().chain(reconcile_task) {
         task.abort();
     }
     info!("server stopped");

@@ -266,6 +266,14 @@ pub trait RelayMessageStore: Send + Sync {
         state: MessageState,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` messages (of every client) in `state` created at or after `created_after`,
+    /// least recently updated first (for background reconciliation).
+    async fn list_in_state(
+        &self,
+        state: MessageState,
+        created_after: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RelayMessageRecord>, StoreError>;
 }
 
 /// A member bound to an account of the enterprise system (the seed's

@@ -14,3 +14,5 @@ mod dispatch_tests;
 mod in_process_tests;
 #[cfg(test)]
 mod local_tests;
+#[cfg(test)]
+mod reconcile_tests;

@@ -219,12 +219,7 @@ struct Row {
 }
 
 fn row(figure: impl Into<String>, value: impl Into<String>) -> Row {
-    Row {
-        figure: figure.into(),
-        value: value.into(),
-        target: String::new(),
-        result: String::new(),
-    }
+    Row { figure: figure.into(), value: value.into(), target: String::new(), result: String::new() }
 }
 
 fn judged(figure: impl Into<String>, value: impl Into<String>, target: impl Into<String>, pass: bool) -> Row {
@@ -274,14 +269,8 @@ impl Admin {
 
     /// How many `asyncsend_v2` calls the emulator accepted (errcode 0).
     async fn sends(&self) -> anyhow::Result<usize> {
-        let sends: Vec<IgnoredAny> = self
-            .client
-            .get(format!("{}/_admin/sends", self.base))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let sends: Vec<IgnoredAny> =
+            self.client.get(format!("{}/_admin/sends", self.base)).send().await?.error_for_status()?.json().await?;
         Ok(sends.len())
     }
 
@@ -303,23 +292,13 @@ fn user(i: usize) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ensure!(
-        args.messages > 0 && args.concurrency > 0,
-        "--messages and --concurrency must be positive"
-    );
+    ensure!(args.messages > 0 && args.concurrency > 0, "--messages and --concurrency must be positive");
     let deadline = Deadline(Instant::now() + Duration::from_secs(args.deadline_secs));
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .context("the bench binary has no directory")?
-        .to_path_buf();
+    let bin_dir = std::env::current_exe()?.parent().context("the bench binary has no directory")?.to_path_buf();
     let emulator_bin = bin_dir.join("dingtalk-emulator");
     let dingbridge_bin = bin_dir.join("dingbridge-proc");
     for bin in [&emulator_bin, &dingbridge_bin] {
-        ensure!(
-            bin.exists(),
-            "{} is missing: build it first (cargo build --release -p tests --bins)",
-            bin.display()
-        );
+        ensure!(bin.exists(), "{} is missing: build it first (cargo build --release -p tests --bins)", bin.display());
     }
     let db = TestDatabase::create()
         .await
@@ -356,10 +335,7 @@ async fn run(
     std::fs::create_dir_all(&dir.0)?;
     let emulator = Proc::emulator(emulator_program).await?;
     let emu = emulator.base_url.clone();
-    let admin = Admin {
-        base: emu.clone(),
-        client: reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?,
-    };
+    let admin = Admin { base: emu.clone(), client: reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()? };
 
     let (cloud_port, local_port) = (free_port()?, free_port()?);
     let cloud_url = format!("http://127.0.0.1:{cloud_port}");
@@ -411,10 +387,7 @@ complete_url_origins = ["{local_url}"]
     .context("starting local")?;
 
     let mut rows = Vec::new();
-    eprintln!(
-        "bench: throughput ({} messages, {} callers)",
-        args.messages, args.concurrency
-    );
+    eprintln!("bench: throughput ({} messages, {} callers)", args.messages, args.concurrency);
     rows.extend(throughput(args, deadline, &local.base_url, &admin).await?);
     eprintln!("bench: relay latency ({} samples per path)", args.relay_samples);
     rows.extend(relay_latency(args.relay_samples, deadline, &emu, &cloud.base_url).await?);
@@ -451,10 +424,7 @@ complete_url_origins = ["{local_url}"]
         env(&[
             ("DINGBRIDGE_MODE", "dev".into()),
             ("DINGBRIDGE_PUBLIC_URL", dev_url.clone()),
-            (
-                "DINGBRIDGE_DATABASE__URL",
-                format!("sqlite://{}", dir.0.join("dev.db").display()),
-            ),
+            ("DINGBRIDGE_DATABASE__URL", format!("sqlite://{}", dir.0.join("dev.db").display())),
             ("DINGBRIDGE_DINGTALK__LOGIN_BASE", emu.clone()),
             ("DINGBRIDGE_DINGTALK__API_BASE", emu.clone()),
             ("DINGBRIDGE_DINGTALK__OAPI_BASE", emu.clone()),
@@ -469,10 +439,7 @@ complete_url_origins = ["{local_url}"]
     .context("starting dev mode")?;
     let dev_logins = logins(args.logins, deadline, &dev.base_url).await?;
     rows.push(row("login round trip, dev mode (one process)", ""));
-    rows.push(row(
-        "  p50 / p99 (ms)",
-        format!("{:.2} / {:.2}", dev_logins.pct(0.5), dev_logins.pct(0.99)),
-    ));
+    rows.push(row("  p50 / p99 (ms)", format!("{:.2} / {:.2}", dev_logins.pct(0.5), dev_logins.pct(0.99))));
     drop(dev);
     drop(emulator);
     Ok(rows)
@@ -483,10 +450,8 @@ async fn throughput(args: &Args, deadline: Deadline, local: &str, admin: &Admin)
     let n = args.messages;
     let tokens_before = admin.calls(APP_TOKEN).await?;
     let sends_before = admin.sends().await?;
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
+    let client =
+        reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(args.concurrency).build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let run_id = std::process::id();
     let started = Instant::now();
@@ -571,30 +536,14 @@ async fn throughput(args: &Args, deadline: Deadline, local: &str, admin: &Admin)
     let tokens = admin.calls(APP_TOKEN).await? - tokens_before;
     let asyncsend_calls = admin.calls(ASYNCSEND).await?;
     if !failures.is_empty() {
-        eprintln!(
-            "bench: {} of {n} messages were not accepted, first: {}",
-            failures.len(),
-            failures[0]
-        );
+        eprintln!("bench: {} of {n} messages were not accepted, first: {}", failures.len(), failures[0]);
     }
     let lat = Latencies::new(&latencies);
     let accept_secs = (last_accept - started).as_secs_f64();
-    let accepted_rate = if accept_secs > 0.0 {
-        accepted as f64 / accept_secs
-    } else {
-        0.0
-    };
+    let accepted_rate = if accept_secs > 0.0 { accepted as f64 / accept_secs } else { 0.0 };
     let mut rows = vec![
-        row(
-            format!("throughput: {n} messages to local, {} callers", args.concurrency),
-            "",
-        ),
-        judged(
-            "  messages answered 202",
-            format!("{accepted}/{n}"),
-            format!("= {n}"),
-            accepted == n,
-        ),
+        row(format!("throughput: {n} messages to local, {} callers", args.concurrency), ""),
+        judged("  messages answered 202", format!("{accepted}/{n}"), format!("= {n}"), accepted == n),
         judged(
             "  accepted/s at local",
             format!("{accepted_rate:.0}"),
@@ -613,10 +562,7 @@ async fn throughput(args: &Args, deadline: Deadline, local: &str, admin: &Admin)
     match delivered_at {
         Some(at) => {
             let secs = (at - started).as_secs_f64();
-            rows.push(row(
-                "  delivered/s end to end",
-                format!("{:.0}", accepted as f64 / secs),
-            ));
+            rows.push(row("  delivered/s end to end", format!("{:.0}", accepted as f64 / secs)));
             rows.push(row("  time to deliver all (s)", format!("{secs:.2}")));
         }
         None => rows.push(judged(
@@ -694,14 +640,8 @@ async fn relay_latency(samples: usize, deadline: Deadline, emu: &str, cloud: &st
     let (a, b) = (Latencies::new(&direct), Latencies::new(&relayed));
     Ok(vec![
         row(format!("relay added latency, {samples} sequential sends each"), ""),
-        row(
-            "  (a) emulator asyncsend_v2 p50 / p99 (ms)",
-            format!("{:.2} / {:.2}", a.pct(0.5), a.pct(0.99)),
-        ),
-        row(
-            "  (b) cloud /relay/v1/messages p50 / p99 (ms)",
-            format!("{:.2} / {:.2}", b.pct(0.5), b.pct(0.99)),
-        ),
+        row("  (a) emulator asyncsend_v2 p50 / p99 (ms)", format!("{:.2} / {:.2}", a.pct(0.5), a.pct(0.99))),
+        row("  (b) cloud /relay/v1/messages p50 / p99 (ms)", format!("{:.2} / {:.2}", b.pct(0.5), b.pct(0.99))),
         row(
             "  added (b - a) at p50 / p99 (ms)",
             format!("{:.2} / {:.2}", b.pct(0.5) - a.pct(0.5), b.pct(0.99) - a.pct(0.99)),
@@ -715,20 +655,14 @@ async fn logins(n: usize, deadline: Deadline, base: &str) -> anyhow::Result<Late
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         deadline.check("the login run")?;
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .timeout(REQUEST_TIMEOUT)
-            .build()?;
+        let browser = reqwest::Client::builder().cookie_store(true).timeout(REQUEST_TIMEOUT).build()?;
         let started = Instant::now();
         let res = browser.get(format!("{base}/auth/dingtalk/login")).send().await?;
         let status = res.status();
         let url = res.url().clone();
         let _ = res.bytes().await?;
         times.push(started.elapsed());
-        ensure!(
-            status.is_success() && url.as_str().starts_with(base),
-            "login #{i} ended at {url} with HTTP {status}"
-        );
+        ensure!(status.is_success() && url.as_str().starts_with(base), "login #{i} ended at {url} with HTTP {status}");
     }
     Ok(Latencies::new(&times))
 }

@@ -527,6 +527,34 @@ macro_rules! impl_store_ports {
                     found.map(|(message, batches)| message.into_domain(batches)).transpose()
                 }
 
+                async fn list_in_state(
+                    &self,
+                    state: MessageState,
+                    created_after: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<RelayMessageRecord>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let keys: Vec<(String, String)> = relay_messages::table
+                        .filter(relay_messages::state.eq(state.as_str()))
+                        .filter(relay_messages::created_at.ge(created_after.as_millis()))
+                        .order(relay_messages::updated_at.asc())
+                        .limit(i64::from(limit))
+                        .select((relay_messages::client_id, relay_messages::key))
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("list relay messages", e))?;
+                    let mut records = Vec::with_capacity(keys.len());
+                    for (client_id, key) in keys {
+                        let found = load_relay(&mut conn, &client_id, &key)
+                            .await
+                            .map_err(|e| db_error("load relay message", e))?;
+                        if let Some((message, batches)) = found {
+                            records.push(message.into_domain(batches)?);
+                        }
+                    }
+                    Ok(records)
+                }
+
                 async fn record_batch(
                     &self,
                     client_id: &str,

@@ -848,3 +848,25 @@ async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
     assert_eq!(stored.map(|b| (b.tenant_id, b.external_id)), Some((Some("t1".into()), "E001".into())));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
+    let db = TempDb::new("relay-list-in-state");
+    let store = db.open().await?;
+    for (key, created, updated, state) in [
+        ("old", 100, 100, MessageState::Sent),
+        ("a", 2_000, 5_000, MessageState::Sent),
+        ("b", 3_000, 4_000, MessageState::Sent),
+        ("c", 3_000, 3_000, MessageState::Completed),
+    ] {
+        let mut record = relay_record("client-a", key, &Recipients::everyone());
+        record.created_at = ts(created);
+        store.insert_or_get(&record).await?;
+        store.set_state("client-a", key, state, ts(updated)).await?;
+    }
+    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 10).await?;
+    assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["b", "a"]);
+    assert_eq!(listed[0].batches.len(), 1, "batches are loaded");
+    assert_eq!(store.list_in_state(MessageState::Sent, ts(1_000), 1).await?.len(), 1);
+    Ok(())
+}

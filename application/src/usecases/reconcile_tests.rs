@@ -1,0 +1,80 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Unit tests of the cloud's background delivery reconciliation.
+
+use std::sync::Arc;
+
+use domain::{BatchRecord, CorpId, MessageBody, MessageState, Recipients, SendProgress, TaskId, Timestamp, UserId};
+
+use super::cloud::{RECONCILE_WINDOW_MS, ReconcileDeliveries};
+use crate::ports::{
+    MessengerError, MockClock, MockMessenger, MockRelayMessageStore, RelayMessageRecord, UpstreamError,
+};
+
+const NOW_MS: i64 = 1_750_000_000_000;
+
+fn clock() -> Arc<MockClock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(Timestamp::from_millis(NOW_MS));
+    Arc::new(clock)
+}
+
+fn record(key: &str, tasks: &[i64]) -> RelayMessageRecord {
+    let batch = Recipients::new(vec![UserId::parse("u1").unwrap()], vec![]).unwrap().batches().remove(0);
+    RelayMessageRecord {
+        client_id: "c".into(),
+        key: key.into(),
+        corp_id: CorpId::parse("dingcorp").unwrap(),
+        body: MessageBody::text("hi").unwrap(),
+        batches: tasks
+            .iter()
+            .map(|t| BatchRecord { batch: batch.clone(), task_id: Some(TaskId::new(*t).unwrap()), error: None })
+            .collect(),
+        state: MessageState::Sent,
+        created_at: Timestamp::from_millis(NOW_MS - 1000),
+        updated_at: Timestamp::from_millis(NOW_MS - 1000),
+    }
+}
+
+#[tokio::test]
+async fn completes_messages_whose_tasks_are_all_done_and_touches_the_rest() {
+    let mut store = MockRelayMessageStore::new();
+    store
+        .expect_list_in_state()
+        .withf(|state, after, limit| {
+            *state == MessageState::Sent && after.as_millis() == NOW_MS - RECONCILE_WINDOW_MS && *limit == 10
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(vec![record("done", &[1, 2]), record("busy", &[3])]));
+    store
+        .expect_set_state()
+        .withf(|_, key, state, _| key == "done" && *state == MessageState::Completed)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    store
+        .expect_set_state()
+        .withf(|_, key, state, _| key == "busy" && *state == MessageState::Sent)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut messenger = MockMessenger::new();
+    messenger.expect_progress().times(3).returning(|_, task| Ok(SendProgress { percent: 100, done: task.get() != 3 }));
+    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock());
+    assert_eq!(job.run_once(10).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_dingtalk_error_leaves_the_message_sent() {
+    let mut store = MockRelayMessageStore::new();
+    store.expect_list_in_state().times(1).returning(|_, _, _| Ok(vec![record("m", &[1, 2])]));
+    store
+        .expect_set_state()
+        .withf(|_, _, state, _| *state == MessageState::Sent)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut messenger = MockMessenger::new();
+    messenger
+        .expect_progress()
+        .times(1)
+        .returning(|_, _| Err(MessengerError::Upstream(UpstreamError::Unavailable("down".into()))));
+    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock());
+    assert_eq!(job.run_once(10).await.unwrap(), 0);
+}
