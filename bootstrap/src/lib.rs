@@ -177,39 +177,26 @@ trait Purge: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
-struct Attempts(Arc<dyn LoginAttemptStore>);
-struct Intents(Arc<dyn LoginIntentStore>);
-struct Results(Arc<dyn LoginResultStore>);
+/// A store with expired rows, named for the log.
+macro_rules! purgeable {
+    ($name:ident, $port:ident, $what:literal) => {
+        struct $name(Arc<dyn $port>);
 
-#[async_trait::async_trait]
-impl Purge for Attempts {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-        self.0.purge_expired(now).await
-    }
-    fn name(&self) -> &'static str {
-        "login attempts"
-    }
+        #[async_trait::async_trait]
+        impl Purge for $name {
+            async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+                self.0.purge_expired(now).await
+            }
+            fn name(&self) -> &'static str {
+                $what
+            }
+        }
+    };
 }
 
-#[async_trait::async_trait]
-impl Purge for Intents {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-        self.0.purge_expired(now).await
-    }
-    fn name(&self) -> &'static str {
-        "login intents"
-    }
-}
-
-#[async_trait::async_trait]
-impl Purge for Results {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-        self.0.purge_expired(now).await
-    }
-    fn name(&self) -> &'static str {
-        "login results"
-    }
-}
+purgeable!(Attempts, LoginAttemptStore, "login attempts");
+purgeable!(Intents, LoginIntentStore, "login intents");
+purgeable!(Results, LoginResultStore, "login results");
 
 impl PurgeJob {
     async fn run_once(&self) {
@@ -314,12 +301,33 @@ fn local_http<S: LocalStores>(
     (local, dispatcher)
 }
 
-fn readiness<F, Fut>(check: F) -> ReadinessCheck
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
-{
-    Arc::new(move || Box::pin(check()))
+/// A database that can answer a trivial query (for `/readyz`).
+#[async_trait::async_trait]
+trait Ping: Send + Sync + 'static {
+    async fn ping(&self) -> Result<(), application::ports::StoreError>;
+}
+
+#[async_trait::async_trait]
+impl Ping for SqliteStore {
+    async fn ping(&self) -> Result<(), application::ports::StoreError> {
+        SqliteStore::ping(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Ping for PgStore {
+    async fn ping(&self) -> Result<(), application::ports::StoreError> {
+        PgStore::ping(self).await
+    }
+}
+
+/// `/readyz` checks: the database answers.
+fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
+    let check: ReadinessCheck = Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    });
+    Arc::new(Probes { checks: vec![("database", check)] })
 }
 
 /// The DingTalk app, as both ports, and the corp it serves.
@@ -380,16 +388,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let (local, dispatcher) = local_http(&store, gateway, config, Some(corp_id));
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
-    let ping = store.clone();
-    let probes = Arc::new(Probes {
-        checks: vec![(
-            "database",
-            readiness(move || {
-                let ping = ping.clone();
-                async move { ping.ping().await.map_err(|e| e.to_string()) }
-            }),
-        )],
-    });
+    let probes = database_probes(store.clone());
     Ok(App {
         router: http::dev_router(local, cloud_http, probes),
         purge: Some(PurgeJob {
@@ -451,29 +450,11 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
 async fn build_cloud(config: &Config) -> anyhow::Result<App> {
     if is_postgres(&config.database.url) {
         let store = open_postgres(config).await?;
-        let ping = store.clone();
-        let probes = Arc::new(Probes {
-            checks: vec![(
-                "database",
-                readiness(move || {
-                    let ping = ping.clone();
-                    async move { ping.ping().await.map_err(|e| e.to_string()) }
-                }),
-            )],
-        });
+        let probes = database_probes(store.clone());
         build_cloud_with(config, store, probes).await
     } else {
         let store = open_sqlite(config).await?;
-        let ping = store.clone();
-        let probes = Arc::new(Probes {
-            checks: vec![(
-                "database",
-                readiness(move || {
-                    let ping = ping.clone();
-                    async move { ping.ping().await.map_err(|e| e.to_string()) }
-                }),
-            )],
-        });
+        let probes = database_probes(store.clone());
         build_cloud_with(config, store, probes).await
     }
 }
@@ -491,16 +472,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
     let default_corp = config.dingtalk.corp_id.as_deref().map(CorpId::parse).transpose().context("dingtalk.corp_id")?;
     let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
-    let ping = store.clone();
-    let probes = Arc::new(Probes {
-        checks: vec![(
-            "database",
-            readiness(move || {
-                let ping = ping.clone();
-                async move { ping.ping().await.map_err(|e| e.to_string()) }
-            }),
-        )],
-    });
+    let probes = database_probes(store.clone());
     Ok(App {
         router: http::local_router(local, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
