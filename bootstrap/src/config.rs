@@ -307,7 +307,7 @@ impl Default for Config {
             mode: Mode::Dev,
             bind: "127.0.0.1:8080".into(),
             public_url: String::new(),
-            database: DatabaseConfig { url: String::new(), max_connections: 8 },
+            database: DatabaseConfig { url: String::new(), max_connections: 16 },
             dingtalk: DingTalkSection {
                 login_base: "https://login.dingtalk.com".into(),
                 api_base: "https://api.dingtalk.com".into(),
