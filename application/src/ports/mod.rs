@@ -9,12 +9,14 @@
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
 
 mod errors;
+mod events;
 mod gateway;
 mod provider;
 mod stores;
 mod system;
 
 pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError};
+pub use events::{ContactEvent, CorpAuthorization, EventStore, FeedEntry, SuiteStore, SuiteTicket};
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
@@ -24,6 +26,8 @@ pub use stores::{
 };
 pub use system::{Clock, DispatchTrigger, RandomSource};
 
+#[cfg(any(test, feature = "mock"))]
+pub use events::{MockEventStore, MockSuiteStore};
 #[cfg(any(test, feature = "mock"))]
 pub use gateway::MockCloudGateway;
 #[cfg(any(test, feature = "mock"))]

@@ -1,0 +1,101 @@
+//! Cloud-side storage for DingTalk event callbacks (API.md §E): suite tickets,
+//! corp authorizations of a third-party suite, replay protection, and the
+//! ordered per-corp feed of contact events that local deployments pull.
+
+use async_trait::async_trait;
+use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
+
+use super::StoreError;
+
+/// The latest `suite_ticket` DingTalk pushed for a suite (API.md §B.5): kept without expiry; a
+/// new one replaces the old. One row per suite key — never keyed by corp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteTicket {
+    /// The suite's key (SuiteKey / Client ID).
+    pub suite_key: String,
+    /// The ticket.
+    pub ticket: String,
+    /// When it arrived.
+    pub updated_at: Timestamp,
+}
+
+/// A corp's authorization of a third-party suite (`tmp_auth_code` / `org_suite_auth`, API.md §E.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorpAuthorization {
+    /// The suite.
+    pub suite_key: String,
+    /// The authorizing corp.
+    pub corp_id: CorpId,
+    /// The suite's agent id in that corp (work notifications are sent as it).
+    pub agent_id: Option<AgentId>,
+    /// The permanent code, when DingTalk sent one (a secret: never logged or returned).
+    pub permanent_code: Option<String>,
+    /// `false` once the corp removed the authorization (`suite_relieve`, `org_suite_relieve`).
+    pub active: bool,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// A contact change in a corp (`user_add_org`, `user_modify_org`, `user_leave_org`,
+/// `user_active_org`, `org_dept_create|modify|remove`; API.md §E.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactEvent {
+    /// The corp.
+    pub corp_id: CorpId,
+    /// DingTalk's event id (`eventId`), or a digest of the payload when absent: the dedup key.
+    pub event_id: String,
+    /// DingTalk's `EventType`.
+    pub event_type: String,
+    /// Affected members (`UserId` / `userId`).
+    pub userids: Vec<UserId>,
+    /// Affected departments (`DeptId` / `deptId`).
+    pub dept_ids: Vec<DeptId>,
+    /// When it arrived at the cloud.
+    pub received_at: Timestamp,
+}
+
+/// A contact event with its position in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Strictly increasing position across the whole feed (a local's cursor).
+    pub cursor: i64,
+    /// The event.
+    pub event: ContactEvent,
+}
+
+/// Suite tickets and corp authorizations.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait SuiteStore: Send + Sync {
+    /// Stores the suite's latest ticket, replacing any previous one.
+    async fn put_ticket(&self, suite_key: &str, ticket: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// The suite's latest ticket.
+    async fn ticket(&self, suite_key: &str) -> Result<Option<SuiteTicket>, StoreError>;
+    /// Creates or replaces the authorization of `(suite_key, corp_id)`.
+    async fn put_authorization(&self, authorization: &CorpAuthorization) -> Result<(), StoreError>;
+    /// The authorization of `(suite_key, corp_id)`, active or not.
+    async fn authorization(&self, suite_key: &str, corp_id: &CorpId) -> Result<Option<CorpAuthorization>, StoreError>;
+    /// Every authorization of the suite.
+    async fn authorizations(&self, suite_key: &str) -> Result<Vec<CorpAuthorization>, StoreError>;
+}
+
+/// Replay protection and the contact-event feed.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records that a callback with `nonce` for `owner` (AppKey, corp id or SuiteKey) was seen,
+    /// to be remembered until `keep_until`. Returns `false` when it was already seen and is still
+    /// remembered (a replay). Forgets nonces whose `keep_until` has passed.
+    async fn remember_nonce(
+        &self,
+        owner: &str,
+        nonce: &str,
+        now: Timestamp,
+        keep_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Appends a contact event unless an event with the same `(corp_id, event_id)` exists.
+    /// Returns its cursor, or `None` for a duplicate.
+    async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError>;
+    /// Up to `limit` events of `corp_ids` with `cursor > after`, in cursor order.
+    async fn read_after(&self, corp_ids: &[CorpId], after: i64, limit: u32) -> Result<Vec<FeedEntry>, StoreError>;
+}
