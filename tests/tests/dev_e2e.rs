@@ -261,6 +261,9 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
     assert!(recipients.iter().all(|r| r["outcome"] == "unread"), "{recipients:?}");
     assert_eq!(status["delivery"]["done"], true);
     assert_eq!(status["state"], "completed");
+    for stamp in ["relayed_at", "sent_at", "finished_at"] {
+        assert!(status[stamp].is_string(), "{stamp} is set: {status}");
+    }
     stack.stop_and_clean().await;
 }
 

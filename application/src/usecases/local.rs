@@ -472,6 +472,22 @@ fn local_state(receipt: &RelayReceipt) -> MessageState {
     }
 }
 
+/// Sets `updated_at` and, the first time the state reaches them, `relayed_at` / `sent_at` /
+/// `finished_at` — the same rule [`MessageStore::update`] applies in storage.
+fn stamp(record: &mut MessageRecord, now: Timestamp) {
+    use MessageState::{Completed, Failed, Recalled, Relayed, Sent};
+    record.updated_at = now;
+    if matches!(record.state, Relayed | Sent | Completed | Recalled) {
+        record.relayed_at.get_or_insert(now);
+    }
+    if matches!(record.state, Sent | Completed | Recalled) {
+        record.sent_at.get_or_insert(now);
+    }
+    if matches!(record.state, Completed | Failed | Recalled) {
+        record.finished_at.get_or_insert(now);
+    }
+}
+
 fn apply_receipt(record: &mut MessageRecord, receipt: &RelayReceipt) {
     record.state = local_state(receipt);
     record.task_ids.clone_from(&receipt.task_ids);
@@ -512,7 +528,7 @@ impl MessageStatus {
             Ok((receipt, report)) => {
                 if local_state(&receipt) != record.state {
                     apply_receipt(&mut record, &receipt);
-                    record.updated_at = self.clock.now();
+                    stamp(&mut record, self.clock.now());
                     self.messages
                         .update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at)
                         .await?;
@@ -550,7 +566,7 @@ impl RecallMessage {
         }
         let receipt = self.gateway.recall_message(id).await?;
         apply_receipt(&mut record, &receipt);
-        record.updated_at = self.clock.now();
+        stamp(&mut record, self.clock.now());
         self.messages.update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at).await?;
         Ok(record)
     }
