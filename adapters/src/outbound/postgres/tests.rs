@@ -1002,6 +1002,14 @@ async fn events_read_after_filters_by_corp_and_cursor_in_order() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::a_reader_following_concurrent_appends_misses_nothing(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_survive_reopening_and_migrations_are_idempotent() -> TestResult {
     let Some((db, store)) = fresh().await? else {
         return Ok(());

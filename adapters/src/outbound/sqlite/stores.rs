@@ -30,6 +30,30 @@ diesel::define_sql_function! {
 /// How often an upsert is tried when it hits a unique violation.
 pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
+/// How a backend makes feed cursors visible in order: `EventStore::append` runs
+/// [`FeedLock::LOCK_FEED`] (when there is one) in its transaction before the insert.
+///
+/// A reader that has seen cursor `n` asks for `seq > n` next, so an event committed later with a
+/// smaller `seq` would be skipped for good. On PostgreSQL concurrent inserts draw `seq` values
+/// from the sequence in one order and may commit in another; a transaction-scoped advisory lock
+/// taken before the insert serialises appends, so the order of `seq` is the order of commits
+/// (readers are not blocked). SQLite serialises writers already, and `AUTOINCREMENT` hands out
+/// values in that order.
+pub(crate) trait FeedLock {
+    /// The statement taking the lock, held until the transaction ends.
+    const LOCK_FEED: Option<&'static str>;
+}
+
+impl FeedLock for diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection> {
+    const LOCK_FEED: Option<&'static str> = None;
+}
+
+impl FeedLock for diesel_async::AsyncPgConnection {
+    /// The key is arbitrary but fixed (`0x64_62_66_65_65_64` = "dbfeed"); advisory locks are
+    /// scoped to the database.
+    const LOCK_FEED: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(110373787493732)");
+}
+
 /// Implements every store port of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
@@ -60,7 +84,7 @@ macro_rules! impl_store_ports {
                 bindings, callback_nonces, contact_events, corp_authorizations, login_attempts, login_intents,
                 login_results, messages, relay_batches, relay_messages, sessions, suite_tickets, users,
             };
-            use $crate::outbound::sqlite::stores::{UPSERT_ATTEMPTS, coalesce};
+            use $crate::outbound::sqlite::stores::{FeedLock, UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -792,15 +816,21 @@ macro_rules! impl_store_ports {
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
                     let mut conn = self.conn().await?;
-                    diesel::insert_into(contact_events::table)
-                        .values(&row)
-                        .on_conflict((contact_events::corp_id, contact_events::event_id))
-                        .do_nothing()
-                        .returning(contact_events::seq)
-                        .get_result::<i64>(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(|e| db_error("append contact event", e))
+                    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                        if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
+                            diesel::sql_query(lock).execute(conn).await?;
+                        }
+                        diesel::insert_into(contact_events::table)
+                            .values(&row)
+                            .on_conflict((contact_events::corp_id, contact_events::event_id))
+                            .do_nothing()
+                            .returning(contact_events::seq)
+                            .get_result::<i64>(conn)
+                            .await
+                            .optional()
+                    })
+                    .await
+                    .map_err(|e| db_error("append contact event", e))
                 }
 
                 async fn read_after(

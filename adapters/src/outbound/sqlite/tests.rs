@@ -746,6 +746,12 @@ async fn events_read_after_filters_by_corp_and_cursor_in_order() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestResult {
+    let db = TempDb::new("events");
+    events::a_reader_following_concurrent_appends_misses_nothing(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_survive_reopening_and_migrations_are_idempotent() -> TestResult {
     let db = TempDb::new("events-reopen");
     let store = db.open().await?;
