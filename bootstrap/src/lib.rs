@@ -390,7 +390,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
     Ok(App {
-        router: http::dev_router(local, cloud_http, probes),
+        router: http::dev_router(local, cloud_http, None, probes),
         purge: Some(PurgeJob {
             stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Intents(store.clone())), Arc::new(Results(store))],
             clock,
@@ -440,7 +440,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     Ok(App {
-        router: http::cloud_router(cloud_http, relay, probes),
+        router: http::cloud_router(cloud_http, relay, None, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
         dispatcher: None,
         reconcile: Some(reconcile),
