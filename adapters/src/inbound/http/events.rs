@@ -215,3 +215,150 @@ async fn handle(req: &mut Request, depot: &mut Depot) -> Result<EventReply, ApiE
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use application::ports::{MockClock, MockEventStore, MockSuiteStore, StoreError};
+    use domain::Timestamp;
+    use salvo::test::{ResponseExt, TestClient};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const NOW_MS: i64 = 1_750_000_000_000;
+    const TOKEN: &str = "token123";
+    const AES_KEY: &str = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij";
+    const SUITE: &str = "suitekey1";
+    const APP: &str = "dingappkey";
+
+    fn crypto(owner: &str) -> CallbackCrypto {
+        CallbackCrypto::new(TOKEN, AES_KEY, owner).unwrap()
+    }
+
+    fn service(suites: MockSuiteStore, events: Option<MockEventStore>) -> Service {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(Timestamp::from_millis(NOW_MS));
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let http = events.map(|events| {
+            Arc::new(EventsHttp {
+                handle_events: HandleEvents::new(Arc::new(suites), Arc::new(events), clock.clone(), 600),
+                cryptos: vec![crypto(APP), crypto(SUITE)],
+                clock,
+            })
+        });
+        Service::new(Router::new().push(routes(http)))
+    }
+
+    fn nonce_ok(times: usize) -> MockEventStore {
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(times).returning(|_, _, _, _| Ok(true));
+        events
+    }
+
+    /// Posts `event` encrypted for `owner`, signed at `ts`, optionally tampering the signature.
+    async fn push(service: &Service, owner: &str, event: &Value, ts: i64, tamper: bool) -> (u16, Value) {
+        let c = crypto(owner);
+        let encrypt = c.encrypt(&event.to_string());
+        let mut signature = c.signature(&ts.to_string(), "n0nce", &encrypt);
+        if tamper {
+            signature = "0".repeat(40);
+        }
+        let url = format!(
+            "http://127.0.0.1/dingtalk/events?signature={signature}&msg_signature={signature}&timestamp={ts}&nonce=n0nce"
+        );
+        let mut res = TestClient::post(url).json(&json!({"encrypt": encrypt})).send(service).await;
+        let status = res.status_code.map(|s| s.as_u16()).unwrap_or(0);
+        let body: Value = res.take_json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    fn assert_success(body: &Value, owner: &str) {
+        let c = crypto(owner);
+        let encrypt = body["encrypt"].as_str().unwrap();
+        let ts = body["timeStamp"].as_str().unwrap();
+        let nonce = body["nonce"].as_str().unwrap();
+        assert_eq!(body["msg_signature"].as_str().unwrap(), c.signature(ts, nonce, encrypt));
+        assert_eq!(c.decrypt(encrypt).unwrap(), "success");
+    }
+
+    #[tokio::test]
+    async fn a_suite_ticket_is_stored_and_answered_with_success() {
+        let mut suites = MockSuiteStore::new();
+        suites.expect_put_ticket().withf(|k, t, _| k == SUITE && t == "tk").times(1).returning(|_, _, _| Ok(()));
+        let service = service(suites, Some(nonce_ok(1)));
+        let event = json!({"EventType": "suite_ticket", "SuiteKey": SUITE, "SuiteTicket": "tk"});
+        let (status, body) = push(&service, SUITE, &event, NOW_MS, false).await;
+        assert_eq!(status, 200);
+        assert_success(&body, SUITE);
+    }
+
+    #[tokio::test]
+    async fn unknown_events_and_bad_batch_items_still_get_success() {
+        let service = service(MockSuiteStore::new(), Some(nonce_ok(2)));
+        let (status, body) = push(&service, APP, &json!({"EventType": "bpms_task_change"}), NOW_MS, false).await;
+        assert_eq!(status, 200);
+        assert_success(&body, APP);
+        let batch = json!({"EventType": "SYNC_HTTP_PUSH_HIGH", "bizData": [{"biz_type": 2, "biz_data": "{bad"}]});
+        let (status, _) = push(&service, APP, &batch, NOW_MS, false).await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_clean_4xx_and_store_nothing() {
+        // No expectations: any store call would panic.
+        let service = service(MockSuiteStore::new(), Some(MockEventStore::new()));
+        let event = json!({"EventType": "check_url"});
+        let (status, body) = push(&service, APP, &event, NOW_MS, true).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("invalid_signature")));
+        let (status, body) = push(&service, APP, &event, NOW_MS - 3_600_000, false).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("stale_timestamp")));
+        let (status, body) = push(&service, "someoneelse", &event, NOW_MS, false).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("invalid_signature")));
+        let mut res = TestClient::post("http://127.0.0.1/dingtalk/events?signature=x&timestamp=1&nonce=n")
+            .raw_json("{not json")
+            .send(&service)
+            .await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(400));
+        let body: Value = res.take_json().await.unwrap();
+        assert_eq!(body["code"], "invalid_payload");
+        let res =
+            TestClient::post("http://127.0.0.1/dingtalk/events").json(&json!({"encrypt": "abc"})).send(&service).await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(400));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_nonce_is_409_and_a_store_failure_503() {
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(1).returning(|_, _, _, _| Ok(false));
+        let service1 = service(MockSuiteStore::new(), Some(events));
+        let (status, body) = push(&service1, APP, &json!({"EventType": "check_url"}), NOW_MS, false).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("replayed_nonce")));
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(1).returning(|_, _, _, _| Err(StoreError::Other("disk".into())));
+        let service2 = service(MockSuiteStore::new(), Some(events));
+        let (status, _) = push(&service2, APP, &json!({"EventType": "check_url"}), NOW_MS, false).await;
+        assert_eq!(status, 503);
+    }
+
+    #[tokio::test]
+    async fn the_seed_alias_works_and_unconfigured_is_404() {
+        let service1 = service(MockSuiteStore::new(), None);
+        let mut res =
+            TestClient::post("http://127.0.0.1/dingtalk/events").json(&json!({"encrypt": "x"})).send(&service1).await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(404));
+        let body: Value = res.take_json().await.unwrap();
+        assert_eq!(body["code"], "events_not_configured");
+        let service2 = service(MockSuiteStore::new(), Some(nonce_ok(1)));
+        let c = crypto(APP);
+        let encrypt = c.encrypt("{\"EventType\":\"check_url\"}");
+        let sig = c.signature(&NOW_MS.to_string(), "abc", &encrypt);
+        let res = TestClient::post(format!(
+            "http://127.0.0.1/dingding/event/pushed?msg_signature={sig}&timestamp={NOW_MS}&nonce=abc"
+        ))
+        .json(&json!({"encrypt": encrypt}))
+        .send(&service2)
+        .await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(200));
+    }
+}
