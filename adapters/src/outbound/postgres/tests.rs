@@ -3,9 +3,9 @@
 //! reachable server they skip themselves (they fail under `CI=true`).
 
 use application::ports::{
-    Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
-    MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError,
-    UserRepository,
+    Binding, BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
+    LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore,
+    StoreError, SuiteStore, UserRepository,
 };
 use diesel_async::RunQueryDsl;
 use domain::{
@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::testing::TestDatabase;
 use super::{PgStore, migrate};
+use crate::outbound::sqlite::event_tests as events;
 use crate::outbound::sqlite::outbox_tests as outbox;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -142,8 +143,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    // init, bindings, outbox
-    assert_eq!(applied.n, 3);
+    // init, bindings, outbox, events
+    assert_eq!(applied.n, 4);
     drop(again);
     db.drop_database().await?;
     Ok(())
@@ -947,5 +948,101 @@ async fn upserts_released_together_never_conflict() -> TestResult {
     assert_eq!(all.len(), 80);
     drop(store);
     db.drop_database().await?;
+    Ok(())
+}
+
+// --- event callbacks (shared contract: `sqlite::event_tests`) -------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suite_a_new_ticket_replaces_the_old() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::a_new_ticket_replaces_the_old(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::authorizations_are_upserted_replaced_and_listed(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::a_nonce_is_new_once_until_it_expires(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_10_concurrent_same_nonces_exactly_one_is_new() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::of_10_concurrent_same_nonces_exactly_one_is_new(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_append_assigns_increasing_cursors_once_per_corp_event() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::append_assigns_increasing_cursors_once_per_corp_event(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_read_after_filters_by_corp_and_cursor_in_order() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::read_after_filters_by_corp_and_cursor_in_order(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::a_reader_following_concurrent_appends_misses_nothing(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_survive_reopening_and_migrations_are_idempotent() -> TestResult {
+    let Some((db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::write_event_data(&store).await?;
+    drop(store);
+    migrate(db.url()).await?;
+    let again = PgStore::connect(db.url(), 2).await?;
+    events::event_data_is_still_there(&again).await?;
+    drop(again);
+    db.drop_database().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_event_rows_are_errors_not_panics() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::write_event_data(&store).await?;
+    let mut conn = store.conn().await?;
+    diesel::sql_query("UPDATE contact_events SET userids = '[\"a b\"]'").execute(&mut conn).await?;
+    diesel::sql_query("UPDATE corp_authorizations SET agent_id = 0").execute(&mut conn).await?;
+    drop(conn);
+
+    let err = EventStore::read_after(&store, &[corp("dinga")], 0, 10).await.err();
+    assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in contact_events")), "{err:?}");
+    let err = SuiteStore::authorization(&store, "suite-a", &corp("dinga")).await.err();
+    assert!(
+        matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in corp_authorizations")),
+        "{err:?}"
+    );
+    let err = SuiteStore::authorizations(&store, "suite-a").await.err();
+    assert!(matches!(&err, Some(StoreError::Other(_))), "{err:?}");
     Ok(())
 }

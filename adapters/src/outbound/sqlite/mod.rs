@@ -16,6 +16,8 @@ pub(crate) mod schema;
 pub(crate) mod stores;
 
 #[cfg(test)]
+pub(crate) mod event_tests;
+#[cfg(test)]
 pub(crate) mod outbox_tests;
 #[cfg(test)]
 mod tests;
@@ -208,6 +210,11 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     ("relay_batches.client_id, relay_batches.key, relay_batches.idx", "relay_batches_pkey"),
     ("bindings.user_id", "bindings_pkey"),
     ("bindings.tenant_id, bindings.external_id", "bindings_tenant_external_key"),
+    ("suite_tickets.suite_key", "suite_tickets_pkey"),
+    ("corp_authorizations.suite_key, corp_authorizations.corp_id", "corp_authorizations_pkey"),
+    ("callback_nonces.owner, callback_nonces.nonce", "callback_nonces_pkey"),
+    ("contact_events.seq", "contact_events_pkey"),
+    ("contact_events.corp_id, contact_events.event_id", "contact_events_corp_event_key"),
 ];
 
 /// Maps a diesel error: a unique violation → `Conflict` naming the

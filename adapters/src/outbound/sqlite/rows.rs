@@ -8,17 +8,21 @@
 
 use std::fmt::Display;
 
-use application::ports::{Binding, LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord, Session, StoreError};
+use application::ports::{
+    Binding, ContactEvent, CorpAuthorization, FeedEntry, LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord,
+    Session, StoreError, SuiteTicket,
+};
 use diesel::prelude::*;
 use domain::{
-    Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients,
-    ReturnTo, TaskId, Timestamp, UnionId, User, UserId,
+    AgentId, Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId,
+    Recipients, ReturnTo, TaskId, Timestamp, UnionId, User, UserId,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::schema::{
-    bindings, login_attempts, login_intents, login_results, messages, relay_batches, relay_messages, sessions, users,
+    bindings, callback_nonces, contact_events, corp_authorizations, login_attempts, login_intents, login_results,
+    messages, relay_batches, relay_messages, sessions, suite_tickets, users,
 };
 
 /// `StoreError::Other` for a stored row that does not parse back.
@@ -494,5 +498,138 @@ impl BindingRow {
             tenant_id: Some(self.tenant_id).filter(|t| !t.is_empty()),
             updated_at: Timestamp::from_millis(self.updated_at),
         }
+    }
+}
+
+/// A row of `suite_tickets`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = suite_tickets)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct SuiteTicketRow {
+    pub suite_key: String,
+    pub ticket: String,
+    pub updated_at: i64,
+}
+
+impl SuiteTicketRow {
+    pub fn into_domain(self) -> SuiteTicket {
+        SuiteTicket {
+            suite_key: self.suite_key,
+            ticket: self.ticket,
+            updated_at: Timestamp::from_millis(self.updated_at),
+        }
+    }
+}
+
+/// A row of `corp_authorizations`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = corp_authorizations)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct CorpAuthorizationRow {
+    pub suite_key: String,
+    pub corp_id: String,
+    pub agent_id: Option<i64>,
+    pub permanent_code: Option<String>,
+    pub active: bool,
+    pub updated_at: i64,
+}
+
+impl CorpAuthorizationRow {
+    pub fn from_domain(authorization: &CorpAuthorization) -> Self {
+        Self {
+            suite_key: authorization.suite_key.clone(),
+            corp_id: authorization.corp_id.as_str().to_owned(),
+            agent_id: authorization.agent_id.map(AgentId::get),
+            permanent_code: authorization.permanent_code.clone(),
+            active: authorization.active,
+            updated_at: authorization.updated_at.as_millis(),
+        }
+    }
+
+    pub fn into_domain(self) -> Result<CorpAuthorization, StoreError> {
+        const T: &str = "corp_authorizations";
+        let key = format!("{}/{}", self.suite_key, self.corp_id);
+        let agent_id = match self.agent_id {
+            Some(raw) => Some(AgentId::new(raw).map_err(|e| corrupt(T, &key, e))?),
+            None => None,
+        };
+        Ok(CorpAuthorization {
+            corp_id: parse_corp(T, &key, &self.corp_id)?,
+            agent_id,
+            permanent_code: self.permanent_code,
+            active: self.active,
+            updated_at: Timestamp::from_millis(self.updated_at),
+            suite_key: self.suite_key,
+        })
+    }
+}
+
+/// A row of `callback_nonces`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = callback_nonces)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct CallbackNonceRow {
+    pub owner: String,
+    pub nonce: String,
+    pub keep_until: i64,
+}
+
+/// A new row of `contact_events` (the database assigns `seq`).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = contact_events)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct NewContactEventRow {
+    pub corp_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub userids: String,
+    pub dept_ids: String,
+    pub received_at: i64,
+}
+
+impl NewContactEventRow {
+    pub fn from_domain(event: &ContactEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            corp_id: event.corp_id.as_str().to_owned(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            userids: to_json(&event.userids, "contact event userids")?,
+            dept_ids: to_json(&event.dept_ids, "contact event department ids")?,
+            received_at: event.received_at.as_millis(),
+        })
+    }
+}
+
+/// A stored row of `contact_events`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = contact_events)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub(crate) struct ContactEventRow {
+    pub seq: i64,
+    pub corp_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub userids: String,
+    pub dept_ids: String,
+    pub received_at: i64,
+}
+
+impl ContactEventRow {
+    pub fn into_domain(self) -> Result<FeedEntry, StoreError> {
+        const T: &str = "contact_events";
+        let key = self.seq.to_string();
+        let userids: Vec<UserId> = from_json(T, &key, "userids", &self.userids)?;
+        let dept_ids: Vec<DeptId> = from_json(T, &key, "dept_ids", &self.dept_ids)?;
+        Ok(FeedEntry {
+            cursor: self.seq,
+            event: ContactEvent {
+                corp_id: parse_corp(T, &key, &self.corp_id)?,
+                event_id: self.event_id,
+                event_type: self.event_type,
+                userids,
+                dept_ids,
+                received_at: Timestamp::from_millis(self.received_at),
+            },
+        })
     }
 }

@@ -190,6 +190,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Cloud side: the latest `suite_ticket` of each suite.
+    suite_tickets (suite_key) {
+        /// The suite's key.
+        suite_key -> Text,
+        /// The ticket.
+        ticket -> Text,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: corp authorizations of a third-party suite.
+    corp_authorizations (suite_key, corp_id) {
+        /// The suite's key.
+        suite_key -> Text,
+        /// The authorizing corp.
+        corp_id -> Text,
+        /// The suite's agent id in the corp.
+        agent_id -> Nullable<BigInt>,
+        /// The permanent code (a secret).
+        permanent_code -> Nullable<Text>,
+        /// `false` once the corp removed the authorization.
+        active -> Bool,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: callback nonces seen, for replay protection.
+    callback_nonces (owner, nonce) {
+        /// AppKey, corp id or SuiteKey.
+        owner -> Text,
+        /// The callback's nonce.
+        nonce -> Text,
+        /// Epoch ms: remembered until then.
+        keep_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: the contact-event feed; `seq` is the feed cursor.
+    contact_events (seq) {
+        /// Auto-increment position in the feed (`FeedEntry::cursor`).
+        seq -> BigInt,
+        /// The corp.
+        corp_id -> Text,
+        /// DingTalk's event id (or a payload digest); unique per corp.
+        event_id -> Text,
+        /// DingTalk's `EventType`.
+        event_type -> Text,
+        /// JSON array of userids.
+        userids -> Text,
+        /// JSON array of department ids.
+        dept_ids -> Text,
+        /// Epoch ms.
+        received_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(bindings -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -202,4 +264,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     relay_messages,
     relay_batches,
     bindings,
+    suite_tickets,
+    corp_authorizations,
+    callback_nonces,
+    contact_events,
 );

@@ -30,6 +30,30 @@ diesel::define_sql_function! {
 /// How often an upsert is tried when it hits a unique violation.
 pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
+/// How a backend makes feed cursors visible in order: `EventStore::append` runs
+/// [`FeedLock::LOCK_FEED`] (when there is one) in its transaction before the insert.
+///
+/// A reader that has seen cursor `n` asks for `seq > n` next, so an event committed later with a
+/// smaller `seq` would be skipped for good. On PostgreSQL concurrent inserts draw `seq` values
+/// from the sequence in one order and may commit in another; a transaction-scoped advisory lock
+/// taken before the insert serialises appends, so the order of `seq` is the order of commits
+/// (readers are not blocked). SQLite serialises writers already, and `AUTOINCREMENT` hands out
+/// values in that order.
+pub(crate) trait FeedLock {
+    /// The statement taking the lock, held until the transaction ends.
+    const LOCK_FEED: Option<&'static str>;
+}
+
+impl FeedLock for diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection> {
+    const LOCK_FEED: Option<&'static str> = None;
+}
+
+impl FeedLock for diesel_async::AsyncPgConnection {
+    /// The key is arbitrary but fixed (`0x64_62_66_65_65_64` = "dbfeed"); advisory locks are
+    /// scoped to the database.
+    const LOCK_FEED: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(110373787493732)");
+}
+
 /// Implements every store port of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
@@ -40,9 +64,10 @@ macro_rules! impl_store_ports {
     ($store:ty, $conn:ty, $db_error:path) => {
         const _: () = {
             use application::ports::{
-                Binding, BindingStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
-                LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore,
-                Session, SessionStore, StoreError, UserRepository,
+                Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedEntry, ListMessages, ListUsers,
+                LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
+                MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError, SuiteStore,
+                SuiteTicket, UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -51,14 +76,15 @@ macro_rules! impl_store_ports {
             use domain::{CorpId, LoginAttempt, MemberProfile, MessageState, TaskId, Timestamp, User, UserId};
 
             use $crate::outbound::sqlite::rows::{
-                BindingRow, LoginAttemptRow, LoginIntentRow, LoginResultRow, MessageRow, RelayBatchRow,
-                RelayMessageRow, SessionRow, UserRow, batch_idx, tenant_column, to_json,
+                BindingRow, CallbackNonceRow, ContactEventRow, CorpAuthorizationRow, LoginAttemptRow, LoginIntentRow,
+                LoginResultRow, MessageRow, NewContactEventRow, RelayBatchRow, RelayMessageRow, SessionRow,
+                SuiteTicketRow, UserRow, batch_idx, tenant_column, to_json,
             };
             use $crate::outbound::sqlite::schema::{
-                bindings, login_attempts, login_intents, login_results, messages, relay_batches, relay_messages,
-                sessions, users,
+                bindings, callback_nonces, contact_events, corp_authorizations, login_attempts, login_intents,
+                login_results, messages, relay_batches, relay_messages, sessions, suite_tickets, users,
             };
-            use $crate::outbound::sqlite::stores::{UPSERT_ATTEMPTS, coalesce};
+            use $crate::outbound::sqlite::stores::{FeedLock, UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -668,6 +694,166 @@ macro_rules! impl_store_ports {
                         .optional()
                         .map_err(|e| db_error("find binding by external id", e))?;
                     Ok(row.map(BindingRow::into_domain))
+                }
+            }
+
+            #[async_trait]
+            impl SuiteStore for $store {
+                async fn put_ticket(&self, suite_key: &str, ticket: &str, now: Timestamp) -> Result<(), StoreError> {
+                    let row = SuiteTicketRow {
+                        suite_key: suite_key.to_owned(),
+                        ticket: ticket.to_owned(),
+                        updated_at: now.as_millis(),
+                    };
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(suite_tickets::table)
+                        .values(&row)
+                        .on_conflict(suite_tickets::suite_key)
+                        .do_update()
+                        .set((suite_tickets::ticket.eq(&row.ticket), suite_tickets::updated_at.eq(row.updated_at)))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("put suite ticket", e))?;
+                    Ok(())
+                }
+
+                async fn ticket(&self, suite_key: &str) -> Result<Option<SuiteTicket>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row = suite_tickets::table
+                        .find(suite_key)
+                        .select(SuiteTicketRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("get suite ticket", e))?;
+                    Ok(row.map(SuiteTicketRow::into_domain))
+                }
+
+                async fn put_authorization(&self, authorization: &CorpAuthorization) -> Result<(), StoreError> {
+                    let row = CorpAuthorizationRow::from_domain(authorization);
+                    let mut conn = self.conn().await?;
+                    // The primary key is the table's only unique constraint, so `ON CONFLICT … DO
+                    // UPDATE` settles concurrent puts on both backends (no retry needed).
+                    diesel::insert_into(corp_authorizations::table)
+                        .values(&row)
+                        .on_conflict((corp_authorizations::suite_key, corp_authorizations::corp_id))
+                        .do_update()
+                        .set((
+                            corp_authorizations::agent_id.eq(row.agent_id),
+                            corp_authorizations::permanent_code.eq(&row.permanent_code),
+                            corp_authorizations::active.eq(row.active),
+                            corp_authorizations::updated_at.eq(row.updated_at),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("put corp authorization", e))?;
+                    Ok(())
+                }
+
+                async fn authorization(
+                    &self,
+                    suite_key: &str,
+                    corp_id: &CorpId,
+                ) -> Result<Option<CorpAuthorization>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    corp_authorizations::table
+                        .find((suite_key, corp_id.as_str()))
+                        .select(CorpAuthorizationRow::as_select())
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("get corp authorization", e))?
+                        .map(CorpAuthorizationRow::into_domain)
+                        .transpose()
+                }
+
+                async fn authorizations(&self, suite_key: &str) -> Result<Vec<CorpAuthorization>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let rows = corp_authorizations::table
+                        .filter(corp_authorizations::suite_key.eq(suite_key))
+                        .order_by(corp_authorizations::corp_id.asc())
+                        .select(CorpAuthorizationRow::as_select())
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("list corp authorizations", e))?;
+                    rows.into_iter().map(CorpAuthorizationRow::into_domain).collect()
+                }
+            }
+
+            #[async_trait]
+            impl EventStore for $store {
+                async fn remember_nonce(
+                    &self,
+                    owner: &str,
+                    nonce: &str,
+                    now: Timestamp,
+                    keep_until: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let row = CallbackNonceRow {
+                        owner: owner.to_owned(),
+                        nonce: nonce.to_owned(),
+                        keep_until: keep_until.as_millis(),
+                    };
+                    let mut conn = self.conn().await?;
+                    // Forget expired nonces first (an expired copy of this one included), so the
+                    // insert below only collides with a nonce that is still remembered.
+                    diesel::delete(callback_nonces::table.filter(callback_nonces::keep_until.lt(now.as_millis())))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("forget expired nonces", e))?;
+                    // Of concurrent inserts of one nonce exactly one inserts a row: PostgreSQL
+                    // makes the others wait for it and then do nothing; SQLite serialises writers.
+                    let inserted = diesel::insert_into(callback_nonces::table)
+                        .values(&row)
+                        .on_conflict((callback_nonces::owner, callback_nonces::nonce))
+                        .do_nothing()
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("remember nonce", e))?;
+                    Ok(inserted == 1)
+                }
+
+                async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
+                    let row = NewContactEventRow::from_domain(event)?;
+                    let mut conn = self.conn().await?;
+                    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                        if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
+                            diesel::sql_query(lock).execute(conn).await?;
+                        }
+                        diesel::insert_into(contact_events::table)
+                            .values(&row)
+                            .on_conflict((contact_events::corp_id, contact_events::event_id))
+                            .do_nothing()
+                            .returning(contact_events::seq)
+                            .get_result::<i64>(conn)
+                            .await
+                            .optional()
+                    })
+                    .await
+                    .map_err(|e| db_error("append contact event", e))
+                }
+
+                async fn read_after(
+                    &self,
+                    corp_ids: &[CorpId],
+                    after: i64,
+                    limit: u32,
+                ) -> Result<Vec<FeedEntry>, StoreError> {
+                    if corp_ids.is_empty() || limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let corps: Vec<&str> = corp_ids.iter().map(CorpId::as_str).collect();
+                    let mut conn = self.conn().await?;
+                    let rows = contact_events::table
+                        .filter(contact_events::corp_id.eq_any(&corps))
+                        .filter(contact_events::seq.gt(after))
+                        .order_by(contact_events::seq.asc())
+                        .limit(i64::from(limit))
+                        .select(ContactEventRow::as_select())
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("read contact events", e))?;
+                    rows.into_iter().map(ContactEventRow::into_domain).collect()
                 }
             }
         };

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use application::ports::{
-    Binding, BindingStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
-    MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError,
-    UserRepository,
+    Binding, BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
+    LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore,
+    StoreError, SuiteStore, UserRepository,
 };
 use diesel_async::RunQueryDsl;
 use domain::{
@@ -15,6 +15,7 @@ use domain::{
 };
 use serde_json::json;
 
+use super::event_tests as events;
 use super::outbox_tests as outbox;
 use super::{SqliteStore, database_path, migrate};
 
@@ -704,6 +705,83 @@ async fn outbox_reschedule_sets_the_next_attempt_and_the_error() -> TestResult {
 async fn outbox_list_pages_newest_first_and_filters() -> TestResult {
     let db = TempDb::new("outbox");
     outbox::list_pages_newest_first_and_filters(db.open().await?).await
+}
+
+// --- event callbacks (shared contract: `sqlite::event_tests`) -------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suite_a_new_ticket_replaces_the_old() -> TestResult {
+    let db = TempDb::new("events");
+    events::a_new_ticket_replaces_the_old(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
+    let db = TempDb::new("events");
+    events::authorizations_are_upserted_replaced_and_listed(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
+    let db = TempDb::new("events");
+    events::a_nonce_is_new_once_until_it_expires(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_10_concurrent_same_nonces_exactly_one_is_new() -> TestResult {
+    let db = TempDb::new("events");
+    events::of_10_concurrent_same_nonces_exactly_one_is_new(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_append_assigns_increasing_cursors_once_per_corp_event() -> TestResult {
+    let db = TempDb::new("events");
+    events::append_assigns_increasing_cursors_once_per_corp_event(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_read_after_filters_by_corp_and_cursor_in_order() -> TestResult {
+    let db = TempDb::new("events");
+    events::read_after_filters_by_corp_and_cursor_in_order(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestResult {
+    let db = TempDb::new("events");
+    events::a_reader_following_concurrent_appends_misses_nothing(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_survive_reopening_and_migrations_are_idempotent() -> TestResult {
+    let db = TempDb::new("events-reopen");
+    let store = db.open().await?;
+    events::write_event_data(&store).await?;
+    drop(store);
+    migrate(&db.url()).await?;
+    let again = db.open().await?;
+    events::event_data_is_still_there(&again).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_event_rows_are_errors_not_panics() -> TestResult {
+    let db = TempDb::new("events-corrupt");
+    let store = db.open().await?;
+    events::write_event_data(&store).await?;
+    let mut conn = store.conn().await?;
+    diesel::sql_query("UPDATE contact_events SET userids = '[\"a b\"]'").execute(&mut conn).await?;
+    diesel::sql_query("UPDATE corp_authorizations SET agent_id = 0").execute(&mut conn).await?;
+    drop(conn);
+
+    let err = EventStore::read_after(&store, &[corp("dinga")], 0, 10).await.err();
+    assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in contact_events")), "{err:?}");
+    let err = SuiteStore::authorization(&store, "suite-a", &corp("dinga")).await.err();
+    assert!(
+        matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in corp_authorizations")),
+        "{err:?}"
+    );
+    let err = SuiteStore::authorizations(&store, "suite-a").await.err();
+    assert!(matches!(&err, Some(StoreError::Other(_))), "{err:?}");
+    Ok(())
 }
 
 // --- relayed messages --------------------------------------------------------
