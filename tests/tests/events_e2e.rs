@@ -120,7 +120,9 @@ async fn url_checks_tickets_and_authorizations() {
 
     // tmp_auth_code and change_auth are accepted.
     env.push("/_admin/push/tmp_auth_code", json!({"suite_key": SUITE, "corp_id": CORP_1})).await;
-    assert!(store.authorization(SUITE, &corp(CORP_1)).await.unwrap().unwrap().active);
+    let a1 = store.authorization(SUITE, &corp(CORP_1)).await.unwrap().unwrap();
+    assert!(a1.active);
+    assert_eq!(a1.agent_id, Some(AgentId::new(400001).unwrap()));
     env.push("/_admin/push/change_auth", json!({"suite_key": SUITE, "corp_id": CORP_1})).await;
     env.stack.stop_and_clean().await;
 }

@@ -252,13 +252,18 @@ impl HandleEvents {
                 summary.applied += 1;
             }
             DingTalkEvent::TmpAuthCode { suite_key, corp_id } => {
-                let authorization = CorpAuthorization {
-                    suite_key,
-                    corp_id,
-                    agent_id: None,
-                    permanent_code: None,
-                    active: true,
-                    updated_at: now,
+                // Keep an agent id / permanent code an earlier org_suite_auth delivered.
+                let previous = self.suites.authorization(&suite_key, &corp_id).await?;
+                let authorization = match previous {
+                    Some(previous) => CorpAuthorization { active: true, updated_at: now, ..previous },
+                    None => CorpAuthorization {
+                        suite_key,
+                        corp_id,
+                        agent_id: None,
+                        permanent_code: None,
+                        active: true,
+                        updated_at: now,
+                    },
                 };
                 self.suites.put_authorization(&authorization).await?;
                 info!(

@@ -134,6 +134,11 @@ async fn a_failing_ticket_store_is_a_store_error() {
 async fn tmp_auth_code_activates_without_agent_id() {
     let mut suites = MockSuiteStore::new();
     suites
+        .expect_authorization()
+        .withf(|k, c| k == OWNER && *c == corp("dingcorpa"))
+        .times(1)
+        .returning(|_, _| Ok(None));
+    suites
         .expect_put_authorization()
         .withf(|a| {
             *a == CorpAuthorization {
@@ -152,6 +157,32 @@ async fn tmp_auth_code_activates_without_agent_id() {
         .await
         .unwrap();
     assert_eq!(out.applied, 1);
+}
+
+#[tokio::test]
+async fn tmp_auth_code_keeps_an_earlier_agent_id_and_code() {
+    let mut suites = MockSuiteStore::new();
+    suites.expect_authorization().times(1).returning(|_, _| {
+        Ok(Some(CorpAuthorization {
+            suite_key: OWNER.into(),
+            corp_id: corp("dingcorpa"),
+            agent_id: Some(AgentId::new(9).unwrap()),
+            permanent_code: Some("perm".into()),
+            active: false,
+            updated_at: Timestamp::from_millis(1),
+        }))
+    });
+    suites
+        .expect_put_authorization()
+        .withf(|a| {
+            a.active && a.agent_id == Some(AgentId::new(9).unwrap()) && a.permanent_code.as_deref() == Some("perm")
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    handler(suites, fresh_nonce())
+        .execute(OWNER, NONCE, vec![DingTalkEvent::TmpAuthCode { suite_key: OWNER.into(), corp_id: corp("dingcorpa") }])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
