@@ -164,6 +164,8 @@ pub struct Config {
     pub relay: RelaySection,
     /// Local and dev modes: the message outbox dispatcher.
     pub outbox: OutboxSection,
+    /// Cloud and dev modes: DingTalk event callbacks (`POST /dingtalk/events`); optional.
+    pub events: EventsSection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
@@ -281,6 +283,70 @@ pub struct RelaySection {
     pub auth_window_secs: u64,
 }
 
+/// `[events]` (cloud and dev modes): the DingTalk event subscription (API.md §E.1). All of
+/// `token`, `aes_key` and `owner_key` or none; without them `POST /dingtalk/events` answers 404
+/// `events_not_configured`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// The console's signature token: 3–64 characters `[A-Za-z0-9]` (seed alias `DINGDING_TOKEN`).
+    pub token: Option<Secret>,
+    /// The console's EncodingAESKey: exactly 43 characters `[A-Za-z0-9]` (seed alias
+    /// `DINGDING_AES_KEY`).
+    pub aes_key: Option<Secret>,
+    /// The owner key pushes are encrypted for: the AppKey (app-level subscription of an internal
+    /// app), the corp id (org-level registration) or the SuiteKey (third-party suite; seed alias
+    /// `DINGDING_SUIT_KEY`).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub owner_key: Option<String>,
+    /// Accepted clock skew of a push's timestamp, in seconds (10–3600, default 600); nonces are
+    /// remembered for twice as long.
+    pub window_secs: i64,
+}
+
+impl EventsSection {
+    /// Whether any of `token`, `aes_key`, `owner_key` is set.
+    pub fn is_configured(&self) -> bool {
+        self.token.is_some() || self.aes_key.is_some() || self.owner_key.is_some()
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.is_configured() {
+            return out;
+        }
+        match &self.token {
+            None => out.push(("events.token", "is required when [events] is configured (or DINGDING_TOKEN)".into())),
+            Some(t)
+                if !(3..=64).contains(&t.expose().len()) || !t.expose().bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                out.push(("events.token", "must be 3-64 characters [A-Za-z0-9]".into()));
+            }
+            Some(_) => {}
+        }
+        match &self.aes_key {
+            None => {
+                out.push(("events.aes_key", "is required when [events] is configured (or DINGDING_AES_KEY)".into()));
+            }
+            Some(k) if k.expose().len() != 43 || !k.expose().bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                out.push(("events.aes_key", "must be exactly 43 characters [A-Za-z0-9] (the EncodingAESKey)".into()));
+            }
+            Some(_) => {}
+        }
+        if self.owner_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+            out.push((
+                "events.owner_key",
+                "is required when [events] is configured: the AppKey, corp id or SuiteKey (or DINGDING_SUIT_KEY)"
+                    .into(),
+            ));
+        }
+        if !(10..=3600).contains(&self.window_secs) {
+            out.push(("events.window_secs", "must be between 10 and 3600 seconds".into()));
+        }
+        out
+    }
+}
+
 /// Environment names the Python seed used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SeedAliases {
@@ -329,6 +395,7 @@ impl Default for Config {
                 max_auth_failures: 10,
                 auth_window_secs: 60,
             },
+            events: EventsSection { token: None, aes_key: None, owner_key: None, window_secs: 600 },
             seed: SeedAliases::default(),
         }
     }
@@ -363,6 +430,9 @@ fn seed_aliases() -> Env {
             "DINGDING_CLOUD_HOST",
             "DINGDING_SECRET_USER",
             "DINGDING_SECRET_PASSWORD",
+            "DINGDING_TOKEN",
+            "DINGDING_AES_KEY",
+            "DINGDING_SUIT_KEY",
         ])
         .map(|key| match key.as_str().to_ascii_uppercase().as_str() {
             "DINGDING_DEPLOY_MODE" => "mode".into(),
@@ -370,6 +440,9 @@ fn seed_aliases() -> Env {
             "DINGDING_CLOUD_HOST" => "seed.cloud_host".into(),
             "DINGDING_SECRET_USER" => "seed.secret_user".into(),
             "DINGDING_SECRET_PASSWORD" => "seed.secret_password".into(),
+            "DINGDING_TOKEN" => "events.token".into(),
+            "DINGDING_AES_KEY" => "events.aes_key".into(),
+            "DINGDING_SUIT_KEY" => "events.owner_key".into(),
             _ => "seed.sqlite_database_url".into(),
         })
 }
@@ -570,6 +643,15 @@ impl Config {
                 }
             }
         }
+        if self.mode == Mode::Local {
+            if self.events.is_configured() {
+                problem("events", "must not be set in mode local: DingTalk pushes events to the cloud".into());
+            }
+        } else {
+            for (key, message) in self.events.problems() {
+                problem(key, message);
+            }
+        }
         if self.mode == Mode::Cloud {
             for (key, message) in self.relay_problems() {
                 problem(&key, message);
@@ -766,6 +848,37 @@ mod tests {
         Jail::expect_with(|_| {
             let err = Config::load(Some(Path::new("nope.toml")), &[]).unwrap_err();
             assert!(err.to_string().contains("nope.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn events_come_from_the_seeds_names_and_are_validated() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGDING_TOKEN", "123456");
+            jail.set_env("DINGDING_AES_KEY", "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij");
+            jail.set_env("DINGDING_SUIT_KEY", "suiteKEY123");
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.events.token.as_ref().map(Secret::expose), Some("123456"));
+            assert_eq!(config.events.owner_key.as_deref(), Some("suiteKEY123"));
+            assert_eq!(config.events.window_secs, 600);
+            assert!(!config.redacted_json().contains("4g5j64"));
+            jail.set_env("DINGDING_TOKEN", "a!");
+            jail.set_env("DINGDING_AES_KEY", "short");
+            jail.set_env("DINGBRIDGE_EVENTS__WINDOW_SECS", "1");
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert!(keys.contains(&"events.token".to_owned()));
+            assert!(keys.contains(&"events.aes_key".to_owned()));
+            assert!(keys.contains(&"events.window_secs".to_owned()));
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_EVENTS__TOKEN", "123456");
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert!(keys.contains(&"events.aes_key".to_owned()));
+            assert!(keys.contains(&"events.owner_key".to_owned()));
             Ok(())
         });
     }

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::inbound::http::{
-    self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, LocalHttp, Probes, ReadinessCheck, RelayClientCredentials,
-    RelayHttp,
+    self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, EventsHttp, LocalHttp, Probes, ReadinessCheck,
+    RelayClientCredentials, RelayHttp,
 };
+use adapters::outbound::dingtalk::crypto::CallbackCrypto;
 use adapters::outbound::dingtalk::{DingTalkClient, DingTalkConfig};
 use adapters::outbound::postgres::PgStore;
 use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
@@ -23,14 +24,15 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, IdentityProvider, LoginAttemptStore, LoginIntentStore,
-    LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient, RelayMessageStore, SessionStore,
-    UserRepository,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, IdentityProvider, LoginAttemptStore,
+    LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient, RelayMessageStore,
+    SessionStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
     TakeLoginResult,
 };
+use application::usecases::events::HandleEvents;
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{
     Bindings, CompleteLogin, CurrentUser, DispatchOutbox, GetUser, ListMessagesQuery, ListUsersQuery, Logout,
@@ -212,8 +214,30 @@ impl PurgeJob {
 }
 
 /// Storage of the cloud role.
-trait CloudStores: LoginIntentStore + LoginResultStore + RelayMessageStore + 'static {}
-impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + 'static> CloudStores for T {}
+trait CloudStores: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + 'static {}
+impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + 'static> CloudStores for T {}
+
+/// The DingTalk event callback, when `[events]` is configured (validated at start-up).
+fn events_http<S: CloudStores>(
+    config: &Config,
+    store: &Arc<S>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<EventsHttp>>> {
+    let ev = &config.events;
+    let (Some(token), Some(aes_key), Some(owner_key)) = (&ev.token, &ev.aes_key, &ev.owner_key) else {
+        return Ok(None);
+    };
+    let window = Duration::from_secs(u64::try_from(ev.window_secs).context("events.window_secs")?);
+    let crypto = CallbackCrypto::new(token.expose(), aes_key.expose(), owner_key)
+        .map_err(|e| anyhow::anyhow!("events: {e}"))?
+        .with_window(window);
+    info!(owner_key = %owner_key, "DingTalk event callback enabled at /dingtalk/events");
+    Ok(Some(Arc::new(EventsHttp {
+        handle_events: HandleEvents::new(store.clone(), store.clone(), clock.clone(), ev.window_secs),
+        cryptos: vec![crypto],
+        clock: clock.clone(),
+    })))
+}
 
 /// Storage of the local role.
 trait LocalStores: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + 'static {}
@@ -382,6 +406,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
+    let events = events_http(config, &store, &clock)?;
     let client =
         RelayClient { id: "dev".into(), corp_ids: vec![corp_id.clone()], complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
@@ -390,7 +415,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
     Ok(App {
-        router: http::dev_router(local, cloud_http, probes),
+        router: http::dev_router(local, cloud_http, events, probes),
         purge: Some(PurgeJob {
             stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Intents(store.clone())), Arc::new(Results(store))],
             clock,
@@ -423,6 +448,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let DingTalk { idp, messenger, .. } = dingtalk(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
+    let events = events_http(config, &store, &clock)?;
     let reconcile = Arc::new(ReconcileDeliveries::new(store.clone(), messenger.clone(), clock.clone()));
     let relay = Arc::new(RelayHttp {
         clients: relay_clients(config)?,
@@ -440,7 +466,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     Ok(App {
-        router: http::cloud_router(cloud_http, relay, probes),
+        router: http::cloud_router(cloud_http, relay, events, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
         dispatcher: None,
         reconcile: Some(reconcile),

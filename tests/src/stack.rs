@@ -25,6 +25,9 @@ pub struct StackOptions {
     pub database: PathBuf,
     /// Emulator settings (fixture, TTLs).
     pub emulator: EmulatorConfig,
+    /// Configure `[events]` with the fixture's first suite (token, aes_key, owner key = SuiteKey),
+    /// so the emulator can push to `<base_url>/dingtalk/events`.
+    pub events: bool,
 }
 
 impl StackOptions {
@@ -36,6 +39,7 @@ impl StackOptions {
             emulator_bind: "127.0.0.1:0".into(),
             database,
             emulator: EmulatorConfig::default(),
+            events: false,
         }
     }
 }
@@ -91,8 +95,14 @@ impl Stack {
         let emulator = emulator::start(options.emulator.clone(), &options.emulator_bind).await?;
         let listener = Listener::bind(&options.bind).await?;
         let public_url = format!("http://{}", listener.local_addr());
-        let config =
+        let mut config =
             dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
+        if options.events {
+            let suite = options.emulator.fixture.suites.first().context("the emulator fixture has no suite")?;
+            config.events.token = Some(Secret::from(suite.token.as_str()));
+            config.events.aes_key = Some(Secret::from(suite.aes_key.as_str()));
+            config.events.owner_key = Some(suite.suite_key.clone());
+        }
         let app = build(&config).await?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(app, listener, async move {

@@ -1,6 +1,7 @@
 //! Use cases, by the role that runs them.
 
 pub mod cloud;
+pub mod events;
 pub mod in_process;
 pub mod local;
 
@@ -10,6 +11,8 @@ mod cloud_tests;
 mod directory_tests;
 #[cfg(test)]
 mod dispatch_tests;
+#[cfg(test)]
+mod events_tests;
 #[cfg(test)]
 mod in_process_tests;
 #[cfg(test)]

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         emulator_bind: args.emulator_bind,
         database: args.database,
         emulator: EmulatorConfig { fixture, ..EmulatorConfig::default() },
+        events: true,
     };
     let stack = Stack::start(options).await?;
     let base = &stack.base_url;

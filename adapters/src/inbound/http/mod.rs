@@ -1,7 +1,7 @@
 //! The Salvo HTTP API: one router per role, one [`ApiError`].
 //!
 //! - local routes ([`local`]): sign-in start/complete, sessions, `/api/*`;
-//! - cloud routes ([`cloud`]): the DingTalk OAuth callback;
+//! - cloud routes ([`cloud`]): the DingTalk OAuth callback; [`events`]: the DingTalk event callback;
 //! - every role: `/healthz`, `/readyz`, `/openapi.json`, `/swagger-ui`.
 //!
 //! [`dev_router`] mounts both roles in one process (dev mode).
@@ -9,6 +9,7 @@
 pub mod cloud;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod local;
 mod middleware;
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 pub use cloud::CloudHttp;
 pub use error::ApiError;
+pub use events::EventsHttp;
 pub use local::{CookieSettings, LocalHttp};
 pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 
@@ -82,9 +84,15 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
         .push(router)
 }
 
-/// Cloud mode: the DingTalk callback and the relay API; no local routes.
-pub fn cloud_router(cloud: Arc<CloudHttp>, relay: Arc<RelayHttp>, probes: Arc<Probes>) -> Router {
-    let router = Router::new().push(cloud::routes(cloud)).push(relay::routes(relay));
+/// Cloud mode: the DingTalk callbacks and the relay API; no local routes. Without `events` the
+/// event callback answers 404 `events_not_configured`.
+pub fn cloud_router(
+    cloud: Arc<CloudHttp>,
+    relay: Arc<RelayHttp>,
+    events: Option<Arc<EventsHttp>>,
+    probes: Arc<Probes>,
+) -> Router {
+    let router = Router::new().push(cloud::routes(cloud)).push(events::routes(events)).push(relay::routes(relay));
     with_common(router, probes, "dingbridge (cloud)")
 }
 
@@ -93,8 +101,13 @@ pub fn local_router(local: Arc<LocalHttp>, probes: Arc<Probes>) -> Router {
     with_common(local::routes(local), probes, "dingbridge (local)")
 }
 
-/// Dev mode: local and cloud routes in one router.
-pub fn dev_router(local: Arc<LocalHttp>, cloud: Arc<CloudHttp>, probes: Arc<Probes>) -> Router {
-    let router = Router::new().push(local::routes(local)).push(cloud::routes(cloud));
+/// Dev mode: local and cloud routes (including the event callback) in one router.
+pub fn dev_router(
+    local: Arc<LocalHttp>,
+    cloud: Arc<CloudHttp>,
+    events: Option<Arc<EventsHttp>>,
+    probes: Arc<Probes>,
+) -> Router {
+    let router = Router::new().push(local::routes(local)).push(cloud::routes(cloud)).push(events::routes(events));
     with_common(router, probes, "dingbridge (dev)")
 }

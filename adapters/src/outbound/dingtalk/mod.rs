@@ -14,6 +14,7 @@ mod client;
 mod config;
 pub mod crypto;
 mod errors;
+pub mod events;
 mod identity;
 mod messenger;
 mod token;

@@ -1,0 +1,364 @@
+//! Cloud-role DingTalk event callback (API.md §E): `POST /dingtalk/events`
+//! (and the seed's `POST /dingding/event/pushed`).
+//!
+//! The request is `?signature=…&msg_signature=…&timestamp=…&nonce=…` with the
+//! JSON body `{"encrypt": "…"}` (§E.2). It is verified and decrypted with the
+//! [`CallbackCrypto`] of each configured subscription in turn (internal app:
+//! AppKey or corp id; suite: SuiteKey), parsed into events
+//! ([`crate::outbound::dingtalk::events`]) and applied by [`HandleEvents`].
+//!
+//! Answers: 200 with the encrypted `success` reply (§E.5) whenever the push is
+//! genuine — also for unknown events and for SyncHTTP batches with a bad item
+//! (which is logged); 400 `invalid_payload`, 401 `invalid_signature`, 403
+//! `invalid_signature` (owner key mismatch) or `stale_timestamp`, 409
+//! `replayed_nonce` — nothing stored in each case; 503 `unavailable` when
+//! storage fails (DingTalk retries); 404 `events_not_configured` when no
+//! `[events]` section is configured.
+
+use std::sync::Arc;
+
+use application::ports::Clock;
+use application::usecases::events::{EventsError, HandleEvents};
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo_oapi::{ToSchema, endpoint};
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use super::error::ApiError;
+use super::extract::MAX_BODY_BYTES;
+use super::middleware::Inject;
+use crate::outbound::dingtalk::crypto::{CallbackCrypto, CallbackQuery, CallbackReply, CryptoError};
+use crate::outbound::dingtalk::events::parse_events;
+
+/// Everything the event callback needs.
+pub struct EventsHttp {
+    /// Applies verified events.
+    pub handle_events: HandleEvents,
+    /// One crypto per subscription (owner key); tried in order until one verifies.
+    pub cryptos: Vec<CallbackCrypto>,
+    /// Now, for the timestamp window and the reply.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The event routes. Without `events` they answer 404 `events_not_configured`.
+pub fn routes(events: Option<Arc<EventsHttp>>) -> Router {
+    let router = match events {
+        Some(events) => Router::new().hoop(Inject(events)),
+        None => Router::new(),
+    };
+    router
+        .push(Router::with_path("dingtalk/events").post(receive_event))
+        .push(Router::with_path("dingding/event/pushed").post(receive_event))
+}
+
+/// The callback body (API.md §E.2).
+#[derive(Deserialize)]
+struct EncryptedBody {
+    encrypt: String,
+}
+
+/// The reply of API.md §E.5: `encrypt` is the encrypted `success`.
+#[derive(Serialize, ToSchema)]
+struct EventReply {
+    /// SHA-1 signature over token, `timeStamp`, `nonce`, `encrypt`.
+    msg_signature: String,
+    /// The signed timestamp.
+    #[serde(rename = "timeStamp")]
+    time_stamp: String,
+    /// The signed nonce.
+    nonce: String,
+    /// The encrypted `success`.
+    encrypt: String,
+}
+
+impl From<CallbackReply> for EventReply {
+    fn from(r: CallbackReply) -> Self {
+        Self { msg_signature: r.msg_signature, time_stamp: r.timestamp, nonce: r.nonce, encrypt: r.encrypt }
+    }
+}
+
+fn invalid_payload(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", message)
+}
+
+/// Maps a crypto rejection to a clean 4xx (never a 500 for bad input).
+fn crypto_error(err: CryptoError) -> ApiError {
+    match err {
+        CryptoError::SignatureMismatch => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "the callback signature does not verify")
+        }
+        CryptoError::OwnerMismatch => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "the callback is addressed to another owner key (AppKey, corp id or SuiteKey)",
+        ),
+        CryptoError::StaleTimestamp => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "stale_timestamp",
+            "the callback timestamp is outside the accepted window",
+        ),
+        CryptoError::MissingParameter(_)
+        | CryptoError::InvalidParameter(_)
+        | CryptoError::InvalidBase64
+        | CryptoError::InvalidLength
+        | CryptoError::InvalidPadding
+        | CryptoError::InvalidLayout
+        | CryptoError::NotUtf8 => invalid_payload(err.to_string()),
+        CryptoError::InvalidConfig(_) => ApiError::internal(err),
+    }
+}
+
+/// Tries each crypto; the first that verifies wins. Otherwise the most telling error: one from a
+/// crypto whose signature matched (stale timestamp, owner mismatch, bad ciphertext) beats a
+/// signature mismatch.
+fn verify<'a>(
+    cryptos: &'a [CallbackCrypto],
+    query: &CallbackQuery,
+    encrypt: &str,
+    now_ms: i64,
+) -> Result<(&'a CallbackCrypto, String), CryptoError> {
+    let mut best = CryptoError::SignatureMismatch;
+    for crypto in cryptos {
+        match crypto.verify_and_decrypt(query, encrypt, now_ms) {
+            Ok(msg) => return Ok((crypto, msg)),
+            Err(CryptoError::SignatureMismatch) => {}
+            Err(other) => best = other,
+        }
+    }
+    Err(best)
+}
+
+/// DingTalk's event push (API.md §E.2–§E.6). Verifies the signature, the timestamp window and
+/// the owner key, refuses a replayed nonce, applies the events, and answers the encrypted
+/// `success` (§E.5).
+#[endpoint(
+    tags("events"),
+    parameters(
+        ("signature" = Option<String>, Query, description = "SHA-1 signature (documented name)"),
+        ("msg_signature" = Option<String>, Query, description = "SHA-1 signature (newer name)"),
+        ("timestamp" = String, Query, description = "Epoch ms (or s)"),
+        ("nonce" = String, Query, description = "Nonce"),
+    ),
+    responses(
+        (status_code = 200, body = EventReply, description = "Encrypted `success`"),
+        (status_code = 400, description = "`invalid_payload`"),
+        (status_code = 401, description = "`invalid_signature`"),
+        (status_code = 403, description = "`stale_timestamp` or `invalid_signature` (owner key)"),
+        (status_code = 404, description = "`events_not_configured`"),
+        (status_code = 409, description = "`replayed_nonce`"),
+        (status_code = 503, description = "Storage unavailable; DingTalk retries"),
+    )
+)]
+async fn receive_event(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    match handle(req, depot).await {
+        Ok(reply) => res.render(Json(reply)),
+        Err(err) => {
+            res.status_code(err.status);
+            res.render(Json(err.body));
+        }
+    }
+}
+
+async fn handle(req: &mut Request, depot: &mut Depot) -> Result<EventReply, ApiError> {
+    let Ok(events) = depot.get_typed::<Arc<EventsHttp>>().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "events_not_configured",
+            "DingTalk event callbacks are not configured on this server ([events] token, aes_key, owner_key)",
+        ));
+    };
+    let query = CallbackQuery {
+        signature: req.query::<String>("signature"),
+        msg_signature: req.query::<String>("msg_signature"),
+        timestamp: req.query::<String>("timestamp"),
+        nonce: req.query::<String>("nonce"),
+    };
+    let bytes = req
+        .payload_with_max_size(MAX_BODY_BYTES)
+        .await
+        .map_err(|e| invalid_payload(format!("the body could not be read: {e}")))?;
+    let body: EncryptedBody = serde_json::from_slice(bytes)
+        .map_err(|_| invalid_payload("the body must be JSON {\"encrypt\": \"<base64>\"}"))?;
+    let now_ms = events.clock.now().as_millis();
+    let (crypto, plaintext) = verify(&events.cryptos, &query, &body.encrypt, now_ms).map_err(|err| {
+        warn!(error = %err, "event callback refused");
+        crypto_error(err)
+    })?;
+    let owner = crypto.owner_key();
+    let replay_key = crypto.replay_key(&query).ok_or_else(|| invalid_payload("missing callback parameter: nonce"))?;
+    let mut parsed = Vec::new();
+    for entry in parse_events(&plaintext, owner) {
+        match entry {
+            Ok(event) => parsed.push(event),
+            Err(problem) => warn!(%owner, %problem, "event skipped: it could not be read"),
+        }
+    }
+    let kinds: Vec<String> = parsed.iter().map(|e| e.kind().to_owned()).collect();
+    match events.handle_events.execute(owner, &replay_key, parsed).await {
+        Ok(summary) => {
+            info!(%owner, events = ?kinds, applied = summary.applied, duplicates = summary.duplicates, ignored = summary.ignored, "event callback handled");
+            Ok(crypto.success_reply(now_ms).into())
+        }
+        Err(EventsError::Replayed) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_nonce",
+            "this callback nonce was already used within the window",
+        )),
+        Err(EventsError::Store(err)) => {
+            error!(error = %err, "event callback: storage failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is unavailable; the push will be retried",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use application::ports::{MockClock, MockEventStore, MockSuiteStore, StoreError};
+    use domain::Timestamp;
+    use salvo::test::{ResponseExt, TestClient};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const NOW_MS: i64 = 1_750_000_000_000;
+    const TOKEN: &str = "token123";
+    const AES_KEY: &str = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij";
+    const SUITE: &str = "suitekey1";
+    const APP: &str = "dingappkey";
+
+    fn crypto(owner: &str) -> CallbackCrypto {
+        CallbackCrypto::new(TOKEN, AES_KEY, owner).unwrap()
+    }
+
+    fn service(suites: MockSuiteStore, events: Option<MockEventStore>) -> Service {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(Timestamp::from_millis(NOW_MS));
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let http = events.map(|events| {
+            Arc::new(EventsHttp {
+                handle_events: HandleEvents::new(Arc::new(suites), Arc::new(events), clock.clone(), 600),
+                cryptos: vec![crypto(APP), crypto(SUITE)],
+                clock,
+            })
+        });
+        Service::new(Router::new().push(routes(http)))
+    }
+
+    fn nonce_ok(times: usize) -> MockEventStore {
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(times).returning(|_, _, _, _| Ok(true));
+        events
+    }
+
+    /// Posts `event` encrypted for `owner`, signed at `ts`, optionally tampering the signature.
+    async fn push(service: &Service, owner: &str, event: &Value, ts: i64, tamper: bool) -> (u16, Value) {
+        let c = crypto(owner);
+        let encrypt = c.encrypt(&event.to_string());
+        let mut signature = c.signature(&ts.to_string(), "n0nce", &encrypt);
+        if tamper {
+            signature = "0".repeat(40);
+        }
+        let url = format!(
+            "http://127.0.0.1/dingtalk/events?signature={signature}&msg_signature={signature}&timestamp={ts}&nonce=n0nce"
+        );
+        let mut res = TestClient::post(url).json(&json!({"encrypt": encrypt})).send(service).await;
+        let status = res.status_code.map(|s| s.as_u16()).unwrap_or(0);
+        let body: Value = res.take_json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    fn assert_success(body: &Value, owner: &str) {
+        let c = crypto(owner);
+        let encrypt = body["encrypt"].as_str().unwrap();
+        let ts = body["timeStamp"].as_str().unwrap();
+        let nonce = body["nonce"].as_str().unwrap();
+        assert_eq!(body["msg_signature"].as_str().unwrap(), c.signature(ts, nonce, encrypt));
+        assert_eq!(c.decrypt(encrypt).unwrap(), "success");
+    }
+
+    #[tokio::test]
+    async fn a_suite_ticket_is_stored_and_answered_with_success() {
+        let mut suites = MockSuiteStore::new();
+        suites.expect_put_ticket().withf(|k, t, _| k == SUITE && t == "tk").times(1).returning(|_, _, _| Ok(()));
+        let service = service(suites, Some(nonce_ok(1)));
+        let event = json!({"EventType": "suite_ticket", "SuiteKey": SUITE, "SuiteTicket": "tk"});
+        let (status, body) = push(&service, SUITE, &event, NOW_MS, false).await;
+        assert_eq!(status, 200);
+        assert_success(&body, SUITE);
+    }
+
+    #[tokio::test]
+    async fn unknown_events_and_bad_batch_items_still_get_success() {
+        let service = service(MockSuiteStore::new(), Some(nonce_ok(2)));
+        let (status, body) = push(&service, APP, &json!({"EventType": "bpms_task_change"}), NOW_MS, false).await;
+        assert_eq!(status, 200);
+        assert_success(&body, APP);
+        let batch = json!({"EventType": "SYNC_HTTP_PUSH_HIGH", "bizData": [{"biz_type": 2, "biz_data": "{bad"}]});
+        let (status, _) = push(&service, APP, &batch, NOW_MS, false).await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_clean_4xx_and_store_nothing() {
+        // No expectations: any store call would panic.
+        let service = service(MockSuiteStore::new(), Some(MockEventStore::new()));
+        let event = json!({"EventType": "check_url"});
+        let (status, body) = push(&service, APP, &event, NOW_MS, true).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("invalid_signature")));
+        let (status, body) = push(&service, APP, &event, NOW_MS - 3_600_000, false).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("stale_timestamp")));
+        let (status, body) = push(&service, "someoneelse", &event, NOW_MS, false).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("invalid_signature")));
+        let mut res = TestClient::post("http://127.0.0.1/dingtalk/events?signature=x&timestamp=1&nonce=n")
+            .raw_json("{not json")
+            .send(&service)
+            .await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(400));
+        let body: Value = res.take_json().await.unwrap();
+        assert_eq!(body["code"], "invalid_payload");
+        let res =
+            TestClient::post("http://127.0.0.1/dingtalk/events").json(&json!({"encrypt": "abc"})).send(&service).await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(400));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_nonce_is_409_and_a_store_failure_503() {
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(1).returning(|_, _, _, _| Ok(false));
+        let service1 = service(MockSuiteStore::new(), Some(events));
+        let (status, body) = push(&service1, APP, &json!({"EventType": "check_url"}), NOW_MS, false).await;
+        assert_eq!((status, body["code"].as_str()), (409, Some("replayed_nonce")));
+        let mut events = MockEventStore::new();
+        events.expect_remember_nonce().times(1).returning(|_, _, _, _| Err(StoreError::Other("disk".into())));
+        let service2 = service(MockSuiteStore::new(), Some(events));
+        let (status, _) = push(&service2, APP, &json!({"EventType": "check_url"}), NOW_MS, false).await;
+        assert_eq!(status, 503);
+    }
+
+    #[tokio::test]
+    async fn the_seed_alias_works_and_unconfigured_is_404() {
+        let service1 = service(MockSuiteStore::new(), None);
+        let mut res =
+            TestClient::post("http://127.0.0.1/dingtalk/events").json(&json!({"encrypt": "x"})).send(&service1).await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(404));
+        let body: Value = res.take_json().await.unwrap();
+        assert_eq!(body["code"], "events_not_configured");
+        let service2 = service(MockSuiteStore::new(), Some(nonce_ok(1)));
+        let c = crypto(APP);
+        let encrypt = c.encrypt("{\"EventType\":\"check_url\"}");
+        let sig = c.signature(&NOW_MS.to_string(), "abc", &encrypt);
+        let res = TestClient::post(format!(
+            "http://127.0.0.1/dingding/event/pushed?msg_signature={sig}&timestamp={NOW_MS}&nonce=abc"
+        ))
+        .json(&json!({"encrypt": encrypt}))
+        .send(&service2)
+        .await;
+        assert_eq!(res.status_code.map(|s| s.as_u16()), Some(200));
+    }
+}
