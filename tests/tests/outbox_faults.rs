@@ -105,8 +105,9 @@ async fn killing_the_cloud_mid_burst_loses_nothing() {
     let seen = wait_delivered(&split, "cloudkill", 300, Duration::from_secs(120)).await;
     // A SIGKILL between DingTalk's answer and the cloud recording the task id is the one window in
     // which a batch can be sent twice (DingTalk has no idempotency key; its 143106 same-content
-    // rule then keeps the person from seeing it twice). At most one such batch per kill.
-    assert!(duplicates(&seen) <= 1, "{} duplicates", duplicates(&seen));
+    // rule then keeps the person from seeing it twice): at most one batch per send in flight at the
+    // moment of the kill — local runs 4 dispatch loops, so at most 4.
+    assert!(duplicates(&seen) <= 4, "{} duplicates", duplicates(&seen));
     split.finish().await;
 }
 

@@ -93,6 +93,9 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
         keep_until: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Forgets a remembered nonce (when handling its push failed, so DingTalk's retry with the
+    /// same nonce is not mistaken for a replay).
+    async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError>;
     /// Appends a contact event unless an event with the same `(corp_id, event_id)` exists.
     /// Returns its cursor, or `None` for a duplicate.
     async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError>;

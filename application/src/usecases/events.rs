@@ -235,7 +235,13 @@ impl HandleEvents {
         }
         let mut summary = EventsSummary::default();
         for event in events {
-            self.apply(event, now, &mut summary).await?;
+            if let Err(err) = self.apply(event, now, &mut summary).await {
+                // DingTalk retries a failed push, possibly with the same nonce: let it through.
+                if let Err(forget) = self.events.forget_nonce(owner_key, nonce).await {
+                    warn!(error = %forget, "could not forget the nonce of a failed push");
+                }
+                return Err(err.into());
+            }
         }
         Ok(summary)
     }

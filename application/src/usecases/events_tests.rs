@@ -120,7 +120,14 @@ async fn a_suite_ticket_is_put() {
 async fn a_failing_ticket_store_is_a_store_error() {
     let mut suites = MockSuiteStore::new();
     suites.expect_put_ticket().times(1).returning(|_, _, _| Err(StoreError::Other("disk".into())));
-    let out = handler(suites, fresh_nonce())
+    let mut events = fresh_nonce();
+    // The failed push's nonce is forgotten, so DingTalk's retry with the same nonce is accepted.
+    events
+        .expect_forget_nonce()
+        .withf(|owner, nonce| owner == OWNER && nonce == NONCE)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let out = handler(suites, events)
         .execute(
             OWNER,
             NONCE,
@@ -306,6 +313,7 @@ async fn a_contact_event_without_id_gets_a_stable_digest() {
 async fn a_failing_append_is_a_store_error() {
     let mut events = fresh_nonce();
     events.expect_append().times(1).returning(|_| Err(StoreError::Unavailable("pool".into())));
+    events.expect_forget_nonce().times(1).returning(|_, _| Err(StoreError::Unavailable("pool".into())));
     let out = handler(MockSuiteStore::new(), events)
         .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("x")))])
         .await;

@@ -125,6 +125,11 @@ pub(crate) async fn a_nonce_is_new_once_until_it_expires<S: EventStore>(store: S
     // app-2/n1 and app-1/n2 (kept until 2 500) were forgotten too.
     assert!(store.remember_nonce("app-2", "n1", ts(3_000), ts(4_000)).await?);
     assert!(store.remember_nonce("app-1", "n2", ts(3_000), ts(4_000)).await?);
+
+    // A forgotten nonce (its push failed) is new again; forgetting an unknown one is fine.
+    store.forget_nonce("app-1", "n2").await?;
+    assert!(store.remember_nonce("app-1", "n2", ts(3_100), ts(4_000)).await?, "forgotten on purpose");
+    store.forget_nonce("app-9", "never-seen").await?;
     Ok(())
 }
 

@@ -813,6 +813,15 @@ macro_rules! impl_store_ports {
                     Ok(inserted == 1)
                 }
 
+                async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    diesel::delete(callback_nonces::table.find((owner, nonce)))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("forget nonce", e))?;
+                    Ok(())
+                }
+
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
                     let mut conn = self.conn().await?;
