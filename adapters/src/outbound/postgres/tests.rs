@@ -4,15 +4,11 @@
 
 use application::ports::{
     Binding, BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore,
-    StoreError, SuiteStore, UserRepository,
+    LoginResultStore, MessageRecord, MessageStore, RelayMessageStore, Session, SessionStore, StoreError, SuiteStore,
+    UserRepository,
 };
 use diesel_async::RunQueryDsl;
-use domain::{
-    BatchRecord, CorpId, DeptId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, OpenId,
-    Recipients, ReturnTo, TaskId, Timestamp, UnionId, UserId,
-};
-use serde_json::json;
+use domain::{LoginFailure, MessageState, Recipients, UserId};
 
 use super::testing::TestDatabase;
 use super::{PgStore, migrate};
@@ -30,92 +26,7 @@ async fn fresh() -> Result<Option<(TestDatabase, PgStore)>, Box<dyn std::error::
     Ok(Some((db, store)))
 }
 
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-
-fn corp(raw: &str) -> CorpId {
-    CorpId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn uid(raw: &str) -> UserId {
-    UserId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn dept(raw: i64) -> DeptId {
-    DeptId::new(raw).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn task(raw: i64) -> TaskId {
-    TaskId::new(raw).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn attempt(hash: &str, return_to: &str, expires_at: i64) -> LoginAttempt {
-    LoginAttempt {
-        state_hash: hash.to_owned(),
-        return_to: ReturnTo::parse_or_root(Some(return_to)),
-        expires_at: ts(expires_at),
-    }
-}
-
-fn profile(corp_id: &str, union_id: &str, userid: &str, name: &str) -> MemberProfile {
-    MemberProfile {
-        corp_id: corp(corp_id),
-        union_id: UnionId::parse(union_id).unwrap_or_else(|e| panic!("{e}")),
-        userid: uid(userid),
-        open_id: Some(OpenId::parse("open-1").unwrap_or_else(|e| panic!("{e}"))),
-        name: name.to_owned(),
-        avatar_url: Some("https://a.example/x.png".into()),
-        title: Some("Manager".into()),
-        org_email: Some("zs@corp.example".into()),
-        email: None,
-        mobile: Some("15000009144".into()),
-        dept_ids: vec![dept(1), dept(42)],
-        active: true,
-    }
-}
-
-fn text_body(content: &str) -> MessageBody {
-    MessageBody::text(content).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn message(id: &str, recipients: Recipients) -> MessageRecord {
-    MessageRecord {
-        id: id.to_owned(),
-        corp_id: corp("dingcorp"),
-        body: text_body("hello"),
-        recipients,
-        state: MessageState::Accepted,
-        task_ids: vec![],
-        error: None,
-        idempotency_key: None,
-        attempts: 0,
-        next_attempt_at: ts(1_000),
-        relayed_at: None,
-        sent_at: None,
-        finished_at: None,
-        created_at: ts(1_000),
-        updated_at: ts(1_000),
-    }
-}
-
-fn relay_record(client_id: &str, key: &str, recipients: &Recipients) -> RelayMessageRecord {
-    RelayMessageRecord {
-        client_id: client_id.to_owned(),
-        key: key.to_owned(),
-        corp_id: corp("dingcorp"),
-        body: MessageBody::parse(&json!({"msgtype":"markdown","markdown":{"title":"T","text":"# hi"}}))
-            .unwrap_or_else(|e| panic!("{e}")),
-        batches: recipients
-            .batches()
-            .into_iter()
-            .map(|batch| BatchRecord { batch, task_id: None, error: None })
-            .collect(),
-        state: MessageState::Accepted,
-        created_at: ts(1_000),
-        updated_at: ts(1_000),
-    }
-}
+use crate::outbound::sqlite::fixtures::*;
 
 // --- URLs and connecting ---------------------------------------------------
 

@@ -18,6 +18,8 @@ pub(crate) mod stores;
 #[cfg(test)]
 pub(crate) mod event_tests;
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 pub(crate) mod outbox_tests;
 #[cfg(test)]
 mod tests;

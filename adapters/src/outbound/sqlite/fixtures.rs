@@ -1,0 +1,95 @@
+//! Record builders shared by the SQLite and PostgreSQL store tests.
+
+use application::ports::{MessageRecord, RelayMessageRecord};
+use domain::{
+    BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients, ReturnTo,
+    TaskId, Timestamp, UnionId, UserId,
+};
+use serde_json::json;
+
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+pub(crate) fn corp(raw: &str) -> CorpId {
+    CorpId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(crate) fn uid(raw: &str) -> UserId {
+    UserId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(crate) fn dept(raw: i64) -> DeptId {
+    DeptId::new(raw).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(crate) fn task(raw: i64) -> TaskId {
+    TaskId::new(raw).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(crate) fn attempt(hash: &str, return_to: &str, expires_at: i64) -> LoginAttempt {
+    LoginAttempt {
+        state_hash: hash.to_owned(),
+        return_to: ReturnTo::parse_or_root(Some(return_to)),
+        expires_at: ts(expires_at),
+    }
+}
+
+pub(crate) fn profile(corp_id: &str, union_id: &str, userid: &str, name: &str) -> MemberProfile {
+    MemberProfile {
+        corp_id: corp(corp_id),
+        union_id: UnionId::parse(union_id).unwrap_or_else(|e| panic!("{e}")),
+        userid: uid(userid),
+        open_id: Some(OpenId::parse("open-1").unwrap_or_else(|e| panic!("{e}"))),
+        name: name.to_owned(),
+        avatar_url: Some("https://a.example/x.png".into()),
+        title: Some("Manager".into()),
+        org_email: Some("zs@corp.example".into()),
+        email: None,
+        mobile: Some("15000009144".into()),
+        dept_ids: vec![dept(1), dept(42)],
+        active: true,
+    }
+}
+
+pub(crate) fn text_body(content: &str) -> MessageBody {
+    MessageBody::text(content).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub(crate) fn message(id: &str, recipients: Recipients) -> MessageRecord {
+    MessageRecord {
+        id: id.to_owned(),
+        corp_id: corp("dingcorp"),
+        body: text_body("hello"),
+        recipients,
+        state: MessageState::Accepted,
+        task_ids: vec![],
+        error: None,
+        idempotency_key: None,
+        attempts: 0,
+        next_attempt_at: ts(1_000),
+        relayed_at: None,
+        sent_at: None,
+        finished_at: None,
+        created_at: ts(1_000),
+        updated_at: ts(1_000),
+    }
+}
+
+pub(crate) fn relay_record(client_id: &str, key: &str, recipients: &Recipients) -> RelayMessageRecord {
+    RelayMessageRecord {
+        client_id: client_id.to_owned(),
+        key: key.to_owned(),
+        corp_id: corp("dingcorp"),
+        body: MessageBody::parse(&json!({"msgtype":"markdown","markdown":{"title":"T","text":"# hi"}}))
+            .unwrap_or_else(|e| panic!("{e}")),
+        batches: recipients
+            .batches()
+            .into_iter()
+            .map(|batch| BatchRecord { batch, task_id: None, error: None })
+            .collect(),
+        state: MessageState::Accepted,
+        created_at: ts(1_000),
+        updated_at: ts(1_000),
+    }
+}
