@@ -6,6 +6,7 @@
 //!
 //! Protocol facts cite `shared/dingtalk/API.md` sections (e.g. "API.md §D.1").
 
+pub mod digest;
 pub mod error;
 pub mod ids;
 pub mod login;

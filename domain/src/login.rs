@@ -4,7 +4,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Timestamp, ValidationError};
 
@@ -28,11 +27,6 @@ fn parse_token(field: &str, raw: &str) -> Result<String, ValidationError> {
         return Err(ValidationError::new(field, "invalid", format!("{field} is not a value this service issued")));
     }
     Ok(raw.to_owned())
-}
-
-/// Lower-case hex SHA-256 of `value`: what stores keep instead of a secret token.
-fn sha256_hex(value: &str) -> String {
-    Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 macro_rules! random_token {
@@ -59,7 +53,7 @@ macro_rules! random_token {
 
             /// SHA-256 (lower-case hex, 64 characters): the only form stores keep.
             pub fn hash(&self) -> String {
-                sha256_hex(&self.0)
+                crate::digest::sha256_hex(self.0.as_bytes())
             }
 
             /// Constant-time equality (for comparing a cookie with a query value).

@@ -23,7 +23,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
-use sha2::{Digest as _, Sha256};
 use tracing::{info, instrument, warn};
 
 use crate::ports::{Clock, ContactEvent, CorpAuthorization, EventStore, StoreError, SuiteStore};
@@ -80,20 +79,15 @@ impl ContactChange {
         if let Some(id) = self.event_id.as_deref().filter(|id| !id.trim().is_empty()) {
             return id.to_owned();
         }
-        let mut hasher = Sha256::new();
-        let mut field = |value: &str| {
-            hasher.update(value.len().to_be_bytes());
-            hasher.update(value.as_bytes());
-        };
-        field(&self.event_type);
-        field(self.corp_id.as_str());
         let users: Vec<&str> = self.userids.iter().map(UserId::as_str).collect();
-        field(&users.join(","));
         let depts: Vec<String> = self.dept_ids.iter().map(ToString::to_string).collect();
-        field(&depts.join(","));
-        field(self.occurred_at.as_deref().unwrap_or_default());
-        let digest = hasher.finalize();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = domain::digest::sha256_hex_of_fields(&[
+            &self.event_type,
+            self.corp_id.as_str(),
+            &users.join(","),
+            &depts.join(","),
+            self.occurred_at.as_deref().unwrap_or_default(),
+        ]);
         format!("sha256:{hex}")
     }
 }
