@@ -152,8 +152,10 @@ pub struct Config {
     pub public_url: String,
     /// Storage.
     pub database: DatabaseConfig,
-    /// The DingTalk app (cloud and dev modes).
+    /// The DingTalk internal app (cloud and dev modes).
     pub dingtalk: DingTalkSection,
+    /// A third-party suite app (cloud and dev modes); optional, alone or with an internal app.
+    pub suite: SuiteSection,
     /// Service API access.
     pub api: ApiSection,
     /// Browser sessions.
@@ -207,6 +209,58 @@ pub struct DingTalkSection {
     pub scope: String,
     /// Timeout of every DingTalk call, in seconds (1–120).
     pub timeout_secs: u64,
+}
+
+/// `[suite]`: a third-party (ISV) suite app (API.md §0.4: Client ID = SuiteKey). Its corps and
+/// agent ids come from the authorization events pushed to `/dingtalk/events`, its corp tokens
+/// from the pushed `suite_ticket` (API.md §B.4, §B.5), so `[events]` must be configured with it.
+/// Hosts and timeout are `[dingtalk]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteSection {
+    /// SuiteKey (seed alias `DINGDING_SUIT_KEY`, taken when `suite_secret` is set).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub suite_key: Option<String>,
+    /// SuiteSecret (seed alias `DINGDING_SUITE_SECRET`).
+    pub suite_secret: Option<Secret>,
+    /// Corp-token endpoint: `v1` (`POST /v1.0/oauth2/corpAccessToken`, default) or `legacy`
+    /// (`service/get_corp_token` with the HMAC-SHA256 signature), API.md §B.4.
+    pub corp_token_api: String,
+    /// Corps a relay client (and dev mode's built-in client) may act for when it lists none:
+    /// authorized corp ids, e.g. `["ding123…"]`.
+    pub corp_ids: Vec<String>,
+}
+
+impl SuiteSection {
+    /// Whether a suite is configured (`suite_key` or `suite_secret` set).
+    pub fn is_configured(&self) -> bool {
+        self.suite_key.is_some() || self.suite_secret.is_some()
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.is_configured() {
+            return out;
+        }
+        if self.suite_key.as_deref().is_none_or(|k| k.trim().is_empty()) {
+            out.push(("suite.suite_key", "is required when [suite] is configured (or DINGDING_SUIT_KEY)".into()));
+        }
+        if self.suite_secret.as_ref().is_none_or(|s| s.expose().trim().is_empty()) {
+            out.push((
+                "suite.suite_secret",
+                "is required when [suite] is configured (or DINGDING_SUITE_SECRET)".into(),
+            ));
+        }
+        if !matches!(self.corp_token_api.as_str(), "v1" | "legacy") {
+            out.push(("suite.corp_token_api", format!("{:?} must be \"v1\" or \"legacy\"", self.corp_token_api)));
+        }
+        for corp in &self.corp_ids {
+            if let Err(e) = domain::CorpId::parse(corp) {
+                out.push(("suite.corp_ids", e.message));
+            }
+        }
+        out
+    }
 }
 
 /// `[api]`.
@@ -365,6 +419,9 @@ pub struct SeedAliases {
     /// `DINGDING_SECRET_PASSWORD`.
     #[serde(default)]
     pub secret_password: Option<Secret>,
+    /// `DINGDING_SUIT_KEY` (sic): the suite key, also the events owner key.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub suit_key: Option<String>,
 }
 
 impl Default for Config {
@@ -384,6 +441,12 @@ impl Default for Config {
                 corp_id: None,
                 scope: "openid".into(),
                 timeout_secs: 10,
+            },
+            suite: SuiteSection {
+                suite_key: None,
+                suite_secret: None,
+                corp_token_api: "v1".into(),
+                corp_ids: Vec::new(),
             },
             api: ApiSection { service_tokens: Vec::new() },
             session: SessionSection { ttl_secs: 7 * 24 * 3600 },
@@ -433,6 +496,7 @@ fn seed_aliases() -> Env {
             "DINGDING_TOKEN",
             "DINGDING_AES_KEY",
             "DINGDING_SUIT_KEY",
+            "DINGDING_SUITE_SECRET",
         ])
         .map(|key| match key.as_str().to_ascii_uppercase().as_str() {
             "DINGDING_DEPLOY_MODE" => "mode".into(),
@@ -442,7 +506,8 @@ fn seed_aliases() -> Env {
             "DINGDING_SECRET_PASSWORD" => "seed.secret_password".into(),
             "DINGDING_TOKEN" => "events.token".into(),
             "DINGDING_AES_KEY" => "events.aes_key".into(),
-            "DINGDING_SUIT_KEY" => "events.owner_key".into(),
+            "DINGDING_SUIT_KEY" => "seed.suit_key".into(),
+            "DINGDING_SUITE_SECRET" => "suite.suite_secret".into(),
             _ => "seed.sqlite_database_url".into(),
         })
 }
@@ -503,6 +568,16 @@ impl Config {
         if self.public_url.trim().is_empty() {
             self.public_url = format!("http://{}", self.bind);
         }
+        if self.suite.suite_key.is_none() && self.suite.suite_secret.is_some() {
+            self.suite.suite_key.clone_from(&self.seed.suit_key);
+        }
+        // Pushes are encrypted for the suite key, else the app key (API.md §E.1); a corp id
+        // (org-level registration) must be set explicitly.
+        if self.events.owner_key.is_none() && (self.events.token.is_some() || self.events.aes_key.is_some()) {
+            self.events.owner_key = [&self.seed.suit_key, &self.suite.suite_key, &self.dingtalk.app_key]
+                .into_iter()
+                .find_map(|k| k.clone().filter(|k| !k.trim().is_empty()));
+        }
         if self.cloud.base_url.trim().is_empty()
             && let Some(host) = &self.seed.cloud_host
         {
@@ -528,7 +603,8 @@ impl Config {
                         complete_url_origins: self.relay.seed_client_origins.clone(),
                     });
                 }
-                let default_corp: Vec<String> = self.dingtalk.corp_id.iter().cloned().collect();
+                let default_corp: Vec<String> =
+                    self.dingtalk.corp_id.iter().chain(&self.suite.corp_ids).cloned().collect();
                 for client in &mut self.relay.clients {
                     if client.corp_ids.is_empty() {
                         client.corp_ids.clone_from(&default_corp);
@@ -568,6 +644,9 @@ impl Config {
                     );
                 }
                 let d = &self.dingtalk;
+                // An internal app, a suite, or both: the internal app's keys are required unless
+                // only a suite is configured.
+                let internal = d.app_key.is_some() || d.app_secret.is_some() || d.agent_id.is_some();
                 let required = [
                     ("dingtalk.app_key", d.app_key.as_deref().is_some_and(|s| !s.trim().is_empty())),
                     ("dingtalk.app_secret", d.app_secret.as_ref().is_some_and(|s| !s.expose().trim().is_empty())),
@@ -575,10 +654,25 @@ impl Config {
                     ("dingtalk.corp_id", d.corp_id.as_deref().is_some_and(|s| !s.trim().is_empty())),
                 ];
                 for (key, present) in required {
-                    if !present {
+                    if !present && (internal || !self.suite.is_configured()) {
                         let env = format!("DINGBRIDGE_{}", key.to_ascii_uppercase().replace('.', "__"));
-                        problem(key, format!("is required in mode {} (set it in dingbridge.toml or {env})", self.mode));
+                        problem(
+                            key,
+                            format!(
+                                "is required in mode {} (set it in dingbridge.toml or {env}; or configure only a [suite])",
+                                self.mode
+                            ),
+                        );
                     }
+                }
+                for (key, message) in self.suite.problems() {
+                    problem(key, message);
+                }
+                if self.suite.is_configured() && !self.events.is_configured() {
+                    problem(
+                        "events",
+                        "[suite] needs [events] (token, aes_key): its suite_ticket and corp authorizations arrive as event pushes".into(),
+                    );
                 }
                 if let Some(agent_id) = d.agent_id
                     && agent_id <= 0
@@ -644,6 +738,9 @@ impl Config {
             }
         }
         if self.mode == Mode::Local {
+            if self.suite.is_configured() {
+                problem("suite", "must not be set in mode local: only the cloud holds DingTalk secrets".into());
+            }
             if self.events.is_configured() {
                 problem("events", "must not be set in mode local: DingTalk pushes events to the cloud".into());
             }
@@ -694,7 +791,10 @@ impl Config {
                 out.push((key("secret"), "must be at least 16 characters".into()));
             }
             if client.corp_ids.is_empty() {
-                out.push((key("corp_ids"), "must name at least one corp (or set dingtalk.corp_id)".into()));
+                out.push((
+                    key("corp_ids"),
+                    "must name at least one corp (or set dingtalk.corp_id / suite.corp_ids)".into(),
+                ));
             }
             for corp in &client.corp_ids {
                 if let Err(e) = domain::CorpId::parse(corp) {
@@ -878,7 +978,53 @@ mod tests {
             jail.set_env("DINGBRIDGE_EVENTS__TOKEN", "123456");
             let keys = problems_of(Config::load(None, &[]).unwrap_err());
             assert!(keys.contains(&"events.aes_key".to_owned()));
-            assert!(keys.contains(&"events.owner_key".to_owned()));
+            // The owner key defaults to the app key.
+            assert!(!keys.contains(&"events.owner_key".to_owned()), "{keys:?}");
+            jail.set_env("DINGBRIDGE_EVENTS__AES_KEY", "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij");
+            assert_eq!(Config::load(None, &[]).unwrap().events.owner_key.as_deref(), Some("dingappkey"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_suite_alone_or_with_an_internal_app() {
+        // The seed's .env: a suite with its callback keys, no internal app.
+        Jail::expect_with(|jail| {
+            jail.set_env("DINGBRIDGE_MODE", "cloud");
+            jail.set_env("DINGDING_SUIT_KEY", "suiteKEY123");
+            jail.set_env("DINGDING_SUITE_SECRET", "suite-secret");
+            jail.set_env("DINGDING_TOKEN", "123456");
+            jail.set_env("DINGDING_AES_KEY", "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij");
+            jail.set_env("DINGDING_SECRET_USER", "ruicore");
+            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            jail.set_env("DINGBRIDGE_RELAY__SEED_CLIENT_ORIGINS", r#"["https://sso.example.com"]"#);
+            jail.set_env("DINGBRIDGE_SUITE__CORP_IDS", r#"["dingcorpa"]"#);
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.suite.suite_key.as_deref(), Some("suiteKEY123"));
+            assert_eq!(config.events.owner_key.as_deref(), Some("suiteKEY123"));
+            assert_eq!(config.relay.clients[0].corp_ids, vec!["dingcorpa".to_owned()]);
+            assert!(config.dingtalk.app_key.is_none());
+            assert!(!config.redacted_json().contains("suite-secret"));
+            jail.set_env("DINGBRIDGE_SUITE__CORP_TOKEN_API", "v2");
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert_eq!(keys, vec!["suite.corp_token_api".to_owned()]);
+            Ok(())
+        });
+        // A suite needs its secret and the event callback; an internal app, once started, all its keys.
+        Jail::expect_with(|jail| {
+            jail.set_env("DINGBRIDGE_SUITE__SUITE_KEY", "suiteKEY123");
+            jail.set_env("DINGBRIDGE_DINGTALK__APP_KEY", "dingappkey");
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            for key in ["suite.suite_secret", "events", "dingtalk.app_secret", "dingtalk.agent_id", "dingtalk.corp_id"]
+            {
+                assert!(keys.contains(&key.to_owned()), "{key} missing from {keys:?}");
+            }
+            Ok(())
+        });
+        // Nothing at all: the internal app's keys are asked for.
+        Jail::expect_with(|_| {
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert!(keys.contains(&"dingtalk.app_key".to_owned()), "{keys:?}");
             Ok(())
         });
     }

@@ -17,7 +17,7 @@ use adapters::inbound::http::{
     RelayClientCredentials, RelayHttp,
 };
 use adapters::outbound::dingtalk::crypto::CallbackCrypto;
-use adapters::outbound::dingtalk::{DingTalkClient, DingTalkConfig};
+use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
 use adapters::outbound::postgres::PgStore;
 use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
 use adapters::outbound::sqlite::SqliteStore;
@@ -41,6 +41,7 @@ use application::usecases::local::{
 use domain::{AgentId, CorpId};
 use salvo::conn::{Acceptor, Listener as _, TcpListener};
 use salvo::prelude::*;
+use secrecy::SecretString;
 use tracing::{info, warn};
 
 pub use config::{Config, ConfigError, Mode};
@@ -77,21 +78,16 @@ impl Listener {
     }
 }
 
-fn dingtalk_config(config: &Config) -> anyhow::Result<DingTalkConfig> {
+/// The client settings for `client_id`/`client_secret` with `[dingtalk]`'s hosts, scope and timeout.
+fn dingtalk_config(config: &Config, client_id: String, client_secret: SecretString) -> DingTalkConfig {
     let d = &config.dingtalk;
-    let secret = d.app_secret.as_ref().context("dingtalk.app_secret is required")?.to_secret_string();
-    let mut dt = DingTalkConfig::new(
-        d.app_key.clone().context("dingtalk.app_key is required")?,
-        secret,
-        AgentId::new(d.agent_id.context("dingtalk.agent_id is required")?).context("dingtalk.agent_id")?,
-        CorpId::parse(d.corp_id.as_deref().unwrap_or_default()).context("dingtalk.corp_id")?,
-    );
+    let mut dt = DingTalkConfig::new(client_id, client_secret);
     dt.login_base.clone_from(&d.login_base);
     dt.api_base.clone_from(&d.api_base);
     dt.oapi_base.clone_from(&d.oapi_base);
     dt.scope.clone_from(&d.scope);
     dt.timeout = Duration::from_secs(d.timeout_secs);
-    Ok(dt)
+    dt
 }
 
 /// The shared outbound HTTP client: rustls, connect timeout, no redirects
@@ -354,19 +350,46 @@ fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
     Arc::new(Probes { checks: vec![("database", check)] })
 }
 
-/// The DingTalk app, as both ports, and the corp it serves.
+/// The DingTalk apps, as both ports, and the corps the built-in dev client may act for.
 struct DingTalk {
     idp: Arc<dyn IdentityProvider>,
     messenger: Arc<dyn Messenger>,
-    corp_id: CorpId,
+    corp_ids: Vec<CorpId>,
 }
 
-fn dingtalk(config: &Config) -> anyhow::Result<DingTalk> {
-    let dt = dingtalk_config(config)?;
-    dt.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let corp_id = dt.corp_id.clone();
-    let client = Arc::new(DingTalkClient::new(http_client(dt.timeout)?, dt));
-    Ok(DingTalk { idp: client.clone(), messenger: client, corp_id })
+/// The internal app of `[dingtalk]` and/or the suite of `[suite]` (validated by
+/// `Config::problems`). With both, the internal app signs people in and serves its
+/// corp; the suite serves the corps that authorized it.
+fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<DingTalk> {
+    let d = &config.dingtalk;
+    let http = http_client(Duration::from_secs(d.timeout_secs))?;
+    let mut clients = Vec::new();
+    let mut corp_ids = Vec::new();
+    if let Some(app_key) = d.app_key.clone().filter(|k| !k.trim().is_empty()) {
+        let secret = d.app_secret.as_ref().context("dingtalk.app_secret is required")?.to_secret_string();
+        let corp_id = CorpId::parse(d.corp_id.as_deref().unwrap_or_default()).context("dingtalk.corp_id")?;
+        let agent_id =
+            AgentId::new(d.agent_id.context("dingtalk.agent_id is required")?).context("dingtalk.agent_id")?;
+        let dt = dingtalk_config(config, app_key, secret);
+        dt.validate().map_err(|e| anyhow::anyhow!("dingtalk.{e}"))?;
+        corp_ids.push(corp_id.clone());
+        clients.push(DingTalkClient::new(http.clone(), dt, DingTalkApp::Internal { agent_id, corp_id }));
+    }
+    let s = &config.suite;
+    if let (Some(suite_key), Some(secret)) = (s.suite_key.clone(), s.suite_secret.as_ref()) {
+        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string());
+        dt.validate().map_err(|e| anyhow::anyhow!("suite: {e}"))?;
+        let corp_token_api = if s.corp_token_api == "legacy" { CorpTokenApi::Legacy } else { CorpTokenApi::V1 };
+        for corp in &s.corp_ids {
+            corp_ids.push(CorpId::parse(corp).context("suite.corp_ids")?);
+        }
+        info!(%suite_key, ?corp_token_api, "third-party suite app enabled");
+        clients.push(DingTalkClient::new(http, dt, DingTalkApp::Suite { suites, corp_token_api }));
+    }
+    let mut clients = clients.into_iter();
+    let login = clients.next().context("configure [dingtalk] (an internal app) or [suite] (a third-party suite)")?;
+    let apps = Arc::new(DingTalkApps::new(login, clients.collect()));
+    Ok(DingTalk { idp: apps.clone(), messenger: apps, corp_ids })
 }
 
 /// Builds the application for `config.mode`: opens storage (running
@@ -402,15 +425,15 @@ fn is_postgres(url: &str) -> bool {
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
-    let DingTalk { idp, messenger, corp_id } = dingtalk(config)?;
+    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
     let events = events_http(config, &store, &clock)?;
-    let client =
-        RelayClient { id: "dev".into(), corp_ids: vec![corp_id.clone()], complete_url_origins: vec![public.clone()] };
+    let default_corp = corp_ids.first().cloned();
+    let client = RelayClient { id: "dev".into(), corp_ids, complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
-    let (local, dispatcher) = local_http(&store, gateway, config, Some(corp_id));
+    let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
@@ -445,7 +468,7 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 }
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
-    let DingTalk { idp, messenger, .. } = dingtalk(config)?;
+    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
     let events = events_http(config, &store, &clock)?;

@@ -5,6 +5,11 @@
 //! (`{"msgtype":"text","text":{"content":"hi"}}`), so DingTalk's docs apply
 //! unchanged. [`MessageBody::parse`] is the only way to build one; a value
 //! that exists fits in one `asyncsend_v2` call.
+//!
+//! One type is dingbridge's own wrapper, not a DingTalk `msg`: `template`
+//! (`{"msgtype":"template","template":{"template_id":"…","data":{"var":"value"}}}`)
+//! is sent with `sendbytemplate` (API.md §D.1), the send third-party suite apps
+//! created after 2020-11-27 must use; `data` fills the template's variables.
 
 use serde_json::{Map, Value};
 
@@ -18,6 +23,10 @@ pub const MAX_MARKDOWN_CHARS: usize = 5000;
 pub const MAX_OA_FORM_ROWS: usize = 6;
 /// Recipients allowed with an OA status bar (API.md §D.2: ≤5 userids, no depts, not everyone).
 pub const MAX_STATUS_BAR_USERS: usize = 5;
+/// Longest template id, in characters (dingbridge's bound; DingTalk documents none in API.md).
+pub const MAX_TEMPLATE_ID_CHARS: usize = 64;
+/// Most template variables in one `template` body (dingbridge's bound).
+pub const MAX_TEMPLATE_VARIABLES: usize = 50;
 
 /// The `msgtype` of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +47,8 @@ pub enum MsgType {
     File,
     /// `voice` (by media id)
     Voice,
+    /// `template`: dingbridge's wrapper for `sendbytemplate` (template id + variables, API.md §D.1).
+    Template,
 }
 
 impl MsgType {
@@ -52,13 +63,24 @@ impl MsgType {
             Self::Image => "image",
             Self::File => "file",
             Self::Voice => "voice",
+            Self::Template => "template",
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::Text, Self::Markdown, Self::Link, Self::ActionCard, Self::Oa, Self::Image, Self::File, Self::Voice]
-            .into_iter()
-            .find(|t| t.as_str() == raw)
+        [
+            Self::Text,
+            Self::Markdown,
+            Self::Link,
+            Self::ActionCard,
+            Self::Oa,
+            Self::Image,
+            Self::File,
+            Self::Voice,
+            Self::Template,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == raw)
     }
 }
 
@@ -83,7 +105,7 @@ impl MessageBody {
                 "body.msgtype",
                 "invalid",
                 format!(
-                    "body.msgtype {raw_type:?} is not one of text, markdown, link, action_card, oa, image, file, voice"
+                    "body.msgtype {raw_type:?} is not one of text, markdown, link, action_card, oa, image, file, voice, template"
                 ),
             )
         })?;
@@ -126,6 +148,7 @@ impl MessageBody {
                     ));
                 }
             }
+            MsgType::Template => template(inner, &path)?,
         }
         let bytes = msg.to_string().len();
         if bytes > MAX_MSG_BYTES {
@@ -151,6 +174,19 @@ impl MessageBody {
     /// The `msg` object to send, exactly as validated.
     pub fn as_json(&self) -> &Value {
         &self.msg
+    }
+
+    /// For a `template` body: the template id and its variables as the JSON
+    /// *string* `sendbytemplate` takes in `data` (API.md §D.1; the Python
+    /// service sends `data` as a string too, seed-analysis §E6). `None` for
+    /// every other type.
+    pub fn template(&self) -> Option<(&str, String)> {
+        if self.msgtype != MsgType::Template {
+            return None;
+        }
+        let id = self.msg.pointer("/template/template_id").and_then(Value::as_str)?;
+        let data = self.msg.pointer("/template/data").map_or_else(|| "{}".to_owned(), Value::to_string);
+        Some((id, data))
     }
 
     /// Whether this is an `oa` body with a `status_bar`.
@@ -291,6 +327,42 @@ fn oa(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// `template`: `template_id` (letters, digits, `_`, `-`; ≤ 64 characters) and
+/// `data`, an object of up to 50 variables whose values are strings.
+fn template(inner: &Map<String, Value>, path: &str) -> Result<(), ValidationError> {
+    only_keys(inner, &["template_id", "data"], path)?;
+    let id = required_str(inner, "template_id", path, MAX_TEMPLATE_ID_CHARS)?;
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(ValidationError::new(
+            format!("{path}.template_id"),
+            "invalid",
+            format!("{path}.template_id may hold only letters, digits, '_' and '-'"),
+        ));
+    }
+    let data_path = format!("{path}.data");
+    let Some(data) = inner.get("data") else {
+        return Ok(());
+    };
+    let data = object(data, &data_path)?;
+    if data.len() > MAX_TEMPLATE_VARIABLES {
+        return Err(ValidationError::new(
+            &data_path,
+            "too_many",
+            format!("{data_path} has {} variables; at most {MAX_TEMPLATE_VARIABLES}", data.len()),
+        ));
+    }
+    for (name, value) in data {
+        let field = format!("{data_path}.{name}");
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(ValidationError::new(&field, "invalid", format!("{data_path} has an empty variable name")));
+        }
+        if !value.is_string() {
+            return Err(ValidationError::new(&field, "invalid", format!("{field} must be a string")));
+        }
+    }
+    Ok(())
+}
+
 fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ValidationError> {
     match value {
         Value::Object(map) => Ok(map),
@@ -355,6 +427,8 @@ mod tests {
             json!({"msgtype":"image","image":{"media_id":"@lADOADmaWMzazQKA"}}),
             json!({"msgtype":"file","file":{"media_id":"@lAz"}}),
             json!({"msgtype":"voice","voice":{"media_id":"@lAz","duration":"10"}}),
+            json!({"msgtype":"template","template":{"template_id":"tpl-1_a","data":{"message":"hi","url":"https://a.example"}}}),
+            json!({"msgtype":"template","template":{"template_id":"tpl1"}}),
         ];
         for body in bodies {
             let parsed = MessageBody::parse(&body);
@@ -391,6 +465,32 @@ mod tests {
             field_of(MessageBody::parse(&json!({"msgtype":"text","markdown":{"title":"t","text":"x"}}))),
             Some(("body.markdown".into(), "unknown_field"))
         );
+    }
+
+    #[test]
+    fn template_rules_and_data_as_a_string() {
+        let body = json!({"msgtype":"template","template":{"template_id":"tpl-1","data":{"message":"hi"}}});
+        let parsed = MessageBody::parse(&body).ok();
+        let template = parsed.as_ref().and_then(MessageBody::template);
+        assert_eq!(template, Some(("tpl-1", r#"{"message":"hi"}"#.to_owned())));
+        let bare = MessageBody::parse(&json!({"msgtype":"template","template":{"template_id":"t"}})).ok();
+        assert_eq!(bare.as_ref().and_then(MessageBody::template), Some(("t", "{}".to_owned())));
+        assert_eq!(MessageBody::text("x").ok().and_then(|b| b.template().map(|(id, _)| id.to_owned())), None);
+        let cases = [
+            (json!({"template_id":""}), "body.template.template_id", "required"),
+            (json!({"template_id":"a b"}), "body.template.template_id", "invalid"),
+            (json!({"data":{}}), "body.template.template_id", "required"),
+            (json!({"template_id":"t","data":{"n":1}}), "body.template.data.n", "invalid"),
+            (json!({"template_id":"t","data":[]}), "body.template.data", "invalid"),
+            (json!({"template_id":"t","extra":1}), "body.template.extra", "unknown_field"),
+        ];
+        for (inner, field, code) in cases {
+            let result = MessageBody::parse(&json!({"msgtype":"template","template":inner}));
+            assert_eq!(field_of(result), Some((field.to_owned(), code)), "{inner}");
+        }
+        let many: Map<String, Value> = (0..51).map(|i| (format!("v{i}"), json!("x"))).collect();
+        let result = MessageBody::parse(&json!({"msgtype":"template","template":{"template_id":"t","data":many}}));
+        assert_eq!(field_of(result), Some(("body.template.data".into(), "too_many")));
     }
 
     #[test]

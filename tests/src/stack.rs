@@ -28,6 +28,10 @@ pub struct StackOptions {
     /// Configure `[events]` with the fixture's first suite (token, aes_key, owner key = SuiteKey),
     /// so the emulator can push to `<base_url>/dingtalk/events`.
     pub events: bool,
+    /// Act as the fixture's first third-party suite instead of its internal app: `[suite]` with
+    /// the suite's key and secret and its authorized corps as `corp_ids`, and no `[dingtalk]` app
+    /// (implies `events`).
+    pub suite: bool,
 }
 
 impl StackOptions {
@@ -40,6 +44,7 @@ impl StackOptions {
             database,
             emulator: EmulatorConfig::default(),
             events: false,
+            suite: false,
         }
     }
 }
@@ -97,25 +102,82 @@ impl Stack {
         let public_url = format!("http://{}", listener.local_addr());
         let mut config =
             dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
-        if options.events {
+        if options.events || options.suite {
             let suite = options.emulator.fixture.suites.first().context("the emulator fixture has no suite")?;
             config.events.token = Some(Secret::from(suite.token.as_str()));
             config.events.aes_key = Some(Secret::from(suite.aes_key.as_str()));
             config.events.owner_key = Some(suite.suite_key.clone());
+            if options.suite {
+                config.dingtalk.app_key = None;
+                config.dingtalk.app_secret = None;
+                config.dingtalk.agent_id = None;
+                config.dingtalk.corp_id = None;
+                config.suite.suite_key = Some(suite.suite_key.clone());
+                config.suite.suite_secret = Some(Secret::from(suite.suite_secret.as_str()));
+                config.suite.corp_ids = suite.authorizations.iter().map(|a| a.corp_id.clone()).collect();
+            }
         }
-        let app = build(&config).await?;
+        let (stop, server) = Self::launch(&config, listener).await?;
+        Ok(Self { base_url: public_url, emulator, database: options.database, config, stop, server })
+    }
+
+    async fn launch(
+        config: &Config,
+        listener: Listener,
+    ) -> anyhow::Result<(Option<oneshot::Sender<()>>, Option<JoinHandle<()>>)> {
+        let app = build(config).await?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(app, listener, async move {
             let _ = stop_rx.await;
         }));
-        Ok(Self {
-            base_url: public_url,
-            emulator,
-            database: options.database,
-            config,
-            stop: Some(stop_tx),
-            server: Some(server),
-        })
+        Ok((Some(stop_tx), Some(server)))
+    }
+
+    /// For a stack started with `suite`: points the emulator's push target for the suite at
+    /// `<base_url>/dingtalk/events`, then has it push a fresh `suite_ticket` and an
+    /// `org_suite_auth` for every corp that authorized the suite — what DingTalk does when the
+    /// callback URL is saved and corps install the app (API.md §B.5, §E.6). Errors if a push is
+    /// not accepted.
+    pub async fn connect_suite(&self) -> anyhow::Result<()> {
+        let suite_key = self.config.suite.suite_key.clone().context("the stack was not started with suite")?;
+        let admin = self.emulator.base_url();
+        let http = reqwest::Client::new();
+        let post = |path: String, body: serde_json::Value| {
+            let request = http.post(format!("{admin}{path}")).json(&body);
+            async move {
+                let reply: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
+                anyhow::Ok(reply)
+            }
+        };
+        let url = format!("{}/dingtalk/events", self.base_url);
+        post("/_admin/callback".into(), serde_json::json!({"owner": "suite", "suite_key": suite_key, "url": url}))
+            .await?;
+        let ticket = post(format!("/_admin/suites/{suite_key}/ticket"), serde_json::json!({"push": true})).await?;
+        anyhow::ensure!(ticket["push"]["accepted"] == true, "suite_ticket push not accepted: {ticket}");
+        for corp_id in &self.config.suite.corp_ids {
+            let body = serde_json::json!({"suite_key": suite_key, "corp_id": corp_id});
+            let auth = post("/_admin/push/org_suite_auth".into(), body).await?;
+            anyhow::ensure!(auth["accepted"] == true, "org_suite_auth push for {corp_id} not accepted: {auth}");
+        }
+        Ok(())
+    }
+
+    /// Stops dingbridge gracefully and starts it again on the same database, on a new free port
+    /// (`base_url` and `config.public_url` change; the emulator keeps running). What survives is
+    /// what the database kept: nothing in memory (token caches) does.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let listener = Listener::bind("127.0.0.1:0").await?;
+        self.base_url = format!("http://{}", listener.local_addr());
+        self.config.public_url.clone_from(&self.base_url);
+        self.config.bind = listener.local_addr().to_string();
+        (self.stop, self.server) = Self::launch(&self.config, listener).await?;
+        Ok(())
     }
 
     /// Stops dingbridge and the emulator gracefully.

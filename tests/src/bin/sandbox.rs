@@ -25,6 +25,10 @@ struct Args {
     /// Emulator org fixture (JSON); default: the built-in org (tests/fixtures/org.json).
     #[arg(long)]
     fixture: Option<PathBuf>,
+    /// Act as the fixture's third-party suite app (suite tokens per authorized corp) instead of
+    /// its internal app; the emulator pushes the suite_ticket and the corps' authorizations at start.
+    #[arg(long)]
+    suite: bool,
 }
 
 #[tokio::main]
@@ -42,8 +46,12 @@ async fn main() -> anyhow::Result<()> {
         database: args.database,
         emulator: EmulatorConfig { fixture, ..EmulatorConfig::default() },
         events: true,
+        suite: args.suite,
     };
     let stack = Stack::start(options).await?;
+    if args.suite {
+        stack.connect_suite().await?;
+    }
     let base = &stack.base_url;
     let emu = stack.emulator.base_url();
     println!(

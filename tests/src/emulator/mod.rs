@@ -10,7 +10,7 @@
 //!   `POST /v1.0/oauth2/corpAccessToken` (§B.4);
 //! - oapi.dingtalk.com: `GET /gettoken` (§B.2), ISV `POST /service/get_corp_token` (§B.4),
 //!   `POST /topapi/user/getbyunionid` (§C.1), `POST /topapi/v2/user/get` (§C.2),
-//!   `POST /topapi/message/corpconversation/{asyncsend_v2,getsendprogress,getsendresult,recall}` (§D)
+//!   `POST /topapi/message/corpconversation/{asyncsend_v2,sendbytemplate,getsendprogress,getsendresult,recall}` (§D)
 //!   — with an internal-app token (main corp) or an ISV corp token (that corp only);
 //! - the event pusher (§E, §H item 6): the emulator POSTs signed, encrypted events to configured
 //!   callback URLs and verifies the encrypted `success` reply ([`pusher`], [`crypto`]);
@@ -220,6 +220,7 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
         ("POST", "/topapi/user/getbyunionid") => oapi::getbyunionid(emu, req),
         ("POST", "/topapi/v2/user/get") => oapi::user_get(emu, req),
         ("POST", "/topapi/message/corpconversation/asyncsend_v2") => oapi::asyncsend_v2(emu, req),
+        ("POST", "/topapi/message/corpconversation/sendbytemplate") => oapi::sendbytemplate(emu, req),
         ("POST", "/topapi/message/corpconversation/getsendprogress") => oapi::getsendprogress(emu, req),
         ("POST", "/topapi/message/corpconversation/getsendresult") => oapi::getsendresult(emu, req),
         ("POST", "/topapi/message/corpconversation/recall") => oapi::recall(emu, req),

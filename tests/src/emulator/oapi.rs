@@ -208,16 +208,52 @@ fn parse_msg(params: &Params) -> Result<Value, &'static str> {
 // real service may use other codes/messages for some of these).
 pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
-    let p = &call.params;
     // UNCONFIRMED: a missing or foreign agent_id → 400002 "agentId不合法" (wording borrowed from §D.5).
-    match p.int("agent_id") {
+    match call.params.int("agent_id") {
         Ok(Some(a)) if a == call.agent_id => {}
         _ => return invalid("agentId不合法"),
     }
-    let msg = match parse_msg(p) {
+    let msg = match parse_msg(&call.params) {
         Ok(m) => m,
         Err(why) => return invalid(why),
     };
+    deliver(emu, &call, msg)
+}
+
+// API.md §D.1 — `POST /topapi/message/corpconversation/sendbytemplate`, the send ISV apps created
+// after 2020-11-27 must use. API.md names only the endpoint; the body is the one the Python
+// service sends (seed-analysis §E6, observed against a stub): `{"agent_id","userid_list",
+// "template_id","data"}` with `data` a JSON string of the template's variables; recipients as in
+// asyncsend_v2 (dept_id_list / to_all_user accepted the same way, UNCONFIRMED). The response is
+// asyncsend_v2's `{"errcode":0,"task_id":N}` (the seed reads `task_id`). UNCONFIRMED: error codes;
+// a missing template_id or a `data` that is not a JSON object (string or inline) → 400002. Any
+// template id is accepted (the emulator has no template registry); internal-app tokens are
+// accepted too (API.md does not say they are refused). The recorded send's `msg` is
+// `{"template_id", "data": {…}}`.
+pub(crate) fn sendbytemplate(emu: &Emulator, req: &Incoming) -> Reply {
+    let call = auth_or_return!(emu, req);
+    match call.params.int("agent_id") {
+        Ok(Some(a)) if a == call.agent_id => {}
+        _ => return invalid("agentId不合法"),
+    }
+    let Some(template_id) = call.params.text("template_id") else {
+        return invalid("template_id不能为空");
+    };
+    let data = match call.params.value("data") {
+        None => Value::Object(Map::new()),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return invalid("data不是合法的JSON对象"),
+        },
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return invalid("data不是合法的JSON对象"),
+    };
+    deliver(emu, &call, json!({"template_id": template_id, "data": data}))
+}
+
+/// Resolves the recipients of a send (API.md §D.1), applies the §D.6 rules and records it.
+fn deliver(emu: &Emulator, call: &AppCall, msg: Value) -> Reply {
+    let p = &call.params;
     let userids = p.text("userid_list").map(|s| split_list(&s)).unwrap_or_default();
     if userids.len() > MAX_USERIDS {
         return invalid("userid_list长度超过100");

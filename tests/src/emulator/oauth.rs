@@ -25,9 +25,13 @@ pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
     let Some(client_id) = req.query("client_id").filter(|s| !s.is_empty()) else {
         return login_error("missing client_id");
     };
+    // API.md §A.1: `client_id` is the AppKey of an internal app or the SuiteKey of an ISV app.
+    // Suites have no registered redirect URLs in the fixture (any http(s) URL is accepted).
     let org = emu.org();
-    let Some(app) = org.app(client_id) else {
-        return login_error(&format!("unknown client_id {client_id}"));
+    let registered = match (org.app(client_id), org.suite(client_id)) {
+        (Some(app), _) => app.redirect_uris.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => return login_error(&format!("unknown client_id {client_id}")),
     };
     let Some(redirect_uri) = req.query("redirect_uri").filter(|s| !s.is_empty()) else {
         return login_error("missing redirect_uri");
@@ -36,7 +40,7 @@ pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
         return login_error("redirect_uri must be an http(s) URL");
     }
     // API.md §A.1: must match the app's registered redirect URL (empty list = accept any).
-    if !app.redirect_uris.is_empty() && !app.redirect_uris.iter().any(|u| u == redirect_uri) {
+    if !registered.is_empty() && !registered.iter().any(|u| u == redirect_uri) {
         return login_error("redirect_uri does not match the app's registered redirect URL");
     }
     if req.query("response_type") != Some("code") {
@@ -68,7 +72,7 @@ pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
         ConsentMode::Page => {
             let request_id = random_hex(16);
             emu.lock().pending.insert(request_id.clone(), pending);
-            consent_page(emu, &request_id, &app.app_key).with_header(
+            consent_page(emu, &request_id, client_id).with_header(
                 "set-cookie",
                 format!("{CONSENT_COOKIE}={request_id}; Path=/oauth2; HttpOnly; SameSite=Lax"),
             )
@@ -203,6 +207,15 @@ fn check_app(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Option<
     (Some(app.app_secret.as_str()) == secret).then(|| app.app_key.clone())
 }
 
+/// An OAuth client (API.md §A.3 `clientId`/`clientSecret`: AppKey/AppSecret or SuiteKey/SuiteSecret).
+fn check_client(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Option<String> {
+    check_app(emu, key, secret).or_else(|| {
+        let org = emu.org();
+        let suite = org.suite(key?)?;
+        (Some(suite.suite_secret.as_str()) == secret).then(|| suite.suite_key.clone())
+    })
+}
+
 // API.md §B.1 — `POST /v1.0/oauth2/accessToken` `{"appKey","appSecret"}` → `{"accessToken","expireIn"}`.
 pub(crate) fn app_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let body = match v1_json_body(req) {
@@ -243,7 +256,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let Some(app_key) = check_app(emu, str_field(&body, "clientId"), str_field(&body, "clientSecret")) else {
+    let Some(app_key) = check_client(emu, str_field(&body, "clientId"), str_field(&body, "clientSecret")) else {
         return invalid_client();
     };
     let ttl_ms = emu.inner.token_ttl_secs.saturating_mul(1000);

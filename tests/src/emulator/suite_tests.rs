@@ -628,6 +628,75 @@ async fn asyncsend_with_a_corp_token_uses_that_corps_agent() {
     e.running.stop().await;
 }
 
+#[tokio::test]
+async fn sendbytemplate_records_template_id_and_data() {
+    let e = env().await;
+    let c2 = e.corp_token(CORP2).await;
+    const TEMPLATE: &str = "/topapi/message/corpconversation/sendbytemplate";
+    let data = r#"{"message":"请审批","url":"https://erp.example/7"}"#;
+    let v = e
+        .topapi(
+            TEMPLATE,
+            &c2,
+            json!({"agent_id": 400002, "userid_list": "c2staff02,c2boss01", "template_id": "tpl-1", "data": data}),
+        )
+        .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert!(v["task_id"].is_u64());
+    for bad in [
+        json!({"agent_id": 400002, "userid_list": "c2staff02", "data": data}),
+        json!({"agent_id": 400002, "userid_list": "c2staff02", "template_id": "t", "data": "not json"}),
+        json!({"agent_id": 400002, "userid_list": "c2staff02", "template_id": "t", "data": "[1]"}),
+        json!({"agent_id": 400001, "userid_list": "c2staff02", "template_id": "t", "data": data}),
+        json!({"agent_id": 400002, "template_id": "t", "data": data}),
+    ] {
+        let v = e.topapi(TEMPLATE, &c2, bad.clone()).await;
+        assert_eq!(v["errcode"], 400002, "{bad} → {v}");
+    }
+    let sends = e.emu.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(
+        sends[0].msg,
+        json!({"template_id": "tpl-1", "data": {"message": "请审批", "url": "https://erp.example/7"}})
+    );
+    assert_eq!(sends[0].agent_id, 400002);
+    assert_eq!(sends[0].outcome.unread_user_id_list, vec!["c2staff02".to_owned(), "c2boss01".to_owned()]);
+    e.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_suite_is_an_oauth_client() {
+    let e = env().await;
+    e.emu.set_consent(ConsentMode::Approve { who: "manager4220".into() });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = http
+        .get(e.url("/oauth2/auth"))
+        .query(&[
+            ("redirect_uri", "http://127.0.0.1:1/cb"),
+            ("response_type", "code"),
+            ("client_id", SUITE_KEY),
+            ("scope", "openid"),
+            ("state", "s1"),
+            ("prompt", "consent"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let code = location.split("authCode=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let body = |secret: &str| json!({"clientId": SUITE_KEY, "clientSecret": secret, "code": code, "grantType": "authorization_code"});
+    assert_v1_error(e.post("/v1.0/oauth2/userAccessToken", body("wrong")).await, "invalidClientIdOrSecret").await;
+    let res = e.post("/v1.0/oauth2/userAccessToken", body(SUITE_SECRET)).await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert!(v["accessToken"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    // The suite is not an internal app: no app token for it (API.md §B.1 takes AppKey/AppSecret).
+    let res = e.post("/v1.0/oauth2/accessToken", json!({"appKey": SUITE_KEY, "appSecret": SUITE_SECRET})).await;
+    assert_v1_error(res, "invalidClientIdOrSecret").await;
+    e.running.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Event pusher
 

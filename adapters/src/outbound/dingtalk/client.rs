@@ -1,34 +1,45 @@
 //! The client itself: HTTP plumbing, the app token, the token retry.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use application::ports::UpstreamError;
+use application::ports::{SuiteStore, UpstreamError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use domain::{AgentId, CorpId};
+use hmac::{KeyInit, Mac};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::config::{DingTalkConfig, join};
+use super::config::{CorpTokenApi, DingTalkApp, DingTalkConfig, join};
 use super::errors::{CallError, decode_legacy, decode_v1};
 use super::token::{AppToken, FreshToken, TokenCache};
-use super::wire::{AppTokenRequest, AppTokenResponse, path};
+use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTokenResponse, path};
 
-/// DingTalk HTTP client for one internal enterprise app: implements
+/// DingTalk HTTP client for one app — an internal enterprise app or a
+/// third-party suite ([`DingTalkApp`]): implements
 /// [`application::ports::IdentityProvider`] (API.md §A, §C) and
 /// [`application::ports::Messenger`] (API.md §D).
 ///
-/// Cloning is cheap (one `Arc`); clones share the app-token cache. Every call
-/// uses [`DingTalkConfig::timeout`]. The app token (API.md §B.1) is fetched on
-/// first use, cached until `token_refresh_margin_secs` before its expiry, with
-/// at most one fetch in flight; a call whose token DingTalk refuses (API.md
-/// §G.2 token row) drops it, fetches a new one and is retried once, after
-/// which it fails with [`UpstreamError::TokenRejected`].
+/// Cloning is cheap (one `Arc`); clones share the token caches. Every call
+/// uses [`DingTalkConfig::timeout`]. Tokens are cached per corp until
+/// `token_refresh_margin_secs` before their expiry, with at most one fetch in
+/// flight per corp: the app token of an internal app (API.md §B.1), or for a
+/// suite each authorized corp's token (API.md §B.4, fetched with the suite's
+/// latest `suite_ticket`). A call whose token DingTalk refuses (API.md §G.2
+/// token row) drops it, fetches a new one and is retried once, after which it
+/// fails with [`UpstreamError::TokenRejected`].
 ///
-/// Failures map to [`UpstreamError`] (API.md §0.2, §0.3, §G.2): network
+/// A corp the app does not serve (another corp than an internal app's; a corp
+/// without an active authorization of the suite) fails with `CorpNotServed`.
+/// Other failures map to [`UpstreamError`] (API.md §0.2, §0.3, §G.2): network
 /// errors, timeouts, non-JSON or malformed bodies, errcode −1/400001, HTTP
-/// 5xx/429 → `Unavailable`; errcode 90001–90014/90017/90018 and HTTP 403
+/// 5xx/429, a suite without a `suite_ticket` yet, an unreadable suite store →
+/// `Unavailable`; errcode 90001–90014/90017/90018 and HTTP 403
 /// `Forbidden.AccessDenied.Qps*`/`Qpm*` → `Throttled`; anything else →
 /// `Rejected{code, message}` with DingTalk's code (the `sub_code` for errcode 88).
 #[derive(Clone)]
@@ -39,7 +50,43 @@ pub struct DingTalkClient {
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     pub(super) config: DingTalkConfig,
-    tokens: TokenCache,
+    access: Access,
+}
+
+/// How corps are served: the private side of [`DingTalkApp`], with token caches.
+enum Access {
+    Internal { agent_id: AgentId, corp_id: CorpId, tokens: Arc<TokenCache> },
+    Suite { suites: Arc<dyn SuiteStore>, api: CorpTokenApi, tokens: std::sync::Mutex<HashMap<CorpId, Arc<TokenCache>>> },
+}
+
+/// What calls for one served corp use.
+pub(super) struct Corp {
+    pub(super) corp_id: CorpId,
+    /// The agent id in that corp; `None` for a suite authorization that carried none.
+    pub(super) agent_id: Option<AgentId>,
+    tokens: Arc<TokenCache>,
+}
+
+impl Corp {
+    /// The agent id, or a permanent error naming the corp when the suite's
+    /// authorization did not carry one.
+    pub(super) fn agent_id(&self) -> Result<AgentId, UpstreamError> {
+        self.agent_id.ok_or_else(|| UpstreamError::Rejected {
+            code: "agent_id_unknown".to_owned(),
+            message: format!(
+                "the suite's agent id in corp {} is unknown (its authorization event carried none)",
+                self.corp_id
+            ),
+        })
+    }
+}
+
+/// Why a corp cannot be served.
+pub(super) enum CorpError {
+    /// Not this app's corp / no active authorization.
+    NotServed,
+    /// The suite store could not be read.
+    Upstream(UpstreamError),
 }
 
 impl fmt::Debug for DingTalkClient {
@@ -49,11 +96,20 @@ impl fmt::Debug for DingTalkClient {
 }
 
 impl DingTalkClient {
-    /// A client using `http` (share one `reqwest::Client` per process) and
-    /// `config`. Does no I/O; see [`DingTalkConfig::validate`] for start-up checks.
-    pub fn new(http: reqwest::Client, config: DingTalkConfig) -> Self {
-        let tokens = TokenCache::new(config.token_refresh_margin_secs);
-        Self { inner: Arc::new(Inner { http, config, tokens }) }
+    /// A client for `app` using `http` (share one `reqwest::Client` per process)
+    /// and `config`. Does no I/O; see [`DingTalkConfig::validate`] for start-up checks.
+    pub fn new(http: reqwest::Client, config: DingTalkConfig, app: DingTalkApp) -> Self {
+        let access = match app {
+            DingTalkApp::Internal { agent_id, corp_id } => Access::Internal {
+                agent_id,
+                corp_id,
+                tokens: Arc::new(TokenCache::new(config.token_refresh_margin_secs)),
+            },
+            DingTalkApp::Suite { suites, corp_token_api } => {
+                Access::Suite { suites, api: corp_token_api, tokens: std::sync::Mutex::new(HashMap::new()) }
+            }
+        };
+        Self { inner: Arc::new(Inner { http, config, access }) }
     }
 }
 
@@ -110,26 +166,117 @@ impl Inner {
         }
     }
 
-    /// Fetches an app token (API.md §B.1). A refusal (e.g. 400
-    /// `invalidClientIdOrSecret`) is `Rejected`; a token-class code cannot
-    /// apply to this endpoint and is reported as `Rejected` too.
-    async fn fetch_app_token(&self) -> Result<FreshToken, UpstreamError> {
-        let body =
-            AppTokenRequest { app_key: &self.config.app_key, app_secret: self.config.app_secret.expose_secret() };
-        let request = self.http.post(self.api_url(path::APP_TOKEN)).json(&body);
-        let (status, bytes) = self.execute(path::APP_TOKEN, request).await?;
-        let response: AppTokenResponse = decode_v1(status, &bytes, false).map_err(|e| match e {
-            CallError::Token { code, message } => UpstreamError::Rejected { code, message },
-            CallError::Upstream(e) => e,
-        })?;
-        if response.access_token.is_empty() {
-            return Err(UpstreamError::Unavailable("the token endpoint returned an empty accessToken".to_owned()));
+    /// The corp's token cache and agent id, if this app serves `corp_id`: an
+    /// internal app its one corp; a suite every corp whose authorization is
+    /// active (read from the suite store on every call, so a relieved
+    /// authorization stops being served at once and its cached token is dropped).
+    pub(super) async fn corp(&self, corp_id: &CorpId) -> Result<Corp, CorpError> {
+        match &self.access {
+            Access::Internal { agent_id, corp_id: served, tokens } if served == corp_id => {
+                Ok(Corp { corp_id: corp_id.clone(), agent_id: Some(*agent_id), tokens: tokens.clone() })
+            }
+            Access::Internal { .. } => Err(CorpError::NotServed),
+            Access::Suite { suites, tokens, .. } => {
+                let authorization = suites
+                    .authorization(&self.config.client_id, corp_id)
+                    .await
+                    .map_err(|e| CorpError::Upstream(UpstreamError::Unavailable(format!("suite store: {e}"))))?;
+                let mut caches = tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match authorization.filter(|a| a.active) {
+                    Some(authorization) => {
+                        let cache = caches
+                            .entry(corp_id.clone())
+                            .or_insert_with(|| Arc::new(TokenCache::new(self.config.token_refresh_margin_secs)))
+                            .clone();
+                        Ok(Corp { corp_id: corp_id.clone(), agent_id: authorization.agent_id, tokens: cache })
+                    }
+                    None => {
+                        caches.remove(corp_id);
+                        Err(CorpError::NotServed)
+                    }
+                }
+            }
         }
-        Ok(FreshToken { value: SecretString::from(response.access_token), expire_in: response.expire_in })
     }
 
-    async fn app_token(&self) -> Result<AppToken, UpstreamError> {
-        self.tokens.get(|| self.fetch_app_token()).await
+    /// Fetches a token for `corp_id`: the app token of an internal app (API.md
+    /// §B.1) or the suite's corp token (API.md §B.4). A refusal (e.g. 400
+    /// `invalidClientIdOrSecret`, `invalidSuiteTicket`, `invalidAuthInfo`) is
+    /// `Rejected`; a token-class code cannot apply to these endpoints and is
+    /// reported as `Rejected` too.
+    async fn fetch_token(&self, corp_id: &CorpId) -> Result<FreshToken, UpstreamError> {
+        let as_rejected = |e: CallError| match e {
+            CallError::Token { code, message } => UpstreamError::Rejected { code, message },
+            CallError::Upstream(e) => e,
+        };
+        let (token, expire_in) = match &self.access {
+            Access::Internal { .. } => {
+                let body = AppTokenRequest {
+                    app_key: &self.config.client_id,
+                    app_secret: self.config.client_secret.expose_secret(),
+                };
+                let request = self.http.post(self.api_url(path::APP_TOKEN)).json(&body);
+                let (status, bytes) = self.execute(path::APP_TOKEN, request).await?;
+                let response: AppTokenResponse = decode_v1(status, &bytes, false).map_err(as_rejected)?;
+                (response.access_token, response.expire_in)
+            }
+            Access::Suite { suites, api, .. } => {
+                let suite_key = &self.config.client_id;
+                let ticket = suites
+                    .ticket(suite_key)
+                    .await
+                    .map_err(|e| UpstreamError::Unavailable(format!("suite store: {e}")))?
+                    .ok_or_else(|| {
+                        UpstreamError::Unavailable(format!(
+                            "no suite_ticket received yet for suite {suite_key} (DingTalk pushes one about every 5 hours, API.md §B.5)"
+                        ))
+                    })?;
+                let secret = self.config.client_secret.expose_secret();
+                match api {
+                    CorpTokenApi::V1 => {
+                        let body = CorpTokenRequest {
+                            suite_key,
+                            suite_secret: secret,
+                            auth_corp_id: corp_id.as_str(),
+                            suite_ticket: &ticket.ticket,
+                        };
+                        let request = self.http.post(self.api_url(path::CORP_TOKEN)).json(&body);
+                        let (status, bytes) = self.execute(path::CORP_TOKEN, request).await?;
+                        let response: AppTokenResponse = decode_v1(status, &bytes, false).map_err(as_rejected)?;
+                        (response.access_token, response.expire_in)
+                    }
+                    CorpTokenApi::Legacy => {
+                        let timestamp = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map(|d| d.as_millis().to_string())
+                            .unwrap_or_default();
+                        let signature = legacy_signature(secret, &timestamp, &ticket.ticket)?;
+                        let query = [
+                            ("accessKey", suite_key.as_str()),
+                            ("timestamp", timestamp.as_str()),
+                            ("suiteTicket", ticket.ticket.as_str()),
+                            ("signature", signature.as_str()),
+                        ];
+                        let request = self
+                            .http
+                            .post(join(&self.config.oapi_base, path::LEGACY_CORP_TOKEN))
+                            .query(&query)
+                            .json(&serde_json::json!({ "auth_corpid": corp_id.as_str() }));
+                        let (status, bytes) = self.execute(path::LEGACY_CORP_TOKEN, request).await?;
+                        let response: LegacyTokenResponse = decode_legacy(status, &bytes).map_err(as_rejected)?;
+                        (response.access_token, response.expires_in)
+                    }
+                }
+            }
+        };
+        if token.is_empty() {
+            return Err(UpstreamError::Unavailable("the token endpoint returned an empty access token".to_owned()));
+        }
+        Ok(FreshToken { value: SecretString::from(token), expire_in })
+    }
+
+    async fn token(&self, corp: &Corp) -> Result<AppToken, UpstreamError> {
+        corp.tokens.get(|| self.fetch_token(&corp.corp_id)).await
     }
 
     /// One legacy call `POST {oapi_base}{endpoint}?access_token=T` with a JSON body.
@@ -148,24 +295,25 @@ impl Inner {
         decode_legacy(status, &bytes)
     }
 
-    /// A legacy `/topapi/*` call with the app token (API.md §0.3), retried
+    /// A legacy `/topapi/*` call with the corp's token (API.md §0.3), retried
     /// once with a new token if DingTalk refuses the token (API.md §G.2).
     pub(super) async fn oapi_post<T: DeserializeOwned>(
         &self,
+        corp: &Corp,
         endpoint: &'static str,
         body: &Value,
     ) -> Result<T, UpstreamError> {
-        let token = self.app_token().await?;
+        let token = self.token(corp).await?;
         match self.oapi_once(endpoint, &token, body).await {
             Ok(value) => Ok(value),
             Err(CallError::Upstream(error)) => Err(error),
             Err(CallError::Token { code, .. }) => {
-                tracing::debug!(endpoint, code = %code, "DingTalk refused the app token; fetching a new one and retrying once");
-                let fresh = self.tokens.renew(token.generation, || self.fetch_app_token()).await?;
+                tracing::debug!(endpoint, code = %code, corp_id = %corp.corp_id, "DingTalk refused the access token; fetching a new one and retrying once");
+                let fresh = corp.tokens.renew(token.generation, || self.fetch_token(&corp.corp_id)).await?;
                 match self.oapi_once(endpoint, &fresh, body).await {
                     Err(error @ CallError::Token { .. }) => {
-                        self.tokens.invalidate(fresh.generation).await;
-                        tracing::warn!(endpoint, "DingTalk refused a freshly fetched app token");
+                        corp.tokens.invalidate(fresh.generation).await;
+                        tracing::warn!(endpoint, corp_id = %corp.corp_id, "DingTalk refused a freshly fetched access token");
                         Err(error.into_upstream())
                     }
                     other => other.map_err(CallError::into_upstream),
@@ -173,4 +321,17 @@ impl Inner {
             }
         }
     }
+}
+
+/// The legacy ISV request signature (API.md §B.4):
+/// Base64(HMAC-SHA256(key = SuiteSecret, msg = timestamp + "\n" + suiteTicket)).
+/// Returned unencoded; the query encoder percent-encodes it (`+` → `%2B`, `/` → `%2F`, `=` → `%3D`).
+pub(super) fn legacy_signature(secret: &str, timestamp: &str, ticket: &str) -> Result<String, UpstreamError> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| {
+        UpstreamError::Rejected { code: "suite_secret".to_owned(), message: "unusable SuiteSecret".to_owned() }
+    })?;
+    mac.update(timestamp.as_bytes());
+    mac.update(b"\n");
+    mac.update(ticket.as_bytes());
+    Ok(STANDARD.encode(mac.finalize().into_bytes()))
 }

@@ -1,7 +1,11 @@
-//! Configuration of the DingTalk client: hosts, app credentials, timeouts.
+//! Configuration of the DingTalk client: hosts, app credentials, timeouts, and
+//! which app (internal or suite) it acts as.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use application::ports::SuiteStore;
 use domain::{AgentId, CorpId};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -19,10 +23,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (API.md §B.6 recommends 5–10 minutes).
 pub const DEFAULT_TOKEN_REFRESH_MARGIN_SECS: i64 = 300;
 
-/// Settings of [`super::DingTalkClient`] for one internal enterprise app, which
-/// serves exactly one corp. The bootstrap fills it from its own configuration.
+/// Settings of [`super::DingTalkClient`]: hosts, the app's OAuth client
+/// credentials, timeouts. Which corps the client serves, and with which token,
+/// is its [`DingTalkApp`]. The bootstrap fills both from its own configuration.
 ///
-/// `Debug` is safe to log: `app_secret` prints as `[REDACTED]`.
+/// `Debug` is safe to log: `client_secret` prints as `[REDACTED]`.
 #[derive(Debug, Clone)]
 pub struct DingTalkConfig {
     /// Browser OAuth host, e.g. `https://login.dingtalk.com` (a trailing `/` is allowed).
@@ -31,35 +36,79 @@ pub struct DingTalkConfig {
     pub api_base: String,
     /// Legacy API host (`/topapi/...`), e.g. `https://oapi.dingtalk.com` (a trailing `/` is allowed).
     pub oapi_base: String,
-    /// The app's Client ID (AppKey), API.md §0.4.
-    pub app_key: String,
-    /// The app's Client Secret (AppSecret); never logged.
-    pub app_secret: SecretString,
-    /// The app's `agent_id`, used for work notifications (API.md §D.1).
-    pub agent_id: AgentId,
-    /// The one corp this internal app serves; calls for any other corp fail with `CorpNotServed`.
-    pub corp_id: CorpId,
+    /// The app's Client ID: the AppKey of an internal app, the SuiteKey of a
+    /// third-party suite (API.md §0.4, §A.1).
+    pub client_id: String,
+    /// The app's Client Secret (AppSecret or SuiteSecret); never logged.
+    pub client_secret: SecretString,
     /// OAuth `scope` of the authorize URL: `openid` or `openid corpid` (API.md §A.1).
     pub scope: String,
     /// Timeout of every HTTP call (connect to end of body).
     pub timeout: Duration,
-    /// Seconds before the app token's expiry at which it is fetched again (API.md §B.6).
-    /// Negative values count as 0.
+    /// Seconds before a cached app or corp token's expiry at which it is fetched
+    /// again (API.md §B.6). Negative values count as 0.
     pub token_refresh_margin_secs: i64,
+}
+
+/// What the client acts as, and so which corps it serves and with which token.
+#[derive(Clone)]
+pub enum DingTalkApp {
+    /// An internal enterprise app (API.md §B.1): serves exactly `corp_id`,
+    /// sends work notifications as `agent_id`, uses the app token
+    /// (`POST /v1.0/oauth2/accessToken`) fetched with the client credentials.
+    Internal {
+        /// The app's AgentID (API.md §D.1).
+        agent_id: AgentId,
+        /// The one corp it serves; calls for any other corp fail with `CorpNotServed`.
+        corp_id: CorpId,
+    },
+    /// A third-party (ISV) suite app (API.md §B.4): serves every corp whose
+    /// authorization in `suites` is active, with that corp's token (fetched
+    /// with the suite credentials and the suite's latest `suite_ticket`) and the
+    /// suite's `agent_id` in that corp.
+    Suite {
+        /// Where the event callback stores suite tickets and authorizations.
+        suites: Arc<dyn SuiteStore>,
+        /// Which endpoint fetches corp tokens.
+        corp_token_api: CorpTokenApi,
+    },
+}
+
+impl fmt::Debug for DingTalkApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Internal { agent_id, corp_id } => {
+                f.debug_struct("Internal").field("agent_id", agent_id).field("corp_id", corp_id).finish()
+            }
+            Self::Suite { corp_token_api, .. } => {
+                f.debug_struct("Suite").field("corp_token_api", corp_token_api).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// The endpoint a suite uses for an authorized corp's token (API.md §B.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CorpTokenApi {
+    /// `POST {api_base}/v1.0/oauth2/corpAccessToken` with
+    /// `{suiteKey, suiteSecret, authCorpId, suiteTicket}` (the default).
+    #[default]
+    V1,
+    /// Legacy `POST {oapi_base}/service/get_corp_token?accessKey&timestamp&suiteTicket&signature`
+    /// with `{"auth_corpid"}`; `signature` = Base64(HMAC-SHA256(SuiteSecret, timestamp + "\n" + suiteTicket)).
+    Legacy,
 }
 
 impl DingTalkConfig {
     /// A configuration for the app with the default hosts, scope, timeout (10 s)
     /// and refresh margin (300 s).
-    pub fn new(app_key: impl Into<String>, app_secret: SecretString, agent_id: AgentId, corp_id: CorpId) -> Self {
+    pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             login_base: DEFAULT_LOGIN_BASE.to_owned(),
             api_base: DEFAULT_API_BASE.to_owned(),
             oapi_base: DEFAULT_OAPI_BASE.to_owned(),
-            app_key: app_key.into(),
-            app_secret,
-            agent_id,
-            corp_id,
+            client_id: client_id.into(),
+            client_secret,
             scope: DEFAULT_SCOPE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             token_refresh_margin_secs: DEFAULT_TOKEN_REFRESH_MARGIN_SECS,
@@ -67,8 +116,8 @@ impl DingTalkConfig {
     }
 
     /// Checks the values for start-up: the three base URLs must be absolute
-    /// `http`/`https` URLs, `app_key`, `app_secret` and `scope` non-empty, and
-    /// `timeout` non-zero. The error names the offending field.
+    /// `http`/`https` URLs, `client_id`, `client_secret` and `scope` non-empty,
+    /// and `timeout` non-zero. The error names the offending field.
     pub fn validate(&self) -> Result<(), DingTalkConfigError> {
         for (field, value) in
             [("login_base", &self.login_base), ("api_base", &self.api_base), ("oapi_base", &self.oapi_base)]
@@ -78,11 +127,11 @@ impl DingTalkConfig {
                 return Err(DingTalkConfigError::new(field, "must be an absolute http(s) URL"));
             }
         }
-        if self.app_key.trim().is_empty() {
-            return Err(DingTalkConfigError::new("app_key", "must not be empty"));
+        if self.client_id.trim().is_empty() {
+            return Err(DingTalkConfigError::new("client_id", "must not be empty"));
         }
-        if self.app_secret.expose_secret().trim().is_empty() {
-            return Err(DingTalkConfigError::new("app_secret", "must not be empty"));
+        if self.client_secret.expose_secret().trim().is_empty() {
+            return Err(DingTalkConfigError::new("client_secret", "must not be empty"));
         }
         if self.scope.trim().is_empty() {
             return Err(DingTalkConfigError::new("scope", "must not be empty"));
@@ -96,7 +145,7 @@ impl DingTalkConfig {
 
 /// A bad [`DingTalkConfig`] value, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dingtalk.{field} {message}")]
+#[error("{field} {message}")]
 pub struct DingTalkConfigError {
     /// The offending field, e.g. `api_base`.
     pub field: &'static str,

@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::DingTalkClient;
+use super::client::{Corp, CorpError};
 use super::config::join;
 use super::errors::{CallError, classify_http, decode_v1};
 use super::wire::{
@@ -61,14 +62,17 @@ fn user_token_error(status: StatusCode, body: &[u8]) -> IdentityError {
 }
 
 impl DingTalkClient {
-    fn check_corp(&self, corp_id: &CorpId) -> Result<(), IdentityError> {
-        if *corp_id == self.inner.config.corp_id { Ok(()) } else { Err(IdentityError::CorpNotServed(corp_id.clone())) }
+    async fn identity_corp(&self, corp_id: &CorpId) -> Result<Corp, IdentityError> {
+        self.inner.corp(corp_id).await.map_err(|e| match e {
+            CorpError::NotServed => IdentityError::CorpNotServed(corp_id.clone()),
+            CorpError::Upstream(e) => IdentityError::Upstream(e),
+        })
     }
 }
 
 #[async_trait]
 impl IdentityProvider for DingTalkClient {
-    /// `{login_base}/oauth2/auth?redirect_uri=..&response_type=code&client_id=<app_key>&scope=<scope>&state=..&prompt=consent`
+    /// `{login_base}/oauth2/auth?redirect_uri=..&response_type=code&client_id=<AppKey or SuiteKey>&scope=<scope>&state=..&prompt=consent`
     /// (API.md §A.1), form-URL-encoded (a space in `scope` becomes `+`).
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String {
         let config = &self.inner.config;
@@ -76,7 +80,7 @@ impl IdentityProvider for DingTalkClient {
         let params = [
             ("redirect_uri", redirect_uri),
             ("response_type", "code"),
-            ("client_id", config.app_key.as_str()),
+            ("client_id", config.client_id.as_str()),
             ("scope", config.scope.as_str()),
             ("state", state.expose()),
             ("prompt", "consent"),
@@ -103,8 +107,8 @@ impl IdentityProvider for DingTalkClient {
         let inner = &self.inner;
         let config = &inner.config;
         let body = UserTokenRequest {
-            client_id: &config.app_key,
-            client_secret: config.app_secret.expose_secret(),
+            client_id: &config.client_id,
+            client_secret: config.client_secret.expose_secret(),
             code: code.expose(),
             grant_type: "authorization_code",
         };
@@ -141,14 +145,14 @@ impl IdentityProvider for DingTalkClient {
     }
 
     /// `POST /topapi/user/getbyunionid` `{"unionid":..}` → `result.userid`
-    /// (API.md §C.1). Errors: `CorpNotServed` for a corp other than the
-    /// configured one; `NotMember` for errcode 60121; `Upstream` otherwise
+    /// (API.md §C.1) with the corp's token. Errors: `CorpNotServed` for a corp
+    /// the app does not serve; `NotMember` for errcode 60121; `Upstream` otherwise
     /// (a missing or invalid `userid` is `Unavailable`).
     async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError> {
-        self.check_corp(corp_id)?;
+        let corp = self.identity_corp(corp_id).await?;
         let response: GetByUnionIdResponse = self
             .inner
-            .oapi_post(path::GET_BY_UNIONID, &json!({ "unionid": union_id.as_str() }))
+            .oapi_post(&corp, path::GET_BY_UNIONID, &json!({ "unionid": union_id.as_str() }))
             .await
             .map_err(member_error)?;
         UserId::parse(&response.result.userid)
@@ -160,10 +164,10 @@ impl IdentityProvider for DingTalkClient {
     /// dept_id_list (non-positive ids dropped), active. Empty strings become
     /// `None`. Errors as [`IdentityProvider::find_userid`].
     async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError> {
-        self.check_corp(corp_id)?;
+        let corp = self.identity_corp(corp_id).await?;
         let response: UserGetResponse = self
             .inner
-            .oapi_post(path::USER_GET, &json!({ "userid": userid.as_str(), "language": "zh_CN" }))
+            .oapi_post(&corp, path::USER_GET, &json!({ "userid": userid.as_str(), "language": "zh_CN" }))
             .await
             .map_err(member_error)?;
         let user = response.result;

@@ -6,17 +6,26 @@ use domain::{Batch, CorpId, DeptId, Forbidden, MessageBody, SendProgress, SendRe
 use serde_json::{Map, Value, json};
 
 use super::DingTalkClient;
+use super::client::{Corp, CorpError};
 use super::wire::{AsyncSendResponse, Empty, ProgressResponse, SendResultResponse, SendResultWire, path};
 
 impl DingTalkClient {
-    fn check_messenger_corp(&self, corp_id: &CorpId) -> Result<(), MessengerError> {
-        if *corp_id == self.inner.config.corp_id { Ok(()) } else { Err(MessengerError::CorpNotServed(corp_id.clone())) }
+    /// The served corp and its agent id (API.md §D.1).
+    async fn messenger_corp(&self, corp_id: &CorpId) -> Result<(Corp, i64), MessengerError> {
+        let corp = self.inner.corp(corp_id).await.map_err(|e| match e {
+            CorpError::NotServed => MessengerError::CorpNotServed(corp_id.clone()),
+            CorpError::Upstream(e) => MessengerError::Upstream(e),
+        })?;
+        let agent_id = corp.agent_id()?.get();
+        Ok((corp, agent_id))
     }
 }
 
 /// The `asyncsend_v2` body (API.md §D.1): `agent_id` as a number,
 /// `userid_list`/`dept_id_list` comma-joined and omitted when empty,
-/// `to_all_user` only when true, `msg` as a JSON object.
+/// `to_all_user` only when true, `msg` as a JSON object. For a `template`
+/// body, the `sendbytemplate` body instead: the same recipient fields,
+/// `template_id`, and `data` as a JSON string (seed-analysis §E6).
 fn send_body(agent_id: i64, batch: &Batch, body: &MessageBody) -> Value {
     let mut map = Map::new();
     map.insert("agent_id".to_owned(), json!(agent_id));
@@ -31,7 +40,15 @@ fn send_body(agent_id: i64, batch: &Batch, body: &MessageBody) -> Value {
     if batch.to_all() {
         map.insert("to_all_user".to_owned(), Value::Bool(true));
     }
-    map.insert("msg".to_owned(), body.as_json().clone());
+    match body.template() {
+        Some((template_id, data)) => {
+            map.insert("template_id".to_owned(), Value::String(template_id.to_owned()));
+            map.insert("data".to_owned(), Value::String(data));
+        }
+        None => {
+            map.insert("msg".to_owned(), body.as_json().clone());
+        }
+    }
     Value::Object(map)
 }
 
@@ -83,14 +100,17 @@ fn send_result(wire: SendResultWire) -> SendResult {
 
 #[async_trait]
 impl Messenger for DingTalkClient {
-    /// `POST /topapi/message/corpconversation/asyncsend_v2` (API.md §D.1) with
-    /// the configured `agent_id` → `task_id`. Errors: `CorpNotServed` for a
-    /// corp other than the configured one; `Upstream` otherwise (a missing or
-    /// non-positive `task_id` is `Unavailable`).
+    /// `POST /topapi/message/corpconversation/asyncsend_v2` (API.md §D.1), or
+    /// `.../sendbytemplate` for a `template` body, with the corp's token and
+    /// `agent_id` → `task_id`. Errors: `CorpNotServed` for a corp the app does
+    /// not serve; `Upstream(Rejected{code: "agent_id_unknown"})` for a suite
+    /// corp whose authorization carried no agent id; `Upstream` otherwise (a
+    /// missing or non-positive `task_id` is `Unavailable`).
     async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError> {
-        self.check_messenger_corp(corp_id)?;
-        let request = send_body(self.inner.config.agent_id.get(), batch, body);
-        let response: AsyncSendResponse = self.inner.oapi_post(path::ASYNC_SEND, &request).await?;
+        let (corp, agent_id) = self.messenger_corp(corp_id).await?;
+        let request = send_body(agent_id, batch, body);
+        let endpoint = if body.template().is_some() { path::SEND_BY_TEMPLATE } else { path::ASYNC_SEND };
+        let response: AsyncSendResponse = self.inner.oapi_post(&corp, endpoint, &request).await?;
         TaskId::new(response.task_id)
             .map_err(|_| UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into())
     }
@@ -98,9 +118,9 @@ impl Messenger for DingTalkClient {
     /// `POST .../getsendprogress` `{agent_id, task_id}` (API.md §D.3) →
     /// `percent` = `progress_in_percent` clamped to 0–100, `done` = `status == 2`.
     async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
-        self.check_messenger_corp(corp_id)?;
-        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "task_id": task_id.get() });
-        let response: ProgressResponse = self.inner.oapi_post(path::SEND_PROGRESS, &request).await?;
+        let (corp, agent_id) = self.messenger_corp(corp_id).await?;
+        let request = json!({ "agent_id": agent_id, "task_id": task_id.get() });
+        let response: ProgressResponse = self.inner.oapi_post(&corp, path::SEND_PROGRESS, &request).await?;
         let percent = u8::try_from(response.progress.progress_in_percent.clamp(0, 100)).unwrap_or(100);
         Ok(SendProgress { percent, done: response.progress.status == 2 })
     }
@@ -108,18 +128,18 @@ impl Messenger for DingTalkClient {
     /// `POST .../getsendresult` `{agent_id, task_id}` (API.md §D.4); absent
     /// lists are empty; invalid ids are skipped (logged).
     async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
-        self.check_messenger_corp(corp_id)?;
-        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "task_id": task_id.get() });
-        let response: SendResultResponse = self.inner.oapi_post(path::SEND_RESULT, &request).await?;
+        let (corp, agent_id) = self.messenger_corp(corp_id).await?;
+        let request = json!({ "agent_id": agent_id, "task_id": task_id.get() });
+        let response: SendResultResponse = self.inner.oapi_post(&corp, path::SEND_RESULT, &request).await?;
         Ok(send_result(response.send_result))
     }
 
     /// `POST .../recall` `{agent_id, msg_task_id}` (API.md §D.5). After 24 h
     /// DingTalk answers a permanent error (`Upstream(Rejected)`).
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
-        self.check_messenger_corp(corp_id)?;
-        let request = json!({ "agent_id": self.inner.config.agent_id.get(), "msg_task_id": task_id.get() });
-        let _: Empty = self.inner.oapi_post(path::RECALL, &request).await?;
+        let (corp, agent_id) = self.messenger_corp(corp_id).await?;
+        let request = json!({ "agent_id": agent_id, "msg_task_id": task_id.get() });
+        let _: Empty = self.inner.oapi_post(&corp, path::RECALL, &request).await?;
         Ok(())
     }
 }

@@ -1,15 +1,20 @@
 //! The DingTalk HTTP client (API.md §A–§D, §G): implements
 //! [`application::ports::IdentityProvider`] and [`application::ports::Messenger`]
-//! for one internal enterprise app serving one corp.
+//! for an internal enterprise app (one corp) or a third-party suite (every
+//! corp that authorized it).
 //!
-//! - [`DingTalkConfig`]: hosts, app credentials, timeout, token refresh margin.
+//! - [`DingTalkConfig`]: hosts, the app's client credentials, timeout, token refresh margin.
+//! - [`DingTalkApp`]: internal app (agent id, corp) or suite (suite store, corp-token endpoint).
 //! - [`DingTalkClient`]: the client; cheap to clone; caches the app token
-//!   (API.md §B.1) with a single fetch in flight and retries a call once after
-//!   a token error (API.md §G.2).
+//!   (API.md §B.1) or each corp's suite token (§B.4) with a single fetch in
+//!   flight and retries a call once after a token error (API.md §G.2).
+//! - [`DingTalkApps`]: several clients as one: the first signs people in,
+//!   each corp is served by the first client that serves it.
 //!
 //! Wire shapes stay private to this module. Nothing here logs a token, the
 //! app secret, or a URL carrying `access_token`.
 
+mod apps;
 mod client;
 mod config;
 pub mod crypto;
@@ -20,13 +25,16 @@ mod messenger;
 mod token;
 mod wire;
 
+pub use apps::DingTalkApps;
 pub use client::DingTalkClient;
 pub use config::{
-    DEFAULT_API_BASE, DEFAULT_LOGIN_BASE, DEFAULT_OAPI_BASE, DEFAULT_SCOPE, DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_REFRESH_MARGIN_SECS, DingTalkConfig, DingTalkConfigError,
+    CorpTokenApi, DEFAULT_API_BASE, DEFAULT_LOGIN_BASE, DEFAULT_OAPI_BASE, DEFAULT_SCOPE, DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_REFRESH_MARGIN_SECS, DingTalkApp, DingTalkConfig, DingTalkConfigError,
 };
 
 #[cfg(test)]
 mod stub;
+#[cfg(test)]
+mod suite_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::stub::{Reply, Seen, Stub, StubBuilder};
 use super::wire::path;
-use super::{DingTalkClient, DingTalkConfig};
+use super::{DingTalkApp, DingTalkClient, DingTalkConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -39,7 +39,7 @@ fn corp() -> Result<CorpId, domain::ValidationError> {
 }
 
 fn config(stub: &Stub) -> Result<DingTalkConfig, domain::ValidationError> {
-    let mut config = DingTalkConfig::new("dingappkey", SecretString::from(SECRET), AgentId::new(300001)?, corp()?);
+    let mut config = DingTalkConfig::new("dingappkey", SecretString::from(SECRET));
     config.login_base = stub.base();
     config.api_base = format!("{}/", stub.base());
     config.oapi_base = stub.base();
@@ -47,8 +47,13 @@ fn config(stub: &Stub) -> Result<DingTalkConfig, domain::ValidationError> {
     Ok(config)
 }
 
+fn internal() -> DingTalkApp {
+    #[allow(clippy::expect_used)]
+    DingTalkApp::Internal { agent_id: AgentId::new(300001).expect("agent id"), corp_id: corp().expect("corp id") }
+}
+
 fn client_with(config: DingTalkConfig) -> DingTalkClient {
-    DingTalkClient::new(reqwest::Client::new(), config)
+    DingTalkClient::new(reqwest::Client::new(), config, internal())
 }
 
 fn client(stub: &Stub) -> Result<DingTalkClient, domain::ValidationError> {
@@ -654,16 +659,16 @@ async fn debug_output_hides_the_secret() -> TestResult {
 
 #[test]
 fn config_validation_names_the_field() -> TestResult {
-    let mut config = DingTalkConfig::new("k", SecretString::from("s"), AgentId::new(1)?, corp()?);
+    let mut config = DingTalkConfig::new("k", SecretString::from("s"));
     assert_eq!(config.validate(), Ok(()));
     config.api_base = "api.dingtalk.com".into();
     assert_eq!(config.validate().map_err(|e| e.field), Err("api_base"));
     config.api_base = super::DEFAULT_API_BASE.into();
-    config.app_secret = SecretString::from(" ");
-    assert_eq!(config.validate().map_err(|e| e.field), Err("app_secret"));
-    config.app_secret = SecretString::from("s");
+    config.client_secret = SecretString::from(" ");
+    assert_eq!(config.validate().map_err(|e| e.field), Err("client_secret"));
+    config.client_secret = SecretString::from("s");
     config.timeout = Duration::ZERO;
-    assert_eq!(config.validate().map_err(|e| e.to_string()), Err("dingtalk.timeout must be greater than zero".into()));
+    assert_eq!(config.validate().map_err(|e| e.to_string()), Err("timeout must be greater than zero".into()));
     Ok(())
 }
 

@@ -4,14 +4,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Paths of the endpoints used (API.md §A.3, §A.4, §B.1, §C.1, §C.2, §D.1, §D.3–§D.5).
+/// Paths of the endpoints used (API.md §A.3, §A.4, §B.1, §B.4, §C.1, §C.2, §D.1, §D.3–§D.5).
 pub(super) mod path {
     pub const APP_TOKEN: &str = "/v1.0/oauth2/accessToken";
+    pub const CORP_TOKEN: &str = "/v1.0/oauth2/corpAccessToken";
+    pub const LEGACY_CORP_TOKEN: &str = "/service/get_corp_token";
     pub const USER_TOKEN: &str = "/v1.0/oauth2/userAccessToken";
     pub const USERS_ME: &str = "/v1.0/contact/users/me";
     pub const GET_BY_UNIONID: &str = "/topapi/user/getbyunionid";
     pub const USER_GET: &str = "/topapi/v2/user/get";
     pub const ASYNC_SEND: &str = "/topapi/message/corpconversation/asyncsend_v2";
+    pub const SEND_BY_TEMPLATE: &str = "/topapi/message/corpconversation/sendbytemplate";
     pub const SEND_PROGRESS: &str = "/topapi/message/corpconversation/getsendprogress";
     pub const SEND_RESULT: &str = "/topapi/message/corpconversation/getsendresult";
     pub const RECALL: &str = "/topapi/message/corpconversation/recall";
@@ -32,6 +35,26 @@ pub(super) struct AppTokenResponse {
     pub access_token: String,
     #[serde(default)]
     pub expire_in: i64,
+}
+
+/// `POST /v1.0/oauth2/corpAccessToken` request (API.md §B.4); the response
+/// has the [`AppTokenResponse`] shape `{accessToken, expireIn}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CorpTokenRequest<'a> {
+    pub suite_key: &'a str,
+    pub suite_secret: &'a str,
+    pub auth_corp_id: &'a str,
+    pub suite_ticket: &'a str,
+}
+
+/// Legacy `service/get_corp_token` response (API.md §B.4):
+/// `{"access_token","errcode":0,"errmsg":"ok","expires_in":7200}`.
+#[derive(Deserialize)]
+pub(super) struct LegacyTokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: i64,
 }
 
 /// `POST /v1.0/oauth2/userAccessToken` request (API.md §A.3).
