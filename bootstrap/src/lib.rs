@@ -224,13 +224,27 @@ fn events_http<S: CloudStores>(
         return Ok(None);
     };
     let window = Duration::from_secs(u64::try_from(ev.window_secs).context("events.window_secs")?);
-    let crypto = CallbackCrypto::new(token.expose(), aes_key.expose(), owner_key)
-        .map_err(|e| anyhow::anyhow!("events: {e}"))?
-        .with_window(window);
-    info!(owner_key = %owner_key, "DingTalk event callback enabled at /dingtalk/events");
+    // Pushes may be encrypted for any identity of this deployment (API.md §E.1): the configured
+    // owner key first, then the suite key, the app key and the corp id. With the same token and
+    // EncodingAESKey in both consoles, an internal app and a suite share the endpoint.
+    let mut owners: Vec<&str> = vec![owner_key.as_str()];
+    for key in [&config.suite.suite_key, &config.dingtalk.app_key, &config.dingtalk.corp_id].into_iter().flatten() {
+        if !key.trim().is_empty() && !owners.contains(&key.as_str()) {
+            owners.push(key);
+        }
+    }
+    let cryptos = owners
+        .iter()
+        .map(|owner| {
+            CallbackCrypto::new(token.expose(), aes_key.expose(), owner)
+                .map(|c| c.with_window(window))
+                .map_err(|e| anyhow::anyhow!("events: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    info!(owner_keys = ?owners, "DingTalk event callback enabled at /dingtalk/events");
     Ok(Some(Arc::new(EventsHttp {
         handle_events: HandleEvents::new(store.clone(), store.clone(), clock.clone(), ev.window_secs),
-        cryptos: vec![crypto],
+        cryptos,
         clock: clock.clone(),
     })))
 }

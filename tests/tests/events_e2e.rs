@@ -202,3 +202,50 @@ async fn forged_stale_and_replayed_pushes_are_refused_and_store_nothing() {
     assert_eq!(res.status().as_u16(), 400);
     env.stack.stop_and_clean().await;
 }
+
+#[tokio::test]
+async fn the_internal_app_and_the_suite_share_the_endpoint() {
+    // The internal app's org-level subscription (owner key = corp id) configured with the same
+    // token and EncodingAESKey as the suite: both kinds of push are accepted at one URL.
+    let env = Env::start().await;
+    let url = format!("{}/dingtalk/events", env.stack.base_url);
+    let out = env
+        .post(
+            "/_admin/callback",
+            json!({"owner": "app", "url": url, "token": TOKEN, "aes_key": AES_KEY, "owner_key": CORP_1}),
+        )
+        .await;
+    assert_eq!(out["ok"], true, "{out}");
+    let target = out["target"].as_str().unwrap().to_owned();
+    env.push(
+        "/_admin/push/contact",
+        json!({"target": target, "event_type": "user_modify_org", "corp_id": CORP_1, "user_ids": ["u7"]}),
+    )
+    .await;
+    env.push(
+        "/_admin/push/contact",
+        json!({"target": SUITE, "event_type": "user_modify_org", "corp_id": CORP_2, "user_ids": ["u8"]}),
+    )
+    .await;
+    let store = env.store().await;
+    let feed = store.read_after(&[corp(CORP_1), corp(CORP_2)], 0, 10).await.unwrap();
+    let users: Vec<&str> = feed.iter().flat_map(|e| e.event.userids.iter().map(|u| u.as_str())).collect();
+    assert_eq!(users, ["u7", "u8"]);
+    // A subscription for someone else (another corp id as owner) is still refused.
+    let out = env
+        .post(
+            "/_admin/callback",
+            json!({"owner": "app", "url": url, "token": TOKEN, "aes_key": AES_KEY, "owner_key": "dingsomeoneelse"}),
+        )
+        .await;
+    assert_eq!(out["ok"], true, "{out}");
+    let refused = env
+        .post(
+            "/_admin/push/contact",
+            json!({"target": target, "event_type": "user_modify_org", "corp_id": CORP_1, "user_ids": ["u9"]}),
+        )
+        .await;
+    assert_eq!(refused["accepted"], false, "{refused}");
+    assert_eq!(store.read_after(&[corp(CORP_1)], 0, 10).await.unwrap().len(), 1);
+    env.stack.stop_and_clean().await;
+}
