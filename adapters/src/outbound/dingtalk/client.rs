@@ -232,7 +232,7 @@ impl Inner {
                         ))
                     })?;
                 let secret = self.config.client_secret.expose_secret();
-                match api {
+                let fetched = match api {
                     CorpTokenApi::V1 => {
                         let body = CorpTokenRequest {
                             suite_key,
@@ -242,8 +242,9 @@ impl Inner {
                         };
                         let request = self.http.post(self.api_url(path::CORP_TOKEN)).json(&body);
                         let (status, bytes) = self.execute(path::CORP_TOKEN, request).await?;
-                        let response: AppTokenResponse = decode_v1(status, &bytes, false).map_err(as_rejected)?;
-                        (response.access_token, response.expire_in)
+                        decode_v1::<AppTokenResponse>(status, &bytes, false)
+                            .map(|r| (r.access_token, r.expire_in))
+                            .map_err(as_rejected)
                     }
                     CorpTokenApi::Legacy => {
                         let timestamp = SystemTime::now()
@@ -263,10 +264,12 @@ impl Inner {
                             .query(&query)
                             .json(&serde_json::json!({ "auth_corpid": corp_id.as_str() }));
                         let (status, bytes) = self.execute(path::LEGACY_CORP_TOKEN, request).await?;
-                        let response: LegacyTokenResponse = decode_legacy(status, &bytes).map_err(as_rejected)?;
-                        (response.access_token, response.expires_in)
+                        decode_legacy::<LegacyTokenResponse>(status, &bytes)
+                            .map(|r| (r.access_token, r.expires_in))
+                            .map_err(as_rejected)
                     }
-                }
+                };
+                fetched.map_err(|e| stale_ticket(e, suite_key))?
             }
         };
         if token.is_empty() {
@@ -320,6 +323,21 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// DingTalk's refusal of the stored `suite_ticket` (v1 `invalidSuiteTicket`, legacy 40085 "不存在的
+/// suiteticket", API.md §B.4, §G.2): a newer ticket exists and DingTalk re-pushes until it is
+/// accepted (§B.5), so this is `Unavailable` — sends wait for it — rather than a permanent refusal.
+fn stale_ticket(error: UpstreamError, suite_key: &str) -> UpstreamError {
+    match error {
+        UpstreamError::Rejected { code, message } if code == "invalidSuiteTicket" || code == "40085" => {
+            tracing::warn!(%suite_key, %code, "DingTalk refused the stored suite_ticket; waiting for the next push");
+            UpstreamError::Unavailable(format!(
+                "DingTalk refused the stored suite_ticket of suite {suite_key} ({code} {message}); waiting for the next push"
+            ))
+        }
+        other => other,
     }
 }
 

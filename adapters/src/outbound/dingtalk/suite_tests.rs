@@ -262,7 +262,7 @@ async fn without_a_suite_ticket_calls_wait_as_unavailable() -> TestResult {
 }
 
 #[tokio::test]
-async fn a_refused_suite_ticket_is_rejected_with_dingtalks_code() -> TestResult {
+async fn a_refused_suite_ticket_waits_for_the_next_push() -> TestResult {
     let stub = StubBuilder::new()
         .on(path::CORP_TOKEN, |_, _| {
             Reply::status(400, r#"{"requestid":"r","code":"invalidSuiteTicket","message":"suiteTicket无效"}"#)
@@ -273,7 +273,20 @@ async fn a_refused_suite_ticket_is_rejected_with_dingtalks_code() -> TestResult 
     let client = suite_client(&stub, Suites::with(Some("old"), &[(&a, Some(11))]), CorpTokenApi::V1);
     let result = client.send(&a, &batch()?, &MessageBody::text("hi")?).await;
     assert!(
-        matches!(&result, Err(MessengerError::Upstream(UpstreamError::Rejected { code, .. })) if code == "invalidSuiteTicket"),
+        matches!(&result, Err(MessengerError::Upstream(UpstreamError::Unavailable(text))) if text.contains("invalidSuiteTicket")),
+        "{result:?}"
+    );
+    // Other refusals stay permanent.
+    let stub = StubBuilder::new()
+        .on(path::CORP_TOKEN, |_, _| {
+            Reply::status(400, r#"{"requestid":"r","code":"invalidAuthInfo","message":"授权关系不存在"}"#)
+        })
+        .start()
+        .await?;
+    let client = suite_client(&stub, Suites::with(Some("t"), &[(&a, Some(11))]), CorpTokenApi::V1);
+    let result = client.send(&a, &batch()?, &MessageBody::text("hi")?).await;
+    assert!(
+        matches!(&result, Err(MessengerError::Upstream(UpstreamError::Rejected { code, .. })) if code == "invalidAuthInfo"),
         "{result:?}"
     );
     Ok(())
