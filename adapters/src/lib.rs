@@ -2,6 +2,7 @@
 //!
 //! - `outbound::dingtalk`: the DingTalk HTTP client (login, api and oapi hosts).
 //! - `outbound::sqlite`: the stores on SQLite (diesel-async + bb8).
+//! - `outbound::feed`: the in-process signal that wakes the contact feed's long-polls.
 //! - `outbound::system`: the system clock and the OS random source.
 //! - `inbound::http`: the Salvo HTTP API.
 

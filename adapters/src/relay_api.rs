@@ -13,13 +13,14 @@
 //! | `GET /relay/v1/messages/{key}` | — | 200 [`RelayStatusDto`] |
 //! | `POST /relay/v1/messages/{key}/recall` | — | 200 [`RelayReceiptDto`] |
 //! | `GET /relay/v1/members?corp_id=&userid=` or `&union_id=` | — | 200 [`MemberDto`] |
+//! | `GET /relay/v1/events?after=&wait=&limit=` (long-poll) | — | 200 [`ContactFeedDto`] |
 //!
 //! Errors use the [`crate::inbound::http::error::ErrorBody`] shape with a stable `code`.
 
-use application::ports::{LoginOutcome, RelayReceipt};
+use application::ports::{ContactEvent, ContactFeedPage, FeedEntry, LoginOutcome, RelayReceipt};
 use domain::{
     CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, RecipientOutcome, Recipients,
-    TaskId, UnionId, UserId, ValidationError,
+    TaskId, Timestamp, UnionId, UserId, ValidationError,
 };
 use salvo_oapi::ToSchema;
 use serde::{Deserialize, Serialize};
@@ -358,6 +359,104 @@ impl RelayStatusDto {
     }
 }
 
+/// One contact event of the feed on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactEventDto {
+    /// Position in the feed (strictly increasing); pass the last one back as `after`.
+    pub cursor: i64,
+    /// The corp (always one of the relay client's).
+    pub corp_id: String,
+    /// DingTalk's event id (or a digest of the push when DingTalk sent none): unique per corp.
+    pub event_id: String,
+    /// DingTalk's `EventType`: `user_add_org`, `user_modify_org`, `user_leave_org`,
+    /// `user_active_org`, `org_dept_create`, `org_dept_modify`, `org_dept_remove`.
+    pub event_type: String,
+    /// Affected members' userids.
+    pub userids: Vec<String>,
+    /// Affected department ids.
+    pub dept_ids: Vec<i64>,
+    /// When the cloud received it, epoch milliseconds.
+    pub received_at: i64,
+}
+
+/// `GET /relay/v1/events`: a page of the contact-event feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactFeedDto {
+    /// Events after `after`, in cursor order (empty when none arrived within `wait`).
+    pub events: Vec<ContactEventDto>,
+    /// The cursor to ask after next: the last event's cursor, or `after` when there are none.
+    pub next: i64,
+}
+
+impl From<&FeedEntry> for ContactEventDto {
+    fn from(entry: &FeedEntry) -> Self {
+        let e = &entry.event;
+        Self {
+            cursor: entry.cursor,
+            corp_id: e.corp_id.to_string(),
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            userids: e.userids.iter().map(ToString::to_string).collect(),
+            dept_ids: e.dept_ids.iter().map(|d| d.get()).collect(),
+            received_at: e.received_at.as_millis(),
+        }
+    }
+}
+
+impl From<&ContactFeedPage> for ContactFeedDto {
+    fn from(page: &ContactFeedPage) -> Self {
+        Self { events: page.entries.iter().map(ContactEventDto::from).collect(), next: page.next }
+    }
+}
+
+impl TryFrom<ContactEventDto> for FeedEntry {
+    type Error = ValidationError;
+
+    fn try_from(e: ContactEventDto) -> Result<Self, Self::Error> {
+        Ok(Self {
+            cursor: e.cursor,
+            event: ContactEvent {
+                corp_id: CorpId::parse(&e.corp_id)?,
+                event_id: e.event_id,
+                event_type: e.event_type,
+                userids: e.userids.iter().map(|u| UserId::parse(u)).collect::<Result<_, _>>()?,
+                dept_ids: e.dept_ids.into_iter().map(DeptId::new).collect::<Result<_, _>>()?,
+                received_at: Timestamp::from_millis(e.received_at),
+            },
+        })
+    }
+}
+
+impl ContactFeedDto {
+    /// Back to the domain for a read after cursor `after`, checking the page is coherent: every
+    /// cursor greater than `after` and than the one before it, and `next` the last cursor (or
+    /// `after` for an empty page). Errors name the offending field.
+    pub fn into_domain(self, after: i64) -> Result<ContactFeedPage, ValidationError> {
+        let mut previous = after;
+        let mut entries = Vec::with_capacity(self.events.len());
+        for (i, event) in self.events.into_iter().enumerate() {
+            if event.cursor <= previous {
+                return Err(ValidationError::new(
+                    format!("events[{i}].cursor"),
+                    "invalid",
+                    format!("cursor {} does not follow {previous}", event.cursor),
+                ));
+            }
+            previous = event.cursor;
+            entries.push(FeedEntry::try_from(event).map_err(|e| e.under(&format!("events[{i}]")))?);
+        }
+        let page = ContactFeedPage::new(after, entries);
+        if self.next != page.next {
+            return Err(ValidationError::new(
+                "next",
+                "invalid",
+                format!("next is {} but the page ends at {}", self.next, page.next),
+            ));
+        }
+        Ok(page)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +509,36 @@ mod tests {
         assert_eq!(Recipients::try_from(bad).err().map(|e| e.field), Some("recipients.userids[0]".into()));
         let both = RelayRecipients { userids: vec!["a".into()], to_all: true, ..RelayRecipients::default() };
         assert!(Recipients::try_from(both).is_err());
+    }
+
+    #[test]
+    fn a_feed_page_round_trips_and_incoherent_pages_are_refused() {
+        let entry = |cursor: i64| FeedEntry {
+            cursor,
+            event: ContactEvent {
+                corp_id: CorpId::parse("dingcorp").unwrap_or_else(|_| unreachable!()),
+                event_id: format!("ev{cursor}"),
+                event_type: "user_leave_org".into(),
+                userids: vec![UserId::parse("manager4220").unwrap_or_else(|_| unreachable!())],
+                dept_ids: vec![DeptId::new(2).unwrap_or_else(|_| unreachable!())],
+                received_at: Timestamp::from_millis(1_750_000_000_000),
+            },
+        };
+        let page = ContactFeedPage::new(3, vec![entry(4), entry(9)]);
+        let wire = serde_json::to_value(ContactFeedDto::from(&page)).unwrap_or_default();
+        assert_eq!(wire["next"], 9);
+        assert_eq!(wire["events"][0]["received_at"], 1_750_000_000_000_i64);
+        assert_eq!(wire["events"][1]["userids"][0], "manager4220");
+        let back: ContactFeedDto = serde_json::from_value(wire).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.clone().into_domain(3).ok(), Some(page));
+        assert_eq!(back.clone().into_domain(4).err().map(|e| e.field), Some("events[0].cursor".into()));
+        let mut wrong_next = back.clone();
+        wrong_next.next = 4;
+        assert_eq!(wrong_next.into_domain(3).err().map(|e| e.field), Some("next".into()));
+        let mut bad_user = back;
+        bad_user.events[1].userids = vec!["a,b".into()];
+        assert_eq!(bad_user.into_domain(3).err().map(|e| e.field), Some("events[1].userid".into()));
+        let empty = ContactFeedDto { events: vec![], next: 7 };
+        assert_eq!(empty.into_domain(7).ok(), Some(ContactFeedPage::new(7, vec![])));
     }
 }

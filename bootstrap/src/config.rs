@@ -166,6 +166,8 @@ pub struct Config {
     pub relay: RelaySection,
     /// Local and dev modes: the message outbox dispatcher.
     pub outbox: OutboxSection,
+    /// Local and dev modes: following the cloud's contact-event feed.
+    pub feed: FeedSection,
     /// Cloud and dev modes: DingTalk event callbacks (`POST /dingtalk/events`); optional.
     pub events: EventsSection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
@@ -290,6 +292,18 @@ pub struct OutboxSection {
     /// Seconds a claimed message is reserved for one dispatcher (5–3600); after a crash, messages
     /// it had claimed are retried once this lease runs out.
     pub lease_secs: i64,
+}
+
+/// `[feed]` (local and dev modes): follow the cloud's contact-event feed (`GET /relay/v1/events`)
+/// and apply it to the user directory (members who leave lose their sessions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSection {
+    /// Poll the feed (default `true`; `DINGBRIDGE_FEED__ENABLED`).
+    pub enabled: bool,
+    /// How long one long-poll waits on the cloud for a new event, in seconds (1–30, default 25;
+    /// `DINGBRIDGE_FEED__WAIT_SECS`). Events arrive as soon as the cloud has them either way.
+    pub wait_secs: u32,
 }
 
 /// `[cloud]` (local mode): the relay local calls, outbound.
@@ -452,6 +466,7 @@ impl Default for Config {
             session: SessionSection { ttl_secs: 7 * 24 * 3600 },
             cloud: CloudSection { base_url: String::new(), client_id: None, client_secret: None, timeout_secs: 10 },
             outbox: OutboxSection { workers: 4, lease_secs: 60 },
+            feed: FeedSection { enabled: true, wait_secs: 25 },
             relay: RelaySection {
                 clients: Vec::new(),
                 seed_client_origins: Vec::new(),
@@ -765,6 +780,12 @@ impl Config {
         if !(5..=3600).contains(&self.outbox.lease_secs) {
             problem("outbox.lease_secs", "must be between 5 and 3600 seconds".into());
         }
+        if !(1..=30).contains(&self.feed.wait_secs) {
+            problem(
+                "feed.wait_secs",
+                "must be between 1 and 30 seconds (the cloud holds a long-poll 30 s at most)".into(),
+            );
+        }
         if !(60..=90 * 24 * 3600).contains(&self.session.ttl_secs) {
             problem("session.ttl_secs", "must be between 60 seconds and 90 days".into());
         }
@@ -864,6 +885,25 @@ mod tests {
             assert_eq!(config.database.url, "sqlite://data/dingbridge.db");
             assert_eq!(config.public_url, "http://127.0.0.1:8080");
             assert_eq!(config.dingtalk.agent_id, Some(300001));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_feed_is_on_by_default_and_its_wait_is_validated_by_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let config = Config::load(None, &[]).unwrap();
+            assert!(config.feed.enabled);
+            assert_eq!(config.feed.wait_secs, 25);
+            jail.set_env("DINGBRIDGE_FEED__WAIT_SECS", "5");
+            jail.set_env("DINGBRIDGE_FEED__ENABLED", "false");
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!((config.feed.enabled, config.feed.wait_secs), (false, 5));
+            for bad in ["0", "31"] {
+                jail.set_env("DINGBRIDGE_FEED__WAIT_SECS", bad);
+                assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), ["feed.wait_secs"], "{bad}");
+            }
             Ok(())
         });
     }

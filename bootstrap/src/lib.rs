@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+mod feed;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,15 +25,16 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, IdentityProvider, LoginAttemptStore,
-    LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient, RelayMessageStore,
-    SessionStore, SuiteStore, UserRepository,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, IdentityProvider,
+    LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient,
+    RelayMessageStore, SessionStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
     TakeLoginResult,
 };
 use application::usecases::events::HandleEvents;
+use application::usecases::feed::{ApplyContactEvents, ReadContactFeed};
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{
     Bindings, CompleteLogin, CurrentUser, DispatchOutbox, GetUser, ListMessagesQuery, ListUsersQuery, Logout,
@@ -108,6 +110,10 @@ pub struct App {
     purge: Option<PurgeJob>,
     dispatcher: Option<Dispatcher>,
     reconcile: Option<Arc<ReconcileDeliveries>>,
+    /// Local and dev: follows the cloud's contact-event feed (`[feed] enabled`).
+    feed: Option<feed::FeedPoller>,
+    /// Cloud: the feed signal, closed at shutdown so waiting long-polls answer at once.
+    feed_signal: Option<Arc<dyn FeedSignal>>,
 }
 
 /// How often the cloud asks DingTalk for the progress of sent messages.
@@ -209,9 +215,15 @@ impl PurgeJob {
     }
 }
 
-/// Storage of the cloud role.
-trait CloudStores: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + 'static {}
-impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + 'static> CloudStores for T {}
+/// Storage of the cloud role (the store is also the contact feed's signal).
+trait CloudStores:
+    LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + 'static
+{
+}
+impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + 'static>
+    CloudStores for T
+{
+}
 
 /// The DingTalk event callback, when `[events]` is configured (validated at start-up).
 fn events_http<S: CloudStores>(
@@ -250,8 +262,36 @@ fn events_http<S: CloudStores>(
 }
 
 /// Storage of the local role.
-trait LocalStores: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + 'static {}
-impl<T: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + 'static> LocalStores for T {}
+trait LocalStores:
+    LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + FeedCursorStore + 'static
+{
+}
+impl<T: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + FeedCursorStore + 'static>
+    LocalStores for T
+{
+}
+
+/// The contact-feed poller, unless `[feed] enabled = false`.
+fn feed_poller<S: LocalStores>(
+    store: &Arc<S>,
+    gateway: Arc<dyn CloudGateway>,
+    config: &Config,
+) -> Option<feed::FeedPoller> {
+    if !config.feed.enabled {
+        info!("[feed] enabled = false: contact events are not applied");
+        return None;
+    }
+    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let apply = ApplyContactEvents::new(
+        gateway,
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        random.clone(),
+        Arc::new(SystemClock),
+    );
+    Some(feed::FeedPoller::new(apply, config.feed.wait_secs, random))
+}
 
 fn cloud_use_cases<S: CloudStores>(
     store: &Arc<S>,
@@ -272,6 +312,7 @@ fn cloud_use_cases<S: CloudStores>(
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
+        read_feed: ReadContactFeed::new(store.clone(), store.clone()),
     }
 }
 
@@ -447,6 +488,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let default_corp = corp_ids.first().cloned();
     let client = RelayClient { id: "dev".into(), corp_ids, complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
+    let feed = feed_poller(&store, gateway.clone(), config);
     let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
@@ -459,6 +501,8 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         }),
         dispatcher: Some(dispatcher),
         reconcile: None,
+        feed,
+        feed_signal: None,
     })
 }
 
@@ -499,14 +543,18 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         status: cloud.status,
         recall: cloud.recall,
         fetch_member: cloud.fetch_member,
+        read_feed: cloud.read_feed,
     });
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
         router: http::cloud_router(cloud_http, relay, events, probes),
         purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
         dispatcher: None,
         reconcile: Some(reconcile),
+        feed: None,
+        feed_signal: Some(feed_signal),
     })
 }
 
@@ -534,6 +582,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     relay.validate().map_err(|e| anyhow::anyhow!("cloud: {e}"))?;
     let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
     let default_corp = config.dingtalk.corp_id.as_deref().map(CorpId::parse).transpose().context("dingtalk.corp_id")?;
+    let feed = feed_poller(&store, gateway.clone(), config);
     let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
     let probes = database_probes(store.clone());
     Ok(App {
@@ -541,6 +590,8 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
         purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
         dispatcher: Some(dispatcher),
         reconcile: None,
+        feed,
+        feed_signal: None,
     })
 }
 
@@ -572,16 +623,26 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
             }
         })
     });
+    let feed_task = app.feed.map(|poller| tokio::spawn(poller.run()));
+    let feed_abort = feed_task.as_ref().map(tokio::task::JoinHandle::abort_handle);
+    let feed_signal = app.feed_signal;
     tokio::spawn(async move {
         shutdown.await;
         info!("shutting down gracefully");
+        // Stop following the feed, and answer the feed's waiting long-polls now, not after 30 s.
+        if let Some(poller) = feed_abort {
+            poller.abort();
+        }
+        if let Some(signal) = feed_signal {
+            signal.close();
+        }
         handle.stop_graceful(Some(GRACE));
     });
     server.serve(app.router).await;
     if let Some(task) = purge_task {
         task.abort();
     }
-    for task in dispatch_tasks.into_iter().chain(reconcile_task) {
+    for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task) {
         task.abort();
     }
     info!("server stopped");

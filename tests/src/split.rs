@@ -43,6 +43,16 @@ pub fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
 /// Starts the three processes; `None` when PostgreSQL is unreachable outside CI (the caller skips).
 /// `local_env` adds or overrides local's environment (e.g. `DINGBRIDGE_OUTBOX__LEASE_SECS`).
 pub async fn split(emulator_bin: &str, dingbridge_bin: &str, local_env: &[(&str, String)]) -> Option<Split> {
+    split_with(emulator_bin, dingbridge_bin, &[], local_env).await
+}
+
+/// [`split`] with environment for the cloud too (e.g. `DINGBRIDGE_EVENTS__TOKEN`).
+pub async fn split_with(
+    emulator_bin: &str,
+    dingbridge_bin: &str,
+    cloud_env: &[(&str, String)],
+    local_env: &[(&str, String)],
+) -> Option<Split> {
     let db = match TestDatabase::create().await {
         Ok(Some(db)) => db,
         Ok(None) => return None,
@@ -87,7 +97,7 @@ complete_url_origins = ["http://127.0.0.1:1"]
     );
     let cloud_config = dir.join("cloud.toml");
     std::fs::write(&cloud_config, cloud_toml).unwrap();
-    let cloud = Proc::dingbridge(dingbridge_bin, cloud_port, Some(&cloud_config), HashMap::new()).await.unwrap();
+    let cloud = Proc::dingbridge(dingbridge_bin, cloud_port, Some(&cloud_config), env(cloud_env)).await.unwrap();
     let mut local_vars = env(&[
         ("DINGBRIDGE_MODE", "local".into()),
         ("DINGBRIDGE_PUBLIC_URL", local_url.clone()),
@@ -104,6 +114,11 @@ complete_url_origins = ["http://127.0.0.1:1"]
 }
 
 impl Split {
+    /// Local's PostgreSQL URL (its own database).
+    pub fn database_url(&self) -> &str {
+        self.db.as_ref().map(TestDatabase::url).unwrap_or_default()
+    }
+
     /// Stops local and drops its database.
     pub async fn finish(mut self) {
         if let Some(db) = self.db.take() {

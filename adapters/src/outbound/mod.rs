@@ -1,6 +1,7 @@
 //! Adapters that call out: DingTalk, the cloud relay, databases, the system.
 
 pub mod dingtalk;
+pub mod feed;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;

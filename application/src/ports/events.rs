@@ -1,6 +1,9 @@
 //! Cloud-side storage for DingTalk event callbacks (API.md §E): suite tickets,
 //! corp authorizations of a third-party suite, replay protection, and the
-//! ordered per-corp feed of contact events that local deployments pull.
+//! ordered per-corp feed of contact events that local deployments pull
+//! (`GET /relay/v1/events`), with the [`FeedSignal`] that wakes their long-polls.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
@@ -63,6 +66,23 @@ pub struct FeedEntry {
     pub event: ContactEvent,
 }
 
+/// One page of the contact-event feed as a relay client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFeedPage {
+    /// Events with `cursor > after`, in cursor order (only the client's corps).
+    pub entries: Vec<FeedEntry>,
+    /// Where the next read starts: the last entry's cursor, or `after` when the page is empty.
+    pub next: i64,
+}
+
+impl ContactFeedPage {
+    /// The page read after cursor `after`: `next` is the last entry's cursor, or `after`.
+    pub fn new(after: i64, entries: Vec<FeedEntry>) -> Self {
+        let next = entries.last().map_or(after, |entry| entry.cursor);
+        Self { entries, next }
+    }
+}
+
 /// Suite tickets and corp authorizations.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -101,4 +121,24 @@ pub trait EventStore: Send + Sync {
     async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError>;
     /// Up to `limit` events of `corp_ids` with `cursor > after`, in cursor order.
     async fn read_after(&self, corp_ids: &[CorpId], after: i64, limit: u32) -> Result<Vec<FeedEntry>, StoreError>;
+}
+
+/// Wakes long-polling readers of the contact-event feed when it grows (cloud side). Appends made
+/// through the same store in this process signal it; a reader that misses a signal (another
+/// process appended) still finds the event on its next read, at the latest after its wait.
+///
+/// Race-free use: read [`FeedSignal::version`] *before* reading the feed, then wait with
+/// [`FeedSignal::wait_past`] on that version, so an append between the read and the wait is
+/// not missed.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait FeedSignal: Send + Sync {
+    /// A counter that changes on every append (only changes matter, not the value).
+    fn version(&self) -> u64;
+    /// Resolves `true` as soon as the counter differs from `seen` (at once if it already does),
+    /// or `false` when `timeout` passes first or the signal was closed (shutdown: every wait
+    /// ends at once, so long-polls answer and the server can stop).
+    async fn wait_past(&self, seen: u64, timeout: Duration) -> bool;
+    /// Ends every current and future wait (they return `false` at once). Called at shutdown.
+    fn close(&self);
 }

@@ -5,7 +5,7 @@ use domain::{
     CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, UnionId, UserId,
 };
 
-use super::{GatewayError, LoginOutcome};
+use super::{ContactFeedPage, GatewayError, LoginOutcome};
 
 /// A local deployment the cloud serves, as configured on the cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,4 +72,9 @@ pub trait CloudGateway: Send + Sync {
     async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError>;
     /// Fetches a member's current profile. `NotMember` when not in the corp.
     async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError>;
+    /// Long-polls the contact-event feed of the client's corps: events with `cursor > after`
+    /// (`after` ≥ 0), in cursor order; when there are none yet, waits up to `wait_secs` seconds
+    /// (0–30) for one and answers an empty page if none arrives. `Invalid` for an out-of-range
+    /// argument; `Unavailable` when the cloud cannot be reached.
+    async fn contact_events(&self, after: i64, wait_secs: u32) -> Result<ContactFeedPage, GatewayError>;
 }

@@ -3,7 +3,8 @@
 //! | port | implemented by |
 //! |---|---|
 //! | [`IdentityProvider`], [`Messenger`] | DingTalk HTTP client (`adapters::outbound::dingtalk`) |
-//! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`] (local side) | SQLite / PostgreSQL |
+//! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
+//! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`] (cloud side) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
@@ -16,26 +17,28 @@ mod stores;
 mod system;
 
 pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError};
-pub use events::{ContactEvent, CorpAuthorization, EventStore, FeedEntry, SuiteStore, SuiteTicket};
+pub use events::{
+    ContactEvent, ContactFeedPage, CorpAuthorization, EventStore, FeedEntry, FeedSignal, SuiteStore, SuiteTicket,
+};
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
-    Binding, BindingStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore,
-    UserRepository,
+    Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
+    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
+    SessionStore, UserRepository,
 };
 pub use system::{Clock, DispatchTrigger, RandomSource};
 
 #[cfg(any(test, feature = "mock"))]
-pub use events::{MockEventStore, MockSuiteStore};
+pub use events::{MockEventStore, MockFeedSignal, MockSuiteStore};
 #[cfg(any(test, feature = "mock"))]
 pub use gateway::MockCloudGateway;
 #[cfg(any(test, feature = "mock"))]
 pub use provider::{MockIdentityProvider, MockMessenger};
 #[cfg(any(test, feature = "mock"))]
 pub use stores::{
-    MockBindingStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore, MockMessageStore,
-    MockRelayMessageStore, MockSessionStore, MockUserRepository,
+    MockBindingStore, MockFeedCursorStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore,
+    MockMessageStore, MockRelayMessageStore, MockSessionStore, MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use system::{MockClock, MockDispatchTrigger, MockRandomSource};

@@ -307,3 +307,16 @@ pub trait BindingStore: Send + Sync {
         external_id: &str,
     ) -> Result<Option<Binding>, StoreError>;
 }
+
+/// Local side: how far this deployment has applied a feed it follows (the cloud's contact-event
+/// feed), so a restart neither skips nor re-applies events. One row per feed name.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait FeedCursorStore: Send + Sync {
+    /// The stored cursor of feed `name`; `None` before the first [`FeedCursorStore::save_cursor`].
+    async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Stores `cursor` (the last applied event's) for feed `name` with `updated_at = now`, unless
+    /// a larger cursor is stored already: the stored cursor never moves back, even with several
+    /// pollers on one database.
+    async fn save_cursor(&self, name: &str, cursor: i64, now: Timestamp) -> Result<(), StoreError>;
+}

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
 
 use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
-use crate::ports::{CloudGateway, GatewayError, LoginOutcome, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
+use super::feed::{DEFAULT_LIMIT, FeedQuery, ReadContactFeed};
+use crate::ports::{
+    CloudGateway, ContactFeedPage, GatewayError, LoginOutcome, MemberKey, RelayClient, RelayReceipt, RelaySendRequest,
+};
 
 /// The cloud use cases a gateway in the same process calls.
 pub struct CloudUseCases {
@@ -21,6 +24,8 @@ pub struct CloudUseCases {
     pub recall: RelayRecall,
     /// Member look-up.
     pub fetch_member: FetchMember,
+    /// The contact-event feed.
+    pub read_feed: ReadContactFeed,
 }
 
 /// [`CloudGateway`] calling [`CloudUseCases`] in process as `client`.
@@ -74,5 +79,13 @@ impl CloudGateway for InProcessGateway {
 
     async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError> {
         Ok(self.cloud.fetch_member.execute(&self.client, corp_id, key).await?)
+    }
+
+    /// The feed of the dev client's corps, [`DEFAULT_LIMIT`] events a page. `Invalid` when
+    /// `after` < 0 or `wait_secs` > 30.
+    async fn contact_events(&self, after: i64, wait_secs: u32) -> Result<ContactFeedPage, GatewayError> {
+        let query = FeedQuery::new(after, i64::from(wait_secs), i64::from(DEFAULT_LIMIT))
+            .map_err(|e| GatewayError::Invalid(e.message))?;
+        Ok(self.cloud.read_feed.execute(&self.client, &query).await?)
     }
 }

@@ -11,11 +11,13 @@ use domain::{
 };
 
 use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
+use super::feed::ReadContactFeed;
 use super::in_process::{CloudUseCases, InProcessGateway};
 use crate::ports::{
-    CloudGateway, GatewayError, IdentityError, LoginOutcome, MemberKey, MessengerError, MockClock,
-    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRelayMessageStore,
-    RelayClient, RelayMessageRecord, RelayReceipt, RelaySendRequest, StoreError, UpstreamError,
+    CloudGateway, ContactEvent, FeedEntry, GatewayError, IdentityError, LoginOutcome, MemberKey, MessengerError,
+    MockClock, MockEventStore, MockFeedSignal, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore,
+    MockMessenger, MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayReceipt, RelaySendRequest, StoreError,
+    UpstreamError,
 };
 
 // ---------------------------------------------------------------------------
@@ -114,6 +116,8 @@ struct CloudMocks {
     idp: MockIdentityProvider,
     messages: MockRelayMessageStore,
     messenger: MockMessenger,
+    events: MockEventStore,
+    signal: MockFeedSignal,
 }
 
 impl CloudMocks {
@@ -136,6 +140,7 @@ impl CloudMocks {
             status: RelayStatus::new(messages.clone(), messenger.clone(), clock.clone()),
             recall: RelayRecall::new(messages, messenger, clock),
             fetch_member: FetchMember::new(idp),
+            read_feed: ReadContactFeed::new(Arc::new(self.events), Arc::new(self.signal)),
         };
         InProcessGateway::new(client(), cloud)
     }
@@ -384,4 +389,54 @@ fn every_store_error_maps_to_unavailable() {
         let message = store.to_string();
         assert_eq!(GatewayError::from(CloudError::Store(store)), GatewayError::Unavailable(message));
     }
+}
+
+// ---------------------------------------------------------------------------
+// The contact-event feed
+// ---------------------------------------------------------------------------
+
+fn feed_entry(cursor: i64) -> FeedEntry {
+    FeedEntry {
+        cursor,
+        event: ContactEvent {
+            corp_id: corp_a(),
+            event_id: format!("ev-{cursor}"),
+            event_type: "user_modify_org".to_owned(),
+            userids: vec![uid("alice")],
+            dept_ids: vec![],
+            received_at: now(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn contact_events_reads_the_feed_of_the_dev_clients_corps() {
+    let mut mocks = CloudMocks::default();
+    mocks.signal.expect_version().times(1).return_const(7_u64);
+    mocks
+        .events
+        .expect_read_after()
+        .withf(|corps, after, limit| corps == [corp_a()] && *after == 4 && *limit == 100)
+        .times(1)
+        .returning(|_, _, _| Ok(vec![feed_entry(5), feed_entry(9)]));
+    let page = mocks.gateway().contact_events(4, 25).await.unwrap();
+    assert_eq!(page.entries.iter().map(|e| e.cursor).collect::<Vec<_>>(), [5, 9]);
+    assert_eq!(page.next, 9);
+}
+
+#[tokio::test]
+async fn contact_events_with_an_out_of_range_wait_is_invalid_and_reads_nothing() {
+    let err = CloudMocks::default().gateway().contact_events(0, 31).await.err();
+    assert!(matches!(&err, Some(GatewayError::Invalid(m)) if m.contains("wait")), "{err:?}");
+    let err = CloudMocks::default().gateway().contact_events(-1, 0).await.err();
+    assert!(matches!(&err, Some(GatewayError::Invalid(m)) if m.contains("after")), "{err:?}");
+}
+
+#[tokio::test]
+async fn contact_events_storage_failure_is_unavailable() {
+    let mut mocks = CloudMocks::default();
+    mocks.signal.expect_version().times(1).return_const(0_u64);
+    mocks.events.expect_read_after().times(1).returning(|_, _, _| Err(StoreError::Unavailable("down".into())));
+    let err = mocks.gateway().contact_events(0, 0).await.err();
+    assert!(matches!(err, Some(GatewayError::Unavailable(_))), "{err:?}");
 }

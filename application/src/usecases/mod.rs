@@ -2,6 +2,7 @@
 
 pub mod cloud;
 pub mod events;
+pub mod feed;
 pub mod in_process;
 pub mod local;
 
@@ -13,6 +14,8 @@ mod directory_tests;
 mod dispatch_tests;
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod feed_tests;
 #[cfg(test)]
 mod in_process_tests;
 #[cfg(test)]

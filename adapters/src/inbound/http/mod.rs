@@ -15,6 +15,8 @@ pub mod local;
 mod middleware;
 mod pages;
 pub mod relay;
+#[cfg(test)]
+mod relay_tests;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,8 +3,8 @@
 //! [`crate::relay_api`].
 //!
 //! A client only ever sees its own logins and messages (another client's are
-//! 404), may act only for its own corps (403) and may only use its own
-//! `complete_url` origins (403). Repeated bad credentials from one address are
+//! 404) and the contact events of its own corps, may act only for its own
+//! corps (403) and may only use its own `complete_url` origins (403). Repeated bad credentials from one address are
 //! rate-limited (429 `rate_limited` with `Retry-After`).
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use application::ports::{MemberKey, RelayClient, RelaySendRequest};
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
 };
+use application::usecases::feed::{DEFAULT_LIMIT, FeedQuery, ReadContactFeed};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use domain::{CorpId, LoginState, MessageBody, Recipients, UnionId, UserId, ValidationError};
@@ -29,8 +30,8 @@ use super::error::ApiError;
 use super::extract::read_json;
 use super::middleware::Inject;
 use crate::relay_api::{
-    LoginIntentRequest, LoginIntentResponse, LoginResultResponse, MemberDto, RelayMessageRequest, RelayReceiptDto,
-    RelayStatusDto,
+    ContactFeedDto, LoginIntentRequest, LoginIntentResponse, LoginResultResponse, MemberDto, RelayMessageRequest,
+    RelayReceiptDto, RelayStatusDto,
 };
 
 /// A relay client as the cloud knows it: who it is, its secret, what it may do.
@@ -110,6 +111,8 @@ pub struct RelayHttp {
     pub recall: RelayRecall,
     /// Member look-up.
     pub fetch_member: FetchMember,
+    /// The contact-event feed (long-poll).
+    pub read_feed: ReadContactFeed,
 }
 
 /// The relay routes under `/relay/v1`.
@@ -122,6 +125,7 @@ pub fn routes(relay: Arc<RelayHttp>) -> Router {
             Router::with_path("{key}").get(message_status).push(Router::with_path("recall").post(recall_message)),
         ))
         .push(Router::with_path("members").get(get_member))
+        .push(Router::with_path("events").get(contact_events))
 }
 
 fn relay(depot: &Depot) -> Result<Arc<RelayHttp>, ApiError> {
@@ -289,6 +293,41 @@ async fn get_member(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
     };
     let profile = relay.fetch_member.execute(&client, &corp_id, &key).await?;
     res.render(Json(MemberDto::from(&profile)));
+    Ok(())
+}
+
+/// The whole-number query parameter `name`, or `default` when absent. 422 naming the field when
+/// it is not a whole number.
+fn query_number(req: &Request, name: &str, default: i64) -> Result<i64, ApiError> {
+    match req.query::<String>(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse::<i64>().map_err(|_| ApiError::validation(&FeedQuery::invalid(name))),
+    }
+}
+
+/// Long-polls the contact-event feed of this client's corps: the events with `cursor > after`, in
+/// cursor order, at most `limit`; when there are none yet, waits up to `wait` seconds for one
+/// (answering as soon as it is appended) and then answers what there is, possibly nothing. Pass
+/// the answer's `next` as the next `after`. Events of corps outside the client's list are never
+/// returned. 422 `validation_failed` naming `after`, `wait` or `limit` when out of range.
+#[endpoint(
+    tags("relay"),
+    parameters(
+        ("after" = Option<i64>, Query, description = "Cursor: only events after it (≥ 0, default 0)"),
+        ("wait" = Option<u32>, Query, description = "Seconds to wait when there is no event yet (0–30, default 0)"),
+        ("limit" = Option<u32>, Query, description = "Most events to return (1–500, default 100)"),
+    ),
+    responses((status_code = 200, body = ContactFeedDto))
+)]
+async fn contact_events(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let (relay, client) = (relay(depot)?, client(depot)?);
+    let query = FeedQuery::new(
+        query_number(req, "after", 0)?,
+        query_number(req, "wait", 0)?,
+        query_number(req, "limit", i64::from(DEFAULT_LIMIT))?,
+    )?;
+    let page = relay.read_feed.execute(&client, &query).await?;
+    res.render(Json(ContactFeedDto::from(&page)));
     Ok(())
 }
 

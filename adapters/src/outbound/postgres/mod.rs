@@ -50,10 +50,14 @@ type Conn = AsyncPgConnection;
 
 /// Every store port on one PostgreSQL database, through a bb8 pool.
 ///
-/// Cheap to clone: clones share the pool.
+/// Cheap to clone: clones share the pool (and the feed signal).
+///
+/// It is also the contact feed's [`FeedSignal`](application::ports::FeedSignal): every committed
+/// `EventStore::append` through it wakes the feed's long-polling readers in this process.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool<Conn>,
+    feed: crate::outbound::feed::FeedWatch,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -84,7 +88,7 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open the PostgreSQL pool: {e}")))?;
         tracing::debug!(url = %redact(url), max_connections, "PostgreSQL store ready");
-        Ok(Self { pool })
+        Ok(Self { pool, feed: crate::outbound::feed::FeedWatch::new() })
     }
 
     /// Checks that the database answers (`SELECT 1` on a pooled connection),

@@ -3,9 +3,9 @@
 //! reachable server they skip themselves (they fail under `CI=true`).
 
 use application::ports::{
-    Binding, BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MessageRecord, MessageStore, RelayMessageStore, Session, SessionStore, StoreError, SuiteStore,
-    UserRepository,
+    Binding, BindingStore, EventStore, FeedCursorStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
+    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageStore, Session, SessionStore, StoreError,
+    SuiteStore, UserRepository,
 };
 use diesel_async::RunQueryDsl;
 use domain::{LoginFailure, MessageState, Recipients, UserId};
@@ -54,8 +54,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    // init, bindings, outbox, events
-    assert_eq!(applied.n, 4);
+    // init, bindings, outbox, events, feed_cursors
+    assert_eq!(applied.n, 5);
     drop(again);
     db.drop_database().await?;
     Ok(())
@@ -918,6 +918,37 @@ async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestRe
         return Ok(());
     };
     events::a_reader_following_concurrent_appends_misses_nothing(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_an_append_wakes_a_waiting_reader_and_a_duplicate_does_not() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::an_append_wakes_a_waiting_reader_and_a_duplicate_does_not(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feed_cursors_start_empty_and_only_move_forward() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    events::feed_cursors_start_empty_and_only_move_forward(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feed_cursors_survive_reopening() -> TestResult {
+    let Some((db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    FeedCursorStore::save_cursor(&store, "contact_events", 42, ts(1_000)).await?;
+    drop(store);
+    migrate(db.url()).await?;
+    let again = PgStore::connect(db.url(), 2).await?;
+    assert_eq!(FeedCursorStore::cursor(&again, "contact_events").await?, Some(42));
+    drop(again);
+    db.drop_database().await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]

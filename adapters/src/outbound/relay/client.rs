@@ -1,11 +1,13 @@
-//! The client itself: URLs, one attempt, the retry loop, and the six calls of relay API v1.
+//! The client itself: URLs, one attempt, the retry loop, and the seven calls of relay API v1.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use application::ports::{CloudGateway, GatewayError, LoginOutcome, MemberKey, RelayReceipt, RelaySendRequest};
+use application::ports::{
+    CloudGateway, ContactFeedPage, GatewayError, LoginOutcome, MemberKey, RelayReceipt, RelaySendRequest,
+};
 use async_trait::async_trait;
 use backon::Retryable;
 use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
@@ -20,8 +22,8 @@ use uuid::Uuid;
 use super::config::{RelayConfig, parse_base_url};
 use super::retry::{Failure, Replay, backoff, next_delay, parse_retry_after, should_retry};
 use crate::relay_api::{
-    LoginIntentRequest, LoginIntentResponse, LoginResultResponse, MemberDto, RelayMessageRequest, RelayReceiptDto,
-    RelayStatusDto,
+    ContactFeedDto, LoginIntentRequest, LoginIntentResponse, LoginResultResponse, MemberDto, RelayMessageRequest,
+    RelayReceiptDto, RelayStatusDto,
 };
 
 /// The header carrying the id of one logical call (the same on each of its attempts).
@@ -31,8 +33,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// outbound only, as one relay client (HTTP Basic with the client id and secret).
 ///
 /// Every call sends `Accept: application/json`, a fresh UUID v4 in `x-request-id` (kept across
-/// the call's retries) and has [`RelayConfig::timeout`] per attempt. Idempotent calls
-/// (`send_message`, `message_status`, `recall_message`, `get_member`) are retried on transient
+/// the call's retries) and has [`RelayConfig::timeout`] per attempt (plus the long-poll's `wait`
+/// for `contact_events`). Idempotent calls
+/// (`send_message`, `message_status`, `recall_message`, `get_member`, `contact_events`) are retried on transient
 /// failures (connect errors, timeouts, 429, 502 other than `upstream_refused`, 503, 504) with
 /// exponential backoff and jitter (200 ms to 5 s, `Retry-After` honoured up to 30 s) for
 /// [`RelayConfig::max_attempts`] attempts in all; `start_login` and `take_login_result` only
@@ -61,6 +64,8 @@ struct Call {
     url: Url,
     body: Option<Vec<u8>>,
     replay: Replay,
+    /// How long the cloud may hold the call on purpose (a long-poll), added to the timeout.
+    hold: Duration,
 }
 
 /// The shape of the cloud's error bodies (`inbound::http::error::ErrorBody`), as far as read here.
@@ -140,7 +145,7 @@ impl HttpCloudGateway {
             .basic_auth(&config.client_id, Some(config.client_secret.expose_secret()))
             .header(ACCEPT, "application/json")
             .header(REQUEST_ID_HEADER, request_id)
-            .timeout(config.timeout);
+            .timeout(config.timeout + call.hold);
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
         }
@@ -165,7 +170,7 @@ impl HttpCloudGateway {
     }
 
     fn get(&self, url: Url, replay: Replay) -> Call {
-        Call { method: Method::GET, url, body: None, replay }
+        Call { method: Method::GET, url, body: None, replay, hold: Duration::ZERO }
     }
 
     fn post<B: serde::Serialize>(&self, url: Url, body: Option<&B>, replay: Replay) -> Result<Call, GatewayError> {
@@ -173,7 +178,7 @@ impl HttpCloudGateway {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| GatewayError::Invalid(format!("the request could not be encoded: {e}")))?;
-        Ok(Call { method: Method::POST, url, body, replay })
+        Ok(Call { method: Method::POST, url, body, replay, hold: Duration::ZERO })
     }
 }
 
@@ -314,5 +319,18 @@ impl CloudGateway for HttpCloudGateway {
         }
         let answer: MemberDto = self.call(self.get(url, Replay::Idempotent)).await?;
         MemberProfile::try_from(answer).map_err(unexpected)
+    }
+
+    /// `GET /relay/v1/events?after=&wait=` (the cloud's default page size), retried on transient
+    /// failures; each attempt may take `wait_secs` plus [`RelayConfig::timeout`]. The page is
+    /// checked to follow `after` in order. Errors: `Invalid` (an out-of-range argument, 422),
+    /// `Forbidden` (credentials refused), `Unavailable`.
+    async fn contact_events(&self, after: i64, wait_secs: u32) -> Result<ContactFeedPage, GatewayError> {
+        let mut url = self.url(&["events"])?;
+        url.query_pairs_mut().append_pair("after", &after.to_string()).append_pair("wait", &wait_secs.to_string());
+        let mut call = self.get(url, Replay::Idempotent);
+        call.hold = Duration::from_secs(u64::from(wait_secs));
+        let answer: ContactFeedDto = self.call(call).await?;
+        answer.into_domain(after).map_err(unexpected)
     }
 }

@@ -626,6 +626,70 @@ async fn connection_refused_is_unavailable_quickly() -> TestResult {
     Ok(())
 }
 
+// ---------------------------------------------------------------- the contact-event feed
+
+const FEED_EVENT: &str = r#"{"cursor":12,"corp_id":"dingcorp1","event_id":"ev-1","event_type":"user_leave_org","userids":["manager4220"],"dept_ids":[],"received_at":1750000000000}"#;
+
+#[tokio::test]
+async fn contact_events_long_polls_after_the_cursor_and_maps_the_page() -> TestResult {
+    let stub = StubBuilder::new()
+        .on("GET", "/relay/v1/events", |_, _| Reply::ok(format!(r#"{{"events":[{FEED_EVENT}],"next":12}}"#)))
+        .start()
+        .await?;
+    let page = gateway(&stub).contact_events(11, 25).await?;
+    assert_eq!(page.next, 12);
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].cursor, 12);
+    assert_eq!(page.entries[0].event.event_type, "user_leave_org");
+    assert_eq!(page.entries[0].event.userids, vec![UserId::parse("manager4220")?]);
+    let seen = stub.route("GET", "/relay/v1/events").seen();
+    assert_eq!(seen.len(), 1);
+    assert_common_headers(&seen[0]);
+    assert_eq!(seen[0].query.get("after").map(String::as_str), Some("11"));
+    assert_eq!(seen[0].query.get("wait").map(String::as_str), Some("25"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_poll_may_take_its_wait_plus_the_timeout_even_with_a_client_wide_timeout() -> TestResult {
+    let stub = StubBuilder::new()
+        .on("GET", "/relay/v1/events", |_, _| Reply::ok(r#"{"events":[],"next":0}"#).after(Duration::from_millis(700)))
+        .start()
+        .await?;
+    let mut config = config_for(stub.base());
+    config.timeout = Duration::from_millis(300);
+    config.max_attempts = 1;
+    // As bootstrap builds it: the client's own timeout is the configured one.
+    let http = reqwest::Client::builder().timeout(config.timeout).build()?;
+    let gateway = HttpCloudGateway::new(http, config);
+    let page = gateway.contact_events(0, 1).await?;
+    assert_eq!((page.entries.len(), page.next), (0, 0));
+    let got = gateway.contact_events(0, 0).await;
+    assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("in time")), "{got:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn contact_events_is_retried_and_maps_refusals_and_incoherent_pages() -> TestResult {
+    let stub = StubBuilder::new()
+        .on("GET", "/relay/v1/events", |n, seen| match (n, seen.query.get("after").map(String::as_str)) {
+            (1, _) => Reply::error(503, "unavailable", "db"),
+            (_, Some("0")) => Reply::ok(r#"{"events":[],"next":0}"#),
+            (_, Some("13")) => Reply::ok(format!(r#"{{"events":[{FEED_EVENT}],"next":12}}"#)),
+            _ => Reply::error(422, "validation_failed", "after must be a whole number ≥ 0"),
+        })
+        .start()
+        .await?;
+    let gateway = gateway(&stub);
+    assert_eq!(gateway.contact_events(0, 0).await?.next, 0);
+    assert_eq!(stub.calls("GET", "/relay/v1/events"), 2, "a 503 is retried");
+    let got = gateway.contact_events(13, 0).await;
+    assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("cursor")), "{got:?}");
+    let got = gateway.contact_events(-1, 0).await;
+    assert!(matches!(&got, Err(GatewayError::Invalid(m)) if m.contains("after")), "{got:?}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------- configuration
 
 #[test]

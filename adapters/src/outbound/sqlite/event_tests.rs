@@ -1,8 +1,13 @@
 //! The contracts of [`SuiteStore`] and [`EventStore`] (suite tickets, corp authorizations,
-//! replay protection, the contact-event feed), written once over any store and run on SQLite
-//! (`sqlite::tests`) and PostgreSQL (`postgres::tests`). Each function expects an empty store.
+//! replay protection, the contact-event feed), of the store's [`FeedSignal`] and of the local
+//! [`FeedCursorStore`], written once over any store and run on SQLite (`sqlite::tests`) and
+//! PostgreSQL (`postgres::tests`). Each function expects an empty store.
 
-use application::ports::{ContactEvent, CorpAuthorization, EventStore, FeedEntry, SuiteStore, SuiteTicket};
+use std::time::{Duration, Instant};
+
+use application::ports::{
+    ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry, FeedSignal, SuiteStore, SuiteTicket,
+};
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -297,5 +302,47 @@ pub(crate) async fn event_data_is_still_there<S: SuiteStore + EventStore>(store:
     assert_eq!(store.append(&event("dinga", "e2")).await?, None);
     let next = append_new(store, &event("dinga", "e3")).await?;
     assert!(feed.iter().all(|e| e.cursor < next), "cursors keep increasing after reopening");
+    Ok(())
+}
+
+/// A committed append bumps the store's signal and wakes a reader waiting on it at once; a
+/// duplicate append (nothing stored) does not.
+pub(crate) async fn an_append_wakes_a_waiting_reader_and_a_duplicate_does_not<S>(store: S) -> TestResult
+where
+    S: EventStore + FeedSignal + Clone + 'static,
+{
+    let seen = store.version();
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move { store.wait_past(seen, Duration::from_secs(20)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let appended = Instant::now();
+    append_new(&store, &event("dinga", "e1")).await?;
+    assert!(waiter.await?, "the waiting reader was woken");
+    assert!(appended.elapsed() < Duration::from_secs(1), "woken {:?} after the append", appended.elapsed());
+    assert_ne!(store.version(), seen);
+
+    let seen = store.version();
+    assert_eq!(store.append(&event("dinga", "e1")).await?, None);
+    assert_eq!(store.version(), seen, "a duplicate is not a new event");
+    assert!(!store.wait_past(seen, Duration::from_millis(100)).await);
+    Ok(())
+}
+
+/// A feed cursor is absent until saved, then only moves forward; feeds are independent.
+pub(crate) async fn feed_cursors_start_empty_and_only_move_forward<S: FeedCursorStore>(store: S) -> TestResult {
+    assert_eq!(store.cursor("contact_events").await?, None);
+    store.save_cursor("contact_events", 5, ts(1_000)).await?;
+    assert_eq!(store.cursor("contact_events").await?, Some(5));
+    store.save_cursor("contact_events", 3, ts(2_000)).await?;
+    assert_eq!(store.cursor("contact_events").await?, Some(5), "a smaller cursor never moves it back");
+    store.save_cursor("contact_events", 5, ts(2_500)).await?;
+    store.save_cursor("contact_events", 9, ts(3_000)).await?;
+    assert_eq!(store.cursor("contact_events").await?, Some(9));
+    assert_eq!(store.cursor("other_feed").await?, None);
+    store.save_cursor("other_feed", 1, ts(3_000)).await?;
+    assert_eq!(store.cursor("other_feed").await?, Some(1));
+    assert_eq!(store.cursor("contact_events").await?, Some(9));
     Ok(())
 }

@@ -56,10 +56,14 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Every store port on one SQLite database, through a bb8 pool.
 ///
-/// Cheap to clone: clones share the pool.
+/// Cheap to clone: clones share the pool (and the feed signal).
+///
+/// It is also the contact feed's [`FeedSignal`](application::ports::FeedSignal): every committed
+/// `EventStore::append` through it wakes the feed's long-polling readers in this process.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<Conn>,
+    feed: crate::outbound::feed::FeedWatch,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -99,7 +103,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite pool: {e}")))?;
         tracing::debug!(url, max_connections, "SQLite store ready");
-        Ok(Self { pool })
+        Ok(Self { pool, feed: crate::outbound::feed::FeedWatch::new() })
     }
 
     /// Checks that the database answers (`SELECT 1` on a pooled connection),

@@ -252,6 +252,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Local side: how far each followed feed has been applied (`FeedCursorStore`).
+    feed_cursors (name) {
+        /// The feed's name (`contact_events`).
+        name -> Text,
+        /// The cursor of the last applied event.
+        cursor -> BigInt,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(bindings -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(

@@ -57,17 +57,18 @@ impl FeedLock for diesel_async::AsyncPgConnection {
 /// Implements every store port of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
-/// $conn>, StoreError>` (a pooled connection), and `$db_error` must be a
+/// $conn>, StoreError>` (a pooled connection) and a `feed: FeedWatch` field (the feed
+/// signal its appends bump), and `$db_error` must be a
 /// `fn(&str, diesel::result::Error) -> StoreError`. The schema and row structs
 /// are [`super::schema`] and [`super::rows`].
 macro_rules! impl_store_ports {
     ($store:ty, $conn:ty, $db_error:path) => {
         const _: () = {
             use application::ports::{
-                Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedEntry, ListMessages, ListUsers,
-                LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord,
-                MessageStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, StoreError, SuiteStore,
-                SuiteTicket, UserRepository,
+                Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
+                FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
+                LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
+                SessionStore, StoreError, SuiteStore, SuiteTicket, UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -81,8 +82,8 @@ macro_rules! impl_store_ports {
                 SuiteTicketRow, UserRow, batch_idx, tenant_column, to_json,
             };
             use $crate::outbound::sqlite::schema::{
-                bindings, callback_nonces, contact_events, corp_authorizations, login_attempts, login_intents,
-                login_results, messages, relay_batches, relay_messages, sessions, suite_tickets, users,
+                bindings, callback_nonces, contact_events, corp_authorizations, feed_cursors, login_attempts,
+                login_intents, login_results, messages, relay_batches, relay_messages, sessions, suite_tickets, users,
             };
             use $crate::outbound::sqlite::stores::{FeedLock, UPSERT_ATTEMPTS, coalesce};
 
@@ -825,21 +826,27 @@ macro_rules! impl_store_ports {
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
                     let mut conn = self.conn().await?;
-                    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                        if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
-                            diesel::sql_query(lock).execute(conn).await?;
-                        }
-                        diesel::insert_into(contact_events::table)
-                            .values(&row)
-                            .on_conflict((contact_events::corp_id, contact_events::event_id))
-                            .do_nothing()
-                            .returning(contact_events::seq)
-                            .get_result::<i64>(conn)
-                            .await
-                            .optional()
-                    })
-                    .await
-                    .map_err(|e| db_error("append contact event", e))
+                    let appended = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| {
+                            if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
+                                diesel::sql_query(lock).execute(conn).await?;
+                            }
+                            diesel::insert_into(contact_events::table)
+                                .values(&row)
+                                .on_conflict((contact_events::corp_id, contact_events::event_id))
+                                .do_nothing()
+                                .returning(contact_events::seq)
+                                .get_result::<i64>(conn)
+                                .await
+                                .optional()
+                        })
+                        .await
+                        .map_err(|e| db_error("append contact event", e))?;
+                    // Committed: wake the feed's long-polling readers.
+                    if appended.is_some() {
+                        self.feed.notify();
+                    }
+                    Ok(appended)
                 }
 
                 async fn read_after(
@@ -863,6 +870,63 @@ macro_rules! impl_store_ports {
                         .await
                         .map_err(|e| db_error("read contact events", e))?;
                     rows.into_iter().map(ContactEventRow::into_domain).collect()
+                }
+            }
+
+            /// The store's own feed signal, bumped by every committed append above.
+            #[async_trait]
+            impl FeedSignal for $store {
+                fn version(&self) -> u64 {
+                    self.feed.version()
+                }
+
+                async fn wait_past(&self, seen: u64, timeout: std::time::Duration) -> bool {
+                    self.feed.wait_past(seen, timeout).await
+                }
+
+                fn close(&self) {
+                    self.feed.close();
+                }
+            }
+
+            #[async_trait]
+            impl FeedCursorStore for $store {
+                async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    feed_cursors::table
+                        .find(name)
+                        .select(feed_cursors::cursor)
+                        .first::<i64>(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("get feed cursor", e))
+                }
+
+                async fn save_cursor(&self, name: &str, cursor: i64, now: Timestamp) -> Result<(), StoreError> {
+                    use diesel::upsert::excluded;
+                    let mut conn = self.conn().await?;
+                    // Only ever forward: a smaller cursor (a slower second poller) changes nothing.
+                    let upsert = diesel::insert_into(feed_cursors::table)
+                        .values((
+                            feed_cursors::name.eq(name),
+                            feed_cursors::cursor.eq(cursor),
+                            feed_cursors::updated_at.eq(now.as_millis()),
+                        ))
+                        .on_conflict(feed_cursors::name)
+                        .do_update()
+                        .set((
+                            feed_cursors::cursor.eq(excluded(feed_cursors::cursor)),
+                            feed_cursors::updated_at.eq(excluded(feed_cursors::updated_at)),
+                        ));
+                    // `ON CONFLICT … DO UPDATE … WHERE` (both backends).
+                    diesel::query_dsl::methods::FilterDsl::filter(
+                        upsert,
+                        feed_cursors::cursor.lt(excluded(feed_cursors::cursor)),
+                    )
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error("save feed cursor", e))?;
+                    Ok(())
                 }
             }
         };

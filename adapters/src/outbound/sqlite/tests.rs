@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use application::ports::{
-    Binding, BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MessageRecord, MessageStore, RelayMessageStore, Session, SessionStore, StoreError, SuiteStore,
-    UserRepository,
+    Binding, BindingStore, EventStore, FeedCursorStore, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
+    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageStore, Session, SessionStore, StoreError,
+    SuiteStore, UserRepository,
 };
 use diesel_async::RunQueryDsl;
 use domain::{LoginFailure, MessageState, Recipients, UserId};
@@ -660,6 +660,29 @@ async fn events_read_after_filters_by_corp_and_cursor_in_order() -> TestResult {
 async fn events_a_reader_following_concurrent_appends_misses_nothing() -> TestResult {
     let db = TempDb::new("events");
     events::a_reader_following_concurrent_appends_misses_nothing(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_an_append_wakes_a_waiting_reader_and_a_duplicate_does_not() -> TestResult {
+    let db = TempDb::new("events");
+    events::an_append_wakes_a_waiting_reader_and_a_duplicate_does_not(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feed_cursors_start_empty_and_only_move_forward() -> TestResult {
+    let db = TempDb::new("cursors");
+    events::feed_cursors_start_empty_and_only_move_forward(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feed_cursors_survive_reopening() -> TestResult {
+    let db = TempDb::new("cursors-reopen");
+    let store = db.open().await?;
+    FeedCursorStore::save_cursor(&store, "contact_events", 42, ts(1_000)).await?;
+    drop(store);
+    migrate(&db.url()).await?;
+    assert_eq!(FeedCursorStore::cursor(&db.open().await?, "contact_events").await?, Some(42));
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
