@@ -356,7 +356,7 @@ fn local_http<S: LocalStores>(
         logout: Logout::new(store.clone()),
         list_users: ListUsersQuery::new(users.clone()),
         get_user: GetUser::new(users.clone()),
-        refresh_user: RefreshUser::new(users.clone(), gateway.clone(), random.clone(), clock.clone()),
+        refresh_user: RefreshUser::new(users.clone(), store.clone(), gateway.clone(), random.clone(), clock.clone()),
         bindings: Bindings::new(users.clone(), store.clone(), clock.clone()),
         send_message: SendMessage::new(
             users.clone(),

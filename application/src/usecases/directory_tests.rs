@@ -9,7 +9,7 @@ use domain::{CorpId, MemberProfile, MessageBody, MessageState, Timestamp, UnionI
 use super::local::{Bindings, MessageError, RefreshUser, SendMessage, SendMessageCommand};
 use crate::ports::{
     Binding, GatewayError, MemberKey, MockBindingStore, MockClock, MockCloudGateway, MockDispatchTrigger,
-    MockMessageStore, MockRandomSource, MockUserRepository, StoreError,
+    MockMessageStore, MockRandomSource, MockSessionStore, MockUserRepository, StoreError,
 };
 
 const NOW_MS: i64 = 1_750_000_000_000;
@@ -78,8 +78,11 @@ async fn refresh_stores_the_clouds_profile() {
         .withf(|corp, key| corp.as_str() == "dingcorpa" && *key == MemberKey::UserId(UserId::parse("alice").unwrap()))
         .times(1)
         .returning(|_, _| Ok(profile("alice", "Alice New")));
-    let refreshed =
-        RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.unwrap();
+    let sessions = MockSessionStore::new();
+    let refreshed = RefreshUser::new(Arc::new(users), Arc::new(sessions), Arc::new(gateway), random(), clock())
+        .execute("u-1")
+        .await
+        .unwrap();
     assert_eq!(refreshed.profile.name, "Alice New");
 }
 
@@ -97,8 +100,12 @@ async fn refresh_of_a_member_who_left_marks_them_inactive() {
     });
     let mut gateway = MockCloudGateway::new();
     gateway.expect_get_member().times(1).returning(|_, _| Err(GatewayError::NotMember));
-    let refreshed =
-        RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.unwrap();
+    let mut sessions = MockSessionStore::new();
+    sessions.expect_delete_for_user().withf(|id| id == "u-1").times(1).returning(|_| Ok(2));
+    let refreshed = RefreshUser::new(Arc::new(users), Arc::new(sessions), Arc::new(gateway), random(), clock())
+        .execute("u-1")
+        .await
+        .unwrap();
     assert!(!refreshed.profile.active);
 }
 
@@ -107,7 +114,11 @@ async fn refresh_of_an_unknown_user_is_not_found_without_calling_the_cloud() {
     let mut users = MockUserRepository::new();
     finding(&mut users, "nope", None);
     let gateway = MockCloudGateway::new();
-    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("nope").await.err();
+    let sessions = MockSessionStore::new();
+    let err = RefreshUser::new(Arc::new(users), Arc::new(sessions), Arc::new(gateway), random(), clock())
+        .execute("nope")
+        .await
+        .err();
     assert!(matches!(err, Some(MessageError::NotFound)));
 }
 
@@ -117,7 +128,11 @@ async fn refresh_when_the_cloud_is_down_is_unavailable_and_stores_nothing() {
     finding(&mut users, "u-1", Some(user("u-1", "alice")));
     let mut gateway = MockCloudGateway::new();
     gateway.expect_get_member().times(1).returning(|_, _| Err(GatewayError::Unavailable("down".into())));
-    let err = RefreshUser::new(Arc::new(users), Arc::new(gateway), random(), clock()).execute("u-1").await.err();
+    let sessions = MockSessionStore::new();
+    let err = RefreshUser::new(Arc::new(users), Arc::new(sessions), Arc::new(gateway), random(), clock())
+        .execute("u-1")
+        .await
+        .err();
     assert!(matches!(err, Some(MessageError::Unavailable(_))));
 }
 

@@ -576,6 +576,7 @@ impl RecallMessage {
 /// A member who left the org is kept and marked inactive.
 pub struct RefreshUser {
     users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionStore>,
     gateway: Arc<dyn CloudGateway>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
@@ -585,13 +586,19 @@ impl RefreshUser {
     /// Builds the use case.
     pub fn new(
         users: Arc<dyn UserRepository>,
+        sessions: Arc<dyn SessionStore>,
         gateway: Arc<dyn CloudGateway>,
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, gateway, random, clock }
+        Self { users, sessions, gateway, random, clock }
     }
 
+    /// Re-reads the member through the cloud and stores the org's current
+    /// profile. A member who left the org (`NotMember`) is stored with
+    /// `active: false` and their sessions are revoked, as the event feed does
+    /// for `user_leave_org`.
+    ///
     /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or DingTalk); `Rejected`; `Store`.
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<User, MessageError> {
@@ -600,7 +607,8 @@ impl RefreshUser {
         let profile = match self.gateway.get_member(&user.profile.corp_id, &key).await {
             Ok(profile) => profile,
             Err(GatewayError::NotMember) => {
-                info!(user_id = %user.id, "member left the org; marking inactive");
+                let revoked = self.sessions.delete_for_user(&user.id).await?;
+                info!(user_id = %user.id, revoked, "member left the org; marked inactive and sessions revoked");
                 domain::MemberProfile { active: false, ..user.profile.clone() }
             }
             Err(GatewayError::NotFound) => {
