@@ -304,7 +304,8 @@ async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
     Ok(())
 }
 
-/// Sends a work notification (service token). The body is DingTalk's own `msg` object. The message
+/// Sends a work notification (service token). The body is DingTalk's own `msg` object, or for a
+/// third-party suite a `template` body (`sendbytemplate`). The message
 /// and its recipients are stored in the outbox before the answer: 202 with the message in state
 /// `accepted`; it is then relayed to DingTalk through the cloud, retrying until it is delivered
 /// (`GET /api/messages/{id}` follows it). 422 names the field for invalid or over-limit input
