@@ -1,6 +1,6 @@
 //! Record builders shared by the SQLite and PostgreSQL store tests.
 
-use application::ports::{MessageRecord, RelayMessageRecord};
+use application::ports::{Binding, LoginIntent, MessageRecord, RelayMessageRecord, Session};
 use domain::{
     BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients, ReturnTo,
     TaskId, Timestamp, UnionId, UserId,
@@ -91,5 +91,28 @@ pub(crate) fn relay_record(client_id: &str, key: &str, recipients: &Recipients) 
         state: MessageState::Accepted,
         created_at: ts(1_000),
         updated_at: ts(1_000),
+    }
+}
+
+pub(crate) fn intent(hash: &str, expires_at: i64) -> LoginIntent {
+    LoginIntent {
+        state_hash: hash.to_owned(),
+        client_id: "client-a".to_owned(),
+        complete_url: "https://local.example/auth/dingtalk/complete".to_owned(),
+        corp_ids: vec![corp("dingcorp"), corp("dingother")],
+        expires_at: ts(expires_at),
+    }
+}
+
+pub(crate) fn session(hash: &str, user_id: &str, expires_at: i64) -> Session {
+    Session { token_hash: hash.to_owned(), user_id: user_id.to_owned(), created_at: ts(1), expires_at: ts(expires_at) }
+}
+
+pub(crate) fn binding(user_id: &str, tenant_id: Option<&str>, external_id: &str, at: i64) -> Binding {
+    Binding {
+        user_id: user_id.to_owned(),
+        external_id: external_id.to_owned(),
+        tenant_id: tenant_id.map(str::to_owned),
+        updated_at: ts(at),
     }
 }

@@ -22,6 +22,8 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 pub(crate) mod outbox_tests;
 #[cfg(test)]
+pub(crate) mod store_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
