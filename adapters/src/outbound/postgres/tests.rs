@@ -416,6 +416,14 @@ async fn relay_insert_or_get_is_idempotent() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
+    let Some((_db, store)) = fresh().await? else {
+        return Ok(());
+    };
+    shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn relay_batches_and_state_are_recorded() -> TestResult {
     let Some((_db, store)) = fresh().await? else {
         return Ok(());

@@ -412,6 +412,27 @@ pub(crate) async fn relay_insert_or_get_is_idempotent<S: RelayMessageStore>(stor
     Ok(())
 }
 
+pub(crate) async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first<S: RelayMessageStore>(
+    store: S,
+) -> TestResult {
+    for (key, created, updated, state) in [
+        ("old", 100, 100, MessageState::Sent),
+        ("a", 2_000, 5_000, MessageState::Sent),
+        ("b", 3_000, 4_000, MessageState::Sent),
+        ("c", 3_000, 3_000, MessageState::Completed),
+    ] {
+        let mut record = relay_record("client-a", key, &Recipients::everyone());
+        record.created_at = ts(created);
+        store.insert_or_get(&record).await?;
+        store.set_state("client-a", key, state, ts(updated)).await?;
+    }
+    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 10).await?;
+    assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["b", "a"]);
+    assert_eq!(listed[0].batches.len(), 1, "batches are loaded");
+    assert_eq!(store.list_in_state(MessageState::Sent, ts(1_000), 1).await?.len(), 1);
+    Ok(())
+}
+
 pub(crate) async fn relay_batches_and_state_are_recorded<S: RelayMessageStore>(store: S) -> TestResult {
     let users: Vec<UserId> = (0..250).map(|i| uid(&format!("user{i:03}"))).collect();
     let record = relay_record("client-a", "msg-1", &Recipients::new(users, vec![])?);

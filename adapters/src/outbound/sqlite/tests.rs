@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use application::ports::{FeedCursorStore, LoginAttemptStore, RelayMessageStore, StoreError};
+use application::ports::{FeedCursorStore, LoginAttemptStore, StoreError};
 use diesel_async::RunQueryDsl;
-use domain::{MessageState, Recipients};
 
 use super::event_tests as events;
 use super::outbox_tests as outbox;
@@ -457,21 +456,5 @@ async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
     let db = TempDb::new("relay-list-in-state");
-    let store = db.open().await?;
-    for (key, created, updated, state) in [
-        ("old", 100, 100, MessageState::Sent),
-        ("a", 2_000, 5_000, MessageState::Sent),
-        ("b", 3_000, 4_000, MessageState::Sent),
-        ("c", 3_000, 3_000, MessageState::Completed),
-    ] {
-        let mut record = relay_record("client-a", key, &Recipients::everyone());
-        record.created_at = ts(created);
-        store.insert_or_get(&record).await?;
-        store.set_state("client-a", key, state, ts(updated)).await?;
-    }
-    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 10).await?;
-    assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["b", "a"]);
-    assert_eq!(listed[0].batches.len(), 1, "batches are loaded");
-    assert_eq!(store.list_in_state(MessageState::Sent, ts(1_000), 1).await?.len(), 1);
-    Ok(())
+    shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(db.open().await?).await
 }
