@@ -17,13 +17,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{CorpId, MemberProfile, User, UserId, ValidationError};
+use domain::{CorpId, UserId, ValidationError};
 use tracing::{debug, info, instrument, warn};
 
 use super::cloud::CloudError;
+use super::members::{MemberSync, SyncError, Synced};
 use crate::ports::{
     Clock, CloudGateway, ContactEvent, ContactFeedPage, EventStore, FeedCursorStore, FeedEntry, FeedSignal,
-    GatewayError, MemberKey, RandomSource, RelayClient, SessionStore, StoreError, UserRepository,
+    GatewayError, RandomSource, RelayClient, SessionStore, StoreError, UserRepository,
 };
 
 /// Longest long-poll the cloud grants, in seconds.
@@ -148,20 +149,12 @@ pub struct FeedProgress {
     pub cursor: i64,
 }
 
-/// What applying one event to one member produced, for the log.
-enum MemberOutcome {
-    Refreshed,
-    Deactivated { sessions: u64 },
-    Skipped,
-}
-
 /// Local: follows the cloud's contact-event feed and applies it to the user directory.
 pub struct ApplyContactEvents {
     gateway: Arc<dyn CloudGateway>,
     users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionStore>,
     cursors: Arc<dyn FeedCursorStore>,
-    random: Arc<dyn RandomSource>,
+    sync: MemberSync,
     clock: Arc<dyn Clock>,
 }
 
@@ -175,7 +168,8 @@ impl ApplyContactEvents {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { gateway, users, sessions, cursors, random, clock }
+        let sync = MemberSync::new(users.clone(), sessions, gateway.clone(), random, clock.clone());
+        Self { gateway, users, cursors, sync, clock }
     }
 
     /// One round: reads the stored cursor (0 before the first event), long-polls the cloud for
@@ -244,12 +238,12 @@ impl ApplyContactEvents {
                 self.refresh(&event.corp_id, userid).await
             };
             match outcome {
-                Ok(MemberOutcome::Refreshed) => debug!(corp_id = %event.corp_id, %userid, "member refreshed"),
-                Ok(MemberOutcome::Deactivated { sessions }) => {
+                Ok(Synced::Refreshed(_)) => debug!(corp_id = %event.corp_id, %userid, "member refreshed"),
+                Ok(Synced::Deactivated { sessions, .. }) => {
                     let what = "member is no longer in the org: inactive, sessions revoked";
                     info!(corp_id = %event.corp_id, %userid, sessions, "{what}");
                 }
-                Ok(MemberOutcome::Skipped) => {}
+                Ok(Synced::Unknown) => debug!(corp_id = %event.corp_id, %userid, "member not known locally; skipped"),
                 Err(FeedError::Store(StoreError::Conflict(detail) | StoreError::Other(detail))) => {
                     warn!(
                         corp_id = %event.corp_id,
@@ -265,51 +259,26 @@ impl ApplyContactEvents {
         Ok(())
     }
 
-    /// Refreshes `userid` through the cloud: stores the current profile (creating the user when
-    /// unknown), or marks a known user inactive when they are no longer a member.
-    async fn refresh(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberOutcome, FeedError> {
+    /// Refreshes `userid` through the cloud ([`MemberSync::refresh`]). A look-up the cloud
+    /// refuses is logged and the member skipped; an unavailable cloud stops the round.
+    async fn refresh(&self, corp_id: &CorpId, userid: &UserId) -> Result<Synced, FeedError> {
         let known = self.users.find_by_userid(corp_id, userid).await?;
-        match self.gateway.get_member(corp_id, &MemberKey::UserId(userid.clone())).await {
-            Ok(mut profile) => {
-                // The cloud's look-up has no sign-in claims: keep the openId a sign-in stored.
-                if profile.open_id.is_none() {
-                    profile.open_id = known.and_then(|user| user.profile.open_id);
-                }
-                self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?;
-                Ok(MemberOutcome::Refreshed)
-            }
-            Err(GatewayError::NotMember) => match known {
-                Some(user) => self.deactivate(user).await,
-                None => {
-                    debug!(%corp_id, %userid, "not a member and not known locally; skipped");
-                    Ok(MemberOutcome::Skipped)
-                }
-            },
-            Err(GatewayError::Unavailable(reason)) => Err(FeedError::Unavailable(reason)),
-            Err(other) => {
+        match self.sync.refresh(corp_id, userid, known).await {
+            Ok(synced) => Ok(synced),
+            Err(SyncError::Store(err)) => Err(err.into()),
+            Err(SyncError::Gateway(GatewayError::Unavailable(reason))) => Err(FeedError::Unavailable(reason)),
+            Err(SyncError::Gateway(other)) => {
                 warn!(%corp_id, %userid, error = %other, "member refresh refused; skipped");
-                Ok(MemberOutcome::Skipped)
+                Ok(Synced::Unknown)
             }
         }
     }
 
     /// Marks a known `userid` inactive and revokes their sessions; an unknown one is skipped.
-    async fn leave(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberOutcome, FeedError> {
+    async fn leave(&self, corp_id: &CorpId, userid: &UserId) -> Result<Synced, FeedError> {
         match self.users.find_by_userid(corp_id, userid).await? {
-            Some(user) => self.deactivate(user).await,
-            None => {
-                debug!(%corp_id, %userid, "member who left is not known locally; skipped");
-                Ok(MemberOutcome::Skipped)
-            }
+            Some(user) => Ok(self.sync.deactivate(user).await?),
+            None => Ok(Synced::Unknown),
         }
-    }
-
-    async fn deactivate(&self, user: User) -> Result<MemberOutcome, FeedError> {
-        if user.profile.active {
-            let profile = MemberProfile { active: false, ..user.profile };
-            self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?;
-        }
-        let sessions = self.sessions.delete_for_user(&user.id).await?;
-        Ok(MemberOutcome::Deactivated { sessions })
     }
 }

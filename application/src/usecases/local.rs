@@ -9,9 +9,10 @@ use domain::{
 };
 use tracing::{info, instrument, warn};
 
+use super::members::{MemberSync, SyncError, Synced};
 use crate::ports::{
     Binding, BindingStore, Clock, CloudGateway, DispatchTrigger, GatewayError, ListMessages, ListUsers,
-    LoginAttemptStore, MemberKey, MessageRecord, MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session,
+    LoginAttemptStore, MessageRecord, MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session,
     SessionStore, StoreError, UserRepository,
 };
 
@@ -576,10 +577,7 @@ impl RecallMessage {
 /// A member who left the org is kept and marked inactive.
 pub struct RefreshUser {
     users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionStore>,
-    gateway: Arc<dyn CloudGateway>,
-    random: Arc<dyn RandomSource>,
-    clock: Arc<dyn Clock>,
+    sync: MemberSync,
 }
 
 impl RefreshUser {
@@ -591,7 +589,7 @@ impl RefreshUser {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, sessions, gateway, random, clock }
+        Self { sync: MemberSync::new(users.clone(), sessions, gateway, random, clock), users }
     }
 
     /// Re-reads the member through the cloud and stores the org's current
@@ -603,20 +601,20 @@ impl RefreshUser {
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<User, MessageError> {
         let user = self.users.find(id).await?.ok_or(MessageError::NotFound)?;
-        let key = MemberKey::UserId(user.profile.userid.clone());
-        let profile = match self.gateway.get_member(&user.profile.corp_id, &key).await {
-            Ok(profile) => profile,
-            Err(GatewayError::NotMember) => {
-                let revoked = self.sessions.delete_for_user(&user.id).await?;
-                info!(user_id = %user.id, revoked, "member left the org; marked inactive and sessions revoked");
-                domain::MemberProfile { active: false, ..user.profile.clone() }
+        let (corp_id, userid) = (user.profile.corp_id.clone(), user.profile.userid.clone());
+        match self.sync.refresh(&corp_id, &userid, Some(user)).await {
+            Ok(Synced::Refreshed(user)) => Ok(user),
+            Ok(Synced::Deactivated { user, sessions }) => {
+                info!(user_id = %user.id, sessions, "member left the org; marked inactive and sessions revoked");
+                Ok(user)
             }
-            Err(GatewayError::NotFound) => {
-                return Err(MessageError::Unavailable("the cloud has no such member".into()));
+            Ok(Synced::Unknown) => Err(MessageError::NotFound),
+            Err(SyncError::Gateway(GatewayError::NotFound)) => {
+                Err(MessageError::Unavailable("the cloud has no such member".into()))
             }
-            Err(other) => return Err(other.into()),
-        };
-        Ok(self.users.upsert(&profile, &self.random.new_id(), self.clock.now()).await?)
+            Err(SyncError::Gateway(other)) => Err(other.into()),
+            Err(SyncError::Store(err)) => Err(err.into()),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod events;
 pub mod feed;
 pub mod in_process;
 pub mod local;
+mod members;
 
 #[cfg(test)]
 mod cloud_tests;
