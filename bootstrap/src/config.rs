@@ -319,6 +319,11 @@ pub struct CloudSection {
     pub client_secret: Option<Secret>,
     /// Timeout of one relay call attempt, in seconds (1–120).
     pub timeout_secs: u64,
+    /// The corps this deployment's relay client serves (the cloud's `relay.clients[].corp_ids`;
+    /// `DINGBRIDGE_CLOUD__CORP_IDS='["ding…"]'`). Default: `dingtalk.corp_id`. A message for any
+    /// other corp is refused when it is submitted (422 naming `corp_id`), not later in the outbox.
+    #[serde(default)]
+    pub corp_ids: Vec<String>,
 }
 
 /// One relay client (cloud mode).
@@ -464,7 +469,13 @@ impl Default for Config {
             },
             api: ApiSection { service_tokens: Vec::new() },
             session: SessionSection { ttl_secs: 7 * 24 * 3600 },
-            cloud: CloudSection { base_url: String::new(), client_id: None, client_secret: None, timeout_secs: 10 },
+            cloud: CloudSection {
+                base_url: String::new(),
+                client_id: None,
+                client_secret: None,
+                timeout_secs: 10,
+                corp_ids: Vec::new(),
+            },
             outbox: OutboxSection { workers: 4, lease_secs: 60 },
             feed: FeedSection { enabled: true, wait_secs: 25 },
             relay: RelaySection {
@@ -534,6 +545,25 @@ fn is_origin(origin: &str) -> bool {
 }
 
 impl Config {
+    /// Local mode: the corps its relay client serves — `cloud.corp_ids`, or else
+    /// `[dingtalk.corp_id]` — the first being the default corp of a message. Unparseable ids are
+    /// skipped (validation has refused them already).
+    pub fn local_corps(&self) -> Vec<domain::CorpId> {
+        let configured = if self.cloud.corp_ids.is_empty() {
+            self.dingtalk.corp_id.iter().cloned().collect::<Vec<_>>()
+        } else {
+            let mut ids = self.cloud.corp_ids.clone();
+            // The default corp goes first when it is one of the listed corps.
+            if let Some(default) = &self.dingtalk.corp_id
+                && let Some(at) = ids.iter().position(|c| c == default)
+            {
+                ids.swap(0, at);
+            }
+            ids
+        };
+        configured.iter().filter_map(|c| domain::CorpId::parse(c).ok()).collect()
+    }
+
     /// Loads and validates the configuration. `file` is `--config FILE` (must exist); without it
     /// `dingbridge.toml` is read if present. `.env` in the working directory is read if present
     /// (it never overrides real environment variables).
@@ -749,6 +779,25 @@ impl Config {
                     && let Err(e) = domain::CorpId::parse(corp_id)
                 {
                     problem("dingtalk.corp_id", e.message);
+                }
+                for (i, corp_id) in self.cloud.corp_ids.iter().enumerate() {
+                    if let Err(e) = domain::CorpId::parse(corp_id) {
+                        problem(&format!("cloud.corp_ids[{i}]"), e.message);
+                    }
+                }
+                if let Some(default) = &self.dingtalk.corp_id
+                    && !self.cloud.corp_ids.is_empty()
+                    && !self.cloud.corp_ids.contains(default)
+                {
+                    problem("dingtalk.corp_id", format!("{default:?} must be one of cloud.corp_ids"));
+                }
+                if self.cloud.corp_ids.is_empty() && self.dingtalk.corp_id.is_none() {
+                    problem(
+                        "cloud.corp_ids",
+                        "mode local needs the corps its relay client serves: set dingtalk.corp_id \
+                         (DINGBRIDGE_DINGTALK__CORP_ID) or cloud.corp_ids"
+                            .into(),
+                    );
                 }
             }
         }

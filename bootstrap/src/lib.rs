@@ -320,7 +320,7 @@ fn local_http<S: LocalStores>(
     store: &Arc<S>,
     gateway: Arc<dyn CloudGateway>,
     config: &Config,
-    default_corp: Option<CorpId>,
+    corps: Vec<CorpId>,
 ) -> (Arc<LocalHttp>, Dispatcher) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
@@ -365,7 +365,7 @@ fn local_http<S: LocalStores>(
             Arc::new(NotifyTrigger(notify)),
             random,
             clock.clone(),
-            default_corp,
+            corps,
         ),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
@@ -485,11 +485,10 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
     let events = events_http(config, &store, &clock)?;
-    let default_corp = corp_ids.first().cloned();
-    let client = RelayClient { id: "dev".into(), corp_ids, complete_url_origins: vec![public.clone()] };
+    let client = RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
     let feed = feed_poller(&store, gateway.clone(), config);
-    let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
+    let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
@@ -581,9 +580,8 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     relay.timeout = Duration::from_secs(config.cloud.timeout_secs);
     relay.validate().map_err(|e| anyhow::anyhow!("cloud: {e}"))?;
     let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
-    let default_corp = config.dingtalk.corp_id.as_deref().map(CorpId::parse).transpose().context("dingtalk.corp_id")?;
     let feed = feed_poller(&store, gateway.clone(), config);
-    let (local, dispatcher) = local_http(&store, gateway, config, default_corp);
+    let (local, dispatcher) = local_http(&store, gateway, config, config.local_corps());
     let probes = database_probes(store.clone());
     Ok(App {
         router: http::local_router(local, probes),
@@ -638,7 +636,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         }
         handle.stop_graceful(Some(GRACE));
     });
-    server.serve(app.router).await;
+    server.serve(http::service(app.router)).await;
     if let Some(task) = purge_task {
         task.abort();
     }

@@ -229,7 +229,7 @@ async fn messages_can_address_members_by_binding() {
         Arc::new(trigger),
         random(),
         clock(),
-        None,
+        vec![domain::CorpId::parse("dingcorpa").unwrap()],
     );
     let record = uc.execute(command(vec!["staff-7"])).await.unwrap();
     assert_eq!(record.corp_id.as_str(), "dingcorpa");
@@ -248,7 +248,7 @@ async fn unknown_bindings_are_reported_and_nothing_is_stored() {
         Arc::new(MockDispatchTrigger::new()),
         random(),
         clock(),
-        None,
+        vec![domain::CorpId::parse("dingcorpa").unwrap()],
     );
     let err = uc.execute(command(vec!["ghost"])).await.err();
     assert!(matches!(err, Some(MessageError::UnknownUsers(ids)) if ids == vec!["external:ghost".to_owned()]));

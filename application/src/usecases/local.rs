@@ -317,12 +317,13 @@ pub struct SendMessage {
     trigger: Arc<dyn DispatchTrigger>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
-    default_corp: Option<CorpId>,
+    corps: Vec<CorpId>,
 }
 
 impl SendMessage {
-    /// Builds the use case; `default_corp` is used when neither the request
-    /// nor its recipients name a corp.
+    /// Builds the use case. `corps` are the corps this deployment serves (its relay client's):
+    /// a message for any other corp is refused before anything is stored; the first is the
+    /// default when neither the request nor its recipients name a corp.
     pub fn new(
         users: Arc<dyn UserRepository>,
         bindings: Arc<dyn BindingStore>,
@@ -330,9 +331,9 @@ impl SendMessage {
         trigger: Arc<dyn DispatchTrigger>,
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
-        default_corp: Option<CorpId>,
+        corps: Vec<CorpId>,
     ) -> Self {
-        Self { users, bindings, messages, trigger, random, clock, default_corp }
+        Self { users, bindings, messages, trigger, random, clock, corps }
     }
 
     /// Errors (nothing stored): `Invalid` (field named), `UnknownUsers` (unknown or inactive
@@ -419,9 +420,18 @@ impl SendMessage {
         if !unknown.is_empty() {
             return Err(MessageError::UnknownUsers(unknown));
         }
-        let corp = corp.or_else(|| self.default_corp.clone()).ok_or_else(|| {
+        let corp = corp.or_else(|| self.corps.first().cloned()).ok_or_else(|| {
             ValidationError::new("corp_id", "required", "corp_id is required: no recipient or default names a corp")
         })?;
+        if !self.corps.contains(&corp) {
+            let served = self.corps.iter().map(CorpId::as_str).collect::<Vec<_>>().join(", ");
+            return Err(ValidationError::new(
+                "corp_id",
+                "not_served",
+                format!("corp {corp} is not served by this deployment (it serves: {served})"),
+            )
+            .into());
+        }
         let recipients = if command.to_all {
             if !userids.is_empty() || !command.dept_ids.is_empty() {
                 return Err(ValidationError::new(

@@ -682,7 +682,20 @@ impl SendMocks {
         self
     }
 
+    /// The use case serving `default_corp` (first: the default) and both test corps; with `None`,
+    /// no corp at all.
     fn build(self, default_corp: Option<CorpId>) -> SendMessage {
+        let corps = match default_corp {
+            Some(default) => {
+                let others = [corp_a(), corp_b()].into_iter().filter(|c| *c != default);
+                std::iter::once(default.clone()).chain(others).collect()
+            }
+            None => Vec::new(),
+        };
+        self.serving(corps)
+    }
+
+    fn serving(self, corps: Vec<CorpId>) -> SendMessage {
         SendMessage::new(
             Arc::new(self.users),
             Arc::new(crate::ports::MockBindingStore::new()),
@@ -690,7 +703,7 @@ impl SendMocks {
             Arc::new(self.trigger),
             Arc::new(self.random),
             clock(),
-            default_corp,
+            corps,
         )
     }
 }
@@ -839,6 +852,26 @@ async fn send_message_to_a_user_outside_the_requested_corp_is_invalid() {
     let err = mocks.build(None).execute(cmd).await.unwrap_err();
 
     assert_eq!(invalid_field(&err), Some("recipients.user_ids"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_for_a_corp_the_deployment_does_not_serve_is_refused_and_stores_nothing() {
+    let cmd = SendMessageCommand { corp_id: Some(corp("dingforeign")), userids: vec![uid("alice")], ..command() };
+
+    let err = SendMocks::rejecting().serving(vec![corp_a()]).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("corp_id"), "{err:?}");
+    assert!(matches!(&err, MessageError::Invalid(v) if v.code == "not_served"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_to_a_user_of_a_corp_no_longer_served_is_refused() {
+    let mocks = SendMocks::rejecting().finding("u-1", Some(user("u-1", corp_b(), "alice")));
+    let cmd = SendMessageCommand { user_ids: vec!["u-1".to_owned()], ..command() };
+
+    let err = mocks.serving(vec![corp_a()]).execute(cmd).await.unwrap_err();
+
+    assert_eq!(invalid_field(&err), Some("corp_id"), "{err:?}");
 }
 
 #[tokio::test]

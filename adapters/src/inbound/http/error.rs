@@ -165,11 +165,28 @@ impl From<MessageError> for ApiError {
         match err {
             MessageError::Invalid(validation) => Self::validation(&validation),
             MessageError::UnknownUsers(ids) => {
-                let mut error = Self::fields(vec![(
-                    "recipients.user_ids".to_owned(),
-                    "unknown".to_owned(),
-                    format!("unknown local user ids: {}", ids.join(", ")),
-                )]);
+                // Unknown bindings are `external:<id>`; the rest are local user ids (`inactive:<id>`
+                // for members the org marks inactive). Each list is reported under its own field.
+                let (external, local): (Vec<&String>, Vec<&String>) =
+                    ids.iter().partition(|id| id.starts_with("external:"));
+                let mut problems = Vec::new();
+                if !local.is_empty() {
+                    let listed = local.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                    problems.push((
+                        "recipients.user_ids".to_owned(),
+                        "unknown".to_owned(),
+                        format!("unknown or inactive local user ids: {listed}"),
+                    ));
+                }
+                if !external.is_empty() {
+                    let listed = external.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                    problems.push((
+                        "recipients.external_ids".to_owned(),
+                        "unknown".to_owned(),
+                        format!("no member is bound to these external ids: {listed}"),
+                    ));
+                }
+                let mut error = Self::fields(problems);
                 error.body.code = "unknown_recipients".to_owned();
                 error
             }

@@ -1,9 +1,13 @@
-//! Request body extraction shared by every role: JSON only, size-limited,
-//! malformed JSON (400) told apart from a wrong shape (422).
+//! Request extraction shared by every role: JSON bodies (JSON only, size-limited, duplicate keys
+//! refused, malformed JSON (400) told apart from a wrong shape (422, naming the field path)), and
+//! the `Idempotency-Key` header.
+
+use std::cell::RefCell;
+use std::fmt;
 
 use salvo::http::{ParseError, StatusCode};
 use salvo::prelude::*;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use validator::Validate;
 
 use super::dto::validation_problems;
@@ -12,9 +16,19 @@ use super::error::ApiError;
 /// Largest JSON request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`]: 415 unless `Content-Type: application/json`,
-/// 413 when larger, 400 `malformed_json` for invalid JSON, 422 `validation_failed` for a JSON
-/// value of the wrong shape (unknown or missing fields, wrong types).
+/// The field name used for a problem with the whole document (e.g. an array where an object is
+/// expected), in JSONPath's notation for the root.
+pub const ROOT_FIELD: &str = "$";
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`]:
+/// - 415 `unsupported_media_type` unless `Content-Type: application/json`;
+/// - 413 `payload_too_large` when larger;
+/// - 400 `malformed_json` for invalid JSON (syntax, trailing data);
+/// - 422 `validation_failed` for a document of the wrong shape, with the field's path
+///   (`recipients.dept_ids[0]`, `body.text`) as the key of `fields`: a duplicate object key
+///   anywhere (code `duplicate_key`: JSON leaves its meaning open, RFC 8259 §4, so it is refused
+///   rather than guessed), a missing field (`required`), an unknown field (`unknown_field`), a
+///   wrong type or an out-of-range number (`invalid`).
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
     let is_json = req.content_type().is_some_and(|m| m.essence_str() == "application/json");
     if !is_json {
@@ -32,16 +46,250 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiE
         ),
         other => ApiError::malformed_json(other),
     })?;
-    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::fields(vec![("body".to_owned(), "invalid".to_owned(), format!("request body: {err}"))])
+    parse_json(bytes)
+}
+
+/// Parses a JSON document as `T` with the rules of [`read_json`] (without the HTTP checks).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    check_unique_keys(bytes)?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => shape_problem(&path, &inner),
+            _ => ApiError::malformed_json(inner),
         }
-        _ => ApiError::malformed_json(err),
-    })
+    })?;
+    de.end().map_err(ApiError::malformed_json)?;
+    Ok(value)
+}
+
+/// The 422 for a data error at `path` (serde_path_to_error's dotted path; `.` for the root).
+fn shape_problem(path: &str, err: &serde_json::Error) -> ApiError {
+    // serde's own messages (serde::de::Error::missing_field / unknown_field) name the field:
+    // "missing field `x`", "unknown field `x`, expected one of …".
+    let message = strip_position(&err.to_string());
+    let named = |prefix: &str| {
+        message.strip_prefix(prefix).and_then(|rest| rest.split_once('`')).map(|(name, _)| join(path, name))
+    };
+    let (field, code) = if let Some(field) = named("missing field `") {
+        (field, "required")
+    } else if message.starts_with("unknown field `") {
+        // serde_path_to_error's path already ends with the unknown key.
+        (join(path, ""), "unknown_field")
+    } else {
+        (join(path, ""), "invalid")
+    };
+    ApiError::fields(vec![(field.clone(), code.to_owned(), format!("{field}: {message}"))])
+}
+
+/// `path` (`.` is the root) joined with `name` (may be empty).
+fn join(path: &str, name: &str) -> String {
+    match (path, name) {
+        (".", "") | ("", "") => ROOT_FIELD.to_owned(),
+        (".", name) | ("", name) => name.to_owned(),
+        (path, "") => path.to_owned(),
+        (path, name) => format!("{path}.{name}"),
+    }
+}
+
+/// serde_json appends " at line L column C" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// 422 `validation_failed` (`duplicate_key`, naming the key's path) if any object in the document
+/// repeats a key; 400 `malformed_json` for a syntax error.
+fn check_unique_keys(bytes: &[u8]) -> Result<(), ApiError> {
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = UniqueKeys { path: String::new(), duplicate: &duplicate }.deserialize(&mut de).and_then(|()| de.end());
+    match (result, duplicate.into_inner()) {
+        (_, Some(field)) => Err(ApiError::fields(vec![(
+            field.clone(),
+            "duplicate_key".to_owned(),
+            format!("{field} appears more than once in its object"),
+        )])),
+        (Err(err), None) => Err(ApiError::malformed_json(err)),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+/// Walks a JSON value, recording the path of the first repeated object key in `duplicate`.
+struct UniqueKeys<'a> {
+    path: String,
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while seq
+            .next_element_seed(UniqueKeys { path: format!("{}[{index}]", self.path), duplicate: self.duplicate })?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            if !seen.insert(key) {
+                *self.duplicate.borrow_mut() = Some(path);
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(UniqueKeys { path, duplicate: self.duplicate })?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs `validator` rules; 422 `validation_failed` with a field map when they fail.
 pub fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
     input.validate().map_err(|errors| ApiError::fields(validation_problems(&errors, "")))?;
     Ok(input)
+}
+
+/// Longest `Idempotency-Key` accepted, in characters.
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// The request's `Idempotency-Key` header: `None` when absent; the key (surrounding blanks
+/// trimmed) when it is 1–[`MAX_IDEMPOTENCY_KEY`] printable ASCII characters. Anything else — a
+/// non-ASCII or control byte, an empty or over-long key, the header sent twice — is refused with
+/// 400 `invalid_idempotency_key`, never ignored (an ignored key would let a retry send twice).
+pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    let refuse = |why: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("the Idempotency-Key header {why}; it must be 1–{MAX_IDEMPOTENCY_KEY} printable ASCII characters"),
+        )
+    };
+    if values.next().is_some() {
+        return Err(refuse("is sent more than once"));
+    }
+    let key = std::str::from_utf8(value.as_bytes()).map_err(|_| refuse("is not ASCII"))?.trim();
+    if !key.is_ascii() {
+        return Err(refuse("is not ASCII"));
+    }
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(refuse("is empty, too long or has spaces or control characters"));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde::Deserialize;
+
+    use super::parse_json;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        to_all: Option<bool>,
+        #[serde(default)]
+        dept_ids: Vec<i64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        recipients: Inner,
+        body: Option<serde_json::Value>,
+    }
+
+    fn field(json: &str) -> (String, String) {
+        let err = parse_json::<Outer>(json.as_bytes()).unwrap_err();
+        assert_eq!(err.status.as_u16(), 422, "{json}: {err:?}");
+        let (field, problem) = err.body.fields.iter().next().unwrap();
+        (field.clone(), problem.code.clone())
+    }
+
+    #[test]
+    fn type_and_range_errors_name_the_field_path() {
+        assert_eq!(field(r#"{"recipients":{"to_all":"yes"}}"#), ("recipients.to_all".into(), "invalid".into()));
+        assert_eq!(field(r#"{"recipients":{"dept_ids":["2"]}}"#), ("recipients.dept_ids[0]".into(), "invalid".into()));
+        assert_eq!(field(r#"{"recipients":{"dept_ids":[1, 1.5]}}"#), ("recipients.dept_ids[1]".into(), "invalid".into()));
+        assert_eq!(
+            field(r#"{"recipients":{"dept_ids":[9223372036854775808]}}"#),
+            ("recipients.dept_ids[0]".into(), "invalid".into())
+        );
+        assert_eq!(field(r#"{"body":{}}"#), ("recipients".into(), "required".into()));
+        assert_eq!(field(r#"{"recipients":{"x":1}}"#), ("recipients.x".into(), "unknown_field".into()));
+        assert_eq!(field("[1]"), ("$".into(), "invalid".into()));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert_eq!(field(r#"{"recipients":{},"recipients":{}}"#), ("recipients".into(), "duplicate_key".into()));
+        assert_eq!(
+            field(r#"{"recipients":{},"body":{"text":{"content":"a","content":"b"}}}"#),
+            ("body.text.content".into(), "duplicate_key".into())
+        );
+        assert_eq!(
+            field(r#"{"recipients":{},"body":{"list":[{"a":1},{"a":1,"a":2}]}}"#),
+            ("body.list[1].a".into(), "duplicate_key".into())
+        );
+        assert!(parse_json::<Outer>(br#"{"recipients":{},"body":{"a":{"x":1},"b":{"x":1}}}"#).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_json() {
+        for json in [r#"{"recipients":"#, r#"{"recipients":{}} trailing"#, ""] {
+            let err = parse_json::<Outer>(json.as_bytes()).unwrap_err();
+            assert_eq!((err.status.as_u16(), err.body.code.as_str()), (400, "malformed_json"), "{json}");
+        }
+    }
 }

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::dto::{BindingInput, BindingView, MessageView2, SelfMessageInput, SendMessageInput, UserView};
 use super::error::ApiError;
-use super::extract::{read_json, validated};
+use super::extract::{idempotency_key, read_json, validated};
 use super::middleware::Inject;
 use super::pages;
 
@@ -89,7 +89,14 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
         .push(
             Router::with_path("api")
                 .hoop(require_service_token)
-                .push(Router::with_path("users").get(list_users).push(Router::with_path("{id}").get(get_user)))
+                .push(
+                    Router::with_path("users").get(list_users).push(
+                        Router::with_path("{id}")
+                            .get(get_user)
+                            .push(Router::with_path("refresh").post(refresh_user))
+                            .push(Router::with_path("binding").get(get_binding).put(put_binding)),
+                    ),
+                )
                 .push(
                     Router::with_path("messages").get(list_messages).post(send_message).push(
                         Router::with_path("{id}")
@@ -219,6 +226,7 @@ async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<
 async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let user = signed_in_user(req, &local).await?;
+    let key = idempotency_key(req)?;
     let input: SelfMessageInput = validated(read_json(req).await?)?;
     let body = MessageBody::text(&input.text).map_err(|e| ApiError::validation(&e.under("text")))?;
     let command = SendMessageCommand {
@@ -230,7 +238,7 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
         dept_ids: Vec::new(),
         to_all: false,
         body,
-        idempotency_key: req.header::<String>("idempotency-key"),
+        idempotency_key: key,
     };
     let record = local.send_message.execute(command).await?;
     res.status_code(StatusCode::ACCEPTED);
@@ -315,9 +323,10 @@ async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
 #[endpoint(tags("messages"), request_body = SendMessageInput, responses((status_code = 202, body = MessageView2)))]
 async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
+    let key = idempotency_key(req)?;
     let input: SendMessageInput = validated(read_json(req).await?)?;
     let mut command = SendMessageCommand::try_from(input)?;
-    command.idempotency_key = req.header::<String>("idempotency-key");
+    command.idempotency_key = key;
     let record = local.send_message.execute(command).await?;
     let _ = res.add_header("location", format!("/api/messages/{}", record.id), true);
     res.status_code(StatusCode::ACCEPTED);

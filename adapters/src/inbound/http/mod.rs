@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use salvo::catcher::Catcher;
 use salvo::prelude::*;
 use salvo_oapi::OpenApi;
 use salvo_oapi::endpoint;
@@ -84,6 +85,37 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
         .push(router)
+}
+
+/// The HTTP service serving `router`. A response left with an error status and no body — no route
+/// matched (404 `not_found`), a route matched but not its method (405 `method_not_allowed`), or
+/// anything salvo itself refused (413 `payload_too_large`, 415 `unsupported_media_type`, 5xx
+/// `internal`) — answers the JSON [`error::ErrorBody`] like every handler, never salvo's HTML page.
+pub fn service(router: Router) -> Service {
+    Service::new(router).catcher(Catcher::default().hoop(json_errors))
+}
+
+/// The catcher hoop behind [`service`]: writes the JSON error body for a bodiless error response.
+#[handler]
+async fn json_errors(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+    let path = req.uri().path().to_owned();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", format!("no route {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            format!("{path} does not accept the {} method", req.method()),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", "this content type is not accepted here")
+        }
+        s if s.is_server_error() => ApiError::internal(format!("{s} without a body for {path}")),
+        s => ApiError::new(s, "bad_request", s.canonical_reason().unwrap_or("the request was refused").to_owned()),
+    };
+    error.write(req, depot, res).await;
+    ctrl.skip_rest();
 }
 
 /// Cloud mode: the DingTalk callbacks and the relay API; no local routes. Without `events` the
