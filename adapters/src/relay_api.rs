@@ -230,7 +230,7 @@ pub struct RelayMessageRequest {
     pub corp_id: String,
     /// Recipients.
     pub recipients: RelayRecipients,
-    /// DingTalk's `msg` object (API.md §D.2) or a `template` body (`sendbytemplate`, §D.1), ≤ 2048 bytes.
+    /// DingTalk's `msg` object (docs/dingtalk-api.md §D.2) or a `template` body (`sendbytemplate`, §D.1), ≤ 2048 bytes.
     pub body: serde_json::Value,
 }
 

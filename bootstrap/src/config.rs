@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The default config file, read when present and no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "dingbridge.toml";
 
-/// Which role this process plays (DESIGN.md "modes").
+/// Which role this process plays (docs/design.md "modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Cloud and local in one process, on SQLite (the seed's `DEV_DEBUG`).
@@ -72,7 +72,7 @@ impl<'de> Deserialize<'de> for Mode {
 
 /// A secret from configuration: never printed (`Debug` and `Serialize` show
 /// `<redacted>`). Accepts numbers too, since environment values that look
-/// numeric arrive as numbers (STACK-NOTES F8).
+/// numeric arrive as numbers (docs/stack-notes.md F8).
 #[derive(Clone)]
 pub struct Secret(SecretString);
 
@@ -187,7 +187,7 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-/// `[dingtalk]`: an internal enterprise app (API.md §0.4: Client ID = AppKey).
+/// `[dingtalk]`: an internal enterprise app (docs/dingtalk-api.md §0.4: Client ID = AppKey).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingTalkSection {
@@ -213,9 +213,9 @@ pub struct DingTalkSection {
     pub timeout_secs: u64,
 }
 
-/// `[suite]`: a third-party (ISV) suite app (API.md §0.4: Client ID = SuiteKey). Its corps and
+/// `[suite]`: a third-party (ISV) suite app (docs/dingtalk-api.md §0.4: Client ID = SuiteKey). Its corps and
 /// agent ids come from the authorization events pushed to `/dingtalk/events`, its corp tokens
-/// from the pushed `suite_ticket` (API.md §B.4, §B.5), so `[events]` must be configured with it.
+/// from the pushed `suite_ticket` (docs/dingtalk-api.md §B.4, §B.5), so `[events]` must be configured with it.
 /// Hosts and timeout are `[dingtalk]`'s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,7 +226,7 @@ pub struct SuiteSection {
     /// SuiteSecret (seed alias `DINGDING_SUITE_SECRET`).
     pub suite_secret: Option<Secret>,
     /// Corp-token endpoint: `v1` (`POST /v1.0/oauth2/corpAccessToken`, default) or `legacy`
-    /// (`service/get_corp_token` with the HMAC-SHA256 signature), API.md §B.4.
+    /// (`service/get_corp_token` with the HMAC-SHA256 signature), docs/dingtalk-api.md §B.4.
     pub corp_token_api: String,
     /// Corps a relay client (and dev mode's built-in client) may act for when it lists none:
     /// authorized corp ids, e.g. `["ding123…"]`.
@@ -356,7 +356,7 @@ pub struct RelaySection {
     pub auth_window_secs: u64,
 }
 
-/// `[events]` (cloud and dev modes): the DingTalk event subscription (API.md §E.1). All of
+/// `[events]` (cloud and dev modes): the DingTalk event subscription (docs/dingtalk-api.md §E.1). All of
 /// `token`, `aes_key` and `owner_key` or none; without them `POST /dingtalk/events` answers 404
 /// `events_not_configured`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -616,7 +616,7 @@ impl Config {
         if self.suite.suite_key.is_none() && self.suite.suite_secret.is_some() {
             self.suite.suite_key.clone_from(&self.seed.suit_key);
         }
-        // Pushes are encrypted for the suite key, else the app key (API.md §E.1); a corp id
+        // Pushes are encrypted for the suite key, else the app key (docs/dingtalk-api.md §E.1); a corp id
         // (org-level registration) must be set explicitly.
         if self.events.owner_key.is_none() && (self.events.token.is_some() || self.events.aes_key.is_some()) {
             self.events.owner_key = [&self.seed.suit_key, &self.suite.suite_key, &self.dingtalk.app_key]

@@ -236,7 +236,7 @@ fn events_http<S: CloudStores>(
         return Ok(None);
     };
     let window = Duration::from_secs(u64::try_from(ev.window_secs).context("events.window_secs")?);
-    // Pushes may be encrypted for any identity of this deployment (API.md §E.1): the configured
+    // Pushes may be encrypted for any identity of this deployment (docs/dingtalk-api.md §E.1): the configured
     // owner key first, then the suite key, the app key and the corp id. With the same token and
     // EncodingAESKey in both consoles, an internal app and a suite share the endpoint.
     let mut owners: Vec<&str> = vec![owner_key.as_str()];

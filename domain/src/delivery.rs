@@ -1,4 +1,4 @@
-//! Message records and delivery outcomes (API.md §D.3–§D.5).
+//! Message records and delivery outcomes (docs/dingtalk-api.md §D.3–§D.5).
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ pub enum MessageState {
     Completed,
     /// DingTalk refused a batch permanently; see the batch errors.
     Failed,
-    /// Recalled with `recall` (API.md §D.5).
+    /// Recalled with `recall` (docs/dingtalk-api.md §D.5).
     Recalled,
 }
 
@@ -59,7 +59,7 @@ pub struct BatchRecord {
     pub error: Option<String>,
 }
 
-/// `getsendprogress` (API.md §D.3): `status` 0 not started, 1 processing, 2 done.
+/// `getsendprogress` (docs/dingtalk-api.md §D.3): `status` 0 not started, 1 processing, 2 done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendProgress {
     /// `progress_in_percent`, 0–100.
@@ -69,7 +69,7 @@ pub struct SendProgress {
 }
 
 /// A user DingTalk did not deliver to because of a flow-control rule
-/// (`forbidden_list`, API.md §D.4), e.g. code `143105` (daily limit) or
+/// (`forbidden_list`, docs/dingtalk-api.md §D.4), e.g. code `143105` (daily limit) or
 /// `143106` (same content today).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forbidden {
@@ -79,7 +79,7 @@ pub struct Forbidden {
     pub code: String,
 }
 
-/// `getsendresult` (API.md §D.4) for one task.
+/// `getsendresult` (docs/dingtalk-api.md §D.4) for one task.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendResult {
     /// `read_user_id_list`.

@@ -1,7 +1,7 @@
-//! DingTalk identifiers (API.md §0.4), valid by construction.
+//! DingTalk identifiers (docs/dingtalk-api.md §0.4), valid by construction.
 //!
 //! String ids are 1–64 printable ASCII characters with no whitespace and no
-//! comma (DingTalk joins id lists with commas, API.md §D.1), trimmed of
+//! comma (DingTalk joins id lists with commas, docs/dingtalk-api.md §D.1), trimmed of
 //! surrounding whitespace. Numeric ids are positive 64-bit integers.
 
 use std::fmt;
@@ -132,23 +132,23 @@ string_id!(
     UnionId, "union_id", printable_no_comma
 );
 string_id!(
-    /// A member's `userid` inside one org: unique and immutable there (API.md §0.4).
+    /// A member's `userid` inside one org: unique and immutable there (docs/dingtalk-api.md §0.4).
     UserId, "userid", printable_no_comma
 );
 string_id!(
-    /// A person's `openId` as returned by `/v1.0/contact/users/me` (API.md §A.4). Stored, never a key.
+    /// A person's `openId` as returned by `/v1.0/contact/users/me` (docs/dingtalk-api.md §A.4). Stored, never a key.
     OpenId, "open_id", printable_no_comma
 );
 numeric_id!(
-    /// An app's `agent_id`, used to send work notifications (API.md §D.1).
+    /// An app's `agent_id`, used to send work notifications (docs/dingtalk-api.md §D.1).
     AgentId, "agent_id"
 );
 numeric_id!(
-    /// The `task_id` DingTalk returns for one `asyncsend_v2` call (API.md §D.1).
+    /// The `task_id` DingTalk returns for one `asyncsend_v2` call (docs/dingtalk-api.md §D.1).
     TaskId, "task_id"
 );
 numeric_id!(
-    /// A department id (`dept_id`); sending to a department includes its sub-departments (API.md §D.1).
+    /// A department id (`dept_id`); sending to a department includes its sub-departments (docs/dingtalk-api.md §D.1).
     DeptId, "dept_id"
 );
 

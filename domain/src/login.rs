@@ -11,7 +11,7 @@ use crate::{Timestamp, ValidationError};
 /// bytes in unpadded base64url.
 pub const TOKEN_CHARS: usize = 43;
 
-/// How long a login may take from start to completion, in seconds (DESIGN.md: 10 minutes).
+/// How long a login may take from start to completion, in seconds (docs/design.md: 10 minutes).
 pub const LOGIN_TTL_SECS: i64 = 600;
 
 fn encode_token(bytes: &[u8; 32]) -> String {
@@ -82,7 +82,7 @@ random_token!(
 );
 
 /// The authorization code DingTalk appends to the callback (`authCode`, or
-/// `code`; API.md §A.2). Opaque, 1–256 printable ASCII characters, single use.
+/// `code`; docs/dingtalk-api.md §A.2). Opaque, 1–256 printable ASCII characters, single use.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthCode(String);
 
@@ -146,7 +146,7 @@ impl ReturnTo {
     }
 }
 
-/// A login started on the local side (DESIGN.md "Login"): stored under the hash
+/// A login started on the local side (docs/design.md "Login"): stored under the hash
 /// of its `state`, taken exactly once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
@@ -163,12 +163,12 @@ pub struct LoginAttempt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum LoginFailure {
-    /// The person declined on DingTalk's consent page (`error=` on the callback, API.md §A.2).
+    /// The person declined on DingTalk's consent page (`error=` on the callback, docs/dingtalk-api.md §A.2).
     ConsentDenied {
         /// The `error` value DingTalk sent.
         error: String,
     },
-    /// The person is not a member of the corp (errcode 60121, API.md §C.1).
+    /// The person is not a member of the corp (errcode 60121, docs/dingtalk-api.md §C.1).
     NotMember,
     /// DingTalk rejected the authorization code (used, expired or forged).
     InvalidCode,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{CorpId, DeptId, OpenId, Timestamp, UnionId, UserId};
 
 /// The signed-in person as `GET /v1.0/contact/users/me` describes them
-/// (API.md §A.4). `email` and `mobile` are claims the person supplied, not
+/// (docs/dingtalk-api.md §A.4). `email` and `mobile` are claims the person supplied, not
 /// verified facts: never link or merge accounts by them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -14,7 +14,7 @@ pub struct Identity {
     pub union_id: UnionId,
     /// `openId`, when returned.
     pub open_id: Option<OpenId>,
-    /// The org the person picked, only when the authorize URL asked for the `corpid` scope (API.md §A.3).
+    /// The org the person picked, only when the authorize URL asked for the `corpid` scope (docs/dingtalk-api.md §A.3).
     pub corp_id: Option<CorpId>,
     /// `nick`.
     pub nick: String,
@@ -26,7 +26,7 @@ pub struct Identity {
     pub mobile: Option<String>,
 }
 
-/// An org member as `POST /topapi/v2/user/get` describes them (API.md §C.2): the org's word.
+/// An org member as `POST /topapi/v2/user/get` describes them (docs/dingtalk-api.md §C.2): the org's word.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberDetails {
     /// `userid`.
@@ -59,7 +59,7 @@ pub struct MemberProfile {
     pub corp_id: CorpId,
     /// `unionId`.
     pub union_id: UnionId,
-    /// `userid` inside the corp (resolved with `topapi/user/getbyunionid`, API.md §C.1).
+    /// `userid` inside the corp (resolved with `topapi/user/getbyunionid`, docs/dingtalk-api.md §C.1).
     pub userid: UserId,
     /// `openId` from the sign-in, if any.
     pub open_id: Option<OpenId>,

@@ -1,4 +1,4 @@
-//! Work-notification bodies: DingTalk's own `msg` object (API.md §D.2),
+//! Work-notification bodies: DingTalk's own `msg` object (docs/dingtalk-api.md §D.2),
 //! validated against DingTalk's limits.
 //!
 //! Callers send exactly the JSON DingTalk documents
@@ -8,22 +8,22 @@
 //!
 //! One type is dingbridge's own wrapper, not a DingTalk `msg`: `template`
 //! (`{"msgtype":"template","template":{"template_id":"…","data":{"var":"value"}}}`)
-//! is sent with `sendbytemplate` (API.md §D.1), the send third-party suite apps
+//! is sent with `sendbytemplate` (docs/dingtalk-api.md §D.1), the send third-party suite apps
 //! created after 2020-11-27 must use; `data` fills the template's variables.
 
 use serde_json::{Map, Value};
 
 use crate::{Recipients, ValidationError};
 
-/// DingTalk's limit on the serialized `msg` object, in bytes (API.md §D.1).
+/// DingTalk's limit on the serialized `msg` object, in bytes (docs/dingtalk-api.md §D.1).
 pub const MAX_MSG_BYTES: usize = 2048;
-/// Markdown text limit, in characters (API.md §D.2).
+/// Markdown text limit, in characters (docs/dingtalk-api.md §D.2).
 pub const MAX_MARKDOWN_CHARS: usize = 5000;
-/// OA form rows DingTalk shows; more would be silently dropped (API.md §D.2).
+/// OA form rows DingTalk shows; more would be silently dropped (docs/dingtalk-api.md §D.2).
 pub const MAX_OA_FORM_ROWS: usize = 6;
-/// Recipients allowed with an OA status bar (API.md §D.2: ≤5 userids, no depts, not everyone).
+/// Recipients allowed with an OA status bar (docs/dingtalk-api.md §D.2: ≤5 userids, no depts, not everyone).
 pub const MAX_STATUS_BAR_USERS: usize = 5;
-/// Longest template id, in characters (dingbridge's bound; DingTalk documents none in API.md).
+/// Longest template id, in characters (dingbridge's bound; DingTalk documents none in docs/dingtalk-api.md).
 pub const MAX_TEMPLATE_ID_CHARS: usize = 64;
 /// Most template variables in one `template` body (dingbridge's bound).
 pub const MAX_TEMPLATE_VARIABLES: usize = 50;
@@ -47,7 +47,7 @@ pub enum MsgType {
     File,
     /// `voice` (by media id)
     Voice,
-    /// `template`: dingbridge's wrapper for `sendbytemplate` (template id + variables, API.md §D.1).
+    /// `template`: dingbridge's wrapper for `sendbytemplate` (template id + variables, docs/dingtalk-api.md §D.1).
     Template,
 }
 
@@ -84,7 +84,7 @@ impl MsgType {
     }
 }
 
-/// A validated work-notification `msg` (API.md §D.2), at most
+/// A validated work-notification `msg` (docs/dingtalk-api.md §D.2), at most
 /// [`MAX_MSG_BYTES`] bytes as JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageBody {
@@ -177,8 +177,8 @@ impl MessageBody {
     }
 
     /// For a `template` body: the template id and its variables as the JSON
-    /// *string* `sendbytemplate` takes in `data` (API.md §D.1; the Python
-    /// service sends `data` as a string too, seed-analysis §E6). `None` for
+    /// *string* `sendbytemplate` takes in `data` (docs/dingtalk-api.md §D.1; the Python
+    /// service sends `data` as a string too, docs/seed.md §E6). `None` for
     /// every other type.
     pub fn template(&self) -> Option<(&str, String)> {
         if self.msgtype != MsgType::Template {
@@ -195,7 +195,7 @@ impl MessageBody {
     }
 
     /// Checks rules that involve the recipients: an OA status bar is only
-    /// allowed for at most 5 user ids, no departments, not everyone (API.md §D.2).
+    /// allowed for at most 5 user ids, no departments, not everyone (docs/dingtalk-api.md §D.2).
     pub fn check_recipients(&self, recipients: &Recipients) -> Result<(), ValidationError> {
         if self.has_status_bar()
             && (recipients.to_all()

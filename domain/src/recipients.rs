@@ -4,12 +4,12 @@ use std::collections::HashSet;
 
 use crate::{DeptId, UserId, ValidationError};
 
-/// `asyncsend_v2` takes at most 100 user ids per call (API.md §D.1).
+/// `asyncsend_v2` takes at most 100 user ids per call (docs/dingtalk-api.md §D.1).
 pub const MAX_USERS_PER_CALL: usize = 100;
-/// `asyncsend_v2` takes at most 20 department ids (API.md §D.1).
+/// `asyncsend_v2` takes at most 20 department ids (docs/dingtalk-api.md §D.1).
 pub const MAX_DEPTS: usize = 20;
 /// At most 5000 user ids per message: DingTalk's per-minute recipient budget
-/// for one app (API.md §D.6), so one message never exceeds it on its own.
+/// for one app (docs/dingtalk-api.md §D.6), so one message never exceeds it on its own.
 pub const MAX_USERS: usize = 5000;
 
 /// The recipients of one message: user ids and/or department ids, or everyone

@@ -136,7 +136,7 @@ impl Stack {
     /// For a stack started with `suite`: points the emulator's push target for the suite at
     /// `<base_url>/dingtalk/events`, then has it push a fresh `suite_ticket` and an
     /// `org_suite_auth` for every corp that authorized the suite — what DingTalk does when the
-    /// callback URL is saved and corps install the app (API.md §B.5, §E.6). Errors if a push is
+    /// callback URL is saved and corps install the app (docs/dingtalk-api.md §B.5, §E.6). Errors if a push is
     /// not accepted.
     pub async fn connect_suite(&self) -> anyhow::Result<()> {
         let suite_key = self.config.suite.suite_key.clone().context("the stack was not started with suite")?;

@@ -1,5 +1,5 @@
 //! End-to-end tests of the DingTalk event callback in dev mode: the emulator pushes signed,
-//! encrypted events (API.md §E) to `<base_url>/dingtalk/events`; storage is checked through the
+//! encrypted events (docs/dingtalk-api.md §E) to `<base_url>/dingtalk/events`; storage is checked through the
 //! stack's SQLite file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

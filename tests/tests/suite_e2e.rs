@@ -1,6 +1,6 @@
 //! End-to-end tests of a third-party suite app in dev mode: dingbridge acts as the emulator's
 //! suite (no internal app); the suite_ticket and the corps' authorizations arrive as signed,
-//! encrypted pushes (API.md §B.5, §E.6); each corp's token comes from
+//! encrypted pushes (docs/dingtalk-api.md §B.5, §E.6); each corp's token comes from
 //! `/v1.0/oauth2/corpAccessToken` (§B.4) and each send uses that corp's agent id.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -69,7 +69,7 @@ async fn two_corps_each_get_their_own_token_and_agent_id() {
     let emu = stack.emulator.state();
 
     // Both corps install the suite before any suite_ticket has arrived (a fresh deployment: DingTalk
-    // pushes one about every 5 hours, API.md §B.5).
+    // pushes one about every 5 hours, docs/dingtalk-api.md §B.5).
     let admin = stack.emulator.base_url();
     let url = format!("{}/dingtalk/events", stack.base_url);
     admin_post(&admin, "/_admin/callback", json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;

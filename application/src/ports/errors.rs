@@ -3,7 +3,7 @@
 use domain::CorpId;
 
 /// How a DingTalk call failed, after the adapter's own handling (one token
-/// refresh on a token error; see API.md §G.2 for the classification).
+/// refresh on a token error; see docs/dingtalk-api.md §G.2 for the classification).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     /// Transient: network error, timeout, errcode −1/400001, HTTP 5xx, 429
@@ -32,7 +32,7 @@ pub enum UpstreamError {
 /// Errors of [`crate::ports::IdentityProvider`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
-    /// The person is not a member of the corp (errcode 60121, API.md §C.1/§C.2).
+    /// The person is not a member of the corp (errcode 60121, docs/dingtalk-api.md §C.1/§C.2).
     /// `find_userid` and `get_member` MUST return this for 60121.
     #[error("not a member of the corp")]
     NotMember,

@@ -1,4 +1,4 @@
-//! Cloud-side storage for DingTalk event callbacks (API.md §E): suite tickets,
+//! Cloud-side storage for DingTalk event callbacks (docs/dingtalk-api.md §E): suite tickets,
 //! corp authorizations of a third-party suite, replay protection, and the
 //! ordered per-corp feed of contact events that local deployments pull
 //! (`GET /relay/v1/events`), with the [`FeedSignal`] that wakes their long-polls.
@@ -10,7 +10,7 @@ use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 
 use super::StoreError;
 
-/// The latest `suite_ticket` DingTalk pushed for a suite (API.md §B.5): kept without expiry; a
+/// The latest `suite_ticket` DingTalk pushed for a suite (docs/dingtalk-api.md §B.5): kept without expiry; a
 /// new one replaces the old. One row per suite key — never keyed by corp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuiteTicket {
@@ -22,7 +22,7 @@ pub struct SuiteTicket {
     pub updated_at: Timestamp,
 }
 
-/// A corp's authorization of a third-party suite (`tmp_auth_code` / `org_suite_auth`, API.md §E.6).
+/// A corp's authorization of a third-party suite (`tmp_auth_code` / `org_suite_auth`, docs/dingtalk-api.md §E.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorpAuthorization {
     /// The suite.
@@ -40,7 +40,7 @@ pub struct CorpAuthorization {
 }
 
 /// A contact change in a corp (`user_add_org`, `user_modify_org`, `user_leave_org`,
-/// `user_active_org`, `org_dept_create|modify|remove`; API.md §E.6).
+/// `user_active_org`, `org_dept_create|modify|remove`; docs/dingtalk-api.md §E.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactEvent {
     /// The corp.

@@ -1,4 +1,4 @@
-//! What local asks of the cloud (DESIGN.md "Ports": `CloudGateway`).
+//! What local asks of the cloud (docs/design.md "Ports": `CloudGateway`).
 
 use async_trait::async_trait;
 use domain::{

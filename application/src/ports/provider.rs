@@ -15,42 +15,42 @@ use super::{IdentityError, MessengerError};
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// The URL to send the browser to (API.md §A.1) for `state`, coming back to
+    /// The URL to send the browser to (docs/dingtalk-api.md §A.1) for `state`, coming back to
     /// `redirect_uri` (the cloud's `/auth/dingtalk/callback`). Pure; never fails.
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String;
 
     /// Exchanges the authorization code for the person's identity
-    /// (`userAccessToken` then `users/me`, API.md §A.3/§A.4). The user token
+    /// (`userAccessToken` then `users/me`, docs/dingtalk-api.md §A.3/§A.4). The user token
     /// is used once and never cached. Errors: [`IdentityError::InvalidCode`]
     /// for a refused code; `Upstream` otherwise.
     async fn exchange_code(&self, code: &AuthCode) -> Result<Identity, IdentityError>;
 
-    /// The member's `userid` in `corp_id` (`topapi/user/getbyunionid`, API.md §C.1).
+    /// The member's `userid` in `corp_id` (`topapi/user/getbyunionid`, docs/dingtalk-api.md §C.1).
     /// Errors: [`IdentityError::NotMember`] for 60121; `CorpNotServed` when no
     /// app is configured for the corp; `Upstream` otherwise.
     async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError>;
 
-    /// The org's details of a member (`topapi/v2/user/get`, API.md §C.2).
+    /// The org's details of a member (`topapi/v2/user/get`, docs/dingtalk-api.md §C.2).
     /// Errors as [`IdentityProvider::find_userid`].
     async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError>;
 }
 
-/// Work notifications (工作通知, API.md §D). The messenger knows the app
+/// Work notifications (工作通知, docs/dingtalk-api.md §D). The messenger knows the app
 /// (and so the `agent_id`) that serves each corp.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Messenger: Send + Sync {
-    /// One `asyncsend_v2` call (API.md §D.1) for a batch of ≤100 user ids;
+    /// One `asyncsend_v2` call (docs/dingtalk-api.md §D.1) for a batch of ≤100 user ids;
     /// returns DingTalk's `task_id`. Not idempotent: callers record the
     /// `task_id` and never resend a batch that has one.
     async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError>;
 
-    /// `getsendprogress` (API.md §D.3).
+    /// `getsendprogress` (docs/dingtalk-api.md §D.3).
     async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError>;
 
-    /// `getsendresult` (API.md §D.4).
+    /// `getsendresult` (docs/dingtalk-api.md §D.4).
     async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError>;
 
-    /// `recall` (API.md §D.5); DingTalk allows it within 24 h of the send.
+    /// `recall` (docs/dingtalk-api.md §D.5); DingTalk allows it within 24 h of the send.
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError>;
 }

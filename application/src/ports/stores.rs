@@ -27,7 +27,7 @@ pub trait LoginAttemptStore: Send + Sync {
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
-/// Cloud side: a login a relay client started (DESIGN.md "Login").
+/// Cloud side: a login a relay client started (docs/design.md "Login").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginIntent {
     /// SHA-256 hex of the `state`.

@@ -14,7 +14,7 @@ use crate::ports::{
     StoreError, UpstreamError,
 };
 
-/// How long a login intent lives, in seconds (DESIGN.md: 10 minutes).
+/// How long a login intent lives, in seconds (docs/design.md: 10 minutes).
 pub const INTENT_TTL_SECS: i64 = domain::login::LOGIN_TTL_SECS;
 /// How long a login result waits for its relay client, in seconds (5 minutes).
 pub const RESULT_TTL_SECS: i64 = 300;
@@ -157,7 +157,7 @@ impl CreateLoginIntent {
     }
 }
 
-/// The query DingTalk sends to the callback (API.md §A.2).
+/// The query DingTalk sends to the callback (docs/dingtalk-api.md §A.2).
 #[derive(Debug, Clone, Default)]
 pub struct CallbackQuery {
     /// `state`.
@@ -407,7 +407,7 @@ fn same_message(a: &RelayMessageRecord, b: &RelayMessageRecord) -> bool {
 }
 
 /// Reports a relayed message: the cloud's record plus DingTalk's progress and
-/// per-recipient result of every task (API.md §D.3/§D.4).
+/// per-recipient result of every task (docs/dingtalk-api.md §D.3/§D.4).
 pub struct RelayStatus {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
@@ -441,14 +441,14 @@ impl RelayStatus {
     }
 }
 
-/// Recalls every task of a relayed message (API.md §D.5, within 24 h).
+/// Recalls every task of a relayed message (docs/dingtalk-api.md §D.5, within 24 h).
 pub struct RelayRecall {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
 }
 
-/// DingTalk allows a recall within this many milliseconds of the send (24 h, API.md §D.5).
+/// DingTalk allows a recall within this many milliseconds of the send (24 h, docs/dingtalk-api.md §D.5).
 pub const RECALL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 impl RelayRecall {
@@ -482,7 +482,7 @@ impl RelayRecall {
     }
 }
 
-/// Fetches a member's current profile from DingTalk (API.md §C.1/§C.2).
+/// Fetches a member's current profile from DingTalk (docs/dingtalk-api.md §C.1/§C.2).
 pub struct FetchMember {
     idp: Arc<dyn IdentityProvider>,
 }
@@ -513,11 +513,11 @@ impl FetchMember {
 }
 
 /// How far back background reconciliation looks, in ms: DingTalk answers progress queries for
-/// 24 hours (API.md §D.3 says both "7 天内" and "24小时内"; the shorter is used).
+/// 24 hours (docs/dingtalk-api.md §D.3 says both "7 天内" and "24小时内"; the shorter is used).
 pub const RECONCILE_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// Background delivery reconciliation on the cloud: asks DingTalk for the progress of every task
-/// of recently sent messages (API.md §D.3) and marks a message `completed` once all its tasks are
+/// of recently sent messages (docs/dingtalk-api.md §D.3) and marks a message `completed` once all its tasks are
 /// done. Per-recipient results are read on demand ([`RelayStatus`]).
 pub struct ReconcileDeliveries {
     messages: Arc<dyn RelayMessageStore>,

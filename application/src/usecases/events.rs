@@ -1,4 +1,4 @@
-//! Cloud-side DingTalk event callbacks (API.md §E, DESIGN.md "Events"): after the
+//! Cloud-side DingTalk event callbacks (docs/dingtalk-api.md §E, docs/design.md "Events"): after the
 //! HTTP adapter has verified and decrypted a push and parsed it into
 //! [`DingTalkEvent`]s, [`HandleEvents`] rejects a replayed nonce and applies
 //! each event to the [`SuiteStore`] and [`EventStore`].
@@ -54,7 +54,7 @@ impl fmt::Debug for SecretText {
     }
 }
 
-/// A contact change as DingTalk pushed it (API.md §E.6), before it gets its feed position.
+/// A contact change as DingTalk pushed it (docs/dingtalk-api.md §E.6), before it gets its feed position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactChange {
     /// The corp (`CorpId`).
@@ -92,7 +92,7 @@ impl ContactChange {
     }
 }
 
-/// One decrypted DingTalk event (API.md §E.6, §B.5), built by the adapter's parser; the input
+/// One decrypted DingTalk event (docs/dingtalk-api.md §E.6, §B.5), built by the adapter's parser; the input
 /// of [`HandleEvents`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DingTalkEvent {
@@ -109,7 +109,7 @@ pub enum DingTalkEvent {
         ticket: SecretText,
     },
     /// `tmp_auth_code`: a corp authorized the suite. Activation needs the permanent-code API,
-    /// which API.md does not document.
+    /// which docs/dingtalk-api.md does not document.
     TmpAuthCode {
         /// The suite.
         suite_key: String,
@@ -269,7 +269,7 @@ impl HandleEvents {
                 info!(
                     suite_key = %authorization.suite_key,
                     corp_id = %authorization.corp_id,
-                    "tmp_auth_code: corp authorized the suite; activating it needs the permanent-code API, which API.md does not document"
+                    "tmp_auth_code: corp authorized the suite; activating it needs the permanent-code API, which docs/dingtalk-api.md does not document"
                 );
                 summary.applied += 1;
             }

@@ -1,4 +1,4 @@
-//! The contact-event feed (DESIGN.md "Events"; README "Event feed"), both ends:
+//! The contact-event feed (docs/design.md "Events"; README "Event feed"), both ends:
 //!
 //! - cloud: [`ReadContactFeed`] answers `GET /relay/v1/events?after=&wait=&limit=` — the events
 //!   of the relay client's corps after a cursor, long-polling up to `wait` seconds when there are

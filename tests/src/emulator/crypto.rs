@@ -1,6 +1,6 @@
-//! The emulator's own DingTalk crypto, written from `API.md` only (never shared with the client code,
+//! The emulator's own DingTalk crypto, written from `docs/dingtalk-api.md` only (never shared with the client code,
 //! so the two cannot share a misreading):
-//! - HTTP event callback signature (API.md §E.3) and encryption (§E.4), used by the event pusher to
+//! - HTTP event callback signature (docs/dingtalk-api.md §E.3) and encryption (§E.4), used by the event pusher to
 //!   encrypt events and to verify the app's `success` reply (§E.5);
 //! - the ISV request signature of the legacy `service/get_corp_token` (§B.4).
 //!
@@ -17,14 +17,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-/// API.md §E.4: PKCS#7 padding with a **32-byte** block (pad count 1..=32).
+/// docs/dingtalk-api.md §E.4: PKCS#7 padding with a **32-byte** block (pad count 1..=32).
 const PAD_BLOCK: usize = 32;
-/// API.md §E.4: random prefix length.
+/// docs/dingtalk-api.md §E.4: random prefix length.
 const PREFIX_LEN: usize = 16;
-/// API.md §E.1: EncodingAESKey length.
+/// docs/dingtalk-api.md §E.1: EncodingAESKey length.
 const AES_KEY_CHARS: usize = 43;
 
-/// Why a callback message could not be handled (names follow API.md §E.8 where one fits).
+/// Why a callback message could not be handled (names follow docs/dingtalk-api.md §E.8 where one fits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CryptoError {
     /// The EncodingAESKey is not 43 characters of `[A-Za-z0-9]` (§E.1, library code 900004).
@@ -90,7 +90,7 @@ impl std::fmt::Debug for CallbackCrypto {
 const LENIENT: GeneralPurpose =
     GeneralPurpose::new(&alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
 
-/// API.md §E.4: `AESKey = Base64_Decode(aes_key + "=")` → 32 bytes.
+/// docs/dingtalk-api.md §E.4: `AESKey = Base64_Decode(aes_key + "=")` → 32 bytes.
 pub fn aes_key_bytes(aes_key: &str) -> Result<[u8; 32], CryptoError> {
     if aes_key.len() != AES_KEY_CHARS || !aes_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(CryptoError::InvalidAesKey);
@@ -99,7 +99,7 @@ pub fn aes_key_bytes(aes_key: &str) -> Result<[u8; 32], CryptoError> {
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| CryptoError::InvalidAesKey)
 }
 
-/// API.md §E.3: `hex_lower(SHA1(concat(sort([token, timestamp, nonce, encrypt]))))`.
+/// docs/dingtalk-api.md §E.3: `hex_lower(SHA1(concat(sort([token, timestamp, nonce, encrypt]))))`.
 pub fn callback_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
     let mut parts = [token, timestamp, nonce, encrypt];
     // Byte-wise lexicographic order, which is Java's `Arrays.sort` order for ASCII.
@@ -108,7 +108,7 @@ pub fn callback_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &s
     hex_lower(digest.as_slice())
 }
 
-/// API.md §B.4: `Base64(HmacSHA256(key = suiteSecret, msg = timestamp + "\n" + suiteTicket))`
+/// docs/dingtalk-api.md §B.4: `Base64(HmacSHA256(key = suiteSecret, msg = timestamp + "\n" + suiteTicket))`
 /// (before URL-encoding; the query carries it URL-encoded).
 pub fn suite_signature(suite_secret: &str, timestamp: &str, suite_ticket: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail; fall back to an empty tag defensively.

@@ -27,10 +27,10 @@ pub struct Fixture {
     #[serde(default)]
     pub outsiders: Vec<OutsiderFixture>,
     /// Further organisations (customers of the ISV suites); their members are visible only to
-    /// corp tokens of that corp (API.md §B.4). Default: none.
+    /// corp tokens of that corp (docs/dingtalk-api.md §B.4). Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_corps: Vec<OtherCorpFixture>,
-    /// Third-party (ISV) suite apps (API.md §B.4–§B.5, §E). Default: none.
+    /// Third-party (ISV) suite apps (docs/dingtalk-api.md §B.4–§B.5, §E). Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suites: Vec<SuiteFixture>,
 }
@@ -43,7 +43,7 @@ pub struct OtherCorpFixture {
     /// Department tree (`parent_id` absent for the root).
     #[serde(default)]
     pub departments: Vec<DeptFixture>,
-    /// Members. A person in several orgs keeps one unionid (API.md §0.4) but has a userid per org.
+    /// Members. A person in several orgs keeps one unionid (docs/dingtalk-api.md §0.4) but has a userid per org.
     #[serde(default)]
     pub users: Vec<UserFixture>,
 }
@@ -51,19 +51,19 @@ pub struct OtherCorpFixture {
 /// A third-party (ISV) suite app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteFixture {
-    /// SuiteKey (Client ID of the ISV app; also the callback owner key, API.md §E.1).
+    /// SuiteKey (Client ID of the ISV app; also the callback owner key, docs/dingtalk-api.md §E.1).
     pub suite_key: String,
     /// SuiteSecret.
     pub suite_secret: String,
-    /// Callback signature token (API.md §E.1).
+    /// Callback signature token (docs/dingtalk-api.md §E.1).
     pub token: String,
-    /// Callback EncodingAESKey: 43 characters of `[A-Za-z0-9]` (API.md §E.1).
+    /// Callback EncodingAESKey: 43 characters of `[A-Za-z0-9]` (docs/dingtalk-api.md §E.1).
     pub aes_key: String,
     /// Callback URL; when set, the suite's push target is configured at start (it can also be set
     /// later with `POST /_admin/callback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
-    /// The ISV developer's own corp: the `corp_id` of SyncHTTP suite_ticket items (API.md §E.6 does
+    /// The ISV developer's own corp: the `corp_id` of SyncHTTP suite_ticket items (docs/dingtalk-api.md §E.6 does
     /// not say which corp they carry). Absent = the fixture's main corp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_corp_id: Option<String>,
@@ -77,7 +77,7 @@ pub struct SuiteFixture {
 pub struct SuiteAuthorization {
     /// The authorizing corp.
     pub corp_id: String,
-    /// The suite's AgentID inside that corp (work notifications must use it, API.md §D.1).
+    /// The suite's AgentID inside that corp (work notifications must use it, docs/dingtalk-api.md §D.1).
     pub agent_id: i64,
     /// The permanent code issued at authorization.
     pub permanent_code: String,
@@ -108,7 +108,7 @@ pub struct AppFixture {
     pub app_secret: String,
     /// AgentID used for work notifications.
     pub agent_id: i64,
-    /// Registered redirect URLs (API.md §A.1: `redirect_uri` must match one). Empty = accept any
+    /// Registered redirect URLs (docs/dingtalk-api.md §A.1: `redirect_uri` must match one). Empty = accept any
     /// `http(s)://` URL (convenient for tests on random ports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,
@@ -126,7 +126,7 @@ pub struct DeptFixture {
     pub parent_id: Option<i64>,
 }
 
-/// A member of the corp. Optional fields are omitted from API answers when absent (API.md §C.2).
+/// A member of the corp. Optional fields are omitted from API answers when absent (docs/dingtalk-api.md §C.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFixture {
     /// userid (unique inside the corp).
@@ -374,7 +374,7 @@ impl Default for Fixture {
 }
 
 /// The second corp of the built-in fixture: it authorized the suite only. `c2lisi03` is the same
-/// person as the main corp's `lisi0002` (same unionid, another userid — API.md §0.4).
+/// person as the main corp's `lisi0002` (same unionid, another userid — docs/dingtalk-api.md §0.4).
 fn second_corp() -> OtherCorpFixture {
     let mut boss = user("c2boss01", "周七", "15000005555", Some("zhouqi@second.example"), "CEO", "C001", vec![1]);
     boss.admin = true;
@@ -474,7 +474,7 @@ impl Directory {
         self.by_unionid.get(unionid).and_then(|&i| self.users.get(i))
     }
 
-    /// A department and all its sub-departments (API.md §D.1: `dept_id_list` includes sub-depts).
+    /// A department and all its sub-departments (docs/dingtalk-api.md §D.1: `dept_id_list` includes sub-depts).
     pub(crate) fn dept_subtree(&self, root: i64) -> Vec<i64> {
         let mut out = vec![root];
         let mut i = 0;

@@ -1,8 +1,8 @@
 //! DingTalk (钉钉) emulator: one HTTP server that stands in for `login.dingtalk.com`,
 //! `api.dingtalk.com` and `oapi.dingtalk.com` (their paths do not clash), following
-//! `/work/shared/dingtalk/API.md`.
+//! `docs/dingtalk-api.md`.
 //!
-//! Served endpoints (see each handler's `API.md §` comment):
+//! Served endpoints (see each handler's `docs/dingtalk-api.md §` comment):
 //! - login pages: `GET /oauth2/auth` (§A.1/§A.2) plus the emulator's consent actions
 //!   `GET /oauth2/consent/approve?request=&who=` and `GET /oauth2/consent/deny?request=`;
 //! - api.dingtalk.com: `POST /v1.0/oauth2/accessToken` (§B.1), `POST /v1.0/oauth2/userAccessToken`
@@ -71,9 +71,9 @@ use wire::{Family, Incoming, JSON_CONTENT_TYPE, Reply, ReplyBody};
 pub struct EmulatorConfig {
     /// The organisation to serve.
     pub fixture: Fixture,
-    /// Lifetime of login auth codes in seconds (UNCONFIRMED in API.md; 300 like the 免登 code).
+    /// Lifetime of login auth codes in seconds (UNCONFIRMED in docs/dingtalk-api.md; 300 like the 免登 code).
     pub auth_code_ttl_secs: i64,
-    /// Lifetime of app and user access tokens in seconds (API.md §B.6: 7200).
+    /// Lifetime of app and user access tokens in seconds (docs/dingtalk-api.md §B.6: 7200).
     pub token_ttl_secs: i64,
 }
 
@@ -231,13 +231,13 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
             oauth::users_me(emu, req, who)
         }
         _ => match Family::of(path) {
-            // API.md §0.2.
+            // docs/dingtalk-api.md §0.2.
             Family::V1 => Reply::v1_err(
                 404,
                 "InvalidAction.NotFound",
                 "Specified api is not found, please check your url and method.",
             ),
-            // API.md §0.3.
+            // docs/dingtalk-api.md §0.3.
             Family::Topapi => oapi::unknown_method(path),
             // A browser GET on the login host gets an HTML page; an API-style call to an unknown
             // `/oauth2/...` path (e.g. `POST /oauth2/corpAccessToken`, a real mistake on
@@ -246,7 +246,7 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
                 Reply::html(404, "页面不存在 — DingTalk emulator", "<p>not found</p>")
             }
             Family::Login => Reply::other_not_found(),
-            // API.md §0.2 last bullet.
+            // docs/dingtalk-api.md §0.2 last bullet.
             Family::OapiLegacy | Family::Other => Reply::other_not_found(),
         },
     }

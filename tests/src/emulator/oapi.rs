@@ -1,4 +1,4 @@
-//! Legacy `oapi.dingtalk.com/topapi/*` endpoints: users (API.md §C) and work notifications (§D).
+//! Legacy `oapi.dingtalk.com/topapi/*` endpoints: users (docs/dingtalk-api.md §C) and work notifications (§D).
 
 use std::collections::BTreeSet;
 
@@ -7,20 +7,20 @@ use serde_json::{Map, Value, json};
 use super::state::{DayStats, Emulator, ForbiddenEntry, RecordedSend, SendOutcome, china_day};
 use super::wire::{Incoming, Params, Reply, canonical_json};
 
-/// API.md §D.1: `userid_list` "最大用户列表长度100".
+/// docs/dingtalk-api.md §D.1: `userid_list` "最大用户列表长度100".
 pub(crate) const MAX_USERIDS: usize = 100;
-/// API.md §D.1: `dept_id_list` max 20.
+/// docs/dingtalk-api.md §D.1: `dept_id_list` max 20.
 pub(crate) const MAX_DEPTS: usize = 20;
-/// API.md §D.1: `msg` ≤ 2048 bytes (measured on its compact JSON serialization).
+/// docs/dingtalk-api.md §D.1: `msg` ≤ 2048 bytes (measured on its compact JSON serialization).
 pub(crate) const MAX_MSG_BYTES: usize = 2048;
-/// API.md §D.6: per user per day per internal app.
+/// docs/dingtalk-api.md §D.6: per user per day per internal app.
 pub(crate) const DAILY_LIMIT: u64 = 500;
-/// API.md §D.6: per user per day per ISV app (the send doc says 100, the result doc also 50).
+/// docs/dingtalk-api.md §D.6: per user per day per ISV app (the send doc says 100, the result doc also 50).
 pub(crate) const ISV_DAILY_LIMIT: u64 = 100;
-/// API.md §D.5: recall window.
+/// docs/dingtalk-api.md §D.5: recall window.
 const RECALL_WINDOW_MS: i64 = 24 * 3_600_000;
 
-/// API.md §D.2 work-notification message types.
+/// docs/dingtalk-api.md §D.2 work-notification message types.
 const MSG_TYPES: [&str; 8] = ["text", "image", "voice", "file", "link", "oa", "markdown", "action_card"];
 
 /// The authenticated caller of a topapi call: an internal app (main corp) or an ISV suite acting
@@ -32,16 +32,16 @@ struct AppCall {
     agent_id: i64,
     /// The corp whose directory and messaging the token reaches.
     corp_id: String,
-    /// Whether the token is an ISV corp token (API.md §B.4).
+    /// Whether the token is an ISV corp token (docs/dingtalk-api.md §B.4).
     isv: bool,
     params: Params,
 }
 
-/// Resolves the token (API.md §0.3: query `access_token` first, then the body) and parses the
-/// body. Accepted: internal-app tokens (main corp) and ISV corp tokens (API.md §B.4: the token's
+/// Resolves the token (docs/dingtalk-api.md §0.3: query `access_token` first, then the body) and parses the
+/// body. Accepted: internal-app tokens (main corp) and ISV corp tokens (docs/dingtalk-api.md §B.4: the token's
 /// corp only; it stops working when the corp relieves the suite). Token failures are wrapped as
 /// errcode 88 (`sub_code` 40000 blank / 40014 invalid); user tokens and suite tokens are not
-/// accepted (API.md §C.1 "a token obtained via 免登 flow cannot be used"; a suite token is not a
+/// accepted (docs/dingtalk-api.md §C.1 "a token obtained via 免登 flow cannot be used"; a suite token is not a
 /// corp token).
 fn authenticate(emu: &Emulator, req: &Incoming) -> Result<AppCall, Reply> {
     let params = req.params();
@@ -89,14 +89,14 @@ macro_rules! auth_or_return {
     };
 }
 
-// API.md §C.1 — `POST /topapi/user/getbyunionid` `{"unionid"}`.
+// docs/dingtalk-api.md §C.1 — `POST /topapi/user/getbyunionid` `{"unionid"}`.
 pub(crate) fn getbyunionid(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
     let Some(unionid) = call.params.text("unionid") else {
         return invalid("无效的参数");
     };
     // The unionid is looked up in the caller's corp only (the same person has another userid in
-    // another corp, API.md §0.4).
+    // another corp, docs/dingtalk-api.md §0.4).
     let org = emu.org();
     match org.directory(&call.corp_id).and_then(|d| d.user_by_unionid(&unionid)) {
         Some(u) => Reply::topapi_ok(json!({"result": {"contact_type": 0, "userid": u.userid}}), true),
@@ -104,7 +104,7 @@ pub(crate) fn getbyunionid(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
-// API.md §C.2 — `POST /topapi/v2/user/get` `{"userid","language"}`.
+// docs/dingtalk-api.md §C.2 — `POST /topapi/v2/user/get` `{"userid","language"}`.
 pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
     // UNCONFIRMED: a missing userid; we answer 400002 无效的参数 (§C.2 lists it).
@@ -112,11 +112,11 @@ pub(crate) fn user_get(emu: &Emulator, req: &Incoming) -> Reply {
         return invalid("无效的参数");
     };
     let org = emu.org();
-    // API.md §C.2: 60121 also for "another org".
+    // docs/dingtalk-api.md §C.2: 60121 also for "another org".
     let Some(u) = org.directory(&call.corp_id).and_then(|d| d.user(&userid)) else {
         return not_found_user();
     };
-    // API.md §C.2: `state_code` and `telephone` are "not for ISV apps"; `mobile` is for internal
+    // docs/dingtalk-api.md §C.2: `state_code` and `telephone` are "not for ISV apps"; `mobile` is for internal
     // apps with the 手机号 permission only.
     let internal = !call.isv;
     let mut r = Map::new();
@@ -177,7 +177,7 @@ fn split_list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// Validates `msg` (API.md §D.1/§D.2). JSON bodies carry an object, form bodies a JSON string; a
+/// Validates `msg` (docs/dingtalk-api.md §D.1/§D.2). JSON bodies carry an object, form bodies a JSON string; a
 /// JSON string inside a JSON body is accepted too (UNCONFIRMED leniency).
 fn parse_msg(params: &Params) -> Result<Value, &'static str> {
     let msg = match params.value("msg") {
@@ -203,8 +203,8 @@ fn parse_msg(params: &Params) -> Result<Value, &'static str> {
     Ok(msg)
 }
 
-// API.md §D.1 — `POST /topapi/message/corpconversation/asyncsend_v2`.
-// Every validation failure answers errcode 400002 (UNCONFIRMED where API.md gives no code: the
+// docs/dingtalk-api.md §D.1 — `POST /topapi/message/corpconversation/asyncsend_v2`.
+// Every validation failure answers errcode 400002 (UNCONFIRMED where docs/dingtalk-api.md gives no code: the
 // real service may use other codes/messages for some of these).
 pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
@@ -220,15 +220,15 @@ pub(crate) fn asyncsend_v2(emu: &Emulator, req: &Incoming) -> Reply {
     deliver(emu, &call, msg)
 }
 
-// API.md §D.1 — `POST /topapi/message/corpconversation/sendbytemplate`, the send ISV apps created
-// after 2020-11-27 must use. API.md names only the endpoint; the body is the one the Python
-// service sends (seed-analysis §E6, observed against a stub): `{"agent_id","userid_list",
+// docs/dingtalk-api.md §D.1 — `POST /topapi/message/corpconversation/sendbytemplate`, the send ISV apps created
+// after 2020-11-27 must use. docs/dingtalk-api.md names only the endpoint; the body is the one the Python
+// service sends (docs/seed.md §E6, observed against a stub): `{"agent_id","userid_list",
 // "template_id","data"}` with `data` a JSON string of the template's variables; recipients as in
 // asyncsend_v2 (dept_id_list / to_all_user accepted the same way, UNCONFIRMED). The response is
 // asyncsend_v2's `{"errcode":0,"task_id":N}` (the seed reads `task_id`). UNCONFIRMED: error codes;
 // a missing template_id or a `data` that is not a JSON object (string or inline) → 400002. Any
 // template id is accepted (the emulator has no template registry); internal-app tokens are
-// accepted too (API.md does not say they are refused). The recorded send's `msg` is
+// accepted too (docs/dingtalk-api.md does not say they are refused). The recorded send's `msg` is
 // `{"template_id", "data": {…}}`.
 pub(crate) fn sendbytemplate(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
@@ -251,7 +251,7 @@ pub(crate) fn sendbytemplate(emu: &Emulator, req: &Incoming) -> Reply {
     deliver(emu, &call, json!({"template_id": template_id, "data": data}))
 }
 
-/// Resolves the recipients of a send (API.md §D.1), applies the §D.6 rules and records it.
+/// Resolves the recipients of a send (docs/dingtalk-api.md §D.1), applies the §D.6 rules and records it.
 fn deliver(emu: &Emulator, call: &AppCall, msg: Value) -> Reply {
     let p = &call.params;
     let userids = p.text("userid_list").map(|s| split_list(&s)).unwrap_or_default();
@@ -325,7 +325,7 @@ fn deliver(emu: &Emulator, call: &AppCall, msg: Value) -> Reply {
     for userid in recipients {
         let key = (call.app_key.clone(), call.corp_id.clone(), userid.clone(), day);
         let stats: &mut DayStats = st.daily.entry(key).or_default();
-        // API.md §D.6: same content to the same user once per day → 143106; more than 500 (ISV:
+        // docs/dingtalk-api.md §D.6: same content to the same user once per day → 143106; more than 500 (ISV:
         // 100) per user per day per app → 143105. Blocked messages do not count as delivered.
         let dup = stats.contents.get(&content).copied().unwrap_or(0);
         if dup > 0 {
@@ -354,7 +354,7 @@ fn deliver(emu: &Emulator, call: &AppCall, msg: Value) -> Reply {
         recalled: false,
     });
     drop(st);
-    // API.md §D.1: `{"errcode":0,"task_id":N,"request_id":".."}` — no errmsg.
+    // docs/dingtalk-api.md §D.1: `{"errcode":0,"task_id":N,"request_id":".."}` — no errmsg.
     Reply::topapi_ok(json!({"task_id": task_id}), false)
 }
 
@@ -383,7 +383,7 @@ fn task_error(missing: bool) -> Reply {
     if missing { Reply::topapi_err(40035, "缺少参数") } else { Reply::topapi_err(40035, "不合法的参数") }
 }
 
-// API.md §D.3 — `POST /topapi/message/corpconversation/getsendprogress` `{"agent_id","task_id"}`.
+// docs/dingtalk-api.md §D.3 — `POST /topapi/message/corpconversation/getsendprogress` `{"agent_id","task_id"}`.
 pub(crate) fn getsendprogress(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
     match find_task(emu, &call, "task_id") {
@@ -393,7 +393,7 @@ pub(crate) fn getsendprogress(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
-// API.md §D.4 — `POST /topapi/message/corpconversation/getsendresult` `{"agent_id","task_id"}`.
+// docs/dingtalk-api.md §D.4 — `POST /topapi/message/corpconversation/getsendresult` `{"agent_id","task_id"}`.
 pub(crate) fn getsendresult(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
     let send = match find_task(emu, &call, "task_id") {
@@ -417,7 +417,7 @@ pub(crate) fn getsendresult(emu: &Emulator, req: &Incoming) -> Reply {
     )
 }
 
-// API.md §D.5 — `POST /topapi/message/corpconversation/recall` `{"agent_id","msg_task_id"}`.
+// docs/dingtalk-api.md §D.5 — `POST /topapi/message/corpconversation/recall` `{"agent_id","msg_task_id"}`.
 pub(crate) fn recall(emu: &Emulator, req: &Incoming) -> Reply {
     let call = auth_or_return!(emu, req);
     let bad = || invalid("agentId不合法或taskId不合法");
@@ -428,7 +428,7 @@ pub(crate) fn recall(emu: &Emulator, req: &Incoming) -> Reply {
     let mut st = emu.lock();
     let now = st.now_ms();
     if now - send.at_ms > RECALL_WINDOW_MS {
-        // UNCONFIRMED: API.md gives no code for recalling after 24 h; we answer 400002 with a
+        // UNCONFIRMED: docs/dingtalk-api.md gives no code for recalling after 24 h; we answer 400002 with a
         // distinct errmsg.
         return invalid("消息发送超过24小时，不能撤回");
     }
@@ -439,7 +439,7 @@ pub(crate) fn recall(emu: &Emulator, req: &Incoming) -> Reply {
     Reply::topapi_ok(json!({}), true)
 }
 
-// API.md §0.3 — unknown topapi method → errcode 22 with the derived ApiName.
+// docs/dingtalk-api.md §0.3 — unknown topapi method → errcode 22 with the derived ApiName.
 pub(crate) fn unknown_method(path: &str) -> Reply {
     let api = path.trim_start_matches("/topapi/").trim_matches('/').replace('/', ".");
     let sub_msg = format!("不合法ApiName，ApiName = dingtalk.oapi.{api}");

@@ -13,19 +13,19 @@ pub(crate) const CONSENT_COOKIE: &str = "dingtalk_emu_consent";
 /// How many generated users the consent page lists.
 const PAGE_GENERATED_USERS: usize = 5;
 
-/// 30 days (API.md §A.3: refreshToken valid 30 days).
+/// 30 days (docs/dingtalk-api.md §A.3: refreshToken valid 30 days).
 const REFRESH_TTL_MS: i64 = 30 * 86_400_000;
 
 fn login_error(message: &str) -> Reply {
     Reply::html(400, "授权失败 — DingTalk emulator", &format!("<p id=\"error\">{}</p>", html_escape(message)))
 }
 
-// API.md §A.1 — `GET /oauth2/auth?redirect_uri&response_type=code&client_id&scope&state&prompt=consent`.
+// docs/dingtalk-api.md §A.1 — `GET /oauth2/auth?redirect_uri&response_type=code&client_id&scope&state&prompt=consent`.
 pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
     let Some(client_id) = req.query("client_id").filter(|s| !s.is_empty()) else {
         return login_error("missing client_id");
     };
-    // API.md §A.1: `client_id` is the AppKey of an internal app or the SuiteKey of an ISV app.
+    // docs/dingtalk-api.md §A.1: `client_id` is the AppKey of an internal app or the SuiteKey of an ISV app.
     // Suites have no registered redirect URLs in the fixture (any http(s) URL is accepted).
     let org = emu.org();
     let registered = match (org.app(client_id), org.suite(client_id)) {
@@ -39,14 +39,14 @@ pub(crate) fn authorize(emu: &Emulator, req: &Incoming) -> Reply {
     if !(redirect_uri.starts_with("http://") || redirect_uri.starts_with("https://")) {
         return login_error("redirect_uri must be an http(s) URL");
     }
-    // API.md §A.1: must match the app's registered redirect URL (empty list = accept any).
+    // docs/dingtalk-api.md §A.1: must match the app's registered redirect URL (empty list = accept any).
     if !registered.is_empty() && !registered.iter().any(|u| u == redirect_uri) {
         return login_error("redirect_uri does not match the app's registered redirect URL");
     }
     if req.query("response_type") != Some("code") {
         return login_error("response_type must be code");
     }
-    // API.md §A.1: scope is `openid` or `openid corpid`, space-separated; the FAQ's `openid%2Bcorpid`
+    // docs/dingtalk-api.md §A.1: scope is `openid` or `openid corpid`, space-separated; the FAQ's `openid%2Bcorpid`
     // form is also accepted (so `+` separates too). A comma-joined scope is rejected.
     let scope = req.query("scope").unwrap_or("");
     let scopes: Vec<&str> = scope.split([' ', '+']).filter(|s| !s.is_empty()).collect();
@@ -119,7 +119,7 @@ fn resolve_person(emu: &Emulator, who: &str) -> Option<Person> {
     org.outsider(who).map(|o| Person::Outsider(o.unionid.clone()))
 }
 
-/// Issues an auth code and redirects (API.md §A.2: both `code` and `authCode`, then `state`).
+/// Issues an auth code and redirects (docs/dingtalk-api.md §A.2: both `code` and `authCode`, then `state`).
 fn approve(emu: &Emulator, pending: &PendingAuth, who: &str) -> Reply {
     let Some(person) = resolve_person(emu, who) else {
         return login_error(&format!("unknown person {who}"));
@@ -145,7 +145,7 @@ fn approve(emu: &Emulator, pending: &PendingAuth, who: &str) -> Reply {
     Reply::redirect(&append_query(&pending.redirect_uri, &params))
 }
 
-/// API.md §A.2 failure: `redirect_uri?error=...&state=...` (error vocabulary UNCONFIRMED).
+/// docs/dingtalk-api.md §A.2 failure: `redirect_uri?error=...&state=...` (error vocabulary UNCONFIRMED).
 fn deny(pending: &PendingAuth, error: &str) -> Reply {
     let mut params = vec![("error", error)];
     if let Some(state) = &pending.state {
@@ -182,7 +182,7 @@ pub(crate) fn consent_deny(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
-/// API.md §0.2: only JSON bodies are accepted by the v1.0 token endpoints; a form body fails with
+/// docs/dingtalk-api.md §0.2: only JSON bodies are accepted by the v1.0 token endpoints; a form body fails with
 /// "body is mandatory for this action". The server-side code casing is UNCONFIRMED: we answer
 /// `MissingBody` (the SDK shows `[Missingbody]`).
 fn v1_json_body(req: &Incoming) -> Result<Map<String, Value>, Reply> {
@@ -207,7 +207,7 @@ fn check_app(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Option<
     (Some(app.app_secret.as_str()) == secret).then(|| app.app_key.clone())
 }
 
-/// An OAuth client (API.md §A.3 `clientId`/`clientSecret`: AppKey/AppSecret or SuiteKey/SuiteSecret).
+/// An OAuth client (docs/dingtalk-api.md §A.3 `clientId`/`clientSecret`: AppKey/AppSecret or SuiteKey/SuiteSecret).
 fn check_client(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Option<String> {
     check_app(emu, key, secret).or_else(|| {
         let org = emu.org();
@@ -216,7 +216,7 @@ fn check_client(emu: &Emulator, key: Option<&str>, secret: Option<&str>) -> Opti
     })
 }
 
-// API.md §B.1 — `POST /v1.0/oauth2/accessToken` `{"appKey","appSecret"}` → `{"accessToken","expireIn"}`.
+// docs/dingtalk-api.md §B.1 — `POST /v1.0/oauth2/accessToken` `{"appKey","appSecret"}` → `{"accessToken","expireIn"}`.
 pub(crate) fn app_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let body = match v1_json_body(req) {
         Ok(b) => b,
@@ -231,7 +231,7 @@ pub(crate) fn app_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     Reply::v1_ok(json!({"accessToken": token, "expireIn": expire_in}))
 }
 
-// API.md §B.2 — `GET /gettoken?appkey&appsecret` (success without `request_id`; 40096 on bad
+// docs/dingtalk-api.md §B.2 — `GET /gettoken?appkey&appsecret` (success without `request_id`; 40096 on bad
 // credentials; 40035 when the parameters are missing from the query).
 pub(crate) fn gettoken(emu: &Emulator, req: &Incoming) -> Reply {
     let (key, secret) = (req.query("appkey"), req.query("appsecret"));
@@ -250,7 +250,7 @@ pub(crate) fn gettoken(emu: &Emulator, req: &Incoming) -> Reply {
     }))
 }
 
-// API.md §A.3 — `POST /v1.0/oauth2/userAccessToken`.
+// docs/dingtalk-api.md §A.3 — `POST /v1.0/oauth2/userAccessToken`.
 pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let body = match v1_json_body(req) {
         Ok(b) => b,
@@ -262,7 +262,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let ttl_ms = emu.inner.token_ttl_secs.saturating_mul(1000);
     let grant = match str_field(&body, "grantType") {
         Some("authorization_code") => {
-            // UNCONFIRMED (API.md §A.3): the code for a bad/used/expired authCode; we answer
+            // UNCONFIRMED (docs/dingtalk-api.md §A.3): the code for a bad/used/expired authCode; we answer
             // 400 `invalidCode` "无效的授权码" from the global error list.
             let invalid_code = || Reply::v1_err(400, "invalidCode", "无效的授权码");
             let Some(code) = str_field(&body, "code") else {
@@ -270,7 +270,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
             };
             let mut st = emu.lock();
             let now = st.now_ms();
-            // Single use (API.md §A.2): removed on the first exchange attempt that names this app.
+            // Single use (docs/dingtalk-api.md §A.2): removed on the first exchange attempt that names this app.
             match st.codes.get(code) {
                 Some(c) if c.client_id == app_key => {}
                 _ => return invalid_code(),
@@ -284,7 +284,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
             (c.person, c.corpid_scope)
         }
         Some("refresh_token") => {
-            // UNCONFIRMED (API.md §A.3): the code for a bad/expired refreshToken; we answer
+            // UNCONFIRMED (docs/dingtalk-api.md §A.3): the code for a bad/expired refreshToken; we answer
             // 400 `invalidRefreshToken`.
             let invalid_refresh = || Reply::v1_err(400, "invalidRefreshToken", "无效的refreshToken");
             let Some(refresh) = str_field(&body, "refreshToken") else {
@@ -309,7 +309,7 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let (person, corpid_scope) = grant;
     let mut st = emu.lock();
     let now = st.now_ms();
-    // API.md §A.3/§B.6: a repeated fetch while valid returns the same token and extends it. The
+    // docs/dingtalk-api.md §A.3/§B.6: a repeated fetch while valid returns the same token and extends it. The
     // refresh token is likewise reused while valid (not rotated) — UNCONFIRMED.
     let same = |t: &UserToken| t.app_key == app_key && t.person == person && t.expires_at_ms > now;
     let access = match st.user_tokens.iter_mut().find(|(_, t)| same(t)) {
@@ -357,14 +357,14 @@ pub(crate) fn user_access_token(emu: &Emulator, req: &Incoming) -> Reply {
         "refreshToken": refresh,
         "expireIn": emu.inner.token_ttl_secs,
     });
-    // `corpId` only when the scope included `corpid` and the person is a member (API.md §A.3).
+    // `corpId` only when the scope included `corpid` and the person is a member (docs/dingtalk-api.md §A.3).
     if corpid_scope && matches!(person, Person::Member(_)) {
         out["corpId"] = json!(emu.org().corp().corp_id);
     }
     Reply::v1_ok(out)
 }
 
-// API.md §A.4 — `GET /v1.0/contact/users/{unionId|me}` with `x-acs-dingtalk-access-token`.
+// docs/dingtalk-api.md §A.4 — `GET /v1.0/contact/users/{unionId|me}` with `x-acs-dingtalk-access-token`.
 pub(crate) fn users_me(emu: &Emulator, req: &Incoming, who: &str) -> Reply {
     let Some(token) = req.header("x-acs-dingtalk-access-token").filter(|t| !t.is_empty()) else {
         return Reply::v1_err(400, "AuthenticationFailed.MissingParameter", "缺少参数：x-acs-dingtalk-access-token");

@@ -1,4 +1,4 @@
-//! The event pusher (API.md §E, §H item 6): encrypts an event for a configured callback target,
+//! The event pusher (docs/dingtalk-api.md §E, §H item 6): encrypts an event for a configured callback target,
 //! POSTs it the way DingTalk does, verifies the app's encrypted `success` reply, retries, and records
 //! every attempt. Also builds the event payloads of §E.6 / §B.5.
 
@@ -12,7 +12,7 @@ use super::fixture::SuiteFixture;
 use super::state::{Emulator, random_hex};
 use super::wire::append_query;
 
-/// Who receives a target's events (API.md §E.1 owner key).
+/// Who receives a target's events (docs/dingtalk-api.md §E.1 owner key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetOwner {
@@ -60,7 +60,7 @@ impl CallbackTarget {
 /// Push timing (`POST /_admin/push/settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushSettings {
-    /// Deadline for the app's reply per attempt. API.md §E.5 quotes 1500 / 1200 / 2500 ms in
+    /// Deadline for the app's reply per attempt. docs/dingtalk-api.md §E.5 quotes 1500 / 1200 / 2500 ms in
     /// different docs and asks for it to be configurable; default 2000.
     pub deadline_ms: u64,
     /// Attempts per push, the first included (default 3). Real DingTalk re-pushes suite_ticket more
@@ -202,7 +202,7 @@ impl Emulator {
         id
     }
 
-    /// Pushes `event` (the decrypted JSON) to the target `name` (API.md §E.2–§E.5): encrypts it,
+    /// Pushes `event` (the decrypted JSON) to the target `name` (docs/dingtalk-api.md §E.2–§E.5): encrypts it,
     /// signs it, POSTs `{"encrypt"}` to `url?signature=S&timestamp=T&nonce=N&msg_signature=S` with a
     /// deadline, and checks the reply is HTTP 200 JSON `{msg_signature, timeStamp|timestamp, nonce,
     /// encrypt}` whose signature verifies and whose `encrypt` decrypts (owner key checked) to exactly
@@ -242,7 +242,7 @@ impl Emulator {
             let nonce = random_alnum(8);
             let encrypt = crypto.encrypt(&msg);
             let signature = crypto.signature(&timestamp, &nonce, &encrypt);
-            // API.md §E.2: both `signature` and `msg_signature` (same value), `timestamp`, `nonce`.
+            // docs/dingtalk-api.md §E.2: both `signature` and `msg_signature` (same value), `timestamp`, `nonce`.
             let url = append_query(
                 &target.url,
                 &[
@@ -325,7 +325,7 @@ fn describe(e: &reqwest::Error, deadline: Duration) -> String {
     }
 }
 
-/// API.md §E.5: checks the app's reply. Returns the parsed JSON (or `null`) and the verdict.
+/// docs/dingtalk-api.md §E.5: checks the app's reply. Returns the parsed JSON (or `null`) and the verdict.
 pub(crate) fn verify_reply(crypto: &CallbackCrypto, status: u16, body: &[u8]) -> (Value, Result<(), String>) {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let reply = parsed.clone().unwrap_or(Value::Null);
@@ -356,7 +356,7 @@ pub(crate) fn verify_reply(crypto: &CallbackCrypto, status: u16, body: &[u8]) ->
     (reply, verdict)
 }
 
-// ---- Event payloads (API.md §E.6, §B.5) ----
+// ---- Event payloads (docs/dingtalk-api.md §E.6, §B.5) ----
 
 /// `{"EventType":"check_url"}` (internal app) or the ISV `check_create_suite_url` /
 /// `check_update_suite_url` with `Random` and `TestSuiteKey` (as in §E.7 vector 1).
@@ -407,7 +407,7 @@ pub(crate) fn suite_ticket_biz_data(ticket: &str) -> Value {
     json!({"syncAction": "suite_ticket", "suiteTicket": ticket, "eventId": random_hex(32)})
 }
 
-/// SyncHTTP org auth `biz_data` (biz_type 4, §E.6/§B.5). API.md names only `syncAction`; the
+/// SyncHTTP org auth `biz_data` (biz_type 4, §E.6/§B.5). docs/dingtalk-api.md names only `syncAction`; the
 /// snake_case fields follow the seed's reading (`permanent_code`, `auth_corp_info.corpid`,
 /// `auth_info.agent[0].agentid`).
 pub(crate) fn org_suite_auth_biz_data(
@@ -432,7 +432,7 @@ pub(crate) fn isv_event(event_type: &str, suite_key: &str, corp_id: &str, now_ms
 }
 
 /// Contact event, current HTTP format (§E.6): `EventType, EventTime, CorpId, BizId, eventId,
-/// timeStamp` (a string) and `userId: [..]`. Department events carry `deptId: [..]` — API.md shows
+/// timeStamp` (a string) and `userId: [..]`. Department events carry `deptId: [..]` — docs/dingtalk-api.md shows
 /// only the user form, the name is our choice by analogy.
 pub(crate) fn contact_event(
     event_type: &str,

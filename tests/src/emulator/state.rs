@@ -12,7 +12,7 @@ use super::faults::FaultRule;
 use super::fixture::{Fixture, Org};
 use super::pusher::{CallbackTarget, PushSettings, RecordedPush};
 
-/// How `GET /oauth2/auth` answers (API.md §A.1/§A.2).
+/// How `GET /oauth2/auth` answers (docs/dingtalk-api.md §A.1/§A.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum ConsentMode {
@@ -38,7 +38,7 @@ pub enum TokenKind {
     App,
     /// User access tokens and their refresh tokens.
     User,
-    /// Only the ISV suite access tokens and authorized-corp tokens (API.md §B.4).
+    /// Only the ISV suite access tokens and authorized-corp tokens (docs/dingtalk-api.md §B.4).
     Isv,
     /// Everything above.
     All,
@@ -63,7 +63,7 @@ pub struct RecordedCall {
     pub at_ms: i64,
 }
 
-/// One `forbidden_list` entry (API.md §D.4).
+/// One `forbidden_list` entry (docs/dingtalk-api.md §D.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForbiddenEntry {
     /// Flow-control code, e.g. `"143105"` (daily limit) or `"143106"` (duplicate content).
@@ -74,7 +74,7 @@ pub struct ForbiddenEntry {
     pub userid: String,
 }
 
-/// Per-recipient outcome of a work notification, computed at send time (API.md §D.4/§D.6).
+/// Per-recipient outcome of a work notification, computed at send time (docs/dingtalk-api.md §D.4/§D.6).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendOutcome {
     /// Users that were delivered and then marked read.
@@ -116,7 +116,7 @@ pub struct RecordedSend {
     pub at_ms: i64,
     /// Per-recipient outcome.
     pub outcome: SendOutcome,
-    /// Whether it was recalled (API.md §D.5).
+    /// Whether it was recalled (docs/dingtalk-api.md §D.5).
     pub recalled: bool,
 }
 
@@ -151,14 +151,14 @@ pub(crate) struct AppToken {
     pub(crate) expires_at_ms: i64,
 }
 
-/// An ISV suite access token (API.md §B.4).
+/// An ISV suite access token (docs/dingtalk-api.md §B.4).
 #[derive(Debug, Clone)]
 pub(crate) struct SuiteToken {
     pub(crate) suite_key: String,
     pub(crate) expires_at_ms: i64,
 }
 
-/// An ISV authorized-corp token (API.md §B.4): usable on topapi for `corp_id` only.
+/// An ISV authorized-corp token (docs/dingtalk-api.md §B.4): usable on topapi for `corp_id` only.
 #[derive(Debug, Clone)]
 pub(crate) struct CorpToken {
     pub(crate) suite_key: String,
@@ -194,7 +194,7 @@ pub(crate) struct State {
     /// (app_key or suite_key, corp_id, userid, day) → delivered count and content hashes.
     pub(crate) daily: HashMap<(String, String, String, i64), DayStats>,
     pub(crate) faults: Vec<FaultRule>,
-    /// Current suite_ticket per suite key (API.md §B.5: a new one invalidates the previous one).
+    /// Current suite_ticket per suite key (docs/dingtalk-api.md §B.5: a new one invalidates the previous one).
     pub(crate) suite_tickets: HashMap<String, String>,
     pub(crate) suite_tokens: HashMap<String, SuiteToken>,
     pub(crate) corp_tokens: HashMap<String, CorpToken>,
@@ -227,7 +227,7 @@ impl State {
             refresh_tokens: HashMap::new(),
             calls: Vec::new(),
             sends: Vec::new(),
-            // Real task ids are 12-digit numbers (API.md §D.1 examples).
+            // Real task ids are 12-digit numbers (docs/dingtalk-api.md §D.1 examples).
             next_task_id: 256_271_000_000 + rand::random_range(0..1_000_000u64),
             daily: HashMap::new(),
             faults: Vec::new(),
@@ -269,7 +269,7 @@ pub(crate) struct Inner {
     pub(crate) auth_code_ttl_secs: i64,
     pub(crate) token_ttl_secs: i64,
     pub(crate) state: Mutex<State>,
-    /// Client for event pushes (API.md §E.2); deadlines are set per request.
+    /// Client for event pushes (docs/dingtalk-api.md §E.2); deadlines are set per request.
     pub(crate) http: reqwest::Client,
 }
 
@@ -408,7 +408,7 @@ impl Emulator {
         *self.lock() = state;
     }
 
-    /// Issues (or re-issues, extending it) the app token of `app_key` — API.md §B.1/§B.2/§B.6.
+    /// Issues (or re-issues, extending it) the app token of `app_key` — docs/dingtalk-api.md §B.1/§B.2/§B.6.
     pub(crate) fn issue_app_token(&self, app_key: &str) -> (String, i64) {
         let ttl_ms = self.inner.token_ttl_secs.saturating_mul(1000);
         let mut st = self.lock();

@@ -1,4 +1,4 @@
-//! Third-party (ISV) suite apps: suite tickets (API.md §B.5) and the suite / authorized-corp token
+//! Third-party (ISV) suite apps: suite tickets (docs/dingtalk-api.md §B.5) and the suite / authorized-corp token
 //! endpoints (§B.4) on both hosts.
 
 use serde_json::{Map, Value, json};
@@ -9,13 +9,14 @@ use super::state::{CorpToken, Emulator, SuiteToken, new_suite_ticket, random_hex
 use super::wire::{Incoming, Reply};
 
 impl Emulator {
-    /// The current suite_ticket of `suite_key` (API.md §B.5).
+    /// The current suite_ticket of `suite_key` (docs/dingtalk-api.md §B.5).
     pub fn suite_ticket(&self, suite_key: &str) -> Option<String> {
         self.lock().suite_tickets.get(suite_key).cloned()
     }
 
     /// Replaces the suite_ticket of `suite_key` with a new random one and returns it; the previous
-    /// ticket stops working at once (API.md §B.5). Does not push it (see `POST /_admin/suites/{key}/ticket`).
+    /// ticket stops working at once (docs/dingtalk-api.md §B.5). Does not push it (see
+    /// `POST /_admin/suites/{key}/ticket`).
     pub fn rotate_suite_ticket(&self, suite_key: &str) -> Option<String> {
         self.org().suite(suite_key)?;
         let ticket = new_suite_ticket();
@@ -84,7 +85,7 @@ impl Emulator {
         (token, ttl)
     }
 
-    /// API.md §B.4/§B.6: a NEW corp token on every call ("有效期内重复获取会返回新的accessToken");
+    /// docs/dingtalk-api.md §B.4/§B.6: a NEW corp token on every call ("有效期内重复获取会返回新的accessToken");
     /// earlier tokens stay valid until they expire (UNCONFIRMED: the doc does not say whether the
     /// old one is invalidated).
     fn issue_corp_token(&self, suite_key: &str, corp_id: &str) -> (String, i64) {
@@ -146,7 +147,7 @@ fn check_isv(
     Ok(suite.clone())
 }
 
-/// The three documented v1.0 errors (API.md §B.4). A wrong suiteSecret is not listed: we answer
+/// The three documented v1.0 errors (docs/dingtalk-api.md §B.4). A wrong suiteSecret is not listed: we answer
 /// `invalidSuiteKey` (the only credential error the doc gives). Missing fields count as wrong.
 fn v1_refusal(r: &IsvRefusal) -> Reply {
     match r {
@@ -157,15 +158,15 @@ fn v1_refusal(r: &IsvRefusal) -> Reply {
 }
 
 fn v1_body(req: &Incoming) -> Result<Map<String, Value>, Reply> {
-    // API.md §0.2: JSON bodies only (same answer as the app-token endpoint).
+    // docs/dingtalk-api.md §0.2: JSON bodies only (same answer as the app-token endpoint).
     match req.json_object() {
         Some(m) if req.media_type() == "application/json" => Ok(m),
         _ => Err(Reply::v1_err(400, "MissingBody", "body is mandatory for this action.")),
     }
 }
 
-// API.md §B.4 — `POST /v1.0/oauth2/suiteAccessToken` `{"suiteKey","suiteSecret","suiteTicket"}`
-// → `{"accessToken","expireIn":7200}`. API.md is silent on renewal semantics for the suite token;
+// docs/dingtalk-api.md §B.4 — `POST /v1.0/oauth2/suiteAccessToken` `{"suiteKey","suiteSecret","suiteTicket"}`
+// → `{"accessToken","expireIn":7200}`. docs/dingtalk-api.md is silent on renewal semantics for the suite token;
 // like the corp token, every call issues a new one.
 pub(crate) fn suite_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     let body = match v1_body(req) {
@@ -189,7 +190,7 @@ pub(crate) fn suite_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
-// API.md §B.4 — `POST /v1.0/oauth2/corpAccessToken`
+// docs/dingtalk-api.md §B.4 — `POST /v1.0/oauth2/corpAccessToken`
 // `{"suiteKey","suiteSecret","authCorpId","suiteTicket"}` → `{"accessToken","expireIn":7200}`,
 // a new token on every call (§B.4 doc note, §B.6).
 pub(crate) fn corp_access_token(emu: &Emulator, req: &Incoming) -> Reply {
@@ -216,11 +217,12 @@ pub(crate) fn corp_access_token(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
-// API.md §B.4 — legacy `POST /service/get_corp_token?accessKey=<suiteKey>&timestamp=<ms>&suiteTicket=<t>&signature=<sig>`
+// docs/dingtalk-api.md §B.4 — legacy
+// `POST /service/get_corp_token?accessKey=<suiteKey>&timestamp=<ms>&suiteTicket=<t>&signature=<sig>`
 // body `{"auth_corpid"}` → `{"access_token","errcode":0,"errmsg":"ok","expires_in":7200}` (no
 // `request_id`, like `/gettoken`).
 //
-// Error codes (API.md gives none for this endpoint; §G.2's bad-credentials row lists 40088/40080/
+// Error codes (docs/dingtalk-api.md gives none for this endpoint; §G.2's bad-credentials row lists 40088/40080/
 // 40085 for suite key/secret/ticket, messages from the global table [S27]):
 // - unknown `accessKey`, or a signature that does not verify → 40088 "不合法的套件key或secret" (the
 //   server cannot tell a wrong secret from a tampered signature, so the key-or-secret code);

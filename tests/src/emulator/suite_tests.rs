@@ -1,5 +1,5 @@
 //! Tests of the ISV part (suite tickets, suite / corp tokens, corp-scoped topapi), the callback
-//! crypto (API.md §E.7 official vectors) and the event pusher, over real HTTP: the emulator and a
+//! crypto (docs/dingtalk-api.md §E.7 official vectors) and the event pusher, over real HTTP: the emulator and a
 //! small callback receiver each on 127.0.0.1:0, reqwest as the client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -691,7 +691,7 @@ async fn a_suite_is_an_oauth_client() {
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
     assert!(v["accessToken"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
-    // The suite is not an internal app: no app token for it (API.md §B.1 takes AppKey/AppSecret).
+    // The suite is not an internal app: no app token for it (docs/dingtalk-api.md §B.1 takes AppKey/AppSecret).
     let res = e.post("/v1.0/oauth2/accessToken", json!({"appKey": SUITE_KEY, "appSecret": SUITE_SECRET})).await;
     assert_v1_error(res, "invalidClientIdOrSecret").await;
     e.running.stop().await;

@@ -124,7 +124,7 @@ fn text_msg(content: &str) -> Value {
     json!({"msgtype": "text", "text": {"content": content}})
 }
 
-/// Asserts the exact v1.0 error shape (API.md §0.2) and returns the body.
+/// Asserts the exact v1.0 error shape (docs/dingtalk-api.md §0.2) and returns the body.
 async fn assert_v1_error(res: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status(), status);
     assert_eq!(res.headers()["content-type"], "application/json;charset=utf-8");
@@ -151,7 +151,7 @@ async fn v1_errors_have_the_exact_gateway_shape() {
     let v = assert_v1_error(res, 400, "invalidClientIdOrSecret").await;
     assert_eq!(v["message"], "无效的clientId或者clientSecret");
 
-    // Form body → body-missing error (API.md §0.2).
+    // Form body → body-missing error (docs/dingtalk-api.md §0.2).
     let res = e
         .http
         .post(e.url("/v1.0/oauth2/accessToken"))
@@ -205,7 +205,7 @@ async fn app_token_is_reused_extended_and_expires() {
     e.emu.advance_clock(3600);
     let t2 = e.app_token().await;
     assert_eq!(t1, t2, "same token while valid");
-    // Legacy gettoken returns the same token, without request_id (API.md §B.2).
+    // Legacy gettoken returns the same token, without request_id (docs/dingtalk-api.md §B.2).
     let v: Value = e
         .http
         .get(e.url(&format!("/gettoken?appkey={APP_KEY}&appsecret={APP_SECRET}")))
@@ -480,7 +480,7 @@ async fn getbyunionid_member_form_body_and_missing_param() {
     assert_eq!(v["errmsg"], "ok");
     assert_eq!(v["result"], json!({"contact_type": 0, "userid": "manager4220"}));
     assert_eq!(keys(&v), set(&["errcode", "errmsg", "result", "request_id"]));
-    // Form body with the token inside it (API.md §0.3 last bullet).
+    // Form body with the token inside it (docs/dingtalk-api.md §0.3 last bullet).
     let v: Value = e
         .http
         .post(e.url("/topapi/user/getbyunionid"))

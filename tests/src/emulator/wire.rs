@@ -1,5 +1,5 @@
 //! Wire helpers: the parsed request ([`Incoming`]), the answer ([`Reply`]) and the exact error
-//! shapes of both API families (API.md §0.2, §0.3).
+//! shapes of both API families (docs/dingtalk-api.md §0.2, §0.3).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::state::{random_base36, random_hex, random_request_id_v1};
 
-/// Which DingTalk family a path belongs to (API.md §0.1).
+/// Which DingTalk family a path belongs to (docs/dingtalk-api.md §0.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
     /// `api.dingtalk.com/v1.0/...`: status codes + `{code,message,requestid}`.
@@ -82,7 +82,7 @@ impl Incoming {
         }
     }
 
-    /// Legacy API parameters: a JSON object body or a form body (API.md §0.3 last bullet).
+    /// Legacy API parameters: a JSON object body or a form body (docs/dingtalk-api.md §0.3 last bullet).
     /// `None` when the body is neither (an empty body gives an empty map).
     pub(crate) fn params(&self) -> Option<Params> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
@@ -174,14 +174,14 @@ impl Reply {
         self
     }
 
-    /// v1.0 success (API.md §0.2 "Success: HTTP 200, plain JSON object").
+    /// v1.0 success (docs/dingtalk-api.md §0.2 "Success: HTTP 200, plain JSON object").
     pub(crate) fn v1_ok(body: Value) -> Reply {
         Reply::json(200, body)
             .with_header("x-acs-request-id", random_request_id_v1())
             .with_header("x-acs-trace-id", random_hex(32))
     }
 
-    /// v1.0 error: non-2xx + `{"code","message","requestid"}` + `x-acs-request-id` (API.md §0.2).
+    /// v1.0 error: non-2xx + `{"code","message","requestid"}` + `x-acs-request-id` (docs/dingtalk-api.md §0.2).
     pub(crate) fn v1_err(status: u16, code: &str, message: &str) -> Reply {
         let requestid = random_request_id_v1();
         Reply::json(status, json!({"code": code, "message": message, "requestid": requestid}))
@@ -203,12 +203,12 @@ impl Reply {
         Reply::json(200, Value::Object(body))
     }
 
-    /// topapi error: HTTP 200 `{"errcode":N,"errmsg":"...","request_id":"..."}` (API.md §0.3).
+    /// topapi error: HTTP 200 `{"errcode":N,"errmsg":"...","request_id":"..."}` (docs/dingtalk-api.md §0.3).
     pub(crate) fn topapi_err(errcode: i64, errmsg: &str) -> Reply {
         Reply::json(200, json!({"errcode": errcode, "errmsg": errmsg, "request_id": random_base36(13)}))
     }
 
-    /// topapi gateway token failure wrapped as errcode 88 (API.md §0.3).
+    /// topapi gateway token failure wrapped as errcode 88 (docs/dingtalk-api.md §0.3).
     pub(crate) fn topapi_88(sub_code: &str, sub_msg: &str) -> Reply {
         Reply::json(
             200,
@@ -222,12 +222,12 @@ impl Reply {
         )
     }
 
-    /// Legacy non-topapi answer (`/gettoken`): HTTP 200, no `request_id` (API.md §0.3, §B.2).
+    /// Legacy non-topapi answer (`/gettoken`): HTTP 200, no `request_id` (docs/dingtalk-api.md §0.3, §B.2).
     pub(crate) fn legacy(body: Value) -> Reply {
         Reply::json(200, body)
     }
 
-    /// A non-`/v1.0` path on api.dingtalk.com (API.md §0.2 last bullet).
+    /// A non-`/v1.0` path on api.dingtalk.com (docs/dingtalk-api.md §0.2 last bullet).
     pub(crate) fn other_not_found() -> Reply {
         Reply::json(200, json!({"errcode": 404, "errmsg": "请求的URI地址不存在"}))
     }

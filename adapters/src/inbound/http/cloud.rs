@@ -22,7 +22,7 @@ pub fn routes(cloud: Arc<CloudHttp>) -> Router {
     Router::new().hoop(Inject(cloud)).push(Router::with_path("auth/dingtalk/callback").get(callback))
 }
 
-/// DingTalk's redirect after consent (API.md §A.2): `authCode` (or `code`) and `state`, or `error` and
+/// DingTalk's redirect after consent (docs/dingtalk-api.md §A.2): `authCode` (or `code`) and `state`, or `error` and
 /// `state`. Resolves the member, stores the outcome for the relay client, and redirects (302) the
 /// browser to the client's `complete_url?state=…` — never with the code or the profile in the URL.
 /// 400 HTML page `invalid_login_state` for a missing, unknown, expired or used state.

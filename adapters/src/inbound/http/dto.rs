@@ -121,8 +121,8 @@ pub struct SendMessageInput {
     /// Recipients.
     #[validate(nested)]
     pub recipients: RecipientsInput,
-    /// DingTalk's own `msg` object (API.md §D.2), e.g. `{"msgtype":"text","text":{"content":"hi"}}`,
-    /// or a template send for suite apps (API.md §D.1 `sendbytemplate`):
+    /// DingTalk's own `msg` object (docs/dingtalk-api.md §D.2), e.g. `{"msgtype":"text","text":{"content":"hi"}}`,
+    /// or a template send for suite apps (docs/dingtalk-api.md §D.1 `sendbytemplate`):
     /// `{"msgtype":"template","template":{"template_id":"…","data":{"name":"value"}}}`;
     /// at most 2048 bytes as JSON.
     pub body: serde_json::Value,

@@ -1,4 +1,4 @@
-//! Cloud-role DingTalk event callback (API.md §E): `POST /dingtalk/events`
+//! Cloud-role DingTalk event callback (docs/dingtalk-api.md §E): `POST /dingtalk/events`
 //! (and the seed's `POST /dingding/event/pushed`).
 //!
 //! The request is `?signature=…&msg_signature=…&timestamp=…&nonce=…` with the
@@ -52,13 +52,13 @@ pub fn routes(events: Option<Arc<EventsHttp>>) -> Router {
         .push(Router::with_path("dingding/event/pushed").post(receive_event))
 }
 
-/// The callback body (API.md §E.2).
+/// The callback body (docs/dingtalk-api.md §E.2).
 #[derive(Deserialize)]
 struct EncryptedBody {
     encrypt: String,
 }
 
-/// The reply of API.md §E.5: `encrypt` is the encrypted `success`.
+/// The reply of docs/dingtalk-api.md §E.5: `encrypt` is the encrypted `success`.
 #[derive(Serialize, ToSchema)]
 struct EventReply {
     /// SHA-1 signature over token, `timeStamp`, `nonce`, `encrypt`.
@@ -129,7 +129,7 @@ fn verify<'a>(
     Err(best)
 }
 
-/// DingTalk's event push (API.md §E.2–§E.6). Verifies the signature, the timestamp window and
+/// DingTalk's event push (docs/dingtalk-api.md §E.2–§E.6). Verifies the signature, the timestamp window and
 /// the owner key, refuses a replayed nonce, applies the events, and answers the encrypted
 /// `success` (§E.5).
 #[endpoint(

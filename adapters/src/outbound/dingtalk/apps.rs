@@ -49,22 +49,22 @@ macro_rules! first_serving {
 
 #[async_trait]
 impl IdentityProvider for DingTalkApps {
-    /// The login client's authorize URL (API.md §A.1).
+    /// The login client's authorize URL (docs/dingtalk-api.md §A.1).
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String {
         self.login.authorize_url(state, redirect_uri)
     }
 
-    /// Exchanges the code with the login client (API.md §A.3, §A.4).
+    /// Exchanges the code with the login client (docs/dingtalk-api.md §A.3, §A.4).
     async fn exchange_code(&self, code: &AuthCode) -> Result<Identity, IdentityError> {
         self.login.exchange_code(code).await
     }
 
-    /// `getbyunionid` through the app serving `corp_id` (API.md §C.1).
+    /// `getbyunionid` through the app serving `corp_id` (docs/dingtalk-api.md §C.1).
     async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError> {
         first_serving!(self, IdentityError::CorpNotServed, corp_id, |c| c.find_userid(corp_id, union_id))
     }
 
-    /// `v2/user/get` through the app serving `corp_id` (API.md §C.2).
+    /// `v2/user/get` through the app serving `corp_id` (docs/dingtalk-api.md §C.2).
     async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError> {
         first_serving!(self, IdentityError::CorpNotServed, corp_id, |c| c.get_member(corp_id, userid))
     }
@@ -72,22 +72,22 @@ impl IdentityProvider for DingTalkApps {
 
 #[async_trait]
 impl Messenger for DingTalkApps {
-    /// A send through the app serving `corp_id` (API.md §D.1).
+    /// A send through the app serving `corp_id` (docs/dingtalk-api.md §D.1).
     async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError> {
         first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.send(corp_id, batch, body))
     }
 
-    /// Progress through the app serving `corp_id` (API.md §D.3).
+    /// Progress through the app serving `corp_id` (docs/dingtalk-api.md §D.3).
     async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
         first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.progress(corp_id, task_id))
     }
 
-    /// Result through the app serving `corp_id` (API.md §D.4).
+    /// Result through the app serving `corp_id` (docs/dingtalk-api.md §D.4).
     async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
         first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.result(corp_id, task_id))
     }
 
-    /// Recall through the app serving `corp_id` (API.md §D.5).
+    /// Recall through the app serving `corp_id` (docs/dingtalk-api.md §D.5).
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
         first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.recall(corp_id, task_id))
     }

@@ -22,21 +22,21 @@ use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTok
 
 /// DingTalk HTTP client for one app — an internal enterprise app or a
 /// third-party suite ([`DingTalkApp`]): implements
-/// [`application::ports::IdentityProvider`] (API.md §A, §C) and
-/// [`application::ports::Messenger`] (API.md §D).
+/// [`application::ports::IdentityProvider`] (docs/dingtalk-api.md §A, §C) and
+/// [`application::ports::Messenger`] (docs/dingtalk-api.md §D).
 ///
 /// Cloning is cheap (one `Arc`); clones share the token caches. Every call
 /// uses [`DingTalkConfig::timeout`]. Tokens are cached per corp until
 /// `token_refresh_margin_secs` before their expiry, with at most one fetch in
-/// flight per corp: the app token of an internal app (API.md §B.1), or for a
-/// suite each authorized corp's token (API.md §B.4, fetched with the suite's
-/// latest `suite_ticket`). A call whose token DingTalk refuses (API.md §G.2
+/// flight per corp: the app token of an internal app (docs/dingtalk-api.md §B.1), or for a
+/// suite each authorized corp's token (docs/dingtalk-api.md §B.4, fetched with the suite's
+/// latest `suite_ticket`). A call whose token DingTalk refuses (docs/dingtalk-api.md §G.2
 /// token row) drops it, fetches a new one and is retried once, after which it
 /// fails with [`UpstreamError::TokenRejected`].
 ///
 /// A corp the app does not serve (another corp than an internal app's; a corp
 /// without an active authorization of the suite) fails with `CorpNotServed`.
-/// Other failures map to [`UpstreamError`] (API.md §0.2, §0.3, §G.2): network
+/// Other failures map to [`UpstreamError`] (docs/dingtalk-api.md §0.2, §0.3, §G.2): network
 /// errors, timeouts, non-JSON or malformed bodies, errcode −1/400001, HTTP
 /// 5xx/429, a suite without a `suite_ticket` yet, an unreadable suite store →
 /// `Unavailable`; errcode 90001–90014/90017/90018 and HTTP 403
@@ -199,8 +199,8 @@ impl Inner {
         }
     }
 
-    /// Fetches a token for `corp_id`: the app token of an internal app (API.md
-    /// §B.1) or the suite's corp token (API.md §B.4). A refusal (e.g. 400
+    /// Fetches a token for `corp_id`: the app token of an internal app (docs/dingtalk-api.md
+    /// §B.1) or the suite's corp token (docs/dingtalk-api.md §B.4). A refusal (e.g. 400
     /// `invalidClientIdOrSecret`, `invalidSuiteTicket`, `invalidAuthInfo`) is
     /// `Rejected`; a token-class code cannot apply to these endpoints and is
     /// reported as `Rejected` too.
@@ -228,7 +228,7 @@ impl Inner {
                     .map_err(|e| UpstreamError::Unavailable(format!("suite store: {e}")))?
                     .ok_or_else(|| {
                         UpstreamError::Unavailable(format!(
-                            "no suite_ticket received yet for suite {suite_key} (DingTalk pushes one about every 5 hours, API.md §B.5)"
+                            "no suite_ticket received yet for suite {suite_key} (DingTalk pushes one about every 5 hours, docs/dingtalk-api.md §B.5)"
                         ))
                     })?;
                 let secret = self.config.client_secret.expose_secret();
@@ -298,8 +298,8 @@ impl Inner {
         decode_legacy(status, &bytes)
     }
 
-    /// A legacy `/topapi/*` call with the corp's token (API.md §0.3), retried
-    /// once with a new token if DingTalk refuses the token (API.md §G.2).
+    /// A legacy `/topapi/*` call with the corp's token (docs/dingtalk-api.md §0.3), retried
+    /// once with a new token if DingTalk refuses the token (docs/dingtalk-api.md §G.2).
     pub(super) async fn oapi_post<T: DeserializeOwned>(
         &self,
         corp: &Corp,
@@ -327,7 +327,7 @@ impl Inner {
 }
 
 /// DingTalk's refusal of the stored `suite_ticket` (v1 `invalidSuiteTicket`, legacy 40085 "不存在的
-/// suiteticket", API.md §B.4, §G.2): a newer ticket exists and DingTalk re-pushes until it is
+/// suiteticket", docs/dingtalk-api.md §B.4, §G.2): a newer ticket exists and DingTalk re-pushes until it is
 /// accepted (§B.5), so this is `Unavailable` — sends wait for it — rather than a permanent refusal.
 fn stale_ticket(error: UpstreamError, suite_key: &str) -> UpstreamError {
     match error {
@@ -341,7 +341,7 @@ fn stale_ticket(error: UpstreamError, suite_key: &str) -> UpstreamError {
     }
 }
 
-/// The legacy ISV request signature (API.md §B.4):
+/// The legacy ISV request signature (docs/dingtalk-api.md §B.4):
 /// Base64(HMAC-SHA256(key = SuiteSecret, msg = timestamp + "\n" + suiteTicket)).
 /// Returned unencoded; the query encoder percent-encodes it (`+` → `%2B`, `/` → `%2F`, `=` → `%3D`).
 pub(super) fn legacy_signature(secret: &str, timestamp: &str, ticket: &str) -> Result<String, UpstreamError> {

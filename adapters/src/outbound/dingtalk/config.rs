@@ -9,18 +9,18 @@ use application::ports::SuiteStore;
 use domain::{AgentId, CorpId};
 use secrecy::{ExposeSecret, SecretString};
 
-/// Default browser OAuth host (API.md §0.1, §A.1).
+/// Default browser OAuth host (docs/dingtalk-api.md §0.1, §A.1).
 pub const DEFAULT_LOGIN_BASE: &str = "https://login.dingtalk.com";
-/// Default "new" API host, `/v1.0/...` paths (API.md §0.1).
+/// Default "new" API host, `/v1.0/...` paths (docs/dingtalk-api.md §0.1).
 pub const DEFAULT_API_BASE: &str = "https://api.dingtalk.com";
-/// Default legacy API host, `/topapi/...` paths (API.md §0.1).
+/// Default legacy API host, `/topapi/...` paths (docs/dingtalk-api.md §0.1).
 pub const DEFAULT_OAPI_BASE: &str = "https://oapi.dingtalk.com";
-/// Default OAuth scope: `openid` only (API.md §A.1).
+/// Default OAuth scope: `openid` only (docs/dingtalk-api.md §A.1).
 pub const DEFAULT_SCOPE: &str = "openid";
 /// Default timeout of every DingTalk call: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default app-token refresh margin in seconds: refresh 5 minutes before expiry
-/// (API.md §B.6 recommends 5–10 minutes).
+/// (docs/dingtalk-api.md §B.6 recommends 5–10 minutes).
 pub const DEFAULT_TOKEN_REFRESH_MARGIN_SECS: i64 = 300;
 
 /// Settings of [`super::DingTalkClient`]: hosts, the app's OAuth client
@@ -37,32 +37,32 @@ pub struct DingTalkConfig {
     /// Legacy API host (`/topapi/...`), e.g. `https://oapi.dingtalk.com` (a trailing `/` is allowed).
     pub oapi_base: String,
     /// The app's Client ID: the AppKey of an internal app, the SuiteKey of a
-    /// third-party suite (API.md §0.4, §A.1).
+    /// third-party suite (docs/dingtalk-api.md §0.4, §A.1).
     pub client_id: String,
     /// The app's Client Secret (AppSecret or SuiteSecret); never logged.
     pub client_secret: SecretString,
-    /// OAuth `scope` of the authorize URL: `openid` or `openid corpid` (API.md §A.1).
+    /// OAuth `scope` of the authorize URL: `openid` or `openid corpid` (docs/dingtalk-api.md §A.1).
     pub scope: String,
     /// Timeout of every HTTP call (connect to end of body).
     pub timeout: Duration,
     /// Seconds before a cached app or corp token's expiry at which it is fetched
-    /// again (API.md §B.6). Negative values count as 0.
+    /// again (docs/dingtalk-api.md §B.6). Negative values count as 0.
     pub token_refresh_margin_secs: i64,
 }
 
 /// What the client acts as, and so which corps it serves and with which token.
 #[derive(Clone)]
 pub enum DingTalkApp {
-    /// An internal enterprise app (API.md §B.1): serves exactly `corp_id`,
+    /// An internal enterprise app (docs/dingtalk-api.md §B.1): serves exactly `corp_id`,
     /// sends work notifications as `agent_id`, uses the app token
     /// (`POST /v1.0/oauth2/accessToken`) fetched with the client credentials.
     Internal {
-        /// The app's AgentID (API.md §D.1).
+        /// The app's AgentID (docs/dingtalk-api.md §D.1).
         agent_id: AgentId,
         /// The one corp it serves; calls for any other corp fail with `CorpNotServed`.
         corp_id: CorpId,
     },
-    /// A third-party (ISV) suite app (API.md §B.4): serves every corp whose
+    /// A third-party (ISV) suite app (docs/dingtalk-api.md §B.4): serves every corp whose
     /// authorization in `suites` is active, with that corp's token (fetched
     /// with the suite credentials and the suite's latest `suite_ticket`) and the
     /// suite's `agent_id` in that corp.
@@ -87,7 +87,7 @@ impl fmt::Debug for DingTalkApp {
     }
 }
 
-/// The endpoint a suite uses for an authorized corp's token (API.md §B.4).
+/// The endpoint a suite uses for an authorized corp's token (docs/dingtalk-api.md §B.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CorpTokenApi {
     /// `POST {api_base}/v1.0/oauth2/corpAccessToken` with

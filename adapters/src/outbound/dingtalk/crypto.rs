@@ -1,8 +1,8 @@
-//! DingTalk HTTP event-callback cryptography (API.md §E, "DingTalkCrypto" /
+//! DingTalk HTTP event-callback cryptography (docs/dingtalk-api.md §E, "DingTalkCrypto" /
 //! "DingCallbackCrypto").
 //!
 //! - [`CallbackCrypto`]: one subscription's `token`, `aes_key` and owner key
-//!   (API.md §E.1); computes the SHA-1 signature (§E.3), encrypts and decrypts
+//!   (docs/dingtalk-api.md §E.1); computes the SHA-1 signature (§E.3), encrypts and decrypts
 //!   the `encrypt` field (§E.4), checks an incoming request (§E.2) and builds
 //!   the JSON reply every event needs (§E.5).
 //! - [`CallbackQuery`]: the query parameters of an incoming callback (§E.2).
@@ -10,7 +10,7 @@
 //! - [`CryptoError`]: every way an input can be rejected; each maps to a clean
 //!   HTTP 4xx (400 or 401/403) and, where one exists, to a library code of §E.8.
 //!
-//! Unlike the Python seed (seed-analysis.md §5) this module counts lengths and
+//! Unlike the Python seed (docs/seed.md §5) this module counts lengths and
 //! padding in bytes, draws the random prefix and the nonce from a CSPRNG, emits
 //! base64 without line breaks, compares signatures and owner keys in constant
 //! time, rejects a zero or inconsistent padding byte and checks the timestamp's
@@ -43,18 +43,18 @@ type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
 /// [`CallbackCrypto::with_window`]): ten minutes either way.
 pub const DEFAULT_WINDOW: Duration = Duration::from_mins(10);
 
-/// Padding block of the framed plaintext: PKCS#7 to **32** bytes (API.md §E.4,
+/// Padding block of the framed plaintext: PKCS#7 to **32** bytes (docs/dingtalk-api.md §E.4,
 /// Java `BLOCK_SIZE = 32`), not the AES block size.
 const PAD_BLOCK: usize = 32;
 /// AES block size; a ciphertext is a whole number of these.
 const AES_BLOCK: usize = 16;
-/// Length of the random prefix (API.md §E.4).
+/// Length of the random prefix (docs/dingtalk-api.md §E.4).
 const PREFIX_LEN: usize = 16;
-/// Random prefix plus the 4-byte big-endian length field (API.md §E.4).
+/// Random prefix plus the 4-byte big-endian length field (docs/dingtalk-api.md §E.4).
 const HEADER_LEN: usize = PREFIX_LEN + 4;
-/// Length of an `EncodingAESKey` (API.md §E.1).
+/// Length of an `EncodingAESKey` (docs/dingtalk-api.md §E.1).
 const AES_KEY_CHARS: usize = 43;
-/// Accepted token lengths: console 3–32, legacy registration < 64 (API.md §E.1).
+/// Accepted token lengths: console 3–32, legacy registration < 64 (docs/dingtalk-api.md §E.1).
 const TOKEN_CHARS: std::ops::RangeInclusive<usize> = 3..=64;
 /// Accepted nonce lengths, in characters.
 const NONCE_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
@@ -77,15 +77,15 @@ const AES_KEY_BASE64: GeneralPurpose =
 /// request and maps to an HTTP 4xx: [`CryptoError::SignatureMismatch`] and
 /// [`CryptoError::StaleTimestamp`] to 401/403, the rest to 400. The messages
 /// carry no secret and no request data. [`CryptoError::library_code`] gives the
-/// DingTalk library code (API.md §E.8) where one exists.
+/// DingTalk library code (docs/dingtalk-api.md §E.8) where one exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
-    /// The token, `aes_key` or owner key is malformed (API.md §E.1). Library
+    /// The token, `aes_key` or owner key is malformed (docs/dingtalk-api.md §E.1). Library
     /// code 900004 ("不合法的aes key") for the AES key.
     #[error("invalid callback crypto configuration: {0}")]
     InvalidConfig(&'static str),
     /// A required query parameter (`signature`/`msg_signature`, `timestamp`,
-    /// `nonce`) is absent (API.md §E.2). No library code.
+    /// `nonce`) is absent (docs/dingtalk-api.md §E.2). No library code.
     #[error("missing callback parameter: {0}")]
     MissingParameter(&'static str),
     /// A query parameter is present but malformed: a `timestamp` that is not a
@@ -93,7 +93,7 @@ pub enum CryptoError {
     /// outside 1–64 characters (900003, "加密随机字符串参数非法").
     #[error("invalid callback parameter: {0}")]
     InvalidParameter(&'static str),
-    /// The signature does not match (API.md §E.3), or `signature` and
+    /// The signature does not match (docs/dingtalk-api.md §E.3), or `signature` and
     /// `msg_signature` disagree. Library code 900005 ("签名不匹配"; Java also
     /// throws 900006).
     #[error("callback signature mismatch")]
@@ -102,7 +102,7 @@ pub enum CryptoError {
     /// libraries do not check freshness).
     #[error("callback timestamp outside the accepted window")]
     StaleTimestamp,
-    /// `encrypt` is not strict standard base64 (API.md §E.4). Library code
+    /// `encrypt` is not strict standard base64 (docs/dingtalk-api.md §E.4). Library code
     /// 900008 ("计算解密文字错误").
     #[error("callback ciphertext is not valid base64")]
     InvalidBase64,
@@ -110,26 +110,26 @@ pub enum CryptoError {
     /// code 900008.
     #[error("callback ciphertext has an invalid length")]
     InvalidLength,
-    /// The PKCS#7 padding (32-byte block, API.md §E.4) is malformed. Library
+    /// The PKCS#7 padding (32-byte block, docs/dingtalk-api.md §E.4) is malformed. Library
     /// code 900008.
     #[error("callback plaintext has invalid padding")]
     InvalidPadding,
     /// The framed plaintext is shorter than the 20-byte header, or its length
-    /// field points past the end (API.md §E.4). Library code 900009
+    /// field points past the end (docs/dingtalk-api.md §E.4). Library code 900009
     /// ("计算解密文字长度不匹配").
     #[error("callback plaintext has an invalid layout")]
     InvalidLayout,
     /// The message is not UTF-8. Library code 900008.
     #[error("callback message is not UTF-8")]
     NotUtf8,
-    /// The owner key after the message is not the configured one (API.md
+    /// The owner key after the message is not the configured one (docs/dingtalk-api.md
     /// §E.1, §E.4). Library code 900010 ("计算解密文字corpid不匹配").
     #[error("callback owner key mismatch")]
     OwnerMismatch,
 }
 
 impl CryptoError {
-    /// The DingTalk library error code (API.md §E.8) closest to this error, if
+    /// The DingTalk library error code (docs/dingtalk-api.md §E.8) closest to this error, if
     /// any.
     #[must_use]
     pub fn library_code(&self) -> Option<u32> {
@@ -146,22 +146,22 @@ impl CryptoError {
     }
 }
 
-/// Query parameters of an incoming callback (API.md §E.2):
+/// Query parameters of an incoming callback (docs/dingtalk-api.md §E.2):
 /// `POST <url>?signature=..&timestamp=..&nonce=..` (newer senders also, or
 /// instead, send `msg_signature`). Deserializable from the query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct CallbackQuery {
-    /// `signature` (documented name, API.md §E.2).
+    /// `signature` (documented name, docs/dingtalk-api.md §E.2).
     pub signature: Option<String>,
-    /// `msg_signature` (newer docs and demos, API.md §E.2).
+    /// `msg_signature` (newer docs and demos, docs/dingtalk-api.md §E.2).
     pub msg_signature: Option<String>,
-    /// `timestamp`, epoch ms or epoch seconds, as sent (API.md §E.2).
+    /// `timestamp`, epoch ms or epoch seconds, as sent (docs/dingtalk-api.md §E.2).
     pub timestamp: Option<String>,
-    /// `nonce` (API.md §E.2).
+    /// `nonce` (docs/dingtalk-api.md §E.2).
     pub nonce: Option<String>,
 }
 
-/// The JSON reply to a callback (API.md §E.5): keys exactly `msg_signature`,
+/// The JSON reply to a callback (docs/dingtalk-api.md §E.5): keys exactly `msg_signature`,
 /// `timeStamp`, `nonce`, `encrypt`, all strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackReply {
@@ -176,7 +176,7 @@ pub struct CallbackReply {
     pub encrypt: String,
 }
 
-/// One callback subscription's crypto (API.md §E): token, AES key and owner
+/// One callback subscription's crypto (docs/dingtalk-api.md §E): token, AES key and owner
 /// key (AppKey, corpId or SuiteKey, §E.1), plus the timestamp freshness
 /// window. Cheap to clone; `Debug` shows neither the token nor the key.
 #[derive(Clone)]
@@ -200,7 +200,7 @@ impl fmt::Debug for CallbackCrypto {
 }
 
 impl CallbackCrypto {
-    /// Builds the crypto for one subscription (API.md §E.1).
+    /// Builds the crypto for one subscription (docs/dingtalk-api.md §E.1).
     ///
     /// - `token`: 3–64 characters from `[A-Za-z0-9]` (console allows 3–32,
     ///   legacy registration < 64);
@@ -223,7 +223,7 @@ impl CallbackCrypto {
             .map_err(|_| CryptoError::InvalidConfig("aes_key is not valid base64"))?;
         let key: [u8; 32] =
             decoded.try_into().map_err(|_| CryptoError::InvalidConfig("aes_key does not decode to 32 bytes"))?;
-        // IV = AESKey[0:16] (API.md §E.4).
+        // IV = AESKey[0:16] (docs/dingtalk-api.md §E.4).
         let iv = *key.first_chunk::<16>().ok_or(CryptoError::InvalidConfig("aes_key is too short"))?;
         if owner_key.is_empty() {
             return Err(CryptoError::InvalidConfig("owner key (AppKey, corpId or SuiteKey) must not be empty"));
@@ -249,13 +249,13 @@ impl CallbackCrypto {
     }
 
     /// The owner key (AppKey, corpId or SuiteKey) this crypto checks and appends
-    /// (API.md §E.1). Not a secret.
+    /// (docs/dingtalk-api.md §E.1). Not a secret.
     #[must_use]
     pub fn owner_key(&self) -> &str {
         &self.owner_key
     }
 
-    /// The signature of API.md §E.3: the four strings (token, `timestamp`,
+    /// The signature of docs/dingtalk-api.md §E.3: the four strings (token, `timestamp`,
     /// `nonce`, `encrypt`) sorted byte-wise, concatenated without separator,
     /// SHA-1, 40 lowercase hex characters. `encrypt` is the base64 text exactly
     /// as in the JSON. (Byte order equals Java's `Arrays.sort` for ASCII.)
@@ -270,7 +270,7 @@ impl CallbackCrypto {
         hex_lower(&sha.finalize())
     }
 
-    /// Encrypts `plaintext` as API.md §E.4 describes, with a fresh random
+    /// Encrypts `plaintext` as docs/dingtalk-api.md §E.4 describes, with a fresh random
     /// prefix of 16 characters `[A-Za-z0-9]` (like Java) from the thread-local
     /// CSPRNG. Returns standard base64 without line breaks.
     ///
@@ -289,7 +289,7 @@ impl CallbackCrypto {
     /// AES-256-CBC without further padding, IV = key[..16], standard base64.
     ///
     /// Deterministic; meant for tests (byte-exact re-encryption of the official
-    /// vectors, API.md §E.7). Production code should call
+    /// vectors, docs/dingtalk-api.md §E.7). Production code should call
     /// [`CallbackCrypto::encrypt`].
     #[must_use]
     pub fn encrypt_with_prefix(&self, plaintext: &str, prefix: [u8; PREFIX_LEN]) -> String {
@@ -312,7 +312,7 @@ impl CallbackCrypto {
         STANDARD.encode(&buf)
     }
 
-    /// Decrypts an `encrypt` value (API.md §E.4) and returns the message.
+    /// Decrypts an `encrypt` value (docs/dingtalk-api.md §E.4) and returns the message.
     ///
     /// Checks, in order: strict standard base64; a positive multiple of 16
     /// bytes; after AES-256-CBC, a padding byte in 1..=32 whose bytes all
@@ -349,7 +349,7 @@ impl CallbackCrypto {
         Ok(msg.to_owned())
     }
 
-    /// Checks an incoming callback (API.md §E.2, §E.3) and decrypts its
+    /// Checks an incoming callback (docs/dingtalk-api.md §E.2, §E.3) and decrypts its
     /// `encrypt` field (§E.4).
     ///
     /// 1. The signature is `msg_signature` or `signature`; when both are
@@ -406,7 +406,7 @@ impl CallbackCrypto {
         query.nonce.as_deref().map(|nonce| format!("{}:{nonce}", self.owner_key))
     }
 
-    /// Builds the reply of API.md §E.5 for `plaintext`: encrypted with a fresh
+    /// Builds the reply of docs/dingtalk-api.md §E.5 for `plaintext`: encrypted with a fresh
     /// random prefix, signed over (token, `timestamp`, `nonce`, `encrypt`).
     #[must_use]
     pub fn reply(&self, plaintext: &str, timestamp: &str, nonce: &str) -> CallbackReply {
@@ -419,7 +419,7 @@ impl CallbackCrypto {
         }
     }
 
-    /// The reply every event (including `check_url`) needs (API.md §E.5): the
+    /// The reply every event (including `check_url`) needs (docs/dingtalk-api.md §E.5): the
     /// literal `success`, encrypted, with `timeStamp` = `now_ms` as a string
     /// (like Java) and a fresh 16-character `[A-Za-z0-9]` nonce.
     #[must_use]
@@ -430,7 +430,7 @@ impl CallbackCrypto {
     }
 }
 
-/// Removes PKCS#7 padding with a 32-byte block (API.md §E.4): the last byte
+/// Removes PKCS#7 padding with a 32-byte block (docs/dingtalk-api.md §E.4): the last byte
 /// must be 1..=32 and no more than the length, and all pad bytes must equal it.
 fn strip_padding(buf: &[u8]) -> Result<&[u8], CryptoError> {
     let pad = *buf.last().ok_or(CryptoError::InvalidPadding)?;
@@ -458,7 +458,7 @@ fn timestamp_ms(timestamp: &str) -> Result<i64, CryptoError> {
     i64::try_from(ms).map_err(|_| INVALID)
 }
 
-/// Lowercase hex (sha1 0.11's output has no `{:x}`, STACK-NOTES.md F10).
+/// Lowercase hex (sha1 0.11's output has no `{:x}`, docs/stack-notes.md F10).
 fn hex_lower(bytes: &[u8]) -> String {
     use fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);

@@ -1,4 +1,4 @@
-//! Tests of the callback crypto: the official vectors of API.md §E.7, round
+//! Tests of the callback crypto: the official vectors of docs/dingtalk-api.md §E.7, round
 //! trips, request verification, malformed inputs, and a randomized no-panic
 //! sweep.
 
@@ -16,7 +16,7 @@ use super::{CallbackCrypto, CallbackQuery, CallbackReply, CryptoError, DEFAULT_W
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// One official vector of API.md §E.7.
+/// One official vector of docs/dingtalk-api.md §E.7.
 struct Vector {
     token: &'static str,
     aes_key: &'static str,
@@ -117,7 +117,7 @@ fn raw_decrypt(c: &CallbackCrypto, encrypt: &str) -> Result<Vec<u8>, base64::Dec
     Ok(buf)
 }
 
-/// A framed plaintext (API.md §E.4) before padding.
+/// A framed plaintext (docs/dingtalk-api.md §E.4) before padding.
 fn frame(msg: &[u8], len_field: u32, owner: &[u8]) -> Vec<u8> {
     let mut buf = b"0123456789abcdef".to_vec();
     buf.extend_from_slice(&len_field.to_be_bytes());
@@ -159,7 +159,7 @@ fn official_vectors_decrypt() -> TestResult {
 
 #[test]
 fn official_vectors_recovered_prefix_and_padding() -> TestResult {
-    // Pad values 22/17/31 (API.md §E.7) prove the 32-byte PKCS#7 block.
+    // Pad values 22/17/31 (docs/dingtalk-api.md §E.7) prove the 32-byte PKCS#7 block.
     for (v, pad) in VECTORS.iter().zip([22u8, 17, 31]) {
         let c = vector_crypto(v)?;
         let raw = raw_decrypt(&c, v.encrypt)?;
@@ -269,7 +269,7 @@ fn round_trips() -> TestResult {
         assert!(ciphertext.len().is_multiple_of(32));
         assert!(ciphertext.len() > framed && ciphertext.len() <= framed + 32, "{} {framed}", ciphertext.len());
     }
-    // Lengths are counted in bytes, not characters (seed bug, seed-analysis §5).
+    // Lengths are counted in bytes, not characters (seed bug, docs/seed.md §5).
     let raw = raw_decrypt(&c, &c.encrypt(chinese))?;
     let len_field = raw.get(16..20).ok_or("short")?;
     assert_eq!(len_field, u32::try_from(chinese.len())?.to_be_bytes());
@@ -484,7 +484,7 @@ fn verify_timestamp_window() -> TestResult {
     assert!(at((now_s - 599).to_string(), NOW_MS).is_ok());
     assert_eq!(at((now_s - 601).to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
     assert_eq!(at((now_s + 601).to_string(), NOW_MS), Err(CryptoError::StaleTimestamp));
-    // The seed accepted `timestamp=1` (seed-analysis §5).
+    // The seed accepted `timestamp=1` (docs/seed.md §5).
     assert_eq!(at("1".into(), NOW_MS), Err(CryptoError::StaleTimestamp));
     assert_eq!(at("0".into(), NOW_MS), Err(CryptoError::StaleTimestamp));
     assert_eq!(at(u64::MAX.to_string(), NOW_MS), Err(CryptoError::InvalidParameter("timestamp")));

@@ -1,5 +1,5 @@
 //! Decoding DingTalk responses and classifying failures into [`UpstreamError`]
-//! (API.md §0.2 v1.0 shape, §0.3 legacy shape, §G.2 classification).
+//! (docs/dingtalk-api.md §0.2 v1.0 shape, §0.3 legacy shape, §G.2 classification).
 
 use application::ports::UpstreamError;
 use reqwest::StatusCode;
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// How one HTTP exchange with DingTalk failed, before the token retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum CallError {
-    /// The access token was refused (API.md §G.2 "token invalid/expired" row):
+    /// The access token was refused (docs/dingtalk-api.md §G.2 "token invalid/expired" row):
     /// the caller may drop its cached token, fetch a new one and retry once.
     Token {
         /// DingTalk's code (`errcode`/`sub_code` as a string, or the v1.0 `code`).
@@ -37,27 +37,27 @@ impl CallError {
     }
 }
 
-/// Legacy errcodes meaning "bad or expired access token" (API.md §G.2).
+/// Legacy errcodes meaning "bad or expired access token" (docs/dingtalk-api.md §G.2).
 const LEGACY_TOKEN_CODES: [i64; 5] = [40014, 42001, 40001, 41001, 33001];
-/// `sub_code`s under errcode 88 meaning the same (API.md §0.3, §G.2): the
+/// `sub_code`s under errcode 88 meaning the same (docs/dingtalk-api.md §0.3, §G.2): the
 /// token row plus 40000 "access_token is blank".
 const SUB_TOKEN_CODES: [i64; 6] = [40014, 40000, 42001, 40001, 41001, 33001];
-/// v1.0 `code`s meaning "bad or expired access token" (API.md §0.2, §G.2).
+/// v1.0 `code`s meaning "bad or expired access token" (docs/dingtalk-api.md §0.2, §G.2).
 const V1_TOKEN_CODES: [&str; 3] =
     ["InvalidAuthentication", "AuthenticationFailed.MissingParameter", "accesstoken.expired"];
 
-/// Legacy throttling errcodes (API.md §G.1, §G.2). 90020 (monthly quota) is
+/// Legacy throttling errcodes (docs/dingtalk-api.md §G.1, §G.2). 90020 (monthly quota) is
 /// deliberately absent: it is not retryable this month, so it is `Rejected`.
 fn is_throttle_code(code: i64) -> bool {
     matches!(code, 90001..=90014 | 90017 | 90018)
 }
 
-/// Legacy "system busy / system error" errcodes (API.md §G.2).
+/// Legacy "system busy / system error" errcodes (docs/dingtalk-api.md §G.2).
 fn is_busy_code(code: i64) -> bool {
     matches!(code, -1 | 400001)
 }
 
-/// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (API.md §0.3).
+/// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (docs/dingtalk-api.md §0.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Envelope {
     pub errcode: i64,
@@ -66,7 +66,7 @@ pub(super) struct Envelope {
     pub sub_msg: Option<String>,
 }
 
-/// A JSON number, or a string holding one (tolerated although real captures are typed, API.md §0.3).
+/// A JSON number, or a string holding one (tolerated although real captures are typed, docs/dingtalk-api.md §0.3).
 fn as_i64(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64(),
@@ -96,7 +96,7 @@ pub(super) fn envelope(value: &Value) -> Option<Envelope> {
     })
 }
 
-/// Classifies a legacy errcode ≠ 0 (API.md §0.3, §G.2). For errcode 88 the
+/// Classifies a legacy errcode ≠ 0 (docs/dingtalk-api.md §0.3, §G.2). For errcode 88 the
 /// `sub_code` decides and becomes the reported code, with `sub_msg` as message.
 pub(super) fn classify_legacy(env: &Envelope) -> CallError {
     let (code_text, message, numeric, token_codes): (String, String, Option<i64>, &[i64]) =
@@ -121,7 +121,7 @@ pub(super) fn classify_legacy(env: &Envelope) -> CallError {
     }
 }
 
-/// Classifies a non-2xx HTTP answer (API.md §0.2, §G.2): 401 → token; 429 and
+/// Classifies a non-2xx HTTP answer (docs/dingtalk-api.md §0.2, §G.2): 401 → token; 429 and
 /// 5xx → `Unavailable`; a non-JSON body → `Unavailable`; 400 with a token
 /// code → token; 403 `Forbidden.AccessDenied.Qps*`/`Qpm*` → `Throttled`;
 /// any other 4xx → `Rejected{code, message}`; anything else → `Unavailable`.
@@ -180,7 +180,7 @@ fn shape<T: DeserializeOwned>(value: Value, detail: bool) -> Result<T, CallError
     })
 }
 
-/// Decodes a v1.0 answer (API.md §0.2): non-2xx → [`classify_http`]; a 2xx
+/// Decodes a v1.0 answer (docs/dingtalk-api.md §0.2): non-2xx → [`classify_http`]; a 2xx
 /// body carrying a legacy `errcode` ≠ 0 (e.g. an unknown path, §0.2 last
 /// bullet) → [`classify_legacy`]; otherwise `T`.
 pub(super) fn decode_v1<T: DeserializeOwned>(status: StatusCode, body: &[u8], detail: bool) -> Result<T, CallError> {
@@ -196,7 +196,7 @@ pub(super) fn decode_v1<T: DeserializeOwned>(status: StatusCode, body: &[u8], de
     shape(value, detail)
 }
 
-/// Decodes a legacy answer (API.md §0.3): non-2xx → [`classify_http`]; a body
+/// Decodes a legacy answer (docs/dingtalk-api.md §0.3): non-2xx → [`classify_http`]; a body
 /// without a numeric `errcode` → `Unavailable`; `errcode` ≠ 0 →
 /// [`classify_legacy`]; otherwise `T` (extra fields ignored).
 pub(super) fn decode_legacy<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, CallError> {

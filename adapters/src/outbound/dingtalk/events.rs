@@ -1,4 +1,4 @@
-//! Parsing of decrypted DingTalk event callbacks (API.md §E.6, §B.5) into
+//! Parsing of decrypted DingTalk event callbacks (docs/dingtalk-api.md §E.6, §B.5) into
 //! [`DingTalkEvent`]s. All knowledge of DingTalk's event JSON lives here.
 //!
 //! - Legacy HTTP events carry `EventType` at the top level: `check_url`,
@@ -12,7 +12,7 @@
 //!   `bizData` array; each item has `biz_type` and `biz_data` (a JSON string):
 //!   2 = suite_ticket (`suiteTicket`), 4 = org authorization (`syncAction`
 //!   `org_suite_auth` with `permanent_code`, `auth_corp_info.corpid`,
-//!   `auth_info.agent[0].agentid` — the seed's reading, which API.md does not
+//!   `auth_info.agent[0].agentid` — the seed's reading, which docs/dingtalk-api.md does not
 //!   spell out — or `org_suite_relieve`).
 //!
 //! Every item is parsed on its own: one malformed item of a SyncHTTP batch
@@ -25,7 +25,7 @@ use application::usecases::events::{ContactChange, DingTalkEvent, SecretText};
 use domain::{AgentId, CorpId, DeptId, UserId};
 use serde_json::{Map, Value};
 
-/// Contact event types (API.md §E.6) that go into the per-corp feed.
+/// Contact event types (docs/dingtalk-api.md §E.6) that go into the per-corp feed.
 pub const CONTACT_EVENT_TYPES: [&str; 7] = [
     "user_add_org",
     "user_modify_org",
@@ -56,7 +56,7 @@ impl ParseProblem {
 }
 
 /// Parses a decrypted callback message. `owner_key` is the owner key of the crypto that verified
-/// it (AppKey, corp id or SuiteKey, API.md §E.1): it stands in for the suite key where the event
+/// it (AppKey, corp id or SuiteKey, docs/dingtalk-api.md §E.1): it stands in for the suite key where the event
 /// names none (SyncHTTP items, a legacy event without `SuiteKey`).
 ///
 /// Returns one entry per event: one for a legacy event, one per `bizData` item for SyncHTTP.
@@ -109,7 +109,7 @@ fn auth_corp(msg: &Map<String, Value>, event_type: &str) -> Result<CorpId, Strin
     CorpId::parse(&raw).map_err(|e| format!("{event_type}: {}", e.message))
 }
 
-/// A contact event in the current or the older format (API.md §E.6).
+/// A contact event in the current or the older format (docs/dingtalk-api.md §E.6).
 fn parse_contact(event_type: &str, msg: &Map<String, Value>) -> Result<ContactChange, String> {
     let corp = string_field(msg, &["CorpId", "corpId"]).ok_or_else(|| format!("{event_type} without CorpId"))?;
     let corp_id = CorpId::parse(&corp).map_err(|e| format!("{event_type}: {}", e.message))?;
@@ -146,7 +146,7 @@ fn parse_sync(msg: &Map<String, Value>, owner_key: &str) -> Vec<Result<DingTalkE
         .collect()
 }
 
-/// One SyncHTTP `bizData` item (API.md §E.6, §B.5).
+/// One SyncHTTP `bizData` item (docs/dingtalk-api.md §E.6, §B.5).
 fn parse_sync_item(item: &Value, owner_key: &str) -> Result<DingTalkEvent, String> {
     let item = item.as_object().ok_or("the item is not a JSON object")?;
     let biz_type = item.get("biz_type").and_then(as_i64).ok_or("the item has no numeric biz_type")?;
@@ -193,7 +193,7 @@ fn parse_sync_item(item: &Value, owner_key: &str) -> Result<DingTalkEvent, Strin
     }
 }
 
-/// `biz_data`: a JSON string holding an object (API.md §E.6), or (leniently) the object itself.
+/// `biz_data`: a JSON string holding an object (docs/dingtalk-api.md §E.6), or (leniently) the object itself.
 fn biz_data(item: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     match item.get("biz_data") {
         Some(Value::String(raw)) => match serde_json::from_str(raw) {

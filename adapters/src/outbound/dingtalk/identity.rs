@@ -1,5 +1,5 @@
-//! [`IdentityProvider`] for [`DingTalkClient`]: OAuth login (API.md §A) and
-//! the org's member directory (API.md §C).
+//! [`IdentityProvider`] for [`DingTalkClient`]: OAuth login (docs/dingtalk-api.md §A) and
+//! the org's member directory (docs/dingtalk-api.md §C).
 
 use application::ports::{IdentityError, IdentityProvider, UpstreamError};
 use async_trait::async_trait;
@@ -17,9 +17,9 @@ use super::wire::{
     GetByUnionIdResponse, UserGetResponse, UserTokenRequest, UserTokenResponse, UsersMe, non_empty, path,
 };
 
-/// errcode "找不到该用户": not a member of the corp (API.md §C.1, §C.2).
+/// errcode "找不到该用户": not a member of the corp (docs/dingtalk-api.md §C.1, §C.2).
 const NOT_MEMBER: &str = "60121";
-/// The v1.0 code for bad app credentials (API.md §B.1, §G.2).
+/// The v1.0 code for bad app credentials (docs/dingtalk-api.md §B.1, §G.2).
 const BAD_CREDENTIALS: &str = "invalidClientIdOrSecret";
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (fallback
@@ -42,7 +42,7 @@ fn member_error(error: UpstreamError) -> IdentityError {
     }
 }
 
-/// Classifies a non-2xx answer of `userAccessToken` (API.md §A.3): bad app
+/// Classifies a non-2xx answer of `userAccessToken` (docs/dingtalk-api.md §A.3): bad app
 /// credentials (`invalidClientIdOrSecret`) and other app-side refusals (403
 /// `Forbidden.AccessDenied.*`: permission, IP whitelist) stay `Upstream`, as
 /// do 429/5xx (`Unavailable`) and QPS limits (`Throttled`); any other 4xx
@@ -73,7 +73,7 @@ impl DingTalkClient {
 #[async_trait]
 impl IdentityProvider for DingTalkClient {
     /// `{login_base}/oauth2/auth?redirect_uri=..&response_type=code&client_id=<AppKey or SuiteKey>&scope=<scope>&state=..&prompt=consent`
-    /// (API.md §A.1), form-URL-encoded (a space in `scope` becomes `+`).
+    /// (docs/dingtalk-api.md §A.1), form-URL-encoded (a space in `scope` becomes `+`).
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String {
         let config = &self.inner.config;
         let base = join(&config.login_base, "/oauth2/auth");
@@ -95,8 +95,8 @@ impl IdentityProvider for DingTalkClient {
         }
     }
 
-    /// `POST /v1.0/oauth2/userAccessToken` (API.md §A.3) then
-    /// `GET /v1.0/contact/users/me` with the user token (API.md §A.4). The user
+    /// `POST /v1.0/oauth2/userAccessToken` (docs/dingtalk-api.md §A.3) then
+    /// `GET /v1.0/contact/users/me` with the user token (docs/dingtalk-api.md §A.4). The user
     /// token is used once and dropped. `unionId` must be present (else
     /// `Unavailable`); absent or empty optional fields become `None`;
     /// `corp_id` comes from the token response (only with the `corpid` scope).
@@ -145,7 +145,7 @@ impl IdentityProvider for DingTalkClient {
     }
 
     /// `POST /topapi/user/getbyunionid` `{"unionid":..}` → `result.userid`
-    /// (API.md §C.1) with the corp's token. Errors: `CorpNotServed` for a corp
+    /// (docs/dingtalk-api.md §C.1) with the corp's token. Errors: `CorpNotServed` for a corp
     /// the app does not serve; `NotMember` for errcode 60121; `Upstream` otherwise
     /// (a missing or invalid `userid` is `Unavailable`).
     async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError> {
@@ -159,7 +159,7 @@ impl IdentityProvider for DingTalkClient {
             .map_err(|_| UpstreamError::Unavailable("getbyunionid returned an invalid userid".to_owned()).into())
     }
 
-    /// `POST /topapi/v2/user/get` `{"userid":..,"language":"zh_CN"}` (API.md
+    /// `POST /topapi/v2/user/get` `{"userid":..,"language":"zh_CN"}` (docs/dingtalk-api.md
     /// §C.2) → userid, unionid, name, avatar, title, org_email, email, mobile,
     /// dept_id_list (non-positive ids dropped), active. Empty strings become
     /// `None`. Errors as [`IdentityProvider::find_userid`].

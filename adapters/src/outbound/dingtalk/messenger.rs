@@ -1,4 +1,4 @@
-//! [`Messenger`] for [`DingTalkClient`]: work notifications (API.md §D).
+//! [`Messenger`] for [`DingTalkClient`]: work notifications (docs/dingtalk-api.md §D).
 
 use application::ports::{Messenger, MessengerError, UpstreamError};
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use super::client::{Corp, CorpError};
 use super::wire::{AsyncSendResponse, Empty, ProgressResponse, SendResultResponse, SendResultWire, path};
 
 impl DingTalkClient {
-    /// The served corp and its agent id (API.md §D.1).
+    /// The served corp and its agent id (docs/dingtalk-api.md §D.1).
     async fn messenger_corp(&self, corp_id: &CorpId) -> Result<(Corp, i64), MessengerError> {
         let corp = self.inner.corp(corp_id).await.map_err(|e| match e {
             CorpError::NotServed => MessengerError::CorpNotServed(corp_id.clone()),
@@ -21,11 +21,11 @@ impl DingTalkClient {
     }
 }
 
-/// The `asyncsend_v2` body (API.md §D.1): `agent_id` as a number,
+/// The `asyncsend_v2` body (docs/dingtalk-api.md §D.1): `agent_id` as a number,
 /// `userid_list`/`dept_id_list` comma-joined and omitted when empty,
 /// `to_all_user` only when true, `msg` as a JSON object. For a `template`
 /// body, the `sendbytemplate` body instead: the same recipient fields,
-/// `template_id`, and `data` as a JSON string (seed-analysis §E6).
+/// `template_id`, and `data` as a JSON string (docs/seed.md §E6).
 fn send_body(agent_id: i64, batch: &Batch, body: &MessageBody) -> Value {
     let mut map = Map::new();
     map.insert("agent_id".to_owned(), json!(agent_id));
@@ -65,7 +65,7 @@ fn user_ids(list: Vec<String>, field: &'static str) -> Vec<UserId> {
         .collect()
 }
 
-/// Maps `send_result` (API.md §D.4). `forbidden_list` items become
+/// Maps `send_result` (docs/dingtalk-api.md §D.4). `forbidden_list` items become
 /// [`Forbidden`] (a numeric `code` is rendered as text); ids in
 /// `forbidden_user_id_list` without a `forbidden_list` item become
 /// `Forbidden` with code `""`.
@@ -100,7 +100,7 @@ fn send_result(wire: SendResultWire) -> SendResult {
 
 #[async_trait]
 impl Messenger for DingTalkClient {
-    /// `POST /topapi/message/corpconversation/asyncsend_v2` (API.md §D.1), or
+    /// `POST /topapi/message/corpconversation/asyncsend_v2` (docs/dingtalk-api.md §D.1), or
     /// `.../sendbytemplate` for a `template` body, with the corp's token and
     /// `agent_id` → `task_id`. Errors: `CorpNotServed` for a corp the app does
     /// not serve; `Upstream(Rejected{code: "agent_id_unknown"})` for a suite
@@ -115,7 +115,7 @@ impl Messenger for DingTalkClient {
             .map_err(|_| UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into())
     }
 
-    /// `POST .../getsendprogress` `{agent_id, task_id}` (API.md §D.3) →
+    /// `POST .../getsendprogress` `{agent_id, task_id}` (docs/dingtalk-api.md §D.3) →
     /// `percent` = `progress_in_percent` clamped to 0–100, `done` = `status == 2`.
     async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
@@ -125,7 +125,7 @@ impl Messenger for DingTalkClient {
         Ok(SendProgress { percent, done: response.progress.status == 2 })
     }
 
-    /// `POST .../getsendresult` `{agent_id, task_id}` (API.md §D.4); absent
+    /// `POST .../getsendresult` `{agent_id, task_id}` (docs/dingtalk-api.md §D.4); absent
     /// lists are empty; invalid ids are skipped (logged).
     async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
@@ -134,7 +134,7 @@ impl Messenger for DingTalkClient {
         Ok(send_result(response.send_result))
     }
 
-    /// `POST .../recall` `{agent_id, msg_task_id}` (API.md §D.5). After 24 h
+    /// `POST .../recall` `{agent_id, msg_task_id}` (docs/dingtalk-api.md §D.5). After 24 h
     /// DingTalk answers a permanent error (`Upstream(Rejected)`).
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;

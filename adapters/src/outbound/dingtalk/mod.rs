@@ -1,4 +1,4 @@
-//! The DingTalk HTTP client (API.md §A–§D, §G): implements
+//! The DingTalk HTTP client (docs/dingtalk-api.md §A–§D, §G): implements
 //! [`application::ports::IdentityProvider`] and [`application::ports::Messenger`]
 //! for an internal enterprise app (one corp) or a third-party suite (every
 //! corp that authorized it).
@@ -6,8 +6,8 @@
 //! - [`DingTalkConfig`]: hosts, the app's client credentials, timeout, token refresh margin.
 //! - [`DingTalkApp`]: internal app (agent id, corp) or suite (suite store, corp-token endpoint).
 //! - [`DingTalkClient`]: the client; cheap to clone; caches the app token
-//!   (API.md §B.1) or each corp's suite token (§B.4) with a single fetch in
-//!   flight and retries a call once after a token error (API.md §G.2).
+//!   (docs/dingtalk-api.md §B.1) or each corp's suite token (§B.4) with a single fetch in
+//!   flight and retries a call once after a token error (docs/dingtalk-api.md §G.2).
 //! - [`DingTalkApps`]: several clients as one: the first signs people in,
 //!   each corp is served by the first client that serves it.
 //!

@@ -99,7 +99,7 @@ impl RouteHandler {
     }
 }
 
-/// The default app-token answer: `tok-N` for the N-th call, 7200 s (API.md §B.1).
+/// The default app-token answer: `tok-N` for the N-th call, 7200 s (docs/dingtalk-api.md §B.1).
 pub(super) fn token_reply(n: usize, _: &Seen) -> Reply {
     Reply::ok(format!(r#"{{"accessToken":"tok-{n}","expireIn":7200}}"#))
 }

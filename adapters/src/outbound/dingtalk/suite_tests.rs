@@ -1,4 +1,4 @@
-//! Tests of the client acting for a third-party suite (API.md §B.4, §D.1) and
+//! Tests of the client acting for a third-party suite (docs/dingtalk-api.md §B.4, §D.1) and
 //! of [`DingTalkApps`], against the stub server.
 
 use std::collections::HashMap;
@@ -95,7 +95,7 @@ fn corp_b() -> Result<CorpId, domain::ValidationError> {
     CorpId::parse("dingcorpb")
 }
 
-/// `corp-<authCorpId>-<n>`: a new token on every call, as API.md §B.4/§B.6 say.
+/// `corp-<authCorpId>-<n>`: a new token on every call, as docs/dingtalk-api.md §B.4/§B.6 say.
 fn corp_token_reply(n: usize, seen: &Seen) -> Reply {
     let corp = seen.body["authCorpId"].as_str().unwrap_or("none");
     Reply::ok(format!(r#"{{"accessToken":"corp-{corp}-{n}","expireIn":7200}}"#))

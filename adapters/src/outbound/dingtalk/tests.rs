@@ -1,5 +1,5 @@
 //! Tests of the DingTalk client against the stub server, with the sample
-//! bodies of API.md.
+//! bodies of docs/dingtalk-api.md.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const SECRET: &str = "s3cr3t-app-secret-value";
 
-// Sample bodies, verbatim from API.md.
+// Sample bodies, verbatim from docs/dingtalk-api.md.
 const USER_TOKEN_OK: &str = r#"{"accessToken":"abcd","refreshToken":"abcd","expireIn":7200,"corpId":"corpxxxx"}"#; // §A.3
 const USERS_ME_OK: &str = r#"{"nick":"zhangsan","avatarUrl":"https://xxx","mobile":"150xxxx9144","openId":"123","unionId":"z21HjQliSzpw0Yxxxx","email":"zhangsan@alibaba-inc.com","stateCode":"86"}"#; // §A.4
 const GET_BY_UNIONID_OK: &str =

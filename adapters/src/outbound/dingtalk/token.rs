@@ -1,11 +1,11 @@
-//! The app access-token cache (API.md §B.1, §B.6, §G.2).
+//! The app access-token cache (docs/dingtalk-api.md §B.1, §B.6, §G.2).
 //!
 //! One `tokio::sync::Mutex` guards the cached token and is held across a
 //! fetch, so at most one fetch is in flight: concurrent callers queue on the
 //! lock and, once the fetch finished, find the fresh token and reuse it. Each
 //! fetched token gets a generation number so that a caller reporting a
 //! refused token only drops it if it is still the cached one (DingTalk returns
-//! the *same* string when re-fetched within its validity, API.md §B.1, so the
+//! the *same* string when re-fetched within its validity, docs/dingtalk-api.md §B.1, so the
 //! string itself cannot tell two fetches apart).
 
 use std::future::Future;
@@ -16,7 +16,7 @@ use application::ports::UpstreamError;
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-/// Lifetime assumed when DingTalk answers `expireIn <= 0`: 7200 s (API.md §B.6).
+/// Lifetime assumed when DingTalk answers `expireIn <= 0`: 7200 s (docs/dingtalk-api.md §B.6).
 pub(super) const DEFAULT_LIFETIME_SECS: i64 = 7200;
 
 /// A token as the token endpoint returned it.

@@ -1,10 +1,10 @@
 //! DingTalk's JSON shapes (private to the module). Unknown fields are ignored:
-//! real responses carry many more (API.md §C.2).
+//! real responses carry many more (docs/dingtalk-api.md §C.2).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Paths of the endpoints used (API.md §A.3, §A.4, §B.1, §B.4, §C.1, §C.2, §D.1, §D.3–§D.5).
+/// Paths of the endpoints used (docs/dingtalk-api.md §A.3, §A.4, §B.1, §B.4, §C.1, §C.2, §D.1, §D.3–§D.5).
 pub(super) mod path {
     pub const APP_TOKEN: &str = "/v1.0/oauth2/accessToken";
     pub const CORP_TOKEN: &str = "/v1.0/oauth2/corpAccessToken";
@@ -20,7 +20,7 @@ pub(super) mod path {
     pub const RECALL: &str = "/topapi/message/corpconversation/recall";
 }
 
-/// `POST /v1.0/oauth2/accessToken` request (API.md §B.1).
+/// `POST /v1.0/oauth2/accessToken` request (docs/dingtalk-api.md §B.1).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AppTokenRequest<'a> {
@@ -28,7 +28,7 @@ pub(super) struct AppTokenRequest<'a> {
     pub app_secret: &'a str,
 }
 
-/// `POST /v1.0/oauth2/accessToken` response (API.md §B.1); `expireIn` seconds.
+/// `POST /v1.0/oauth2/accessToken` response (docs/dingtalk-api.md §B.1); `expireIn` seconds.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct AppTokenResponse {
@@ -37,7 +37,7 @@ pub(super) struct AppTokenResponse {
     pub expire_in: i64,
 }
 
-/// `POST /v1.0/oauth2/corpAccessToken` request (API.md §B.4); the response
+/// `POST /v1.0/oauth2/corpAccessToken` request (docs/dingtalk-api.md §B.4); the response
 /// has the [`AppTokenResponse`] shape `{accessToken, expireIn}`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,7 +48,7 @@ pub(super) struct CorpTokenRequest<'a> {
     pub suite_ticket: &'a str,
 }
 
-/// Legacy `service/get_corp_token` response (API.md §B.4):
+/// Legacy `service/get_corp_token` response (docs/dingtalk-api.md §B.4):
 /// `{"access_token","errcode":0,"errmsg":"ok","expires_in":7200}`.
 #[derive(Deserialize)]
 pub(super) struct LegacyTokenResponse {
@@ -57,7 +57,7 @@ pub(super) struct LegacyTokenResponse {
     pub expires_in: i64,
 }
 
-/// `POST /v1.0/oauth2/userAccessToken` request (API.md §A.3).
+/// `POST /v1.0/oauth2/userAccessToken` request (docs/dingtalk-api.md §A.3).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct UserTokenRequest<'a> {
@@ -67,7 +67,7 @@ pub(super) struct UserTokenRequest<'a> {
     pub grant_type: &'a str,
 }
 
-/// `POST /v1.0/oauth2/userAccessToken` response (API.md §A.3); `corpId` only
+/// `POST /v1.0/oauth2/userAccessToken` response (docs/dingtalk-api.md §A.3); `corpId` only
 /// with the `corpid` scope. `refreshToken`/`expireIn` are not used.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,7 +77,7 @@ pub(super) struct UserTokenResponse {
     pub corp_id: Option<String>,
 }
 
-/// `GET /v1.0/contact/users/me` response (API.md §A.4): all strings, omitted when unavailable.
+/// `GET /v1.0/contact/users/me` response (docs/dingtalk-api.md §A.4): all strings, omitted when unavailable.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct UsersMe {
@@ -95,7 +95,7 @@ pub(super) struct UsersMe {
     pub email: Option<String>,
 }
 
-/// `topapi/user/getbyunionid` response (API.md §C.1).
+/// `topapi/user/getbyunionid` response (docs/dingtalk-api.md §C.1).
 #[derive(Deserialize)]
 pub(super) struct GetByUnionIdResponse {
     pub result: GetByUnionIdResult,
@@ -107,13 +107,13 @@ pub(super) struct GetByUnionIdResult {
     pub userid: String,
 }
 
-/// `topapi/v2/user/get` response (API.md §C.2).
+/// `topapi/v2/user/get` response (docs/dingtalk-api.md §C.2).
 #[derive(Deserialize)]
 pub(super) struct UserGetResponse {
     pub result: UserGetResult,
 }
 
-/// The `result` fields dingbridge uses (API.md §C.2).
+/// The `result` fields dingbridge uses (docs/dingtalk-api.md §C.2).
 #[derive(Deserialize)]
 pub(super) struct UserGetResult {
     pub userid: String,
@@ -136,13 +136,13 @@ pub(super) struct UserGetResult {
     pub active: bool,
 }
 
-/// `asyncsend_v2` response (API.md §D.1): `task_id` Number; `errmsg` may be absent.
+/// `asyncsend_v2` response (docs/dingtalk-api.md §D.1): `task_id` Number; `errmsg` may be absent.
 #[derive(Deserialize)]
 pub(super) struct AsyncSendResponse {
     pub task_id: i64,
 }
 
-/// `getsendprogress` response (API.md §D.3).
+/// `getsendprogress` response (docs/dingtalk-api.md §D.3).
 #[derive(Deserialize)]
 pub(super) struct ProgressResponse {
     pub progress: Progress,
@@ -157,7 +157,7 @@ pub(super) struct Progress {
     pub status: i64,
 }
 
-/// `getsendresult` response (API.md §D.4).
+/// `getsendresult` response (docs/dingtalk-api.md §D.4).
 #[derive(Deserialize)]
 pub(super) struct SendResultResponse {
     #[serde(default)]
@@ -187,7 +187,7 @@ pub(super) struct ForbiddenWire {
     pub userid: String,
 }
 
-/// The `{"errcode":0}` of a call whose success carries nothing (recall, API.md §D.5).
+/// The `{"errcode":0}` of a call whose success carries nothing (recall, docs/dingtalk-api.md §D.5).
 #[derive(Deserialize)]
 pub(super) struct Empty {}
 

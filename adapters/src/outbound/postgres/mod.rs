@@ -2,7 +2,7 @@
 //!
 //! [`PgStore`] implements every store port of `application::ports` on one
 //! PostgreSQL database, so any number of stateless instances can share it
-//! (DESIGN.md "Scale beyond one machine"). It shares with the SQLite adapter
+//! (docs/design.md "Scale beyond one machine"). It shares with the SQLite adapter
 //! the diesel schema, the row structs and the port implementations (the
 //! `impl_store_ports!` macro of `outbound::sqlite::stores`): the tables have
 //! the same names, columns and constraint names on both backends (timestamps
@@ -134,7 +134,7 @@ async fn establish(url: &str) -> Result<Conn, StoreError> {
 /// an `AsyncConnectionWrapper`, which drives the async connection with the
 /// runtime's handle. This works on any tokio runtime, unlike
 /// `AsyncMigrationHarness`, whose `block_in_place` panics on a current-thread
-/// runtime (STACK-NOTES F4).
+/// runtime (docs/stack-notes.md F4).
 async fn run_migrations(url: &str) -> Result<(), StoreError> {
     let conn = establish(url).await?;
     let database = redact(url);

@@ -1,7 +1,7 @@
 //! The `CloudGateway` over HTTP: local → cloud relay API v1 (`crate::relay_api`), outbound only.
 //!
 //! [`HttpCloudGateway`] is what local mode wires in as its `Arc<dyn CloudGateway>`; it only ever
-//! dials out to [`RelayConfig::base_url`] (DESIGN.md rule 1).
+//! dials out to [`RelayConfig::base_url`] (docs/design.md rule 1).
 
 mod client;
 mod config;

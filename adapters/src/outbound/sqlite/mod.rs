@@ -179,7 +179,7 @@ async fn establish(path: String) -> Result<Conn, ConnectionError> {
 /// Applies pending migrations on a dedicated synchronous connection in
 /// `spawn_blocking`: this works on any tokio runtime, unlike
 /// `AsyncMigrationHarness`, whose `block_in_place` panics on a current-thread
-/// runtime (STACK-NOTES F4).
+/// runtime (docs/stack-notes.md F4).
 async fn run_migrations(path: String) -> Result<(), StoreError> {
     tokio::task::spawn_blocking(move || {
         let mut conn = SqliteConnection::establish(&path)

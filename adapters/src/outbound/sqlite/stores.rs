@@ -1,7 +1,7 @@
 //! The store ports, written once with diesel's query DSL only and
 //! implemented for [`SqliteStore`] here and for the PostgreSQL adapter's
 //! `PgStore` by the same [`impl_store_ports!`] macro (a generic impl over both
-//! connection types would need huge where-clauses; STACK-NOTES F5).
+//! connection types would need huge where-clauses; docs/stack-notes.md F5).
 //!
 //! Concurrency: single-use `take`s are one `DELETE … RETURNING` statement, so
 //! of concurrent takes of one key exactly one gets the row (on both backends).
