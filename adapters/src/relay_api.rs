@@ -117,7 +117,7 @@ impl TryFrom<MemberDto> for MemberProfile {
 pub struct LoginResultResponse {
     /// The member, when the login succeeded.
     pub member: Option<MemberDto>,
-    /// Why not, when it failed: `consent_denied`, `not_member`, `invalid_code`, `provider_unavailable`.
+    /// Why not, when it failed: `consent_denied`, `not_member`, `inactive_member`, `invalid_code`, `provider_unavailable`.
     pub failure: Option<String>,
     /// DingTalk's `error` value for `consent_denied`.
     pub error: Option<String>,
@@ -149,6 +149,7 @@ impl TryFrom<LoginResultResponse> for LoginOutcome {
                 Ok(Err(LoginFailure::ConsentDenied { error: r.error.unwrap_or_default() }))
             }
             (None, Some("not_member")) => Ok(Err(LoginFailure::NotMember)),
+            (None, Some("inactive_member")) => Ok(Err(LoginFailure::Inactive)),
             (None, Some("invalid_code")) => Ok(Err(LoginFailure::InvalidCode)),
             (None, Some("provider_unavailable")) => Ok(Err(LoginFailure::ProviderUnavailable)),
             _ => {

@@ -162,6 +162,8 @@ pub struct Config {
     pub session: SessionSection,
     /// Local mode: how to reach the cloud relay (outbound).
     pub cloud: CloudSection,
+    /// Local and dev modes: limits on starting sign-ins.
+    pub login: LoginSection,
     /// Cloud mode: the relay clients (local deployments) it serves.
     pub relay: RelaySection,
     /// Local and dev modes: the message outbox dispatcher.
@@ -304,6 +306,18 @@ pub struct FeedSection {
     /// How long one long-poll waits on the cloud for a new event, in seconds (1–30, default 25;
     /// `DINGBRIDGE_FEED__WAIT_SECS`). Events arrive as soon as the cloud has them either way.
     pub wait_secs: u32,
+}
+
+/// `[login]` (local and dev modes): how many sign-ins may start. Each start stores a login
+/// attempt (kept 10 minutes, purged every minute), so these bound what anonymous callers can write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    /// Sign-ins one client address may start per minute (1–10,000, default 30).
+    pub per_address_per_minute: u32,
+    /// Sign-ins all addresses together may start per second (1–10,000, default 50: at most
+    /// 30,000 pending attempts).
+    pub total_per_second: u32,
 }
 
 /// `[cloud]` (local mode): the relay local calls, outbound.
@@ -476,6 +490,7 @@ impl Default for Config {
                 timeout_secs: 10,
                 corp_ids: Vec::new(),
             },
+            login: LoginSection { per_address_per_minute: 30, total_per_second: 50 },
             outbox: OutboxSection { workers: 4, lease_secs: 60 },
             feed: FeedSection { enabled: true, wait_secs: 25 },
             relay: RelaySection {
@@ -822,6 +837,12 @@ impl Config {
             if token.expose().len() < 16 {
                 problem(&format!("api.service_tokens[{i}]"), "must be at least 16 characters".into());
             }
+        }
+        if !(1..=10_000).contains(&self.login.per_address_per_minute) {
+            problem("login.per_address_per_minute", "must be between 1 and 10000".into());
+        }
+        if !(1..=10_000).contains(&self.login.total_per_second) {
+            problem("login.total_per_second", "must be between 1 and 10000".into());
         }
         if !(1..=32).contains(&self.outbox.workers) {
             problem("outbox.workers", "must be between 1 and 32".into());

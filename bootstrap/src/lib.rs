@@ -372,6 +372,10 @@ fn local_http<S: LocalStores>(
         list_messages: ListMessagesQuery::new(store.clone()),
         service_tokens: config.api.service_tokens.iter().map(config::Secret::to_secret_string).collect(),
         cookies: CookieSettings { secure: public.starts_with("https://"), session_ttl_secs: config.session.ttl_secs },
+        login_limiter: http::LoginLimiter::new(http::LoginLimit {
+            per_address_per_minute: config.login.per_address_per_minute,
+            total_per_second: config.login.total_per_second,
+        }),
     });
     (local, dispatcher)
 }
@@ -485,7 +489,8 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
     let events = events_http(config, &store, &clock)?;
-    let client = RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
+    let client =
+        RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
     let feed = feed_poller(&store, gateway.clone(), config);
     let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);

@@ -170,6 +170,10 @@ pub enum LoginFailure {
     },
     /// The person is not a member of the corp (errcode 60121, docs/dingtalk-api.md §C.1).
     NotMember,
+    /// The person is a member, but the org marks them inactive (`active: false` from
+    /// `topapi/v2/user/get`, docs/dingtalk-api.md §C.2): refused like a non-member, nothing stored.
+    #[serde(rename = "inactive_member")]
+    Inactive,
     /// DingTalk rejected the authorization code (used, expired or forged).
     InvalidCode,
     /// DingTalk could not be reached or failed; the person may try again.
@@ -182,6 +186,7 @@ impl LoginFailure {
         match self {
             Self::ConsentDenied { .. } => "consent_denied",
             Self::NotMember => "not_member",
+            Self::Inactive => "inactive_member",
             Self::InvalidCode => "invalid_code",
             Self::ProviderUnavailable => "provider_unavailable",
         }
@@ -192,6 +197,9 @@ impl LoginFailure {
         match self {
             Self::ConsentDenied { .. } => "You declined the DingTalk consent request, so you were not signed in.",
             Self::NotMember => "Your DingTalk account is not a member of an organization this service serves.",
+            Self::Inactive => {
+                "Your DingTalk account is not active in the organization; ask your administrator to activate it."
+            }
             Self::InvalidCode => "DingTalk did not accept the sign-in code; please start the sign-in again.",
             Self::ProviderUnavailable => "DingTalk could not be reached; please try again in a moment.",
         }

@@ -241,6 +241,10 @@ impl HandleCallback {
                 }
             };
             return match self.idp.get_member(corp_id, &userid).await {
+                Ok(details) if !details.active => {
+                    info!(%corp_id, "sign-in refused: the org marks the member inactive");
+                    Err(LoginFailure::Inactive)
+                }
                 Ok(details) => Ok(MemberProfile::from_details(corp_id.clone(), details, Some(&identity))),
                 Err(IdentityError::NotMember) => Err(LoginFailure::NotMember),
                 Err(err) => {

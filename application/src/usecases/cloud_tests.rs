@@ -574,6 +574,15 @@ async fn callback_get_member_not_member_stores_not_member() -> Result<(), CloudE
 }
 
 #[tokio::test]
+async fn callback_member_the_org_marks_inactive_stores_inactive_member() -> Result<(), CloudError> {
+    let mut idp = idp_exchanging(Ok(identity(Some(corp_a()))));
+    idp.expect_find_userid().times(1).returning(|_, _| Ok(uid("manager4220")));
+    idp.expect_get_member().times(1).returning(|_, _| Ok(MemberDetails { active: false, ..details() }));
+
+    expect_failure_or_profile(idp, Err(LoginFailure::Inactive)).await
+}
+
+#[tokio::test]
 async fn callback_get_member_upstream_failure_stores_provider_unavailable() -> Result<(), CloudError> {
     let mut idp = idp_exchanging(Ok(identity(Some(corp_a()))));
     idp.expect_find_userid().times(1).returning(|_, _| Ok(uid("manager4220")));

@@ -146,6 +146,8 @@ impl CompleteLogin {
             .await?
             .ok_or(LoginError::InvalidState("the login is unknown, expired or already used"))?;
         let profile = match self.gateway.take_login_result(&state).await {
+            // An inactive member is refused even if the cloud let them through (an older cloud).
+            Ok(Ok(profile)) if !profile.active => return Err(LoginError::Failed(LoginFailure::Inactive)),
             Ok(Ok(profile)) => profile,
             Ok(Err(failure)) => return Err(LoginError::Failed(failure)),
             Err(GatewayError::NotFound) => {

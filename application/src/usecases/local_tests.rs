@@ -361,6 +361,19 @@ async fn complete_login_other_cloud_refusal_is_refused() {
 }
 
 #[tokio::test]
+async fn complete_login_of_a_member_the_org_marks_inactive_is_failed_and_stores_no_user() {
+    let mut profile = user(NEW_USER_ID, corp_a(), "manager4220").profile;
+    profile.active = false;
+    // `untouched()` expects no user upsert and no session.
+    let mocks = LoginMocks::untouched().taking(Some(attempt())).result(Ok(Ok(profile)));
+    let s = state();
+
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+
+    assert!(matches!(err, LoginError::Failed(LoginFailure::Inactive)), "{err:?}");
+}
+
+#[tokio::test]
 async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
     let mocks = LoginMocks::untouched().taking(Some(attempt())).result(Ok(Err(LoginFailure::NotMember)));
     let s = state();

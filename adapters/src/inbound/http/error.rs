@@ -137,9 +137,9 @@ impl From<LoginError> for ApiError {
                 let status = match failure {
                     domain::LoginFailure::ProviderUnavailable => StatusCode::BAD_GATEWAY,
                     domain::LoginFailure::InvalidCode => StatusCode::BAD_REQUEST,
-                    domain::LoginFailure::NotMember | domain::LoginFailure::ConsentDenied { .. } => {
-                        StatusCode::FORBIDDEN
-                    }
+                    domain::LoginFailure::NotMember
+                    | domain::LoginFailure::Inactive
+                    | domain::LoginFailure::ConsentDenied { .. } => StatusCode::FORBIDDEN,
                 };
                 Self::new(status, failure.code(), failure.message())
             }

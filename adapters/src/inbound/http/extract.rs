@@ -52,6 +52,14 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiE
 /// Parses a JSON document as `T` with the rules of [`read_json`] (without the HTTP checks).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     check_unique_keys(bytes)?;
+    // Every request body is an object; serde would also take a struct from a JSON array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::fields(vec![(
+            ROOT_FIELD.to_owned(),
+            "invalid".to_owned(),
+            "the request body must be a JSON object".to_owned(),
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -195,6 +203,32 @@ pub fn validated<T: Validate>(input: T) -> Result<T, ApiError> {
     Ok(input)
 }
 
+/// Largest page a listing returns (`limit`).
+pub const MAX_PAGE: u32 = 500;
+
+/// The paging parameters `limit` (1–[`MAX_PAGE`], default 100) and `offset` (0–2³¹−1, an
+/// int32 as the OpenAPI document says; default 0) of a listing. A value that is not a whole
+/// number or lies outside its range is refused with 422 `validation_failed` naming the
+/// parameter — never clamped.
+pub fn page(req: &Request) -> Result<(u32, u32), ApiError> {
+    let number = |name: &str, min: i64, max: i64, default: u32| -> Result<u32, ApiError> {
+        let Some(raw) = req.query::<String>(name) else { return Ok(default) };
+        raw.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                ApiError::fields(vec![(
+                    name.to_owned(),
+                    "out_of_range".to_owned(),
+                    format!("{name} must be a whole number from {min} to {max}"),
+                )])
+            })
+    };
+    Ok((number("limit", 1, i64::from(MAX_PAGE), 100)?, number("offset", 0, i64::from(i32::MAX), 0)?))
+}
+
 /// Longest `Idempotency-Key` accepted, in characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
@@ -261,14 +295,18 @@ mod tests {
     fn type_and_range_errors_name_the_field_path() {
         assert_eq!(field(r#"{"recipients":{"to_all":"yes"}}"#), ("recipients.to_all".into(), "invalid".into()));
         assert_eq!(field(r#"{"recipients":{"dept_ids":["2"]}}"#), ("recipients.dept_ids[0]".into(), "invalid".into()));
-        assert_eq!(field(r#"{"recipients":{"dept_ids":[1, 1.5]}}"#), ("recipients.dept_ids[1]".into(), "invalid".into()));
+        assert_eq!(
+            field(r#"{"recipients":{"dept_ids":[1, 1.5]}}"#),
+            ("recipients.dept_ids[1]".into(), "invalid".into())
+        );
         assert_eq!(
             field(r#"{"recipients":{"dept_ids":[9223372036854775808]}}"#),
             ("recipients.dept_ids[0]".into(), "invalid".into())
         );
         assert_eq!(field(r#"{"body":{}}"#), ("recipients".into(), "required".into()));
         assert_eq!(field(r#"{"recipients":{"x":1}}"#), ("recipients.x".into(), "unknown_field".into()));
-        assert_eq!(field("[1]"), ("$".into(), "invalid".into()));
+        assert_eq!(field(r#""text""#), ("$".into(), "invalid".into()));
+        assert_eq!(field("[{}]"), ("$".into(), "invalid".into()));
     }
 
     #[test]

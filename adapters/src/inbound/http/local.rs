@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use super::dto::{BindingInput, BindingView, MessageView2, SelfMessageInput, SendMessageInput, UserView};
 use super::error::ApiError;
-use super::extract::{idempotency_key, read_json, validated};
+use super::extract::{idempotency_key, page, read_json, validated};
 use super::middleware::Inject;
 use super::pages;
 
@@ -71,6 +71,8 @@ pub struct LocalHttp {
     pub service_tokens: Vec<SecretString>,
     /// Cookie attributes.
     pub cookies: CookieSettings,
+    /// How many sign-ins may start (each stores a login attempt), per address and in total.
+    pub login_limiter: super::limits::LoginLimiter,
 }
 
 fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
@@ -140,6 +142,17 @@ async fn index(res: &mut Response) {
 async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
         let local = state(depot)?;
+        // An address salvo cannot tell (not TCP) shares one budget.
+        let address = req.remote_addr().clone().into_std().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        if let Err(wait_secs) = local.login_limiter.check(address) {
+            tracing::warn!(%address, wait_secs, "sign-in start rate-limited");
+            let _ = res.add_header("retry-after", wait_secs.to_string(), true);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many sign-ins were started; try again in {wait_secs} s"),
+            ));
+        }
         let return_to = req.query::<String>("return_to");
         let (login_state, authorize_url) = local.start_login.execute(return_to.as_deref()).await?;
         Ok::<_, ApiError>((local, login_state, authorize_url))
@@ -281,21 +294,7 @@ async fn require_service_token(req: &mut Request, depot: &mut Depot, res: &mut R
 )]
 async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
-    let number = |name: &str| -> Result<Option<u32>, ApiError> {
-        req.query::<String>(name)
-            .map(|raw| {
-                raw.parse::<u32>().map_err(|_| {
-                    ApiError::fields(vec![(
-                        name.to_owned(),
-                        "invalid".to_owned(),
-                        format!("{name} must be a whole number ≥ 0"),
-                    )])
-                })
-            })
-            .transpose()
-    };
-    let limit = number("limit")?.unwrap_or(100);
-    let offset = number("offset")?.unwrap_or(0);
+    let (limit, offset) = page(req)?;
     let corp_id = req.query::<String>("corp_id").map(|c| CorpId::parse(&c)).transpose()?;
     let users = local.list_users.execute(ListUsers { corp_id, limit, offset }).await?;
     res.render(Json(users.into_iter().map(UserView::from).collect::<Vec<_>>()));
@@ -365,17 +364,8 @@ async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response)
                 .ok_or_else(|| field("since", "since must be RFC 3339 (2026-11-21T10:00:00Z) or epoch milliseconds"))
         })
         .transpose()?;
-    let number = |name: &str| -> Result<Option<u32>, ApiError> {
-        req.query::<String>(name)
-            .map(|raw| raw.parse::<u32>().map_err(|_| field(name, &format!("{name} must be a whole number ≥ 0"))))
-            .transpose()
-    };
-    let query = application::ports::ListMessages {
-        state,
-        since,
-        limit: number("limit")?.unwrap_or(100),
-        offset: number("offset")?.unwrap_or(0),
-    };
+    let (limit, offset) = page(req)?;
+    let query = application::ports::ListMessages { state, since, limit, offset };
     let records = local.list_messages.execute(query).await?;
     res.render(Json(records.into_iter().map(MessageView2::from).collect::<Vec<_>>()));
     Ok(())

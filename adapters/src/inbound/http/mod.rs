@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod limits;
 pub mod local;
 mod middleware;
 mod pages;
@@ -32,6 +33,7 @@ use serde::Serialize;
 pub use cloud::CloudHttp;
 pub use error::ApiError;
 pub use events::EventsHttp;
+pub use limits::{LoginLimit, LoginLimiter};
 pub use local::{CookieSettings, LocalHttp};
 pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 
@@ -102,11 +104,9 @@ async fn json_errors(req: &mut Request, depot: &mut Depot, res: &mut Response, c
     let path = req.uri().path().to_owned();
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::new(status, "not_found", format!("no route {path}")),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
-            format!("{path} does not accept the {} method", req.method()),
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", format!("{path} does not accept the {} method", req.method()))
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "payload_too_large", "the request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::new(status, "unsupported_media_type", "this content type is not accepted here")
