@@ -12,9 +12,9 @@
 //! (which is logged); 400 `invalid_payload`, 401 `invalid_signature`, 403
 //! `invalid_signature` (owner key mismatch) or `stale_timestamp`, 409
 //! `replayed_nonce`, 413 `payload_too_large` (body over
-//! [`EventsHttp::max_body_bytes`], default 1 MiB) — nothing stored in each case; 503 `unavailable` when
-//! storage fails (DingTalk retries); 404 `events_not_configured` when no
-//! `[events]` section is configured.
+//! [`EventsHttp::max_body_bytes`], default 1 MiB) — nothing stored in each
+//! case; 503 `unavailable` when storage fails (DingTalk retries); 404
+//! `events_not_configured` when no `[events]` section is configured.
 
 use std::sync::Arc;
 
