@@ -389,7 +389,16 @@ pub struct EventsSection {
     /// Accepted clock skew of a push's timestamp, in seconds (10–3600, default 600); nonces are
     /// remembered for twice as long.
     pub window_secs: i64,
+    /// Largest push body `POST /dingtalk/events` reads, in bytes (64 KiB–64 MiB, default 1 MiB);
+    /// a larger one is answered 413 `payload_too_large` and nothing is stored. A SyncHTTP batch
+    /// (docs/dingtalk-api.md §E.6) can exceed 100 KB, and the base64 of §E.4 adds a third.
+    pub max_body_bytes: u64,
 }
+
+/// Default of [`EventsSection::max_body_bytes`]: 1 MiB.
+pub const DEFAULT_EVENTS_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// Accepted range of [`EventsSection::max_body_bytes`]: 64 KiB to 64 MiB.
+const EVENTS_MAX_BODY_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
 
 impl EventsSection {
     /// Whether any of `token`, `aes_key`, `owner_key` is set.
@@ -399,6 +408,16 @@ impl EventsSection {
 
     fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if !EVENTS_MAX_BODY_RANGE.contains(&self.max_body_bytes) {
+            out.push((
+                "events.max_body_bytes",
+                format!(
+                    "must be between {} and {} bytes (64 KiB to 64 MiB)",
+                    EVENTS_MAX_BODY_RANGE.start(),
+                    EVENTS_MAX_BODY_RANGE.end()
+                ),
+            ));
+        }
         if !self.is_configured() {
             return out;
         }
@@ -499,7 +518,13 @@ impl Default for Config {
                 max_auth_failures: 10,
                 auth_window_secs: 60,
             },
-            events: EventsSection { token: None, aes_key: None, owner_key: None, window_secs: 600 },
+            events: EventsSection {
+                token: None,
+                aes_key: None,
+                owner_key: None,
+                window_secs: 600,
+                max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
+            },
             seed: SeedAliases::default(),
         }
     }
@@ -1073,6 +1098,7 @@ mod tests {
             assert_eq!(config.events.token.as_ref().map(Secret::expose), Some("123456"));
             assert_eq!(config.events.owner_key.as_deref(), Some("suiteKEY123"));
             assert_eq!(config.events.window_secs, 600);
+            assert_eq!(config.events.max_body_bytes, 1024 * 1024);
             assert!(!config.redacted_json().contains("4g5j64"));
             jail.set_env("DINGDING_TOKEN", "a!");
             jail.set_env("DINGDING_AES_KEY", "short");
@@ -1092,6 +1118,24 @@ mod tests {
             assert!(!keys.contains(&"events.owner_key".to_owned()), "{keys:?}");
             jail.set_env("DINGBRIDGE_EVENTS__AES_KEY", "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij");
             assert_eq!(Config::load(None, &[]).unwrap().events.owner_key.as_deref(), Some("dingappkey"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_event_body_limit_is_configurable_and_validated() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            jail.set_env("DINGBRIDGE_EVENTS__MAX_BODY_BYTES", "4194304");
+            assert_eq!(Config::load(None, &[]).unwrap().events.max_body_bytes, 4 * 1024 * 1024);
+            for bad in ["1000", "0", "68157440"] {
+                jail.set_env("DINGBRIDGE_EVENTS__MAX_BODY_BYTES", bad);
+                let keys = problems_of(Config::load(None, &[]).unwrap_err());
+                assert_eq!(keys, ["events.max_body_bytes"], "{bad}");
+            }
+            jail.set_env("DINGBRIDGE_EVENTS__MAX_BODY_BYTES", "lots");
+            let message = problems_of(Config::load(None, &[]).unwrap_err()).join(" ");
+            assert!(message.to_lowercase().contains("events.max_body_bytes"), "{message}");
             Ok(())
         });
     }

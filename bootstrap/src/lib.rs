@@ -258,6 +258,7 @@ fn events_http<S: CloudStores>(
         handle_events: HandleEvents::new(store.clone(), store.clone(), clock.clone(), ev.window_secs),
         cryptos,
         clock: clock.clone(),
+        max_body_bytes: usize::try_from(ev.max_body_bytes).context("events.max_body_bytes")?,
     })))
 }
 

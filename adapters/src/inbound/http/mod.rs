@@ -7,6 +7,8 @@
 //! [`dev_router`] mounts both roles in one process (dev mode).
 
 pub mod cloud;
+#[cfg(test)]
+mod cloud_routes_tests;
 pub mod dto;
 pub mod error;
 pub mod events;

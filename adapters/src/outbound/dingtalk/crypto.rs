@@ -17,11 +17,17 @@
 //! freshness. Nothing here panics on malformed input, and no secret (token, AES
 //! key) appears in `Debug` output or in an error.
 //!
+//! Like the seed, it accepts the seed's own output: MIME base64 (a line break
+//! every 76 characters) in a received `encrypt`. ASCII whitespace is ignored
+//! when decoding, never when verifying the signature, which covers `encrypt`
+//! exactly as sent (docs/dingtalk-api.md §E.3).
+//!
 //! AES-CBC is not authenticated: call [`CallbackCrypto::decrypt`] directly only
 //! on data whose signature has been checked, or use
 //! [`CallbackCrypto::verify_and_decrypt`], which checks the signature first (so
 //! the distinct decryption errors cannot serve as a padding oracle).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -102,7 +108,8 @@ pub enum CryptoError {
     /// libraries do not check freshness).
     #[error("callback timestamp outside the accepted window")]
     StaleTimestamp,
-    /// `encrypt` is not strict standard base64 (docs/dingtalk-api.md §E.4). Library code
+    /// `encrypt` is not standard base64 (docs/dingtalk-api.md §E.4): a character outside the
+    /// alphabet other than ASCII whitespace, or bad padding. Library code
     /// 900008 ("计算解密文字错误").
     #[error("callback ciphertext is not valid base64")]
     InvalidBase64,
@@ -314,7 +321,8 @@ impl CallbackCrypto {
 
     /// Decrypts an `encrypt` value (docs/dingtalk-api.md §E.4) and returns the message.
     ///
-    /// Checks, in order: strict standard base64; a positive multiple of 16
+    /// Checks, in order: strict standard base64 once ASCII whitespace (space,
+    /// `\t`, `\r`, `\n`: MIME line breaks) is removed; a positive multiple of 16
     /// bytes; after AES-256-CBC, a padding byte in 1..=32 whose bytes all
     /// agree; at least the 20-byte header; a length field that fits; a UTF-8
     /// message; and an owner key equal (in constant time) to the configured
@@ -328,7 +336,8 @@ impl CallbackCrypto {
     /// [`CryptoError::InvalidPadding`], [`CryptoError::InvalidLayout`],
     /// [`CryptoError::NotUtf8`] or [`CryptoError::OwnerMismatch`].
     pub fn decrypt(&self, encrypt: &str) -> Result<String, CryptoError> {
-        let mut buf = STANDARD.decode(encrypt).map_err(|_| CryptoError::InvalidBase64)?;
+        let mut buf =
+            STANDARD.decode(strip_base64_whitespace(encrypt).as_ref()).map_err(|_| CryptoError::InvalidBase64)?;
         if buf.is_empty() || !buf.len().is_multiple_of(AES_BLOCK) {
             return Err(CryptoError::InvalidLength);
         }
@@ -362,6 +371,11 @@ impl CallbackCrypto {
     ///    values above 10^11 are read as epoch milliseconds (DingTalk's usual
     ///    form, §E.2), smaller ones as epoch seconds (the Python library, §E.5).
     /// 5. [`CallbackCrypto::decrypt`].
+    ///
+    /// The signature covers `encrypt` exactly as sent (docs/dingtalk-api.md
+    /// §E.3), line breaks included; only the decryption ignores ASCII
+    /// whitespace inside the base64 (MIME base64 with a line break every 76
+    /// characters, as Python's `base64.encodebytes` produces).
     ///
     /// Replay protection (a nonce seen twice within the window) needs storage
     /// and is the caller's job; see [`CallbackCrypto::replay_key`].
@@ -427,6 +441,19 @@ impl CallbackCrypto {
         let mut rng = rand::rng();
         let nonce: String = (0..REPLY_NONCE_CHARS).map(|_| char::from(rng.sample(Alphanumeric))).collect();
         self.reply("success", &now_ms.to_string(), &nonce)
+    }
+}
+
+/// `encrypt` without ASCII whitespace (space, `\t`, `\r`, `\n`): senders
+/// using MIME base64 (Python's `base64.encodebytes`) break the text every 76
+/// characters (docs/dingtalk-api.md §E.4). Borrowed unchanged when there is
+/// none. Any other character stays, so the strict decoder still refuses it.
+fn strip_base64_whitespace(encrypt: &str) -> Cow<'_, str> {
+    let is_space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    if encrypt.contains(is_space) {
+        Cow::Owned(encrypt.chars().filter(|&c| !is_space(c)).collect())
+    } else {
+        Cow::Borrowed(encrypt)
     }
 }
 

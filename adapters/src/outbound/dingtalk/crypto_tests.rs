@@ -370,13 +370,71 @@ fn base64_and_length_checks() -> TestResult {
     assert_eq!(c.decrypt("AAAA"), Err(CryptoError::InvalidLength));
     assert_eq!(c.decrypt(&STANDARD.encode([0u8; 17])), Err(CryptoError::InvalidLength));
     assert_eq!(c.decrypt("not base64!"), Err(CryptoError::InvalidBase64));
-    assert_eq!(c.decrypt(&format!("{good}\n")), Err(CryptoError::InvalidBase64));
     assert_eq!(c.decrypt(&good.replace('=', "")), Err(CryptoError::InvalidBase64));
-    assert_eq!(c.decrypt(&format!(" {good}")), Err(CryptoError::InvalidBase64));
-    // Line-wrapped base64 (the seed's `encodebytes`) is not accepted.
-    let wrapped: String =
-        good.as_bytes().chunks(20).map(|chunk| String::from_utf8_lossy(chunk).into_owned() + "\n").collect();
-    assert_eq!(c.decrypt(&wrapped), Err(CryptoError::InvalidBase64));
+    Ok(())
+}
+
+/// MIME base64 as Python's `base64.encodebytes` writes it (the seed's crypto): a `\n` after every
+/// 76 characters and at the end.
+fn mime_wrap(encrypt: &str) -> String {
+    encrypt.as_bytes().chunks(76).map(|chunk| String::from_utf8_lossy(chunk).into_owned() + "\n").collect()
+}
+
+#[test]
+fn ascii_whitespace_inside_the_base64_is_ignored() -> TestResult {
+    let c = crypto()?;
+    let msg = "x".repeat(300);
+    let good = c.encrypt(&msg);
+    assert!(good.len() > 2 * 76);
+    let wrapped = mime_wrap(&good);
+    assert!(wrapped.matches('\n').count() >= 3);
+    assert_eq!(c.decrypt(&wrapped)?, msg);
+    let crlf = wrapped.replace('\n', "\r\n");
+    assert_eq!(c.decrypt(&crlf)?, msg);
+    for spaced in [format!("{good}\n"), format!(" {good}"), format!("\t{good} \r\n"), good.replace('A', "A \t")] {
+        assert_eq!(c.decrypt(&spaced)?, msg, "{spaced:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn base64_stays_strict_apart_from_whitespace() -> TestResult {
+    let c = crypto()?;
+    let good = c.encrypt("success");
+    let wrapped = mime_wrap(&good);
+    // Other characters: not whitespace as far as this decoder is concerned.
+    for bad in ['\u{0b}', '\u{0c}', '\u{a0}', '-', '_', '.', '*'] {
+        let text = format!("{}{bad}{}", &good[..8], &good[8..]);
+        assert_eq!(c.decrypt(&text), Err(CryptoError::InvalidBase64), "{bad:?}");
+    }
+    // Padding: missing, extra, or in the middle.
+    let unpadded = good.trim_end_matches('=');
+    assert_ne!(unpadded, good, "the vector needs padding");
+    assert_eq!(c.decrypt(&mime_wrap(unpadded)), Err(CryptoError::InvalidBase64));
+    assert_eq!(c.decrypt(&format!("{wrapped}==")), Err(CryptoError::InvalidBase64));
+    assert_eq!(c.decrypt(&format!("{}=\n{}", &good[..8], &good[8..])), Err(CryptoError::InvalidBase64));
+    Ok(())
+}
+
+#[test]
+fn the_signature_covers_encrypt_exactly_as_sent() -> TestResult {
+    let c = crypto()?;
+    let ts = NOW_MS.to_string();
+    let msg = format!("{{\"EventType\":\"check_url\",\"pad\":\"{}\"}}", "p".repeat(200));
+    let compact = c.encrypt(&msg);
+    let wrapped = mime_wrap(&compact);
+    // Signed over the wrapped text (what the seed signs and sends): verifies and decrypts.
+    let q = signed(&c, &ts, "n0nce", &wrapped);
+    assert_eq!(c.verify_and_decrypt(&q, &wrapped, NOW_MS)?, msg);
+    // Signed over the stripped text but sent wrapped (or the reverse): refused.
+    let q = signed(&c, &ts, "n0nce", &compact);
+    assert_eq!(c.verify_and_decrypt(&q, &wrapped, NOW_MS), Err(CryptoError::SignatureMismatch));
+    let q = signed(&c, &ts, "n0nce", &wrapped);
+    assert_eq!(c.verify_and_decrypt(&q, &compact, NOW_MS), Err(CryptoError::SignatureMismatch));
+    // A signed but otherwise invalid character is still refused after the signature check.
+    let bad = format!("{}-{}", &wrapped[..8], &wrapped[8..]);
+    let q = signed(&c, &ts, "n0nce", &bad);
+    assert_eq!(c.verify_and_decrypt(&q, &bad, NOW_MS), Err(CryptoError::InvalidBase64));
     Ok(())
 }
 
