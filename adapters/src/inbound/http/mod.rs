@@ -11,6 +11,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+mod i18n;
 pub mod local;
 mod middleware;
 mod pages;
@@ -80,6 +81,7 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
     let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
     Router::new()
         .hoop(middleware::request_id)
+        .hoop(middleware::page_language)
         .hoop(middleware::Inject(probes))
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
