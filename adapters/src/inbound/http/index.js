@@ -27,6 +27,7 @@ function signedIn(me) {
   set("email", me.org_email || me.email);
   set("dept_ids", (me.dept_ids || []).join(", "));
   const avatar = $("avatar");
+  avatar.onerror = () => { avatar.hidden = true; };
   if (typeof me.avatar_url === "string" && me.avatar_url.startsWith("https://")) {
     avatar.src = me.avatar_url;
     avatar.hidden = false;
@@ -94,7 +95,7 @@ $("send").addEventListener("submit", async (event) => {
   }
 });
 
-text.addEventListener("input", updateCount);
+text.addEventListener("input", () => { result("", ""); updateCount(); });
 // Coming back to the tab: the session may have ended elsewhere meanwhile.
 document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") checkSession(); });
 updateCount();

@@ -20,7 +20,8 @@ impl<T: Clone + Send + Sync + 'static> Handler for Inject<T> {
 /// The request id header, read from the request (if sane) or generated, and echoed on the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-fn usable_request_id(value: &str) -> bool {
+/// A request id safe to echo: 1–128 characters of `[A-Za-z0-9-_.:]`.
+pub(super) fn usable_request_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 

@@ -18,7 +18,10 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::i18n::{LANG_COOKIE, LANG_PARAM, Lang, error_sentence, error_status};
-use super::middleware::REQUEST_ID_HEADER;
+use super::middleware::{REQUEST_ID_HEADER, usable_request_id};
+
+/// The query parameter carrying the failed request's id when an error page is shown again.
+const REQUEST_ID_PARAM: &str = "request_id";
 
 /// The index page template: `{{key}}` is a string of the page's language (keys with a dot) or one
 /// of the values [`render_index`] fills in.
@@ -191,7 +194,8 @@ pub fn serve_index(req: &Request, res: &mut Response, secure_cookie: bool) {
         );
     }
     if let Some((code, status)) = req.query::<String>("error").and_then(|c| error_status(&c).map(|s| (c, s))) {
-        return error_page(res, lang, status, &code, None);
+        let request_id = req.query::<String>(REQUEST_ID_PARAM).filter(|id| usable_request_id(id));
+        return error_page(res, lang, status, &code, None, request_id);
     }
     page_headers(res, &INDEX_CSP, lang);
     res.render(Text::Html(index_html(lang)));
@@ -204,23 +208,32 @@ pub fn render_error(res: &mut Response, error: &ApiError) {
     let lang = res.extensions.get::<Lang>().copied().unwrap_or_default();
     let known = error_status(&error.body.code).is_some();
     let detail = (!known && !error.status.is_server_error()).then_some(error.body.message.as_str());
-    error_page(res, lang, error.status, &error.body.code, detail);
+    let request_id = res.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    error_page(res, lang, error.status, &error.body.code, detail, request_id);
 }
 
-fn error_page(res: &mut Response, lang: Lang, status: StatusCode, code: &str, detail: Option<&str>) {
-    let request_id = res.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+fn error_page(
+    res: &mut Response,
+    lang: Lang,
+    status: StatusCode,
+    code: &str,
+    detail: Option<&str>,
+    request_id: Option<String>,
+) {
     let t = |key: &str| escape(lang.text(key));
-    // Known codes can be shown again in the other language; others switch on the start page.
+    // Known codes are shown again in the other language (with the failed request's id); others
+    // switch on the start page.
     let known = error_status(code).is_some();
-    let switch = lang_switch(lang, |l| match known {
-        true => format!("/?{LANG_PARAM}={}&error={code}", l.tag()),
-        false => format!("/?{LANG_PARAM}={}", l.tag()),
+    let switch = lang_switch(lang, |l| match (known, &request_id) {
+        (true, Some(id)) => format!("/?{LANG_PARAM}={}&error={code}&{REQUEST_ID_PARAM}={id}", l.tag()),
+        (true, None) => format!("/?{LANG_PARAM}={}&error={code}", l.tag()),
+        (false, _) => format!("/?{LANG_PARAM}={}", l.tag()),
     });
     let detail = detail
-        .map(|d| format!(r#"<p class="muted">{}: <span id="detail">{}</span></p>"#, t("error.detail"), escape(d)))
+        .map(|d| format!(r#"<p class="muted">{} <span id="detail">{}</span></p>"#, t("error.detail"), escape(d)))
         .unwrap_or_default();
     let request_id = request_id
-        .map(|id| format!(r#"<br>{}: <code id="request-id">{}</code>"#, t("error.request_id"), escape(&id)))
+        .map(|id| format!(r#"<br>{} <code id="request-id">{}</code>"#, t("error.request_id"), escape(&id)))
         .unwrap_or_default();
     let html = format!(
         r#"<!doctype html>
@@ -230,7 +243,7 @@ fn error_page(res: &mut Response, lang: Lang, status: StatusCode, code: &str, de
 </head><body>
 <header><h1>{heading}</h1>{switch}</header>
 <p id="message">{message}</p>
-{detail}<p class="muted">{code_label}: <code id="code">{code}</code>{request_id}</p>
+{detail}<p class="muted">{code_label} <code id="code">{code}</code>{request_id}</p>
 <a class="button" href="/">{back}</a>
 </body></html>"#,
         lang = lang.tag(),
@@ -383,13 +396,24 @@ mod tests {
         assert!(body.contains(error_sentence(Lang::ZhCn, "consent_denied")));
         assert!(body.contains(r#"<code id="code">consent_denied</code>"#));
         assert!(body.contains(r#"<code id="request-id">req-42</code>"#));
-        assert!(body.contains(r#"href="/?lang=en&amp;error=consent_denied""#), "switch keeps the error");
+        assert!(
+            body.contains(r#"href="/?lang=en&amp;error=consent_denied&amp;request_id=req-42""#),
+            "the switch keeps the error: {body}"
+        );
 
-        let mut res = TestClient::get("http://127.0.0.1/?lang=en&error=consent_denied").send(&service()).await;
+        let mut res =
+            TestClient::get("http://127.0.0.1/?lang=en&error=consent_denied&request_id=req-42").send(&service()).await;
         assert_eq!(res.status_code, Some(StatusCode::FORBIDDEN));
+        assert_eq!(header(&res, "content-language"), "en");
         let body = res.take_string().await.unwrap_or_default();
         assert!(body.contains(error_sentence(Lang::En, "consent_denied")));
-        assert!(body.contains("consent_denied"));
+        assert!(body.contains(r#"<code id="code">consent_denied</code>"#));
+        assert!(body.contains(r#"<code id="request-id">req-42</code>"#));
+
+        // A request id that is not one is not shown.
+        let mut res = TestClient::get("http://127.0.0.1/?error=not_member&request_id=%3Cb%3E").send(&service()).await;
+        let body = res.take_string().await.unwrap_or_default();
+        assert!(!body.contains("request-id") && !body.contains("&lt;b"), "{body}");
 
         // Unknown codes in `?error=` are not shown (only the index page).
         let res = TestClient::get("http://127.0.0.1/?error=%3Cb%3E").send(&service()).await;
