@@ -126,10 +126,12 @@ fn redirect(res: &mut Response, location: &str) {
     }
 }
 
-/// The sandbox page: "Continue with DingTalk", then the signed-in member's profile.
+/// The sandbox page: "Continue with DingTalk", then the signed-in member's profile (English or
+/// Chinese; `?lang=` switches).
 #[handler]
-async fn index(res: &mut Response) {
-    res.render(Text::Html(pages::INDEX_HTML));
+async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let secure = state(depot).is_ok_and(|local| local.cookies.secure);
+    pages::serve_index(req, res, secure);
 }
 
 /// Starts "Login with DingTalk": sets the login cookie and redirects (302) to DingTalk's consent page.
@@ -241,7 +243,7 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
     let user = signed_in_user(req, &local).await?;
     let key = idempotency_key(req)?;
     let input: SelfMessageInput = validated(read_json(req).await?)?;
-    let body = MessageBody::text(&input.text).map_err(|e| ApiError::validation(&e.under("text")))?;
+    let body = MessageBody::text(&input.text).map_err(|e| pages::self_message_error(&input.text, e))?;
     let command = SendMessageCommand {
         corp_id: Some(user.profile.corp_id.clone()),
         user_ids: Vec::new(),

@@ -1,9 +1,11 @@
-//! Hoops: request ids + access log, and state injection.
+//! Hoops: request ids + access log, state injection, and the pages' language.
 
 use std::time::Instant;
 
 use salvo::prelude::*;
 use tracing::Instrument;
+
+use super::i18n::Lang;
 
 /// Puts a clone of `T` into every request's depot (read it with `depot.get_typed::<T>()`).
 pub struct Inject<T>(pub T);
@@ -18,7 +20,8 @@ impl<T: Clone + Send + Sync + 'static> Handler for Inject<T> {
 /// The request id header, read from the request (if sane) or generated, and echoed on the response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-fn usable_request_id(value: &str) -> bool {
+/// A request id safe to echo: 1–128 characters of `[A-Za-z0-9-_.:]`.
+pub(super) fn usable_request_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
@@ -42,6 +45,13 @@ pub async fn request_id(req: &mut Request, depot: &mut Depot, res: &mut Response
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "handled");
     });
+}
+
+/// Chooses the language of the HTML pages for this request ([`Lang::of_request`]) and keeps it in
+/// the response's extensions, where the page renderers read it.
+#[handler]
+pub async fn page_language(req: &mut Request, res: &mut Response) {
+    res.extensions.insert(Lang::of_request(req));
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod limits;
+mod i18n;
 pub mod local;
 mod middleware;
 mod pages;
@@ -85,6 +86,7 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
     let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
     Router::new()
         .hoop(middleware::request_id)
+        .hoop(middleware::page_language)
         .hoop(middleware::Inject(probes))
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
