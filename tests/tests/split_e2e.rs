@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::split::{ASYNCSEND, CLIENT_A, CLIENT_B, CORP, Split, browser};
@@ -132,22 +134,78 @@ async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn local_keeps_answering_while_the_cloud_is_down_and_delivers_when_it_is_back() {
     let Some(mut split) = split().await else { return };
+    // A member signs in while the cloud is up; their session is local's own.
+    split.approve("manager4220").await;
+    let member = browser(true);
+    let res = member.get(format!("{}/auth/dingtalk/login", split.local.base_url)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.url());
+
     split.cloud.kill().await.unwrap();
     let res = split
         .api(
             reqwest::Method::POST,
             "/api/messages",
-            Some(json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {"content": "waits"}}})),
+            Some(json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {"content": "waits for the cloud"}}})),
         )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let message: Value = res.json().await.unwrap();
     assert_eq!(message["state"], "accepted", "the message waits for the cloud");
+    let id = message["id"].as_str().unwrap().to_owned();
+
+    // Local answers everything it can without the cloud.
+    let me = member.get(format!("{}/api/me", split.local.base_url)).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "the session is local");
+    assert_eq!(me.json::<Value>().await.unwrap()["userid"], "manager4220");
     let res = split.api(reqwest::Method::GET, "/api/users", None).await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = reqwest::get(format!("{}/readyz", split.local.base_url)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let res = browser(false).get(format!("{}/auth/dingtalk/login", split.local.base_url)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "sign-in says the cloud is unreachable");
+
+    // Local's outbox tried to relay it, failed and kept it (the error recorded is the proof that a
+    // relay attempt finished while the cloud was down).
+    let waiting = wait_for(&split, &id, |m| m["attempts"].as_u64() >= Some(1) && m["error"].is_string()).await;
+    assert_eq!(waiting["state"], "accepted", "{waiting}");
+    assert_eq!(split.emulator_calls(ASYNCSEND).await, 0);
+
+    // The cloud comes back on the same database: the retry delivers the message, once.
+    split.cloud.restart().await.unwrap();
+    let sent = split.wait_for_state(&id, &["sent", "completed"], Duration::from_secs(60)).await;
+    let sends = wait_for_sends(&split, "waits for the cloud").await;
+    assert_eq!(sends.len(), 1, "sent exactly once: {sends:?}");
+    assert_eq!(sends[0]["userid_list"], json!(["manager4220"]));
+    assert_eq!(sent["task_ids"], json!([sends[0]["task_id"]]), "{sent}");
+    assert_eq!(split.emulator_calls(ASYNCSEND).await, 1);
     split.finish().await;
+}
+
+/// Polls local's `GET /api/messages/{id}` until `check` holds (30 s deadline); returns the message.
+async fn wait_for(split: &Split, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let message: Value =
+            split.api(reqwest::Method::GET, &format!("/api/messages/{id}"), None).await.json().await.unwrap();
+        if check(&message) {
+            return message;
+        }
+        assert!(Instant::now() < deadline, "message {id}: {message}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the emulator's recorded sends until one has text `content` (30 s deadline); returns those.
+async fn wait_for_sends(split: &Split, content: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sends: Vec<Value> =
+            reqwest::get(format!("{}/_admin/sends", split.emulator.base_url)).await.unwrap().json().await.unwrap();
+        let matching: Vec<Value> = sends.into_iter().filter(|s| s["msg"]["text"]["content"] == content).collect();
+        if !matching.is_empty() {
+            return matching;
+        }
+        assert!(Instant::now() < deadline, "no send of {content:?} recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
