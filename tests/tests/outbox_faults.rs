@@ -127,10 +127,15 @@ async fn messages_wait_while_the_cloud_is_down_for_30_seconds() {
     let Some(mut split) = split().await else { return };
     split.cloud.kill().await.unwrap();
     post_messages(&split, "outage", 0..100).await;
+    // The outage itself: 30 s of real time is the scenario, not a guess at how long something takes.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let waiting: Vec<Value> =
         split.api(reqwest::Method::GET, "/api/messages?status=accepted&limit=500", None).await.json().await.unwrap();
     assert_eq!(waiting.len(), 100, "all messages wait in the outbox");
+    // …while the outbox kept trying: relay attempts finished, refused, during the outage (each takes
+    // the relay client's own retries, so not every message has had its turn yet).
+    let tried = waiting.iter().filter(|m| m["attempts"].as_u64() >= Some(1) && m["error"].is_string()).count();
+    assert!(tried > 0, "no relay attempt finished during the outage: {waiting:?}");
     split.cloud.restart().await.unwrap();
     let seen = wait_delivered(&split, "outage", 100, Duration::from_secs(90)).await;
     assert_eq!(duplicates(&seen), 0);
