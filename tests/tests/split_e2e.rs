@@ -1,8 +1,8 @@
 //! End-to-end tests of the split deployment across three real processes on
 //! loopback: the DingTalk emulator, `dingbridge --mode cloud` on SQLite, and
 //! `dingbridge --mode local` on PostgreSQL (a fresh database per test, dropped
-//! afterwards). With `CI=true` a missing PostgreSQL fails the test; elsewhere
-//! it is skipped with a printed reason.
+//! afterwards). Without PostgreSQL at build time (outside CI) the tests are
+//! built as ignored (`adapters/build.rs`); a test that runs without it fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,12 +15,13 @@ use tests::split::{ASYNCSEND, CLIENT_A, CLIENT_B, CORP, Split, browser};
 const EMULATOR: &str = env!("CARGO_BIN_EXE_dingtalk-emulator");
 const DINGBRIDGE: &str = env!("CARGO_BIN_EXE_dingbridge-proc");
 
-async fn split() -> Option<Split> {
+async fn split() -> Split {
     tests::split::split(EMULATOR, DINGBRIDGE, &[]).await
 }
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn login_across_three_processes_stores_the_member_in_postgres_and_survives_a_local_restart() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     split.approve("manager4220").await;
     let browser = browser(true);
     let res =
@@ -43,8 +44,9 @@ async fn login_across_three_processes_stores_the_member_in_postgres_and_survives
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn a_relay_client_cannot_take_another_clients_login_result() {
-    let Some(split) = split().await else { return };
+    let split = split().await;
     split.approve("lisi0002").await;
     let browser = browser(false);
     let complete = split.until_complete(&browser).await;
@@ -60,8 +62,9 @@ async fn a_relay_client_cannot_take_another_clients_login_result() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn the_relay_refuses_foreign_origins_foreign_corps_and_bad_credentials() {
-    let Some(split) = split().await else { return };
+    let split = split().await;
     let state = "A".repeat(43);
     let res = split
         .relay(CLIENT_A, reqwest::Method::POST, "/relay/v1/logins")
@@ -95,8 +98,9 @@ async fn the_relay_refuses_foreign_origins_foreign_corps_and_bad_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
-    let Some(split) = split().await else { return };
+    let split = split().await;
     let body = json!({"recipients": {"userids": ["manager4220", "lisi0002"]}, "body": {"msgtype": "text", "text": {"content": "relayed"}}});
     let res = split.api(reqwest::Method::POST, "/api/messages", Some(body)).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -132,8 +136,9 @@ async fn a_relayed_message_arrives_once_even_when_the_request_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn local_keeps_answering_while_the_cloud_is_down_and_delivers_when_it_is_back() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     // A member signs in while the cloud is up; their session is local's own.
     split.approve("manager4220").await;
     let member = browser(true);
