@@ -40,9 +40,11 @@ pub fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
-/// Starts the three processes; `None` when PostgreSQL is unreachable outside CI (the caller skips).
-/// `local_env` adds or overrides local's environment (e.g. `DINGBRIDGE_OUTBOX__LEASE_SECS`).
-pub async fn split(emulator_bin: &str, dingbridge_bin: &str, local_env: &[(&str, String)]) -> Option<Split> {
+/// Starts the three processes; panics when PostgreSQL is unreachable (tests using this carry
+/// `#[cfg_attr(pg_unavailable, ignore = "…")]`, see `adapters/build.rs`, so without PostgreSQL
+/// at build time they are listed as ignored instead). `local_env` adds or overrides local's
+/// environment (e.g. `DINGBRIDGE_OUTBOX__LEASE_SECS`).
+pub async fn split(emulator_bin: &str, dingbridge_bin: &str, local_env: &[(&str, String)]) -> Split {
     split_with(emulator_bin, dingbridge_bin, &[], local_env).await
 }
 
@@ -52,12 +54,8 @@ pub async fn split_with(
     dingbridge_bin: &str,
     cloud_env: &[(&str, String)],
     local_env: &[(&str, String)],
-) -> Option<Split> {
-    let db = match TestDatabase::create().await {
-        Ok(Some(db)) => db,
-        Ok(None) => return None,
-        Err(err) => panic!("{err}"),
-    };
+) -> Split {
+    let db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let dir = std::env::temp_dir().join(format!("dingbridge-split-{}", free_port().unwrap()));
     std::fs::create_dir_all(&dir).unwrap();
     let emulator = Proc::emulator(emulator_bin).await.unwrap();
@@ -110,7 +108,7 @@ complete_url_origins = ["http://127.0.0.1:1"]
     ]);
     local_vars.extend(env(local_env));
     let local = Proc::dingbridge(dingbridge_bin, local_port, None, local_vars).await.unwrap();
-    Some(Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) })
+    Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) }
 }
 
 impl Split {

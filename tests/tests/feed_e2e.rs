@@ -4,9 +4,9 @@
 //! once and is kept inactive; a modified member is refreshed (created when unknown). Local's
 //! cursor survives a restart: nothing is skipped and nothing re-applied.
 //!
-//! The split test runs three real processes (emulator, cloud on SQLite, local on PostgreSQL; with
-//! `CI=true` a missing PostgreSQL fails it, elsewhere it is skipped); the dev test runs dev mode in
-//! process.
+//! The split test runs three real processes (emulator, cloud on SQLite, local on PostgreSQL; built
+//! as ignored when PostgreSQL is unreachable at build time outside CI, see `adapters/build.rs`; it
+//! fails when it runs without PostgreSQL); the dev test runs dev mode in process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,13 +30,13 @@ const APP_KEY: &str = "dingemuappkey0001";
 /// How long an event may take from DingTalk's push to local's directory (one long-poll round).
 const WITHIN: Duration = Duration::from_secs(5);
 
-async fn split() -> Option<Split> {
+async fn split() -> Split {
     let cloud_env = [
         ("DINGBRIDGE_EVENTS__TOKEN", EVENTS_TOKEN.to_owned()),
         ("DINGBRIDGE_EVENTS__AES_KEY", EVENTS_AES_KEY.to_owned()),
         ("DINGBRIDGE_EVENTS__OWNER_KEY", APP_KEY.to_owned()),
     ];
-    let split = tests::split::split_with(EMULATOR, DINGBRIDGE, &cloud_env, &[]).await?;
+    let split = tests::split::split_with(EMULATOR, DINGBRIDGE, &cloud_env, &[]).await;
     let out = admin(
         &split.emulator.base_url,
         "/_admin/callback",
@@ -45,7 +45,7 @@ async fn split() -> Option<Split> {
     )
     .await;
     assert_eq!(out["ok"], true, "{out}");
-    Some(split)
+    split
 }
 
 async fn admin(emulator: &str, path: &str, body: Value) -> Value {
@@ -89,8 +89,9 @@ async fn users(split: &Split) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn a_member_who_leaves_loses_their_session_at_once_and_a_restart_neither_skips_nor_reapplies() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     let local = split.local.base_url.clone();
 
     // manager4220 signs in: the session works.

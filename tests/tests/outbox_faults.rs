@@ -15,7 +15,7 @@ const EMULATOR: &str = env!("CARGO_BIN_EXE_dingtalk-emulator");
 const DINGBRIDGE: &str = env!("CARGO_BIN_EXE_dingbridge-proc");
 
 /// A short lease so messages claimed by a killed local are retried quickly.
-async fn split() -> Option<Split> {
+async fn split() -> Split {
     tests::split::split(EMULATOR, DINGBRIDGE, &[("DINGBRIDGE_OUTBOX__LEASE_SECS", "5".into())]).await
 }
 
@@ -79,8 +79,9 @@ fn duplicates(seen: &HashMap<String, usize>) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn a_thousand_messages_survive_transient_failures_and_token_revocations() {
-    let Some(split) = split().await else { return };
+    let split = split().await;
     admin(&split, "/_admin/faults", json!({"path": ASYNCSEND, "error": "-1", "rate": 0.3})).await;
     post_messages(&split, "faulty", 0..500).await;
     admin(&split, "/_admin/tokens/revoke", json!({"kind": "app"})).await;
@@ -96,8 +97,9 @@ async fn a_thousand_messages_survive_transient_failures_and_token_revocations() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn killing_the_cloud_mid_burst_loses_nothing() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     post_messages(&split, "cloudkill", 0..150).await;
     split.cloud.kill().await.unwrap();
     post_messages(&split, "cloudkill", 150..300).await;
@@ -112,8 +114,9 @@ async fn killing_the_cloud_mid_burst_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn killing_local_right_after_accepting_loses_nothing() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     post_messages(&split, "localkill", 0..300).await;
     split.local.kill().await.unwrap();
     split.local.restart().await.unwrap();
@@ -123,14 +126,20 @@ async fn killing_local_right_after_accepting_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn messages_wait_while_the_cloud_is_down_for_30_seconds() {
-    let Some(mut split) = split().await else { return };
+    let mut split = split().await;
     split.cloud.kill().await.unwrap();
     post_messages(&split, "outage", 0..100).await;
+    // The outage itself: 30 s of real time is the scenario, not a guess at how long something takes.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let waiting: Vec<Value> =
         split.api(reqwest::Method::GET, "/api/messages?status=accepted&limit=500", None).await.json().await.unwrap();
     assert_eq!(waiting.len(), 100, "all messages wait in the outbox");
+    // …while the outbox kept trying: relay attempts finished, refused, during the outage (each takes
+    // the relay client's own retries, so not every message has had its turn yet).
+    let tried = waiting.iter().filter(|m| m["attempts"].as_u64() >= Some(1) && m["error"].is_string()).count();
+    assert!(tried > 0, "no relay attempt finished during the outage: {waiting:?}");
     split.cloud.restart().await.unwrap();
     let seen = wait_delivered(&split, "outage", 100, Duration::from_secs(90)).await;
     assert_eq!(duplicates(&seen), 0);

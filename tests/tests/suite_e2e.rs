@@ -54,6 +54,19 @@ async fn wait_for(stack: &Stack, id: &str, states: &[&str], within: Duration) ->
     }
 }
 
+/// Polls the message until `check` holds (20 s deadline).
+async fn wait_until(stack: &Stack, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = message(stack, id).await;
+        if check(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "message {id}: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn admin_post(admin: &str, path: &str, body: Value) -> Value {
     let res = reqwest::Client::new().post(format!("{admin}{path}")).json(&body).send().await.unwrap();
     res.json().await.unwrap()
@@ -79,12 +92,12 @@ async fn two_corps_each_get_their_own_token_and_agent_id() {
         assert_eq!(out["accepted"], true, "{out}");
     }
     // Without a suite_ticket no corp token can be fetched: the message waits, nothing is lost.
+    // A recorded error proves that a dispatch attempt has finished (not merely that none ran yet).
     let early = send(&stack, CORP_2, &["c2boss01"], text("sent before the ticket")).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let waiting = wait_until(&stack, &early, |m| m["attempts"].as_u64() >= Some(1) && m["error"].is_string()).await;
+    assert!(["accepted", "relayed"].contains(&waiting["state"].as_str().unwrap()), "{waiting}");
     assert!(emu.sends().is_empty());
     assert_eq!(emu.calls_to(CORP_TOKEN), 0);
-    let waiting = message(&stack, &early).await;
-    assert!(["accepted", "relayed"].contains(&waiting["state"].as_str().unwrap()), "{waiting}");
 
     let out = admin_post(&admin, &format!("/_admin/suites/{SUITE}/ticket"), json!({"push": true})).await;
     assert_eq!(out["push"]["accepted"], true, "{out}");

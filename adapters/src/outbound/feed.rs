@@ -73,51 +73,52 @@ impl FeedSignal for FeedWatch {
     }
 }
 
+/// The tests run on tokio's paused clock (`start_paused`): time advances only when every task is
+/// idle, straight to the next timer. A wait that ends without time having passed was woken, not
+/// timed out, whatever the machine's load, and a timeout takes no real time.
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use tokio::time::Instant;
 
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_append_wakes_a_waiting_reader_at_once() {
         let watch = FeedWatch::new();
         let seen = watch.version();
         let waiter = {
             let watch = watch.clone();
-            tokio::spawn(async move {
-                let started = Instant::now();
-                (watch.wait_past(seen, Duration::from_secs(10)).await, started.elapsed())
-            })
+            tokio::spawn(async move { watch.wait_past(seen, Duration::from_secs(10)).await })
         };
+        // The clock moves only once the waiter is parked in its wait.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
         let notified = Instant::now();
         watch.notify();
-        let (woken, _) = waiter.await.unwrap_or((false, Duration::MAX));
-        assert!(woken);
-        assert!(notified.elapsed() < Duration::from_millis(250), "woken after {:?}", notified.elapsed());
+        assert!(waiter.await.unwrap_or(false), "woken, not timed out");
+        assert_eq!(notified.elapsed(), Duration::ZERO, "woken without waiting for any timer");
         assert_eq!(watch.version(), seen + 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_append_between_reading_the_version_and_waiting_is_not_lost() {
         let watch = FeedWatch::new();
         let seen = watch.version();
         watch.notify();
         let started = Instant::now();
         assert!(watch.wait_past(seen, Duration::from_secs(10)).await);
-        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn without_an_append_the_wait_times_out() {
         let watch = FeedWatch::new();
         let started = Instant::now();
         assert!(!watch.wait_past(watch.version(), Duration::from_millis(120)).await);
-        assert!(started.elapsed() >= Duration::from_millis(120));
+        assert_eq!(started.elapsed(), Duration::from_millis(120), "it waited its whole timeout");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn closing_ends_current_and_later_waits() {
         let watch = FeedWatch::new();
         let seen = watch.version();
@@ -126,10 +127,13 @@ mod tests {
             tokio::spawn(async move { watch.wait_past(seen, Duration::from_secs(10)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        let closed = Instant::now();
         watch.close();
         assert!(!waiter.await.unwrap_or(true));
+        assert_eq!(closed.elapsed(), Duration::ZERO, "ended by the close, not by its timeout");
         let started = Instant::now();
         assert!(!watch.wait_past(seen, Duration::from_secs(10)).await);
-        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 }

@@ -300,10 +300,7 @@ async fn main() -> anyhow::Result<()> {
     for bin in [&emulator_bin, &dingbridge_bin] {
         ensure!(bin.exists(), "{} is missing: build it first (cargo build --release -p tests --bins)", bin.display());
     }
-    let db = TestDatabase::create()
-        .await
-        .map_err(anyhow::Error::msg)?
-        .context("PostgreSQL is not reachable (set DINGBRIDGE_TEST_PG_ADMIN_URL or start it)")?;
+    let db = TestDatabase::create().await.map_err(anyhow::Error::msg)?;
     let outcome = tokio::time::timeout(
         Duration::from_secs(args.deadline_secs + 30),
         run(&args, deadline, &emulator_bin, &dingbridge_bin, db.url()),

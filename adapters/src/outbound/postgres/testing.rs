@@ -2,18 +2,25 @@
 //! crates' ones.
 //!
 //! ```no_run
-//! # async fn test() {
-//! let Some(db) = adapters::pg_or_skip!() else { return };
+//! # async fn test() -> Result<(), String> {
+//! let db = adapters::outbound::postgres::testing::TestDatabase::create().await?;
 //! let store = adapters::outbound::postgres::PgStore::connect(db.url(), 4).await;
 //! // ...
 //! db.drop_database().await.ok();
+//! # Ok(())
 //! # }
 //! ```
 //!
 //! The server is `postgres://postgres@127.0.0.1:5432/postgres` unless
 //! `DINGBRIDGE_TEST_PG_ADMIN_URL` names another (its user must be allowed to
-//! create databases). When it cannot be reached, tests skip themselves,
-//! except under `CI=true`, where they fail.
+//! create databases).
+//!
+//! A test never passes without the server: when it cannot be reached at build
+//! time (and `CI` is not `true`), `adapters/build.rs` and `tests/build.rs` set
+//! `--cfg pg_unavailable` and the tests that need it are marked
+//! `#[cfg_attr(pg_unavailable, ignore = "…")]`, so `cargo test` lists them as
+//! ignored; a test that runs anyway (under `CI=true`, with `--include-ignored`,
+//! or with the server gone since the build) fails in [`TestDatabase::create`].
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -42,32 +49,31 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a fresh database on the test server.
     ///
-    /// `Ok(None)` (after printing `skipping: PostgreSQL not reachable at …`
-    /// to stderr) when the server cannot be reached, unless the environment
-    /// variable `CI` is `true`: then `Err`. `Err` too when the server answers
-    /// but the database cannot be created.
-    pub async fn create() -> Result<Option<Self>, String> {
+    /// `Err` when the server cannot be reached (saying why, and, outside CI,
+    /// how to have these tests ignored instead), or when it answers but the
+    /// database cannot be created.
+    pub async fn create() -> Result<Self, String> {
         let admin_url = std::env::var(ADMIN_URL_VAR).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
-        let mut conn = match connect(&admin_url).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                let shown = redact(&admin_url);
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    return Err(format!(
-                        "PostgreSQL is not reachable at {shown}: {e} (CI=true: tests that need it fail)"
-                    ));
-                }
-                eprintln!("skipping: PostgreSQL not reachable at {shown} ({e}; set {ADMIN_URL_VAR} to use another)");
-                return Ok(None);
+        let mut conn = connect(&admin_url).await.map_err(|e| {
+            let shown = redact(&admin_url);
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                format!("PostgreSQL is not reachable at {shown}: {e} (CI=true: tests that need it fail)")
+            } else {
+                format!(
+                    "PostgreSQL is not reachable at {shown}: {e}. Its tests are built as ignored only when it is \
+                     unreachable at build time, and it was not (or --include-ignored was given): start it (or \
+                     set {ADMIN_URL_VAR}), or `touch adapters/build.rs tests/build.rs` so the next build \
+                     probes again and ignores them"
+                )
             }
-        };
+        })?;
         let name = format!("dingbridge_test_{:016x}", rand::random::<u64>());
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
             .map_err(|e| format!("cannot create the test database {name} at {}: {e}", redact(&admin_url)))?;
         let url = with_database(&admin_url, &name)?;
-        Ok(Some(Self { admin_url, name, url, dropped: false }))
+        Ok(Self { admin_url, name, url, dropped: false })
     }
 
     /// The URL of the database (with the admin URL's user and options).
@@ -137,24 +143,6 @@ fn with_database(url: &str, name: &str) -> Result<String, String> {
     let (authority, tail) = rest.split_at(authority_end);
     let query = tail.find('?').map_or("", |i| &tail[i..]);
     Ok(format!("{scheme}://{authority}/{name}{query}"))
-}
-
-/// A fresh [`TestDatabase`], or `None` when PostgreSQL is not reachable (and
-/// `CI` is not `true`); panics otherwise. For tests:
-///
-/// ```no_run
-/// # async fn test() {
-/// let Some(db) = adapters::pg_or_skip!() else { return };
-/// # }
-/// ```
-#[macro_export]
-macro_rules! pg_or_skip {
-    () => {
-        match $crate::outbound::postgres::testing::TestDatabase::create().await {
-            Ok(db) => db,
-            Err(e) => panic!("{e}"),
-        }
-    };
 }
 
 #[cfg(test)]
