@@ -144,7 +144,7 @@ async fn env(setup: Setup) -> Env {
     });
     let database = if setup.ready { Ok(()) } else { Err("database unreachable".to_owned()) };
     let probes = Arc::new(Probes { checks: vec![("config", check(Ok(()))), ("database", check(database))] });
-    Env { service: Service::new(cloud_router(cloud, relay, events, probes)), _dir: TempDir(dir) }
+    Env { service: super::service(cloud_router(cloud, relay, events, probes)), _dir: TempDir(dir) }
 }
 
 /// The subscription's crypto: pushes are encrypted for corp A's id.
@@ -216,11 +216,9 @@ async fn assert_needs_basic_auth(env: &Env, make: impl Fn() -> RequestBuilder) {
     }
 }
 
-/// Known defect: relay.rs `authenticate` sets `WWW-Authenticate: Basic realm="dingbridge relay"`,
-/// then `ApiError::write` (error.rs) overwrites it with `Bearer` for every 401 `unauthorized`, so
-/// the relay answers a Basic-authenticated API with a Bearer challenge (RFC 7235/7617).
+/// The relay is HTTP Basic (RFC 7617): its 401 challenges with `Basic`, not the service API's
+/// `Bearer`, and the scheme name is case-insensitive (RFC 7235 §2.1).
 #[tokio::test]
-#[ignore = "defect: the relay's 401 challenge is overwritten with Bearer by ApiError::write (error.rs)"]
 async fn the_relay_challenge_is_basic() {
     let env = env(Setup::default()).await;
     for req in [get("/relay/v1/events"), get("/relay/v1/events").basic_auth(A.0, Some("wrong-secret-0123456789"))] {
@@ -228,6 +226,23 @@ async fn the_relay_challenge_is_basic() {
         assert_eq!(reply.status, 401);
         assert_eq!(reply.header(WWW_AUTHENTICATE), Some("Basic realm=\"dingbridge relay\""));
     }
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", A.0, A.1));
+    let reply = env.send(get("/relay/v1/events").add_header("authorization", format!("bAsIc {encoded}"), true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// Unknown routes and wrong methods answer the JSON error body, not salvo's HTML page.
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json() {
+    let env = env(Setup::default()).await;
+    let reply = env.send(get("/relay/v1/nope")).await;
+    assert_eq!((reply.status, reply.code()), (404, Some("not_found")), "{}", reply.text);
+    assert!(reply.header("x-request-id").is_some());
+    let reply = env.send(TestClient::put(format!("{HOST}/relay/v1/logins"))).await;
+    assert_eq!((reply.status, reply.code()), (405, Some("method_not_allowed")), "{}", reply.text);
+    let reply = env.send(get("/dingtalk/events")).await;
+    assert_eq!((reply.status, reply.code()), (405, Some("method_not_allowed")), "{}", reply.text);
 }
 
 #[tokio::test]

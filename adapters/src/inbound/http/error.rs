@@ -233,7 +233,11 @@ impl From<CloudError> for ApiError {
 impl Writer for ApiError {
     async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
         res.status_code(self.status);
-        if self.status == StatusCode::UNAUTHORIZED && self.body.code == "unauthorized" {
+        // A challenge set by the route (the relay's `Basic`) wins over the service API's `Bearer`.
+        if self.status == StatusCode::UNAUTHORIZED
+            && self.body.code == "unauthorized"
+            && !res.headers().contains_key("www-authenticate")
+        {
             let _ = res.add_header("www-authenticate", "Bearer", true);
         }
         res.render(Json(self.body));

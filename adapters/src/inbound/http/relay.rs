@@ -138,7 +138,11 @@ fn client(depot: &Depot) -> Result<RelayClient, ApiError> {
 
 fn basic_credentials(req: &Request) -> Option<(String, String)> {
     let header = req.header::<String>("authorization")?;
-    let encoded = header.strip_prefix("Basic ")?;
+    // The scheme name is case-insensitive (RFC 7235 §2.1).
+    let (scheme, encoded) = header.trim_start().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
