@@ -48,20 +48,42 @@ pub struct Probes {
 #[derive(Serialize, salvo_oapi::ToSchema)]
 struct HealthBody {
     /// `ok`, or `unavailable`.
+    #[salvo(schema(value_type = HealthStatus))]
     status: &'static str,
     /// The failing check, when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
 }
 
+/// `HealthBody::status` in the OpenAPI document.
+#[derive(Serialize, salvo_oapi::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum HealthStatus {
+    /// Serving.
+    Ok,
+    /// A readiness check failed (see `failed`).
+    Unavailable,
+}
+
 /// Liveness: the process is up and serving HTTP.
-#[endpoint(tags("health"))]
+#[endpoint(
+    tags("health"),
+    responses((status_code = 200, body = HealthBody), (status_code = 500, description = "`internal`", body = error::ErrorBody))
+)]
 async fn healthz() -> Json<HealthBody> {
     Json(HealthBody { status: "ok", failed: None })
 }
 
 /// Readiness: storage (and other dependencies) reachable. 503 otherwise.
-#[endpoint(tags("health"), responses((status_code = 200, body = HealthBody), (status_code = 503, body = HealthBody)))]
+#[endpoint(
+    tags("health"),
+    responses(
+        (status_code = 200, body = HealthBody, description = "Ready"),
+        (status_code = 500, description = "`internal`", body = error::ErrorBody),
+        (status_code = 503, body = HealthBody, description = "Not ready: `failed` names the check"),
+    )
+)]
 async fn readyz(depot: &mut Depot, res: &mut Response) {
     let probes = depot.get_typed::<Arc<Probes>>().ok().cloned();
     for (name, check) in probes.iter().flat_map(|p| p.checks.iter()) {
@@ -77,13 +99,47 @@ async fn readyz(depot: &mut Depot, res: &mut Response) {
 
 fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
     let router = router.push(Router::with_path("healthz").get(healthz)).push(Router::with_path("readyz").get(readyz));
-    let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
+    let doc = document(&router, title);
     Router::new()
         .hoop(middleware::request_id)
         .hoop(middleware::Inject(probes))
         .push(doc.into_router("/openapi.json"))
         .push(SwaggerUi::new("/openapi.json").into_router("/swagger-ui"))
         .push(router)
+}
+
+/// Security scheme of `/api/*` except `/api/me*`: `Authorization: Bearer <service token>`.
+pub const SERVICE_TOKEN_SCHEME: &str = "service_token";
+/// Security scheme of `/relay/v1/*`: HTTP Basic with a relay client's id and secret.
+pub const RELAY_CLIENT_SCHEME: &str = "relay_client";
+/// Security scheme of `/api/me*` and `/auth/logout`: the session cookie.
+pub const SESSION_COOKIE_SCHEME: &str = "session_cookie";
+
+/// The OpenAPI document of `router`: its operations (each naming the security scheme it needs)
+/// and the three security schemes.
+fn document(router: &Router, title: &str) -> OpenApi {
+    use salvo_oapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+    OpenApi::new(title, env!("CARGO_PKG_VERSION"))
+        .add_security_scheme(
+            SERVICE_TOKEN_SCHEME,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).description(
+                "A service token from `[api] service_tokens`: `Authorization: Bearer <token>` (local `/api/*` except `/api/me*`).",
+            )),
+        )
+        .add_security_scheme(
+            RELAY_CLIENT_SCHEME,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic).description(
+                "A relay client's id and secret from `[[relay.clients]]` (`/relay/v1/*`); repeated failures from one address are answered 429 `rate_limited` with `Retry-After`.",
+            )),
+        )
+        .add_security_scheme(
+            SESSION_COOKIE_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                local::SESSION_COOKIE,
+                "The session cookie set by `/auth/dingtalk/complete` after \"Login with DingTalk\" (`/api/me*`, `/auth/logout`).",
+            ))),
+        )
+        .merge_router(router)
 }
 
 /// Cloud mode: the DingTalk callbacks and the relay API; no local routes. Without `events` the
