@@ -473,15 +473,29 @@ pub struct ExternalIdString(pub String);
 #[salvo(schema(name = "DeptId", minimum = 1, format = Int64))]
 pub struct DeptIdNumber(pub i64);
 
-/// An instant: RFC 3339 (`2026-11-21T10:00:00Z`) or epoch milliseconds.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-#[salvo(schema(name = "Instant"))]
-pub enum InstantParam {
-    /// RFC 3339.
-    DateTime(#[salvo(schema(format = DateTime))] String),
-    /// Epoch milliseconds.
-    EpochMillis(i64),
+/// An instant (the `since` query parameter): RFC 3339 (`2026-11-21T10:00:00Z`) or epoch
+/// milliseconds.
+#[derive(Debug)]
+pub struct InstantParam;
+
+impl ToSchema for InstantParam {
+    fn to_schema(_components: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        use salvo_oapi::schema::OneOf;
+        use salvo_oapi::{BasicType, KnownFormat, Object, SchemaFormat};
+        OneOf::new()
+            .item(
+                Object::with_type(BasicType::String)
+                    .format(SchemaFormat::KnownFormat(KnownFormat::DateTime))
+                    .description("RFC 3339"),
+            )
+            .item(
+                Object::with_type(BasicType::Integer)
+                    .format(SchemaFormat::KnownFormat(KnownFormat::Int64))
+                    .description("Epoch milliseconds"),
+            )
+            .description("RFC 3339 (`2026-11-21T10:00:00Z`) or epoch milliseconds")
+            .into()
+    }
 }
 
 /// Where a message is in its life (`domain::MessageState`); local and cloud records share it.

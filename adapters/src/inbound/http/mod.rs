@@ -13,6 +13,8 @@ pub mod events;
 pub mod extract;
 pub mod local;
 mod middleware;
+#[cfg(test)]
+mod openapi_tests;
 mod pages;
 pub mod relay;
 #[cfg(test)]
