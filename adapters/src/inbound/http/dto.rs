@@ -572,36 +572,75 @@ pub enum ContactEventTypeName {
     OrgDeptRemove,
 }
 
-/// A work notification's `msgtype` (`domain::MsgType`).
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[salvo(schema(name = "MsgType"))]
-pub enum MsgTypeName {
-    /// `text`.
-    Text,
-    /// `markdown`.
-    Markdown,
-    /// `link`.
-    Link,
-    /// `action_card`.
-    ActionCard,
-    /// `oa`.
-    Oa,
-    /// `image` (by media id).
-    Image,
-    /// `file` (by media id).
-    File,
-    /// `voice` (by media id).
-    Voice,
-    /// `template` (`sendbytemplate`, suite apps).
-    Template,
+/// A message body (docs/dingtalk-api.md §D.2): DingTalk's `msg` object, `msgtype` naming the member
+/// that holds the content, as `domain::MessageBody::parse` checks it; at most 2048 bytes as JSON.
+#[derive(Debug)]
+pub struct MessageBodySchema;
+
+impl MessageBodySchema {
+    /// One `msgtype`'s object: `{"msgtype": name, name: inner}`.
+    fn variant(name: &str, inner: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["msgtype", name],
+            "properties": {"msgtype": {"type": "string", "enum": [name]}, name: inner},
+            "additionalProperties": false,
+        })
+    }
+
+    /// The JSON Schema (every string is trimmed and must not be empty; lengths in characters).
+    fn json() -> serde_json::Value {
+        use serde_json::json;
+        let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S"});
+        let url = json!({"type": "string", "maxLength": 1024, "pattern": "^\\s*(https?|dingtalk)://"});
+        let strict = |required: &[&str], properties: serde_json::Value| json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false});
+        json!({
+            "description": "DingTalk's `msg` object (docs/dingtalk-api.md §D.2), or `template` for a suite's \
+                `sendbytemplate` (§D.1); at most 2048 bytes as JSON. E.g. `{\"msgtype\":\"text\",\"text\":{\"content\":\"hi\"}}`.",
+            "oneOf": [
+                Self::variant("text", strict(&["content"], json!({"content": text(2048)}))),
+                Self::variant("markdown", strict(&["title", "text"], json!({"title": text(256), "text": text(5000)}))),
+                Self::variant("link", strict(
+                    &["messageUrl", "picUrl", "title", "text"],
+                    json!({"messageUrl": url, "picUrl": text(1024), "title": text(256), "text": text(2048)}),
+                )),
+                Self::variant("action_card", json!({
+                    "type": "object",
+                    "description": "`title` and `markdown`, then `single_title` + `single_url`, or `btn_orientation` + `btn_json_list` (docs/dingtalk-api.md §D.2)",
+                    "required": ["title", "markdown"],
+                    "properties": {"title": text(256), "markdown": text(2048)},
+                })),
+                Self::variant("oa", json!({
+                    "type": "object",
+                    "description": "`message_url`, `head` {`bgcolor`, `text`}, `body`, optional `pc_message_url` and `status_bar` (docs/dingtalk-api.md §D.2)",
+                    "required": ["message_url", "head", "body"],
+                    "properties": {"message_url": url, "head": {"type": "object", "required": ["bgcolor", "text"]}, "body": {"type": "object"}},
+                })),
+                Self::variant("image", strict(&["media_id"], json!({"media_id": text(256)}))),
+                Self::variant("file", strict(&["media_id"], json!({"media_id": text(256)}))),
+                Self::variant("voice", strict(
+                    &["media_id", "duration"],
+                    json!({"media_id": text(256), "duration": {"type": "string", "pattern": "^\\s*([1-9]|[1-5][0-9])\\s*$", "description": "Seconds, 1–59, as a string"}}),
+                )),
+                Self::variant("template", json!({
+                    "type": "object",
+                    "description": "`template_id` and optional `data` (variable name → value) for `sendbytemplate`",
+                    "required": ["template_id"],
+                    "properties": {"template_id": text(64), "data": {"type": "object"}},
+                })),
+            ],
+        })
+    }
 }
 
-/// A message body (docs/dingtalk-api.md §D.2): DingTalk's `msg` object, `msgtype` naming the member
-/// that holds the content, e.g. `{"msgtype":"text","text":{"content":"hi"}}`; at most 2048 bytes as JSON.
-#[derive(Debug, Serialize, ToSchema)]
-#[salvo(schema(name = "MessageBody"))]
-pub struct MessageBodySchema {
-    /// The kind of message; the object has a member of that name.
-    pub msgtype: MsgTypeName,
+impl ToSchema for MessageBodySchema {
+    fn to_schema(components: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        const NAME: &str = "MessageBody";
+        if !components.schemas.contains_key(NAME) {
+            let schema = serde_json::from_value::<salvo_oapi::schema::Schema>(Self::json())
+                .unwrap_or_else(|_| salvo_oapi::Object::new().into());
+            components.schemas.insert(NAME, schema);
+        }
+        salvo_oapi::Ref::from_schema_name(NAME).into()
+    }
 }

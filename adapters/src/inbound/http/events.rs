@@ -136,10 +136,10 @@ fn verify<'a>(
 #[endpoint(
     tags("events"),
     parameters(
-        ("signature" = Option<String>, Query, description = "SHA-1 signature, 40 hex characters (docs/dingtalk-api.md §E.2, §E.3); `signature` or `msg_signature` is required"),
-        ("msg_signature" = Option<String>, Query, description = "The same signature under its newer name"),
-        ("timestamp" = String, Query, description = "The signed timestamp: epoch ms (or s), within the accepted window"),
-        ("nonce" = String, Query, description = "The signed nonce; each is accepted once within the window"),
+        ("signature" = Option<String>, Query, pattern = "^[0-9a-f]{40}$", description = "SHA-1 signature, 40 lower-case hex characters (docs/dingtalk-api.md §E.2, §E.3); `signature` or `msg_signature` is required, and both must agree"),
+        ("msg_signature" = Option<String>, Query, pattern = "^[0-9a-f]{40}$", description = "The same signature under its newer name"),
+        ("timestamp" = String, Query, pattern = "^[0-9]{1,18}$", description = "The signed timestamp, epoch ms (or s); outside the accepted window: 403 `stale_timestamp`"),
+        ("nonce" = String, Query, min_length = 1, max_length = 64, description = "The signed nonce, 1–64 characters; each is accepted once within the window (409 `replayed_nonce`)"),
     ),
     request_body(
         content = EncryptedBody,

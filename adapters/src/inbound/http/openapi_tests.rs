@@ -209,6 +209,13 @@ async fn the_dev_document_declares_security_idempotency_keys_and_enums() {
     let since = resolve(&doc, &parameter(&doc, "get", "/api/messages", "since")["schema"]);
     assert_eq!(since["oneOf"][0]["format"], "date-time");
 
+    let body = &doc["components"]["schemas"]["MessageBody"];
+    let variants = body["oneOf"].as_array().unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(variants.len(), 9, "{body}");
+    assert_eq!(variants[0]["properties"]["msgtype"]["enum"], serde_json::json!(["text"]), "{body}");
+    assert_eq!(variants[0]["properties"]["text"]["required"], serde_json::json!(["content"]), "{body}");
+    assert_eq!(variants[0]["additionalProperties"], false, "{body}");
+
     let event = &doc["paths"]["/dingtalk/events"]["post"];
     let body = resolve(&doc, &event["requestBody"]["content"]["application/json"]["schema"]);
     assert_eq!(body["required"], serde_json::json!(["encrypt"]));
