@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 SCHEMATHESIS_VERSION=4.32.5
 VENV=${FUZZ_VENV:-.venv-ci}
 SEED=${FUZZ_SEED:-20261121}
-MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-20}
+MAX_EXAMPLES=${FUZZ_MAX_EXAMPLES:-50}
 REPORT_DIR=${FUZZ_REPORT_DIR:-target/fuzz}
 MODES=("$@")
 [[ ${#MODES[@]} -gt 0 ]] || MODES=(dev cloud)
@@ -133,7 +133,22 @@ sign_in() {
   awk '$6 == "dingbridge_session" { print $7 }' "$WORK/cookies"
 }
 
+# junit_counts DIR: "<operations> <failed>" of the JUnit report schemathesis wrote into DIR.
+junit_counts() {
+  python3 - "$1" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+tests = failed = 0
+for path in glob.glob(sys.argv[1] + "/junit*.xml"):
+    root = ET.parse(path).getroot()
+    tests += int(root.get("tests", 0))
+    failed += int(root.get("failures", 0)) + int(root.get("errors", 0))
+print(tests, failed)
+PY
+}
+
 status=0
+passed_total=0
+failed_total=0
 for mode in "${MODES[@]}"; do
   case $mode in
     dev) auth=(-H "Authorization: Bearer $SERVICE_TOKEN") ;;
@@ -150,6 +165,7 @@ for mode in "${MODES[@]}"; do
   export FUZZ_SESSION
   echo "fuzz: $mode mode at $BASE (seed $SEED, at most $MAX_EXAMPLES examples per operation)"
   curl -fsS "$BASE/openapi.json" -o "$REPORT_DIR/$mode-openapi.json"
+  rm -rf "${REPORT_DIR:?}/$mode"
   started=$SECONDS
   # One worker: CPython 3.11's parser is not thread-safe under hypothesis (a SystemError "AST
   # constructor recursion depth mismatch" with --workers 2).
@@ -168,5 +184,11 @@ for mode in "${MODES[@]}"; do
   fi
   echo "fuzz: $mode mode took $((SECONDS - started)) s"
   stop_all
+  read -r tests failed < <(junit_counts "$REPORT_DIR/$mode")
+  if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi
+  passed_total=$((passed_total + tests - failed))
+  failed_total=$((failed_total + failed))
 done
+# One line per run in the form CI reads: operations (per mode) that passed and failed.
+echo "fuzz: $passed_total passed, $failed_total failed"
 exit $status
