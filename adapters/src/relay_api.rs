@@ -30,9 +30,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct LoginIntentRequest {
     /// The login `state` local generated (43 base64url characters).
+    #[salvo(schema(value_type = crate::inbound::http::dto::LoginStateString))]
     pub state: String,
     /// Where the cloud sends the browser after DingTalk's callback; must be under one of the
     /// relay client's allowed origins. The cloud appends `?state=`.
+    #[salvo(schema(format = "uri"))]
     pub complete_url: String,
 }
 
@@ -40,6 +42,7 @@ pub struct LoginIntentRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoginIntentResponse {
     /// DingTalk's authorize URL to redirect the browser to.
+    #[salvo(schema(format = "uri"))]
     pub authorize_url: String,
 }
 
@@ -47,12 +50,16 @@ pub struct LoginIntentResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemberDto {
     /// Corp id.
+    #[salvo(schema(value_type = crate::inbound::http::dto::CorpIdString))]
     pub corp_id: String,
     /// `unionId`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::DingTalkIdString))]
     pub union_id: String,
     /// `userid`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::DingTalkIdString))]
     pub userid: String,
     /// `openId`.
+    #[salvo(schema(value_type = Option<crate::inbound::http::dto::DingTalkIdString>))]
     pub open_id: Option<String>,
     /// Name.
     pub name: String,
@@ -67,6 +74,7 @@ pub struct MemberDto {
     /// Mobile (org record, else the person's claim).
     pub mobile: Option<String>,
     /// Department ids.
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DeptIdNumber>))]
     pub dept_ids: Vec<i64>,
     /// Active in the org.
     pub active: bool,
@@ -118,6 +126,7 @@ pub struct LoginResultResponse {
     /// The member, when the login succeeded.
     pub member: Option<MemberDto>,
     /// Why not, when it failed: `consent_denied`, `not_member`, `inactive_member`, `invalid_code`, `provider_unavailable`.
+    #[salvo(schema(value_type = Option<crate::inbound::http::dto::LoginFailureName>))]
     pub failure: Option<String>,
     /// DingTalk's `error` value for `consent_denied`.
     pub error: Option<String>,
@@ -165,9 +174,11 @@ impl TryFrom<LoginResultResponse> for LoginOutcome {
 pub struct RelayRecipients {
     /// DingTalk userids (≤ 5000).
     #[serde(default)]
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DingTalkIdString>, max_items = 5000))]
     pub userids: Vec<String>,
     /// Department ids (≤ 20).
     #[serde(default)]
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DeptIdNumber>, max_items = 20))]
     pub dept_ids: Vec<i64>,
     /// Everyone in the corp.
     #[serde(default)]
@@ -226,12 +237,15 @@ impl TryFrom<RelayRecipients> for Recipients {
 pub struct RelayMessageRequest {
     /// Idempotency key (local's message id, 1–128 characters). The same key never sends twice;
     /// the same key with a different message is 409 `idempotency_key_reused`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::KeyString))]
     pub key: String,
     /// The corp; must be in the relay client's list.
+    #[salvo(schema(value_type = crate::inbound::http::dto::CorpIdString))]
     pub corp_id: String,
     /// Recipients.
     pub recipients: RelayRecipients,
     /// DingTalk's `msg` object (docs/dingtalk-api.md §D.2) or a `template` body (`sendbytemplate`, §D.1), ≤ 2048 bytes.
+    #[salvo(schema(value_type = crate::inbound::http::dto::MessageBodySchema))]
     pub body: serde_json::Value,
 }
 
@@ -239,8 +253,10 @@ pub struct RelayMessageRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RelayReceiptDto {
     /// The idempotency key.
+    #[salvo(schema(value_type = crate::inbound::http::dto::KeyString))]
     pub key: String,
     /// `accepted`, `sent`, `completed`, `failed` or `recalled`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::MessageStateName))]
     pub state: String,
     /// DingTalk task ids of the batches sent.
     pub task_ids: Vec<i64>,
@@ -278,8 +294,10 @@ impl TryFrom<RelayReceiptDto> for RelayReceipt {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RelayRecipientOutcome {
     /// DingTalk userid.
+    #[salvo(schema(value_type = crate::inbound::http::dto::DingTalkIdString))]
     pub userid: String,
     /// `read`, `unread`, `failed`, `forbidden`, `invalid_user`, `pending`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::RecipientOutcomeName))]
     pub outcome: String,
     /// DingTalk's code for `forbidden`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,10 +312,12 @@ pub struct RelayStatusDto {
     /// Every task done.
     pub done: bool,
     /// Progress 0–100.
+    #[salvo(schema(maximum = 100))]
     pub percent: u8,
     /// Per-recipient outcomes.
     pub recipients: Vec<RelayRecipientOutcome>,
     /// Department ids DingTalk did not recognise.
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DeptIdNumber>))]
     pub invalid_dept_ids: Vec<i64>,
 }
 
@@ -366,15 +386,19 @@ pub struct ContactEventDto {
     /// Position in the feed (strictly increasing); pass the last one back as `after`.
     pub cursor: i64,
     /// The corp (always one of the relay client's).
+    #[salvo(schema(value_type = crate::inbound::http::dto::CorpIdString))]
     pub corp_id: String,
     /// DingTalk's event id (or a digest of the push when DingTalk sent none): unique per corp.
     pub event_id: String,
     /// DingTalk's `EventType`: `user_add_org`, `user_modify_org`, `user_leave_org`,
     /// `user_active_org`, `org_dept_create`, `org_dept_modify`, `org_dept_remove`.
+    #[salvo(schema(value_type = crate::inbound::http::dto::ContactEventTypeName))]
     pub event_type: String,
     /// Affected members' userids.
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DingTalkIdString>))]
     pub userids: Vec<String>,
     /// Affected department ids.
+    #[salvo(schema(value_type = Vec<crate::inbound::http::dto::DeptIdNumber>))]
     pub dept_ids: Vec<i64>,
     /// When the cloud received it, epoch milliseconds.
     pub received_at: i64,

@@ -29,12 +29,21 @@ pub fn routes(cloud: Arc<CloudHttp>) -> Router {
 #[endpoint(
     tags("auth"),
     parameters(
-        ("state" = String, Query, description = "The login state"),
+        ("state" = crate::inbound::http::dto::LoginStateString, Query, description = "The login state"),
         ("authCode" = Option<String>, Query, description = "Authorization code"),
         ("code" = Option<String>, Query, description = "Authorization code (older name)"),
         ("error" = Option<String>, Query, description = "Set when the person declined"),
     ),
-    responses((status_code = 302, description = "To the relay client's complete_url"), (status_code = 400, description = "Invalid state (HTML page)"))
+    responses(
+        (status_code = 302, description = "To the relay client's complete_url"),
+        (status_code = 400, description = "`invalid_login_state`: missing, unknown, expired or used state (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 403, description = "`forbidden` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 404, description = "`not_found`, `not_member` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 409, description = "`conflict` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 502, description = "`upstream_refused`: DingTalk refused the code exchange (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 503, description = "`unavailable`: DingTalk or the database is unreachable (HTML error page)", content_type = "text/html", body = String),
+    )
 )]
 async fn callback(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Ok(cloud) = depot.get_typed::<Arc<CloudHttp>>().cloned() else {

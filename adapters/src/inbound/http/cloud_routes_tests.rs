@@ -473,15 +473,15 @@ async fn creating_a_login_checks_credentials_origin_and_body() {
     let reply = env.send(send(r#"{"state": "", "complete_url": "https://a.example/done"}"#)).await;
     assert_field(&reply, "state", "empty state");
     let reply = env.send(send(&format!(r#"{{"state": "{}"}}"#, s.expose()))).await;
-    assert_field(&reply, "body", "missing complete_url");
+    assert_field(&reply, "complete_url", "missing complete_url");
     assert!(reply.json["message"].as_str().unwrap().contains("complete_url"), "{}", reply.text);
     let reply = env
         .send(send(&format!(r#"{{"state": "{}", "complete_url": "https://a.example", "extra": 1}}"#, s.expose())))
         .await;
-    assert_field(&reply, "body", "unknown field");
+    assert_field(&reply, "extra", "unknown field");
     assert!(reply.json["message"].as_str().unwrap().contains("extra"), "{}", reply.text);
     let reply = env.send(send(r#"{"state": 42, "complete_url": "https://a.example"}"#)).await;
-    assert_field(&reply, "body", "wrong type");
+    assert_field(&reply, "state", "wrong type");
 
     let reply = env.send(send("{not json")).await;
     assert_eq!((reply.status, reply.code()), (400, Some("malformed_json")), "{}", reply.text);
@@ -597,8 +597,8 @@ async fn sending_a_message_checks_credentials_corp_and_body() {
         ),
         ("bad msgtype", "body.msgtype", invalid(&|v| v["body"] = json!({"msgtype": "fax", "fax": {}}))),
         ("missing content", "body.text.content", invalid(&|v| v["body"] = json!({"msgtype": "text", "text": {}}))),
-        ("unknown field", "body", invalid(&|v| v["priority"] = json!("high"))),
-        ("wrong type", "body", invalid(&|v| v["recipients"] = json!("everyone"))),
+        ("unknown field", "priority", invalid(&|v| v["priority"] = json!("high"))),
+        ("wrong type", "recipients", invalid(&|v| v["recipients"] = json!("everyone"))),
     ] {
         let reply = env.send(req).await;
         assert_field(&reply, field, what);

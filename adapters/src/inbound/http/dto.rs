@@ -32,12 +32,16 @@ pub struct UserView {
     /// Local id (UUID).
     pub id: String,
     /// DingTalk corp id.
+    #[salvo(schema(value_type = CorpIdString))]
     pub corp_id: String,
     /// DingTalk `unionId`.
+    #[salvo(schema(value_type = DingTalkIdString))]
     pub union_id: String,
     /// DingTalk `userid` in the corp.
+    #[salvo(schema(value_type = DingTalkIdString))]
     pub userid: String,
     /// DingTalk `openId`, if known.
+    #[salvo(schema(value_type = Option<DingTalkIdString>))]
     pub open_id: Option<String>,
     /// Display name.
     pub name: String,
@@ -52,12 +56,15 @@ pub struct UserView {
     /// Mobile (same caveat as `email`).
     pub mobile: Option<String>,
     /// Department ids.
+    #[salvo(schema(value_type = Vec<DeptIdNumber>))]
     pub dept_ids: Vec<i64>,
     /// Active in the org.
     pub active: bool,
     /// First stored (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub created_at: String,
     /// Last updated (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub updated_at: String,
 }
 
@@ -91,21 +98,26 @@ pub struct RecipientsInput {
     /// Local user ids (from `/api/users`).
     #[serde(default)]
     #[validate(length(max = 5000, message = "at most 5000 user ids"))]
+    #[salvo(schema(max_items = 5000))]
     pub user_ids: Vec<String>,
     /// DingTalk `userid`s.
     #[serde(default)]
     #[validate(length(max = 5000, message = "at most 5000 userids"))]
+    #[salvo(schema(value_type = Vec<DingTalkIdString>, max_items = 5000))]
     pub userids: Vec<String>,
     /// Binding external ids (your system's account ids, see `PUT /api/users/{id}/binding`).
     #[serde(default)]
     #[validate(length(max = 5000, message = "at most 5000 external ids"))]
+    #[salvo(schema(value_type = Vec<ExternalIdString>, max_items = 5000))]
     pub external_ids: Vec<String>,
     /// Tenant of `external_ids` (omit for the default tenant).
     #[serde(default)]
+    #[salvo(schema(value_type = Option<ExternalIdString>))]
     pub tenant_id: Option<String>,
     /// Department ids (sub-departments included by DingTalk); at most 20.
     #[serde(default)]
     #[validate(length(max = 20, message = "DingTalk accepts at most 20 department ids"))]
+    #[salvo(schema(value_type = Vec<DeptIdNumber>, max_items = 20))]
     pub dept_ids: Vec<i64>,
     /// Everyone in the corp.
     #[serde(default)]
@@ -117,6 +129,7 @@ pub struct RecipientsInput {
 #[serde(deny_unknown_fields)]
 pub struct SendMessageInput {
     /// The corp (optional when the recipients or the configuration imply it).
+    #[salvo(schema(value_type = Option<CorpIdString>))]
     pub corp_id: Option<String>,
     /// Recipients.
     #[validate(nested)]
@@ -125,6 +138,7 @@ pub struct SendMessageInput {
     /// or a template send for suite apps (docs/dingtalk-api.md §D.1 `sendbytemplate`):
     /// `{"msgtype":"template","template":{"template_id":"…","data":{"name":"value"}}}`;
     /// at most 2048 bytes as JSON.
+    #[salvo(schema(value_type = MessageBodySchema))]
     pub body: serde_json::Value,
 }
 
@@ -177,6 +191,7 @@ impl TryFrom<SendMessageInput> for SendMessageCommand {
 pub struct SelfMessageInput {
     /// The text (1–2000 characters).
     #[validate(length(min = 1, max = 2000, message = "text must be 1 to 2000 characters"))]
+    #[salvo(schema(min_length = 1, max_length = 2000))]
     pub text: String,
 }
 
@@ -184,8 +199,10 @@ pub struct SelfMessageInput {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecipientView {
     /// DingTalk `userid`.
+    #[salvo(schema(value_type = DingTalkIdString))]
     pub userid: String,
     /// `read`, `unread`, `failed`, `forbidden`, `invalid_user` or `pending`.
+    #[salvo(schema(value_type = RecipientOutcomeName))]
     pub outcome: String,
     /// DingTalk's flow-control code for `forbidden` (e.g. `143105` daily limit, `143106` same content today).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,10 +215,12 @@ pub struct DeliveryView {
     /// Every task finished.
     pub done: bool,
     /// Progress 0–100.
+    #[salvo(schema(maximum = 100))]
     pub percent: u8,
     /// Per-recipient outcome.
     pub recipients: Vec<RecipientView>,
     /// Department ids DingTalk did not recognise.
+    #[salvo(schema(value_type = Vec<DeptIdNumber>))]
     pub invalid_dept_ids: Vec<i64>,
 }
 
@@ -209,8 +228,10 @@ pub struct DeliveryView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecipientsView {
     /// DingTalk userids.
+    #[salvo(schema(value_type = Vec<DingTalkIdString>))]
     pub userids: Vec<String>,
     /// Department ids.
+    #[salvo(schema(value_type = Vec<DeptIdNumber>))]
     pub dept_ids: Vec<i64>,
     /// Everyone.
     pub to_all: bool,
@@ -222,9 +243,11 @@ pub struct MessageView2 {
     /// Message id.
     pub id: String,
     /// Corp.
+    #[salvo(schema(value_type = CorpIdString))]
     pub corp_id: String,
     /// `accepted` (in the outbox), `relayed` (the cloud has it; DingTalk has not taken every batch
     /// yet), `sent`, `completed`, `failed` or `recalled`.
+    #[salvo(schema(value_type = MessageStateName))]
     pub state: String,
     /// DingTalk task ids (one per call of ≤100 userids).
     pub task_ids: Vec<i64>,
@@ -233,18 +256,24 @@ pub struct MessageView2 {
     /// Relay attempts so far.
     pub attempts: u32,
     /// When the cloud acknowledged it (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub relayed_at: Option<String>,
     /// When every batch had a task id (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub sent_at: Option<String>,
     /// When it completed, failed or was recalled (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub finished_at: Option<String>,
     /// Recipients.
     pub recipients: RecipientsView,
     /// The `msg` sent.
+    #[salvo(schema(value_type = MessageBodySchema))]
     pub body: serde_json::Value,
     /// Created (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub created_at: String,
     /// Last changed (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub updated_at: String,
     /// DingTalk's report (absent until sent, or when DingTalk cannot be asked right now).
     pub delivery: Option<DeliveryView>,
@@ -366,8 +395,10 @@ mod tests {
 #[serde(deny_unknown_fields)]
 pub struct BindingInput {
     /// Your system's account id for this member (the seed's `staff_id`), 1–128 characters.
+    #[salvo(schema(value_type = ExternalIdString))]
     pub external_id: String,
     /// Your system's tenant (the seed's `tenant_id`), when it has several.
+    #[salvo(schema(value_type = Option<ExternalIdString>))]
     pub tenant_id: Option<String>,
 }
 
@@ -381,6 +412,7 @@ pub struct BindingView {
     /// Your system's tenant.
     pub tenant_id: Option<String>,
     /// Last change (RFC 3339).
+    #[salvo(schema(format = DateTime))]
     pub updated_at: String,
 }
 
@@ -392,5 +424,226 @@ impl From<application::ports::Binding> for BindingView {
             tenant_id: b.tenant_id,
             updated_at: rfc3339(b.updated_at),
         }
+    }
+}
+
+// Schema-only types: what the OpenAPI document says about values the wire carries as plain
+// strings or numbers (each field keeps its Rust type and names one of these as `value_type`).
+
+/// A DingTalk string id (`userid`, `unionId`, `openId`): 1–64 printable ASCII characters, no space
+/// and no comma (`domain::ids`).
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "DingTalkId", pattern = r"^[\x21-\x2B\x2D-\x7E]{1,64}$", min_length = 1, max_length = 64))]
+pub struct DingTalkIdString(pub String);
+
+/// A DingTalk `corpId`: 1–64 letters, digits, `_` or `-` (`domain::CorpId`).
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "CorpId", pattern = r"^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64))]
+pub struct CorpIdString(pub String);
+
+/// An idempotency key (the `Idempotency-Key` header, the relay's `key`): 1–128 printable ASCII
+/// characters, no space.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "IdempotencyKey", pattern = r"^[\x21-\x7E]{1,128}$", min_length = 1, max_length = 128))]
+pub struct KeyString(pub String);
+
+/// A login `state`: 43 base64url characters encoding 32 random bytes.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(
+    name = "LoginState",
+    pattern = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+    min_length = 43,
+    max_length = 43
+))]
+pub struct LoginStateString(pub String);
+
+/// An account or tenant id of your system: 1–128 characters, no control character, not only
+/// whitespace (surrounding whitespace is trimmed).
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(
+    name = "ExternalId",
+    pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+    min_length = 1,
+    max_length = 128
+))]
+pub struct ExternalIdString(pub String);
+
+/// A DingTalk department id: a positive 64-bit integer (`domain::DeptId`).
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "DeptId", minimum = 1, format = Int64))]
+pub struct DeptIdNumber(pub i64);
+
+/// An instant (the `since` query parameter): RFC 3339 (`2026-11-21T10:00:00Z`) or epoch
+/// milliseconds.
+#[derive(Debug)]
+pub struct InstantParam;
+
+impl ToSchema for InstantParam {
+    fn to_schema(_components: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        use salvo_oapi::schema::OneOf;
+        use salvo_oapi::{BasicType, KnownFormat, Object, SchemaFormat};
+        OneOf::new()
+            .item(
+                Object::with_type(BasicType::String)
+                    .format(SchemaFormat::KnownFormat(KnownFormat::DateTime))
+                    .description("RFC 3339"),
+            )
+            .item(
+                Object::with_type(BasicType::Integer)
+                    .format(SchemaFormat::KnownFormat(KnownFormat::Int64))
+                    .description("Epoch milliseconds"),
+            )
+            .description("RFC 3339 (`2026-11-21T10:00:00Z`) or epoch milliseconds")
+            .into()
+    }
+}
+
+/// Where a message is in its life (`domain::MessageState`); local and cloud records share it.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "MessageState"))]
+pub enum MessageStateName {
+    /// Stored in the outbox; not yet acknowledged by the cloud.
+    Accepted,
+    /// The cloud has it; DingTalk has not taken every batch yet.
+    Relayed,
+    /// Every batch has a DingTalk task id.
+    Sent,
+    /// DingTalk reports every task done.
+    Completed,
+    /// DingTalk refused a batch permanently.
+    Failed,
+    /// Recalled.
+    Recalled,
+}
+
+/// One recipient's delivery outcome (`domain::RecipientOutcome`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "RecipientOutcome"))]
+pub enum RecipientOutcomeName {
+    /// Delivered and read.
+    Read,
+    /// Delivered, not read yet.
+    Unread,
+    /// Not delivered.
+    Failed,
+    /// Held back by DingTalk's flow control (`code` says which rule).
+    Forbidden,
+    /// DingTalk does not know the userid.
+    InvalidUser,
+    /// Not reported yet.
+    Pending,
+}
+
+/// Why a login failed (`domain::LoginFailure::code`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "LoginFailure"))]
+pub enum LoginFailureName {
+    /// The person declined (DingTalk's `error` is in `error`).
+    ConsentDenied,
+    /// The person is not a member of the corp.
+    NotMember,
+    /// The org marks the person inactive (`inactive_member`).
+    #[serde(rename = "inactive_member")]
+    Inactive,
+    /// DingTalk refused the authorization code.
+    InvalidCode,
+    /// DingTalk could not be reached.
+    ProviderUnavailable,
+}
+
+/// A contact event's DingTalk `EventType` (docs/dingtalk-api.md §E.6): only these enter the feed.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "ContactEventType"))]
+pub enum ContactEventTypeName {
+    /// A member joined.
+    UserAddOrg,
+    /// A member's profile changed.
+    UserModifyOrg,
+    /// A member left.
+    UserLeaveOrg,
+    /// A member activated their account.
+    UserActiveOrg,
+    /// A department was created.
+    OrgDeptCreate,
+    /// A department changed.
+    OrgDeptModify,
+    /// A department was removed.
+    OrgDeptRemove,
+}
+
+/// A message body (docs/dingtalk-api.md §D.2): DingTalk's `msg` object, `msgtype` naming the member
+/// that holds the content, as `domain::MessageBody::parse` checks it; at most 2048 bytes as JSON.
+#[derive(Debug)]
+pub struct MessageBodySchema;
+
+impl MessageBodySchema {
+    /// One `msgtype`'s object: `{"msgtype": name, name: inner}`.
+    fn variant(name: &str, inner: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["msgtype", name],
+            "properties": {"msgtype": {"type": "string", "enum": [name]}, name: inner},
+            "additionalProperties": false,
+        })
+    }
+
+    /// The JSON Schema (every string is trimmed and must not be empty; lengths in characters).
+    fn json() -> serde_json::Value {
+        use serde_json::json;
+        let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S"});
+        let url = json!({"type": "string", "maxLength": 1024, "pattern": "^\\s*(https?|dingtalk)://"});
+        let strict = |required: &[&str], properties: serde_json::Value| json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false});
+        json!({
+            "description": "DingTalk's `msg` object (docs/dingtalk-api.md §D.2), or `template` for a suite's \
+                `sendbytemplate` (§D.1); at most 2048 bytes as JSON. E.g. `{\"msgtype\":\"text\",\"text\":{\"content\":\"hi\"}}`.",
+            "oneOf": [
+                Self::variant("text", strict(&["content"], json!({"content": text(2048)}))),
+                Self::variant("markdown", strict(&["title", "text"], json!({"title": text(256), "text": text(5000)}))),
+                Self::variant("link", strict(
+                    &["messageUrl", "picUrl", "title", "text"],
+                    json!({"messageUrl": url, "picUrl": text(1024), "title": text(256), "text": text(2048)}),
+                )),
+                Self::variant("action_card", json!({
+                    "type": "object",
+                    "description": "`title` and `markdown`, then `single_title` + `single_url`, or `btn_orientation` + `btn_json_list` (docs/dingtalk-api.md §D.2)",
+                    "required": ["title", "markdown"],
+                    "properties": {"title": text(256), "markdown": text(2048)},
+                })),
+                Self::variant("oa", json!({
+                    "type": "object",
+                    "description": "`message_url`, `head` {`bgcolor`, `text`}, `body`, optional `pc_message_url` and `status_bar` (docs/dingtalk-api.md §D.2)",
+                    "required": ["message_url", "head", "body"],
+                    "properties": {"message_url": url, "head": {"type": "object", "required": ["bgcolor", "text"]}, "body": {"type": "object"}},
+                })),
+                Self::variant("image", strict(&["media_id"], json!({"media_id": text(256)}))),
+                Self::variant("file", strict(&["media_id"], json!({"media_id": text(256)}))),
+                Self::variant("voice", strict(
+                    &["media_id", "duration"],
+                    json!({"media_id": text(256), "duration": {"type": "string", "pattern": "^\\s*([1-9]|[1-5][0-9])\\s*$", "description": "Seconds, 1–59, as a string"}}),
+                )),
+                Self::variant("template", json!({
+                    "type": "object",
+                    "description": "`template_id` and optional `data` (variable name → value) for `sendbytemplate`",
+                    "required": ["template_id"],
+                    "properties": {"template_id": text(64), "data": {"type": "object"}},
+                })),
+            ],
+        })
+    }
+}
+
+impl ToSchema for MessageBodySchema {
+    fn to_schema(components: &mut salvo_oapi::Components) -> salvo_oapi::RefOr<salvo_oapi::schema::Schema> {
+        const NAME: &str = "MessageBody";
+        if !components.schemas.contains_key(NAME) {
+            let schema = serde_json::from_value::<salvo_oapi::schema::Schema>(Self::json())
+                .unwrap_or_else(|_| salvo_oapi::Object::new().into());
+            components.schemas.insert(NAME, schema);
+        }
+        salvo_oapi::Ref::from_schema_name(NAME).into()
     }
 }

@@ -244,23 +244,46 @@ impl Writer for ApiError {
     }
 }
 
+/// Every status an [`ApiError`] can have, with what it means in the OpenAPI document. Each
+/// endpoint keeps the ones it can answer with `#[endpoint(status_codes(...))]`.
+const ERROR_RESPONSES: [(&str, &str); 12] = [
+    ("400", "Bad request: `malformed_json` (the body is not JSON), `invalid_login_state`, `invalid_code`"),
+    (
+        "401",
+        "Not authenticated: `unauthorized` (service token or relay credentials missing or wrong), `not_signed_in` (no valid session cookie)",
+    ),
+    (
+        "403",
+        "Forbidden: `forbidden` (a corp or `complete_url` outside the relay client's), `not_member`, `consent_denied`",
+    ),
+    ("404", "Not found: `not_found`, `not_member`"),
+    (
+        "409",
+        "Conflict: `conflict`, `idempotency_key_reused`, `refused` (DingTalk refused, e.g. a recall after 24 hours)",
+    ),
+    ("413", "`payload_too_large`: the body is larger than 64 KiB"),
+    ("415", "`unsupported_media_type`: the body must be JSON with `Content-Type: application/json`"),
+    ("422", "`validation_failed` or `unknown_recipients`: `fields` names each field and its problem"),
+    ("429", "`rate_limited`: too many failed authentications from this address; retry after `Retry-After` seconds"),
+    ("500", "`internal`: an unexpected error; details are in the server log under the `x-request-id`"),
+    ("502", "`upstream_refused`: DingTalk or the cloud relay refused the call"),
+    ("503", "`unavailable`: a dependency (database, cloud relay or DingTalk) is unavailable; retry shortly"),
+];
+
 impl EndpointOutRegister for ApiError {
     fn register(components: &mut Components, operation: &mut Operation) {
         let schema = ErrorBody::to_schema(components);
-        for (status, description) in [
-            ("400", "Bad request (`malformed_json`, `invalid_login_state`)"),
-            ("401", "Not authenticated (`unauthorized`, `not_signed_in`)"),
-            ("403", "Forbidden"),
-            ("404", "Not found"),
-            ("409", "Conflict"),
-            ("422", "Validation failed; `fields` names each field"),
-            ("503", "A dependency is unavailable"),
-        ] {
-            operation.responses.insert(
-                status,
-                salvo_oapi::Response::new(description)
-                    .add_content("application/json", salvo_oapi::Content::new(schema.clone())),
-            );
+        for (status, description) in ERROR_RESPONSES {
+            let mut response = salvo_oapi::Response::new(description)
+                .add_content("application/json", salvo_oapi::Content::new(schema.clone()));
+            if status == "429" {
+                response = response.add_header(
+                    "Retry-After",
+                    salvo_oapi::Header::new(salvo_oapi::Object::with_type(salvo_oapi::BasicType::Integer))
+                        .description("Seconds until this address may try again"),
+                );
+            }
+            operation.responses.insert(status, response);
         }
     }
 }

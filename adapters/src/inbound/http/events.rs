@@ -62,8 +62,9 @@ pub fn routes(events: Option<Arc<EventsHttp>>) -> Router {
 }
 
 /// The callback body (docs/dingtalk-api.md §E.2).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EncryptedBody {
+    /// The encrypted event: base64 of AES-256-CBC (docs/dingtalk-api.md §E.4).
     encrypt: String,
 }
 
@@ -144,20 +145,26 @@ fn verify<'a>(
 #[endpoint(
     tags("events"),
     parameters(
-        ("signature" = Option<String>, Query, description = "SHA-1 signature (documented name)"),
-        ("msg_signature" = Option<String>, Query, description = "SHA-1 signature (newer name)"),
-        ("timestamp" = String, Query, description = "Epoch ms (or s)"),
-        ("nonce" = String, Query, description = "Nonce"),
+        ("signature" = Option<String>, Query, pattern = "^[0-9a-f]{40}$", description = "SHA-1 signature, 40 lower-case hex characters (docs/dingtalk-api.md §E.2, §E.3); `signature` or `msg_signature` is required, and both must agree"),
+        ("msg_signature" = Option<String>, Query, pattern = "^[0-9a-f]{40}$", description = "The same signature under its newer name"),
+        ("timestamp" = String, Query, pattern = "^[0-9]{1,18}$", description = "The signed timestamp, epoch ms (or s); outside the accepted window: 403 `stale_timestamp`"),
+        ("nonce" = String, Query, min_length = 1, max_length = 64, description = "The signed nonce, 1–64 characters; each is accepted once within the window (409 `replayed_nonce`)"),
+    ),
+    request_body(
+        content = EncryptedBody,
+        content_type = "application/json",
+        description = "DingTalk's push (docs/dingtalk-api.md §E.2): the encrypted event"
     ),
     responses(
-        (status_code = 200, body = EventReply, description = "Encrypted `success`"),
-        (status_code = 400, description = "`invalid_payload`"),
-        (status_code = 401, description = "`invalid_signature`"),
-        (status_code = 403, description = "`stale_timestamp` or `invalid_signature` (owner key)"),
-        (status_code = 404, description = "`events_not_configured`"),
-        (status_code = 409, description = "`replayed_nonce`"),
-        (status_code = 413, description = "`payload_too_large`: body over `events.max_body_bytes`"),
-        (status_code = 503, description = "Storage unavailable; DingTalk retries"),
+        (status_code = 200, body = EventReply, description = "The encrypted `success` (docs/dingtalk-api.md §E.5)"),
+        (status_code = 400, description = "`invalid_payload`: a missing or malformed parameter or body", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 401, description = "`invalid_signature`: the signature does not verify", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 403, description = "`stale_timestamp`, or `invalid_signature` (addressed to another owner key)", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 404, description = "`events_not_configured`", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 409, description = "`replayed_nonce`", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 413, description = "`payload_too_large`: the body is over `events.max_body_bytes`", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 500, description = "`internal`", body = crate::inbound::http::error::ErrorBody),
+        (status_code = 503, description = "`unavailable`: storage is unavailable; DingTalk retries", body = crate::inbound::http::error::ErrorBody),
     )
 )]
 async fn receive_event(req: &mut Request, depot: &mut Depot, res: &mut Response) {

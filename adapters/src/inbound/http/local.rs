@@ -138,8 +138,13 @@ async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 /// `return_to` must be a relative path on this service; anything else becomes `/`.
 #[endpoint(
     tags("auth"),
-    parameters(("return_to" = Option<String>, Query, description = "Relative path to land on after sign-in")),
-    responses((status_code = 302, description = "To DingTalk's authorize URL"), (status_code = 503, description = "The cloud relay is unreachable (HTML page)"))
+    parameters(("return_to" = Option<String>, Query, description = "Relative path on this service to land on after sign-in (anything else becomes `/`)")),
+    responses(
+        (status_code = 302, description = "To DingTalk's authorize URL; sets the login cookie `dingbridge_login`"),
+        (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 502, description = "`upstream_refused`: the cloud relay refused the login (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 503, description = "`unavailable`: the cloud relay is unreachable (HTML error page)", content_type = "text/html", body = String),
+    )
 )]
 async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
@@ -184,8 +189,19 @@ fn clear_login_cookie(res: &mut Response, secure: bool) {
 /// Errors are an HTML page: 400 `invalid_login_state`, 403 `not_member`/`consent_denied`, 503 `unavailable`.
 #[endpoint(
     tags("auth"),
-    parameters(("state" = String, Query, description = "The login state echoed by the cloud")),
-    responses((status_code = 302, description = "Signed in; to return_to"), (status_code = 400, description = "Invalid state (HTML page)"), (status_code = 403, description = "Not a member or consent denied (HTML page)"))
+    parameters(
+        ("state" = crate::inbound::http::dto::LoginStateString, Query, description = "The login state echoed by the cloud"),
+        ("dingbridge_login" = Option<String>, Cookie, description = "The login cookie set by `/auth/dingtalk/login`; must match `state`"),
+    ),
+    responses(
+        (status_code = 302, description = "Signed in: sets the session cookie `dingbridge_session` and redirects to `return_to`"),
+        (status_code = 400, description = "`invalid_login_state` (missing, unknown, expired, used, or not this browser's) or `invalid_code` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 403, description = "`not_member` or `consent_denied` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 409, description = "`conflict` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 502, description = "`upstream_refused` or `provider_unavailable` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 503, description = "`unavailable`: the cloud relay or the database is unreachable (HTML error page)", content_type = "text/html", body = String),
+    )
 )]
 async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let local = match state(depot) {
@@ -211,7 +227,12 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 }
 
 /// Signs out: deletes the session and its cookie, then redirects (303) to `/`.
-#[endpoint(tags("auth"), responses((status_code = 303, description = "To /")))]
+#[endpoint(
+    tags("auth"),
+    security((), ("session_cookie" = [])),
+    status_codes(303, 500, 503),
+    responses((status_code = 303, description = "Signed out (also without a session); clears the session cookie and redirects to `/`"))
+)]
 async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
@@ -227,7 +248,12 @@ async fn signed_in_user(req: &Request, local: &LocalHttp) -> Result<User, ApiErr
 }
 
 /// The signed-in member (session cookie). 401 `not_signed_in` without a valid session.
-#[endpoint(tags("auth"), responses((status_code = 200, body = UserView)))]
+#[endpoint(
+    tags("auth"),
+    security(("session_cookie" = [])),
+    status_codes(200, 401, 500, 503),
+    responses((status_code = 200, body = UserView))
+)]
 async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let user = signed_in_user(req, &local).await?;
@@ -237,7 +263,14 @@ async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<
 
 /// Sends a text work notification to the signed-in member (session cookie; JSON only, which also blocks
 /// cross-site form posts). 202 with the message.
-#[endpoint(tags("auth"), request_body = SelfMessageInput, responses((status_code = 202, body = MessageView2)))]
+#[endpoint(
+    tags("auth"),
+    security(("session_cookie" = [])),
+    parameters(("Idempotency-Key" = Option<crate::inbound::http::dto::KeyString>, Header, description = "Makes retries safe: the same key with the same message answers the first message; with a different message, 409 `idempotency_key_reused` (1–128 printable ASCII characters)")),
+    request_body(content = SelfMessageInput, content_type = "application/json"),
+    status_codes(202, 400, 401, 409, 413, 415, 422, 500, 503),
+    responses((status_code = 202, body = MessageView2, description = "Accepted: stored in the outbox"))
+)]
 async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let user = signed_in_user(req, &local).await?;
@@ -287,11 +320,13 @@ async fn require_service_token(req: &mut Request, depot: &mut Depot, res: &mut R
 /// Lists users (service token). `limit` 1–500 (default 100), `offset` ≥ 0, optional `corp_id` filter.
 #[endpoint(
     tags("users"),
+    security(("service_token" = [])),
     parameters(
-        ("corp_id" = Option<String>, Query, description = "Only this corp"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1–500, default 100"),
-        ("offset" = Option<u32>, Query, description = "Rows to skip, default 0"),
+        ("corp_id" = Option<crate::inbound::http::dto::CorpIdString>, Query, description = "Only this corp"),
+        ("limit" = Option<i32>, Query, minimum = 1, maximum = 500, description = "Page size, 1–500, default 100"),
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 2147483647, description = "Rows to skip, default 0"),
     ),
+    status_codes(200, 401, 422, 500, 503),
     responses((status_code = 200, body = Vec<UserView>))
 )]
 async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
@@ -304,7 +339,13 @@ async fn list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
 }
 
 /// One user by local id (service token). 404 `not_found`.
-#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = UserView)))]
+#[endpoint(
+    tags("users"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Local user id")),
+    status_codes(200, 401, 404, 500, 503),
+    responses((status_code = 200, body = UserView))
+)]
 async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
@@ -321,7 +362,19 @@ async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
 /// (nothing stored). An optional `Idempotency-Key` header (1–128 printable ASCII characters) makes
 /// retries safe: the same key with the same message returns the first message; with a different
 /// message, 409 `idempotency_key_reused`.
-#[endpoint(tags("messages"), request_body = SendMessageInput, responses((status_code = 202, body = MessageView2)))]
+#[endpoint(
+    tags("messages"),
+    security(("service_token" = [])),
+    parameters(("Idempotency-Key" = Option<crate::inbound::http::dto::KeyString>, Header, description = "Makes retries safe: the same key with the same message answers the first message; with a different message, 409 `idempotency_key_reused` (1–128 printable ASCII characters)")),
+    request_body(content = SendMessageInput, content_type = "application/json"),
+    status_codes(202, 400, 401, 409, 413, 415, 422, 500, 503),
+    responses((
+        status_code = 202,
+        body = MessageView2,
+        description = "Accepted: stored in the outbox in state `accepted`",
+        headers(("Location" = String, description = "`/api/messages/{id}`"))
+    ))
+)]
 async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let key = idempotency_key(req)?;
@@ -340,12 +393,14 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
 /// `limit` 1–500 (default 100), `offset`. Delivery reports are not included: read one message for those.
 #[endpoint(
     tags("messages"),
+    security(("service_token" = [])),
     parameters(
-        ("status" = Option<String>, Query, description = "Only this state"),
-        ("since" = Option<String>, Query, description = "Created at or after (RFC 3339 or epoch ms)"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1–500, default 100"),
-        ("offset" = Option<u32>, Query, description = "Rows to skip, default 0"),
+        ("status" = Option<crate::inbound::http::dto::MessageStateName>, Query, description = "Only messages in this state"),
+        ("since" = Option<crate::inbound::http::dto::InstantParam>, Query, description = "Only messages created at or after this instant: RFC 3339 (`2026-11-21T10:00:00Z`) or epoch milliseconds"),
+        ("limit" = Option<i32>, Query, minimum = 1, maximum = 500, description = "Page size, 1–500, default 100"),
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 2147483647, description = "Rows to skip, default 0"),
     ),
+    status_codes(200, 401, 422, 500, 503),
     responses((status_code = 200, body = Vec<MessageView2>))
 )]
 async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
@@ -389,7 +444,13 @@ fn user_not_found(err: MessageError) -> ApiError {
 
 /// Fetches the member's current profile from DingTalk through the cloud and stores it (service token).
 /// A member who left the org is marked `active: false`. 404 `not_found`; 503 when the cloud is unreachable.
-#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = UserView)))]
+#[endpoint(
+    tags("users"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Local user id")),
+    status_codes(200, 401, 404, 409, 500, 502, 503),
+    responses((status_code = 200, body = UserView))
+)]
 async fn refresh_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
@@ -400,7 +461,14 @@ async fn refresh_user(req: &mut Request, depot: &mut Depot, res: &mut Response) 
 
 /// Binds the member to an account of your system (service token): afterwards messages can address them
 /// by `recipients.external_ids`. 404 `not_found`; 409 `conflict` when another member has that id.
-#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), request_body = BindingInput, responses((status_code = 200, body = BindingView)))]
+#[endpoint(
+    tags("users"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Local user id")),
+    request_body(content = BindingInput, content_type = "application/json"),
+    status_codes(200, 400, 401, 404, 409, 413, 415, 422, 500, 503),
+    responses((status_code = 200, body = BindingView))
+)]
 async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
@@ -412,7 +480,13 @@ async fn put_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
 }
 
 /// The member's binding (service token). 404 `not_found` when there is none.
-#[endpoint(tags("users"), parameters(("id" = String, Path, description = "Local user id")), responses((status_code = 200, body = BindingView)))]
+#[endpoint(
+    tags("users"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Local user id")),
+    status_codes(200, 401, 404, 500, 503),
+    responses((status_code = 200, body = BindingView))
+)]
 async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
@@ -422,7 +496,13 @@ async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
 }
 
 /// A message with per-recipient delivery (service token). 404 `not_found`.
-#[endpoint(tags("messages"), parameters(("id" = String, Path, description = "Message id")), responses((status_code = 200, body = MessageView2)))]
+#[endpoint(
+    tags("messages"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Message id")),
+    status_codes(200, 401, 404, 500, 503),
+    responses((status_code = 200, body = MessageView2))
+)]
 async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
@@ -432,7 +512,13 @@ async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response
 }
 
 /// Recalls a message (service token). DingTalk allows 24 hours: later, 409 `refused` says so.
-#[endpoint(tags("messages"), parameters(("id" = String, Path, description = "Message id")), responses((status_code = 200, body = MessageView2)))]
+#[endpoint(
+    tags("messages"),
+    security(("service_token" = [])),
+    parameters(("id" = String, Path, description = "Message id")),
+    status_codes(200, 401, 404, 409, 500, 502, 503),
+    responses((status_code = 200, body = MessageView2))
+)]
 async fn recall_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();

@@ -9,18 +9,26 @@
 pub mod cloud;
 #[cfg(test)]
 mod cloud_routes_tests;
+#[cfg(test)]
+mod contract_tests;
 pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
-pub mod limits;
 mod i18n;
+pub mod limits;
 pub mod local;
+#[cfg(test)]
+mod local_routes_tests;
 mod middleware;
+#[cfg(test)]
+mod openapi_tests;
 mod pages;
 pub mod relay;
 #[cfg(test)]
 mod relay_tests;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -54,20 +62,42 @@ pub struct Probes {
 #[derive(Serialize, salvo_oapi::ToSchema)]
 struct HealthBody {
     /// `ok`, or `unavailable`.
+    #[salvo(schema(value_type = HealthStatus))]
     status: &'static str,
     /// The failing check, when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<String>,
 }
 
+/// `HealthBody::status` in the OpenAPI document.
+#[derive(Serialize, salvo_oapi::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum HealthStatus {
+    /// Serving.
+    Ok,
+    /// A readiness check failed (see `failed`).
+    Unavailable,
+}
+
 /// Liveness: the process is up and serving HTTP.
-#[endpoint(tags("health"))]
+#[endpoint(
+    tags("health"),
+    responses((status_code = 200, body = HealthBody), (status_code = 500, description = "`internal`", body = error::ErrorBody))
+)]
 async fn healthz() -> Json<HealthBody> {
     Json(HealthBody { status: "ok", failed: None })
 }
 
 /// Readiness: storage (and other dependencies) reachable. 503 otherwise.
-#[endpoint(tags("health"), responses((status_code = 200, body = HealthBody), (status_code = 503, body = HealthBody)))]
+#[endpoint(
+    tags("health"),
+    responses(
+        (status_code = 200, body = HealthBody, description = "Ready"),
+        (status_code = 500, description = "`internal`", body = error::ErrorBody),
+        (status_code = 503, body = HealthBody, description = "Not ready: `failed` names the check"),
+    )
+)]
 async fn readyz(depot: &mut Depot, res: &mut Response) {
     let probes = depot.get_typed::<Arc<Probes>>().ok().cloned();
     for (name, check) in probes.iter().flat_map(|p| p.checks.iter()) {
@@ -83,9 +113,8 @@ async fn readyz(depot: &mut Depot, res: &mut Response) {
 
 fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
     let router = router.push(Router::with_path("healthz").get(healthz)).push(Router::with_path("readyz").get(readyz));
-    let doc = OpenApi::new(title, env!("CARGO_PKG_VERSION")).merge_router(&router);
+    let doc = document(&router, title);
     Router::new()
-        .hoop(middleware::request_id)
         .hoop(middleware::page_language)
         .hoop(middleware::Inject(probes))
         .push(doc.into_router("/openapi.json"))
@@ -98,7 +127,8 @@ fn with_common(router: Router, probes: Arc<Probes>, title: &str) -> Router {
 /// anything salvo itself refused (413 `payload_too_large`, 415 `unsupported_media_type`, 5xx
 /// `internal`) — answers the JSON [`error::ErrorBody`] like every handler, never salvo's HTML page.
 pub fn service(router: Router) -> Service {
-    Service::new(router).catcher(Catcher::default().hoop(json_errors))
+    // On the service, not the router, so that requests no route matches get an id and a log line too.
+    Service::new(router).hoop(middleware::request_id).catcher(Catcher::default().hoop(json_errors))
 }
 
 /// The catcher hoop behind [`service`]: writes the JSON error body for a bodiless error response.
@@ -120,6 +150,40 @@ async fn json_errors(req: &mut Request, depot: &mut Depot, res: &mut Response, c
     };
     error.write(req, depot, res).await;
     ctrl.skip_rest();
+}
+
+/// Security scheme of `/api/*` except `/api/me*`: `Authorization: Bearer <service token>`.
+pub const SERVICE_TOKEN_SCHEME: &str = "service_token";
+/// Security scheme of `/relay/v1/*`: HTTP Basic with a relay client's id and secret.
+pub const RELAY_CLIENT_SCHEME: &str = "relay_client";
+/// Security scheme of `/api/me*` and `/auth/logout`: the session cookie.
+pub const SESSION_COOKIE_SCHEME: &str = "session_cookie";
+
+/// The OpenAPI document of `router`: its operations (each naming the security scheme it needs)
+/// and the three security schemes.
+fn document(router: &Router, title: &str) -> OpenApi {
+    use salvo_oapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+    OpenApi::new(title, env!("CARGO_PKG_VERSION"))
+        .add_security_scheme(
+            SERVICE_TOKEN_SCHEME,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).description(
+                "A service token from `[api] service_tokens`: `Authorization: Bearer <token>` (local `/api/*` except `/api/me*`).",
+            )),
+        )
+        .add_security_scheme(
+            RELAY_CLIENT_SCHEME,
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic).description(
+                "A relay client's id and secret from `[[relay.clients]]` (`/relay/v1/*`); repeated failures from one address are answered 429 `rate_limited` with `Retry-After`.",
+            )),
+        )
+        .add_security_scheme(
+            SESSION_COOKIE_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                local::SESSION_COOKIE,
+                "The session cookie set by `/auth/dingtalk/complete` after \"Login with DingTalk\" (`/api/me*`, `/auth/logout`).",
+            ))),
+        )
+        .merge_router(router)
 }
 
 /// Cloud mode: the DingTalk callbacks and the relay API; no local routes. Without `events` the

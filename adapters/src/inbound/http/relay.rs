@@ -192,7 +192,13 @@ async fn authenticate(req: &mut Request, depot: &mut Depot, res: &mut Response, 
 
 /// Registers a login intent for this relay client; answers DingTalk's authorize URL (201).
 /// 403 `forbidden` when `complete_url` is outside the client's origins.
-#[endpoint(tags("relay"), request_body = LoginIntentRequest, responses((status_code = 201, body = LoginIntentResponse)))]
+#[endpoint(
+    tags("relay"),
+    security(("relay_client" = [])),
+    request_body(content = LoginIntentRequest, content_type = "application/json"),
+    status_codes(201, 400, 401, 403, 413, 415, 422, 429, 500, 503),
+    responses((status_code = 201, body = LoginIntentResponse))
+)]
 async fn create_login(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (relay, client) = (relay(depot)?, client(depot)?);
     let input: LoginIntentRequest = read_json(req).await?;
@@ -206,7 +212,13 @@ async fn create_login(req: &mut Request, depot: &mut Depot, res: &mut Response) 
 
 /// Takes (single use) the outcome of this client's login with `state`. 404 when unknown, expired,
 /// already taken or another client's.
-#[endpoint(tags("relay"), parameters(("state" = String, Path, description = "The login state")), responses((status_code = 200, body = LoginResultResponse)))]
+#[endpoint(
+    tags("relay"),
+    security(("relay_client" = [])),
+    parameters(("state" = crate::inbound::http::dto::LoginStateString, Path, description = "The login state")),
+    status_codes(200, 401, 404, 429, 500, 503),
+    responses((status_code = 200, body = LoginResultResponse))
+)]
 async fn take_login(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (relay, client) = (relay(depot)?, client(depot)?);
     let state = LoginState::parse(&req.param::<String>("state").unwrap_or_default())
@@ -230,7 +242,13 @@ fn parse_key(raw: &str) -> Result<String, ApiError> {
 
 /// Sends a work notification (idempotent on `key`: a repeated key returns the existing record and
 /// never sends a batch twice; the same key with a different message is 409).
-#[endpoint(tags("relay"), request_body = RelayMessageRequest, responses((status_code = 200, body = RelayReceiptDto)))]
+#[endpoint(
+    tags("relay"),
+    security(("relay_client" = [])),
+    request_body(content = RelayMessageRequest, content_type = "application/json"),
+    status_codes(200, 400, 401, 403, 409, 413, 415, 422, 429, 500, 502, 503),
+    responses((status_code = 200, body = RelayReceiptDto))
+)]
 async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (relay, client) = (relay(depot)?, client(depot)?);
     let input: RelayMessageRequest = read_json(req).await?;
@@ -251,7 +269,13 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
 }
 
 /// The record and DingTalk's per-recipient report of this client's message. 404 when unknown.
-#[endpoint(tags("relay"), parameters(("key" = String, Path, description = "Idempotency key")), responses((status_code = 200, body = RelayStatusDto)))]
+#[endpoint(
+    tags("relay"),
+    security(("relay_client" = [])),
+    parameters(("key" = crate::inbound::http::dto::KeyString, Path, description = "The message's idempotency key")),
+    status_codes(200, 401, 404, 422, 429, 500, 502, 503),
+    responses((status_code = 200, body = RelayStatusDto))
+)]
 async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (relay, client) = (relay(depot)?, client(depot)?);
     let key = parse_key(&req.param::<String>("key").unwrap_or_default())?;
@@ -261,7 +285,13 @@ async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response
 }
 
 /// Recalls this client's message (DingTalk allows 24 h; later → 502 `upstream_refused`).
-#[endpoint(tags("relay"), parameters(("key" = String, Path, description = "Idempotency key")), responses((status_code = 200, body = RelayReceiptDto)))]
+#[endpoint(
+    tags("relay"),
+    security(("relay_client" = [])),
+    parameters(("key" = crate::inbound::http::dto::KeyString, Path, description = "The message's idempotency key")),
+    status_codes(200, 401, 404, 409, 422, 429, 500, 502, 503),
+    responses((status_code = 200, body = RelayReceiptDto))
+)]
 async fn recall_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let (relay, client) = (relay(depot)?, client(depot)?);
     let key = parse_key(&req.param::<String>("key").unwrap_or_default())?;
@@ -274,11 +304,13 @@ async fn recall_message(req: &mut Request, depot: &mut Depot, res: &mut Response
 /// 403 for a corp outside the client's list; 404 `not_member`.
 #[endpoint(
     tags("relay"),
+    security(("relay_client" = [])),
     parameters(
-        ("corp_id" = String, Query, description = "Corp id"),
-        ("userid" = Option<String>, Query, description = "DingTalk userid"),
-        ("union_id" = Option<String>, Query, description = "unionId"),
+        ("corp_id" = crate::inbound::http::dto::CorpIdString, Query, description = "Corp id (one of the relay client's)"),
+        ("userid" = Option<crate::inbound::http::dto::DingTalkIdString>, Query, description = "DingTalk userid (give exactly one of `userid` and `union_id`)"),
+        ("union_id" = Option<crate::inbound::http::dto::DingTalkIdString>, Query, description = "unionId (give exactly one of `userid` and `union_id`)"),
     ),
+    status_codes(200, 401, 403, 404, 422, 429, 500, 502, 503),
     responses((status_code = 200, body = MemberDto))
 )]
 async fn get_member(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
@@ -316,11 +348,13 @@ fn query_number(req: &Request, name: &str, default: i64) -> Result<i64, ApiError
 /// returned. 422 `validation_failed` naming `after`, `wait` or `limit` when out of range.
 #[endpoint(
     tags("relay"),
+    security(("relay_client" = [])),
     parameters(
-        ("after" = Option<i64>, Query, description = "Cursor: only events after it (≥ 0, default 0)"),
-        ("wait" = Option<u32>, Query, description = "Seconds to wait when there is no event yet (0–30, default 0)"),
-        ("limit" = Option<u32>, Query, description = "Most events to return (1–500, default 100)"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Cursor: only events after it (default 0)"),
+        ("wait" = Option<i32>, Query, minimum = 0, maximum = 30, description = "Seconds to wait when there is no event yet (default 0)"),
+        ("limit" = Option<i32>, Query, minimum = 1, maximum = 500, description = "Most events to return (default 100)"),
     ),
+    status_codes(200, 401, 422, 429, 500, 503),
     responses((status_code = 200, body = ContactFeedDto))
 )]
 async fn contact_events(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {

@@ -1,0 +1,144 @@
+//! Test support for the HTTP layer's in-process tests: a temporary SQLite store (every store port)
+//! and the state of each role's routes built over it, with the cloud and DingTalk mocked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use application::ports::{
+    Clock, MockCloudGateway, MockDispatchTrigger, MockIdentityProvider, MockMessenger, RandomSource,
+};
+use application::usecases::cloud::{
+    CreateLoginIntent, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
+};
+use application::usecases::feed::ReadContactFeed;
+use application::usecases::local::{
+    Bindings, CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, Logout, MessageStatus,
+    RecallMessage, RefreshUser, SendMessage, StartLogin,
+};
+use domain::CorpId;
+use secrecy::SecretString;
+
+use super::{AuthLimit, AuthLimiter, CloudHttp, CookieSettings, LocalHttp, LoginLimit, LoginLimiter, RelayHttp};
+use crate::outbound::sqlite::SqliteStore;
+use crate::outbound::system::{OsRandom, SystemClock};
+
+/// A temporary database directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh SQLite store on a temporary file (every store port), removed with the [`TempDir`].
+pub async fn store() -> (Arc<SqliteStore>, TempDir) {
+    let dir = std::env::temp_dir().join(format!("dingbridge-openapi-{}", uuid::Uuid::new_v4()));
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("db.sqlite").display()), 2).await.unwrap();
+    (Arc::new(store), TempDir(dir))
+}
+
+/// The local routes' state over `store` with a cloud gateway that must not be called.
+pub fn local(store: &Arc<SqliteStore>) -> Arc<LocalHttp> {
+    local_with(store, MockCloudGateway::new(), LocalOptions::default())
+}
+
+/// What the local routes are configured with in a test.
+pub struct LocalOptions {
+    /// Accepted service tokens.
+    pub service_tokens: Vec<&'static str>,
+    /// The corps served (the first is the default).
+    pub corps: Vec<CorpId>,
+    /// Sign-in start limits.
+    pub login_limit: LoginLimit,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            service_tokens: vec![SERVICE_TOKEN],
+            corps: vec![CorpId::parse(CORP).unwrap()],
+            login_limit: LoginLimit { per_address_per_minute: 10_000, total_per_second: 10_000 },
+        }
+    }
+}
+
+/// The service token [`LocalOptions::default`] accepts.
+pub const SERVICE_TOKEN: &str = "test-service-token-0123456789";
+/// The corp [`LocalOptions::default`] serves.
+pub const CORP: &str = "dingcorpa";
+
+/// The local routes' state over `store`, with `gateway` standing in for the cloud.
+pub fn local_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, options: LocalOptions) -> Arc<LocalHttp> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let gateway = Arc::new(gateway);
+    let mut trigger = MockDispatchTrigger::new();
+    trigger.expect_wake().return_const(());
+    Arc::new(LocalHttp {
+        start_login: StartLogin::new(
+            store.clone(),
+            gateway.clone(),
+            random.clone(),
+            clock.clone(),
+            "http://127.0.0.1/auth/dingtalk/complete".into(),
+        ),
+        complete_login: CompleteLogin::new(
+            store.clone(),
+            gateway.clone(),
+            store.clone(),
+            store.clone(),
+            random.clone(),
+            clock.clone(),
+            3600,
+        ),
+        current_user: CurrentUser::new(store.clone(), store.clone(), clock.clone()),
+        logout: Logout::new(store.clone()),
+        list_users: ListUsersQuery::new(store.clone()),
+        get_user: GetUser::new(store.clone()),
+        refresh_user: RefreshUser::new(store.clone(), store.clone(), gateway.clone(), random.clone(), clock.clone()),
+        bindings: Bindings::new(store.clone(), store.clone(), clock.clone()),
+        send_message: SendMessage::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            Arc::new(trigger),
+            random,
+            clock.clone(),
+            options.corps,
+        ),
+        message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
+        recall_message: RecallMessage::new(store.clone(), gateway, clock),
+        list_messages: ListMessagesQuery::new(store.clone()),
+        service_tokens: options.service_tokens.into_iter().map(SecretString::from).collect(),
+        cookies: CookieSettings { secure: false, session_ttl_secs: 3600 },
+        login_limiter: LoginLimiter::new(options.login_limit),
+    })
+}
+
+/// The cloud callback state over `store`, DingTalk mocked (not to be called).
+pub fn cloud(store: &Arc<SqliteStore>) -> Arc<CloudHttp> {
+    let idp = Arc::new(MockIdentityProvider::new());
+    Arc::new(CloudHttp {
+        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, Arc::new(SystemClock)),
+    })
+}
+
+/// The relay state over `store` with no relay clients, DingTalk mocked (not to be called).
+pub fn relay(store: &Arc<SqliteStore>) -> Arc<RelayHttp> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let idp = Arc::new(MockIdentityProvider::new());
+    let messenger = Arc::new(MockMessenger::new());
+    Arc::new(RelayHttp {
+        clients: Vec::new(),
+        limiter: AuthLimiter::new(AuthLimit::default()),
+        create_intent: CreateLoginIntent::new(store.clone(), idp.clone(), clock.clone(), "http://cb".into()),
+        take_result: TakeLoginResult::new(store.clone(), clock.clone()),
+        send: RelaySend::new(store.clone(), messenger.clone(), clock.clone()),
+        status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
+        recall: RelayRecall::new(store.clone(), messenger, clock),
+        fetch_member: FetchMember::new(idp),
+        read_feed: ReadContactFeed::new(store.clone(), store.clone()),
+    })
+}
