@@ -695,17 +695,12 @@ impl SendMocks {
         self
     }
 
-    /// The use case serving `default_corp` (first: the default) and both test corps; with `None`,
-    /// no corp at all.
+    /// The use case serving both test corps, `default_corp` first (the default); with `None`, both
+    /// corps in order (the default is then corp A).
     fn build(self, default_corp: Option<CorpId>) -> SendMessage {
-        let corps = match default_corp {
-            Some(default) => {
-                let others = [corp_a(), corp_b()].into_iter().filter(|c| *c != default);
-                std::iter::once(default.clone()).chain(others).collect()
-            }
-            None => Vec::new(),
-        };
-        self.serving(corps)
+        let default = default_corp.unwrap_or_else(corp_a);
+        let others = [corp_a(), corp_b()].into_iter().filter(|c| *c != default);
+        self.serving(std::iter::once(default.clone()).chain(others).collect())
     }
 
     fn serving(self, corps: Vec<CorpId>) -> SendMessage {
@@ -891,7 +886,7 @@ async fn send_message_to_a_user_of_a_corp_no_longer_served_is_refused() {
 async fn send_message_without_any_corp_is_invalid_on_corp_id() {
     let cmd = SendMessageCommand { userids: vec![uid("alice")], ..command() };
 
-    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+    let err = SendMocks::rejecting().serving(Vec::new()).execute(cmd).await.unwrap_err();
 
     assert_eq!(invalid_field(&err), Some("corp_id"), "{err:?}");
 }

@@ -631,14 +631,12 @@ async fn duplicate_content_and_daily_limit_are_forbidden() {
     assert_eq!(r["unread_user_id_list"], json!(["manager4220", "lisi0002"]));
 
     // 500 distinct messages per user per app per day; the 501st is forbidden (143105).
-    let start_of_run = Instant::now();
     for n in 0..499 {
         let v = e
             .send(&app, json!({"agent_id": AGENT_ID, "userid_list": "lisi0002", "msg": text_msg(&format!("n{n}"))}))
             .await;
         assert_eq!(v["errcode"], 0);
     }
-    assert!(start_of_run.elapsed() < Duration::from_secs(60));
     let v = e
         .send(&app, json!({"agent_id": AGENT_ID, "userid_list": "lisi0002,manager4220", "msg": text_msg("one more")}))
         .await;
