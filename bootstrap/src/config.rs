@@ -831,14 +831,6 @@ impl Config {
                 {
                     problem("dingtalk.corp_id", format!("{default:?} must be one of cloud.corp_ids"));
                 }
-                if self.cloud.corp_ids.is_empty() && self.dingtalk.corp_id.is_none() {
-                    problem(
-                        "cloud.corp_ids",
-                        "mode local needs the corps its relay client serves: set dingtalk.corp_id \
-                         (DINGBRIDGE_DINGTALK__CORP_ID) or cloud.corp_ids"
-                            .into(),
-                    );
-                }
             }
         }
         if self.mode == Mode::Local {

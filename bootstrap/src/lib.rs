@@ -587,7 +587,14 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     relay.validate().map_err(|e| anyhow::anyhow!("cloud: {e}"))?;
     let gateway: Arc<dyn CloudGateway> = Arc::new(HttpCloudGateway::new(http_client(relay.timeout)?, relay));
     let feed = feed_poller(&store, gateway.clone(), config);
-    let (local, dispatcher) = local_http(&store, gateway, config, config.local_corps());
+    let corps = config.local_corps();
+    if corps.is_empty() {
+        warn!(
+            "neither cloud.corp_ids nor dingtalk.corp_id is set: messages for a corp the relay client does not \
+             serve are accepted here and refused by the cloud; set cloud.corp_ids to refuse them at once"
+        );
+    }
+    let (local, dispatcher) = local_http(&store, gateway, config, corps);
     let probes = database_probes(store.clone());
     Ok(App {
         router: http::local_router(local, probes),
