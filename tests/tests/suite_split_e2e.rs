@@ -35,7 +35,9 @@ async fn split() -> Split {
         ("DINGBRIDGE_EVENTS__TOKEN", "emutoken".to_owned()),
         ("DINGBRIDGE_EVENTS__AES_KEY", "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned()),
     ];
-    let split = split_with(EMULATOR, DINGBRIDGE, &cloud_env, &[]).await;
+    // Local serves both corps of its relay client (the internal app's and the suite's).
+    let local_env = [("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\", \"{CORP_2}\"]"))];
+    let split = split_with(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
     let emu = &split.emulator.base_url;
     let url = format!("{}/dingtalk/events", split.cloud.base_url);
     let out = admin(emu, "/_admin/callback", json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;
