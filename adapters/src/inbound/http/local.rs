@@ -141,6 +141,7 @@ async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     parameters(("return_to" = Option<String>, Query, description = "Relative path on this service to land on after sign-in (anything else becomes `/`)")),
     responses(
         (status_code = 302, description = "To DingTalk's authorize URL; sets the login cookie `dingbridge_login`"),
+        (status_code = 429, description = "`rate_limited`: too many sign-ins started from this address or in total (`login.*`); `Retry-After` gives the seconds to wait (HTML error page)", content_type = "text/html", body = String),
         (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
         (status_code = 502, description = "`upstream_refused`: the cloud relay refused the login (HTML error page)", content_type = "text/html", body = String),
         (status_code = 503, description = "`unavailable`: the cloud relay is unreachable (HTML error page)", content_type = "text/html", body = String),
