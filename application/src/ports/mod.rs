@@ -6,12 +6,14 @@
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`GrantStore`], [`SigningKeyStore`] (local side, the OpenID Provider) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
 
 mod errors;
 mod events;
 mod gateway;
+mod oidc;
 mod provider;
 mod stores;
 mod system;
@@ -21,6 +23,10 @@ pub use events::{
     ContactEvent, ContactFeedPage, CorpAuthorization, EventStore, FeedEntry, FeedSignal, SuiteStore, SuiteTicket,
 };
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
+pub use oidc::{
+    AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
+    SigningKey, SigningKeyStore, TokenSigner,
+};
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
     Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
@@ -33,6 +39,8 @@ pub use system::{Clock, DispatchTrigger, RandomSource};
 pub use events::{MockEventStore, MockFeedSignal, MockSuiteStore};
 #[cfg(any(test, feature = "mock"))]
 pub use gateway::MockCloudGateway;
+#[cfg(any(test, feature = "mock"))]
+pub use oidc::{MockGrantStore, MockSigningKeyStore, MockTokenSigner};
 #[cfg(any(test, feature = "mock"))]
 pub use provider::{MockIdentityProvider, MockMessenger};
 #[cfg(any(test, feature = "mock"))]
