@@ -5,7 +5,10 @@
 //! - `outbound::feed`: the in-process signal that wakes the contact feed's long-polls.
 //! - `outbound::system`: the system clock and the OS random source.
 //! - `inbound::http`: the Salvo HTTP API.
+//! - `metrics`: the metric families (README "Operating dingbridge"); `telemetry`: W3C trace context.
 
 pub mod inbound;
+pub mod metrics;
 pub mod outbound;
 pub mod relay_api;
+pub mod telemetry;

@@ -1,4 +1,4 @@
-//! The `dingbridge` command line: `serve`, `migrate`, `check-config`.
+//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `completions`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::{Listener, build, migrate, serve, shutdown_signal};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// dingbridge: "Login with DingTalk", the org directory and work notifications,
 /// with user data kept inside the protected network.
@@ -16,6 +15,9 @@ struct Cli {
     /// Configuration file (default: ./dingbridge.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log line format on stderr (default: `[log] format`, else text).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<crate::telemetry::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,11 +37,32 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit non-zero if it is invalid.
     CheckConfig,
+    /// Print a shell completion script for bash, zsh or fish to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// The shells `dingbridge completions` writes scripts for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Writes the completion script of `shell` to stdout.
+fn completions(shell: CompletionShell) {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let shell = match shell {
+        CompletionShell::Bash => Shell::Bash,
+        CompletionShell::Zsh => Shell::Zsh,
+        CompletionShell::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "dingbridge", &mut std::io::stdout());
 }
 
 fn load(cli: &Cli) -> Result<Config, ExitCode> {
@@ -58,12 +81,20 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
 /// (0 ok, 1 runtime failure, 2 invalid configuration or usage).
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Command::Completions { shell } = cli.command {
+        completions(shell);
+        return ExitCode::SUCCESS;
+    }
     let config = match load(&cli) {
         Ok(config) => config,
-        Err(code) => return code,
+        Err(code) => {
+            crate::telemetry::init_logging(cli.log_format.unwrap_or_default());
+            return code;
+        }
     };
+    crate::telemetry::init_logging(cli.log_format.unwrap_or(config.log.format));
     match cli.command {
+        Command::Completions { .. } => ExitCode::SUCCESS,
         Command::CheckConfig => {
             println!("{}", config.redacted_json());
             ExitCode::SUCCESS

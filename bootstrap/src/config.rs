@@ -175,6 +175,13 @@ pub struct Config {
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
+    // Operations (README "Operating dingbridge").
+    /// Logging: `[log] format = "text" | "json"`.
+    #[serde(default)]
+    pub log: crate::telemetry::LogSection,
+    /// Where `GET /metrics` is served (default: nowhere).
+    #[serde(default)]
+    pub metrics: crate::telemetry::MetricsSection,
 }
 
 /// `[database]`.
@@ -526,6 +533,8 @@ impl Default for Config {
                 max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
             },
             seed: SeedAliases::default(),
+            log: crate::telemetry::LogSection::default(),
+            metrics: crate::telemetry::MetricsSection::default(),
         }
     }
 }
@@ -875,6 +884,9 @@ impl Config {
         }
         if !(60..=90 * 24 * 3600).contains(&self.session.ttl_secs) {
             problem("session.ttl_secs", "must be between 60 seconds and 90 days".into());
+        }
+        for (key, message) in self.metrics.problems() {
+            problem(key, message);
         }
         problems
     }

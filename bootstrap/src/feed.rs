@@ -32,12 +32,19 @@ pub(crate) struct FeedPoller {
     apply: ApplyContactEvents,
     wait_secs: u32,
     random: Arc<dyn RandomSource>,
+    /// The gateway `apply` reads through, for the feed gauges.
+    watch: Arc<crate::telemetry::FeedWatch>,
 }
 
 impl FeedPoller {
     /// A poller whose long-polls wait up to `wait_secs` on the cloud.
-    pub(crate) fn new(apply: ApplyContactEvents, wait_secs: u32, random: Arc<dyn RandomSource>) -> Self {
-        Self { apply, wait_secs, random }
+    pub(crate) fn new(
+        apply: ApplyContactEvents,
+        wait_secs: u32,
+        random: Arc<dyn RandomSource>,
+        watch: Arc<crate::telemetry::FeedWatch>,
+    ) -> Self {
+        Self { apply, wait_secs, random, watch }
     }
 
     /// Runs rounds forever (until the task is aborted).
@@ -49,6 +56,9 @@ impl FeedPoller {
                 Ok(progress) => {
                     failures = 0;
                     debug!(applied = progress.applied, cursor = progress.cursor, "contact feed round");
+                    if progress.applied > 0 {
+                        self.watch.applied(progress.cursor);
+                    }
                     if progress.applied == 0 && started.elapsed() < EARLY_EMPTY {
                         tokio::time::sleep(RETRY_MIN).await;
                     }

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 mod feed;
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,6 +115,10 @@ pub struct App {
     feed: Option<feed::FeedPoller>,
     /// Cloud: the feed signal, closed at shutdown so waiting long-polls answer at once.
     feed_signal: Option<Arc<dyn FeedSignal>>,
+    /// What the mode adds to `/metrics` (the outbox gauges).
+    ops: telemetry::Ops,
+    /// `/metrics` when `[metrics]` enables it, with its own listener when `metrics.bind` is set.
+    metrics: Option<(Arc<adapters::inbound::http::MetricsHttp>, Option<Listener>)>,
 }
 
 /// How often the cloud asks DingTalk for the progress of sent messages.
@@ -283,15 +288,16 @@ fn feed_poller<S: LocalStores>(
         return None;
     }
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let watch = Arc::new(telemetry::FeedWatch::new(gateway));
     let apply = ApplyContactEvents::new(
-        gateway,
+        watch.clone(),
         store.clone(),
         store.clone(),
         store.clone(),
         random.clone(),
         Arc::new(SystemClock),
     );
-    Some(feed::FeedPoller::new(apply, config.feed.wait_secs, random))
+    Some(feed::FeedPoller::new(apply, config.feed.wait_secs, random, watch))
 }
 
 fn cloud_use_cases<S: CloudStores>(
@@ -456,11 +462,23 @@ fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<Ding
 /// migrations), builds the outbound clients, wires the use cases and routes.
 /// Errors name what could not be set up (database, DingTalk configuration, cloud URL).
 pub async fn build(config: &Config) -> anyhow::Result<App> {
-    match config.mode {
+    let mut app = match config.mode {
         Mode::Dev => build_dev(config).await,
         Mode::Cloud => build_cloud(config).await,
         Mode::Local => build_local(config).await,
+    }?;
+    // `/metrics` (README "Operating dingbridge"): its own listener, or the main one behind a token.
+    if let Some(metrics) = app.ops.metrics_http(&config.metrics) {
+        let listener = match &config.metrics.bind {
+            Some(addr) => Some(Listener::bind(addr).await.context("metrics.bind")?),
+            None => None,
+        };
+        if let Some(listener) = &listener {
+            info!(addr = %listener.local_addr(), "metrics served at /metrics");
+        }
+        app.metrics = Some((metrics, listener));
     }
+    Ok(app)
 }
 
 async fn open_sqlite(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
@@ -485,6 +503,7 @@ fn is_postgres(url: &str) -> bool {
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
+    let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public = &config.public_url;
@@ -508,6 +527,8 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         reconcile: None,
         feed,
         feed_signal: None,
+        ops: telemetry::Ops::with_outbox(store_for_ops),
+        metrics: None,
     })
 }
 
@@ -560,6 +581,8 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         reconcile: Some(reconcile),
         feed: None,
         feed_signal: Some(feed_signal),
+        ops: telemetry::Ops::default(),
+        metrics: None,
     })
 }
 
@@ -577,6 +600,7 @@ async fn build_cloud(config: &Config) -> anyhow::Result<App> {
 
 async fn build_local(config: &Config) -> anyhow::Result<App> {
     let store = open_postgres(config).await?;
+    let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let secret = config.cloud.client_secret.as_ref().context("cloud.client_secret is required")?;
     let mut relay = RelayConfig::new(
         config.cloud.base_url.clone(),
@@ -603,6 +627,8 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
         reconcile: None,
         feed,
         feed_signal: None,
+        ops: telemetry::Ops::with_outbox(store_for_ops),
+        metrics: None,
     })
 }
 
@@ -611,6 +637,19 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
 pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = ()> + Send + 'static) {
     let server = Server::new(listener.acceptor);
     let handle = server.handle();
+    let mut router = app.router;
+    let mut metrics_server = None;
+    match app.metrics {
+        Some((metrics, Some(own))) => {
+            let server = Server::new(own.acceptor);
+            let metrics_handle = server.handle();
+            let task = tokio::spawn(server.serve(http::service(http::metrics::router(metrics))));
+            metrics_server = Some((metrics_handle, task));
+        }
+        Some((metrics, None)) => router = Router::new().push(http::metrics::router(metrics)).push(router),
+        None => {}
+    }
+    let metrics_stop = metrics_server.as_ref().map(|(h, _)| h.clone());
     let purge_task = app.purge.map(|job| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
@@ -647,9 +686,15 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         if let Some(signal) = feed_signal {
             signal.close();
         }
+        if let Some(metrics) = metrics_stop {
+            metrics.stop_graceful(Some(Duration::from_secs(1)));
+        }
         handle.stop_graceful(Some(GRACE));
     });
-    server.serve(http::service(app.router)).await;
+    server.serve(http::service(router)).await;
+    if let Some((_, task)) = metrics_server {
+        let _ = task.await;
+    }
     if let Some(task) = purge_task {
         task.abort();
     }

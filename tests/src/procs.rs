@@ -19,6 +19,8 @@ pub struct Proc {
     env: HashMap<String, String>,
     program: String,
     args: Vec<String>,
+    /// Where its stderr (the logs) is appended, if captured.
+    log: Option<std::path::PathBuf>,
 }
 
 /// A free loopback port (bound and released: a tiny race, acceptable in tests).
@@ -66,7 +68,7 @@ impl Proc {
             .context("emulator did not start in 20 s")??
             .context("emulator closed stdout")?;
         let base_url = line.rsplit(' ').next().context("no URL in the emulator's first line")?.to_owned();
-        Ok(Self { base_url, child, env: HashMap::new(), program: program.to_owned(), args: Vec::new() })
+        Ok(Self { base_url, child, env: HashMap::new(), program: program.to_owned(), args: Vec::new(), log: None })
     }
 
     /// Starts `dingbridge [--config FILE] serve --bind 127.0.0.1:<port>` with exactly `env` (plus
@@ -77,15 +79,28 @@ impl Proc {
         config: Option<&std::path::Path>,
         env: HashMap<String, String>,
     ) -> anyhow::Result<Self> {
+        Self::dingbridge_logged(program, port, config, env, None).await
+    }
+
+    /// [`Proc::dingbridge`] with its stderr appended to `log` (when given) — the log lines, in
+    /// the format and at the level `env` sets (`DINGBRIDGE_LOG__FORMAT`, `RUST_LOG`).
+    pub async fn dingbridge_logged(
+        program: &str,
+        port: u16,
+        config: Option<&std::path::Path>,
+        env: HashMap<String, String>,
+        log: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut args = Vec::new();
         if let Some(config) = config {
             args.extend(["--config".to_owned(), config.display().to_string()]);
         }
         args.extend(["serve".to_owned(), "--bind".to_owned(), format!("127.0.0.1:{port}")]);
-        let mut child = spawn(program, &args, &env)?;
+        let log = log.map(std::path::Path::to_path_buf);
+        let mut child = spawn(program, &args, &env, log.as_deref())?;
         let base_url = format!("http://127.0.0.1:{port}");
         wait_healthy(&base_url, &mut child, Duration::from_secs(30)).await?;
-        Ok(Self { base_url, child, env, program: program.to_owned(), args })
+        Ok(Self { base_url, child, env, program: program.to_owned(), args, log })
     }
 
     /// Kills the process with SIGKILL (no graceful shutdown) and waits for it.
@@ -96,13 +111,29 @@ impl Proc {
 
     /// Starts the same command again (after [`Proc::kill`]) and waits until healthy.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.child = spawn(&self.program, &self.args, &self.env)?;
+        self.child = spawn(&self.program, &self.args, &self.env, self.log.as_deref())?;
         wait_healthy(&self.base_url, &mut self.child, Duration::from_secs(30)).await
     }
 }
 
-fn spawn(program: &str, args: &[String], env: &HashMap<String, String>) -> anyhow::Result<Child> {
+fn spawn(
+    program: &str,
+    args: &[String],
+    env: &HashMap<String, String>,
+    log_file: Option<&std::path::Path>,
+) -> anyhow::Result<Child> {
     let log = std::env::var("DINGBRIDGE_E2E_LOG").is_ok();
+    let stderr = match log_file {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None if log => Stdio::inherit(),
+        None => Stdio::null(),
+    };
     Command::new(program)
         .args(args)
         .env_clear()
@@ -111,7 +142,7 @@ fn spawn(program: &str, args: &[String], env: &HashMap<String, String>) -> anyho
         .envs(env)
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
-        .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("spawning {program}"))

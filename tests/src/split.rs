@@ -55,6 +55,18 @@ pub async fn split_with(
     cloud_env: &[(&str, String)],
     local_env: &[(&str, String)],
 ) -> Split {
+    split_logged(emulator_bin, dingbridge_bin, cloud_env, local_env, None).await
+}
+
+/// [`split_with`], appending the cloud's and local's stderr (their logs) to `logs.0` and
+/// `logs.1` when given.
+pub async fn split_logged(
+    emulator_bin: &str,
+    dingbridge_bin: &str,
+    cloud_env: &[(&str, String)],
+    local_env: &[(&str, String)],
+    logs: Option<(&std::path::Path, &std::path::Path)>,
+) -> Split {
     let db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let dir = std::env::temp_dir().join(format!("dingbridge-split-{}", free_port().unwrap()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -95,7 +107,10 @@ complete_url_origins = ["http://127.0.0.1:1"]
     );
     let cloud_config = dir.join("cloud.toml");
     std::fs::write(&cloud_config, cloud_toml).unwrap();
-    let cloud = Proc::dingbridge(dingbridge_bin, cloud_port, Some(&cloud_config), env(cloud_env)).await.unwrap();
+    let cloud =
+        Proc::dingbridge_logged(dingbridge_bin, cloud_port, Some(&cloud_config), env(cloud_env), logs.map(|l| l.0))
+            .await
+            .unwrap();
     let mut local_vars = env(&[
         ("DINGBRIDGE_MODE", "local".into()),
         ("DINGBRIDGE_PUBLIC_URL", local_url.clone()),
@@ -107,7 +122,7 @@ complete_url_origins = ["http://127.0.0.1:1"]
         ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
     ]);
     local_vars.extend(env(local_env));
-    let local = Proc::dingbridge(dingbridge_bin, local_port, None, local_vars).await.unwrap();
+    let local = Proc::dingbridge_logged(dingbridge_bin, local_port, None, local_vars, logs.map(|l| l.1)).await.unwrap();
     Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) }
 }
 

@@ -14,7 +14,7 @@
 //!   — with an internal-app token (main corp) or an ISV corp token (that corp only);
 //! - the event pusher (§E, §H item 6): the emulator POSTs signed, encrypted events to configured
 //!   callback URLs and verifies the encrypted `success` reply ([`pusher`], [`crypto`]);
-//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|sends|faults`,
+//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|sends|faults|tokens`,
 //!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`, and the ISV / push /
 //!   membership part listed in `admin_push`.
 //!

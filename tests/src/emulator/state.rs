@@ -408,6 +408,19 @@ impl Emulator {
         *self.lock() = state;
     }
 
+    /// Every token issued and still held — app, corp, user and refresh tokens — for tests that
+    /// check none of them leaks (`GET /_admin/tokens`).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let st = self.lock();
+        st.app_tokens
+            .keys()
+            .chain(st.corp_tokens.keys())
+            .chain(st.user_tokens.keys())
+            .chain(st.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Issues (or re-issues, extending it) the app token of `app_key` — docs/dingtalk-api.md §B.1/§B.2/§B.6.
     pub(crate) fn issue_app_token(&self, app_key: &str) -> (String, i64) {
         let ttl_ms = self.inner.token_ttl_secs.saturating_mul(1000);

@@ -59,6 +59,12 @@ async fn callback(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             Ok(r) => res.render(r),
             Err(err) => pages::render_error(res, &ApiError::internal(format!("bad complete_url: {err}"))),
         },
-        Err(err) => pages::render_error(res, &ApiError::from(err)),
+        Err(err) => {
+            // The sign-in ends here (the browser never reaches local's completion); DingTalk's
+            // refusals are not errors here but reported by the completion.
+            let err = ApiError::from(err);
+            crate::metrics::login(&err.body.code);
+            pages::render_error(res, &err);
+        }
     }
 }

@@ -109,6 +109,10 @@ async fn mounted_routes_the_document_and_the_readme_agree() {
         assert_eq!(without_non_operations(&routes), documented, "{mode}: mounted routes vs /openapi.json");
         every_mode.extend(routes);
     }
+    // `/metrics` is no API operation and no mode's router: bootstrap serves it on its own
+    // listener (or behind a token on the main one), and the README documents it.
+    let metrics = super::metrics::MetricsHttp { render: Arc::new(String::new), refresh: Vec::new(), token: None };
+    every_mode.extend(mounted(&super::metrics::router(Arc::new(metrics))));
     assert!(every_mode.contains(&("PUT".into(), "/api/users/{id}/binding".into())));
     assert!(every_mode.contains(&("POST".into(), "/relay/v1/messages/{key}/recall".into())));
     let readme = readme_routes();

@@ -168,7 +168,16 @@ fn verify<'a>(
     )
 )]
 async fn receive_event(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    match handle(req, depot).await {
+    let mut kinds = Vec::new();
+    let outcome = handle(req, depot, &mut kinds).await;
+    let code = outcome.as_ref().err().map_or("ok", |err| err.body.code.as_str());
+    if kinds.is_empty() {
+        crate::metrics::event_push(None, code);
+    }
+    for kind in &kinds {
+        crate::metrics::event_push(Some(kind), code);
+    }
+    match outcome {
         Ok(reply) => res.render(Json(reply)),
         Err(err) => {
             res.status_code(err.status);
@@ -177,7 +186,9 @@ async fn receive_event(req: &mut Request, depot: &mut Depot, res: &mut Response)
     }
 }
 
-async fn handle(req: &mut Request, depot: &mut Depot) -> Result<EventReply, ApiError> {
+/// Verifies, decrypts and handles one push; `kinds` receives the event types read from it (for
+/// `dingbridge_event_pushes_total`), empty when it could not be decrypted.
+async fn handle(req: &mut Request, depot: &mut Depot, kinds: &mut Vec<String>) -> Result<EventReply, ApiError> {
     let Ok(events) = depot.get_typed::<Arc<EventsHttp>>().cloned() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -219,7 +230,7 @@ async fn handle(req: &mut Request, depot: &mut Depot) -> Result<EventReply, ApiE
             Err(problem) => warn!(%owner, %problem, "event skipped: it could not be read"),
         }
     }
-    let kinds: Vec<String> = parsed.iter().map(|e| e.kind().to_owned()).collect();
+    kinds.extend(parsed.iter().map(|e| e.kind().to_owned()));
     match events.handle_events.execute(owner, &replay_key, parsed).await {
         Ok(summary) => {
             info!(%owner, events = ?kinds, applied = summary.applied, duplicates = summary.duplicates, ignored = summary.ignored, "event callback handled");

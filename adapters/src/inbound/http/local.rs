@@ -222,8 +222,13 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 local.cookies.secure,
             ));
             redirect(res, signed_in.return_to.as_str());
+            crate::metrics::login("success");
         }
-        Err(err) => pages::render_error(res, &ApiError::from(err)),
+        Err(err) => {
+            let err = ApiError::from(err);
+            crate::metrics::login(&err.body.code);
+            pages::render_error(res, &err);
+        }
     }
 }
 

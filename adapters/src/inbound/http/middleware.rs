@@ -1,4 +1,4 @@
-//! Hoops: request ids + access log, state injection, and the pages' language.
+//! Hoops: request ids, traces, access log and request metrics; state injection; the pages' language.
 
 use std::time::Instant;
 
@@ -6,6 +6,7 @@ use salvo::prelude::*;
 use tracing::Instrument;
 
 use super::i18n::Lang;
+use crate::telemetry::{TRACEPARENT_HEADER, TraceId, in_trace, parse_traceparent};
 
 /// Puts a clone of `T` into every request's depot (read it with `depot.get_typed::<T>()`).
 pub struct Inject<T>(pub T);
@@ -25,26 +26,46 @@ pub(super) fn usable_request_id(value: &str) -> bool {
     !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
-/// Gives each request an id (echoing a sane `x-request-id` or making a
-/// UUID), runs the rest inside a tracing span carrying it, and logs one access
-/// line: method, path (never the query: it can carry codes and states),
-/// status and duration in milliseconds.
+/// The route template of a request as a label: `/api/users/{id}` for a matched route (salvo's
+/// matched path, parameters as `{name}`), `/` for the index page, `unmatched` when no route
+/// matched. Never the path itself: paths can carry a login state (`/relay/v1/logins/{state}`).
+pub(super) fn route_template(req: &Request) -> String {
+    let matched = req.matched_path();
+    if !matched.is_empty() {
+        format!("/{}", matched.trim_start_matches('/'))
+    } else if req.uri().path() == "/" {
+        "/".to_owned()
+    } else {
+        "unmatched".to_owned()
+    }
+}
+
+/// Gives each request an id (echoing a sane `x-request-id` or making a UUID) and a trace (a
+/// valid W3C `traceparent`'s trace id, or a new one: `crate::telemetry`), runs the rest inside a
+/// tracing span carrying `request_id`, `trace_id`, `method` and `route` (the route template,
+/// never the path or query: they can carry codes and states) with the trace as the current one,
+/// logs one access line — status and duration in milliseconds — and records the request in
+/// `dingbridge_http_requests_total` / `dingbridge_http_request_duration_seconds`.
 #[handler]
 pub async fn request_id(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
     let id = req
         .header::<String>(REQUEST_ID_HEADER)
         .filter(|v| usable_request_id(v))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let trace =
+        req.header::<String>(TRACEPARENT_HEADER).and_then(|v| parse_traceparent(&v)).unwrap_or_else(TraceId::random);
     let _ = res.add_header(REQUEST_ID_HEADER, id.clone(), true);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let route = route_template(req);
+    let span = tracing::info_span!("request", request_id = %id, trace_id = %trace, %method, route = %route);
     let started = Instant::now();
-    ctrl.call_next(req, depot, res).instrument(span.clone()).await;
+    in_trace(trace, ctrl.call_next(req, depot, res).instrument(span.clone())).await;
     let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    let elapsed = started.elapsed();
     span.in_scope(|| {
-        tracing::info!(status, elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "handled");
+        tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "handled");
     });
+    crate::metrics::http_request(&route, method.as_str(), status, elapsed);
 }
 
 /// Chooses the language of the HTML pages for this request ([`Lang::of_request`]) and keeps it in

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod local;
 #[cfg(test)]
 mod local_routes_tests;
+pub mod metrics;
 mod middleware;
 #[cfg(test)]
 mod openapi_tests;
@@ -46,6 +47,7 @@ pub use error::ApiError;
 pub use events::EventsHttp;
 pub use limits::{LoginLimit, LoginLimiter};
 pub use local::{CookieSettings, LocalHttp};
+pub use metrics::MetricsHttp;
 pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 
 /// A readiness check: resolves to `Err(reason)` when the service cannot serve

@@ -152,13 +152,18 @@ impl Inner {
             }
             Err(error) => Err(error),
         };
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         match outcome {
             Ok((status, body)) => {
-                tracing::debug!(endpoint, status = status.as_u16(), elapsed_ms, "DingTalk call");
+                let result = crate::metrics::dingtalk_result(status.as_u16(), &body);
+                tracing::debug!(endpoint, status = status.as_u16(), result = %result, elapsed_ms, "DingTalk call");
+                crate::metrics::dingtalk_call(endpoint, result, elapsed);
                 Ok((status, body))
             }
             Err(error) => {
+                let result = if error.is_timeout() { "timeout" } else { "transport_error" };
+                crate::metrics::dingtalk_call(endpoint, result.to_owned(), elapsed);
                 let text = describe(error, timeout);
                 tracing::debug!(endpoint, elapsed_ms, error = %text, "DingTalk call failed");
                 Err(UpstreamError::Unavailable(format!("{endpoint}: {text}")))
@@ -205,6 +210,22 @@ impl Inner {
     /// `Rejected`; a token-class code cannot apply to these endpoints and is
     /// reported as `Rejected` too.
     async fn fetch_token(&self, corp_id: &CorpId) -> Result<FreshToken, UpstreamError> {
+        let kind = match self.access {
+            Access::Internal { .. } => "app",
+            Access::Suite { .. } => "corp",
+        };
+        let fetched = self.fetch_token_uncounted(corp_id).await;
+        let failure = match &fetched {
+            Ok(_) => None,
+            Err(UpstreamError::Rejected { .. }) => Some("rejected"),
+            Err(_) => Some("unavailable"),
+        };
+        crate::metrics::token_refresh(kind, failure);
+        fetched
+    }
+
+    /// [`Inner::fetch_token`] without the token metrics.
+    async fn fetch_token_uncounted(&self, corp_id: &CorpId) -> Result<FreshToken, UpstreamError> {
         let as_rejected = |e: CallError| match e {
             CallError::Token { code, message } => UpstreamError::Rejected { code, message },
             CallError::Upstream(e) => e,

@@ -19,6 +19,8 @@
 mod stores;
 pub mod testing;
 
+crate::outbound::sqlite::ops::impl_outbox_stats!(PgStore);
+
 #[cfg(test)]
 mod outage_tests;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use reqwest::{Method, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::config::{RelayConfig, parse_base_url};
@@ -62,6 +62,11 @@ struct Inner {
 struct Call {
     method: Method,
     url: Url,
+    /// The route template (`/relay/v1/logins/{state}`): what is logged, never the path, which can
+    /// carry a login state.
+    route: &'static str,
+    /// The message key of a send, status or recall call, logged to follow one message.
+    key: Option<String>,
     body: Option<Vec<u8>>,
     replay: Replay,
     /// How long the cloud may hold the call on purpose (a long-poll), added to the timeout.
@@ -94,31 +99,51 @@ impl HttpCloudGateway {
         Ok(url)
     }
 
-    /// Runs `call` with the retry policy and parses a 2xx body as `T`.
+    /// Runs `call` with the retry policy and parses a 2xx body as `T`. The call belongs to the
+    /// current trace (the request being served) or starts one (`crate::telemetry`); each attempt
+    /// sends it as `traceparent`, and one line per call is logged with its `trace_id` (info;
+    /// debug for the feed's long-polls, which repeat every `feed.wait_secs`).
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T, GatewayError> {
         let request_id = Uuid::new_v4().to_string();
+        let trace = crate::telemetry::current().unwrap_or_else(crate::telemetry::TraceId::random);
         let attempts = AtomicU32::new(0);
-        let result = (|| self.attempt::<T>(&call, &request_id, &attempts))
+        let started = Instant::now();
+        let result = (|| self.attempt::<T>(&call, &request_id, trace, &attempts))
             .retry(backoff(self.inner.config.max_attempts))
             .when(|failure| should_retry(call.replay, failure))
             .adjust(next_delay)
             .notify(|failure, delay| {
                 debug!(
                     request_id = %request_id,
+                    trace_id = %trace,
                     method = %call.method,
-                    path = call.url.path(),
+                    route = call.route,
                     failure = ?failure,
                     delay_ms = delay.as_millis(),
                     "cloud relay call failed; retrying"
                 );
             })
             .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(failure) if failure.is_transient() => "unavailable",
+            Err(_) => "refused",
+        };
+        let attempts_made = attempts.load(Ordering::SeqCst);
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if call.route == "/relay/v1/events" {
+            debug!(request_id = %request_id, trace_id = %trace, method = %call.method, route = call.route, outcome, attempts = attempts_made, elapsed_ms, "cloud relay call");
+        } else {
+            info!(request_id = %request_id, trace_id = %trace, method = %call.method, route = call.route, key = call.key.as_deref(), outcome, attempts = attempts_made, elapsed_ms, "cloud relay call");
+        }
+        crate::metrics::relay_call(call.route, outcome, started.elapsed());
         result.map_err(|failure| {
             if failure.is_transient() {
                 warn!(
                     request_id = %request_id,
+                    trace_id = %trace,
                     method = %call.method,
-                    path = call.url.path(),
+                    route = call.route,
                     attempts = attempts.load(Ordering::SeqCst),
                     failure = ?failure,
                     "giving up on the cloud relay call"
@@ -133,6 +158,7 @@ impl HttpCloudGateway {
         &self,
         call: &Call,
         request_id: &str,
+        trace: crate::telemetry::TraceId,
         attempts: &AtomicU32,
     ) -> Result<T, Failure> {
         let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -145,6 +171,7 @@ impl HttpCloudGateway {
             .basic_auth(&config.client_id, Some(config.client_secret.expose_secret()))
             .header(ACCEPT, "application/json")
             .header(REQUEST_ID_HEADER, request_id)
+            .header(crate::telemetry::TRACEPARENT_HEADER, crate::telemetry::traceparent(trace))
             .timeout(config.timeout + call.hold);
         if let Some(body) = &call.body {
             request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
@@ -158,8 +185,9 @@ impl HttpCloudGateway {
         };
         debug!(
             request_id,
+            trace_id = %trace,
             method = %call.method,
-            path = call.url.path(),
+            route = call.route,
             attempt,
             status,
             elapsed_ms = started.elapsed().as_millis(),
@@ -169,16 +197,22 @@ impl HttpCloudGateway {
         outcome
     }
 
-    fn get(&self, url: Url, replay: Replay) -> Call {
-        Call { method: Method::GET, url, body: None, replay, hold: Duration::ZERO }
+    fn get(&self, url: Url, route: &'static str, replay: Replay) -> Call {
+        Call { method: Method::GET, url, route, key: None, body: None, replay, hold: Duration::ZERO }
     }
 
-    fn post<B: serde::Serialize>(&self, url: Url, body: Option<&B>, replay: Replay) -> Result<Call, GatewayError> {
+    fn post<B: serde::Serialize>(
+        &self,
+        url: Url,
+        route: &'static str,
+        body: Option<&B>,
+        replay: Replay,
+    ) -> Result<Call, GatewayError> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| GatewayError::Invalid(format!("the request could not be encoded: {e}")))?;
-        Ok(Call { method: Method::POST, url, body, replay, hold: Duration::ZERO })
+        Ok(Call { method: Method::POST, url, route, key: None, body, replay, hold: Duration::ZERO })
     }
 }
 
@@ -255,7 +289,7 @@ impl CloudGateway for HttpCloudGateway {
     /// or the credentials are refused; `Invalid` for a malformed state or URL; `Unavailable`.
     async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
         let body = LoginIntentRequest { state: state.expose().to_owned(), complete_url: complete_url.to_owned() };
-        let call = self.post(self.url(&["logins"])?, Some(&body), Replay::ConnectOnly)?;
+        let call = self.post(self.url(&["logins"])?, "/relay/v1/logins", Some(&body), Replay::ConnectOnly)?;
         let answer: LoginIntentResponse = self.call(call).await?;
         match Url::parse(&answer.authorize_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(answer.authorize_url),
@@ -266,7 +300,7 @@ impl CloudGateway for HttpCloudGateway {
     /// `GET /relay/v1/logins/{state}` (single use); retried only when nothing was sent.
     /// Errors: `NotFound` when unknown, expired, taken or another client's; `Unavailable`.
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError> {
-        let call = self.get(self.url(&["logins", state.expose()])?, Replay::ConnectOnly);
+        let call = self.get(self.url(&["logins", state.expose()])?, "/relay/v1/logins/{state}", Replay::ConnectOnly);
         let answer: LoginResultResponse = self.call(call).await?;
         LoginOutcome::try_from(answer).map_err(unexpected)
     }
@@ -281,7 +315,8 @@ impl CloudGateway for HttpCloudGateway {
             recipients: (&request.recipients).into(),
             body: request.body.as_json().clone(),
         };
-        let call = self.post(self.url(&["messages"])?, Some(&body), Replay::Idempotent)?;
+        let mut call = self.post(self.url(&["messages"])?, "/relay/v1/messages", Some(&body), Replay::Idempotent)?;
+        call.key = Some(request.key.clone());
         let answer: RelayReceiptDto = self.call(call).await?;
         receipt_for(&request.key, RelayReceipt::try_from(answer).map_err(unexpected)?)
     }
@@ -289,7 +324,9 @@ impl CloudGateway for HttpCloudGateway {
     /// `GET /relay/v1/messages/{key}`, retried on transient failures.
     /// Errors: `NotFound` for an unknown key, `Invalid` for `.`/`..`/empty keys, `Unavailable`.
     async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError> {
-        let call = self.get(self.url(&["messages", key_segment(key)?])?, Replay::Idempotent);
+        let mut call =
+            self.get(self.url(&["messages", key_segment(key)?])?, "/relay/v1/messages/{key}", Replay::Idempotent);
+        call.key = Some(key.to_owned());
         let answer: RelayStatusDto = self.call(call).await?;
         let (receipt, report) = answer.into_domain().map_err(unexpected)?;
         Ok((receipt_for(key, receipt)?, report))
@@ -299,7 +336,13 @@ impl CloudGateway for HttpCloudGateway {
     /// failures. Errors: `NotFound`, `Invalid`, `Rejected` (DingTalk refused, e.g. after 24 h),
     /// `Unavailable`.
     async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError> {
-        let call = self.post::<()>(self.url(&["messages", key_segment(key)?, "recall"])?, None, Replay::Idempotent)?;
+        let mut call = self.post::<()>(
+            self.url(&["messages", key_segment(key)?, "recall"])?,
+            "/relay/v1/messages/{key}/recall",
+            None,
+            Replay::Idempotent,
+        )?;
+        call.key = Some(key.to_owned());
         let answer: RelayReceiptDto = self.call(call).await?;
         receipt_for(key, RelayReceipt::try_from(answer).map_err(unexpected)?)
     }
@@ -317,7 +360,7 @@ impl CloudGateway for HttpCloudGateway {
                 MemberKey::UnionId(union_id) => query.append_pair("union_id", union_id.as_str()),
             };
         }
-        let answer: MemberDto = self.call(self.get(url, Replay::Idempotent)).await?;
+        let answer: MemberDto = self.call(self.get(url, "/relay/v1/members", Replay::Idempotent)).await?;
         MemberProfile::try_from(answer).map_err(unexpected)
     }
 
@@ -328,7 +371,7 @@ impl CloudGateway for HttpCloudGateway {
     async fn contact_events(&self, after: i64, wait_secs: u32) -> Result<ContactFeedPage, GatewayError> {
         let mut url = self.url(&["events"])?;
         url.query_pairs_mut().append_pair("after", &after.to_string()).append_pair("wait", &wait_secs.to_string());
-        let mut call = self.get(url, Replay::Idempotent);
+        let mut call = self.get(url, "/relay/v1/events", Replay::Idempotent);
         call.hold = Duration::from_secs(u64::from(wait_secs));
         let answer: ContactFeedDto = self.call(call).await?;
         answer.into_domain(after).map_err(unexpected)

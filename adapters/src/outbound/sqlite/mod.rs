@@ -11,6 +11,7 @@
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
+pub mod ops;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod stores;
