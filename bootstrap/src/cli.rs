@@ -1,4 +1,4 @@
-//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `completions`.
+//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `doctor`, `completions`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,13 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit non-zero if it is invalid.
     CheckConfig,
+    /// Check the configuration against DingTalk (cloud, dev) or the cloud and PostgreSQL (local);
+    /// exit 1 when something blocks.
+    Doctor {
+        /// Print the findings as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script for bash, zsh or fish to stdout.
     Completions {
         /// The shell.
@@ -95,6 +102,15 @@ pub async fn run() -> ExitCode {
     crate::telemetry::init_logging(cli.log_format.unwrap_or(config.log.format));
     match cli.command {
         Command::Completions { .. } => ExitCode::SUCCESS,
+        Command::Doctor { json } => {
+            let report = crate::doctor::run(&config).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.blocking { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
         Command::CheckConfig => {
             println!("{}", config.redacted_json());
             ExitCode::SUCCESS

@@ -60,7 +60,8 @@ impl FaultRule {
 
     /// Whether `error` is a known vocabulary word.
     pub(crate) fn is_valid_error(error: &str) -> bool {
-        matches!(error, "-1" | "88/40014" | "90018" | "500" | "429" | "403qps") || error.parse::<i64>().is_ok()
+        matches!(error, "-1" | "88/40014" | "90018" | "500" | "429" | "403qps" | "403perm" | "403ip" | "403quota")
+            || error.parse::<i64>().is_ok()
     }
 
     /// The answer for `error` in the shape of `family`:
@@ -72,13 +73,23 @@ impl FaultRule {
     /// | `90018` / `403qps` | 403 `Forbidden.AccessDenied.QpsLimitForAppkeyAndApi` | errcode 90018 | errcode 90018 | HTML 403 |
     /// | `429` | 429 `system.busy` | errcode 90018 (the legacy family has no 429) | errcode 90018 | HTML 429 |
     /// | `500` | 500 `unknownError` 未知错误 | errcode 500 系统错误 (§D.3/§D.5 list "500") | errcode 500 | HTML 500 |
+    /// | `403perm` | 403 `Forbidden.AccessDenied.AccessTokenPermissionDenied` 没有调用该接口的权限 | errcode 60011 | errcode 60011 | HTML 403 |
+    /// | `403ip` | 403 `Forbidden.AccessDenied.IpNotInWhiteList` 访问ip不在白名单之中 | errcode 60020 | errcode 60020 | HTML 403 |
+    /// | `403quota` | 403 `Forbidden.AccessDenied.ApiCountLimitForOrg` | errcode 90020 | errcode 90020 | HTML 403 |
     /// | other integer N | status N if 400..=599 else 500, code `unknownError` | errcode N | errcode N | HTML 500 |
+    ///
+    /// The permission, IP-whitelist and monthly-quota words are docs/dingtalk-api.md §0.2's v1.0
+    /// gateway errors and their legacy codes in §G.1/§G.2 (60011, 60020, 90020); `dingbridge
+    /// doctor` is tested against them.
     pub(crate) fn reply(error: &str, family: Family) -> Reply {
         let (legacy_code, legacy_msg): (i64, String) = match error {
             "-1" => (-1, "系统繁忙".to_owned()),
             "88/40014" => (40014, "不合法的access_token".to_owned()),
             "90018" | "403qps" | "429" => (90018, "当前应用调用该接口的并发量超过限制，请稍后重试".to_owned()),
             "500" => (500, "系统错误".to_owned()),
+            "403perm" => (60011, "没有调用该接口的权限".to_owned()),
+            "403ip" => (60020, "访问ip不在白名单之中".to_owned()),
+            "403quota" => (90020, "当前企业的调用次数已达到上限".to_owned()),
             other => (other.parse().unwrap_or(-1), "系统错误".to_owned()),
         };
         match family {
@@ -90,6 +101,13 @@ impl FaultRule {
                 }
                 "429" => Reply::v1_err(429, "system.busy", "system busy, request too frequest"),
                 "500" => Reply::v1_err(500, "unknownError", "未知错误"),
+                "403perm" => {
+                    Reply::v1_err(403, "Forbidden.AccessDenied.AccessTokenPermissionDenied", "没有调用该接口的权限")
+                }
+                "403ip" => Reply::v1_err(403, "Forbidden.AccessDenied.IpNotInWhiteList", "访问ip不在白名单之中"),
+                "403quota" => {
+                    Reply::v1_err(403, "Forbidden.AccessDenied.ApiCountLimitForOrg", "当前企业的调用次数已达到上限")
+                }
                 other => {
                     let status = other.parse::<u16>().ok().filter(|s| (400..=599).contains(s)).unwrap_or(500);
                     Reply::v1_err(status, "unknownError", "未知错误")
@@ -110,7 +128,7 @@ impl FaultRule {
                 let status = match error {
                     "-1" => 503,
                     "88/40014" => 400,
-                    "90018" | "403qps" => 403,
+                    "90018" | "403qps" | "403perm" | "403ip" | "403quota" => 403,
                     "429" => 429,
                     other => other.parse::<u16>().ok().filter(|s| (400..=599).contains(s)).unwrap_or(500),
                 };

@@ -315,8 +315,33 @@ impl Handler for EmulatorHandler {
             "dingtalk emulator request"
         );
         emu.record_call(call_record(&incoming, reply.status));
-        write_reply(res, reply);
+        let date = http_date(emu.now_ms());
+        write_reply(res, reply.with_header("date", date));
     }
+}
+
+/// `ms` (Unix epoch milliseconds) as an HTTP date, `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110
+/// §5.6.7 IMF-fixdate). DingTalk's answers carry its clock in `Date` like any origin server
+/// (RFC 9110 §6.6.1); the emulator's is its own clock, so `POST /_admin/clock` skews it — how
+/// `dingbridge doctor`'s clock-skew check is tested.
+fn http_date(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!("{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn call_record(req: &Incoming, status: u16) -> Call {
@@ -328,5 +353,15 @@ fn call_record(req: &Incoming, status: u16) -> Call {
         body: String::from_utf8_lossy(&req.body).into_owned(),
         status,
         at_ms: 0,
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        assert_eq!(super::http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(super::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(super::http_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

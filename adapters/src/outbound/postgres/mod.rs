@@ -16,6 +16,7 @@
 //!
 //! [`testing::TestDatabase`] gives tests a fresh database of their own.
 
+pub mod ops;
 mod stores;
 pub mod testing;
 
