@@ -77,6 +77,16 @@ async fn a_missing_member_permission_names_the_console_permission() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_permission_refusal_wrapped_as_88_with_a_sub_code_is_read_from_the_sub_code() {
+    let stack = stack().await;
+    stack.emulator.state().set_fault(FaultRule::error("/topapi/user/getbyunionid", "88/60011"));
+    let report = doctor::run(&stack.config).await;
+    assert_eq!(status(&report, "dingtalk.permission.qyapi_get_member"), Status::Fail, "{report:#?}");
+    assert!(report.finding("dingtalk.permission.qyapi_get_member").unwrap().what.contains("60011"));
+    stack.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_missing_work_notification_permission_is_found_by_its_probe() {
     let stack = stack().await;
     stack.emulator.state().set_fault(FaultRule::error("/topapi/message/corpconversation/getsendprogress", "50004"));

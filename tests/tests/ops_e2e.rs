@@ -115,6 +115,11 @@ async fn scrape(url: &str, token: Option<&str>) -> (BTreeSet<String>, prometheus
     assert_eq!(res.status(), StatusCode::OK, "{url}");
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = res.text().await.unwrap();
+    // The parser skips lines it cannot read: every sample line must read on its own.
+    for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let alone = prometheus_parse::Scrape::parse(std::iter::once(Ok(line.to_owned()))).unwrap();
+        assert_eq!(alone.samples.len(), 1, "an unparseable sample line in {url}: {line}");
+    }
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let names = scrape.samples.iter().map(|s| s.metric.clone()).collect();
     (names, scrape)

@@ -62,6 +62,7 @@ impl FaultRule {
     pub(crate) fn is_valid_error(error: &str) -> bool {
         matches!(error, "-1" | "88/40014" | "90018" | "500" | "429" | "403qps" | "403perm" | "403ip" | "403quota")
             || error.parse::<i64>().is_ok()
+            || error.strip_prefix("88/").is_some_and(|sub| !sub.is_empty() && sub.bytes().all(|b| b.is_ascii_digit()))
     }
 
     /// The answer for `error` in the shape of `family`:
@@ -73,6 +74,7 @@ impl FaultRule {
     /// | `90018` / `403qps` | 403 `Forbidden.AccessDenied.QpsLimitForAppkeyAndApi` | errcode 90018 | errcode 90018 | HTML 403 |
     /// | `429` | 429 `system.busy` | errcode 90018 (the legacy family has no 429) | errcode 90018 | HTML 429 |
     /// | `500` | 500 `unknownError` 未知错误 | errcode 500 系统错误 (§D.3/§D.5 list "500") | errcode 500 | HTML 500 |
+    /// | `88/N` (other N) | 500 `unknownError` (v1.0 does not wrap) | 88 + `sub_code` N (§0.3's wrapping, e.g. `88/60011`) | errcode N | HTML 500 |
     /// | `403perm` | 403 `Forbidden.AccessDenied.AccessTokenPermissionDenied` 没有调用该接口的权限 | errcode 60011 | errcode 60011 | HTML 403 |
     /// | `403ip` | 403 `Forbidden.AccessDenied.IpNotInWhiteList` 访问ip不在白名单之中 | errcode 60020 | errcode 60020 | HTML 403 |
     /// | `403quota` | 403 `Forbidden.AccessDenied.ApiCountLimitForOrg` | errcode 90020 | errcode 90020 | HTML 403 |
@@ -90,7 +92,10 @@ impl FaultRule {
             "403perm" => (60011, "没有调用该接口的权限".to_owned()),
             "403ip" => (60020, "访问ip不在白名单之中".to_owned()),
             "403quota" => (90020, "当前企业的调用次数已达到上限".to_owned()),
-            other => (other.parse().unwrap_or(-1), "系统错误".to_owned()),
+            other => match other.strip_prefix("88/") {
+                Some(sub) => (sub.parse().unwrap_or(-1), "没有调用该接口的权限".to_owned()),
+                None => (other.parse().unwrap_or(-1), "系统错误".to_owned()),
+            },
         };
         match family {
             Family::V1 | Family::Other => match error {
@@ -116,6 +121,8 @@ impl FaultRule {
             Family::Topapi => {
                 if error == "88/40014" {
                     Reply::topapi_88("40014", "不合法的access_token")
+                } else if let Some(sub) = error.strip_prefix("88/") {
+                    Reply::topapi_88(sub, "没有调用该接口的权限")
                 } else {
                     Reply::topapi_err(legacy_code, &legacy_msg)
                 }
