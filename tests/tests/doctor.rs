@@ -44,6 +44,12 @@ async fn a_healthy_deployment_passes_every_check() {
     ] {
         assert_eq!(status(&report, check), Status::Ok, "{check}: {report:#?}");
     }
+    // What cannot be probed with the app's token is said so, with the console step.
+    for check in ["dingtalk.permission.Contact.User.Read", "dingtalk.app_published", "dingtalk.quota"] {
+        assert_eq!(status(&report, check), Status::Skip, "{check}: {report:#?}");
+    }
+    assert!(fix(&report, "dingtalk.permission.Contact.User.Read").contains("Contact.User.Read"));
+    assert!(fix(&report, "dingtalk.app_published").contains("版本管理与发布"));
     assert!(!report.blocking, "{}", report.to_text());
     assert!(report.to_text().contains("0 failures"), "{}", report.to_text());
     stack.stop_and_clean().await;

@@ -148,6 +148,15 @@ pub(super) async fn run(config: &Config, http: &reqwest::Client) -> Vec<Finding>
             "",
         )),
     }
+    if d.app_key.is_some() {
+        out.push(Finding::new(
+            "dingtalk.permission.Contact.User.Read",
+            Status::Skip,
+            "users/me needs a signed-in person's user token, so it cannot be probed with the app's",
+            "without it every sign-in fails at users/me (403 AccessTokenPermissionDenied, docs/dingtalk-api.md §A.4)",
+            "developer console → your app → 权限管理 (Permissions): apply for Contact.User.Read (个人手机号信息: Contact.User.mobile for mobile numbers), then publish a new version",
+        ));
+    }
     report_refusals(&refusals, &mut out);
     out.push(clock(date.as_deref(), config.events.window_secs));
     out.push(Finding::new(
