@@ -192,21 +192,42 @@ impl CurrentUser {
     }
 }
 
-/// Ends a session (deletes it).
+/// Ends a session (deletes it, and revokes the OIDC grants issued under it).
 pub struct Logout {
     sessions: Arc<dyn SessionStore>,
+    grants: Option<Arc<dyn crate::ports::GrantStore>>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Logout {
     /// Builds the use case.
     pub fn new(sessions: Arc<dyn SessionStore>) -> Self {
-        Self { sessions }
+        Self { sessions, grants: None, clock: None }
+    }
+
+    /// Also revokes the grants (refresh tokens) that OIDC clients got under the session: signing
+    /// out of dingbridge signs out of every application that signed in through it.
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn crate::ports::GrantStore>, clock: Arc<dyn Clock>) -> Self {
+        self.grants = Some(grants);
+        self.clock = Some(clock);
+        self
     }
 
     /// Deletes the session if the token names one; `Ok(false)` otherwise.
     pub async fn execute(&self, token: Option<&str>) -> Result<bool, LoginError> {
         match token.map(SessionToken::parse) {
-            Some(Ok(token)) => Ok(self.sessions.delete(&token.hash()).await?),
+            Some(Ok(token)) => {
+                let hash = token.hash();
+                let existed = self.sessions.delete(&hash).await?;
+                if let (Some(grants), Some(clock)) = (&self.grants, &self.clock) {
+                    let revoked = grants.revoke_grants_for_session(&hash, clock.now()).await?;
+                    if revoked > 0 {
+                        info!(grants = revoked, "signed out: OIDC grants of the session revoked");
+                    }
+                }
+                Ok(existed)
+            }
             _ => Ok(false),
         }
     }
@@ -605,6 +626,13 @@ impl RefreshUser {
         Self { sync: MemberSync::new(users.clone(), sessions, gateway, random, clock), users }
     }
 
+    /// Also revokes the OIDC grants of a member found to have left (when the OpenID Provider runs).
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn crate::ports::GrantStore>) -> Self {
+        self.sync.set_grants(grants);
+        self
+    }
+
     /// Re-reads the member through the cloud and stores the org's current
     /// profile. A member who left the org (`NotMember`) is stored with
     /// `active: false` and their sessions are revoked, as the event feed does
@@ -617,8 +645,8 @@ impl RefreshUser {
         let (corp_id, userid) = (user.profile.corp_id.clone(), user.profile.userid.clone());
         match self.sync.refresh(&corp_id, &userid, Some(user)).await {
             Ok(Synced::Refreshed(user)) => Ok(user),
-            Ok(Synced::Deactivated { user, sessions }) => {
-                info!(user_id = %user.id, sessions, "member left the org; marked inactive and sessions revoked");
+            Ok(Synced::Deactivated { user, sessions, grants }) => {
+                info!(user_id = %user.id, sessions, grants, "member left the org; marked inactive, sessions and grants revoked");
                 Ok(user)
             }
             Ok(Synced::Unknown) => Err(MessageError::NotFound),
