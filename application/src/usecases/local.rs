@@ -52,6 +52,7 @@ pub struct StartLogin {
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
     complete_url: String,
+    return_origins: Vec<String>,
 }
 
 impl StartLogin {
@@ -63,18 +64,26 @@ impl StartLogin {
         clock: Arc<dyn Clock>,
         complete_url: String,
     ) -> Self {
-        Self { attempts, gateway, random, clock, complete_url }
+        Self { attempts, gateway, random, clock, complete_url, return_origins: Vec::new() }
+    }
+
+    /// Also accepts an absolute `return_to` on these origins (`https://app.example.com`): the
+    /// applications behind a reverse proxy that asks `/auth/verify` (forward-auth).
+    #[must_use]
+    pub fn with_return_origins(mut self, origins: Vec<String>) -> Self {
+        self.return_origins = origins;
+        self
     }
 
     /// Returns the state (for the cookie) and the URL to redirect to.
-    /// `return_to` that is not a relative path becomes `/`.
+    /// `return_to` that is neither a relative path nor on a trusted origin becomes `/`.
     /// Errors: `Refused`/`Unavailable` from the cloud; `Store`.
     #[instrument(skip_all)]
     pub async fn execute(&self, return_to: Option<&str>) -> Result<(LoginState, String), LoginError> {
         let state = LoginState::from_random_bytes(&self.random.bytes32());
         let attempt = LoginAttempt {
             state_hash: state.hash(),
-            return_to: ReturnTo::parse_or_root(return_to),
+            return_to: ReturnTo::parse_with_origins(return_to, &self.return_origins),
             expires_at: self.clock.now().plus_secs(domain::login::LOGIN_TTL_SECS),
         };
         self.attempts.insert(&attempt).await?;

@@ -50,6 +50,9 @@ pub struct AuthorizeRequest {
     /// `max_age` or a `login_hint` mismatch): only a session created at or after this instant
     /// (epoch ms) counts. Query parameter [`FRESH_AFTER_PARAM`].
     pub fresh_after: Option<Timestamp>,
+    /// A parameter the request gave more than once (RFC 6749 §3.1: refused with
+    /// `invalid_request`).
+    pub repeated: Option<String>,
 }
 
 /// The query parameter that carries [`AuthorizeRequest::fresh_after`] through the sign-in.
@@ -163,6 +166,9 @@ impl Authorize {
         redirect_uri: String,
         request: &AuthorizeRequest,
     ) -> Result<Checked<'a>, OAuthError> {
+        if let Some(name) = &request.repeated {
+            return Err(OAuthError::invalid_request(format!("{name} is given more than once")));
+        }
         if request.request.is_some() {
             return Err(OAuthError::new("request_not_supported", "request objects are not supported"));
         }

@@ -26,7 +26,7 @@ mod logout;
 mod resource;
 mod token;
 
-pub use authorize::{Authorize, AuthorizeOutcome, AuthorizeRequest};
+pub use authorize::{Authorize, AuthorizeOutcome, AuthorizeRequest, FRESH_AFTER_PARAM};
 pub use claims::{SubjectClaim, claims_for};
 pub use clients::{ClientAuthMethod, ClientCredentials, ClientRegistry, OidcClient};
 pub use keys::{KeyReport, SigningKeys};
