@@ -20,6 +20,8 @@ mod stores;
 pub mod testing;
 
 #[cfg(test)]
+mod oidc_tests;
+#[cfg(test)]
 mod outage_tests;
 #[cfg(test)]
 mod tests;
