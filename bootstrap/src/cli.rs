@@ -1,4 +1,4 @@
-//! The `dingbridge` command line: `serve`, `migrate`, `check-config`.
+//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `oidc rotate-keys`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,19 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit non-zero if it is invalid.
     CheckConfig,
+    /// The OpenID Provider (local and dev modes).
+    Oidc {
+        #[command(subcommand)]
+        command: OidcCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OidcCommand {
+    /// Create new signing keys now; the previous ones stop signing but stay in the JWKS until
+    /// every token they signed has expired (plus a day). Running services pick the new keys up
+    /// within 10 minutes.
+    RotateKeys,
 }
 
 fn init_tracing() {
@@ -68,6 +81,21 @@ pub async fn run() -> ExitCode {
             println!("{}", config.redacted_json());
             ExitCode::SUCCESS
         }
+        Command::Oidc { command: OidcCommand::RotateKeys } => match crate::rotate_signing_keys(&config).await {
+            Ok(report) => {
+                println!(
+                    "new signing keys: {}; published keys: {}; retired keys deleted: {}",
+                    report.created.join(", "),
+                    report.published,
+                    report.deleted
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate => match migrate(&config).await {
             Ok(()) => {
                 println!("migrations applied to {}", config.database.url);

@@ -172,6 +172,10 @@ pub struct Config {
     pub feed: FeedSection,
     /// Cloud and dev modes: DingTalk event callbacks (`POST /dingtalk/events`); optional.
     pub events: EventsSection,
+    /// Local and dev modes: the OpenID Provider (docs/oidc.md); on when a client is registered.
+    pub oidc: crate::oidc::OidcSection,
+    /// Local and dev modes: `GET /auth/verify` for reverse proxies.
+    pub forward_auth: crate::oidc::ForwardAuthSection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
@@ -283,6 +287,10 @@ pub struct ApiSection {
 pub struct SessionSection {
     /// Session lifetime in seconds (60 s – 90 days; default 7 days).
     pub ttl_secs: i64,
+    /// The session cookie's `Domain`, e.g. `example.com` so that forward-auth sees it on
+    /// `app.example.com`; must be `public_url`'s host or a parent of it. Default: host-only.
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
 }
 
 /// `[outbox]` (local and dev modes).
@@ -501,7 +509,7 @@ impl Default for Config {
                 corp_ids: Vec::new(),
             },
             api: ApiSection { service_tokens: Vec::new() },
-            session: SessionSection { ttl_secs: 7 * 24 * 3600 },
+            session: SessionSection { ttl_secs: 7 * 24 * 3600, cookie_domain: None },
             cloud: CloudSection {
                 base_url: String::new(),
                 client_id: None,
@@ -525,6 +533,8 @@ impl Default for Config {
                 window_secs: 600,
                 max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
             },
+            oidc: crate::oidc::OidcSection::default(),
+            forward_auth: crate::oidc::ForwardAuthSection::default(),
             seed: SeedAliases::default(),
         }
     }
@@ -875,6 +885,20 @@ impl Config {
         }
         if !(60..=90 * 24 * 3600).contains(&self.session.ttl_secs) {
             problem("session.ttl_secs", "must be between 60 seconds and 90 days".into());
+        }
+        if let Some(domain) = &self.session.cookie_domain {
+            let host = url::Url::parse(&self.public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let domain = domain.trim_start_matches('.').to_ascii_lowercase();
+            let covers = host.is_some_and(|h| h == domain || h.ends_with(&format!(".{domain}")));
+            if domain.is_empty() || !domain.contains('.') || !covers {
+                problem(
+                    "session.cookie_domain",
+                    format!("{domain:?} must be public_url's host or a parent domain of it (like example.com)"),
+                );
+            }
+        }
+        for (key, message) in crate::oidc::problems(self) {
+            problem(&key, message);
         }
         problems
     }
