@@ -24,6 +24,8 @@ mod local_routes_tests;
 mod middleware;
 pub mod oidc;
 #[cfg(test)]
+mod oidc_routes_tests;
+#[cfg(test)]
 mod openapi_tests;
 mod pages;
 pub mod relay;

@@ -149,8 +149,8 @@ pub const OIDC_PUBLIC_CLIENT: &str = "argocd-cli";
 pub const OIDC_PUBLIC_REDIRECT: &str = "http://localhost:8085/auth/callback";
 
 /// The OpenID Provider's state over `store`: the two clients above, an RS256 key, the cloud
-/// (membership re-check) mocked by `gateway`.
-pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway) -> Arc<OidcHttp> {
+/// (membership re-check, due after `membership_recheck_secs`) mocked by `gateway`.
+pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, membership_recheck_secs: i64) -> Arc<OidcHttp> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let signer = Arc::new(JoseSigner::new());
@@ -185,7 +185,7 @@ pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway) -> Arc<Oid
         ])
         .unwrap(),
     );
-    let settings = Arc::new(OidcSettings::with_issuer(ISSUER));
+    let settings = Arc::new(OidcSettings { membership_recheck_secs, ..OidcSettings::with_issuer(ISSUER) });
     Arc::new(OidcHttp {
         authorize: Authorize::new(
             clients.clone(),
@@ -233,7 +233,7 @@ pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway) -> Arc<Oid
 
 /// [`oidc_with`] a cloud that must not be called.
 pub fn oidc(store: &Arc<SqliteStore>) -> Arc<OidcHttp> {
-    oidc_with(store, MockCloudGateway::new())
+    oidc_with(store, MockCloudGateway::new(), 3600)
 }
 
 /// The cloud callback state over `store`, DingTalk mocked (not to be called).
