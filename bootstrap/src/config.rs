@@ -1286,4 +1286,74 @@ mod tests {
         assert!(!is_origin("https://a.example/x"));
         assert!(!is_origin("ftp://a.example"));
     }
+
+    const OIDC_TOML: &str = r#"
+        [[oidc.clients]]
+        client_id = "grafana"
+        client_secret = "grafana-client-secret-value"
+        redirect_uris = ["https://grafana.example.com/login/generic_oauth"]
+
+        [[oidc.clients]]
+        client_id = "argocd-cli"
+        redirect_uris = ["http://localhost:8085/auth/callback"]
+    "#;
+
+    #[test]
+    fn oidc_clients_load_with_defaults_and_their_secrets_are_redacted() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{OIDC_TOML}"))?;
+            let config = Config::load(None, &[]).unwrap();
+            let clients = crate::oidc::clients(&config).unwrap();
+            let grafana = clients.get("grafana").unwrap();
+            assert_eq!(grafana.auth_method, application::usecases::oidc::ClientAuthMethod::ClientSecretBasic);
+            assert!(grafana.scopes.iter().any(|s| s == "offline_access"), "all known scopes by default");
+            assert!(clients.get("argocd-cli").unwrap().is_public());
+            assert_eq!(crate::oidc::settings(&config).issuer, "http://127.0.0.1:8080");
+            assert!(!config.redacted_json().contains("grafana-client-secret-value"));
+            assert!(!format!("{config:?}").contains("grafana-client-secret-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_oidc_and_forward_auth_settings_name_their_key() {
+        let cases = [
+            (
+                "[[oidc.clients]]\nclient_id = \"x\"\nclient_secret = \"0123456789abcdef\"\nredirect_uris = [\"http://grafana.example.com/cb\"]",
+                "oidc.clients[0].redirect_uris[0]",
+            ),
+            (
+                "[[oidc.clients]]\nclient_id = \"x\"\nclient_secret = \"short\"\nredirect_uris = [\"https://a.example/cb\"]",
+                "oidc.clients[0].client_secret",
+            ),
+            ("[oidc]\ncode_ttl_secs = 600", "oidc.code_ttl_secs"),
+            ("[oidc]\nsubject = \"email\"", "oidc.subject"),
+            ("[oidc]\nsigning_algs = [\"HS256\"]", "oidc.signing_algs"),
+            ("[forward_auth]\nreturn_origins = [\"https://app.example.com/path\"]", "forward_auth.return_origins"),
+            ("[session]\ncookie_domain = \"other.example\"", "session.cookie_domain"),
+        ];
+        for (extra, key) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{extra}"))?;
+                let keys = problems_of(Config::load(None, &[]).unwrap_err());
+                assert!(keys.iter().any(|k| k == key), "{extra}: {keys:?}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_cookie_domain_must_cover_the_public_url() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "public_url = \"https://sso.example.com\"\n{DEV_TOML}\n[session]\ncookie_domain = \"example.com\""
+                ),
+            )?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.session.cookie_domain.as_deref(), Some("example.com"));
+            Ok(())
+        });
+    }
 }

@@ -26,6 +26,9 @@ mod logout;
 mod resource;
 mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use authorize::{Authorize, AuthorizeOutcome, AuthorizeRequest, FRESH_AFTER_PARAM};
 pub use claims::{SubjectClaim, claims_for};
 pub use clients::{ClientAuthMethod, ClientCredentials, ClientRegistry, OidcClient};
