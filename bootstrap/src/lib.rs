@@ -206,6 +206,32 @@ purgeable!(Intents, LoginIntentStore, "login intents");
 purgeable!(Results, LoginResultStore, "login results");
 purgeable!(Grants, GrantStore, "OIDC codes and grants");
 
+/// Expired callback nonces per purge batch: each batch is one short write, so a callback waits
+/// for at most one batch, never for the whole backlog (docs/design.md "Events").
+const NONCE_PURGE_BATCH: u32 = 5_000;
+
+/// Expired callback nonces, deleted in batches of [`NONCE_PURGE_BATCH`] with a yield between
+/// them (the callback itself no longer deletes anything but its own expired copy).
+struct Nonces(Arc<dyn EventStore>);
+
+#[async_trait::async_trait]
+impl Purge for Nonces {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = self.0.purge_expired_nonces(now, NONCE_PURGE_BATCH).await?;
+            total += deleted;
+            if deleted < u64::from(NONCE_PURGE_BATCH) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    fn name(&self) -> &'static str {
+        "callback nonces"
+    }
+}
+
 impl PurgeJob {
     async fn run_once(&self) {
         let now = self.clock.now();
@@ -541,6 +567,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
                 Arc::new(Attempts(store.clone())),
                 Arc::new(Intents(store.clone())),
                 Arc::new(Results(store.clone())),
+                Arc::new(Nonces(store.clone())),
                 Arc::new(Grants(store)),
             ],
             clock,
@@ -597,7 +624,10 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
         router: http::cloud_router(cloud_http, relay, events, probes),
-        purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
+        purge: Some(PurgeJob {
+            stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store.clone())), Arc::new(Nonces(store))],
+            clock,
+        }),
         dispatcher: None,
         reconcile: Some(reconcile),
         feed: None,

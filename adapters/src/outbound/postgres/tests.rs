@@ -484,6 +484,13 @@ async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn events_expired_nonces_are_purged_in_bounded_batches() -> TestResult {
+    let (_db, store) = fresh().await?;
+    events::expired_nonces_are_purged_in_bounded_batches(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
     let (_db, store) = fresh().await?;
     events::a_nonce_is_new_once_until_it_expires(store).await

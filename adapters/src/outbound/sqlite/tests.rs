@@ -344,6 +344,12 @@ async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn events_expired_nonces_are_purged_in_bounded_batches() -> TestResult {
+    let db = TempDb::new("events");
+    events::expired_nonces_are_purged_in_bounded_batches(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
     let db = TempDb::new("events");
     events::a_nonce_is_new_once_until_it_expires(db.open().await?).await
