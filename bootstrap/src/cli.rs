@@ -1,4 +1,5 @@
-//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `doctor`, `completions`.
+//! The `dingbridge` command line: `serve`, `migrate`, `check-config`, `doctor`, `oidc rotate-keys`,
+//! `completions`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,19 @@ enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+    /// The OpenID Provider (local and dev modes).
+    Oidc {
+        #[command(subcommand)]
+        command: OidcCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OidcCommand {
+    /// Create new signing keys now; the previous ones stop signing but stay in the JWKS until
+    /// every token they signed has expired (plus a day). Running services pick the new keys up
+    /// within 10 minutes.
+    RotateKeys,
 }
 
 /// The shells `dingbridge completions` writes scripts for.
@@ -115,6 +129,21 @@ pub async fn run() -> ExitCode {
             println!("{}", config.redacted_json());
             ExitCode::SUCCESS
         }
+        Command::Oidc { command: OidcCommand::RotateKeys } => match crate::rotate_signing_keys(&config).await {
+            Ok(report) => {
+                println!(
+                    "new signing keys: {}; published keys: {}; retired keys deleted: {}",
+                    report.created.join(", "),
+                    report.published,
+                    report.deleted
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate => match migrate(&config).await {
             Ok(()) => {
                 println!("migrations applied to {}", config.database.url);

@@ -172,6 +172,10 @@ pub struct Config {
     pub feed: FeedSection,
     /// Cloud and dev modes: DingTalk event callbacks (`POST /dingtalk/events`); optional.
     pub events: EventsSection,
+    /// Local and dev modes: the OpenID Provider (docs/oidc.md); on when a client is registered.
+    pub oidc: crate::oidc::OidcSection,
+    /// Local and dev modes: `GET /auth/verify` for reverse proxies.
+    pub forward_auth: crate::oidc::ForwardAuthSection,
     /// Seed aliases, resolved by [`Config::load`]; not meant to be set directly.
     #[serde(default, skip_serializing)]
     pub seed: SeedAliases,
@@ -290,6 +294,10 @@ pub struct ApiSection {
 pub struct SessionSection {
     /// Session lifetime in seconds (60 s – 90 days; default 7 days).
     pub ttl_secs: i64,
+    /// The session cookie's `Domain`, e.g. `example.com` so that forward-auth sees it on
+    /// `app.example.com`; must be `public_url`'s host or a parent of it. Default: host-only.
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
 }
 
 /// `[outbox]` (local and dev modes).
@@ -508,7 +516,7 @@ impl Default for Config {
                 corp_ids: Vec::new(),
             },
             api: ApiSection { service_tokens: Vec::new() },
-            session: SessionSection { ttl_secs: 7 * 24 * 3600 },
+            session: SessionSection { ttl_secs: 7 * 24 * 3600, cookie_domain: None },
             cloud: CloudSection {
                 base_url: String::new(),
                 client_id: None,
@@ -532,6 +540,8 @@ impl Default for Config {
                 window_secs: 600,
                 max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
             },
+            oidc: crate::oidc::OidcSection::default(),
+            forward_auth: crate::oidc::ForwardAuthSection::default(),
             seed: SeedAliases::default(),
             log: crate::telemetry::LogSection::default(),
             metrics: crate::telemetry::MetricsSection::default(),
@@ -887,6 +897,20 @@ impl Config {
         }
         for (key, message) in self.metrics.problems() {
             problem(key, message);
+        }
+        if let Some(domain) = &self.session.cookie_domain {
+            let host = url::Url::parse(&self.public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let domain = domain.trim_start_matches('.').to_ascii_lowercase();
+            let covers = host.is_some_and(|h| h == domain || h.ends_with(&format!(".{domain}")));
+            if domain.is_empty() || !domain.contains('.') || !covers {
+                problem(
+                    "session.cookie_domain",
+                    format!("{domain:?} must be public_url's host or a parent domain of it (like example.com)"),
+                );
+            }
+        }
+        for (key, message) in crate::oidc::problems(self) {
+            problem(&key, message);
         }
         problems
     }
@@ -1273,5 +1297,75 @@ mod tests {
         assert!(is_origin("https://a.example:8443"));
         assert!(!is_origin("https://a.example/x"));
         assert!(!is_origin("ftp://a.example"));
+    }
+
+    const OIDC_TOML: &str = r#"
+        [[oidc.clients]]
+        client_id = "grafana"
+        client_secret = "grafana-client-secret-value"
+        redirect_uris = ["https://grafana.example.com/login/generic_oauth"]
+
+        [[oidc.clients]]
+        client_id = "argocd-cli"
+        redirect_uris = ["http://localhost:8085/auth/callback"]
+    "#;
+
+    #[test]
+    fn oidc_clients_load_with_defaults_and_their_secrets_are_redacted() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{OIDC_TOML}"))?;
+            let config = Config::load(None, &[]).unwrap();
+            let clients = crate::oidc::clients(&config).unwrap();
+            let grafana = clients.get("grafana").unwrap();
+            assert_eq!(grafana.auth_method, application::usecases::oidc::ClientAuthMethod::ClientSecretBasic);
+            assert!(grafana.scopes.iter().any(|s| s == "offline_access"), "all known scopes by default");
+            assert!(clients.get("argocd-cli").unwrap().is_public());
+            assert_eq!(crate::oidc::settings(&config).issuer, "http://127.0.0.1:8080");
+            assert!(!config.redacted_json().contains("grafana-client-secret-value"));
+            assert!(!format!("{config:?}").contains("grafana-client-secret-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_oidc_and_forward_auth_settings_name_their_key() {
+        let cases = [
+            (
+                "[[oidc.clients]]\nclient_id = \"x\"\nclient_secret = \"0123456789abcdef\"\nredirect_uris = [\"http://grafana.example.com/cb\"]",
+                "oidc.clients[0].redirect_uris[0]",
+            ),
+            (
+                "[[oidc.clients]]\nclient_id = \"x\"\nclient_secret = \"short\"\nredirect_uris = [\"https://a.example/cb\"]",
+                "oidc.clients[0].client_secret",
+            ),
+            ("[oidc]\ncode_ttl_secs = 600", "oidc.code_ttl_secs"),
+            ("[oidc]\nsubject = \"email\"", "oidc.subject"),
+            ("[oidc]\nsigning_algs = [\"HS256\"]", "oidc.signing_algs"),
+            ("[forward_auth]\nreturn_origins = [\"https://app.example.com/path\"]", "forward_auth.return_origins"),
+            ("[session]\ncookie_domain = \"other.example\"", "session.cookie_domain"),
+        ];
+        for (extra, key) in cases {
+            Jail::expect_with(|jail| {
+                jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{extra}"))?;
+                let keys = problems_of(Config::load(None, &[]).unwrap_err());
+                assert!(keys.iter().any(|k| k == key), "{extra}: {keys:?}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_cookie_domain_must_cover_the_public_url() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "public_url = \"https://sso.example.com\"\n{DEV_TOML}\n[session]\ncookie_domain = \"example.com\""
+                ),
+            )?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.session.cookie_domain.as_deref(), Some("example.com"));
+            Ok(())
+        });
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod doctor;
 mod feed;
 pub mod telemetry;
+pub mod oidc;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,9 +28,9 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, IdentityProvider,
-    LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource, RelayClient,
-    RelayMessageStore, SessionStore, SuiteStore, UserRepository,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, GrantStore,
+    IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource,
+    RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
@@ -120,6 +121,8 @@ pub struct App {
     ops: telemetry::Ops,
     /// `/metrics` when `[metrics]` enables it, with its own listener when `metrics.bind` is set.
     metrics: Option<(Arc<adapters::inbound::http::MetricsHttp>, Option<Listener>)>,
+    /// Local and dev with `[[oidc.clients]]`: rotates and re-reads the signing keys.
+    signing_keys: Option<Arc<application::usecases::oidc::SigningKeys>>,
 }
 
 /// How often the cloud asks DingTalk for the progress of sent messages.
@@ -207,6 +210,33 @@ macro_rules! purgeable {
 purgeable!(Attempts, LoginAttemptStore, "login attempts");
 purgeable!(Intents, LoginIntentStore, "login intents");
 purgeable!(Results, LoginResultStore, "login results");
+purgeable!(Grants, GrantStore, "OIDC codes and grants");
+
+/// Expired callback nonces per purge batch: each batch is one short write, so a callback waits
+/// for at most one batch, never for the whole backlog (docs/design.md "Events").
+const NONCE_PURGE_BATCH: u32 = 5_000;
+
+/// Expired callback nonces, deleted in batches of [`NONCE_PURGE_BATCH`] with a yield between
+/// them (the callback itself no longer deletes anything but its own expired copy).
+struct Nonces(Arc<dyn EventStore>);
+
+#[async_trait::async_trait]
+impl Purge for Nonces {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        let mut total = 0;
+        loop {
+            let deleted = self.0.purge_expired_nonces(now, NONCE_PURGE_BATCH).await?;
+            total += deleted;
+            if deleted < u64::from(NONCE_PURGE_BATCH) {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    fn name(&self) -> &'static str {
+        "callback nonces"
+    }
+}
 
 impl PurgeJob {
     async fn run_once(&self) {
@@ -270,11 +300,28 @@ fn events_http<S: CloudStores>(
 
 /// Storage of the local role.
 trait LocalStores:
-    LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + FeedCursorStore + 'static
+    LoginAttemptStore
+    + SessionStore
+    + UserRepository
+    + BindingStore
+    + MessageStore
+    + FeedCursorStore
+    + GrantStore
+    + SigningKeyStore
+    + 'static
 {
 }
-impl<T: LoginAttemptStore + SessionStore + UserRepository + BindingStore + MessageStore + FeedCursorStore + 'static>
-    LocalStores for T
+impl<
+    T: LoginAttemptStore
+        + SessionStore
+        + UserRepository
+        + BindingStore
+        + MessageStore
+        + FeedCursorStore
+        + GrantStore
+        + SigningKeyStore
+        + 'static,
+> LocalStores for T
 {
 }
 
@@ -297,7 +344,8 @@ fn feed_poller<S: LocalStores>(
         store.clone(),
         random.clone(),
         Arc::new(SystemClock),
-    );
+    )
+    .with_grants(store.clone());
     Some(feed::FeedPoller::new(apply, config.feed.wait_secs, random, watch))
 }
 
@@ -321,6 +369,15 @@ fn cloud_use_cases<S: CloudStores>(
         recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
         read_feed: ReadContactFeed::new(store.clone(), store.clone()),
+    }
+}
+
+/// The session cookie's attributes from `public_url` and `[session]`.
+fn cookie_settings(config: &Config) -> CookieSettings {
+    CookieSettings {
+        secure: config.public_url.starts_with("https://"),
+        session_ttl_secs: config.session.ttl_secs,
+        domain: config.session.cookie_domain.clone().map(|d| d.trim_start_matches('.').to_owned()),
     }
 }
 
@@ -350,7 +407,8 @@ fn local_http<S: LocalStores>(
             random.clone(),
             clock.clone(),
             format!("{public}/auth/dingtalk/complete"),
-        ),
+        )
+        .with_return_origins(config.forward_auth.return_origins.clone()),
         complete_login: CompleteLogin::new(
             store.clone(),
             gateway.clone(),
@@ -361,10 +419,11 @@ fn local_http<S: LocalStores>(
             config.session.ttl_secs,
         ),
         current_user: CurrentUser::new(store.clone(), users.clone(), clock.clone()),
-        logout: Logout::new(store.clone()),
+        logout: Logout::new(store.clone()).with_grants(store.clone(), clock.clone()),
         list_users: ListUsersQuery::new(users.clone()),
         get_user: GetUser::new(users.clone()),
-        refresh_user: RefreshUser::new(users.clone(), store.clone(), gateway.clone(), random.clone(), clock.clone()),
+        refresh_user: RefreshUser::new(users.clone(), store.clone(), gateway.clone(), random.clone(), clock.clone())
+            .with_grants(store.clone()),
         bindings: Bindings::new(users.clone(), store.clone(), clock.clone()),
         send_message: SendMessage::new(
             users.clone(),
@@ -379,11 +438,12 @@ fn local_http<S: LocalStores>(
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
         list_messages: ListMessagesQuery::new(store.clone()),
         service_tokens: config.api.service_tokens.iter().map(config::Secret::to_secret_string).collect(),
-        cookies: CookieSettings { secure: public.starts_with("https://"), session_ttl_secs: config.session.ttl_secs },
+        cookies: cookie_settings(config),
         login_limiter: http::LoginLimiter::new(http::LoginLimit {
             per_address_per_minute: config.login.per_address_per_minute,
             total_per_second: config.login.total_per_second,
         }),
+        forward_auth: oidc::forward_auth(config),
     });
     (local, dispatcher)
 }
@@ -514,14 +574,22 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
     let gateway: Arc<dyn CloudGateway> = Arc::new(InProcessGateway::new(client, cloud));
     let feed = feed_poller(&store, gateway.clone(), config);
+    let provider = oidc::build(&store, gateway.clone(), config, cookie_settings(config)).await?;
+    let (oidc_http, signing_keys) = provider.unzip();
     let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);
     let cloud_http =
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
     Ok(App {
-        router: http::dev_router(local, cloud_http, events, probes),
+        router: http::dev_router(local, oidc_http, cloud_http, events, probes),
         purge: Some(PurgeJob {
-            stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Intents(store.clone())), Arc::new(Results(store))],
+            stores: vec![
+                Arc::new(Attempts(store.clone())),
+                Arc::new(Intents(store.clone())),
+                Arc::new(Results(store.clone())),
+                Arc::new(Nonces(store.clone())),
+                Arc::new(Grants(store)),
+            ],
             clock,
         }),
         dispatcher: Some(dispatcher),
@@ -530,6 +598,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         feed_signal: None,
         ops: telemetry::Ops::with_outbox(store_for_ops),
         metrics: None,
+        signing_keys,
     })
 }
 
@@ -577,13 +646,17 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
         router: http::cloud_router(cloud_http, relay, events, probes),
-        purge: Some(PurgeJob { stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store))], clock }),
+        purge: Some(PurgeJob {
+            stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store.clone())), Arc::new(Nonces(store))],
+            clock,
+        }),
         dispatcher: None,
         reconcile: Some(reconcile),
         feed: None,
         feed_signal: Some(feed_signal),
         ops: telemetry::Ops::default(),
         metrics: None,
+        signing_keys: None,
     })
 }
 
@@ -619,17 +692,23 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
              serve are accepted here and refused by the cloud; set cloud.corp_ids to refuse them at once"
         );
     }
+    let provider = oidc::build(&store, gateway.clone(), config, cookie_settings(config)).await?;
+    let (oidc_http, signing_keys) = provider.unzip();
     let (local, dispatcher) = local_http(&store, gateway, config, corps);
     let probes = database_probes(store.clone());
     Ok(App {
-        router: http::local_router(local, probes),
-        purge: Some(PurgeJob { stores: vec![Arc::new(Attempts(store))], clock: Arc::new(SystemClock) }),
+        router: http::local_router(local, oidc_http, probes),
+        purge: Some(PurgeJob {
+            stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Grants(store))],
+            clock: Arc::new(SystemClock),
+        }),
         dispatcher: Some(dispatcher),
         reconcile: None,
         feed,
         feed_signal: None,
         ops: telemetry::Ops::with_outbox(store_for_ops),
         metrics: None,
+        signing_keys,
     })
 }
 
@@ -675,6 +754,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         })
     });
     let feed_task = app.feed.map(|poller| tokio::spawn(poller.run()));
+    let key_task = app.signing_keys.map(|keys| tokio::spawn(oidc::run_key_job(keys)));
     let feed_abort = feed_task.as_ref().map(tokio::task::JoinHandle::abort_handle);
     let feed_signal = app.feed_signal;
     tokio::spawn(async move {
@@ -699,7 +779,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
     if let Some(task) = purge_task {
         task.abort();
     }
-    for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task) {
+    for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task).chain(key_task) {
         task.abort();
     }
     info!("server stopped");
@@ -731,6 +811,18 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Creates new OIDC signing keys in the configured database now (the CLI's `dingbridge oidc
+/// rotate-keys`; local and dev modes). Errors: cloud mode, the database, key generation.
+pub async fn rotate_signing_keys(config: &Config) -> anyhow::Result<application::usecases::oidc::KeyReport> {
+    let signer: Arc<dyn application::ports::TokenSigner> = Arc::new(adapters::outbound::jose::JoseSigner::new());
+    let report = match config.mode {
+        Mode::Cloud => anyhow::bail!("signing keys belong to the OpenID Provider, which runs in local or dev mode"),
+        Mode::Local => oidc::signing_keys(&open_postgres(config).await?, signer, config).rotate().await,
+        Mode::Dev => oidc::signing_keys(&open_sqlite(config).await?, signer, config).rotate().await,
+    };
+    report.context("rotating the OIDC signing keys")
 }
 
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).

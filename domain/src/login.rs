@@ -110,9 +110,11 @@ impl std::fmt::Debug for AuthCode {
     }
 }
 
-/// Where the browser goes after a login: a relative path on this service only.
-/// Anything else (absolute URLs, `//host`, backslashes, control characters,
-/// over 2048 bytes) becomes `/`, which closes the open-redirect hole.
+/// Where the browser goes after a login: a relative path on this service, or an absolute URL on
+/// one of the origins the deployment trusts (`forward_auth.return_origins`, for applications
+/// behind a reverse proxy). Anything else (other absolute URLs, `//host`, backslashes, control
+/// characters, credentials in the URL, over 2048 bytes) becomes `/`, which closes the
+/// open-redirect hole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReturnTo(String);
 
@@ -126,6 +128,32 @@ impl ReturnTo {
             Some(path) if Self::is_safe(path) => Self(path.to_owned()),
             _ => Self::root(),
         }
+    }
+
+    /// Accepts `raw` if it is a safe relative path, or an `http`/`https` URL without credentials
+    /// whose origin (`scheme://host[:port]`, RFC 6454 §6.2) is exactly one of `origins`
+    /// (given as `https://app.example.com`, a trailing `/` ignored); otherwise returns `/`.
+    pub fn parse_with_origins(raw: Option<&str>, origins: &[String]) -> Self {
+        match raw {
+            Some(path) if Self::is_safe(path) => Self(path.to_owned()),
+            Some(absolute) if Self::is_trusted_absolute(absolute, origins) => Self(absolute.to_owned()),
+            _ => Self::root(),
+        }
+    }
+
+    fn is_trusted_absolute(raw: &str, origins: &[String]) -> bool {
+        if origins.is_empty()
+            || raw.len() > Self::MAX_LEN
+            || raw.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        {
+            return false;
+        }
+        let Ok(url) = url::Url::parse(raw) else { return false };
+        let origin = url.origin().ascii_serialization();
+        matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && origins.iter().any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
     }
 
     /// `/`.
@@ -257,6 +285,27 @@ mod tests {
         }
         assert_eq!(ReturnTo::parse_or_root(Some(&format!("/{}", "a".repeat(2048)))).as_str(), "/");
         assert_eq!(ReturnTo::parse_or_root(None).as_str(), "/");
+    }
+
+    #[test]
+    fn return_to_accepts_absolute_urls_on_trusted_origins_only() {
+        let origins = vec!["https://app.example.com".to_owned(), "http://127.0.0.1:8080/".to_owned()];
+        let ok = |raw: &str| ReturnTo::parse_with_origins(Some(raw), &origins).as_str() == raw;
+        assert!(ok("https://app.example.com/dashboards?x=1"));
+        assert!(ok("http://127.0.0.1:8080/"));
+        assert!(ok("/relative/still"));
+        for bad in [
+            "https://app.example.com.evil.example/",
+            "https://evil.example/?https://app.example.com",
+            "http://app.example.com/",
+            "https://app.example.com:444/",
+            "https://user:pw@app.example.com/",
+            "javascript:alert(1)",
+            "https://app.example.com/a b",
+        ] {
+            assert_eq!(ReturnTo::parse_with_origins(Some(bad), &origins).as_str(), "/", "{bad:?}");
+        }
+        assert_eq!(ReturnTo::parse_with_origins(Some("https://app.example.com/"), &[]).as_str(), "/");
     }
 
     #[test]

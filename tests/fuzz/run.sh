@@ -107,6 +107,18 @@ token = "fuzztoken0123"
 aes_key = "4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij"
 owner_key = "dingemuappkey0001"
 TOML
+  if [[ $mode == dev ]]; then
+    # The OpenID Provider's routes are part of the document only when a client is registered.
+    cat >>"$config" <<TOML
+[oidc]
+token_requests_per_minute = 1000000
+[[oidc.clients]]
+client_id = "fuzz-client"
+client_secret = "fuzz-oidc-secret-0123456789"
+redirect_uris = ["https://rp.example.com/callback"]
+post_logout_redirect_uris = ["https://rp.example.com/"]
+TOML
+  fi
   if [[ $mode == cloud ]]; then
     # The auth limiter stays out of the way: every fuzz request authenticates.
     cat >>"$config" <<TOML

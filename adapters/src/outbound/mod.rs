@@ -2,6 +2,7 @@
 
 pub mod dingtalk;
 pub mod feed;
+pub mod jose;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;

@@ -6,7 +6,7 @@ use domain::CorpId;
 /// refresh on a token error; see docs/dingtalk-api.md §G.2 for the classification).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    /// Transient: network error, timeout, errcode −1/400001, HTTP 5xx, 429
+    /// Transient: network error, timeout, errcode −1/400001/500/1430003, HTTP 5xx, 429
     /// `system.busy`. Retrying later may succeed.
     #[error("DingTalk is unavailable: {0}")]
     Unavailable(String),

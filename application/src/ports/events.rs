@@ -105,7 +105,9 @@ pub trait SuiteStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     /// Records that a callback with `nonce` for `owner` (AppKey, corp id or SuiteKey) was seen,
     /// to be remembered until `keep_until`. Returns `false` when it was already seen and is still
-    /// remembered (a replay). Forgets nonces whose `keep_until` has passed.
+    /// remembered (a replay: `keep_until >= now`). An expired copy of the same nonce is renewed in
+    /// place; other expired nonces are left to [`EventStore::purge_expired_nonces`], so the cost of
+    /// a callback never depends on how many nonces have expired.
     async fn remember_nonce(
         &self,
         owner: &str,
@@ -116,6 +118,11 @@ pub trait EventStore: Send + Sync {
     /// Forgets a remembered nonce (when handling its push failed, so DingTalk's retry with the
     /// same nonce is not mistaken for a replay).
     async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError>;
+    /// Deletes nonces whose `keep_until` is before `now`, about `limit` at a time (the oldest
+    /// first; rows sharing the boundary `keep_until` go together, so a batch may exceed `limit`
+    /// slightly). Returns how many were deleted; fewer than `limit` means none are left. Run in
+    /// the background in a loop, never inside a request.
+    async fn purge_expired_nonces(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError>;
     /// Appends a contact event unless an event with the same `(corp_id, event_id)` exists.
     /// Returns its cursor, or `None` for a duplicate.
     async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError>;

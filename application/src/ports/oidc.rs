@@ -281,7 +281,7 @@ pub trait TokenSigner: Send + Sync {
     /// matches the key's and, when `typ` is given, that the header's `typ` equals it (case
     /// insensitively). Returns the claims; time claims (`exp`, `nbf`) are the caller's to check.
     /// Errors: `Invalid`.
-    #[allow(clippy::needless_lifetimes)] // mockall's automock needs the named lifetime
+    #[allow(clippy::needless_lifetimes)] // mockall needs the named lifetime
     fn verify<'a>(&self, token: &str, typ: Option<&'a str>) -> Result<serde_json::Value, SignerError>;
 
     /// The JWK Set of every installed key's public half (RFC 7517 §5): `{"keys": [...]}`.

@@ -172,6 +172,13 @@ impl ApplyContactEvents {
         Self { gateway, users, cursors, sync, clock }
     }
 
+    /// Also revokes the OIDC grants of a member who left (when the OpenID Provider runs).
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn crate::ports::GrantStore>) -> Self {
+        self.sync.set_grants(grants);
+        self
+    }
+
     /// One round: reads the stored cursor (0 before the first event), long-polls the cloud for
     /// up to `wait_secs` seconds for the events after it and applies them in order (see
     /// [`ApplyContactEvents::apply`]).
@@ -239,9 +246,9 @@ impl ApplyContactEvents {
             };
             match outcome {
                 Ok(Synced::Refreshed(_)) => debug!(corp_id = %event.corp_id, %userid, "member refreshed"),
-                Ok(Synced::Deactivated { sessions, .. }) => {
-                    let what = "member is no longer in the org: inactive, sessions revoked";
-                    info!(corp_id = %event.corp_id, %userid, sessions, "{what}");
+                Ok(Synced::Deactivated { sessions, grants, .. }) => {
+                    let what = "member is no longer in the org: inactive, sessions and grants revoked";
+                    info!(corp_id = %event.corp_id, %userid, sessions, grants, "{what}");
                 }
                 Ok(Synced::Unknown) => debug!(corp_id = %event.corp_id, %userid, "member not known locally; skipped"),
                 Err(FeedError::Store(StoreError::Conflict(detail) | StoreError::Other(detail))) => {

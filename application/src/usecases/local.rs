@@ -52,6 +52,7 @@ pub struct StartLogin {
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
     complete_url: String,
+    return_origins: Vec<String>,
 }
 
 impl StartLogin {
@@ -63,18 +64,26 @@ impl StartLogin {
         clock: Arc<dyn Clock>,
         complete_url: String,
     ) -> Self {
-        Self { attempts, gateway, random, clock, complete_url }
+        Self { attempts, gateway, random, clock, complete_url, return_origins: Vec::new() }
+    }
+
+    /// Also accepts an absolute `return_to` on these origins (`https://app.example.com`): the
+    /// applications behind a reverse proxy that asks `/auth/verify` (forward-auth).
+    #[must_use]
+    pub fn with_return_origins(mut self, origins: Vec<String>) -> Self {
+        self.return_origins = origins;
+        self
     }
 
     /// Returns the state (for the cookie) and the URL to redirect to.
-    /// `return_to` that is not a relative path becomes `/`.
+    /// `return_to` that is neither a relative path nor on a trusted origin becomes `/`.
     /// Errors: `Refused`/`Unavailable` from the cloud; `Store`.
     #[instrument(skip_all)]
     pub async fn execute(&self, return_to: Option<&str>) -> Result<(LoginState, String), LoginError> {
         let state = LoginState::from_random_bytes(&self.random.bytes32());
         let attempt = LoginAttempt {
             state_hash: state.hash(),
-            return_to: ReturnTo::parse_or_root(return_to),
+            return_to: ReturnTo::parse_with_origins(return_to, &self.return_origins),
             expires_at: self.clock.now().plus_secs(domain::login::LOGIN_TTL_SECS),
         };
         self.attempts.insert(&attempt).await?;
@@ -192,21 +201,42 @@ impl CurrentUser {
     }
 }
 
-/// Ends a session (deletes it).
+/// Ends a session (deletes it, and revokes the OIDC grants issued under it).
 pub struct Logout {
     sessions: Arc<dyn SessionStore>,
+    grants: Option<Arc<dyn crate::ports::GrantStore>>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Logout {
     /// Builds the use case.
     pub fn new(sessions: Arc<dyn SessionStore>) -> Self {
-        Self { sessions }
+        Self { sessions, grants: None, clock: None }
+    }
+
+    /// Also revokes the grants (refresh tokens) that OIDC clients got under the session: signing
+    /// out of dingbridge signs out of every application that signed in through it.
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn crate::ports::GrantStore>, clock: Arc<dyn Clock>) -> Self {
+        self.grants = Some(grants);
+        self.clock = Some(clock);
+        self
     }
 
     /// Deletes the session if the token names one; `Ok(false)` otherwise.
     pub async fn execute(&self, token: Option<&str>) -> Result<bool, LoginError> {
         match token.map(SessionToken::parse) {
-            Some(Ok(token)) => Ok(self.sessions.delete(&token.hash()).await?),
+            Some(Ok(token)) => {
+                let hash = token.hash();
+                let existed = self.sessions.delete(&hash).await?;
+                if let (Some(grants), Some(clock)) = (&self.grants, &self.clock) {
+                    let revoked = grants.revoke_grants_for_session(&hash, clock.now()).await?;
+                    if revoked > 0 {
+                        info!(grants = revoked, "signed out: OIDC grants of the session revoked");
+                    }
+                }
+                Ok(existed)
+            }
             _ => Ok(false),
         }
     }
@@ -605,6 +635,13 @@ impl RefreshUser {
         Self { sync: MemberSync::new(users.clone(), sessions, gateway, random, clock), users }
     }
 
+    /// Also revokes the OIDC grants of a member found to have left (when the OpenID Provider runs).
+    #[must_use]
+    pub fn with_grants(mut self, grants: Arc<dyn crate::ports::GrantStore>) -> Self {
+        self.sync.set_grants(grants);
+        self
+    }
+
     /// Re-reads the member through the cloud and stores the org's current
     /// profile. A member who left the org (`NotMember`) is stored with
     /// `active: false` and their sessions are revoked, as the event feed does
@@ -617,8 +654,8 @@ impl RefreshUser {
         let (corp_id, userid) = (user.profile.corp_id.clone(), user.profile.userid.clone());
         match self.sync.refresh(&corp_id, &userid, Some(user)).await {
             Ok(Synced::Refreshed(user)) => Ok(user),
-            Ok(Synced::Deactivated { user, sessions }) => {
-                info!(user_id = %user.id, sessions, "member left the org; marked inactive and sessions revoked");
+            Ok(Synced::Deactivated { user, sessions, grants }) => {
+                info!(user_id = %user.id, sessions, grants, "member left the org; marked inactive, sessions and grants revoked");
                 Ok(user)
             }
             Ok(Synced::Unknown) => Err(MessageError::NotFound),

@@ -1,21 +1,22 @@
 //! Bringing one local member in line with the org, through the cloud. Shared by
 //! [`super::local::RefreshUser`] (on demand) and [`super::feed::ApplyContactEvents`] (contact
-//! events), so both treat a member who left the same way: kept, inactive, sessions revoked.
+//! events), so both treat a member who left the same way: kept, inactive, sessions revoked — and,
+//! where the OpenID Provider runs, their grants (refresh tokens) revoked too.
 
 use std::sync::Arc;
 
 use domain::{CorpId, MemberProfile, User, UserId};
 
 use crate::ports::{
-    Clock, CloudGateway, GatewayError, MemberKey, RandomSource, SessionStore, StoreError, UserRepository,
+    Clock, CloudGateway, GatewayError, GrantStore, MemberKey, RandomSource, SessionStore, StoreError, UserRepository,
 };
 
 /// What [`MemberSync::refresh`] did.
 pub(crate) enum Synced {
     /// The org's current profile is stored (the user is created when it was not known).
     Refreshed(User),
-    /// No longer a member: stored inactive, `sessions` sessions revoked.
-    Deactivated { user: User, sessions: u64 },
+    /// No longer a member: stored inactive, `sessions` sessions and `grants` OIDC grants revoked.
+    Deactivated { user: User, sessions: u64, grants: u64 },
     /// No longer a member and not known locally: nothing to do.
     Unknown,
 }
@@ -41,6 +42,7 @@ pub(crate) struct MemberSync {
     gateway: Arc<dyn CloudGateway>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
+    grants: Option<Arc<dyn GrantStore>>,
 }
 
 impl MemberSync {
@@ -51,7 +53,12 @@ impl MemberSync {
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, sessions, gateway, random, clock }
+        Self { users, sessions, gateway, random, clock, grants: None }
+    }
+
+    /// Also revokes a leaver's OIDC grants (refresh tokens and the access tokens of them).
+    pub(crate) fn set_grants(&mut self, grants: Arc<dyn GrantStore>) {
+        self.grants = Some(grants);
     }
 
     /// Reads `userid` of `corp_id` through the cloud (`known` is its local user, if any) and
@@ -78,7 +85,7 @@ impl MemberSync {
         }
     }
 
-    /// Marks `user` inactive (unless it already is) and deletes all their sessions.
+    /// Marks `user` inactive (unless it already is) and deletes all their sessions and grants.
     pub(crate) async fn deactivate(&self, user: User) -> Result<Synced, StoreError> {
         let user = if user.profile.active {
             let profile = MemberProfile { active: false, ..user.profile };
@@ -87,6 +94,10 @@ impl MemberSync {
             user
         };
         let sessions = self.sessions.delete_for_user(&user.id).await?;
-        Ok(Synced::Deactivated { user, sessions })
+        let grants = match &self.grants {
+            Some(grants) => grants.revoke_grants_for_user(&user.id, self.clock.now()).await?,
+            None => 0,
+        };
+        Ok(Synced::Deactivated { user, sessions, grants })
     }
 }

@@ -6,6 +6,7 @@ pub mod feed;
 pub mod in_process;
 pub mod local;
 mod members;
+pub mod oidc;
 
 #[cfg(test)]
 mod cloud_tests;

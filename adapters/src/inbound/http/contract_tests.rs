@@ -13,7 +13,7 @@ use salvo::routing::FilterInfo;
 use salvo::test::{ResponseExt, TestClient};
 use serde_json::Value;
 
-use super::test_support::{cloud, local, relay, store};
+use super::test_support::{cloud, local, oidc, relay, store};
 use super::{Probes, cloud_router, dev_router, local_router, service};
 
 /// `METHOD /path` with path parameters as `{name}`.
@@ -97,9 +97,9 @@ async fn mounted_routes_the_document_and_the_readme_agree() {
     let (store, _dir) = store().await;
     let probes = || Arc::new(Probes { checks: Vec::new() });
     let modes = [
-        ("local", local_router(local(&store), probes())),
+        ("local", local_router(local(&store), Some(oidc(&store)), probes())),
         ("cloud", cloud_router(cloud(&store), relay(&store), None, probes())),
-        ("dev", dev_router(local(&store), cloud(&store), None, probes())),
+        ("dev", dev_router(local(&store), Some(oidc(&store)), cloud(&store), None, probes())),
     ];
     let mut every_mode = BTreeSet::new();
     for (mode, router) in modes {

@@ -69,6 +69,43 @@ impl LoginLimiter {
     }
 }
 
+/// The token endpoint's budget per (client, address) pair (RFC 9700 §4.10: slows down guessing a
+/// client secret, a code or a refresh token): `per_minute` requests, a burst of as many, then
+/// spread evenly.
+pub struct TokenLimiter {
+    per_pair: RateLimiter<(String, IpAddr), DefaultKeyedStateStore<(String, IpAddr)>, DefaultClock>,
+}
+
+impl std::fmt::Debug for TokenLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLimiter").field("pairs", &self.per_pair.len()).finish()
+    }
+}
+
+impl TokenLimiter {
+    /// Longest client id tracked; a longer one is counted under its first 128 bytes' worth.
+    const MAX_KEY_CHARS: usize = 128;
+
+    /// A limiter allowing `per_minute` requests per pair (a zero is taken as 1).
+    pub fn new(per_minute: u32) -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Self { per_pair: RateLimiter::keyed(quota) }
+    }
+
+    /// `Ok` when `client_id` at `address` may make one more token request now (and counts it);
+    /// otherwise `Err` with the seconds to wait (≥ 1).
+    pub fn check(&self, client_id: &str, address: IpAddr) -> Result<(), u64> {
+        if self.per_pair.len() > FORGET_IDLE_ABOVE {
+            self.per_pair.retain_recent();
+        }
+        let client: String = client_id.chars().take(Self::MAX_KEY_CHARS).collect();
+        let clock = DefaultClock::default();
+        self.per_pair
+            .check_key(&(client, address))
+            .map_err(|not_until| not_until.wait_time_from(clock.now()).as_secs().max(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +120,16 @@ mod tests {
         assert!(wait.is_some_and(|s| (1..=60).contains(&s)), "{wait:?}");
         assert_eq!(limiter.check(b), Ok(()), "another address is not held back by a");
         assert!(limiter.check(c).is_err(), "the fourth sign-in this second exceeds the total");
+    }
+
+    #[test]
+    fn token_budget_is_per_client_and_address() {
+        let limiter = TokenLimiter::new(2);
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(limiter.check("grafana", a), Ok(()));
+        assert_eq!(limiter.check("grafana", a), Ok(()));
+        assert!(limiter.check("grafana", a).is_err());
+        assert_eq!(limiter.check("gitlab", a), Ok(()), "another client from the same address");
+        assert_eq!(limiter.check("grafana", b), Ok(()), "the same client from another address");
     }
 }

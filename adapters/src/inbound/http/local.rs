@@ -39,6 +39,19 @@ pub struct CookieSettings {
     pub secure: bool,
     /// Session lifetime in seconds (the cookie's Max-Age).
     pub session_ttl_secs: i64,
+    /// The session cookie's `Domain` (e.g. `example.com`, so that forward-auth works for
+    /// `app.example.com` too); `None`: host-only, the default and the safest.
+    pub domain: Option<String>,
+}
+
+/// The session cookie (HttpOnly, SameSite=Lax, path `/`, `Domain` when configured) with `value`
+/// for `max_age_secs` seconds; an empty value with 0 clears it.
+pub(crate) fn session_cookie(value: String, max_age_secs: i64, settings: &CookieSettings) -> Cookie<'static> {
+    let mut built = cookie(SESSION_COOKIE, value, "/", max_age_secs, settings.secure);
+    if let Some(domain) = &settings.domain {
+        built.set_domain(domain.clone());
+    }
+    built
 }
 
 /// Everything the local routes need.
@@ -73,9 +86,11 @@ pub struct LocalHttp {
     pub cookies: CookieSettings,
     /// How many sign-ins may start (each stores a login attempt), per address and in total.
     pub login_limiter: super::limits::LoginLimiter,
+    /// `/auth/verify` (forward-auth for reverse proxies).
+    pub forward_auth: super::forward_auth::ForwardAuthSettings,
 }
 
-fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
+pub(crate) fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
     depot.get_typed::<Arc<LocalHttp>>().cloned().map_err(|_| ApiError::internal("local state missing from depot"))
 }
 
@@ -87,6 +102,7 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
         .push(Router::with_path("auth/dingtalk/login").get(login))
         .push(Router::with_path("auth/dingtalk/complete").get(complete))
         .push(Router::with_path("auth/logout").post(logout))
+        .push(Router::with_path("auth/verify").get(super::forward_auth::verify))
         .push(Router::with_path("api/me").get(me).push(Router::with_path("messages").post(me_message)))
         .push(
             Router::with_path("api")
@@ -135,10 +151,11 @@ async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 }
 
 /// Starts "Login with DingTalk": sets the login cookie and redirects (302) to DingTalk's consent page.
-/// `return_to` must be a relative path on this service; anything else becomes `/`.
+/// `return_to` must be a relative path on this service or a URL on a trusted origin
+/// (`forward_auth.return_origins`); anything else becomes `/`.
 #[endpoint(
     tags("auth"),
-    parameters(("return_to" = Option<String>, Query, description = "Relative path on this service to land on after sign-in (anything else becomes `/`)")),
+    parameters(("return_to" = Option<String>, Query, description = "Relative path on this service, or a URL on an origin of `forward_auth.return_origins`, to land on after sign-in (anything else becomes `/`)")),
     responses(
         (status_code = 302, description = "To DingTalk's authorize URL; sets the login cookie `dingbridge_login`"),
         (status_code = 429, description = "`rate_limited`: too many sign-ins started from this address or in total (`login.*`); `Retry-After` gives the seconds to wait (HTML error page)", content_type = "text/html", body = String),
@@ -214,12 +231,10 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     clear_login_cookie(res, local.cookies.secure);
     match local.complete_login.execute(query_state.as_deref(), cookie_state.as_deref()).await {
         Ok(signed_in) => {
-            res.add_cookie(cookie(
-                SESSION_COOKIE,
+            res.add_cookie(session_cookie(
                 signed_in.token.expose().to_owned(),
-                "/",
                 local.cookies.session_ttl_secs,
-                local.cookies.secure,
+                &local.cookies,
             ));
             redirect(res, signed_in.return_to.as_str());
             crate::metrics::login("success");
@@ -243,12 +258,12 @@ async fn logout(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Res
     let local = state(depot)?;
     let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     local.logout.execute(token.as_deref()).await?;
-    res.add_cookie(cookie(SESSION_COOKIE, String::new(), "/", 0, local.cookies.secure));
+    res.add_cookie(session_cookie(String::new(), 0, &local.cookies));
     res.render(Redirect::other("/"));
     Ok(())
 }
 
-async fn signed_in_user(req: &Request, local: &LocalHttp) -> Result<User, ApiError> {
+pub(crate) async fn signed_in_user(req: &Request, local: &LocalHttp) -> Result<User, ApiError> {
     let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     Ok(local.current_user.execute(token.as_deref()).await?)
 }

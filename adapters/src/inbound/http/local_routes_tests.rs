@@ -84,7 +84,7 @@ async fn env_with(gateway: MockCloudGateway, options: LocalOptions) -> Env {
     let (store, dir) = store().await;
     let local = local_with(&store, gateway, options);
     let probes = Arc::new(Probes { checks: Vec::new() });
-    Env { service: service(local_router(local, probes)), store, _dir: dir }
+    Env { service: service(local_router(local, None, probes)), store, _dir: dir }
 }
 
 async fn env(gateway: MockCloudGateway) -> Env {

@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward_auth;
 mod i18n;
 pub mod limits;
 pub mod local;
@@ -22,6 +23,9 @@ pub mod local;
 mod local_routes_tests;
 pub mod metrics;
 mod middleware;
+pub mod oidc;
+#[cfg(test)]
+mod oidc_routes_tests;
 #[cfg(test)]
 mod openapi_tests;
 mod pages;
@@ -45,9 +49,12 @@ use serde::Serialize;
 pub use cloud::CloudHttp;
 pub use error::ApiError;
 pub use events::EventsHttp;
+pub use forward_auth::ForwardAuthSettings;
+pub use limits::TokenLimiter;
 pub use limits::{LoginLimit, LoginLimiter};
 pub use local::{CookieSettings, LocalHttp};
 pub use metrics::MetricsHttp;
+pub use oidc::OidcHttp;
 pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 
 /// A readiness check: resolves to `Err(reason)` when the service cannot serve
@@ -200,18 +207,28 @@ pub fn cloud_router(
     with_common(router, probes, "dingbridge (cloud)")
 }
 
-/// Local mode: sign-in, sessions, directory and messages; no cloud routes.
-pub fn local_router(local: Arc<LocalHttp>, probes: Arc<Probes>) -> Router {
-    with_common(local::routes(local), probes, "dingbridge (local)")
+/// Local mode: sign-in, sessions, directory and messages, and — with `oidc` — the OpenID
+/// Provider; no cloud routes.
+pub fn local_router(local: Arc<LocalHttp>, oidc: Option<Arc<OidcHttp>>, probes: Arc<Probes>) -> Router {
+    let mut router = Router::new().push(local::routes(local));
+    if let Some(oidc) = oidc {
+        router = router.push(oidc::routes(oidc));
+    }
+    with_common(router, probes, "dingbridge (local)")
 }
 
-/// Dev mode: local and cloud routes (including the event callback) in one router.
+/// Dev mode: local and cloud routes (including the event callback) and — with `oidc` — the
+/// OpenID Provider, in one router.
 pub fn dev_router(
     local: Arc<LocalHttp>,
+    oidc: Option<Arc<OidcHttp>>,
     cloud: Arc<CloudHttp>,
     events: Option<Arc<EventsHttp>>,
     probes: Arc<Probes>,
 ) -> Router {
-    let router = Router::new().push(local::routes(local)).push(cloud::routes(cloud)).push(events::routes(events));
+    let mut router = Router::new().push(local::routes(local)).push(cloud::routes(cloud)).push(events::routes(events));
+    if let Some(oidc) = oidc {
+        router = router.push(oidc::routes(oidc));
+    }
     with_common(router, probes, "dingbridge (dev)")
 }

@@ -11,7 +11,7 @@ use salvo::prelude::*;
 use salvo::test::{ResponseExt, TestClient};
 use serde_json::Value;
 
-use super::test_support::{cloud, local, relay, store};
+use super::test_support::{cloud, local, oidc, relay, store};
 use super::{Probes, cloud_router, dev_router};
 
 async fn served(router: Router) -> Value {
@@ -51,7 +51,7 @@ fn parameter<'a>(doc: &'a Value, method: &str, path: &str, name: &str) -> &'a Va
 #[tokio::test]
 async fn the_dev_document_declares_security_idempotency_keys_and_enums() {
     let (store, _dir) = store().await;
-    let doc = served(dev_router(local(&store), cloud(&store), None, probes())).await;
+    let doc = served(dev_router(local(&store), Some(oidc(&store)), cloud(&store), None, probes())).await;
 
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["service_token"]["type"], "http");

@@ -19,9 +19,18 @@ use application::usecases::local::{
 use domain::CorpId;
 use secrecy::SecretString;
 
-use super::{AuthLimit, AuthLimiter, CloudHttp, CookieSettings, LocalHttp, LoginLimit, LoginLimiter, RelayHttp};
+use super::{
+    AuthLimit, AuthLimiter, CloudHttp, CookieSettings, ForwardAuthSettings, LocalHttp, LoginLimit, LoginLimiter,
+    OidcHttp, RelayHttp, TokenLimiter,
+};
+use crate::outbound::jose::JoseSigner;
 use crate::outbound::sqlite::SqliteStore;
 use crate::outbound::system::{OsRandom, SystemClock};
+use application::ports::{SigningAlgorithm, TokenSigner};
+use application::usecases::oidc::{
+    Authorize, ClientAuthMethod, ClientRegistry, EndSession, ExchangeToken, IntrospectToken, KNOWN_SCOPES, OidcClient,
+    OidcSettings, ReadUserInfo, RevokeToken,
+};
 
 /// A temporary database directory, removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
@@ -112,9 +121,119 @@ pub fn local_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, options: 
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
         list_messages: ListMessagesQuery::new(store.clone()),
         service_tokens: options.service_tokens.into_iter().map(SecretString::from).collect(),
-        cookies: CookieSettings { secure: false, session_ttl_secs: 3600 },
+        cookies: cookie_settings(),
         login_limiter: LoginLimiter::new(options.login_limit),
+        forward_auth: ForwardAuthSettings {
+            sign_in_url: format!("{ISSUER}/auth/dingtalk/login"),
+            return_origins: vec!["https://app.example.com".into()],
+            ..ForwardAuthSettings::default()
+        },
     })
+}
+
+fn cookie_settings() -> CookieSettings {
+    CookieSettings { secure: false, session_ttl_secs: 3600, domain: None }
+}
+
+/// The issuer of [`oidc`] (and the public URL of [`local`]).
+pub const ISSUER: &str = "http://127.0.0.1";
+/// The confidential client [`oidc`] registers (`client_secret_basic`).
+pub const OIDC_CLIENT: &str = "grafana";
+/// Its secret.
+pub const OIDC_SECRET: &str = "grafana-secret-0123456789";
+/// Its redirect URI.
+pub const OIDC_REDIRECT: &str = "https://grafana.example.com/login/generic_oauth";
+/// The public client [`oidc`] registers (PKCE, no secret).
+pub const OIDC_PUBLIC_CLIENT: &str = "argocd-cli";
+/// Its redirect URI (loopback: any port matches).
+pub const OIDC_PUBLIC_REDIRECT: &str = "http://localhost:8085/auth/callback";
+
+/// The OpenID Provider's state over `store`: the two clients above, an RS256 key, the cloud
+/// (membership re-check, due after `membership_recheck_secs`) mocked by `gateway`.
+pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, membership_recheck_secs: i64) -> Arc<OidcHttp> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
+    let signer = Arc::new(JoseSigner::new());
+    let key = signer.generate_key(SigningAlgorithm::Rs256, "test-key", clock.now()).unwrap();
+    signer.install(&[key]).unwrap();
+    let signer: Arc<dyn TokenSigner> = signer;
+    let all_scopes: Vec<String> = KNOWN_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let clients = Arc::new(
+        ClientRegistry::new(vec![
+            OidcClient {
+                client_id: OIDC_CLIENT.into(),
+                client_secret: Some(SecretString::from(OIDC_SECRET)),
+                auth_method: ClientAuthMethod::ClientSecretBasic,
+                redirect_uris: vec![OIDC_REDIRECT.into()],
+                post_logout_redirect_uris: vec!["https://grafana.example.com/".into()],
+                scopes: all_scopes.clone(),
+                corp_ids: Vec::new(),
+                dept_ids: Vec::new(),
+                id_token_alg: SigningAlgorithm::Rs256,
+            },
+            OidcClient {
+                client_id: OIDC_PUBLIC_CLIENT.into(),
+                client_secret: None,
+                auth_method: ClientAuthMethod::None,
+                redirect_uris: vec![OIDC_PUBLIC_REDIRECT.into()],
+                post_logout_redirect_uris: Vec::new(),
+                scopes: all_scopes,
+                corp_ids: Vec::new(),
+                dept_ids: Vec::new(),
+                id_token_alg: SigningAlgorithm::Rs256,
+            },
+        ])
+        .unwrap(),
+    );
+    let settings = Arc::new(OidcSettings { membership_recheck_secs, ..OidcSettings::with_issuer(ISSUER) });
+    Arc::new(OidcHttp {
+        authorize: Authorize::new(
+            clients.clone(),
+            settings.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            random.clone(),
+            clock.clone(),
+        ),
+        token: ExchangeToken::new(
+            clients.clone(),
+            settings.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            Arc::new(gateway),
+            signer.clone(),
+            random,
+            clock.clone(),
+        ),
+        userinfo: ReadUserInfo::new(settings.clone(), store.clone(), store.clone(), signer.clone(), clock.clone()),
+        introspect: IntrospectToken::new(
+            clients.clone(),
+            settings.clone(),
+            store.clone(),
+            signer.clone(),
+            clock.clone(),
+        ),
+        revoke: RevokeToken::new(clients.clone(), settings.clone(), store.clone(), signer.clone(), clock.clone()),
+        end_session: EndSession::new(
+            clients.clone(),
+            settings.clone(),
+            signer.clone(),
+            Logout::new(store.clone()).with_grants(store.clone(), clock),
+        ),
+        token_limiter: TokenLimiter::new(10_000),
+        algorithms: vec![SigningAlgorithm::Rs256],
+        signer,
+        clients,
+        settings,
+        cookies: cookie_settings(),
+    })
+}
+
+/// [`oidc_with`] a cloud that must not be called.
+pub fn oidc(store: &Arc<SqliteStore>) -> Arc<OidcHttp> {
+    oidc_with(store, MockCloudGateway::new(), 3600)
 }
 
 /// The cloud callback state over `store`, DingTalk mocked (not to be called).

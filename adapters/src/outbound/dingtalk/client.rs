@@ -37,7 +37,7 @@ use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTok
 /// A corp the app does not serve (another corp than an internal app's; a corp
 /// without an active authorization of the suite) fails with `CorpNotServed`.
 /// Other failures map to [`UpstreamError`] (docs/dingtalk-api.md §0.2, §0.3, §G.2): network
-/// errors, timeouts, non-JSON or malformed bodies, errcode −1/400001, HTTP
+/// errors, timeouts, non-JSON or malformed bodies, errcode −1/400001/500/1430003, HTTP
 /// 5xx/429, a suite without a `suite_ticket` yet, an unreadable suite store →
 /// `Unavailable`; errcode 90001–90014/90017/90018 and HTTP 403
 /// `Forbidden.AccessDenied.Qps*`/`Qpm*` → `Throttled`; anything else →

@@ -52,9 +52,12 @@ fn is_throttle_code(code: i64) -> bool {
     matches!(code, 90001..=90014 | 90017 | 90018)
 }
 
-/// Legacy "system busy / system error" errcodes (docs/dingtalk-api.md §G.2).
+/// Legacy "system busy / system error" errcodes (docs/dingtalk-api.md §G.2 "transient / busy"):
+/// −1 系统繁忙, 400001 系统错误, 500 系统错误 (listed for `getsendprogress` and recall, §D.3/§D.5: a
+/// server-side failure, so transient — classifying it permanent failed messages that a retry
+/// delivers), 1430003 OAPI system protection.
 fn is_busy_code(code: i64) -> bool {
-    matches!(code, -1 | 400001)
+    matches!(code, -1 | 400001 | 500 | 1430003)
 }
 
 /// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (docs/dingtalk-api.md §0.3).
@@ -254,6 +257,10 @@ mod tests {
     fn legacy_busy_throttle_and_rejected() {
         assert!(is_unavailable(&legacy(r#"{"errcode":-1,"errmsg":"系统繁忙"}"#)));
         assert!(is_unavailable(&legacy(r#"{"errcode":400001,"errmsg":"系统错误"}"#)));
+        // A message that met `500: 系统错误` once used to end `failed` after one attempt.
+        assert!(is_unavailable(&legacy(r#"{"errcode":500,"errmsg":"系统错误"}"#)));
+        assert!(is_unavailable(&legacy(r#"{"errcode":1430003,"errmsg":"OAPI system protection"}"#)));
+        assert!(is_unavailable(&legacy(r#"{"errcode":88,"sub_code":"500","sub_msg":"系统错误","errmsg":"x"}"#)));
         for code in [90018, 90002, 90001, 90005, 90007, 90014, 90017] {
             assert!(is_throttled(&legacy(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#))), "{code}");
         }

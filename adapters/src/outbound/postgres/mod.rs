@@ -23,6 +23,8 @@ pub mod testing;
 crate::outbound::sqlite::ops::impl_outbox_stats!(PgStore);
 
 #[cfg(test)]
+mod oidc_tests;
+#[cfg(test)]
 mod outage_tests;
 #[cfg(test)]
 mod tests;

@@ -5,3 +5,4 @@ use super::PgStore;
 use crate::outbound::sqlite::stores::impl_store_ports;
 
 impl_store_ports!(PgStore, super::Conn, super::db_error);
+crate::outbound::sqlite::oidc_stores::impl_oidc_stores!(PgStore, super::db_error);

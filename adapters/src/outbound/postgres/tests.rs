@@ -16,7 +16,7 @@ use crate::outbound::sqlite::store_tests as shared;
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A fresh database and a store on it; `Err` (the test fails) without a reachable server.
-async fn fresh() -> Result<(TestDatabase, PgStore), Box<dyn std::error::Error + Send + Sync>> {
+pub(super) async fn fresh() -> Result<(TestDatabase, PgStore), Box<dyn std::error::Error + Send + Sync>> {
     let db = TestDatabase::create().await?;
     let store = PgStore::connect(db.url(), 4).await?;
     Ok((db, store))
@@ -25,7 +25,7 @@ async fn fresh() -> Result<(TestDatabase, PgStore), Box<dyn std::error::Error + 
 use crate::outbound::sqlite::fixtures::*;
 
 /// Runs one raw SQL statement on `store`'s database (the `sql` of the corrupt-row tests).
-async fn sql(store: &PgStore, query: &str) -> TestResult {
+pub(super) async fn sql(store: &PgStore, query: &str) -> TestResult {
     diesel::sql_query(query).execute(&mut store.conn().await?).await?;
     Ok(())
 }
@@ -55,8 +55,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    // init, bindings, outbox, events, feed_cursors
-    assert_eq!(applied.n, 5);
+    // init, bindings, outbox, events, feed_cursors, oidc
+    assert_eq!(applied.n, 6);
     drop(again);
     db.drop_database().await?;
     Ok(())
@@ -480,6 +480,13 @@ async fn suite_a_new_ticket_replaces_the_old() -> TestResult {
 async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
     let (_db, store) = fresh().await?;
     events::authorizations_are_upserted_replaced_and_listed(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn events_expired_nonces_are_purged_in_bounded_batches() -> TestResult {
+    let (_db, store) = fresh().await?;
+    events::expired_nonces_are_purged_in_bounded_batches(store).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

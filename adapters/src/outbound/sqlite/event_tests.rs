@@ -116,6 +116,24 @@ pub(crate) async fn authorizations_are_upserted_replaced_and_listed<S: SuiteStor
     Ok(())
 }
 
+/// Expired nonces go in batches of about `limit`, oldest first; remembered ones stay, and the
+/// callback path never deletes other nonces (its cost does not grow with expired rows).
+pub(crate) async fn expired_nonces_are_purged_in_bounded_batches<S: EventStore>(store: S) -> TestResult {
+    for i in 0..25 {
+        assert!(store.remember_nonce("app-1", &format!("old{i}"), ts(1_000), ts(2_000 + i)).await?);
+    }
+    assert!(store.remember_nonce("app-1", "live", ts(1_000), ts(9_000)).await?);
+    // A callback at 5 000 renews only its own nonce; the 25 expired ones are still there to purge.
+    assert!(store.remember_nonce("app-1", "fresh", ts(5_000), ts(9_000)).await?);
+    assert_eq!(store.purge_expired_nonces(ts(5_000), 10).await?, 10, "the 10 oldest");
+    assert_eq!(store.purge_expired_nonces(ts(5_000), 10).await?, 10);
+    assert_eq!(store.purge_expired_nonces(ts(5_000), 10).await?, 5, "fewer than the limit: done");
+    assert_eq!(store.purge_expired_nonces(ts(5_000), 10).await?, 0);
+    assert!(!store.remember_nonce("app-1", "live", ts(5_000), ts(9_000)).await?, "a remembered nonce survives");
+    assert!(!store.remember_nonce("app-1", "fresh", ts(5_000), ts(9_000)).await?);
+    Ok(())
+}
+
 pub(crate) async fn a_nonce_is_new_once_until_it_expires<S: EventStore>(store: S) -> TestResult {
     assert!(store.remember_nonce("app-1", "n1", ts(1_000), ts(2_000)).await?, "first time");
     assert!(!store.remember_nonce("app-1", "n1", ts(1_500), ts(2_500)).await?, "a replay");
@@ -127,7 +145,7 @@ pub(crate) async fn a_nonce_is_new_once_until_it_expires<S: EventStore>(store: S
     // Past keep_until the nonce is forgotten, so it counts as new again and is then remembered anew.
     assert!(store.remember_nonce("app-1", "n1", ts(2_001), ts(4_000)).await?, "expired, forgotten");
     assert!(!store.remember_nonce("app-1", "n1", ts(3_999), ts(5_000)).await?, "remembered again");
-    // app-2/n1 and app-1/n2 (kept until 2 500) were forgotten too.
+    // app-2/n1 and app-1/n2 (kept until 2 500) have expired too: new again.
     assert!(store.remember_nonce("app-2", "n1", ts(3_000), ts(4_000)).await?);
     assert!(store.remember_nonce("app-1", "n2", ts(3_000), ts(4_000)).await?);
 

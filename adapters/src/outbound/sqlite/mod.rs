@@ -7,11 +7,14 @@
 //!   conversions to and from domain types) use only types both backends have;
 //! - `stores` holds the port implementations, written with diesel's query DSL
 //!   only (`ON CONFLICT`, `RETURNING` and transactions exist on both), as a
-//!   macro that `outbound::postgres` applies to its `PgStore` too;
+//!   macro that `outbound::postgres` applies to its `PgStore` too; likewise
+//!   `oidc_stores` (with `oidc_rows`) for the OpenID Provider's ports;
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
 pub mod ops;
+pub(crate) mod oidc_rows;
+pub(crate) mod oidc_stores;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod stores;
@@ -20,6 +23,8 @@ pub(crate) mod stores;
 pub(crate) mod event_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+pub(crate) mod oidc_store_tests;
 #[cfg(test)]
 pub(crate) mod outbox_tests;
 #[cfg(test)]
@@ -224,6 +229,10 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     ("callback_nonces.owner, callback_nonces.nonce", "callback_nonces_pkey"),
     ("contact_events.seq", "contact_events_pkey"),
     ("contact_events.corp_id, contact_events.event_id", "contact_events_corp_event_key"),
+    ("oidc_codes.code_hash", "oidc_codes_pkey"),
+    ("oidc_grants.id", "oidc_grants_pkey"),
+    ("oidc_refresh_tokens.token_hash", "oidc_refresh_tokens_pkey"),
+    ("oidc_signing_keys.kid", "oidc_signing_keys_pkey"),
 ];
 
 /// Maps a diesel error: a unique violation → `Conflict` naming the

@@ -36,7 +36,7 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<St
 }
 
 /// Parses a JSON column of the row `(table, key)`.
-fn from_json<T: DeserializeOwned>(table: &str, key: &str, column: &str, raw: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(table: &str, key: &str, column: &str, raw: &str) -> Result<T, StoreError> {
     serde_json::from_str(raw).map_err(|e| corrupt(table, key, format_args!("{column}: {e}")))
 }
 

@@ -1,6 +1,7 @@
 //! The diesel schema of `migrations/sqlite` and `migrations/postgres`
 //! (written by hand). It uses only types both SQLite and PostgreSQL have
-//! (`Text`, `BigInt`, `Integer`, `Bool`), so both adapters share it.
+//! (`Text`, `BigInt`, `Integer`, `Bool`, `Binary`: BLOB / BYTEA), so both
+//! adapters share it.
 
 diesel::table! {
     /// Local side: logins in progress.
@@ -264,8 +265,101 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Local side: OIDC authorization codes, redeemable once.
+    oidc_codes (code_hash) {
+        /// SHA-256 hex of the code.
+        code_hash -> Text,
+        /// The client it was issued to.
+        client_id -> Text,
+        /// `users.id`.
+        user_id -> Text,
+        /// SHA-256 hex of the dingbridge session.
+        session_hash -> Text,
+        /// The request's `redirect_uri`.
+        redirect_uri -> Text,
+        /// JSON array of scopes.
+        scopes -> Text,
+        /// The request's `nonce`.
+        nonce -> Nullable<Text>,
+        /// PKCE S256 `code_challenge`.
+        code_challenge -> Nullable<Text>,
+        /// Epoch ms.
+        auth_time -> BigInt,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        expires_at -> BigInt,
+        /// Epoch ms: when it was redeemed.
+        used_at -> Nullable<BigInt>,
+        /// `oidc_grants.id` of the grant it produced.
+        grant_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Local side: OIDC grants (one client's authorization for one user).
+    oidc_grants (id) {
+        /// Grant id (UUID v7).
+        id -> Text,
+        /// The client.
+        client_id -> Text,
+        /// `users.id`.
+        user_id -> Text,
+        /// SHA-256 hex of the dingbridge session.
+        session_hash -> Text,
+        /// JSON array of scopes.
+        scopes -> Text,
+        /// Epoch ms.
+        auth_time -> BigInt,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        expires_at -> BigInt,
+        /// Epoch ms.
+        membership_checked_at -> BigInt,
+        /// Epoch ms.
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Local side: refresh tokens of OIDC grants (a used one is kept for reuse detection).
+    oidc_refresh_tokens (token_hash) {
+        /// SHA-256 hex of the token.
+        token_hash -> Text,
+        /// `oidc_grants.id`.
+        grant_id -> Text,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        expires_at -> BigInt,
+        /// Epoch ms: when it was rotated.
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Local side: OIDC signing keys.
+    oidc_signing_keys (kid) {
+        /// Key id.
+        kid -> Text,
+        /// JOSE algorithm name (`SigningAlgorithm::as_str`).
+        algorithm -> Text,
+        /// PKCS#8 DER of the private key (a secret).
+        private_pkcs8 -> Binary,
+        /// JWK JSON object of the public key.
+        public_jwk -> Text,
+        /// Epoch ms.
+        created_at -> BigInt,
+        /// Epoch ms.
+        retired_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(bindings -> users (user_id));
+diesel::joinable!(oidc_refresh_tokens -> oidc_grants (grant_id));
 diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     login_intents,
@@ -280,4 +374,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     corp_authorizations,
     callback_nonces,
     contact_events,
+    oidc_codes,
+    oidc_grants,
+    oidc_refresh_tokens,
+    oidc_signing_keys,
 );

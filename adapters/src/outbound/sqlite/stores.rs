@@ -796,22 +796,51 @@ macro_rules! impl_store_ports {
                         keep_until: keep_until.as_millis(),
                     };
                     let mut conn = self.conn().await?;
-                    // Forget expired nonces first (an expired copy of this one included), so the
-                    // insert below only collides with a nonce that is still remembered.
-                    diesel::delete(callback_nonces::table.filter(callback_nonces::keep_until.lt(now.as_millis())))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error("forget expired nonces", e))?;
-                    // Of concurrent inserts of one nonce exactly one inserts a row: PostgreSQL
-                    // makes the others wait for it and then do nothing; SQLite serialises writers.
-                    let inserted = diesel::insert_into(callback_nonces::table)
+                    // One statement on one key: a new nonce is inserted; an expired copy of it is
+                    // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left
+                    // alone and counts 0 rows — a replay. Of concurrent calls for one nonce
+                    // exactly one counts a row: PostgreSQL makes the others wait for it and then
+                    // re-check the WHERE on the committed row; SQLite serialises writers.
+                    let upsert = diesel::insert_into(callback_nonces::table)
                         .values(&row)
                         .on_conflict((callback_nonces::owner, callback_nonces::nonce))
-                        .do_nothing()
-                        .execute(&mut conn)
+                        .do_update()
+                        .set(callback_nonces::keep_until.eq(keep_until.as_millis()));
+                    // `ON CONFLICT … DO UPDATE … WHERE` (diesel's upsert `FilterDsl`, named
+                    // because `QueryDsl::filter` is in scope too).
+                    let changed = diesel::query_dsl::methods::FilterDsl::filter(
+                        upsert,
+                        callback_nonces::keep_until.lt(now.as_millis()),
+                    )
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error("remember nonce", e))?;
+                    Ok(changed == 1)
+                }
+
+                async fn purge_expired_nonces(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
+                    let mut conn = self.conn().await?;
+                    // The `limit`-th oldest expired `keep_until` (by the keep_until index), then
+                    // one range delete up to it: bounded work per call on both backends.
+                    let boundary: Option<i64> = callback_nonces::table
+                        .filter(callback_nonces::keep_until.lt(now.as_millis()))
+                        .order(callback_nonces::keep_until.asc())
+                        .select(callback_nonces::keep_until)
+                        .offset(i64::from(limit.max(1)) - 1)
+                        .first(&mut conn)
                         .await
-                        .map_err(|e| db_error("remember nonce", e))?;
-                    Ok(inserted == 1)
+                        .optional()
+                        .map_err(|e| db_error("find the nonce purge boundary", e))?;
+                    let upto = boundary.unwrap_or(now.as_millis() - 1);
+                    let deleted = diesel::delete(
+                        callback_nonces::table
+                            .filter(callback_nonces::keep_until.le(upto))
+                            .filter(callback_nonces::keep_until.lt(now.as_millis())),
+                    )
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error("purge expired nonces", e))?;
+                    Ok(deleted as u64)
                 }
 
                 async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError> {

@@ -14,12 +14,12 @@ use super::{SqliteStore, database_path, migrate};
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A database file under the temp dir, deleted (with its WAL files) on drop.
-struct TempDb {
-    path: PathBuf,
+pub(super) struct TempDb {
+    pub(super) path: PathBuf,
 }
 
 impl TempDb {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
@@ -32,7 +32,7 @@ impl TempDb {
         format!("sqlite://{}", self.path.display())
     }
 
-    async fn open(&self) -> Result<SqliteStore, StoreError> {
+    pub(super) async fn open(&self) -> Result<SqliteStore, StoreError> {
         SqliteStore::connect(&self.url(), 4).await
     }
 }
@@ -48,7 +48,7 @@ impl Drop for TempDb {
 use super::fixtures::*;
 
 /// Runs one raw SQL statement on `store`'s database (the `sql` of the corrupt-row tests).
-async fn sql(store: &SqliteStore, query: &str) -> TestResult {
+pub(super) async fn sql(store: &SqliteStore, query: &str) -> TestResult {
     diesel::sql_query(query).execute(&mut store.conn().await?).await?;
     Ok(())
 }
@@ -341,6 +341,12 @@ async fn suite_a_new_ticket_replaces_the_old() -> TestResult {
 async fn suite_authorizations_are_upserted_replaced_and_listed() -> TestResult {
     let db = TempDb::new("events");
     events::authorizations_are_upserted_replaced_and_listed(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_expired_nonces_are_purged_in_bounded_batches() -> TestResult {
+    let db = TempDb::new("events");
+    events::expired_nonces_are_purged_in_bounded_batches(db.open().await?).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

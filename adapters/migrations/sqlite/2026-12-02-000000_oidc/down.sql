@@ -1,0 +1,9 @@
+DROP TABLE oidc_signing_keys;
+DROP INDEX oidc_refresh_tokens_grant_id;
+DROP TABLE oidc_refresh_tokens;
+DROP INDEX oidc_codes_expires_at;
+DROP TABLE oidc_codes;
+DROP INDEX oidc_grants_expires_at;
+DROP INDEX oidc_grants_session_hash;
+DROP INDEX oidc_grants_user_id;
+DROP TABLE oidc_grants;
