@@ -8,8 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod doctor;
 mod feed;
-pub mod telemetry;
 pub mod oidc;
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;

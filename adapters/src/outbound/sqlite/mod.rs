@@ -12,9 +12,9 @@
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
-pub mod ops;
 pub(crate) mod oidc_rows;
 pub(crate) mod oidc_stores;
+pub mod ops;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod stores;
