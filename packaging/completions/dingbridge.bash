@@ -31,6 +31,9 @@ _dingbridge() {
             dingbridge,migrate)
                 cmd="dingbridge__subcmd__migrate"
                 ;;
+            dingbridge,oidc)
+                cmd="dingbridge__subcmd__oidc"
+                ;;
             dingbridge,serve)
                 cmd="dingbridge__subcmd__serve"
                 ;;
@@ -49,8 +52,26 @@ _dingbridge() {
             dingbridge__subcmd__help,migrate)
                 cmd="dingbridge__subcmd__help__subcmd__migrate"
                 ;;
+            dingbridge__subcmd__help,oidc)
+                cmd="dingbridge__subcmd__help__subcmd__oidc"
+                ;;
             dingbridge__subcmd__help,serve)
                 cmd="dingbridge__subcmd__help__subcmd__serve"
+                ;;
+            dingbridge__subcmd__help__subcmd__oidc,rotate-keys)
+                cmd="dingbridge__subcmd__help__subcmd__oidc__subcmd__rotate__subcmd__keys"
+                ;;
+            dingbridge__subcmd__oidc,help)
+                cmd="dingbridge__subcmd__oidc__subcmd__help"
+                ;;
+            dingbridge__subcmd__oidc,rotate-keys)
+                cmd="dingbridge__subcmd__oidc__subcmd__rotate__subcmd__keys"
+                ;;
+            dingbridge__subcmd__oidc__subcmd__help,help)
+                cmd="dingbridge__subcmd__oidc__subcmd__help__subcmd__help"
+                ;;
+            dingbridge__subcmd__oidc__subcmd__help,rotate-keys)
+                cmd="dingbridge__subcmd__oidc__subcmd__help__subcmd__rotate__subcmd__keys"
                 ;;
             *)
                 ;;
@@ -59,7 +80,7 @@ _dingbridge() {
 
     case "${cmd}" in
         dingbridge)
-            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions help"
+            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions oidc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +168,7 @@ _dingbridge() {
             return 0
             ;;
         dingbridge__subcmd__help)
-            opts="serve migrate check-config doctor completions help"
+            opts="serve migrate check-config doctor completions oidc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,6 +251,34 @@ _dingbridge() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dingbridge__subcmd__help__subcmd__oidc)
+            opts="rotate-keys"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__oidc__subcmd__rotate__subcmd__keys)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dingbridge__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -247,6 +296,92 @@ _dingbridge() {
         dingbridge__subcmd__migrate)
             opts="-h --config --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__oidc)
+            opts="-h --config --log-format --help rotate-keys help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__oidc__subcmd__help)
+            opts="rotate-keys help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__oidc__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__oidc__subcmd__help__subcmd__rotate__subcmd__keys)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__oidc__subcmd__rotate__subcmd__keys)
+            opts="-h --config --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
