@@ -456,6 +456,15 @@ async fn authorize(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 Some(after) => with_param(req, FRESH_AFTER, &after.as_millis().to_string()),
                 None => req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into()),
             };
+            if back.len() > domain::ReturnTo::MAX_LEN {
+                // It could not be resumed after the sign-in (it would land on `/`): say so now.
+                let message = format!(
+                    "the authorization request is longer than {} bytes, so it cannot be resumed after signing in; \
+                     shorten state or nonce",
+                    domain::ReturnTo::MAX_LEN
+                );
+                return pages::render_error(res, &ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message));
+            }
             let encoded: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
             redirect(res, &format!("/auth/dingtalk/login?return_to={encoded}"));
         }
