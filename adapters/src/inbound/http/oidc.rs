@@ -17,7 +17,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use application::ports::{SigningAlgorithm, TokenSigner};
+use application::ports::{
+    Clock, CloudGateway, GrantStore, RandomSource, SessionStore, SigningAlgorithm, TokenSigner, UserRepository,
+};
+use application::usecases::local::Logout;
 use application::usecases::oidc::{
     Authorize, AuthorizeOutcome, AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistry, EndSession,
     EndSessionOutcome, EndSessionRequest, ExchangeToken, IntrospectToken, KNOWN_SCOPES, OAuthError, OidcSettings,
@@ -65,6 +68,91 @@ pub struct OidcHttp {
     pub token_limiter: TokenLimiter,
     /// Session cookie attributes (to clear it at `end_session`).
     pub cookies: CookieSettings,
+}
+
+/// What [`OidcHttp::new`] wires the provider from.
+pub struct OidcParts {
+    /// Issuer and lifetimes.
+    pub settings: Arc<OidcSettings>,
+    /// The registered clients.
+    pub clients: Arc<ClientRegistry>,
+    /// Signs and verifies (its keys installed by the signing-key job).
+    pub signer: Arc<dyn TokenSigner>,
+    /// The ID-token algorithms offered.
+    pub algorithms: Vec<SigningAlgorithm>,
+    /// The cloud, for the membership re-check on refresh.
+    pub gateway: Arc<dyn CloudGateway>,
+    /// Randomness (codes, tokens, ids).
+    pub random: Arc<dyn RandomSource>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Token requests per minute per client and address.
+    pub token_requests_per_minute: u32,
+    /// Session cookie attributes.
+    pub cookies: CookieSettings,
+}
+
+impl OidcHttp {
+    /// Every use case of the provider over one `store` (codes, grants, sessions, users).
+    pub fn new<S>(store: &Arc<S>, parts: OidcParts) -> Self
+    where
+        S: GrantStore + SessionStore + UserRepository + 'static,
+    {
+        let OidcParts {
+            settings,
+            clients,
+            signer,
+            algorithms,
+            gateway,
+            random,
+            clock,
+            token_requests_per_minute,
+            cookies,
+        } = parts;
+        Self {
+            authorize: Authorize::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                random.clone(),
+                clock.clone(),
+            ),
+            token: ExchangeToken::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                gateway,
+                signer.clone(),
+                random,
+                clock.clone(),
+            ),
+            userinfo: ReadUserInfo::new(settings.clone(), store.clone(), store.clone(), signer.clone(), clock.clone()),
+            introspect: IntrospectToken::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                signer.clone(),
+                clock.clone(),
+            ),
+            revoke: RevokeToken::new(clients.clone(), settings.clone(), store.clone(), signer.clone(), clock.clone()),
+            end_session: EndSession::new(
+                clients.clone(),
+                settings.clone(),
+                signer.clone(),
+                Logout::new(store.clone()).with_grants(store.clone(), clock),
+            ),
+            token_limiter: TokenLimiter::new(token_requests_per_minute),
+            algorithms,
+            signer,
+            clients,
+            settings,
+            cookies,
+        }
+    }
 }
 
 fn state(depot: &Depot) -> Result<Arc<OidcHttp>, ApiError> {
