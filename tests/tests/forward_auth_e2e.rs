@@ -232,7 +232,7 @@ async fn nginx_auth_request_signs_in_through_dingbridge_and_passes_the_identity(
 
     // Signed out at dingbridge: nginx sends the browser to sign in again.
     let res = browser.post(format!("{}/auth/logout", stack.base_url)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let res = browser.get(&page).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(location(&res).starts_with(&format!("{}/auth/dingtalk/login", stack.base_url)));
