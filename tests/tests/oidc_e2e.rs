@@ -550,9 +550,10 @@ fn short_lived() -> StackOptions {
     StackOptions { oidc: Some(oidc), ..StackOptions::ephemeral() }
 }
 
-/// Waits until `since + ttl` has passed (plus a margin for second-granular clocks), and no longer.
+/// Waits until `since + ttl` has passed, and no longer (plus 100 ms: the stores compare
+/// millisecond timestamps, and `since` is taken after the server started the lifetime).
 async fn outlive(since: Instant, ttl: Duration) {
-    let until = since + ttl + Duration::from_millis(1100);
+    let until = since + ttl + Duration::from_millis(100);
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
 }
 
