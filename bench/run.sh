@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: emulator + cloud + local (PostgreSQL) on 127.0.0.1, plus dev mode; prints a table.
 # Usage: bench/run.sh [--messages N] [--concurrency C] [--logins N] [--relay-samples N]
+#                     [--oidc-samples N] [--oidc-token-requests N] [--oidc-concurrency C]
 # Builds the release binaries (cargo run builds `bench`; the others are built first), starting
 # PostgreSQL on 127.0.0.1:5432 if it is not running (as .ci/run does).
 set -euo pipefail

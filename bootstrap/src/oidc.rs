@@ -4,18 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::inbound::http::{CookieSettings, ForwardAuthSettings, OidcHttp, TokenLimiter};
+use adapters::inbound::http::oidc::OidcParts;
+use adapters::inbound::http::{CookieSettings, ForwardAuthSettings, OidcHttp};
 use adapters::outbound::jose::JoseSigner;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    Clock, CloudGateway, GrantStore, RandomSource, SessionStore, SigningAlgorithm, SigningKeyStore, TokenSigner,
-    UserRepository,
+    CloudGateway, GrantStore, SessionStore, SigningAlgorithm, SigningKeyStore, TokenSigner, UserRepository,
 };
-use application::usecases::local::Logout;
 use application::usecases::oidc::{
-    Authorize, ClientAuthMethod, ClientRegistry, EndSession, ExchangeToken, IntrospectToken, KNOWN_SCOPES, OidcClient,
-    OidcSettings, ReadUserInfo, RevokeToken, SigningKeys, SubjectClaim,
+    ClientAuthMethod, ClientRegistry, KNOWN_SCOPES, OidcClient, OidcSettings, SigningKeys, SubjectClaim,
 };
 use domain::{CorpId, DeptId};
 use serde::{Deserialize, Serialize};
@@ -300,54 +298,21 @@ pub async fn build<S: OidcStores>(
     let keys = Arc::new(signing_keys(store, signer.clone(), config));
     let report = keys.refresh().await.context("loading the OIDC signing keys")?;
     info!(created = report.created.len(), published = report.published, issuer = %settings.issuer, "OpenID Provider enabled");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let random: Arc<dyn RandomSource> = Arc::new(OsRandom);
     if !config.public_url.starts_with("https://") {
         warn!(issuer = %settings.issuer, "the OIDC issuer is not https: fine on loopback, not in production");
     }
-    let http = OidcHttp {
-        authorize: Authorize::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            random.clone(),
-            clock.clone(),
-        ),
-        token: ExchangeToken::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            gateway,
-            signer.clone(),
-            random,
-            clock.clone(),
-        ),
-        userinfo: ReadUserInfo::new(settings.clone(), store.clone(), store.clone(), signer.clone(), clock.clone()),
-        introspect: IntrospectToken::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            signer.clone(),
-            clock.clone(),
-        ),
-        revoke: RevokeToken::new(clients.clone(), settings.clone(), store.clone(), signer.clone(), clock.clone()),
-        end_session: EndSession::new(
-            clients.clone(),
-            settings.clone(),
-            signer.clone(),
-            Logout::new(store.clone()).with_grants(store.clone(), clock),
-        ),
-        token_limiter: TokenLimiter::new(config.oidc.token_requests_per_minute),
+    let parts = OidcParts {
         algorithms: algorithms(&config.oidc),
+        token_requests_per_minute: config.oidc.token_requests_per_minute,
+        random: Arc::new(OsRandom),
+        clock: Arc::new(SystemClock),
         signer,
         clients,
         settings,
+        gateway,
         cookies,
     };
+    let http = OidcHttp::new(store, parts);
     Ok(Some((Arc::new(http), keys)))
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bootstrap::config::{Config, Mode, Secret};
+use bootstrap::oidc::{OidcClientConfig, OidcSection};
 use bootstrap::{Listener, build, serve};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -13,6 +14,52 @@ use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 
 /// The service token the stack accepts on `/api/*`.
 pub const SERVICE_TOKEN: &str = "sandbox-service-token-0123456789";
+
+/// The confidential test relying party (`client_secret_basic`) of [`oidc_section`].
+pub const OIDC_CONFIDENTIAL_ID: &str = "rp-confidential";
+/// Its secret.
+pub const OIDC_CONFIDENTIAL_SECRET: &str = "rp-confidential-secret-0123456789";
+/// Its registered redirect URI (nothing listens there: tests stop at the redirect).
+pub const OIDC_CONFIDENTIAL_REDIRECT: &str = "http://127.0.0.1:9/confidential/callback";
+/// Its registered post-logout redirect URI.
+pub const OIDC_CONFIDENTIAL_LOGGED_OUT: &str = "http://127.0.0.1:9/confidential/logged-out";
+/// The public test relying party (PKCE, no secret) of [`oidc_section`].
+pub const OIDC_PUBLIC_ID: &str = "rp-public";
+/// Its registered loopback redirect URI (RFC 8252 §7.3: any port of it is accepted too).
+pub const OIDC_PUBLIC_REDIRECT: &str = "http://127.0.0.1/public/callback";
+
+/// `[oidc]` registering the two test relying parties: [`OIDC_CONFIDENTIAL_ID`]
+/// (`client_secret_basic`) and [`OIDC_PUBLIC_ID`] (public, PKCE), every scope each; other
+/// settings at their defaults.
+pub fn oidc_section() -> OidcSection {
+    OidcSection {
+        clients: vec![
+            OidcClientConfig {
+                client_id: OIDC_CONFIDENTIAL_ID.into(),
+                client_secret: Some(Secret::from(OIDC_CONFIDENTIAL_SECRET)),
+                token_endpoint_auth_method: Some("client_secret_basic".into()),
+                redirect_uris: vec![OIDC_CONFIDENTIAL_REDIRECT.into()],
+                post_logout_redirect_uris: vec![OIDC_CONFIDENTIAL_LOGGED_OUT.into()],
+                scopes: None,
+                corp_ids: Vec::new(),
+                dept_ids: Vec::new(),
+                id_token_signed_response_alg: None,
+            },
+            OidcClientConfig {
+                client_id: OIDC_PUBLIC_ID.into(),
+                client_secret: None,
+                token_endpoint_auth_method: Some("none".into()),
+                redirect_uris: vec![OIDC_PUBLIC_REDIRECT.into()],
+                post_logout_redirect_uris: Vec::new(),
+                scopes: None,
+                corp_ids: Vec::new(),
+                dept_ids: Vec::new(),
+                id_token_signed_response_alg: None,
+            },
+        ],
+        ..OidcSection::default()
+    }
+}
 
 /// Where and how to start the stack.
 #[derive(Debug, Clone)]
@@ -32,6 +79,11 @@ pub struct StackOptions {
     /// the suite's key and secret and its authorized corps as `corp_ids`, and no `[dingtalk]` app
     /// (implies `events`).
     pub suite: bool,
+    /// `[oidc]`, e.g. [`oidc_section`] (the OpenID Provider is on when it registers a client).
+    pub oidc: Option<OidcSection>,
+    /// `forward_auth.return_origins`: origins (of a proxy in front of an app) a sign-in may
+    /// return to.
+    pub return_origins: Vec<String>,
 }
 
 impl StackOptions {
@@ -45,7 +97,14 @@ impl StackOptions {
             emulator: EmulatorConfig::default(),
             events: false,
             suite: false,
+            oidc: None,
+            return_origins: Vec::new(),
         }
+    }
+
+    /// [`StackOptions::ephemeral`] with the test relying parties of [`oidc_section`] registered.
+    pub fn with_oidc() -> Self {
+        Self { oidc: Some(oidc_section()), ..Self::ephemeral() }
     }
 }
 
@@ -117,6 +176,12 @@ impl Stack {
                 config.suite.corp_ids = suite.authorizations.iter().map(|a| a.corp_id.clone()).collect();
             }
         }
+        if let Some(oidc) = &options.oidc {
+            config.oidc = oidc.clone();
+        }
+        config.forward_auth.return_origins.clone_from(&options.return_origins);
+        let problems = config.problems();
+        anyhow::ensure!(problems.is_empty(), "invalid stack configuration: {problems:?}");
         let (stop, server) = Self::launch(&config, listener).await?;
         Ok(Self { base_url: public_url, emulator, database: options.database, config, stop, server })
     }
@@ -159,6 +224,33 @@ impl Stack {
             let auth = post("/_admin/push/org_suite_auth".into(), body).await?;
             anyhow::ensure!(auth["accepted"] == true, "org_suite_auth push for {corp_id} not accepted: {auth}");
         }
+        Ok(())
+    }
+
+    /// Stops dingbridge gracefully and starts it again on the same database and the same address,
+    /// so `base_url` (the OIDC issuer) stays; the emulator keeps running. Retries binding for a
+    /// few seconds while the old listener lets go of the port.
+    pub async fn restart_in_place(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let listener = loop {
+            match Listener::bind(&addr).await {
+                Ok(listener) => break listener,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %err, "the old listener still holds the port");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        self.config.bind = addr;
+        (self.stop, self.server) = Self::launch(&self.config, listener).await?;
         Ok(())
     }
 

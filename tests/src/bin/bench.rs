@@ -12,7 +12,11 @@
 //!    the emulator and through `POST /relay/v1/messages`);
 //! 3. full login round trips through local, cloud and emulator (`--logins`), then the same against a
 //!    single dev-mode process;
-//! 4. peak RSS (`VmHWM`) of the local and cloud processes.
+//! 4. peak RSS (`VmHWM`) of the local and cloud processes;
+//! 5. the OpenID Provider on the dev-mode process: `--oidc-samples` sequential authorize→token
+//!    round trips for an already signed-in session (`GET /oidc/authorize` with the session cookie
+//!    → 302 with a code → `POST /oidc/token`), then `--oidc-token-requests` refresh-token grants
+//!    from `--oidc-concurrency` callers (each rotating its own chain), as token-endpoint requests/s.
 //!
 //! Every loop is bounded by its count and by a global deadline; all traffic stays on 127.0.0.1.
 //! Run it with `cargo run --release -p tests --bin bench -- [options]` or `bench/run.sh`.
@@ -52,6 +56,10 @@ const DELIVERY_POLL: Duration = Duration::from_millis(200);
 /// Per-request timeout of the benchmark's HTTP clients.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The benchmark's OIDC relying party (dev mode).
+const OIDC_CLIENT: (&str, &str) = ("bench-rp", "bench-rp-secret-0123456789");
+const OIDC_REDIRECT: &str = "http://127.0.0.1:9/bench/callback";
+
 /// Targets.
 const TARGET_ACCEPTED_PER_SEC: f64 = 1500.0;
 const TARGET_ACCEPT_P99_MS: f64 = 50.0;
@@ -74,6 +82,15 @@ struct Args {
     /// Sequential sends per path (direct to the emulator, through the cloud relay).
     #[arg(long, default_value_t = 1000)]
     relay_samples: usize,
+    /// Sequential authorize→token round trips (dev mode, signed in).
+    #[arg(long, default_value_t = 200)]
+    oidc_samples: usize,
+    /// Refresh-token grants in the token-endpoint run (dev mode).
+    #[arg(long, default_value_t = 2000)]
+    oidc_token_requests: usize,
+    /// Concurrent callers in the token-endpoint run (each its own grant).
+    #[arg(long, default_value_t = 16)]
+    oidc_concurrency: usize,
     /// Global deadline, seconds.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
@@ -378,8 +395,9 @@ complete_url_origins = ["{local_url}"]
             ("DINGDING_SECRET_PASSWORD", RELAY_CLIENT.1.into()),
             ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
             ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
-            // Every benchmark sign-in comes from 127.0.0.1: lift the per-address limit.
+            // Every benchmark sign-in comes from 127.0.0.1, back to back: lift the sign-in limits.
             ("DINGBRIDGE_LOGIN__PER_ADDRESS_PER_MINUTE", "10000".into()),
+            ("DINGBRIDGE_LOGIN__TOTAL_PER_SECOND", "10000".into()),
         ]),
     )
     .await
@@ -416,10 +434,25 @@ complete_url_origins = ["{local_url}"]
     let dev_port = free_port()?;
     let dev_url = format!("http://127.0.0.1:{dev_port}");
     let dingbridge_program = dingbridge_bin.to_str().context("non-UTF-8 dingbridge path")?;
+    // `[oidc]` with one confidential client; the token-endpoint budget raised for the benchmark.
+    let dev_toml = format!(
+        r#"
+[oidc]
+token_requests_per_minute = 10000000
+[[oidc.clients]]
+client_id = "{id}"
+client_secret = "{secret}"
+redirect_uris = ["{OIDC_REDIRECT}"]
+"#,
+        id = OIDC_CLIENT.0,
+        secret = OIDC_CLIENT.1,
+    );
+    let dev_config = dir.0.join("dev.toml");
+    std::fs::write(&dev_config, dev_toml)?;
     let dev = Proc::dingbridge(
         dingbridge_program,
         dev_port,
-        None,
+        Some(&dev_config),
         env(&[
             ("DINGBRIDGE_MODE", "dev".into()),
             ("DINGBRIDGE_PUBLIC_URL", dev_url.clone()),
@@ -432,8 +465,9 @@ complete_url_origins = ["{local_url}"]
             ("DINGBRIDGE_DINGTALK__AGENT_ID", AGENT_ID.to_string()),
             ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
             ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
-            // Every benchmark sign-in comes from 127.0.0.1: lift the per-address limit.
+            // Every benchmark sign-in comes from 127.0.0.1, back to back: lift the sign-in limits.
             ("DINGBRIDGE_LOGIN__PER_ADDRESS_PER_MINUTE", "10000".into()),
+            ("DINGBRIDGE_LOGIN__TOTAL_PER_SECOND", "10000".into()),
         ]),
     )
     .await
@@ -441,6 +475,11 @@ complete_url_origins = ["{local_url}"]
     let dev_logins = logins(args.logins, deadline, &dev.base_url).await?;
     rows.push(row("login round trip, dev mode (one process)", ""));
     rows.push(row("  p50 / p99 (ms)", format!("{:.2} / {:.2}", dev_logins.pct(0.5), dev_logins.pct(0.99))));
+    eprintln!(
+        "bench: OIDC in dev mode ({} round trips, {} refresh grants from {} callers)",
+        args.oidc_samples, args.oidc_token_requests, args.oidc_concurrency
+    );
+    rows.extend(oidc(args, deadline, &dev.base_url).await?);
     drop(dev);
     drop(emulator);
     Ok(rows)
@@ -666,4 +705,144 @@ async fn logins(n: usize, deadline: Deadline, base: &str) -> anyhow::Result<Late
         ensure!(status.is_success() && url.as_str().starts_with(base), "login #{i} ended at {url} with HTTP {status}");
     }
     Ok(Latencies::new(&times))
+}
+
+/// A signed-in browser for the OIDC run: its cookie jar (session cookie) and a client on it that
+/// does not follow redirects.
+async fn signed_in_browser(base: &str) -> anyhow::Result<reqwest::Client> {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let login = reqwest::Client::builder().cookie_provider(jar.clone()).timeout(REQUEST_TIMEOUT).build()?;
+    let res = login.get(format!("{base}/auth/dingtalk/login")).send().await?;
+    ensure!(res.status().is_success(), "the OIDC run's sign-in answered HTTP {}", res.status());
+    Ok(reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .build()?)
+}
+
+#[derive(Deserialize)]
+struct Tokens {
+    refresh_token: Option<String>,
+}
+
+/// One authorize→token round trip (PKCE S256): `GET /oidc/authorize` with the session cookie,
+/// the code off the 302, `POST /oidc/token` (client_secret_basic). Returns the refresh token.
+async fn authorize_and_exchange(
+    browser: &reqwest::Client,
+    rp: &reqwest::Client,
+    base: &str,
+    i: usize,
+) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let verifier = format!("bench-verifier-{}-{i:06}-{}", std::process::id(), "x".repeat(24));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let state = format!("s{i}");
+    let res = browser
+        .get(format!("{base}/oidc/authorize"))
+        .query(&[
+            ("client_id", OIDC_CLIENT.0),
+            ("redirect_uri", OIDC_REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid profile email offline_access"),
+            ("state", state.as_str()),
+            ("nonce", state.as_str()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await?;
+    let location = res.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+    ensure!(
+        res.status() == StatusCode::FOUND && location.starts_with(OIDC_REDIRECT),
+        "authorize #{i} answered HTTP {} to {location:?}",
+        res.status()
+    );
+    let url = reqwest::Url::parse(&location)?;
+    let code = url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned());
+    let code = code.with_context(|| format!("no code on {location}"))?;
+    let res = rp
+        .post(format!("{base}/oidc/token"))
+        .basic_auth(OIDC_CLIENT.0, Some(OIDC_CLIENT.1))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", OIDC_REDIRECT),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await?;
+    let status = res.status();
+    ensure!(status == StatusCode::OK, "token #{i} answered HTTP {status}: {}", res.text().await?);
+    let tokens: Tokens = res.json().await?;
+    tokens.refresh_token.context("no refresh token with offline_access")
+}
+
+/// The OIDC figures: authorize→token round trips, then refresh-token grants per second.
+async fn oidc(args: &Args, deadline: Deadline, base: &str) -> anyhow::Result<Vec<Row>> {
+    let browser = signed_in_browser(base).await?;
+    let rp = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(args.oidc_concurrency.max(1))
+        .build()?;
+    let samples = args.oidc_samples.max(args.oidc_concurrency);
+    let (mut times, mut chains) = (Vec::with_capacity(samples), Vec::with_capacity(args.oidc_concurrency));
+    for i in 0..samples {
+        deadline.check("the OIDC round-trip run")?;
+        let started = Instant::now();
+        let refresh_token = authorize_and_exchange(&browser, &rp, base, i).await?;
+        times.push(started.elapsed());
+        if chains.len() < args.oidc_concurrency {
+            chains.push(refresh_token);
+        }
+    }
+    let round_trips = Latencies::new(&times);
+
+    // Refresh-token grants: every caller rotates its own chain (each grant answers a new token).
+    let n = args.oidc_token_requests;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(chains.len());
+    for (w, mut refresh_token) in chains.into_iter().enumerate() {
+        let (rp, next, url) = (rp.clone(), next.clone(), format!("{base}/oidc/token"));
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                if Instant::now() >= deadline.0 {
+                    bail!("global deadline passed during the token-endpoint run");
+                }
+                let sent = Instant::now();
+                let res = rp
+                    .post(&url)
+                    .basic_auth(OIDC_CLIENT.0, Some(OIDC_CLIENT.1))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())])
+                    .send()
+                    .await?;
+                let status = res.status();
+                ensure!(status == StatusCode::OK, "refresh on chain {w} answered HTTP {status}: {}", res.text().await?);
+                let tokens: Tokens = res.json().await?;
+                refresh_token = tokens.refresh_token.context("a refresh grant without a new refresh token")?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for worker in workers {
+        latencies.extend(worker.await.context("a token-endpoint caller panicked")??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let refreshes = Latencies::new(&latencies);
+    let rate = if secs > 0.0 { latencies.len() as f64 / secs } else { 0.0 };
+    Ok(vec![
+        row(format!("OIDC, dev mode: authorize→token round trip, signed in ({samples} sequential)"), ""),
+        row(
+            "  p50 / p99 / mean (ms)",
+            format!("{:.2} / {:.2} / {:.2}", round_trips.pct(0.5), round_trips.pct(0.99), round_trips.mean()),
+        ),
+        row(format!("OIDC token endpoint: {} refresh grants, {} callers", latencies.len(), args.oidc_concurrency), ""),
+        row("  requests/s", format!("{rate:.0}")),
+        row("  latency p50 / p99 (ms)", format!("{:.2} / {:.2}", refreshes.pct(0.5), refreshes.pct(0.99))),
+    ])
 }

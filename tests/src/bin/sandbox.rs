@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use bootstrap::config::Secret;
+use bootstrap::oidc::{OidcClientConfig, OidcSection};
 use clap::Parser;
 use tests::emulator::{EmulatorConfig, Fixture};
 use tests::stack::{SERVICE_TOKEN, Stack, StackOptions};
@@ -29,6 +31,32 @@ struct Args {
     /// its internal app; the emulator pushes the suite_ticket and the corps' authorizations at start.
     #[arg(long)]
     suite: bool,
+    /// The demo OpenID Connect client's redirect URI (a loopback URL your app listens on).
+    #[arg(long, default_value = DEMO_REDIRECT)]
+    oidc_redirect_uri: String,
+}
+
+/// The demo relying party registered in `[[oidc.clients]]`.
+const DEMO_CLIENT_ID: &str = "sandbox-demo";
+const DEMO_CLIENT_SECRET: &str = "sandbox-demo-secret-0123456789";
+const DEMO_REDIRECT: &str = "http://127.0.0.1:8000/callback";
+const DEMO_LOGGED_OUT: &str = "http://127.0.0.1:8000/";
+
+fn demo_oidc(redirect_uri: &str) -> OidcSection {
+    OidcSection {
+        clients: vec![OidcClientConfig {
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: Some(Secret::from(DEMO_CLIENT_SECRET)),
+            token_endpoint_auth_method: Some("client_secret_basic".into()),
+            redirect_uris: vec![redirect_uri.to_owned()],
+            post_logout_redirect_uris: vec![DEMO_LOGGED_OUT.into()],
+            scopes: None,
+            corp_ids: Vec::new(),
+            dept_ids: Vec::new(),
+            id_token_signed_response_alg: None,
+        }],
+        ..OidcSection::default()
+    }
 }
 
 #[tokio::main]
@@ -47,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
         emulator: EmulatorConfig { fixture, ..EmulatorConfig::default() },
         events: true,
         suite: args.suite,
+        oidc: Some(demo_oidc(&args.oidc_redirect_uri)),
+        return_origins: Vec::new(),
     };
     let stack = Stack::start(options).await?;
     if args.suite {
@@ -54,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let base = &stack.base_url;
     let emu = stack.emulator.base_url();
+    let redirect_encoded: String = url::form_urlencoded::byte_serialize(args.oidc_redirect_uri.as_bytes()).collect();
     println!(
         r#"
 dingbridge sandbox is running (dev mode, DingTalk emulated).
@@ -68,8 +99,27 @@ Send a work notification to three members:
     -H 'Authorization: Bearer {SERVICE_TOKEN}' -H 'Content-Type: application/json' \
     -d '{{"recipients":{{"userids":["manager4220","lisi0002","wangwu0003"]}},"body":{{"msgtype":"text","text":{{"content":"Hello from dingbridge"}}}}}}'
 
+OpenID Connect Provider (demo client registered):
+  Discovery:      {base}/.well-known/openid-configuration
+  Client id:      {DEMO_CLIENT_ID}
+  Client secret:  {DEMO_CLIENT_SECRET}   (client_secret_basic)
+  Redirect URI:   {redirect}
+  Sign in:        {base}/oidc/authorize?client_id={DEMO_CLIENT_ID}&response_type=code&scope=openid%20profile%20email%20groups%20offline_access&redirect_uri={redirect_encoded}&state=demo&nonce=demo
+                  (without PKCE, as a confidential client may; then read ?code= off the redirect)
+  Exchange it:
+    curl -s -u {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET} {base}/oidc/token \
+      -d grant_type=authorization_code -d code=CODE --data-urlencode redirect_uri={redirect}
+
+  As a relying party's configuration (e.g. oauth2-proxy, Grafana generic OAuth):
+    issuer_url    = "{base}"
+    client_id     = "{DEMO_CLIENT_ID}"
+    client_secret = "{DEMO_CLIENT_SECRET}"
+    redirect_url  = "{redirect}"
+    scopes        = "openid profile email groups"
+
 Press Ctrl-C to stop.
-"#
+"#,
+        redirect = args.oidc_redirect_uri,
     );
     bootstrap::shutdown_signal().await;
     stack.stop().await;

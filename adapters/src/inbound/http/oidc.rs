@@ -17,7 +17,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use application::ports::{SigningAlgorithm, TokenSigner};
+use application::ports::{
+    Clock, CloudGateway, GrantStore, RandomSource, SessionStore, SigningAlgorithm, TokenSigner, UserRepository,
+};
+use application::usecases::local::Logout;
 use application::usecases::oidc::{
     Authorize, AuthorizeOutcome, AuthorizeRequest, ClientAuthMethod, ClientCredentials, ClientRegistry, EndSession,
     EndSessionOutcome, EndSessionRequest, ExchangeToken, IntrospectToken, KNOWN_SCOPES, OAuthError, OidcSettings,
@@ -65,6 +68,91 @@ pub struct OidcHttp {
     pub token_limiter: TokenLimiter,
     /// Session cookie attributes (to clear it at `end_session`).
     pub cookies: CookieSettings,
+}
+
+/// What [`OidcHttp::new`] wires the provider from.
+pub struct OidcParts {
+    /// Issuer and lifetimes.
+    pub settings: Arc<OidcSettings>,
+    /// The registered clients.
+    pub clients: Arc<ClientRegistry>,
+    /// Signs and verifies (its keys installed by the signing-key job).
+    pub signer: Arc<dyn TokenSigner>,
+    /// The ID-token algorithms offered.
+    pub algorithms: Vec<SigningAlgorithm>,
+    /// The cloud, for the membership re-check on refresh.
+    pub gateway: Arc<dyn CloudGateway>,
+    /// Randomness (codes, tokens, ids).
+    pub random: Arc<dyn RandomSource>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Token requests per minute per client and address.
+    pub token_requests_per_minute: u32,
+    /// Session cookie attributes.
+    pub cookies: CookieSettings,
+}
+
+impl OidcHttp {
+    /// Every use case of the provider over one `store` (codes, grants, sessions, users).
+    pub fn new<S>(store: &Arc<S>, parts: OidcParts) -> Self
+    where
+        S: GrantStore + SessionStore + UserRepository + 'static,
+    {
+        let OidcParts {
+            settings,
+            clients,
+            signer,
+            algorithms,
+            gateway,
+            random,
+            clock,
+            token_requests_per_minute,
+            cookies,
+        } = parts;
+        Self {
+            authorize: Authorize::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                random.clone(),
+                clock.clone(),
+            ),
+            token: ExchangeToken::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                gateway,
+                signer.clone(),
+                random,
+                clock.clone(),
+            ),
+            userinfo: ReadUserInfo::new(settings.clone(), store.clone(), store.clone(), signer.clone(), clock.clone()),
+            introspect: IntrospectToken::new(
+                clients.clone(),
+                settings.clone(),
+                store.clone(),
+                signer.clone(),
+                clock.clone(),
+            ),
+            revoke: RevokeToken::new(clients.clone(), settings.clone(), store.clone(), signer.clone(), clock.clone()),
+            end_session: EndSession::new(
+                clients.clone(),
+                settings.clone(),
+                signer.clone(),
+                Logout::new(store.clone()).with_grants(store.clone(), clock),
+            ),
+            token_limiter: TokenLimiter::new(token_requests_per_minute),
+            algorithms,
+            signer,
+            clients,
+            settings,
+            cookies,
+        }
+    }
 }
 
 fn state(depot: &Depot) -> Result<Arc<OidcHttp>, ApiError> {
@@ -155,15 +243,6 @@ pub struct TokenOnlyForm {
     client_secret: Option<String>,
 }
 
-/// An OAuth error answered as JSON with the status RFC 6749 §5.2 gives it.
-struct OAuthReply {
-    error: OAuthError,
-    /// The client tried HTTP Basic (RFC 6749 §5.2 then requires `WWW-Authenticate` on a 401;
-    /// dingbridge sends it on every 401, which the RFC allows).
-    #[allow(dead_code)]
-    basic: bool,
-}
-
 fn oauth_status(error: &str) -> StatusCode {
     match error {
         "invalid_client" => StatusCode::UNAUTHORIZED,
@@ -179,17 +258,16 @@ fn no_store(res: &mut Response) {
     let _ = res.add_header("pragma", "no-cache", true);
 }
 
-fn write_oauth_error(res: &mut Response, reply: OAuthReply) {
-    let status = oauth_status(reply.error.error);
+/// Answers `error` as JSON with the status RFC 6749 §5.2 gives it. A 401 always carries
+/// `WWW-Authenticate: Basic` (required when the client tried HTTP Basic, allowed otherwise).
+fn write_oauth_error(res: &mut Response, error: OAuthError) {
+    let status = oauth_status(error.error);
     if status == StatusCode::UNAUTHORIZED {
         let _ = res.add_header("www-authenticate", "Basic realm=\"dingbridge\"", true);
     }
     no_store(res);
     res.status_code(status);
-    res.render(Json(OAuthErrorBody {
-        error: reply.error.error.to_owned(),
-        error_description: reply.error.description,
-    }));
+    res.render(Json(OAuthErrorBody { error: error.error.to_owned(), error_description: error.description }));
 }
 
 /// The request's form fields, refusing a parameter sent twice (RFC 6749 §3.2: "MUST NOT be
@@ -230,7 +308,7 @@ fn form_decode(raw: &str) -> Option<String> {
 /// Who the request says its client is: HTTP Basic (`client_secret_basic`), `client_id` +
 /// `client_secret` in the form (`client_secret_post`), or `client_id` alone (a public client).
 /// Using two methods at once is refused (RFC 6749 §2.3).
-fn credentials(req: &Request, fields: &Map<String, Value>) -> Result<ClientCredentials, OAuthReply> {
+fn credentials(req: &Request, fields: &Map<String, Value>) -> Result<ClientCredentials, OAuthError> {
     let header = req.headers().get_all("authorization").iter().collect::<Vec<_>>();
     let basic = match header.as_slice() {
         [] => None,
@@ -243,24 +321,23 @@ fn credentials(req: &Request, fields: &Map<String, Value>) -> Result<ClientCrede
         }
         _ => {
             let error = OAuthError::invalid_request("Authorization is given more than once");
-            return Err(OAuthReply { error, basic: false });
+            return Err(error);
         }
     };
     let (form_id, form_secret) = (field(fields, "client_id"), field(fields, "client_secret"));
     if let Some(encoded) = basic {
-        let bad =
-            || OAuthReply { error: OAuthError::invalid_client("the Basic credentials are malformed"), basic: true };
+        let bad = || OAuthError::invalid_client("the Basic credentials are malformed");
         if form_secret.is_some() {
             let error =
                 OAuthError::invalid_request("use one client authentication method, not Basic and client_secret");
-            return Err(OAuthReply { error, basic: true });
+            return Err(error);
         }
         let decoded = STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)?;
         let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
         let (id, secret) = (form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?);
         if form_id.as_ref().is_some_and(|f| *f != id) {
             let error = OAuthError::invalid_request("client_id in the body differs from the Basic credentials");
-            return Err(OAuthReply { error, basic: true });
+            return Err(error);
         }
         return Ok(ClientCredentials {
             client_id: id,
@@ -275,10 +352,9 @@ fn credentials(req: &Request, fields: &Map<String, Value>) -> Result<ClientCrede
             method: ClientAuthMethod::ClientSecretPost,
         }),
         (Some(id), None) => Ok(ClientCredentials { client_id: id, secret: None, method: ClientAuthMethod::None }),
-        (None, _) => Err(OAuthReply {
-            error: OAuthError::invalid_client("no client authentication: use HTTP Basic or client_id in the form"),
-            basic: false,
-        }),
+        (None, _) => {
+            Err(OAuthError::invalid_client("no client authentication: use HTTP Basic or client_id in the form"))
+        }
     }
 }
 
@@ -456,6 +532,15 @@ async fn authorize(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 Some(after) => with_param(req, FRESH_AFTER, &after.as_millis().to_string()),
                 None => req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into()),
             };
+            if back.len() > domain::ReturnTo::MAX_LEN {
+                // It could not be resumed after the sign-in (it would land on `/`): say so now.
+                let message = format!(
+                    "the authorization request is longer than {} bytes, so it cannot be resumed after signing in; \
+                     shorten state or nonce",
+                    domain::ReturnTo::MAX_LEN
+                );
+                return pages::render_error(res, &ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message));
+            }
             let encoded: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
             redirect(res, &format!("/auth/dingtalk/login?return_to={encoded}"));
         }
@@ -500,22 +585,22 @@ fn authorize_request_lenient(req: &Request) -> AuthorizeRequest {
 async fn issue_token(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let oidc = match state(depot) {
         Ok(oidc) => oidc,
-        Err(_) => return write_oauth_error(res, OAuthReply { error: OAuthError::server_error(), basic: false }),
+        Err(_) => return write_oauth_error(res, OAuthError::server_error()),
     };
     let names =
         ["grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id", "client_secret"];
     let fields = match form(req, &names).await {
         Ok(fields) => fields,
-        Err(error) => return write_oauth_error(res, OAuthReply { error, basic: false }),
+        Err(error) => return write_oauth_error(res, error),
     };
     let credentials = match credentials(req, &fields) {
         Ok(credentials) => credentials,
-        Err(reply) => return write_oauth_error(res, reply),
+        Err(error) => return write_oauth_error(res, error),
     };
     if let Err(wait_secs) = oidc.token_limiter.check(&credentials.client_id, peer(req)) {
         let _ = res.add_header("retry-after", wait_secs.to_string(), true);
         let error = OAuthError::new("rate_limited", format!("too many token requests; try again in {wait_secs} s"));
-        return write_oauth_error(res, OAuthReply { error, basic: false });
+        return write_oauth_error(res, error);
     }
     let request = TokenRequest {
         grant_type: field(&fields, "grant_type"),
@@ -525,7 +610,6 @@ async fn issue_token(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         refresh_token: field(&fields, "refresh_token"),
         scope: field(&fields, "scope"),
     };
-    let basic = credentials.method == ClientAuthMethod::ClientSecretBasic;
     match oidc.token.execute(&credentials, request).await {
         Ok(tokens) => {
             no_store(res);
@@ -538,7 +622,7 @@ async fn issue_token(req: &mut Request, depot: &mut Depot, res: &mut Response) {
                 scope: tokens.scope,
             }));
         }
-        Err(error) => write_oauth_error(res, OAuthReply { error, basic }),
+        Err(error) => write_oauth_error(res, error),
     }
 }
 
@@ -579,12 +663,12 @@ async fn bearer(req: &mut Request) -> Result<Option<String>, &'static str> {
 async fn userinfo(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let oidc = match state(depot) {
         Ok(oidc) => oidc,
-        Err(_) => return write_oauth_error(res, OAuthReply { error: OAuthError::server_error(), basic: false }),
+        Err(_) => return write_oauth_error(res, OAuthError::server_error()),
     };
     let token = match bearer(req).await {
         Ok(token) => token,
         Err(why) => {
-            return write_oauth_error(res, OAuthReply { error: OAuthError::invalid_request(why), basic: false });
+            return write_oauth_error(res, OAuthError::invalid_request(why));
         }
     };
     no_store(res);
@@ -612,10 +696,8 @@ async fn userinfo(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-async fn token_only(req: &mut Request) -> Result<(ClientCredentials, Option<String>), OAuthReply> {
-    let fields = form(req, &["token", "token_type_hint", "client_id", "client_secret"])
-        .await
-        .map_err(|error| OAuthReply { error, basic: false })?;
+async fn token_only(req: &mut Request) -> Result<(ClientCredentials, Option<String>), OAuthError> {
+    let fields = form(req, &["token", "token_type_hint", "client_id", "client_secret"]).await?;
     let credentials = credentials(req, &fields)?;
     Ok((credentials, field(&fields, "token")))
 }
@@ -635,19 +717,18 @@ async fn token_only(req: &mut Request) -> Result<(ClientCredentials, Option<Stri
 async fn revoke(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let oidc = match state(depot) {
         Ok(oidc) => oidc,
-        Err(_) => return write_oauth_error(res, OAuthReply { error: OAuthError::server_error(), basic: false }),
+        Err(_) => return write_oauth_error(res, OAuthError::server_error()),
     };
     let (credentials, token) = match token_only(req).await {
         Ok(found) => found,
-        Err(reply) => return write_oauth_error(res, reply),
+        Err(error) => return write_oauth_error(res, error),
     };
-    let basic = credentials.method == ClientAuthMethod::ClientSecretBasic;
     match oidc.revoke.execute(&credentials, token.as_deref()).await {
         Ok(()) => {
             no_store(res);
             res.status_code(StatusCode::OK);
         }
-        Err(error) => write_oauth_error(res, OAuthReply { error, basic }),
+        Err(error) => write_oauth_error(res, error),
     }
 }
 
@@ -667,19 +748,18 @@ async fn revoke(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 async fn introspect(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let oidc = match state(depot) {
         Ok(oidc) => oidc,
-        Err(_) => return write_oauth_error(res, OAuthReply { error: OAuthError::server_error(), basic: false }),
+        Err(_) => return write_oauth_error(res, OAuthError::server_error()),
     };
     let (credentials, token) = match token_only(req).await {
         Ok(found) => found,
-        Err(reply) => return write_oauth_error(res, reply),
+        Err(error) => return write_oauth_error(res, error),
     };
-    let basic = credentials.method == ClientAuthMethod::ClientSecretBasic;
     match oidc.introspect.execute(&credentials, token.as_deref()).await {
         Ok(answer) => {
             no_store(res);
             res.render(Json(Value::Object(answer.0)));
         }
-        Err(error) => write_oauth_error(res, OAuthReply { error, basic }),
+        Err(error) => write_oauth_error(res, error),
     }
 }
 

@@ -231,6 +231,15 @@ async fn authorize_without_a_session_signs_in_first_and_comes_back() {
     assert_eq!(reply.location_query()["error"], "login_required");
     assert_eq!(reply.location_query()["state"], "abc");
 
+    // A request too long to carry through the sign-in is refused now, not lost at `/` later.
+    let (state, hint) = ("s".repeat(1024), "h".repeat(1200));
+    let mut long = pairs.to_vec();
+    long.retain(|(k, _)| *k != "state");
+    long.extend([("state", state.as_str()), ("login_hint", hint.as_str())]);
+    let reply = env.authorize(None, &long).await;
+    assert_eq!(reply.status, 400, "{}", reply.location());
+    assert!(reply.location().is_empty());
+
     // prompt=login with a session: a fresh sign-in, then only a newer session counts.
     let (_, session) = env.signed_in("manager4220").await;
     let mut login = pairs.to_vec();

@@ -19,18 +19,16 @@ use application::usecases::local::{
 use domain::CorpId;
 use secrecy::SecretString;
 
+use super::oidc::OidcParts;
 use super::{
     AuthLimit, AuthLimiter, CloudHttp, CookieSettings, ForwardAuthSettings, LocalHttp, LoginLimit, LoginLimiter,
-    OidcHttp, RelayHttp, TokenLimiter,
+    OidcHttp, RelayHttp,
 };
 use crate::outbound::jose::JoseSigner;
 use crate::outbound::sqlite::SqliteStore;
 use crate::outbound::system::{OsRandom, SystemClock};
 use application::ports::{SigningAlgorithm, TokenSigner};
-use application::usecases::oidc::{
-    Authorize, ClientAuthMethod, ClientRegistry, EndSession, ExchangeToken, IntrospectToken, KNOWN_SCOPES, OidcClient,
-    OidcSettings, ReadUserInfo, RevokeToken,
-};
+use application::usecases::oidc::{ClientAuthMethod, ClientRegistry, KNOWN_SCOPES, OidcClient, OidcSettings};
 
 /// A temporary database directory, removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
@@ -186,49 +184,18 @@ pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, membership
         .unwrap(),
     );
     let settings = Arc::new(OidcSettings { membership_recheck_secs, ..OidcSettings::with_issuer(ISSUER) });
-    Arc::new(OidcHttp {
-        authorize: Authorize::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            random.clone(),
-            clock.clone(),
-        ),
-        token: ExchangeToken::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            store.clone(),
-            store.clone(),
-            Arc::new(gateway),
-            signer.clone(),
-            random,
-            clock.clone(),
-        ),
-        userinfo: ReadUserInfo::new(settings.clone(), store.clone(), store.clone(), signer.clone(), clock.clone()),
-        introspect: IntrospectToken::new(
-            clients.clone(),
-            settings.clone(),
-            store.clone(),
-            signer.clone(),
-            clock.clone(),
-        ),
-        revoke: RevokeToken::new(clients.clone(), settings.clone(), store.clone(), signer.clone(), clock.clone()),
-        end_session: EndSession::new(
-            clients.clone(),
-            settings.clone(),
-            signer.clone(),
-            Logout::new(store.clone()).with_grants(store.clone(), clock),
-        ),
-        token_limiter: TokenLimiter::new(10_000),
-        algorithms: vec![SigningAlgorithm::Rs256],
-        signer,
-        clients,
+    let parts = OidcParts {
         settings,
+        clients,
+        signer,
+        algorithms: vec![SigningAlgorithm::Rs256],
+        gateway: Arc::new(gateway),
+        random,
+        clock,
+        token_requests_per_minute: 10_000,
         cookies: cookie_settings(),
-    })
+    };
+    Arc::new(OidcHttp::new(store, parts))
 }
 
 /// [`oidc_with`] a cloud that must not be called.

@@ -73,9 +73,13 @@ impl LoginAttemptRow {
     }
 
     pub fn into_domain(self) -> Result<LoginAttempt, StoreError> {
-        let return_to = ReturnTo::parse_or_root(Some(&self.return_to));
+        // A safe relative path, or an absolute URL on a trusted origin (forward_auth.return_origins,
+        // checked when the sign-in started; the store does not know them, so the URL's own origin
+        // stands in: what is checked here is its shape — http(s), no credentials, no `\`).
+        let own_origin = url::Url::parse(&self.return_to).map(|u| u.origin().ascii_serialization()).ok();
+        let return_to = ReturnTo::parse_with_origins(Some(&self.return_to), own_origin.as_slice());
         if return_to.as_str() != self.return_to {
-            return Err(corrupt("login_attempts", &self.state_hash, "return_to is not a safe relative path"));
+            return Err(corrupt("login_attempts", &self.state_hash, "return_to is not a safe relative path or URL"));
         }
         Ok(LoginAttempt { state_hash: self.state_hash, return_to, expires_at: Timestamp::from_millis(self.expires_at) })
     }

@@ -77,7 +77,7 @@ pub(crate) async fn an_unsafe_stored_return_to_is_a_corrupt_row<S: LoginAttemptS
     sql: impl AsyncFn(&S, &str) -> TestResult,
 ) -> TestResult {
     LoginAttemptStore::insert(&store, &attempt("h", "/ok", 10)).await?;
-    sql(&store, "UPDATE login_attempts SET return_to = 'https://evil.example/'").await?;
+    sql(&store, "UPDATE login_attempts SET return_to = '//evil.example/'").await?;
     let err = LoginAttemptStore::take(&store, "h", ts(1)).await.err();
     assert!(matches!(&err, Some(StoreError::Other(m)) if m.starts_with("corrupt row in login_attempts")), "{err:?}");
     Ok(())
