@@ -270,11 +270,15 @@ fn write_oauth_error(res: &mut Response, error: OAuthError) {
     res.render(Json(OAuthErrorBody { error: error.error.to_owned(), error_description: error.description }));
 }
 
+/// Whether the body is `application/x-www-form-urlencoded` (the only body the OAuth endpoints read).
+fn is_form_body(req: &Request) -> bool {
+    req.content_type().is_some_and(|m| m.type_() == "application" && m.subtype() == "x-www-form-urlencoded")
+}
+
 /// The request's form fields, refusing a parameter sent twice (RFC 6749 §3.2: "MUST NOT be
 /// included more than once") and a body that is not `application/x-www-form-urlencoded`.
 async fn form(req: &mut Request, names: &[&'static str]) -> Result<Map<String, Value>, OAuthError> {
-    let is_form =
-        req.content_type().is_some_and(|m| m.type_() == "application" && m.subtype() == "x-www-form-urlencoded");
+    let is_form = is_form_body(req);
     if !is_form {
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
@@ -632,8 +636,7 @@ async fn bearer(req: &mut Request) -> Result<Option<String>, &'static str> {
     let header = req.header::<String>("authorization").and_then(|h| {
         h.split_once(' ').filter(|(s, _)| s.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim().to_owned())
     });
-    let is_form =
-        req.content_type().is_some_and(|m| m.type_() == "application" && m.subtype() == "x-www-form-urlencoded");
+    let is_form = is_form_body(req);
     let in_form = if req.method() == salvo::http::Method::POST && is_form {
         req.form::<String>("access_token").await
     } else {
@@ -786,8 +789,7 @@ async fn end_session(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Ok(oidc) => oidc,
         Err(err) => return pages::render_error(res, &err),
     };
-    let is_form =
-        req.content_type().is_some_and(|m| m.type_() == "application" && m.subtype() == "x-www-form-urlencoded");
+    let is_form = is_form_body(req);
     let mut request = EndSessionRequest::default();
     for (name, slot) in [
         ("id_token_hint", &mut request.id_token_hint),
