@@ -12,13 +12,18 @@
 //! CONFLICT` waits for the other transaction and each later statement sees
 //! what it committed.
 //!
-//! Upserts on PostgreSQL: two concurrent `INSERT … ON CONFLICT (a) DO UPDATE`
-//! of one new key can both pass the check on `a`; the second then trips a
-//! *different* unique constraint of the table (`users_corp_userid_key`,
-//! `bindings_tenant_external_key`) with the row the first just committed,
-//! instead of updating it. So upserts retry a unique violation (at most
-//! [`UPSERT_ATTEMPTS`] tries): the retry sees the committed row and updates it,
-//! and a real conflict fails again.
+//! Upserts on tables with two unique constraints (`users`: `(corp_id,
+//! union_id)` and `(corp_id, userid)`; `bindings`: `user_id` and `(tenant_id,
+//! external_id)`) are `INSERT … ON CONFLICT DO NOTHING` (every unique
+//! constraint an arbiter), then an `UPDATE` of the row with the key. On
+//! PostgreSQL, `ON CONFLICT (a) DO UPDATE` would make concurrent inserts of one
+//! new key wait on each other's transaction inside the *other* constraint's
+//! index while holding a speculative insertion, which deadlocks ("waits for
+//! ShareLock on speculative token … blocked by …"); with every constraint an
+//! arbiter a conflict is settled before anything is inserted. When neither
+//! statement touches a row (the row in the way holds another key, or was
+//! deleted meanwhile) the pair is tried again, at most [`UPSERT_ATTEMPTS`]
+//! times, the last as a plain `INSERT` that reports the constraint.
 
 use super::SqliteStore;
 
@@ -27,7 +32,7 @@ diesel::define_sql_function! {
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::Nullable<diesel::sql_types::BigInt>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
 }
 
-/// How often an upsert is tried when it hits a unique violation.
+/// How often an upsert tries its insert-or-update pair before it reports the conflict.
 pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
 /// How a backend makes feed cursors visible in order: `EventStore::append` runs
@@ -72,7 +77,7 @@ macro_rules! impl_store_ports {
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
-            use diesel::result::{DatabaseErrorKind, Error as DieselError};
+            use diesel::result::Error as DieselError;
             use diesel_async::{AsyncConnection, RunQueryDsl};
             use domain::{CorpId, LoginAttempt, MemberProfile, MessageState, TaskId, Timestamp, User, UserId};
 
@@ -96,12 +101,6 @@ macro_rules! impl_store_ports {
             /// Row counts as the ports report them.
             fn count(rows: usize) -> u64 {
                 u64::try_from(rows).unwrap_or(u64::MAX)
-            }
-
-            /// Whether an upsert that failed with `result` is worth another try.
-            fn retry_upsert<T>(result: &QueryResult<T>, attempt: usize) -> bool {
-                attempt < UPSERT_ATTEMPTS
-                    && matches!(result, Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
             }
 
             #[async_trait]
@@ -275,16 +274,40 @@ macro_rules! impl_store_ports {
                     let mut conn = self.conn().await?;
                     let mut attempt = 1;
                     let stored = loop {
-                        let result = diesel::insert_into(users::table)
+                        let inserted = diesel::insert_into(users::table)
                             .values(&row)
-                            .on_conflict((users::corp_id, users::union_id))
-                            .do_update()
-                            .set(&changes)
+                            .on_conflict_do_nothing()
                             .returning(UserRow::as_returning())
                             .get_result(&mut conn)
-                            .await;
-                        if !retry_upsert(&result, attempt) {
-                            break result.map_err(|e| db_error("upsert user", e))?;
+                            .await
+                            .optional()
+                            .map_err(|e| db_error("upsert user", e))?;
+                        if let Some(inserted) = inserted {
+                            break inserted;
+                        }
+                        let updated = diesel::update(
+                            users::table
+                                .filter(users::corp_id.eq(&row.corp_id))
+                                .filter(users::union_id.eq(&row.union_id)),
+                        )
+                        .set(&changes)
+                        .returning(UserRow::as_returning())
+                        .get_result(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("upsert user", e))?;
+                        if let Some(updated) = updated {
+                            break updated;
+                        }
+                        if attempt >= UPSERT_ATTEMPTS {
+                            // The row in the way holds another key (the userid is someone
+                            // else's): a plain insert reports which constraint.
+                            break diesel::insert_into(users::table)
+                                .values(&row)
+                                .returning(UserRow::as_returning())
+                                .get_result(&mut conn)
+                                .await
+                                .map_err(|e| db_error("upsert user", e))?;
                         }
                         attempt += 1;
                     };
@@ -647,25 +670,39 @@ macro_rules! impl_store_ports {
                 async fn put(&self, binding: &Binding) -> Result<(), StoreError> {
                     let row = BindingRow::from_domain(binding);
                     let mut conn = self.conn().await?;
-                    let mut attempt = 1;
-                    loop {
-                        let result = diesel::insert_into(bindings::table)
+                    for attempt in 1..=UPSERT_ATTEMPTS {
+                        let inserted = diesel::insert_into(bindings::table)
                             .values(&row)
-                            .on_conflict(bindings::user_id)
-                            .do_update()
+                            .on_conflict_do_nothing()
+                            .execute(&mut conn)
+                            .await
+                            .map_err(|e| db_error("put binding", e))?;
+                        if inserted > 0 {
+                            return Ok(());
+                        }
+                        let updated = diesel::update(bindings::table.find(&row.user_id))
                             .set((
                                 bindings::external_id.eq(&row.external_id),
                                 bindings::tenant_id.eq(&row.tenant_id),
                                 bindings::updated_at.eq(row.updated_at),
                             ))
                             .execute(&mut conn)
-                            .await;
-                        if !retry_upsert(&result, attempt) {
-                            result.map_err(|e| db_error("put binding", e))?;
+                            .await
+                            .map_err(|e| db_error("put binding", e))?;
+                        if updated > 0 {
                             return Ok(());
                         }
-                        attempt += 1;
+                        if attempt == UPSERT_ATTEMPTS {
+                            // The row in the way holds the external id for another user: a
+                            // plain insert reports which constraint.
+                            diesel::insert_into(bindings::table)
+                                .values(&row)
+                                .execute(&mut conn)
+                                .await
+                                .map_err(|e| db_error("put binding", e))?;
+                        }
                     }
+                    Ok(())
                 }
 
                 async fn get(&self, user_id: &str) -> Result<Option<Binding>, StoreError> {
