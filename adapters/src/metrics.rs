@@ -55,9 +55,18 @@ pub const LOGINS: &str = "dingbridge_logins_total";
 /// refusal code: `invalid_signature`, `stale_timestamp`, `replayed_nonce`, …).
 pub const EVENT_PUSHES: &str = "dingbridge_event_pushes_total";
 
+/// Gauge: calls waiting for their slot in the call governor (all lanes).
+pub const GOVERNOR_WAITING: &str = "dingbridge_governor_waiting_calls";
+/// Histogram (seconds): how long calls waited for their slot in the call governor.
+pub const GOVERNOR_WAIT: &str = "dingbridge_governor_wait_seconds";
+/// Counter: throttle answers from the provider, by `kind` (`app` 90018, `api` 90002, `ip_ban`).
+pub const GOVERNOR_THROTTLED: &str = "dingbridge_governor_throttled_total";
+/// Counter: calls the governor refused without making them, by `reason` (`busy`, `ip_banned`).
+pub const GOVERNOR_REFUSED: &str = "dingbridge_governor_refused_total";
+
 /// Every family this module records: what `/metrics` carries once each has been recorded (a
 /// family appears at its first sample).
-pub const FAMILIES: [&str; 19] = [
+pub const FAMILIES: [&str; 23] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     DINGTALK_CALLS,
@@ -75,6 +84,10 @@ pub const FAMILIES: [&str; 19] = [
     FEED_APPLIED,
     LOGINS,
     EVENT_PUSHES,
+    GOVERNOR_WAITING,
+    GOVERNOR_WAIT,
+    GOVERNOR_THROTTLED,
+    GOVERNOR_REFUSED,
     BUILD_INFO,
     UP_SINCE,
 ];
@@ -107,15 +120,20 @@ pub fn describe() {
     describe_counter!(FEED_APPLIED, "Contact events applied from the cloud's feed.");
     describe_counter!(LOGINS, "Finished sign-ins, by outcome.");
     describe_counter!(EVENT_PUSHES, "DingTalk event pushes received, by event type and outcome.");
+    describe_gauge!(GOVERNOR_WAITING, "Calls waiting for their slot in the call governor.");
+    describe_histogram!(GOVERNOR_WAIT, Unit::Seconds, "How long calls waited for their slot in the call governor.");
+    describe_counter!(GOVERNOR_THROTTLED, "Throttle answers from the provider, by kind (app, api, ip_ban).");
+    describe_counter!(GOVERNOR_REFUSED, "Calls the governor refused without making them, by reason (busy, ip_banned).");
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
     describe_gauge!(UP_SINCE, Unit::Seconds, "When this process started, in seconds since the Unix epoch.");
 }
 
 /// Records the families that exist in every mode from the start, so a scrape shows them before
-/// any traffic: build info, start time.
+/// any traffic: build info, start time, the governor's waiting calls (0).
 pub fn touch_all(version: &'static str, started_unix_secs: f64) {
     gauge!(BUILD_INFO, "version" => version).set(1.0);
     gauge!(UP_SINCE).set(started_unix_secs);
+    gauge!(GOVERNOR_WAITING).set(0.0);
 }
 
 /// A route template as a label value: each `{name}` parameter as `:name`
@@ -211,6 +229,27 @@ pub fn feed_applied(cursor: i64, lag: Duration) {
 /// One finished sign-in with `outcome` (`success` or an error code).
 pub fn login(outcome: &str) {
     counter!(LOGINS, "outcome" => bounded(outcome.to_owned())).increment(1);
+}
+
+/// Calls now waiting in the call governor.
+pub fn governor_waiting(waiting: i64) {
+    #[allow(clippy::cast_precision_loss)]
+    gauge!(GOVERNOR_WAITING).set(waiting.max(0) as f64);
+}
+
+/// One call admitted by the call governor after `wait`.
+pub fn governor_wait(wait: Duration) {
+    histogram!(GOVERNOR_WAIT).record(wait.as_secs_f64());
+}
+
+/// One throttle answer of `kind` (`app`, `api`, `ip_ban`).
+pub fn governor_throttled(kind: &'static str) {
+    counter!(GOVERNOR_THROTTLED, "kind" => kind).increment(1);
+}
+
+/// One call refused by the governor for `reason` (`busy`, `ip_banned`).
+pub fn governor_refused(reason: &'static str) {
+    counter!(GOVERNOR_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Event types counted by name in [`EVENT_PUSHES`] (docs/dingtalk-api.md §E.6); others are `other`.

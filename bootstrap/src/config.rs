@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -172,6 +173,9 @@ pub struct Config {
     pub feed: FeedSection,
     /// Cloud and dev modes: DingTalk event callbacks (`POST /dingtalk/events`); optional.
     pub events: EventsSection,
+    /// Cloud and dev modes: the call governor pacing every DingTalk call (docs/dingtalk-api.md §G.1).
+    #[serde(default)]
+    pub governor: GovernorSection,
     /// Local and dev modes: the OpenID Provider (docs/oidc.md); on when a client is registered.
     pub oidc: crate::oidc::OidcSection,
     /// Local and dev modes: `GET /auth/verify` for reverse proxies.
@@ -333,6 +337,70 @@ pub struct LoginSection {
     /// Sign-ins all addresses together may start per second (1–10,000, default 50: at most
     /// 30,000 pending attempts).
     pub total_per_second: u32,
+}
+
+/// `[governor]` (cloud and dev modes): the call governor every DingTalk call passes — one lane
+/// per (app, API), paced to a rate, bursts queued (README "DingTalk's limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernorSection {
+    /// Calls per second per app and API (default 18; DingTalk allows 20, docs/dingtalk-api.md
+    /// §G.1). More than 0, at most 10,000.
+    pub rate_per_second: f64,
+    /// Per-API rates in calls per second, keyed by the API path, e.g.
+    /// `"/topapi/message/corpconversation/asyncsend_v2" = 10`.
+    pub overrides: std::collections::BTreeMap<String, f64>,
+    /// The longest a call waits for its slot, in milliseconds (0–60,000, default 5,000); a call
+    /// that would wait longer fails as throttled at once and is retried later by its caller
+    /// (the outbox, the browser).
+    pub max_wait_ms: u64,
+    /// How often a call DingTalk throttled (90018, 90002) is made again after the pause (0–10,
+    /// default 3).
+    pub max_retries: u32,
+}
+
+impl Default for GovernorSection {
+    fn default() -> Self {
+        let defaults = adapters::outbound::governor::GovernorConfig::default();
+        Self {
+            rate_per_second: defaults.rate_per_second,
+            overrides: std::collections::BTreeMap::new(),
+            max_wait_ms: u64::try_from(defaults.max_wait.as_millis()).unwrap_or(5_000),
+            max_retries: defaults.max_retries,
+        }
+    }
+}
+
+impl GovernorSection {
+    /// The governor's settings.
+    pub fn to_config(&self) -> adapters::outbound::governor::GovernorConfig {
+        adapters::outbound::governor::GovernorConfig {
+            rate_per_second: self.rate_per_second,
+            overrides: self.overrides.iter().map(|(api, rate)| (api.clone(), *rate)).collect(),
+            max_wait: Duration::from_millis(self.max_wait_ms),
+            max_retries: self.max_retries,
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Err(message) = self.to_config().validate() {
+            let (key, _) = message.split_once(' ').unwrap_or(("rate_per_second", ""));
+            out.push((format!("governor.{key}"), message));
+        }
+        for api in self.overrides.keys() {
+            if !api.starts_with('/') {
+                out.push((format!("governor.overrides.{api:?}"), "must be an API path starting with /".into()));
+            }
+        }
+        if self.max_wait_ms > 60_000 {
+            out.push(("governor.max_wait_ms".into(), "must be between 0 and 60000 milliseconds".into()));
+        }
+        if self.max_retries > 10 {
+            out.push(("governor.max_retries".into(), "must be between 0 and 10".into()));
+        }
+        out
+    }
 }
 
 /// `[cloud]` (local mode): the relay local calls, outbound.
@@ -540,6 +608,7 @@ impl Default for Config {
                 window_secs: 600,
                 max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
             },
+            governor: GovernorSection::default(),
             oidc: crate::oidc::OidcSection::default(),
             forward_auth: crate::oidc::ForwardAuthSection::default(),
             seed: SeedAliases::default(),
@@ -880,6 +949,9 @@ impl Config {
         if !(1..=10_000).contains(&self.login.total_per_second) {
             problem("login.total_per_second", "must be between 1 and 10000".into());
         }
+        for (key, message) in self.governor.problems() {
+            problem(&key, message);
+        }
         if !(1..=32).contains(&self.outbox.workers) {
             problem("outbox.workers", "must be between 1 and 32".into());
         }
@@ -1027,6 +1099,41 @@ mod tests {
                 jail.set_env("DINGBRIDGE_FEED__WAIT_SECS", bad);
                 assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), ["feed.wait_secs"], "{bad}");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_governor_defaults_to_18_per_second_and_is_validated_by_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let config = Config::load(None, &[]).unwrap();
+            let governor = config.governor.to_config();
+            assert!((governor.rate_per_second - 18.0).abs() < f64::EPSILON);
+            assert_eq!((governor.max_wait, governor.max_retries), (Duration::from_secs(5), 3));
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "{DEV_TOML}\n[governor]\nrate_per_second = 10\nmax_wait_ms = 2000\n[governor.overrides]\n\"/topapi/message/corpconversation/asyncsend_v2\" = 5\n"
+                ),
+            )?;
+            let governor = Config::load(None, &[]).unwrap().governor.to_config();
+            assert!((governor.rate_per_second - 10.0).abs() < f64::EPSILON);
+            assert_eq!(governor.max_wait, Duration::from_millis(2000));
+            assert_eq!(governor.overrides.get("/topapi/message/corpconversation/asyncsend_v2"), Some(&5.0));
+            for (toml, key) in [
+                ("rate_per_second = 0", "governor.rate_per_second"),
+                ("rate_per_second = 20001", "governor.rate_per_second"),
+                ("max_wait_ms = 60001", "governor.max_wait_ms"),
+                ("max_retries = 11", "governor.max_retries"),
+                ("[governor.overrides]\n\"asyncsend_v2\" = 5", "governor.overrides.\"asyncsend_v2\""),
+                ("[governor.overrides]\n\"/x\" = -1", "governor.overrides.\"/x\""),
+            ] {
+                jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n[governor]\n{toml}\n"))?;
+                assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), [key], "{toml}");
+            }
+            jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n[governor]\nburst = 5\n"))?;
+            assert!(Config::load(None, &[]).is_err(), "an unknown key is refused");
             Ok(())
         });
     }

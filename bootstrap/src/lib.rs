@@ -22,6 +22,7 @@ use adapters::inbound::http::{
 };
 use adapters::outbound::dingtalk::crypto::CallbackCrypto;
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
+use adapters::outbound::governor::Governor;
 use adapters::outbound::postgres::PgStore;
 use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
 use adapters::outbound::sqlite::SqliteStore;
@@ -83,10 +84,17 @@ impl Listener {
     }
 }
 
-/// The client settings for `client_id`/`client_secret` with `[dingtalk]`'s hosts, scope and timeout.
-fn dingtalk_config(config: &Config, client_id: String, client_secret: SecretString) -> DingTalkConfig {
+/// The client settings for `client_id`/`client_secret` with `[dingtalk]`'s hosts, scope and
+/// timeout, paced by `governor` (one per process, shared by every app).
+fn dingtalk_config(
+    config: &Config,
+    client_id: String,
+    client_secret: SecretString,
+    governor: &Arc<Governor>,
+) -> DingTalkConfig {
     let d = &config.dingtalk;
     let mut dt = DingTalkConfig::new(client_id, client_secret);
+    dt.governor = governor.clone();
     dt.login_base.clone_from(&d.login_base);
     dt.api_base.clone_from(&d.api_base);
     dt.oapi_base.clone_from(&d.oapi_base);
@@ -490,6 +498,7 @@ struct DingTalk {
 fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<DingTalk> {
     let d = &config.dingtalk;
     let http = http_client(Duration::from_secs(d.timeout_secs))?;
+    let governor = Arc::new(Governor::new(config.governor.to_config()));
     let mut clients = Vec::new();
     let mut corp_ids = Vec::new();
     if let Some(app_key) = d.app_key.clone().filter(|k| !k.trim().is_empty()) {
@@ -497,14 +506,14 @@ fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<Ding
         let corp_id = CorpId::parse(d.corp_id.as_deref().unwrap_or_default()).context("dingtalk.corp_id")?;
         let agent_id =
             AgentId::new(d.agent_id.context("dingtalk.agent_id is required")?).context("dingtalk.agent_id")?;
-        let dt = dingtalk_config(config, app_key, secret);
+        let dt = dingtalk_config(config, app_key, secret, &governor);
         dt.validate().map_err(|e| anyhow::anyhow!("dingtalk.{e}"))?;
         corp_ids.push(corp_id.clone());
         clients.push(DingTalkClient::new(http.clone(), dt, DingTalkApp::Internal { agent_id, corp_id }));
     }
     let s = &config.suite;
     if let (Some(suite_key), Some(secret)) = (s.suite_key.clone(), s.suite_secret.as_ref()) {
-        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string());
+        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string(), &governor);
         dt.validate().map_err(|e| anyhow::anyhow!("suite: {e}"))?;
         let corp_token_api = if s.corp_token_api == "legacy" { CorpTokenApi::Legacy } else { CorpTokenApi::V1 };
         for corp in &s.corp_ids {

@@ -1,7 +1,8 @@
-//! Adapters that call out: DingTalk, the cloud relay, databases, the system.
+//! Adapters that call out: DingTalk (paced by the call governor), the cloud relay, databases, the system.
 
 pub mod dingtalk;
 pub mod feed;
+pub mod governor;
 pub mod jose;
 pub mod postgres;
 pub mod relay;

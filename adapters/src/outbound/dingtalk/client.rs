@@ -16,8 +16,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::config::{CorpTokenApi, DingTalkApp, DingTalkConfig, join};
-use super::errors::{CallError, decode_legacy, decode_v1};
+use super::errors::{CallError, decode_legacy, decode_v1, throttle_signal};
 use super::token::{AppToken, FreshToken, TokenCache};
+use crate::outbound::governor::Signal;
+
 use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTokenResponse, path};
 
 /// DingTalk HTTP client for one app — an internal enterprise app or a
@@ -135,10 +137,71 @@ impl Inner {
         join(&self.config.api_base, path)
     }
 
-    /// Sends one request with the configured timeout and reads the whole body.
-    /// Logs the endpoint path (never the URL: its query may hold the token),
-    /// the status and the duration. Transport failures → `Unavailable`.
+    /// Sends one request through the call governor (docs/dingtalk-api.md §G.1) with the configured
+    /// timeout and reads the whole body. Logs the endpoint path (never the URL: its query may
+    /// hold the token), the status and the duration.
+    ///
+    /// The governor paces the call in the lane (`client_id`, `endpoint`). An answer that says
+    /// DingTalk throttled the call (90018, 90002, `Qps*`) is reported to the governor and the
+    /// call is made again after the lane's pause, up to `max_retries` times; the last throttle
+    /// answer is returned for the caller to classify (`Throttled`). An IP-ban answer pauses every
+    /// lane and is `Throttled` at once.
+    ///
+    /// Errors: `Throttled` when the governor refuses the call (its queue is longer than
+    /// `max_wait`, or the egress IP is banned) or DingTalk banned the IP; `Unavailable` for
+    /// transport failures.
     pub(super) async fn execute(
+        &self,
+        endpoint: &'static str,
+        request: RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), UpstreamError> {
+        let governor = &self.config.governor;
+        let app = self.config.client_id.as_str();
+        let mut pending = Some(request);
+        let mut retries = 0;
+        loop {
+            let Some(request) = pending.take() else {
+                return Err(UpstreamError::Unavailable(format!("{endpoint}: the request cannot be repeated")));
+            };
+            // Keep a copy while another try is allowed (JSON bodies are bytes, so this is cheap).
+            pending = if retries < governor.config().max_retries { request.try_clone() } else { None };
+            governor.admit(app, endpoint).await.map_err(|refusal| {
+                tracing::debug!(endpoint, reason = refusal.reason(), "the call governor refused a DingTalk call");
+                UpstreamError::Throttled(format!("{endpoint}: {refusal}"))
+            })?;
+            let (status, body) = self.send_once(endpoint, request).await?;
+            match throttle_signal(status, &body) {
+                None => {
+                    governor.settled(app, endpoint);
+                    return Ok((status, body));
+                }
+                Some(signal @ Signal::IpBanned(ban)) => {
+                    governor.report(app, endpoint, signal);
+                    return Err(UpstreamError::Throttled(format!(
+                        "{endpoint}: DingTalk banned this egress IP for {} s (docs/dingtalk-api.md §G.1)",
+                        ban.as_secs()
+                    )));
+                }
+                Some(signal) => {
+                    governor.report(app, endpoint, signal);
+                    if pending.is_none() {
+                        return Ok((status, body));
+                    }
+                    retries += 1;
+                    tracing::debug!(
+                        endpoint,
+                        retries,
+                        ?signal,
+                        "DingTalk throttled the call; trying again after the pause"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One HTTP exchange with the configured timeout, with its metrics and debug log.
+    /// Transport failures → `Unavailable`.
+    async fn send_once(
         &self,
         endpoint: &'static str,
         request: RequestBuilder,

@@ -9,6 +9,8 @@ use application::ports::SuiteStore;
 use domain::{AgentId, CorpId};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::outbound::governor::Governor;
+
 /// Default browser OAuth host (docs/dingtalk-api.md §0.1, §A.1).
 pub const DEFAULT_LOGIN_BASE: &str = "https://login.dingtalk.com";
 /// Default "new" API host, `/v1.0/...` paths (docs/dingtalk-api.md §0.1).
@@ -48,6 +50,9 @@ pub struct DingTalkConfig {
     /// Seconds before a cached app or corp token's expiry at which it is fetched
     /// again (docs/dingtalk-api.md §B.6). Negative values count as 0.
     pub token_refresh_margin_secs: i64,
+    /// The call governor every call of this client passes (docs/dingtalk-api.md §G.1): share one
+    /// per process between all clients, so each (app, API) lane is paced once.
+    pub governor: Arc<Governor>,
 }
 
 /// What the client acts as, and so which corps it serves and with which token.
@@ -100,8 +105,8 @@ pub enum CorpTokenApi {
 }
 
 impl DingTalkConfig {
-    /// A configuration for the app with the default hosts, scope, timeout (10 s)
-    /// and refresh margin (300 s).
+    /// A configuration for the app with the default hosts, scope, timeout (10 s),
+    /// refresh margin (300 s) and a governor of its own with the default pace (18 calls/s per API).
     pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             login_base: DEFAULT_LOGIN_BASE.to_owned(),
@@ -112,6 +117,7 @@ impl DingTalkConfig {
             scope: DEFAULT_SCOPE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             token_refresh_margin_secs: DEFAULT_TOKEN_REFRESH_MARGIN_SECS,
+            governor: Arc::new(Governor::default()),
         }
     }
 

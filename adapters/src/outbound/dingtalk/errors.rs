@@ -1,10 +1,14 @@
 //! Decoding DingTalk responses and classifying failures into [`UpstreamError`]
 //! (docs/dingtalk-api.md §0.2 v1.0 shape, §0.3 legacy shape, §G.2 classification).
 
+use std::time::Duration;
+
 use application::ports::UpstreamError;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::outbound::governor::{DEFAULT_IP_BAN, Signal};
 
 /// How one HTTP exchange with DingTalk failed, before the token retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,54 @@ fn is_throttle_code(code: i64) -> bool {
 /// delivers), 1430003 OAPI system protection.
 fn is_busy_code(code: i64) -> bool {
     matches!(code, -1 | 400001 | 500 | 1430003)
+}
+
+/// What an answer says about DingTalk's limits, for the call governor (docs/dingtalk-api.md §G.1):
+///
+/// - legacy errcode 90018, v1.0 403 `Forbidden.AccessDenied.QpsLimitForAppkeyAndApi` → the app
+///   called this API too often ([`Signal::AppThrottled`]);
+/// - errcode 90002–90014 and 90017, v1.0 403 `Forbidden.AccessDenied.QpsLimitForApi` and other
+///   `Qps*`/`Qpm*` codes → a wider limit ([`Signal::ApiThrottled`], exponential pause);
+/// - errcode 90001 ("server IP all APIs banned"), the ban answer `{"status":1111,"wait":N,…}`
+///   (N read as minutes — the documented ban is 5 minutes and the sample says `"wait":5`; the unit
+///   is UNCONFIRMED, so N outside 1–60 counts as 5), or an HTML page from an API host with a
+///   status below 500 (DingTalk's other ban answer; a 5xx HTML page is a gateway error) →
+///   [`Signal::IpBanned`].
+///
+/// 90020 (the month's quota) is no pacing signal: waiting does not help this month.
+pub(super) fn throttle_signal(status: StatusCode, body: &[u8]) -> Option<Signal> {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        let html = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+        return (html && !status.is_server_error()).then_some(Signal::IpBanned(DEFAULT_IP_BAN));
+    };
+    if json.get("status").and_then(as_i64) == Some(1111) {
+        let minutes = json.get("wait").and_then(as_i64).filter(|m| (1..=60).contains(m));
+        let ban = minutes.map_or(DEFAULT_IP_BAN, |m| Duration::from_secs(u64::try_from(m).unwrap_or(5) * 60));
+        return Some(Signal::IpBanned(ban));
+    }
+    if let Some(env) = envelope(&json) {
+        let code = match (&env.sub_code, env.errcode) {
+            (Some(sub), 88) => sub.trim().parse().unwrap_or(88),
+            (_, code) => code,
+        };
+        return match code {
+            90018 => Some(Signal::AppThrottled),
+            90001 => Some(Signal::IpBanned(DEFAULT_IP_BAN)),
+            90002..=90014 | 90017 => Some(Signal::ApiThrottled),
+            _ => None,
+        };
+    }
+    let code = json.get("code").and_then(as_text)?;
+    if status != StatusCode::FORBIDDEN {
+        return None;
+    }
+    if code == "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi" {
+        Some(Signal::AppThrottled)
+    } else if code.starts_with("Forbidden.AccessDenied.Qps") || code.starts_with("Forbidden.AccessDenied.Qpm") {
+        Some(Signal::ApiThrottled)
+    } else {
+        None
+    }
 }
 
 /// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (docs/dingtalk-api.md §0.3).
@@ -239,6 +291,42 @@ mod tests {
 
     fn is_throttled(e: &CallError) -> bool {
         matches!(e, CallError::Upstream(UpstreamError::Throttled(_)))
+    }
+
+    #[test]
+    fn throttle_signals_follow_section_g1() {
+        let signal = |status: u16, body: &str| {
+            throttle_signal(StatusCode::from_u16(status).unwrap_or(StatusCode::IM_A_TEAPOT), body.as_bytes())
+        };
+        assert_eq!(signal(200, r#"{"errcode":90018,"errmsg":"当前请求过多"}"#), Some(Signal::AppThrottled));
+        assert_eq!(signal(200, r#"{"errcode":88,"sub_code":"90018","errmsg":"x"}"#), Some(Signal::AppThrottled));
+        assert_eq!(
+            signal(403, r#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"qps"}"#),
+            Some(Signal::AppThrottled)
+        );
+        for body in [r#"{"errcode":90002,"errmsg":"x"}"#, r#"{"errcode":90006,"errmsg":"x"}"#, r#"{"errcode":90017}"#] {
+            assert_eq!(signal(200, body), Some(Signal::ApiThrottled), "{body}");
+        }
+        assert_eq!(signal(403, r#"{"code":"Forbidden.AccessDenied.QpsLimitForApi"}"#), Some(Signal::ApiThrottled));
+        assert_eq!(signal(403, r#"{"code":"Forbidden.AccessDenied.QpmLimitForAppkey"}"#), Some(Signal::ApiThrottled));
+        assert_eq!(signal(200, r#"{"errcode":90001,"errmsg":"x"}"#), Some(Signal::IpBanned(DEFAULT_IP_BAN)));
+        assert_eq!(
+            signal(200, r#"{"status":1111,"wait":5,"source":"x5","punish":"deny"}"#),
+            Some(Signal::IpBanned(Duration::from_secs(300)))
+        );
+        assert_eq!(signal(200, r#"{"status":1111,"wait":2}"#), Some(Signal::IpBanned(Duration::from_secs(120))));
+        assert_eq!(signal(200, r#"{"status":1111,"wait":9999}"#), Some(Signal::IpBanned(DEFAULT_IP_BAN)));
+        assert_eq!(signal(200, "  <html>blocked</html>"), Some(Signal::IpBanned(DEFAULT_IP_BAN)));
+        assert_eq!(signal(403, "<!DOCTYPE html>"), Some(Signal::IpBanned(DEFAULT_IP_BAN)));
+        // Not pacing signals: a gateway's HTML error, the month's quota, a permission, success, garbage.
+        assert_eq!(signal(502, "<html>Bad Gateway</html>"), None);
+        assert_eq!(signal(200, r#"{"errcode":90020,"errmsg":"x"}"#), None);
+        assert_eq!(signal(403, r#"{"code":"Forbidden.AccessDenied.ApiCountLimitForOrg"}"#), None);
+        assert_eq!(signal(403, r#"{"code":"Forbidden.AccessDenied.AccessTokenPermissionDenied"}"#), None);
+        assert_eq!(signal(200, r#"{"errcode":0,"errmsg":"ok"}"#), None);
+        assert_eq!(signal(200, r#"{"accessToken":"t","expireIn":7200}"#), None);
+        assert_eq!(signal(200, ""), None);
+        assert_eq!(signal(429, r#"{"code":"Forbidden.AccessDenied.QpsLimitForApi"}"#), None);
     }
 
     #[test]

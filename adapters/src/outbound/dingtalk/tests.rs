@@ -1,7 +1,8 @@
 //! Tests of the DingTalk client against the stub server, with the sample
 //! bodies of docs/dingtalk-api.md.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError, UpstreamError};
 use domain::{AgentId, AuthCode, Batch, CorpId, DeptId, Forbidden, LoginState, MessageBody, TaskId, UnionId, UserId};
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use super::stub::{Reply, Seen, Stub, StubBuilder};
 use super::wire::path;
 use super::{DingTalkApp, DingTalkClient, DingTalkConfig};
+use crate::outbound::governor::{Governor, GovernorConfig};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -38,13 +40,25 @@ fn corp() -> Result<CorpId, domain::ValidationError> {
     CorpId::parse("dingcorp1")
 }
 
+/// The client's settings for the stub. These tests are about the protocol, so the call governor
+/// neither paces (10,000 calls/s) nor retries a throttled call; `governed` tests the pacing.
 fn config(stub: &Stub) -> Result<DingTalkConfig, domain::ValidationError> {
     let mut config = DingTalkConfig::new("dingappkey", SecretString::from(SECRET));
     config.login_base = stub.base();
     config.api_base = format!("{}/", stub.base());
     config.oapi_base = stub.base();
     config.timeout = Duration::from_secs(5);
+    config.governor = governor(10_000.0, 0);
     Ok(config)
+}
+
+fn governor(rate_per_second: f64, max_retries: u32) -> Arc<Governor> {
+    Arc::new(Governor::new(GovernorConfig {
+        rate_per_second,
+        max_retries,
+        max_wait: Duration::from_secs(5),
+        ..GovernorConfig::default()
+    }))
 }
 
 fn internal() -> DingTalkApp {
@@ -596,9 +610,8 @@ async fn http_503_is_unavailable() -> TestResult {
 #[tokio::test]
 async fn garbage_bodies_are_unavailable() -> TestResult {
     for reply in [
-        (|_, _| Reply::ok("<html><body>blocked</body></html>")) as fn(usize, &Seen) -> Reply,
-        |_, _| Reply::ok(""),
-        |_, _| Reply::ok(r#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"xxx"}"#),
+        (|_, _| Reply::ok("")) as fn(usize, &Seen) -> Reply,
+        |_, _| Reply::status(502, "<html><body>Bad Gateway</body></html>"),
         |_, _| Reply::ok(r#"{"errcode":0,"errmsg":"ok","result":{"userid":12}}"#),
         |_, _| Reply::ok(r#"{"errcode":0,"errmsg":"ok"}"#),
     ] {
@@ -692,4 +705,83 @@ fn sample_value_is_json() {
     ] {
         assert!(serde_json::from_str::<Value>(sample).is_ok(), "{sample}");
     }
+}
+
+// --- the call governor (docs/dingtalk-api.md §G.1) ---------------------------------------------
+
+#[tokio::test]
+async fn a_throttled_call_is_retried_after_the_lanes_one_second_pause() -> TestResult {
+    let stub = StubBuilder::new()
+        .on(path::GET_BY_UNIONID, |n, _| match n {
+            1 => Reply::ok(r#"{"errcode":90018,"errmsg":"当前请求过多"}"#),
+            _ => Reply::ok(GET_BY_UNIONID_OK),
+        })
+        .start()
+        .await?;
+    let mut config = config(&stub)?;
+    config.governor = governor(18.0, 3);
+    let client = client_with(config);
+    let started = Instant::now();
+    let userid = client.find_userid(&corp()?, &union()?).await?;
+    assert_eq!(userid.as_str(), "zhangsan");
+    assert_eq!(stub.calls(path::GET_BY_UNIONID), 2, "the throttled call was made again");
+    assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited for the pause: {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_call_throttled_past_its_retries_is_throttled() -> TestResult {
+    let stub = StubBuilder::new().on(path::GET_BY_UNIONID, |_, _| Reply::status(403, QPS_LIMIT)).start().await?;
+    let mut config = config(&stub)?;
+    config.governor = governor(10_000.0, 1);
+    let result = client_with(config).find_userid(&corp()?, &union()?).await;
+    assert!(matches!(upstream(result), Some(UpstreamError::Throttled(_))));
+    assert_eq!(stub.calls(path::GET_BY_UNIONID), 2, "one try and one retry");
+    Ok(())
+}
+
+#[tokio::test]
+async fn calls_of_one_api_are_paced_to_the_configured_rate() -> TestResult {
+    let stub = StubBuilder::new().on(path::GET_BY_UNIONID, |_, _| Reply::ok(GET_BY_UNIONID_OK)).start().await?;
+    let mut config = config(&stub)?;
+    config.governor = governor(20.0, 0);
+    let client = client_with(config);
+    let (corp, union) = (corp()?, union()?);
+    client.find_userid(&corp, &union).await?; // the token, and the lane's first slot
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (client, corp, union) = (client.clone(), corp.clone(), union.clone());
+        tasks.spawn(async move { client.find_userid(&corp, &union).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    // Ten more calls at 20/s need at least 10 × 50 ms after the first slot.
+    assert!(started.elapsed() >= Duration::from_millis(450), "{:?}", started.elapsed());
+    assert_eq!(stub.calls(path::GET_BY_UNIONID), 11);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ip_ban_is_throttled_and_stops_every_call_of_the_process() -> TestResult {
+    for ban in
+        [r#"{"status":1111,"wait":5,"source":"x5","punish":"deny","uuid":"xxx"}"#, "<html><body>blocked</body></html>"]
+    {
+        let stub = StubBuilder::new()
+            .on(path::GET_BY_UNIONID, move |_, _| Reply::ok(ban))
+            .on(path::USER_GET, |_, _| Reply::ok(r#"{"errcode":0}"#))
+            .start()
+            .await?;
+        let mut config = config(&stub)?;
+        config.governor = governor(18.0, 3);
+        let client = client_with(config);
+        let result = client.find_userid(&corp()?, &union()?).await;
+        assert!(matches!(upstream(result), Some(UpstreamError::Throttled(ref m)) if m.contains("banned")));
+        assert_eq!(stub.calls(path::GET_BY_UNIONID), 1, "a ban is not retried");
+        let other = client.get_member(&corp()?, &UserId::parse("manager4220")?).await;
+        assert!(matches!(other, Err(IdentityError::Upstream(UpstreamError::Throttled(ref m))) if m.contains("banned")));
+        assert_eq!(stub.calls(path::USER_GET), 0, "nothing reaches DingTalk during the ban");
+    }
+    Ok(())
 }
