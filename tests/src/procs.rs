@@ -55,7 +55,8 @@ impl Proc {
     /// Starts the emulator binary on a free port and waits for its "listening on" line.
     pub async fn emulator(program: &str) -> anyhow::Result<Self> {
         let mut child = Command::new(program)
-            .args(["--bind", "127.0.0.1:0"])
+            // Unpaced, like the dingbridge processes of the harness (`crate::stack::UNPACED_RATE`).
+            .args(["--bind", "127.0.0.1:0", "--qps-limit", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)

@@ -89,6 +89,8 @@ app_key = "dingemuappkey0001"
 app_secret = "emulator-app-secret"
 agent_id = 300001
 corp_id = "{CORP}"
+[governor]
+rate_per_second = {unpaced}
 [[relay.clients]]
 id = "{a_id}"
 secret = "{a_secret}"
@@ -104,6 +106,7 @@ complete_url_origins = ["http://127.0.0.1:1"]
         a_secret = CLIENT_A.1,
         b_id = CLIENT_B.0,
         b_secret = CLIENT_B.1,
+        unpaced = crate::stack::UNPACED_RATE,
     );
     let cloud_config = dir.join("cloud.toml");
     std::fs::write(&cloud_config, cloud_toml).unwrap();

@@ -27,6 +27,9 @@ struct Args {
     /// Lifetime of access tokens, seconds.
     #[arg(long, default_value_t = 7200)]
     token_ttl_secs: i64,
+    /// Calls allowed per second per app per API (docs/dingtalk-api.md §G.1: 20); 0 = no limit.
+    #[arg(long, default_value_t = tests::emulator::DEFAULT_QPS_LIMIT)]
+    qps_limit: u32,
 }
 
 #[tokio::main]
@@ -41,8 +44,12 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Fixture::from_file(path)?,
         None => Fixture::default(),
     };
-    let config =
-        EmulatorConfig { fixture, auth_code_ttl_secs: args.auth_code_ttl_secs, token_ttl_secs: args.token_ttl_secs };
+    let config = EmulatorConfig {
+        fixture,
+        auth_code_ttl_secs: args.auth_code_ttl_secs,
+        token_ttl_secs: args.token_ttl_secs,
+        qps_limit: Some(args.qps_limit).filter(|limit| *limit > 0),
+    };
     let running = start(config, &args.bind).await?;
     {
         let mut out = std::io::stdout().lock();

@@ -77,6 +77,8 @@ async fn main() -> anyhow::Result<()> {
         suite: args.suite,
         oidc: Some(demo_oidc(&args.oidc_redirect_uri)),
         return_origins: Vec::new(),
+        // The sandbox shows DingTalk as it is: 20 calls/s per app and API, paced by the governor.
+        unpaced: false,
     };
     let stack = Stack::start(options).await?;
     if args.suite {

@@ -42,6 +42,13 @@ struct ReadBody {
     userid: String,
 }
 
+/// `POST /_admin/limits`: `{"qps": 20}` or `{"qps": null}` (no limit).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsBody {
+    qps: Option<u32>,
+}
+
 #[derive(Deserialize)]
 struct ClockBody {
     advance_secs: i64,
@@ -115,6 +122,15 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
             ok()
         }
         ("GET", "/_admin/faults") => Reply::admin(200, json!(emu.lock().faults.clone())),
+        ("GET", "/_admin/limits") => Reply::admin(200, json!(emu.limits_report())),
+        ("POST", "/_admin/limits") => {
+            let b: LimitsBody = body_or_return!(req);
+            if b.qps == Some(0) {
+                return bad_request("qps must be at least 1, or null for no limit");
+            }
+            emu.set_qps_limit(b.qps);
+            Reply::admin(200, json!(emu.limits_report()))
+        }
         ("DELETE", "/_admin/faults") => {
             emu.clear_faults();
             ok()

@@ -15,7 +15,8 @@
 //! - the event pusher (§E, §H item 6): the emulator POSTs signed, encrypted events to configured
 //!   callback URLs and verifies the encrypted `success` reply ([`pusher`], [`crypto`]);
 //! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|sends|faults|tokens`,
-//!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`, and the ISV / push /
+//!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`, `GET|POST limits` (the
+//!   per-app, per-API rate limit of §G.1, [`limits`]), and the ISV / push /
 //!   membership part listed in `admin_push`.
 //!
 //! ```no_run
@@ -33,6 +34,7 @@ mod admin_push;
 pub mod crypto;
 mod faults;
 mod fixture;
+mod limits;
 mod oapi;
 mod oauth;
 pub mod pusher;
@@ -60,6 +62,7 @@ pub use fixture::{
     AppFixture, CorpFixture, DeptFixture, Fixture, GeneratedUsers, OtherCorpFixture, OutsiderFixture,
     SuiteAuthorization, SuiteFixture, UserFixture,
 };
+pub use limits::{DEFAULT_QPS_LIMIT, LimitsReport};
 pub use pusher::{CallbackTarget, PushOptions, PushOutcome, PushSettings, RecordedPush, TargetOwner};
 pub use state::{ConsentMode, Emulator, ForbiddenEntry, RecordedCall, RecordedSend, SendOutcome, TokenKind};
 
@@ -75,11 +78,19 @@ pub struct EmulatorConfig {
     pub auth_code_ttl_secs: i64,
     /// Lifetime of app and user access tokens in seconds (docs/dingtalk-api.md §B.6: 7200).
     pub token_ttl_secs: i64,
+    /// Calls allowed per second per app per API (docs/dingtalk-api.md §G.1: 20); `None`: unlimited.
+    /// Over it a call is answered 90018 / 403 `QpsLimitForAppkeyAndApi` and does nothing.
+    pub qps_limit: Option<u32>,
 }
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        EmulatorConfig { fixture: Fixture::default(), auth_code_ttl_secs: 300, token_ttl_secs: 7200 }
+        EmulatorConfig {
+            fixture: Fixture::default(),
+            auth_code_ttl_secs: 300,
+            token_ttl_secs: 7200,
+            qps_limit: Some(limits::DEFAULT_QPS_LIMIT),
+        }
     }
 }
 
@@ -306,6 +317,10 @@ impl Handler for EmulatorHandler {
                 std::panic::resume_unwind(Box::new(DropConnection));
             }
             FaultDecision::Error(e) => FaultRule::reply(&e, Family::of(&incoming.path)),
+            // docs/dingtalk-api.md §G.1: over the per-app, per-API limit → 90018 / 403 Qps…, nothing done.
+            FaultDecision::None if !limits::admit(emu, &incoming) => {
+                FaultRule::reply("90018", Family::of(&incoming.path))
+            }
             FaultDecision::None => dispatch(emu, &incoming),
         };
         tracing::debug!(

@@ -271,6 +271,8 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     /// Client for event pushes (docs/dingtalk-api.md §E.2); deadlines are set per request.
     pub(crate) http: reqwest::Client,
+    /// The per-app, per-API rate limit (docs/dingtalk-api.md §G.1).
+    pub(crate) limits: Mutex<super::limits::QpsLimits>,
 }
 
 /// The emulator's shared state; cheap to clone. Every admin operation is also a method here.
@@ -299,6 +301,7 @@ impl Emulator {
                 token_ttl_secs: config.token_ttl_secs,
                 state: Mutex::new(state),
                 http,
+                limits: Mutex::new(super::limits::QpsLimits::new(config.qps_limit)),
             }),
         })
     }
@@ -306,6 +309,21 @@ impl Emulator {
     /// Locks the state; a poisoned lock is recovered (the data stays usable).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The rate limit's state; a poisoned lock is recovered.
+    pub(crate) fn limits(&self) -> MutexGuard<'_, super::limits::QpsLimits> {
+        self.inner.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the calls allowed per second per app per API (`None`: unlimited); the counts so far stay.
+    pub fn set_qps_limit(&self, limit: Option<u32>) {
+        self.limits().limit = limit;
+    }
+
+    /// The rate limit's setting and what it refused so far (`GET /_admin/limits`).
+    pub fn limits_report(&self) -> super::limits::LimitsReport {
+        self.limits().report()
     }
 
     /// A snapshot of the current world.

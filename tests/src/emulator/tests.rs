@@ -22,8 +22,9 @@ struct Env {
     emu: Emulator,
 }
 
+/// An emulator without the §G.1 rate limit (the limit's own test switches it on).
 async fn env() -> Env {
-    let running = start(EmulatorConfig::default(), "127.0.0.1:0").await.unwrap();
+    let running = start(EmulatorConfig { qps_limit: None, ..EmulatorConfig::default() }, "127.0.0.1:0").await.unwrap();
     let base = running.base_url();
     let emu = running.state();
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
@@ -815,4 +816,52 @@ fn url_helpers() {
         vec![("a".to_owned(), "1 2".to_owned()), ("b".to_owned(), "张".to_owned())]
     );
     assert_eq!(wire::canonical_json(&json!({"b": 1, "a": {"d": 2, "c": 3}})), r#"{"a":{"c":3,"d":2},"b":1}"#);
+}
+
+// --- docs/dingtalk-api.md §G.1: 20 calls per second per app per API ---------------------------
+
+#[tokio::test]
+async fn calls_over_the_per_app_per_api_limit_are_throttled_and_do_nothing() {
+    let e = env().await;
+    let app = e.app_token().await;
+    let res = e.post_json("/_admin/limits", json!({"qps": 3})).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["qps"], 3);
+    let msg = json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")});
+    // Four sends within one window (retried at the start of a fresh one so a boundary cannot split them).
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.clear();
+        let window = std::time::Instant::now();
+        for _ in 0..4 {
+            answers.push(e.send(&app, msg.clone()).await["errcode"].clone());
+        }
+        if window.elapsed() < std::time::Duration::from_millis(500) && answers.contains(&json!(90018)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(answers.contains(&json!(90018)), "{answers:?}");
+    assert!(e.emu.sends().len() < e.emu.calls_to(SEND), "a throttled send delivers nothing");
+    // Another API of the same app has its own count; the v1.0 family answers 403 Qps….
+    let v = e.topapi("/topapi/user/getbyunionid", &app, json!({"unionid": "union-user0001"})).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    for _ in 0..3 {
+        e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
+    }
+    let res = e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
+    if res.status() == 403 {
+        assert_v1_error(res, 403, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi").await;
+    }
+    let report: Value = e.http.get(e.url("/_admin/limits")).send().await.unwrap().json().await.unwrap();
+    assert!(report["throttled"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["busiest_window"].as_u64().unwrap() <= 3, "{report}");
+    // Switched off: no limit at all.
+    let res = e.post_json("/_admin/limits", json!({"qps": null})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["qps"], Value::Null);
+    for _ in 0..10 {
+        assert_eq!(e.send(&app, msg.clone()).await["errcode"], 0);
+    }
+    assert_eq!(e.post_json("/_admin/limits", json!({"qps": 0})).await.status(), 400);
+    e.running.stop().await;
 }

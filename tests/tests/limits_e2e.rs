@@ -1,0 +1,97 @@
+//! DingTalk's per-app, per-API rate limit (docs/dingtalk-api.md §G.1) against the call governor,
+//! end to end: dev mode and the emulator on 127.0.0.1:0 with the real limits — the emulator
+//! answers a 21st call in one second with 90018 and does nothing — so the tests can tell a paced
+//! burst from a throttled one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tests::stack::{SERVICE_TOKEN, Stack, StackOptions};
+
+const ASYNCSEND: &str = "/topapi/message/corpconversation/asyncsend_v2";
+
+/// Posts `count` messages at once, one user each, each with its own content.
+async fn burst(stack: &Stack, tag: &str, count: usize) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..count {
+        let (client, base) = (client.clone(), stack.base_url.clone());
+        let body = json!({
+            "recipients": {"userids": [format!("user{:04}", i % 400 + 1)]},
+            "body": {"msgtype": "text", "text": {"content": format!("{tag} #{i}")}},
+        });
+        tasks.push(tokio::spawn(async move {
+            client.post(format!("{base}/api/messages")).bearer_auth(SERVICE_TOKEN).json(&body).send().await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status(), StatusCode::ACCEPTED);
+    }
+}
+
+/// Waits until the emulator has delivered `count` work notifications.
+async fn delivered(stack: &Stack, count: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while stack.emulator.state().sends().len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} messages delivered in {within:?}",
+            stack.emulator.state().sends().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The most `asyncsend_v2` calls the emulator received within any 1,000 ms.
+fn busiest_second(stack: &Stack) -> usize {
+    let times: Vec<i64> =
+        stack.emulator.state().calls().iter().filter(|c| c.path == ASYNCSEND).map(|c| c.at_ms).collect();
+    times.iter().map(|t| times.iter().filter(|u| **u >= *t && **u < *t + 1000).count()).max().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_is_paced_under_dingtalks_limit_and_never_throttled() {
+    let stack = Stack::start(StackOptions { unpaced: false, ..StackOptions::ephemeral() }).await.expect("stack starts");
+    let rate = stack.config.governor.rate_per_second;
+    assert!((rate - 18.0).abs() < f64::EPSILON, "the default pace is 18 calls/s");
+    let started = Instant::now();
+    burst(&stack, "paced", 72).await;
+    delivered(&stack, 72, Duration::from_secs(30)).await;
+    let elapsed = started.elapsed();
+    let limits = stack.emulator.state().limits_report();
+    assert_eq!(limits.qps, Some(20), "the emulator enforces DingTalk's 20 calls/s");
+    assert_eq!(limits.throttled, 0, "no call was refused with 90018");
+    assert!(limits.busiest_window <= 20, "{limits:?}");
+    // Paced at 18 calls/s; any 1,000 ms at the emulator (ms timestamps, arrival jitter) stays
+    // within DingTalk's 20.
+    let busiest = busiest_second(&stack);
+    assert!(busiest <= 20, "{busiest} sends within one second");
+    // 72 sends at 18/s take at least 71/18 s: the burst was queued, not sent at once.
+    assert!(elapsed >= Duration::from_millis(3900), "{elapsed:?}");
+    assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 72, "each message was sent once");
+    eprintln!("paced burst: 72 messages in {elapsed:?}, busiest second {busiest} sends, emulator {limits:?}");
+    stack.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_calls_are_paced_retried_and_delivered_once() {
+    // A governor set far above DingTalk's limit meets the emulator's 90018 answers: each pauses
+    // the lane and the call is made again; nothing is lost and nothing is sent twice.
+    let stack = Stack::start(StackOptions { unpaced: false, ..StackOptions::ephemeral() }).await.expect("stack starts");
+    stack.emulator.state().set_qps_limit(Some(8));
+    let mut stack = stack;
+    stack.config.governor.rate_per_second = 1000.0;
+    stack.restart_in_place().await.expect("restart with the fast governor");
+    burst(&stack, "throttled", 40).await;
+    delivered(&stack, 40, Duration::from_secs(60)).await;
+    let limits = stack.emulator.state().limits_report();
+    assert!(limits.throttled > 0, "the emulator throttled some calls: {limits:?}");
+    assert!(limits.busiest_window <= 8, "{limits:?}");
+    let sends = stack.emulator.state().sends();
+    assert_eq!(sends.len(), 40, "every message delivered exactly once");
+    eprintln!("throttled burst: 40 messages delivered once, emulator {limits:?}");
+    stack.stop_and_clean().await;
+}
