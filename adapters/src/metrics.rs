@@ -64,9 +64,16 @@ pub const GOVERNOR_THROTTLED: &str = "dingbridge_governor_throttled_total";
 /// Counter: calls the governor refused without making them, by `reason` (`busy`, `ip_banned`).
 pub const GOVERNOR_REFUSED: &str = "dingbridge_governor_refused_total";
 
+/// Gauge: metered DingTalk calls this month, by `corp_id` (docs/dingtalk-api.md §G.3).
+pub const QUOTA_USED: &str = "dingbridge_quota_metered_calls";
+/// Gauge: metered calls left this month (`quota.monthly_limit` minus used, at least 0), by `corp_id`.
+pub const QUOTA_REMAINING: &str = "dingbridge_quota_remaining_calls";
+/// Gauge: 1 while DingTalk says the corp's monthly quota is gone (90020), by `corp_id`.
+pub const QUOTA_EXHAUSTED: &str = "dingbridge_quota_exhausted";
+
 /// Every family this module records: what `/metrics` carries once each has been recorded (a
 /// family appears at its first sample).
-pub const FAMILIES: [&str; 23] = [
+pub const FAMILIES: [&str; 26] = [
     HTTP_REQUESTS,
     HTTP_DURATION,
     DINGTALK_CALLS,
@@ -88,6 +95,9 @@ pub const FAMILIES: [&str; 23] = [
     GOVERNOR_WAIT,
     GOVERNOR_THROTTLED,
     GOVERNOR_REFUSED,
+    QUOTA_USED,
+    QUOTA_REMAINING,
+    QUOTA_EXHAUSTED,
     BUILD_INFO,
     UP_SINCE,
 ];
@@ -123,7 +133,10 @@ pub fn describe() {
     describe_gauge!(GOVERNOR_WAITING, "Calls waiting for their slot in the call governor.");
     describe_histogram!(GOVERNOR_WAIT, Unit::Seconds, "How long calls waited for their slot in the call governor.");
     describe_counter!(GOVERNOR_THROTTLED, "Throttle answers from the provider, by kind (app, api, ip_ban).");
-    describe_counter!(GOVERNOR_REFUSED, "Calls the governor refused without making them, by reason (busy, ip_banned).");
+    describe_counter!(GOVERNOR_REFUSED, "Calls refused without making them, by reason (busy, ip_banned, quota).");
+    describe_gauge!(QUOTA_USED, "Metered DingTalk calls made this month, by corp.");
+    describe_gauge!(QUOTA_REMAINING, "Metered DingTalk calls left this month under quota.monthly_limit, by corp.");
+    describe_gauge!(QUOTA_EXHAUSTED, "1 while DingTalk says the corp's monthly quota is gone (90020), by corp.");
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the build.");
     describe_gauge!(UP_SINCE, Unit::Seconds, "When this process started, in seconds since the Unix epoch.");
 }
@@ -250,6 +263,20 @@ pub fn governor_throttled(kind: &'static str) {
 /// One call refused by the governor for `reason` (`busy`, `ip_banned`).
 pub fn governor_refused(reason: &'static str) {
     counter!(GOVERNOR_REFUSED, "reason" => reason).increment(1);
+}
+
+/// A corp's metered calls this month after one more: `used` of `limit`.
+pub fn quota(corp_id: &str, used: u64, limit: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    {
+        gauge!(QUOTA_USED, "corp_id" => bounded(corp_id.to_owned())).set(used as f64);
+        gauge!(QUOTA_REMAINING, "corp_id" => bounded(corp_id.to_owned())).set(limit.saturating_sub(used) as f64);
+    }
+}
+
+/// A corp's quota marked exhausted (`true`) or resumed.
+pub fn quota_exhausted(corp_id: &str, exhausted: bool) {
+    gauge!(QUOTA_EXHAUSTED, "corp_id" => bounded(corp_id.to_owned())).set(if exhausted { 1.0 } else { 0.0 });
 }
 
 /// Event types counted by name in [`EVENT_PUSHES`] (docs/dingtalk-api.md §E.6); others are `other`.

@@ -56,6 +56,27 @@ enum Command {
         #[command(subcommand)]
         command: OidcCommand,
     },
+    /// DingTalk's monthly quota of metered calls (cloud and dev modes): without a subcommand,
+    /// this month's figures per corp.
+    Quota {
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<QuotaCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotaCommand {
+    /// Let a corp's metered calls (work notifications) go again this month after DingTalk
+    /// answered 90020, e.g. once the org bought an add-on pack. Waiting messages go out at their
+    /// next retry.
+    Resume {
+        /// The corp, e.g. dingxxxxxxxx.
+        #[arg(long, value_name = "CORP_ID")]
+        corp_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +158,51 @@ pub async fn run() -> ExitCode {
                     report.published,
                     report.deleted
                 );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Quota { command: Some(QuotaCommand::Resume { corp_id }), .. } => {
+            match crate::resume_quota(&config, &corp_id).await {
+                Ok(()) => {
+                    println!("metered calls of {corp_id} go again this month");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Quota { json, command: None } => match crate::quota_figures(&config).await {
+            Ok(figures) => {
+                if json {
+                    let rows: Vec<_> = figures
+                        .iter()
+                        .map(|f| {
+                            serde_json::json!({
+                                "corp_id": f.corp_id, "month": f.month, "metered_calls": f.metered_calls,
+                                "monthly_limit": f.monthly_limit, "remaining": f.remaining, "exhausted": f.exhausted,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                } else {
+                    println!(
+                        "{:<24} {:<8} {:>13} {:>13} {:>10}  state",
+                        "corp_id", "month", "metered_calls", "monthly_limit", "remaining"
+                    );
+                    for f in &figures {
+                        let state = if f.exhausted { "exhausted (90020): metered calls wait" } else { "ok" };
+                        println!(
+                            "{:<24} {:<8} {:>13} {:>13} {:>10}  {state}",
+                            f.corp_id, f.month, f.metered_calls, f.monthly_limit, f.remaining
+                        );
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(err) => {

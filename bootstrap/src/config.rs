@@ -176,6 +176,10 @@ pub struct Config {
     /// Cloud and dev modes: the call governor pacing every DingTalk call (docs/dingtalk-api.md §G.1).
     #[serde(default)]
     pub governor: GovernorSection,
+    /// Cloud and dev modes: the monthly quota accounting of metered DingTalk calls
+    /// (docs/dingtalk-api.md §G.3).
+    #[serde(default)]
+    pub quota: QuotaSection,
     /// Local and dev modes: the OpenID Provider (docs/oidc.md); on when a client is registered.
     pub oidc: crate::oidc::OidcSection,
     /// Local and dev modes: `GET /auth/verify` for reverse proxies.
@@ -403,6 +407,54 @@ impl GovernorSection {
     }
 }
 
+/// `[quota]` (cloud and dev modes): the monthly quota accounting of metered DingTalk calls
+/// (docs/dingtalk-api.md §G.3; README "DingTalk's limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    /// Metered calls each corp may make a month (default 5,000, a standard-edition org; 1 to
+    /// 1,000,000,000): warnings at 80 % and 95 %, the figures in `dingbridge quota` and the gauges.
+    pub monthly_limit: u64,
+    /// Per-corp limits (`corp_id` → calls a month), e.g. for a professional edition (200,000).
+    pub corp_limits: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for QuotaSection {
+    fn default() -> Self {
+        Self {
+            monthly_limit: adapters::outbound::dingtalk::quota::DEFAULT_MONTHLY_LIMIT,
+            corp_limits: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl QuotaSection {
+    /// The accountant's settings.
+    pub fn to_config(&self) -> adapters::outbound::dingtalk::quota::QuotaConfig {
+        adapters::outbound::dingtalk::quota::QuotaConfig {
+            monthly_limit: self.monthly_limit,
+            corp_limits: self.corp_limits.iter().map(|(corp, limit)| (corp.clone(), *limit)).collect(),
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        const RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000_000;
+        let mut out = Vec::new();
+        if !RANGE.contains(&self.monthly_limit) {
+            out.push(("quota.monthly_limit".into(), "must be between 1 and 1000000000 calls a month".into()));
+        }
+        for (corp, limit) in &self.corp_limits {
+            if !RANGE.contains(limit) {
+                out.push((
+                    format!("quota.corp_limits.{corp}"),
+                    "must be between 1 and 1000000000 calls a month".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
 /// `[cloud]` (local mode): the relay local calls, outbound.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -609,6 +661,7 @@ impl Default for Config {
                 max_body_bytes: DEFAULT_EVENTS_MAX_BODY_BYTES,
             },
             governor: GovernorSection::default(),
+            quota: QuotaSection::default(),
             oidc: crate::oidc::OidcSection::default(),
             forward_auth: crate::oidc::ForwardAuthSection::default(),
             seed: SeedAliases::default(),
@@ -949,7 +1002,7 @@ impl Config {
         if !(1..=10_000).contains(&self.login.total_per_second) {
             problem("login.total_per_second", "must be between 1 and 10000".into());
         }
-        for (key, message) in self.governor.problems() {
+        for (key, message) in self.governor.problems().into_iter().chain(self.quota.problems()) {
             problem(&key, message);
         }
         if !(1..=32).contains(&self.outbox.workers) {

@@ -21,6 +21,7 @@ use adapters::inbound::http::{
     RelayClientCredentials, RelayHttp,
 };
 use adapters::outbound::dingtalk::crypto::CallbackCrypto;
+use adapters::outbound::dingtalk::quota::QuotaAccountant;
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
 use adapters::outbound::governor::Governor;
 use adapters::outbound::postgres::PgStore;
@@ -30,8 +31,8 @@ use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
     BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, GrantStore,
-    IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, RandomSource,
-    RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore, UserRepository,
+    IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, QuotaStore,
+    RandomSource, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
@@ -85,16 +86,18 @@ impl Listener {
 }
 
 /// The client settings for `client_id`/`client_secret` with `[dingtalk]`'s hosts, scope and
-/// timeout, paced by `governor` (one per process, shared by every app).
+/// timeout, paced by `governor` and accounted by `quota` (one each per process, shared by every app).
 fn dingtalk_config(
     config: &Config,
     client_id: String,
     client_secret: SecretString,
     governor: &Arc<Governor>,
+    quota: &Arc<QuotaAccountant>,
 ) -> DingTalkConfig {
     let d = &config.dingtalk;
     let mut dt = DingTalkConfig::new(client_id, client_secret);
     dt.governor = governor.clone();
+    dt.quota = Some(quota.clone());
     dt.login_base.clone_from(&d.login_base);
     dt.api_base.clone_from(&d.api_base);
     dt.oapi_base.clone_from(&d.oapi_base);
@@ -261,11 +264,19 @@ impl PurgeJob {
 
 /// Storage of the cloud role (the store is also the contact feed's signal).
 trait CloudStores:
-    LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + 'static
+    LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + QuotaStore + 'static
 {
 }
-impl<T: LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + 'static>
-    CloudStores for T
+impl<
+    T: LoginIntentStore
+        + LoginResultStore
+        + RelayMessageStore
+        + SuiteStore
+        + EventStore
+        + FeedSignal
+        + QuotaStore
+        + 'static,
+> CloudStores for T
 {
 }
 
@@ -495,10 +506,16 @@ struct DingTalk {
 /// The internal app of `[dingtalk]` and/or the suite of `[suite]` (validated by
 /// `Config::problems`). With both, the internal app signs people in and serves its
 /// corp; the suite serves the corps that authorized it.
-fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<DingTalk> {
+fn dingtalk(
+    config: &Config,
+    suites: Arc<dyn SuiteStore>,
+    quota: Arc<dyn QuotaStore>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<DingTalk> {
     let d = &config.dingtalk;
     let http = http_client(Duration::from_secs(d.timeout_secs))?;
     let governor = Arc::new(Governor::new(config.governor.to_config()));
+    let quota = Arc::new(QuotaAccountant::new(quota, clock, config.quota.to_config()));
     let mut clients = Vec::new();
     let mut corp_ids = Vec::new();
     if let Some(app_key) = d.app_key.clone().filter(|k| !k.trim().is_empty()) {
@@ -506,14 +523,14 @@ fn dingtalk(config: &Config, suites: Arc<dyn SuiteStore>) -> anyhow::Result<Ding
         let corp_id = CorpId::parse(d.corp_id.as_deref().unwrap_or_default()).context("dingtalk.corp_id")?;
         let agent_id =
             AgentId::new(d.agent_id.context("dingtalk.agent_id is required")?).context("dingtalk.agent_id")?;
-        let dt = dingtalk_config(config, app_key, secret, &governor);
+        let dt = dingtalk_config(config, app_key, secret, &governor, &quota);
         dt.validate().map_err(|e| anyhow::anyhow!("dingtalk.{e}"))?;
         corp_ids.push(corp_id.clone());
         clients.push(DingTalkClient::new(http.clone(), dt, DingTalkApp::Internal { agent_id, corp_id }));
     }
     let s = &config.suite;
     if let (Some(suite_key), Some(secret)) = (s.suite_key.clone(), s.suite_secret.as_ref()) {
-        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string(), &governor);
+        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string(), &governor, &quota);
         dt.validate().map_err(|e| anyhow::anyhow!("suite: {e}"))?;
         let corp_token_api = if s.corp_token_api == "legacy" { CorpTokenApi::Legacy } else { CorpTokenApi::V1 };
         for corp in &s.corp_ids {
@@ -574,8 +591,8 @@ fn is_postgres(url: &str) -> bool {
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
-    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
     let public = &config.public_url;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
     let events = events_http(config, &store, &clock)?;
@@ -631,8 +648,8 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 }
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
-    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
     let events = events_http(config, &store, &clock)?;
     let reconcile = Arc::new(ReconcileDeliveries::new(store.clone(), messenger.clone(), clock.clone()));
@@ -832,6 +849,32 @@ pub async fn rotate_signing_keys(config: &Config) -> anyhow::Result<application:
         Mode::Dev => oidc::signing_keys(&open_sqlite(config).await?, signer, config).rotate().await,
     };
     report.context("rotating the OIDC signing keys")
+}
+
+/// The quota accountant on the configured database (cloud and dev modes), for `dingbridge quota`.
+async fn quota_accountant(config: &Config) -> anyhow::Result<QuotaAccountant> {
+    let store: Arc<dyn QuotaStore> = match config.mode {
+        Mode::Local => anyhow::bail!("the DingTalk quota is accounted by the cloud (mode cloud or dev), not by local"),
+        _ if is_postgres(&config.database.url) => open_postgres(config).await?,
+        _ => open_sqlite(config).await?,
+    };
+    Ok(QuotaAccountant::new(store, Arc::new(SystemClock), config.quota.to_config()))
+}
+
+/// This month's metered DingTalk calls per corp (the CLI's `dingbridge quota`): the configured
+/// corps first (`dingtalk.corp_id`, `suite.corp_ids`), then any other corp with calls.
+pub async fn quota_figures(config: &Config) -> anyhow::Result<Vec<adapters::outbound::dingtalk::quota::QuotaFigures>> {
+    let accountant = quota_accountant(config).await?;
+    let corps: Vec<String> = config.dingtalk.corp_id.iter().chain(&config.suite.corp_ids).cloned().collect();
+    accountant.figures(&corps).await.context("reading the quota")
+}
+
+/// Lets metered calls of `corp_id` go again this month after DingTalk's `90020` (the CLI's
+/// `dingbridge quota resume`): for an org that bought more quota. A running cloud reads the mark on
+/// every metered call, so it resumes at once.
+pub async fn resume_quota(config: &Config, corp_id: &str) -> anyhow::Result<()> {
+    CorpId::parse(corp_id).context("--corp-id")?;
+    quota_accountant(config).await?.resume(corp_id).await.context("resuming the quota")
 }
 
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).

@@ -95,3 +95,45 @@ async fn throttled_calls_are_paced_retried_and_delivered_once() {
     eprintln!("throttled burst: 40 messages delivered once, emulator {limits:?}");
     stack.stop_and_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns() {
+    let stack = Stack::start(StackOptions::ephemeral()).await.expect("stack starts");
+    let corp_id = stack.config.dingtalk.corp_id.clone().expect("corp");
+    let emulator = stack.emulator.state();
+    // docs/dingtalk-api.md §G.3: 90020 once the org's metered calls for the month are gone.
+    emulator.set_monthly_quota(Some(3));
+    burst(&stack, "quota", 5).await;
+    delivered(&stack, 3, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bootstrap::quota_figures(&stack.config).await.expect("figures").iter().any(|f| f.exhausted) {
+        assert!(Instant::now() < deadline, "the cloud never saw 90020");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let figures = bootstrap::quota_figures(&stack.config).await.expect("figures");
+    assert_eq!(figures[0].corp_id, corp_id);
+    assert_eq!((figures[0].metered_calls, figures[0].remaining, figures[0].exhausted), (3, 4_997, true));
+    // The two messages over quota wait; none failed. While the mark stands no metered call is made.
+    let refused_once = emulator.limits_report().over_quota;
+    assert!(refused_once >= 1);
+    let failed: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!("{}/api/messages?status=failed", stack.base_url))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await; // outbox retries come and go meanwhile
+    assert_eq!(emulator.limits_report().over_quota, refused_once, "no metered call while exhausted");
+    assert_eq!(emulator.sends().len(), 3);
+    // The month turns at DingTalk; the operator lets sending go again (`dingbridge quota resume`).
+    emulator.advance_clock(32 * 24 * 3600);
+    bootstrap::resume_quota(&stack.config, &corp_id).await.expect("resume");
+    delivered(&stack, 5, Duration::from_secs(60)).await;
+    assert_eq!(emulator.sends().len(), 5, "each message delivered once");
+    eprintln!("quota: 3 delivered, {refused_once} call(s) refused with 90020, 2 waited, 5 delivered after resume");
+    stack.stop_and_clean().await;
+}

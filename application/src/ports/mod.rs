@@ -5,7 +5,7 @@
 //! | [`IdentityProvider`], [`Messenger`] | DingTalk HTTP client (`adapters::outbound::dingtalk`) |
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
-//! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`] (cloud side) | SQLite / PostgreSQL |
 //! | [`GrantStore`], [`SigningKeyStore`] (local side, the OpenID Provider) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
@@ -30,8 +30,8 @@ pub use oidc::{
 pub use provider::{IdentityProvider, Messenger};
 pub use stores::{
     Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
-    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
-    SessionStore, UserRepository,
+    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
+    RelayMessageStore, Session, SessionStore, UserRepository,
 };
 pub use system::{Clock, DispatchTrigger, RandomSource};
 
@@ -46,7 +46,7 @@ pub use provider::{MockIdentityProvider, MockMessenger};
 #[cfg(any(test, feature = "mock"))]
 pub use stores::{
     MockBindingStore, MockFeedCursorStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore,
-    MockMessageStore, MockRelayMessageStore, MockSessionStore, MockUserRepository,
+    MockMessageStore, MockQuotaStore, MockRelayMessageStore, MockSessionStore, MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use system::{MockClock, MockDispatchTrigger, MockRandomSource};

@@ -320,3 +320,40 @@ pub trait FeedCursorStore: Send + Sync {
     /// pollers on one database.
     async fn save_cursor(&self, name: &str, cursor: i64, now: Timestamp) -> Result<(), StoreError>;
 }
+
+/// One tenant's metered provider API calls in one month (see [`QuotaStore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// The tenant (DingTalk `corp_id`) whose quota the calls count against.
+    pub tenant: String,
+    /// The month, `YYYY-MM` in the provider's billing time zone (DingTalk: China Standard Time).
+    pub month: String,
+    /// Metered calls this service made in that month.
+    pub metered_calls: u64,
+    /// Whether the provider refused a call because the month's quota is gone (DingTalk `90020`),
+    /// and no operator has resumed sending since.
+    pub exhausted: bool,
+    /// When the row last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Cloud side: the quota accounting of metered provider API calls, per tenant per month
+/// (docs/dingtalk-api.md §G.3: a standard-edition DingTalk org gets 5,000 metered calls a month;
+/// work notifications are metered, tokens and contacts are not). One row per (tenant, month);
+/// rows of past months stay as history.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// Adds `calls` to `tenant`'s count for `month` (creating the row) and returns the new count.
+    /// Concurrent adds never lose a call (one atomic upsert).
+    async fn add_metered_calls(&self, tenant: &str, month: &str, calls: u64, now: Timestamp)
+    -> Result<u64, StoreError>;
+    /// Marks `tenant`'s `month` exhausted (the provider refused a call for quota) or not (an
+    /// operator resumed sending), creating the row if needed.
+    async fn set_exhausted(&self, tenant: &str, month: &str, exhausted: bool, now: Timestamp)
+    -> Result<(), StoreError>;
+    /// `tenant`'s row for `month`; `None` before its first metered call or mark.
+    async fn quota_usage(&self, tenant: &str, month: &str) -> Result<Option<QuotaUsage>, StoreError>;
+    /// Every tenant's row for `month`, ordered by tenant.
+    async fn quota_month(&self, month: &str) -> Result<Vec<QuotaUsage>, StoreError>;
+}

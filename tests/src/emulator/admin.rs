@@ -42,11 +42,20 @@ struct ReadBody {
     userid: String,
 }
 
-/// `POST /_admin/limits`: `{"qps": 20}` or `{"qps": null}` (no limit).
+/// `POST /_admin/limits`: `{"qps": 20}` or `{"qps": null}` (no limit), and/or
+/// `{"monthly_quota": 5000}` or `{"monthly_quota": null}`; an absent key is left as it is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsBody {
-    qps: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    qps: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    monthly_quota: Option<Option<u64>>,
+}
+
+/// A key that is present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -125,10 +134,15 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
         ("GET", "/_admin/limits") => Reply::admin(200, json!(emu.limits_report())),
         ("POST", "/_admin/limits") => {
             let b: LimitsBody = body_or_return!(req);
-            if b.qps == Some(0) {
+            if b.qps == Some(Some(0)) {
                 return bad_request("qps must be at least 1, or null for no limit");
             }
-            emu.set_qps_limit(b.qps);
+            if let Some(qps) = b.qps {
+                emu.set_qps_limit(qps);
+            }
+            if let Some(quota) = b.monthly_quota {
+                emu.set_monthly_quota(quota);
+            }
             Reply::admin(200, json!(emu.limits_report()))
         }
         ("DELETE", "/_admin/faults") => {

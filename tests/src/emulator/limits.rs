@@ -10,6 +10,14 @@
 //! body or query of a token request (`appKey`, `clientId`, `suiteKey`, `appkey`, `accessKey`).
 //! Browser pages on the login host are not limited. The limit is on by default (20, as documented)
 //! and can be changed or switched off with `POST /_admin/limits` or the binary's `--qps-limit`.
+//!
+//! The monthly quota (docs/dingtalk-api.md §G.3): a standard-edition org gets 5,000 metered calls
+//! a month — every work-notification call (`asyncsend_v2`, `sendbytemplate`, `getsendprogress`,
+//! `getsendresult`, `recall`); tokens and contacts are exempt. Past it a metered call answers
+//! `90020` (v1.0 `Forbidden.AccessDenied.ApiCountLimitForOrg`) and does nothing. The emulator counts
+//! metered calls per corp per month of *its* clock in China Standard Time, so `POST /_admin/clock`
+//! turns the month. The quota is off by default (`null`: unlimited, so long test runs are not
+//! cut off) and set with `POST /_admin/limits {"monthly_quota": N}`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -34,6 +42,12 @@ pub(crate) struct QpsLimits {
     pub(crate) throttled: u64,
     /// The most calls any (app, API) made in one window so far (throttled calls excluded).
     pub(crate) busiest_window: u32,
+    /// Metered calls allowed per corp per month; `None`: unlimited.
+    pub(crate) monthly_quota: Option<u64>,
+    /// (corp_id, `YYYY-MM` of the emulator's clock, China time) → metered calls answered.
+    metered: HashMap<(String, String), u64>,
+    /// Metered calls refused with 90020 so far.
+    pub(crate) over_quota: u64,
 }
 
 /// `GET /_admin/limits`.
@@ -45,11 +59,26 @@ pub struct LimitsReport {
     pub throttled: u64,
     /// The most calls one app made to one API within one 1-second window (refused calls excluded).
     pub busiest_window: u32,
+    /// Metered calls allowed per corp per month; `null`: unlimited.
+    pub monthly_quota: Option<u64>,
+    /// Metered calls answered per corp in the emulator's current month.
+    pub metered_this_month: std::collections::BTreeMap<String, u64>,
+    /// Metered calls refused with 90020 so far.
+    pub over_quota: u64,
 }
 
 impl QpsLimits {
     pub(crate) fn new(limit: Option<u32>) -> Self {
-        Self { limit, started: Instant::now(), windows: HashMap::new(), throttled: 0, busiest_window: 0 }
+        Self {
+            limit,
+            started: Instant::now(),
+            windows: HashMap::new(),
+            throttled: 0,
+            busiest_window: 0,
+            monthly_quota: None,
+            metered: HashMap::new(),
+            over_quota: 0,
+        }
     }
 
     /// Counts one call of `app` to `path`; `false` when it is over the limit (then it is not counted).
@@ -68,8 +97,32 @@ impl QpsLimits {
         true
     }
 
-    pub(crate) fn report(&self) -> LimitsReport {
-        LimitsReport { qps: self.limit, throttled: self.throttled, busiest_window: self.busiest_window }
+    /// Counts one metered call of `corp_id` in `month`; `false` when the month's quota is gone
+    /// (then it is not counted).
+    fn admit_metered(&mut self, corp_id: String, month: String) -> bool {
+        let used = self.metered.entry((corp_id, month)).or_insert(0);
+        if self.monthly_quota.is_some_and(|quota| *used >= quota) {
+            self.over_quota += 1;
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    pub(crate) fn report(&self, month: &str) -> LimitsReport {
+        LimitsReport {
+            qps: self.limit,
+            throttled: self.throttled,
+            busiest_window: self.busiest_window,
+            monthly_quota: self.monthly_quota,
+            metered_this_month: self
+                .metered
+                .iter()
+                .filter(|((_, m), _)| m == month)
+                .map(|((corp, _), used)| (corp.clone(), *used))
+                .collect(),
+            over_quota: self.over_quota,
+        }
     }
 }
 
@@ -114,4 +167,42 @@ pub(crate) fn admit(emu: &Emulator, req: &Incoming) -> bool {
         return true;
     };
     emu.limits().admit(app, req.path.clone())
+}
+
+/// docs/dingtalk-api.md §G.3 "Metered": the work-notification calls.
+const METERED_PATHS: [&str; 5] = [
+    "/topapi/message/corpconversation/asyncsend_v2",
+    "/topapi/message/corpconversation/sendbytemplate",
+    "/topapi/message/corpconversation/getsendprogress",
+    "/topapi/message/corpconversation/getsendresult",
+    "/topapi/message/corpconversation/recall",
+];
+
+/// `YYYY-MM` of `ms` (epoch ms) in China Standard Time (UTC+8), DingTalk's billing month.
+pub(crate) fn china_month(ms: i64) -> String {
+    let china = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(china);
+    format!("{:04}-{:02}", at.year(), u8::from(at.month()))
+}
+
+/// Whether a metered call is within its corp's monthly quota (and counts it); `false` means
+/// answer 90020. Calls that are not metered, or whose token names no corp, always pass.
+pub(crate) fn admit_metered(emu: &Emulator, req: &Incoming) -> bool {
+    if !METERED_PATHS.contains(&req.path.as_str()) {
+        return true;
+    }
+    let Some(token) = req.query("access_token").filter(|t| !t.is_empty()) else {
+        return true;
+    };
+    let corp_id = if emu.app_token(token).is_some() {
+        emu.org().corp().corp_id.clone()
+    } else if let Some((corp, _)) = emu.corp_token(token) {
+        corp.corp_id
+    } else {
+        return true;
+    };
+    let month = china_month(emu.now_ms());
+    emu.limits().admit_metered(corp_id, month)
 }

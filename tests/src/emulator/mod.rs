@@ -321,6 +321,10 @@ impl Handler for EmulatorHandler {
             FaultDecision::None if !limits::admit(emu, &incoming) => {
                 FaultRule::reply("90018", Family::of(&incoming.path))
             }
+            // docs/dingtalk-api.md §G.3: past the org's monthly quota → 90020, nothing done.
+            FaultDecision::None if !limits::admit_metered(emu, &incoming) => {
+                FaultRule::reply("403quota", Family::of(&incoming.path))
+            }
             FaultDecision::None => dispatch(emu, &incoming),
         };
         tracing::debug!(
@@ -340,23 +344,14 @@ impl Handler for EmulatorHandler {
 /// (RFC 9110 §6.6.1); the emulator's is its own clock, so `POST /_admin/clock` skews it — how
 /// `dingbridge doctor`'s clock-skew check is tested.
 fn http_date(ms: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
-    format!("{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} GMT", rem / 3600, rem % 3600 / 60, rem % 60)
+    // IMF-fixdate is always in GMT with English names.
+    const IMF_FIXDATE: &str = "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT";
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time::format_description::parse_borrowed::<1>(IMF_FIXDATE)
+        .ok()
+        .and_then(|format| at.format(&format).ok())
+        .unwrap_or_default()
 }
 
 fn call_record(req: &Incoming, status: u16) -> Call {

@@ -323,7 +323,13 @@ impl Emulator {
 
     /// The rate limit's setting and what it refused so far (`GET /_admin/limits`).
     pub fn limits_report(&self) -> super::limits::LimitsReport {
-        self.limits().report()
+        let month = super::limits::china_month(self.now_ms());
+        self.limits().report(&month)
+    }
+
+    /// Sets the metered calls allowed per corp per month (`None`: unlimited; docs/dingtalk-api.md §G.3).
+    pub fn set_monthly_quota(&self, quota: Option<u64>) {
+        self.limits().monthly_quota = quota;
     }
 
     /// A snapshot of the current world.

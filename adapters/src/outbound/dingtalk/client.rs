@@ -383,8 +383,41 @@ impl Inner {
     }
 
     /// A legacy `/topapi/*` call with the corp's token (docs/dingtalk-api.md §0.3), retried
-    /// once with a new token if DingTalk refuses the token (docs/dingtalk-api.md §G.2).
+    /// once with a new token if DingTalk refuses the token (docs/dingtalk-api.md §G.2), and
+    /// accounted against the corp's monthly quota when it is metered (§G.3, [`super::quota`]):
+    /// while the quota is marked exhausted a metered call is not made (`Throttled`), and a
+    /// `90020` answer marks it and is `Throttled` too, so a message waits instead of failing.
     pub(super) async fn oapi_post<T: DeserializeOwned>(
+        &self,
+        corp: &Corp,
+        endpoint: &'static str,
+        body: &Value,
+    ) -> Result<T, UpstreamError> {
+        let quota = self.config.quota.as_deref();
+        if let Some(quota) = quota {
+            quota.check(&corp.corp_id, endpoint).await?;
+        }
+        let result = self.oapi_post_unaccounted(corp, endpoint, body).await;
+        if let Some(quota) = quota {
+            match &result {
+                Err(error) if super::quota::is_quota_refusal(error) => {
+                    quota.exhausted(&corp.corp_id).await;
+                    return Err(UpstreamError::Throttled(format!(
+                        "{endpoint}: DingTalk says the monthly API quota of corp {} is exhausted ({error}); metered calls wait",
+                        corp.corp_id
+                    )));
+                }
+                Ok(_) | Err(UpstreamError::Rejected { .. } | UpstreamError::TokenRejected(_)) => {
+                    quota.count(&corp.corp_id, endpoint).await;
+                }
+                Err(UpstreamError::Throttled(_) | UpstreamError::Unavailable(_)) => {}
+            }
+        }
+        result
+    }
+
+    /// [`Inner::oapi_post`] without the quota accounting.
+    async fn oapi_post_unaccounted<T: DeserializeOwned>(
         &self,
         corp: &Corp,
         endpoint: &'static str,

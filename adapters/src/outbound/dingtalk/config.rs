@@ -9,6 +9,7 @@ use application::ports::SuiteStore;
 use domain::{AgentId, CorpId};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::quota::QuotaAccountant;
 use crate::outbound::governor::Governor;
 
 /// Default browser OAuth host (docs/dingtalk-api.md §0.1, §A.1).
@@ -53,6 +54,9 @@ pub struct DingTalkConfig {
     /// The call governor every call of this client passes (docs/dingtalk-api.md §G.1): share one
     /// per process between all clients, so each (app, API) lane is paced once.
     pub governor: Arc<Governor>,
+    /// The monthly quota accountant of metered calls (docs/dingtalk-api.md §G.3), shared by every
+    /// client of the process; `None` counts nothing.
+    pub quota: Option<Arc<QuotaAccountant>>,
 }
 
 /// What the client acts as, and so which corps it serves and with which token.
@@ -106,7 +110,8 @@ pub enum CorpTokenApi {
 
 impl DingTalkConfig {
     /// A configuration for the app with the default hosts, scope, timeout (10 s),
-    /// refresh margin (300 s) and a governor of its own with the default pace (18 calls/s per API).
+    /// refresh margin (300 s), a governor of its own with the default pace (18 calls/s per API)
+    /// and no quota accounting.
     pub fn new(client_id: impl Into<String>, client_secret: SecretString) -> Self {
         Self {
             login_base: DEFAULT_LOGIN_BASE.to_owned(),
@@ -118,6 +123,7 @@ impl DingTalkConfig {
             timeout: DEFAULT_TIMEOUT,
             token_refresh_margin_secs: DEFAULT_TOKEN_REFRESH_MARGIN_SECS,
             governor: Arc::new(Governor::default()),
+            quota: None,
         }
     }
 

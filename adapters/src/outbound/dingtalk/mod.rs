@@ -8,6 +8,7 @@
 //! - [`DingTalkClient`]: the client; cheap to clone; caches the app token
 //!   (docs/dingtalk-api.md §B.1) or each corp's suite token (§B.4) with a single fetch in
 //!   flight and retries a call once after a token error (docs/dingtalk-api.md §G.2).
+//! - [`quota`]: the monthly quota accounting of metered calls (docs/dingtalk-api.md §G.3).
 //! - [`DingTalkApps`]: several clients as one: the first signs people in,
 //!   each corp is served by the first client that serves it.
 //!
@@ -22,6 +23,7 @@ mod errors;
 pub mod events;
 mod identity;
 mod messenger;
+pub mod quota;
 mod token;
 mod wire;
 

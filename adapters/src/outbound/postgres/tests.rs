@@ -572,3 +572,12 @@ async fn corrupt_event_rows_are_errors_not_panics() -> TestResult {
     let (_db, store) = fresh().await?;
     shared::corrupt_event_rows_are_errors_not_panics(store, sql).await
 }
+
+// --- quota accounting ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks() -> TestResult {
+    let (_db, store) = fresh().await?;
+    shared::metered_calls_add_up_per_corp_and_month_and_the_mark_sticks(store).await
+}

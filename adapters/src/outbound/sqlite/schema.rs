@@ -357,6 +357,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Cloud side: metered DingTalk calls per corp per month (`QuotaStore`).
+    quota_usage (tenant, month) {
+        /// The corp the calls count against.
+        tenant -> Text,
+        /// `YYYY-MM`, China Standard Time.
+        month -> Text,
+        /// Metered calls made in the month.
+        metered_calls -> BigInt,
+        /// DingTalk answered 90020 and no operator resumed.
+        exhausted -> Bool,
+        /// Epoch ms.
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(bindings -> users (user_id));
 diesel::joinable!(oidc_refresh_tokens -> oidc_grants (grant_id));
@@ -378,4 +394,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_grants,
     oidc_refresh_tokens,
     oidc_signing_keys,
+    quota_usage,
 );

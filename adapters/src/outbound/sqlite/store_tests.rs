@@ -6,7 +6,7 @@
 
 use application::ports::{
     BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntentStore, LoginOutcome, LoginResultStore,
-    MessageRecord, MessageStore, RelayMessageStore, SessionStore, StoreError, SuiteStore, UserRepository,
+    MessageRecord, MessageStore, QuotaStore, RelayMessageStore, SessionStore, StoreError, SuiteStore, UserRepository,
 };
 use domain::{LoginFailure, MessageState, Recipients, UserId};
 
@@ -542,5 +542,40 @@ where
     }
     let stored = BindingStore::get(&store, "user-1").await?;
     assert_eq!(stored.map(|b| (b.tenant_id, b.external_id)), Some((Some("t1".into()), "E001".into())));
+    Ok(())
+}
+
+// --- quota accounting --------------------------------------------------------
+
+pub(crate) async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks<
+    S: QuotaStore + Clone + Send + 'static,
+>(
+    store: S,
+) -> TestResult {
+    assert_eq!(store.quota_usage("dingcorp", "2026-12").await?, None);
+    assert_eq!(store.add_metered_calls("dingcorp", "2026-12", 1, ts(1_000)).await?, 1);
+    assert_eq!(store.add_metered_calls("dingcorp", "2026-12", 2, ts(2_000)).await?, 3);
+    assert_eq!(store.add_metered_calls("dingcorp", "2027-01", 1, ts(3_000)).await?, 1, "a new month starts at 0");
+    assert_eq!(store.add_metered_calls("dingother", "2026-12", 5, ts(3_000)).await?, 5, "another corp counts alone");
+    // Concurrent adds lose nothing.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.add_metered_calls("dingcorp", "2026-12", 1, ts(4_000)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    store.set_exhausted("dingcorp", "2026-12", true, ts(5_000)).await?;
+    let usage = store.quota_usage("dingcorp", "2026-12").await?.ok_or("no row")?;
+    assert_eq!((usage.metered_calls, usage.exhausted, usage.updated_at), (23, true, ts(5_000)));
+    assert_eq!(store.add_metered_calls("dingcorp", "2026-12", 1, ts(6_000)).await?, 24, "counting keeps the mark");
+    assert!(store.quota_usage("dingcorp", "2026-12").await?.ok_or("no row")?.exhausted);
+    store.set_exhausted("dingcorp", "2026-12", false, ts(7_000)).await?;
+    store.set_exhausted("dingnew", "2026-12", true, ts(7_000)).await?;
+    let month = store.quota_month("2026-12").await?;
+    let summary: Vec<_> = month.iter().map(|u| (u.tenant.as_str(), u.metered_calls, u.exhausted)).collect();
+    assert_eq!(summary, [("dingcorp", 24, false), ("dingnew", 0, true), ("dingother", 5, false)]);
     Ok(())
 }

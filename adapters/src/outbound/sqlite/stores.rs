@@ -72,8 +72,8 @@ macro_rules! impl_store_ports {
             use application::ports::{
                 Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
                 FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-                LoginResultStore, MessageRecord, MessageStore, RelayMessageRecord, RelayMessageStore, Session,
-                SessionStore, StoreError, SuiteStore, SuiteTicket, UserRepository,
+                LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
+                RelayMessageStore, Session, SessionStore, StoreError, SuiteStore, SuiteTicket, UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -88,7 +88,8 @@ macro_rules! impl_store_ports {
             };
             use $crate::outbound::sqlite::schema::{
                 bindings, callback_nonces, contact_events, corp_authorizations, feed_cursors, login_attempts,
-                login_intents, login_results, messages, relay_batches, relay_messages, sessions, suite_tickets, users,
+                login_intents, login_results, messages, quota_usage, relay_batches, relay_messages, sessions,
+                suite_tickets, users,
             };
             use $crate::outbound::sqlite::stores::{FeedLock, UPSERT_ATTEMPTS, coalesce};
 
@@ -952,6 +953,105 @@ macro_rules! impl_store_ports {
 
                 fn close(&self) {
                     self.feed.close();
+                }
+            }
+
+            #[async_trait]
+            impl QuotaStore for $store {
+                async fn add_metered_calls(
+                    &self,
+                    tenant: &str,
+                    month: &str,
+                    calls: u64,
+                    now: Timestamp,
+                ) -> Result<u64, StoreError> {
+                    use diesel::upsert::excluded;
+                    let calls = i64::try_from(calls).unwrap_or(i64::MAX);
+                    let mut conn = self.conn().await?;
+                    let total: i64 = diesel::insert_into(quota_usage::table)
+                        .values((
+                            quota_usage::tenant.eq(tenant),
+                            quota_usage::month.eq(month),
+                            quota_usage::metered_calls.eq(calls),
+                            quota_usage::exhausted.eq(false),
+                            quota_usage::updated_at.eq(now.as_millis()),
+                        ))
+                        .on_conflict((quota_usage::tenant, quota_usage::month))
+                        .do_update()
+                        .set((
+                            quota_usage::metered_calls
+                                .eq(quota_usage::metered_calls + excluded(quota_usage::metered_calls)),
+                            quota_usage::updated_at.eq(excluded(quota_usage::updated_at)),
+                        ))
+                        .returning(quota_usage::metered_calls)
+                        .get_result(&mut conn)
+                        .await
+                        .map_err(|e| db_error("count metered calls", e))?;
+                    Ok(u64::try_from(total).unwrap_or(0))
+                }
+
+                async fn set_exhausted(
+                    &self,
+                    tenant: &str,
+                    month: &str,
+                    exhausted: bool,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    use diesel::upsert::excluded;
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(quota_usage::table)
+                        .values((
+                            quota_usage::tenant.eq(tenant),
+                            quota_usage::month.eq(month),
+                            quota_usage::metered_calls.eq(0_i64),
+                            quota_usage::exhausted.eq(exhausted),
+                            quota_usage::updated_at.eq(now.as_millis()),
+                        ))
+                        .on_conflict((quota_usage::tenant, quota_usage::month))
+                        .do_update()
+                        .set((
+                            quota_usage::exhausted.eq(excluded(quota_usage::exhausted)),
+                            quota_usage::updated_at.eq(excluded(quota_usage::updated_at)),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map(drop)
+                        .map_err(|e| db_error("mark the quota exhausted", e))
+                }
+
+                async fn quota_usage(&self, tenant: &str, month: &str) -> Result<Option<QuotaUsage>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let row: Option<(String, String, i64, bool, i64)> = quota_usage::table
+                        .find((tenant, month))
+                        .first(&mut conn)
+                        .await
+                        .optional()
+                        .map_err(|e| db_error("read the quota", e))?;
+                    Ok(row.map(quota_row))
+                }
+
+                async fn quota_month(&self, month: &str) -> Result<Vec<QuotaUsage>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let rows: Vec<(String, String, i64, bool, i64)> = quota_usage::table
+                        .filter(quota_usage::month.eq(month))
+                        .order_by(quota_usage::tenant.asc())
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("read the quotas", e))?;
+                    Ok(rows.into_iter().map(quota_row).collect())
+                }
+            }
+
+            /// A `quota_usage` row as the port's type.
+            fn quota_row(
+                (tenant, month, calls, exhausted, updated_at): (String, String, i64, bool, i64),
+            ) -> QuotaUsage {
+                QuotaUsage {
+                    tenant,
+                    month,
+                    metered_calls: u64::try_from(calls).unwrap_or(0),
+                    exhausted,
+                    updated_at: Timestamp::from_millis(updated_at),
                 }
             }
 

@@ -464,3 +464,11 @@ async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_fir
     let db = TempDb::new("relay-list-in-state");
     shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(db.open().await?).await
 }
+
+// --- quota accounting ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks() -> TestResult {
+    let db = TempDb::new("quota");
+    shared::metered_calls_add_up_per_corp_and_month_and_the_mark_sticks(db.open().await?).await
+}
