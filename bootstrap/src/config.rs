@@ -180,6 +180,9 @@ pub struct Config {
     /// (docs/dingtalk-api.md §G.3).
     #[serde(default)]
     pub quota: QuotaSection,
+    /// Cloud mode: background delivery tracking (metered calls; docs/dingtalk-api.md §G.3).
+    #[serde(default)]
+    pub delivery: DeliverySection,
     /// Local and dev modes: the OpenID Provider (docs/oidc.md); on when a client is registered.
     pub oidc: crate::oidc::OidcSection,
     /// Local and dev modes: `GET /auth/verify` for reverse proxies.
@@ -455,6 +458,44 @@ impl QuotaSection {
     }
 }
 
+/// `[delivery]` (cloud mode): whether a background job asks DingTalk how sent messages are
+/// doing. Every `getsendprogress` call is metered (docs/dingtalk-api.md §G.3), so by default it
+/// does not: a message's delivery is read when someone asks (`GET /api/messages/{id}`: one
+/// `getsendprogress` and one `getsendresult` per task).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// `"off"` (default: no background calls) or `"budget"` (at most `rounds_per_message` rounds
+    /// per message, one metered `getsendprogress` call per task each, every 30 s until done).
+    pub reconcile: String,
+    /// Rounds per message with `reconcile = "budget"` (1–20, default 1).
+    pub rounds_per_message: u32,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self { reconcile: "off".into(), rounds_per_message: 1 }
+    }
+}
+
+impl DeliverySection {
+    /// The rounds per message when background reconciliation runs, `None` when it is off.
+    pub fn budget(&self) -> Option<u32> {
+        (self.reconcile == "budget").then_some(self.rounds_per_message)
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !matches!(self.reconcile.as_str(), "off" | "budget") {
+            out.push(("delivery.reconcile".into(), format!("must be \"off\" or \"budget\", not {:?}", self.reconcile)));
+        }
+        if !(1..=20).contains(&self.rounds_per_message) {
+            out.push(("delivery.rounds_per_message".into(), "must be between 1 and 20".into()));
+        }
+        out
+    }
+}
+
 /// `[cloud]` (local mode): the relay local calls, outbound.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -662,6 +703,7 @@ impl Default for Config {
             },
             governor: GovernorSection::default(),
             quota: QuotaSection::default(),
+            delivery: DeliverySection::default(),
             oidc: crate::oidc::OidcSection::default(),
             forward_auth: crate::oidc::ForwardAuthSection::default(),
             seed: SeedAliases::default(),
@@ -1002,7 +1044,9 @@ impl Config {
         if !(1..=10_000).contains(&self.login.total_per_second) {
             problem("login.total_per_second", "must be between 1 and 10000".into());
         }
-        for (key, message) in self.governor.problems().into_iter().chain(self.quota.problems()) {
+        for (key, message) in
+            self.governor.problems().into_iter().chain(self.quota.problems()).chain(self.delivery.problems())
+        {
             problem(&key, message);
         }
         if !(1..=32).contains(&self.outbox.workers) {
@@ -1187,6 +1231,36 @@ mod tests {
             }
             jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n[governor]\nburst = 5\n"))?;
             assert!(Config::load(None, &[]).is_err(), "an unknown key is refused");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn quota_and_delivery_default_to_5000_and_no_background_calls_and_are_validated_by_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dingbridge.toml", DEV_TOML)?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.quota.to_config().limit_of("dingcorp"), 5_000);
+            assert_eq!(config.delivery.budget(), None, "no metered background calls by default");
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "{DEV_TOML}\n[quota]\nmonthly_limit = 10000\n[quota.corp_limits]\ndingbig = 200000\n[delivery]\nreconcile = \"budget\"\nrounds_per_message = 3\n"
+                ),
+            )?;
+            let config = Config::load(None, &[]).unwrap();
+            assert_eq!(config.quota.to_config().limit_of("dingcorp"), 10_000);
+            assert_eq!(config.quota.to_config().limit_of("dingbig"), 200_000);
+            assert_eq!(config.delivery.budget(), Some(3));
+            for (toml, key) in [
+                ("[quota]\nmonthly_limit = 0", "quota.monthly_limit"),
+                ("[quota.corp_limits]\ndingbig = 0", "quota.corp_limits.dingbig"),
+                ("[delivery]\nreconcile = \"always\"", "delivery.reconcile"),
+                ("[delivery]\nrounds_per_message = 21", "delivery.rounds_per_message"),
+            ] {
+                jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{toml}\n"))?;
+                assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), [key], "{toml}");
+            }
             Ok(())
         });
     }

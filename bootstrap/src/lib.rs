@@ -652,7 +652,11 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
     let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
     let events = events_http(config, &store, &clock)?;
-    let reconcile = Arc::new(ReconcileDeliveries::new(store.clone(), messenger.clone(), clock.clone()));
+    // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
+    let reconcile = config
+        .delivery
+        .budget()
+        .map(|rounds| Arc::new(ReconcileDeliveries::new(store.clone(), messenger.clone(), clock.clone(), rounds)));
     let relay = Arc::new(RelayHttp {
         clients: relay_clients(config)?,
         limiter: AuthLimiter::new(AuthLimit {
@@ -677,7 +681,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
             clock,
         }),
         dispatcher: None,
-        reconcile: Some(reconcile),
+        reconcile,
         feed: None,
         feed_signal: Some(feed_signal),
         ops: telemetry::Ops::default(),

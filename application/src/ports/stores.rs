@@ -266,14 +266,25 @@ pub trait RelayMessageStore: Send + Sync {
         state: MessageState,
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` messages (of every client) in `state` created at or after `created_after`,
-    /// least recently updated first (for background reconciliation).
+    /// Up to `limit` messages (of every client) in `state` created at or after `created_after`
+    /// and reconciled fewer than `max_rounds` times, least recently updated first (for background
+    /// reconciliation within its budget).
     async fn list_in_state(
         &self,
         state: MessageState,
         created_after: Timestamp,
+        max_rounds: u32,
         limit: u32,
     ) -> Result<Vec<RelayMessageRecord>, StoreError>;
+    /// Records one reconciliation round of a message: sets its state (as
+    /// [`RelayMessageStore::set_state`]) and counts the round.
+    async fn record_reconcile_round(
+        &self,
+        client_id: &str,
+        key: &str,
+        state: MessageState,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 }
 
 /// A member bound to an account of the enterprise system (the seed's

@@ -523,26 +523,38 @@ pub const RECONCILE_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Background delivery reconciliation on the cloud: asks DingTalk for the progress of every task
 /// of recently sent messages (docs/dingtalk-api.md §D.3) and marks a message `completed` once all its tasks are
 /// done. Per-recipient results are read on demand ([`RelayStatus`]).
+///
+/// Every progress query is a metered call (docs/dingtalk-api.md §G.3: 5,000 a month on a
+/// standard org), so the job runs within a budget: at most `max_rounds` rounds per message, one
+/// `getsendprogress` call per task each. A message still not done after its rounds stays `sent`;
+/// its status is still read on demand.
 pub struct ReconcileDeliveries {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
+    max_rounds: u32,
 }
 
 impl ReconcileDeliveries {
-    /// Builds the job.
-    pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
-        Self { messages, messenger, clock }
+    /// Builds the job with a budget of `max_rounds` rounds per message (at least 1).
+    pub fn new(
+        messages: Arc<dyn RelayMessageStore>,
+        messenger: Arc<dyn Messenger>,
+        clock: Arc<dyn Clock>,
+        max_rounds: u32,
+    ) -> Self {
+        Self { messages, messenger, clock, max_rounds: max_rounds.max(1) }
     }
 
-    /// Checks up to `limit` sent messages; returns how many were completed. Errors: `Store` when
-    /// listing fails (a DingTalk error on one message is logged and the message retried next run).
+    /// Checks up to `limit` sent messages that have rounds left; returns how many were completed.
+    /// Errors: `Store` when listing fails (a DingTalk error on one message is logged, and the round
+    /// counts: a failing message cannot spend more than its budget).
     #[instrument(skip_all)]
     pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let after = domain::Timestamp::from_millis(now.as_millis() - RECONCILE_WINDOW_MS);
         let mut completed = 0;
-        for record in self.messages.list_in_state(MessageState::Sent, after, limit).await? {
+        for record in self.messages.list_in_state(MessageState::Sent, after, self.max_rounds, limit).await? {
             let mut done = true;
             for task_id in record.batches.iter().filter_map(|b| b.task_id) {
                 match self.messenger.progress(&record.corp_id, task_id).await {
@@ -556,7 +568,7 @@ impl ReconcileDeliveries {
             }
             // Completed, or touched (same state) so the least recently checked goes first next time.
             let state = if done { MessageState::Completed } else { MessageState::Sent };
-            self.messages.set_state(&record.client_id, &record.key, state, self.clock.now()).await?;
+            self.messages.record_reconcile_round(&record.client_id, &record.key, state, self.clock.now()).await?;
             completed += usize::from(done);
         }
         Ok(completed)

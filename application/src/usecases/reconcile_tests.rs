@@ -40,33 +40,36 @@ async fn completes_messages_whose_tasks_are_all_done_and_touches_the_rest() {
     let mut store = MockRelayMessageStore::new();
     store
         .expect_list_in_state()
-        .withf(|state, after, limit| {
-            *state == MessageState::Sent && after.as_millis() == NOW_MS - RECONCILE_WINDOW_MS && *limit == 10
+        .withf(|state, after, rounds, limit| {
+            *state == MessageState::Sent
+                && after.as_millis() == NOW_MS - RECONCILE_WINDOW_MS
+                && *rounds == 2
+                && *limit == 10
         })
         .times(1)
-        .returning(|_, _, _| Ok(vec![record("done", &[1, 2]), record("busy", &[3])]));
+        .returning(|_, _, _, _| Ok(vec![record("done", &[1, 2]), record("busy", &[3])]));
     store
-        .expect_set_state()
+        .expect_record_reconcile_round()
         .withf(|_, key, state, _| key == "done" && *state == MessageState::Completed)
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     store
-        .expect_set_state()
+        .expect_record_reconcile_round()
         .withf(|_, key, state, _| key == "busy" && *state == MessageState::Sent)
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut messenger = MockMessenger::new();
     messenger.expect_progress().times(3).returning(|_, task| Ok(SendProgress { percent: 100, done: task.get() != 3 }));
-    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock());
+    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock(), 2);
     assert_eq!(job.run_once(10).await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn a_dingtalk_error_leaves_the_message_sent() {
     let mut store = MockRelayMessageStore::new();
-    store.expect_list_in_state().times(1).returning(|_, _, _| Ok(vec![record("m", &[1, 2])]));
+    store.expect_list_in_state().times(1).returning(|_, _, _, _| Ok(vec![record("m", &[1, 2])]));
     store
-        .expect_set_state()
+        .expect_record_reconcile_round()
         .withf(|_, _, state, _| *state == MessageState::Sent)
         .times(1)
         .returning(|_, _, _, _| Ok(()));
@@ -75,6 +78,6 @@ async fn a_dingtalk_error_leaves_the_message_sent() {
         .expect_progress()
         .times(1)
         .returning(|_, _| Err(MessengerError::Upstream(UpstreamError::Unavailable("down".into()))));
-    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock());
+    let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock(), 1);
     assert_eq!(job.run_once(10).await.unwrap(), 0);
 }

@@ -152,6 +152,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Epoch ms.
         updated_at -> BigInt,
+        /// Background reconciliation rounds so far (`delivery.reconcile = "budget"`).
+        reconcile_rounds -> BigInt,
     }
 }
 

@@ -426,10 +426,21 @@ pub(crate) async fn relay_list_in_state_filters_by_state_and_age_least_recently_
         store.insert_or_get(&record).await?;
         store.set_state("client-a", key, state, ts(updated)).await?;
     }
-    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 10).await?;
+    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 2, 10).await?;
     assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["b", "a"]);
     assert_eq!(listed[0].batches.len(), 1, "batches are loaded");
-    assert_eq!(store.list_in_state(MessageState::Sent, ts(1_000), 1).await?.len(), 1);
+    assert_eq!(store.list_in_state(MessageState::Sent, ts(1_000), 2, 1).await?.len(), 1);
+    // Each round counts; a message out of budget is no longer listed.
+    store.record_reconcile_round("client-a", "b", MessageState::Sent, ts(6_000)).await?;
+    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 2, 10).await?;
+    assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["a", "b"], "b was touched");
+    store.record_reconcile_round("client-a", "b", MessageState::Sent, ts(7_000)).await?;
+    let listed = store.list_in_state(MessageState::Sent, ts(1_000), 2, 10).await?;
+    assert_eq!(listed.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["a"], "b spent its 2 rounds");
+    store.record_reconcile_round("client-a", "a", MessageState::Completed, ts(8_000)).await?;
+    assert!(store.list_in_state(MessageState::Sent, ts(1_000), 2, 10).await?.is_empty());
+    assert_eq!(store.get("client-a", "a").await?.map(|r| r.state), Some(MessageState::Completed));
+    assert!(store.record_reconcile_round("client-a", "nope", MessageState::Sent, ts(9_000)).await.is_err());
     Ok(())
 }
 

@@ -582,12 +582,14 @@ macro_rules! impl_store_ports {
                     &self,
                     state: MessageState,
                     created_after: Timestamp,
+                    max_rounds: u32,
                     limit: u32,
                 ) -> Result<Vec<RelayMessageRecord>, StoreError> {
                     let mut conn = self.conn().await?;
                     let keys: Vec<(String, String)> = relay_messages::table
                         .filter(relay_messages::state.eq(state.as_str()))
                         .filter(relay_messages::created_at.ge(created_after.as_millis()))
+                        .filter(relay_messages::reconcile_rounds.lt(i64::from(max_rounds)))
                         .order(relay_messages::updated_at.asc())
                         .limit(i64::from(limit))
                         .select((relay_messages::client_id, relay_messages::key))
@@ -660,6 +662,31 @@ macro_rules! impl_store_ports {
                     if updated == 0 {
                         return Err(StoreError::Other(format!(
                             "set relay message state: no message {client_id}/{key}"
+                        )));
+                    }
+                    Ok(())
+                }
+
+                async fn record_reconcile_round(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    state: MessageState,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
+                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
+                        .set((
+                            relay_messages::state.eq(state.as_str()),
+                            relay_messages::updated_at.eq(now.as_millis()),
+                            relay_messages::reconcile_rounds.eq(relay_messages::reconcile_rounds + 1),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("record a reconciliation round", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "record a reconciliation round: no message {client_id}/{key}"
                         )));
                     }
                     Ok(())

@@ -1,0 +1,1 @@
+ALTER TABLE relay_messages DROP COLUMN reconcile_rounds;
