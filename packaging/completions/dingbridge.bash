@@ -34,6 +34,9 @@ _dingbridge() {
             dingbridge,oidc)
                 cmd="dingbridge__subcmd__oidc"
                 ;;
+            dingbridge,quota)
+                cmd="dingbridge__subcmd__quota"
+                ;;
             dingbridge,serve)
                 cmd="dingbridge__subcmd__serve"
                 ;;
@@ -55,11 +58,17 @@ _dingbridge() {
             dingbridge__subcmd__help,oidc)
                 cmd="dingbridge__subcmd__help__subcmd__oidc"
                 ;;
+            dingbridge__subcmd__help,quota)
+                cmd="dingbridge__subcmd__help__subcmd__quota"
+                ;;
             dingbridge__subcmd__help,serve)
                 cmd="dingbridge__subcmd__help__subcmd__serve"
                 ;;
             dingbridge__subcmd__help__subcmd__oidc,rotate-keys)
                 cmd="dingbridge__subcmd__help__subcmd__oidc__subcmd__rotate__subcmd__keys"
+                ;;
+            dingbridge__subcmd__help__subcmd__quota,resume)
+                cmd="dingbridge__subcmd__help__subcmd__quota__subcmd__resume"
                 ;;
             dingbridge__subcmd__oidc,help)
                 cmd="dingbridge__subcmd__oidc__subcmd__help"
@@ -73,6 +82,18 @@ _dingbridge() {
             dingbridge__subcmd__oidc__subcmd__help,rotate-keys)
                 cmd="dingbridge__subcmd__oidc__subcmd__help__subcmd__rotate__subcmd__keys"
                 ;;
+            dingbridge__subcmd__quota,help)
+                cmd="dingbridge__subcmd__quota__subcmd__help"
+                ;;
+            dingbridge__subcmd__quota,resume)
+                cmd="dingbridge__subcmd__quota__subcmd__resume"
+                ;;
+            dingbridge__subcmd__quota__subcmd__help,help)
+                cmd="dingbridge__subcmd__quota__subcmd__help__subcmd__help"
+                ;;
+            dingbridge__subcmd__quota__subcmd__help,resume)
+                cmd="dingbridge__subcmd__quota__subcmd__help__subcmd__resume"
+                ;;
             *)
                 ;;
         esac
@@ -80,7 +101,7 @@ _dingbridge() {
 
     case "${cmd}" in
         dingbridge)
-            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions oidc help"
+            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions oidc quota help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,7 +189,7 @@ _dingbridge() {
             return 0
             ;;
         dingbridge__subcmd__help)
-            opts="serve migrate check-config doctor completions oidc help"
+            opts="serve migrate check-config doctor completions oidc quota help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -266,6 +287,34 @@ _dingbridge() {
             return 0
             ;;
         dingbridge__subcmd__help__subcmd__oidc__subcmd__rotate__subcmd__keys)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__quota)
+            opts="resume"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__quota__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -386,6 +435,96 @@ _dingbridge() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__quota)
+            opts="-h --json --config --log-format --help resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__quota__subcmd__help)
+            opts="resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__quota__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__quota__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__quota__subcmd__resume)
+            opts="-h --corp-id --config --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --corp-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
