@@ -262,6 +262,11 @@ pub struct RelayReceiptDto {
     pub task_ids: Vec<i64>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
+    /// While the message is `accepted`: why its batches are not sent yet (DingTalk throttled
+    /// the call, the corp's monthly quota is exhausted, the egress IP is banned, DingTalk is
+    /// unavailable). The relay client retries later with the same key. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl From<&RelayReceipt> for RelayReceiptDto {
@@ -271,6 +276,7 @@ impl From<&RelayReceipt> for RelayReceiptDto {
             state: r.state.as_str().to_owned(),
             task_ids: r.task_ids.iter().map(|t| t.get()).collect(),
             errors: r.errors.clone(),
+            waiting: r.waiting.clone(),
         }
     }
 }
@@ -286,6 +292,7 @@ impl TryFrom<RelayReceiptDto> for RelayReceipt {
             })?,
             task_ids: r.task_ids.into_iter().map(TaskId::new).collect::<Result<_, _>>()?,
             errors: r.errors,
+            waiting: r.waiting,
         })
     }
 }
@@ -485,6 +492,28 @@ impl ContactFeedDto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipts_waiting_reason_round_trips_and_is_absent_when_none() {
+        let receipt = RelayReceipt {
+            key: "k".into(),
+            state: MessageState::Accepted,
+            task_ids: vec![],
+            errors: vec![],
+            waiting: Some("DingTalk throttled the call: 90018".into()),
+        };
+        let wire = serde_json::to_value(RelayReceiptDto::from(&receipt)).unwrap_or_default();
+        assert_eq!(wire["waiting"], "DingTalk throttled the call: 90018");
+        let back: RelayReceiptDto = serde_json::from_value(wire).unwrap_or_else(|_| unreachable!());
+        assert_eq!(RelayReceipt::try_from(back).ok(), Some(receipt.clone()));
+        let sent = RelayReceipt { waiting: None, state: MessageState::Sent, ..receipt };
+        let wire = serde_json::to_value(RelayReceiptDto::from(&sent)).unwrap_or_default();
+        assert!(wire.get("waiting").is_none(), "{wire}");
+        // An older cloud sends no `waiting` key.
+        let old: RelayReceiptDto = serde_json::from_str(r#"{"key":"k","state":"sent","task_ids":[],"errors":[]}"#)
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(old.waiting, None);
+    }
 
     fn profile() -> MemberProfile {
         MemberProfile {

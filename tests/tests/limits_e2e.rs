@@ -126,6 +126,27 @@ async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns()
         .await
         .unwrap();
     assert!(failed.is_empty(), "{failed:?}");
+    // Local says why they wait (the cloud's receipt carries the reason).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed: Vec<serde_json::Value> = reqwest::Client::new()
+            .get(format!("{}/api/messages?limit=10", stack.base_url))
+            .bearer_auth(SERVICE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let waiting: Vec<&str> =
+            listed.iter().filter_map(|m| m["error"].as_str()).filter(|e| e.contains("90020")).collect();
+        if waiting.len() == 2 {
+            assert!(waiting.iter().all(|e| e.contains("monthly") && e.contains("quota")), "{waiting:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the waiting reason never showed: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await; // outbox retries come and go meanwhile
     assert_eq!(emulator.limits_report().over_quota, refused_once, "no metered call while exhausted");
     assert_eq!(emulator.sends().len(), 3);

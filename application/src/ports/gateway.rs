@@ -42,6 +42,10 @@ pub struct RelayReceipt {
     pub task_ids: Vec<TaskId>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
+    /// Why batches are not sent yet, while the message is `accepted`: the transient failure that
+    /// stopped the last attempt (DingTalk throttled the call, the corp's monthly quota is
+    /// exhausted, the egress IP is banned, DingTalk is unavailable). `None` otherwise.
+    pub waiting: Option<String>,
 }
 
 /// How to name a member when fetching one.

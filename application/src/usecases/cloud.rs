@@ -282,6 +282,7 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
         state: record.state,
         task_ids: record.batches.iter().filter_map(|b| b.task_id).collect(),
         errors: record.batches.iter().filter_map(|b| b.error.clone()).collect(),
+        waiting: None,
     }
 }
 
@@ -392,7 +393,7 @@ impl RelaySend {
                     // the same key and only the rest is sent.
                     let err = CloudError::from(err);
                     warn!(batch = index, error = %err, "batch not sent yet; waiting for the client's retry");
-                    return Ok(receipt(&record));
+                    return Ok(RelayReceipt { waiting: Some(err.to_string()), ..receipt(&record) });
                 }
             }
         }

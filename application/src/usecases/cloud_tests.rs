@@ -946,6 +946,10 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
         assert_eq!(receipt.state, MessageState::Accepted, "{transient:?}");
         assert_eq!(receipt.task_ids, vec![task(11)], "{transient:?}");
         assert!(receipt.errors.is_empty(), "{transient:?}");
+        // The receipt says why (the relay client stores it as the message's waiting reason).
+        let waiting = receipt.waiting.unwrap_or_default();
+        assert_eq!(waiting, CloudError::from(MessengerError::Upstream(transient.clone())).to_string());
+        assert!(waiting.contains(&transient.to_string()), "{waiting}");
     }
     Ok(())
 }

@@ -72,7 +72,13 @@ fn request_for(record: &MessageRecord) -> RelaySendRequest {
 }
 
 fn receipt(id: &str, state: MessageState, task_ids: Vec<TaskId>, errors: Vec<&str>) -> RelayReceipt {
-    RelayReceipt { key: id.to_owned(), state, task_ids, errors: errors.into_iter().map(str::to_owned).collect() }
+    RelayReceipt {
+        key: id.to_owned(),
+        state,
+        task_ids,
+        errors: errors.into_iter().map(str::to_owned).collect(),
+        waiting: None,
+    }
 }
 
 struct Mocks {
@@ -288,6 +294,22 @@ async fn run_once_stores_a_cloud_accepted_receipt_as_relayed_and_reschedules_it(
         .sending(&record, Ok(receipt(ID_1, MessageState::Accepted, vec![task(11)], vec![])))
         .updating(ID_1, MessageState::Relayed, vec![task(11)], None, Ok(()))
         .rescheduling(ID_1, 1_000, WAITING, Ok(()));
+
+    assert_eq!(mocks.build().run_once(10).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error() -> Result<(), StoreError> {
+    let record = claimed(ID_1, MessageState::Accepted, 2, vec![]);
+    let why = "DingTalk throttled the call: the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
+    let waiting =
+        RelayReceipt { waiting: Some(why.to_owned()), ..receipt(ID_1, MessageState::Accepted, vec![], vec![]) };
+    let mocks = Mocks::claiming(10, Ok(vec![record.clone()]))
+        .jitter(255, 1)
+        .sending(&record, Ok(waiting))
+        .updating(ID_1, MessageState::Relayed, vec![], None, Ok(()))
+        .rescheduling(ID_1, 1_000, &format!("waiting for DingTalk: {why}"), Ok(()));
 
     assert_eq!(mocks.build().run_once(10).await?, 1);
     Ok(())

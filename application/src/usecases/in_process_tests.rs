@@ -224,7 +224,13 @@ async fn send_message_relays_as_the_configured_client() -> Result<(), GatewayErr
 
     assert_eq!(
         receipt,
-        RelayReceipt { key: KEY.to_owned(), state: MessageState::Sent, task_ids: vec![task(11)], errors: vec![] }
+        RelayReceipt {
+            key: KEY.to_owned(),
+            state: MessageState::Sent,
+            task_ids: vec![task(11)],
+            errors: vec![],
+            waiting: None
+        }
     );
     Ok(())
 }

@@ -826,7 +826,10 @@ impl DispatchOutbox {
                         .reschedule(
                             &record.id,
                             Timestamp::from_millis(now.as_millis() + delay),
-                            Some("waiting for DingTalk to accept every batch".into()),
+                            Some(receipt.waiting.clone().map_or_else(
+                                || "waiting for DingTalk to accept every batch".to_owned(),
+                                |why| format!("waiting for DingTalk: {why}"),
+                            )),
                         )
                         .await?;
                 }

@@ -1284,7 +1284,7 @@ fn gateway_status(answer: Result<(RelayReceipt, DeliveryReport), GatewayError>) 
 }
 
 fn receipt(state: MessageState, task_ids: Vec<TaskId>) -> RelayReceipt {
-    RelayReceipt { key: MSG_ID.to_owned(), state, task_ids, errors: vec![] }
+    RelayReceipt { key: MSG_ID.to_owned(), state, task_ids, errors: vec![], waiting: None }
 }
 
 #[tokio::test]

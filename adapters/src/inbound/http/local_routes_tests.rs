@@ -445,6 +445,7 @@ async fn messages_are_listed_read_and_recalled() {
             state: MessageState::Recalled,
             task_ids: vec![TaskId::new(7001).unwrap()],
             errors: vec![],
+            waiting: None,
         })
     });
     let env = env(gateway).await;

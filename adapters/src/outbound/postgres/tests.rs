@@ -55,8 +55,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    // init, bindings, outbox, events, feed_cursors, oidc
-    assert_eq!(applied.n, 6);
+    // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds
+    assert_eq!(applied.n, 8);
     drop(again);
     db.drop_database().await?;
     Ok(())
