@@ -45,6 +45,18 @@ async fn delivered(stack: &Stack, count: usize, within: Duration) {
     }
 }
 
+/// `GET /api/messages?{query}` as the calling service.
+async fn messages(stack: &Stack, query: &str) -> Vec<serde_json::Value> {
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/messages?{query}", stack.base_url))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
 /// The most `asyncsend_v2` calls the emulator received within any 1,000 ms.
 fn busiest_second(stack: &Stack) -> usize {
     let times: Vec<i64> =
@@ -116,28 +128,12 @@ async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns()
     // The two messages over quota wait; none failed. While the mark stands no metered call is made.
     let refused_once = emulator.limits_report().over_quota;
     assert!(refused_once >= 1);
-    let failed: Vec<serde_json::Value> = reqwest::Client::new()
-        .get(format!("{}/api/messages?status=failed", stack.base_url))
-        .bearer_auth(SERVICE_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed = messages(&stack, "status=failed").await;
     assert!(failed.is_empty(), "{failed:?}");
     // Local says why they wait (the cloud's receipt carries the reason).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let listed: Vec<serde_json::Value> = reqwest::Client::new()
-            .get(format!("{}/api/messages?limit=10", stack.base_url))
-            .bearer_auth(SERVICE_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = messages(&stack, "limit=10").await;
         let waiting: Vec<&str> =
             listed.iter().filter_map(|m| m["error"].as_str()).filter(|e| e.contains("90020")).collect();
         if waiting.len() == 2 {
