@@ -213,6 +213,10 @@ async fn a_full_run_logs_no_secret_follows_one_message_across_processes_and_serv
         "dingbridge_token_refreshes_total",
         "dingbridge_token_refresh_failures_total",
         "dingbridge_event_pushes_total",
+        "dingbridge_governor_waiting_calls",
+        "dingbridge_governor_wait_seconds",
+        "dingbridge_quota_metered_calls",
+        "dingbridge_quota_remaining_calls",
         "dingbridge_build_info",
     ] {
         assert!(cloud_names.contains(family), "cloud /metrics lacks {family}: {cloud_names:?}");
