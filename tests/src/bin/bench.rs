@@ -398,8 +398,6 @@ complete_url_origins = ["{local_url}"]
             ("DINGDING_SECRET_PASSWORD", RELAY_CLIENT.1.into()),
             ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
             ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
-            // The benchmark measures dingbridge, not DingTalk's per-API limit: unpaced, like the emulator.
-            ("DINGBRIDGE_GOVERNOR__RATE_PER_SECOND", tests::stack::UNPACED_RATE.to_string()),
             // Every benchmark sign-in comes from 127.0.0.1, back to back: lift the sign-in limits.
             ("DINGBRIDGE_LOGIN__PER_ADDRESS_PER_MINUTE", "10000".into()),
             ("DINGBRIDGE_LOGIN__TOTAL_PER_SECOND", "10000".into()),
@@ -470,6 +468,8 @@ redirect_uris = ["{OIDC_REDIRECT}"]
             ("DINGBRIDGE_DINGTALK__AGENT_ID", AGENT_ID.to_string()),
             ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
             ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
+            // The benchmark measures dingbridge, not DingTalk's per-API limit: unpaced, like the emulator.
+            ("DINGBRIDGE_GOVERNOR__RATE_PER_SECOND", tests::stack::UNPACED_RATE.to_string()),
             // Every benchmark sign-in comes from 127.0.0.1, back to back: lift the sign-in limits.
             ("DINGBRIDGE_LOGIN__PER_ADDRESS_PER_MINUTE", "10000".into()),
             ("DINGBRIDGE_LOGIN__TOTAL_PER_SECOND", "10000".into()),
