@@ -45,9 +45,12 @@ async fn a_healthy_deployment_passes_every_check() {
         assert_eq!(status(&report, check), Status::Ok, "{check}: {report:#?}");
     }
     // What cannot be probed with the app's token is said so, with the console step.
-    for check in ["dingtalk.permission.Contact.User.Read", "dingtalk.app_published", "dingtalk.quota"] {
+    for check in ["dingtalk.permission.Contact.User.Read", "dingtalk.app_published"] {
         assert_eq!(status(&report, check), Status::Skip, "{check}: {report:#?}");
     }
+    // The quota as dingbridge counted it (docs/dingtalk-api.md §G.3).
+    assert_eq!(status(&report, "dingtalk.quota"), Status::Ok, "{report:#?}");
+    assert!(report.finding("dingtalk.quota").unwrap().what.contains("of 5000 metered calls"), "{report:#?}");
     assert!(fix(&report, "dingtalk.permission.Contact.User.Read").contains("Contact.User.Read"));
     assert!(fix(&report, "dingtalk.app_published").contains("版本管理与发布"));
     assert!(!report.blocking, "{}", report.to_text());
@@ -290,4 +293,35 @@ fn the_command_prints_json_and_exits_non_zero_when_something_blocks() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("[FAIL] cloud.reachable") && text.contains("fix: "), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_dingbridge_saw_exhausted_blocks_until_it_is_resumed() {
+    let stack = stack().await;
+    let corp_id = stack.config.dingtalk.corp_id.clone().unwrap();
+    // One message meets DingTalk's 90020 (docs/dingtalk-api.md §G.3): the cloud marks the month.
+    stack.emulator.state().set_monthly_quota(Some(0));
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/messages", stack.base_url))
+        .bearer_auth(tests::stack::SERVICE_TOKEN)
+        .json(&serde_json::json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {"content": "over quota"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !bootstrap::quota_figures(&stack.config).await.unwrap().iter().any(|f| f.exhausted) {
+        assert!(std::time::Instant::now() < deadline, "the cloud never marked the quota");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stack.emulator.state().set_monthly_quota(None);
+    let report = doctor::run(&stack.config).await;
+    assert_eq!(status(&report, "dingtalk.quota"), Status::Fail, "{report:#?}");
+    assert!(report.finding("dingtalk.quota").unwrap().what.contains("exhausted (90020)"));
+    assert!(fix(&report, "dingtalk.quota").contains(&format!("dingbridge quota resume --corp-id {corp_id}")));
+    assert!(report.blocking);
+    bootstrap::resume_quota(&stack.config, &corp_id).await.unwrap();
+    let report = doctor::run(&stack.config).await;
+    assert_eq!(status(&report, "dingtalk.quota"), Status::Ok, "{report:#?}");
+    stack.stop_and_clean().await;
 }

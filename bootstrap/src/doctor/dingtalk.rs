@@ -167,13 +167,7 @@ pub(super) async fn run(config: &Config, http: &reqwest::Client) -> Vec<Finding>
         "developer console → your app → 版本管理与发布 (Version management): publish the latest version",
     ));
     if !out.iter().any(|f| f.check == "dingtalk.quota") {
-        out.push(Finding::new(
-            "dingtalk.quota",
-            Status::Skip,
-            "no probe hit the monthly quota (90020); dingbridge does not count metered calls yet",
-            "",
-            "",
-        ));
+        out.push(quota_count(config).await);
     }
     out.push(redirect_url(config, http).await);
     if config.events.is_configured() {
@@ -493,6 +487,51 @@ async fn suite_ticket(config: &Config) -> Finding {
             }
         }
     }
+}
+
+/// The monthly quota as dingbridge counted it (docs/dingtalk-api.md §G.3), when no probe hit
+/// DingTalk's `90020`: a corp marked exhausted blocks, 80 % used warns.
+async fn quota_count(config: &Config) -> Finding {
+    const CHECK: &str = "dingtalk.quota";
+    const WHY: &str = "work notifications are metered (5,000 calls a month on a standard-edition org); past the quota they wait until the month turns";
+    let figures = match crate::quota_figures(config).await {
+        Ok(figures) => figures,
+        Err(err) => {
+            return Finding::new(CHECK, Status::Skip, format!("the quota count cannot be read: {err:#}"), WHY, "");
+        }
+    };
+    let summary: Vec<String> = figures
+        .iter()
+        .map(|f| format!("{} {} of {} metered calls in {}", f.corp_id, f.metered_calls, f.monthly_limit, f.month))
+        .collect();
+    let summary =
+        if summary.is_empty() { "no metered calls counted this month".to_owned() } else { summary.join("; ") };
+    if let Some(f) = figures.iter().find(|f| f.exhausted) {
+        return Finding::new(
+            CHECK,
+            Status::Fail,
+            format!(
+                "DingTalk said the monthly quota of corp {} is exhausted (90020) in {}: {summary}",
+                f.corp_id, f.month
+            ),
+            WHY,
+            format!(
+                "buy more quota (an add-on pack) and run `dingbridge quota resume --corp-id {}`, or wait for the month to turn; set quota.monthly_limit / quota.corp_limits to the org's real quota",
+                f.corp_id
+            ),
+        );
+    }
+    if let Some(f) = figures.iter().find(|f| f.metered_calls.saturating_mul(100) >= f.monthly_limit.saturating_mul(80))
+    {
+        return Finding::new(
+            CHECK,
+            Status::Warn,
+            format!("corp {} has used 80 % or more of its monthly quota: {summary}", f.corp_id),
+            WHY,
+            "keep delivery.reconcile = \"off\" (status on demand costs nothing in the background); consider an add-on pack",
+        );
+    }
+    Finding::new(CHECK, Status::Ok, summary, WHY, "")
 }
 
 #[cfg(test)]
