@@ -470,11 +470,19 @@ pub struct DeliverySection {
     pub reconcile: String,
     /// Rounds per message with `reconcile = "budget"` (1–20, default 1).
     pub rounds_per_message: u32,
+    /// How long, in seconds from a message's acceptance, a batch DingTalk answers with an
+    /// errcode dingbridge does not know is retried before it fails with that code (0–604,800,
+    /// default 3,600; docs/dingtalk-api.md §G.2).
+    pub unrecognized_retry_secs: u32,
 }
 
 impl Default for DeliverySection {
     fn default() -> Self {
-        Self { reconcile: "off".into(), rounds_per_message: 1 }
+        Self {
+            reconcile: "off".into(),
+            rounds_per_message: 1,
+            unrecognized_retry_secs: application::usecases::cloud::DEFAULT_UNRECOGNIZED_BUDGET_SECS,
+        }
     }
 }
 
@@ -491,6 +499,12 @@ impl DeliverySection {
         }
         if !(1..=20).contains(&self.rounds_per_message) {
             out.push(("delivery.rounds_per_message".into(), "must be between 1 and 20".into()));
+        }
+        if self.unrecognized_retry_secs > 7 * 24 * 3600 {
+            out.push((
+                "delivery.unrecognized_retry_secs".into(),
+                "must be between 0 and 604800 seconds (7 days)".into(),
+            ));
         }
         out
     }
@@ -1257,6 +1271,7 @@ mod tests {
                 ("[quota.corp_limits]\ndingbig = 0", "quota.corp_limits.dingbig"),
                 ("[delivery]\nreconcile = \"always\"", "delivery.reconcile"),
                 ("[delivery]\nrounds_per_message = 21", "delivery.rounds_per_message"),
+                ("[delivery]\nunrecognized_retry_secs = 604801", "delivery.unrecognized_retry_secs"),
             ] {
                 jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{toml}\n"))?;
                 assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), [key], "{toml}");

@@ -373,8 +373,9 @@ fn cloud_use_cases<S: CloudStores>(
     idp: &Arc<dyn IdentityProvider>,
     messenger: &Arc<dyn Messenger>,
     clock: &Arc<dyn Clock>,
-    public_url: &str,
+    config: &Config,
 ) -> CloudUseCases {
+    let public_url = &config.public_url;
     CloudUseCases {
         create_intent: CreateLoginIntent::new(
             store.clone(),
@@ -383,7 +384,8 @@ fn cloud_use_cases<S: CloudStores>(
             format!("{public_url}/auth/dingtalk/callback"),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
-        send: RelaySend::new(store.clone(), messenger.clone(), clock.clone()),
+        send: RelaySend::new(store.clone(), messenger.clone(), clock.clone())
+            .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
@@ -594,7 +596,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
     let public = &config.public_url;
-    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, public);
+    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     let client =
         RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
@@ -650,7 +652,7 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
-    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, &config.public_url);
+    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
     let reconcile = config

@@ -27,6 +27,16 @@ pub enum UpstreamError {
         /// DingTalk's message.
         message: String,
     },
+    /// An errcode the client's classification (docs/dingtalk-api.md §G.2) does not know: it may
+    /// be transient or permanent. Retried within a bounded budget before it counts as a refusal
+    /// (a message fails with this code and message once its budget is spent).
+    #[error("DingTalk answered an unrecognised code: {code} {message}")]
+    Unrecognized {
+        /// DingTalk's errcode (as a string; the `sub_code` under errcode 88).
+        code: String,
+        /// DingTalk's message.
+        message: String,
+    },
 }
 
 /// Errors of [`crate::ports::IdentityProvider`].

@@ -52,9 +52,10 @@ impl From<UpstreamError> for CloudError {
     fn from(err: UpstreamError) -> Self {
         match err {
             UpstreamError::Rejected { .. } => Self::Rejected(err.to_string()),
-            UpstreamError::Unavailable(_) | UpstreamError::Throttled(_) | UpstreamError::TokenRejected(_) => {
-                Self::Unavailable(err.to_string())
-            }
+            UpstreamError::Unavailable(_)
+            | UpstreamError::Throttled(_)
+            | UpstreamError::TokenRejected(_)
+            | UpstreamError::Unrecognized { .. } => Self::Unavailable(err.to_string()),
         }
     }
 }
@@ -294,7 +295,12 @@ pub struct RelaySend {
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
     in_flight: Mutex<HashSet<(String, String)>>,
+    unrecognized_budget_ms: i64,
 }
+
+/// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
+/// one hour from the message's first acceptance.
+pub const DEFAULT_UNRECOGNIZED_BUDGET_SECS: u32 = 3600;
 
 /// Removes a key from the in-flight set when the send ends (or is cancelled).
 struct InFlight<'a> {
@@ -313,7 +319,22 @@ impl Drop for InFlight<'_> {
 impl RelaySend {
     /// Builds the use case.
     pub fn new(messages: Arc<dyn RelayMessageStore>, messenger: Arc<dyn Messenger>, clock: Arc<dyn Clock>) -> Self {
-        Self { messages, messenger, clock, in_flight: Mutex::new(HashSet::new()) }
+        Self {
+            messages,
+            messenger,
+            clock,
+            in_flight: Mutex::new(HashSet::new()),
+            unrecognized_budget_ms: i64::from(DEFAULT_UNRECOGNIZED_BUDGET_SECS) * 1000,
+        }
+    }
+
+    /// Sets how long, in seconds from the message's creation, a batch answered with an
+    /// unrecognised errcode is retried (as a transient failure) before it is recorded as
+    /// refused with DingTalk's code and message (docs/dingtalk-api.md §G.2).
+    #[must_use]
+    pub fn with_unrecognized_budget_secs(mut self, secs: u32) -> Self {
+        self.unrecognized_budget_ms = i64::from(secs) * 1000;
+        self
     }
 
     fn claim(&self, client: &RelayClient, key: &str) -> Result<InFlight<'_>, CloudError> {
@@ -330,7 +351,9 @@ impl RelaySend {
     /// call for the same key is in progress; `Store`. When DingTalk fails
     /// transiently the receipt is returned in state `accepted`: batches sent so
     /// far keep their task ids and calling again sends only the rest. Permanent
-    /// DingTalk refusals are recorded on the batch and the message ends `failed`.
+    /// DingTalk refusals are recorded on the batch and the message ends `failed`;
+    /// an unrecognised errcode counts as transient until the message is older than the
+    /// budget ([`RelaySend::with_unrecognized_budget_secs`]), then as permanent.
     #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
     pub async fn execute(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
         ensure_corp(client, &request.corp_id)?;
@@ -365,7 +388,19 @@ impl RelaySend {
             if batch.task_id.is_some() || batch.error.is_some() {
                 continue;
             }
-            match self.messenger.send(&record.corp_id, &batch.batch, &record.body).await {
+            let result = match self.messenger.send(&record.corp_id, &batch.batch, &record.body).await {
+                // An unrecognised code is retried until the message's budget is spent, then it is
+                // a refusal like any other (docs/dingtalk-api.md §G.2).
+                Err(MessengerError::Upstream(UpstreamError::Unrecognized { code, message }))
+                    if self.clock.now().as_millis() - record.created_at.as_millis() >= self.unrecognized_budget_ms =>
+                {
+                    let message =
+                        format!("{message} (unrecognised code, retried for {} s)", self.unrecognized_budget_ms / 1000);
+                    Err(MessengerError::Upstream(UpstreamError::Rejected { code, message }))
+                }
+                other => other,
+            };
+            match result {
                 Ok(task_id) => {
                     self.messages
                         .record_batch(&client.id, &record.key, index, Some(task_id), None, self.clock.now())

@@ -1600,3 +1600,58 @@ fn identity_upstream_errors_map_like_upstream_errors() {
     ));
     assert!(matches!(CloudError::from(IdentityError::Upstream(rejected())), CloudError::Rejected(_)));
 }
+
+fn unrecognized() -> MessengerError {
+    MessengerError::Upstream(UpstreamError::Unrecognized { code: "71001".into(), message: "新的错误".into() })
+}
+
+#[tokio::test]
+async fn relay_send_retries_an_unrecognised_code_within_its_budget() -> Result<(), CloudError> {
+    // The message was accepted 59 s ago; the budget is 60 s: the batch waits for the next try.
+    let mut seq = Sequence::new();
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    let mut stored = fresh_record(1);
+    stored.created_at = Timestamp::from_millis(NOW_MS - 59_000);
+    expect_insert_or_get(&mut messages, 1, stored, false);
+    expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
+    messages.expect_record_batch().never();
+    messages.expect_set_state().never();
+
+    let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
+        .with_unrecognized_budget_secs(60)
+        .execute(&client(), &send_request(corp_a(), 1))
+        .await?;
+
+    assert_eq!(receipt.state, MessageState::Accepted);
+    assert!(receipt.waiting.unwrap_or_default().contains("71001"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_fails_a_batch_whose_unrecognised_code_outlasts_the_budget() -> Result<(), CloudError> {
+    let mut seq = Sequence::new();
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    let mut stored = fresh_record(1);
+    stored.created_at = Timestamp::from_millis(NOW_MS - 60_000);
+    expect_insert_or_get(&mut messages, 1, stored, false);
+    expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
+    expect_record_batch(
+        &mut messages,
+        &mut seq,
+        0,
+        None,
+        Some("71001: 新的错误 (unrecognised code, retried for 60 s)"),
+    );
+    expect_set_state(&mut messages, MessageState::Failed);
+
+    let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
+        .with_unrecognized_budget_secs(60)
+        .execute(&client(), &send_request(corp_a(), 1))
+        .await?;
+
+    assert_eq!(receipt.state, MessageState::Failed);
+    assert_eq!(receipt.errors, ["71001: 新的错误 (unrecognised code, retried for 60 s)"]);
+    Ok(())
+}

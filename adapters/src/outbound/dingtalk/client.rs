@@ -407,7 +407,12 @@ impl Inner {
                         corp.corp_id
                     )));
                 }
-                Ok(_) | Err(UpstreamError::Rejected { .. } | UpstreamError::TokenRejected(_)) => {
+                Ok(_)
+                | Err(
+                    UpstreamError::Rejected { .. }
+                    | UpstreamError::TokenRejected(_)
+                    | UpstreamError::Unrecognized { .. },
+                ) => {
                     quota.count(&corp.corp_id, endpoint).await;
                 }
                 Err(UpstreamError::Throttled(_) | UpstreamError::Unavailable(_)) => {}

@@ -112,6 +112,16 @@ pub(super) fn throttle_signal(status: StatusCode, body: &[u8]) -> Option<Signal>
     }
 }
 
+/// Legacy errcodes docs/dingtalk-api.md classifies as permanent ("do not retry"): §G.2's bad
+/// credentials (40096, 40089, 40088, 40080, 40085), permission (60011, 50002, 50004, 60020) and
+/// not found / input rows (60121, 33012, 40035, 400002, 40078, 43004, 43005); the unknown method
+/// and path answers of §0.3 and §0.2 (22, 404); the month's quota (90020, §G.1). Any other code
+/// that is neither a token, busy nor throttle code is `Unrecognized` and retried within a budget.
+pub(super) const PERMANENT_CODES: [i64; 19] = [
+    40096, 40089, 40088, 40080, 40085, 60011, 50002, 50004, 60020, 60121, 33012, 40035, 400002, 40078, 43004, 43005,
+    22, 404, 90020,
+];
+
 /// The legacy envelope `{"errcode":N,"errmsg":"..","sub_code":"..","sub_msg":".."}` (docs/dingtalk-api.md §0.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Envelope {
@@ -151,8 +161,10 @@ pub(super) fn envelope(value: &Value) -> Option<Envelope> {
     })
 }
 
-/// Classifies a legacy errcode ≠ 0 (docs/dingtalk-api.md §0.3, §G.2). For errcode 88 the
-/// `sub_code` decides and becomes the reported code, with `sub_msg` as message.
+/// Classifies a legacy errcode ≠ 0 (docs/dingtalk-api.md §0.3, §G.2): token codes → `Token`,
+/// busy codes → `Unavailable`, throttle codes → `Throttled`, [`PERMANENT_CODES`] → `Rejected`,
+/// anything else → `Unrecognized`. For errcode 88 the `sub_code` decides and becomes the
+/// reported code, with `sub_msg` as message.
 pub(super) fn classify_legacy(env: &Envelope) -> CallError {
     let (code_text, message, numeric, token_codes): (String, String, Option<i64>, &[i64]) =
         match (&env.sub_code, env.errcode) {
@@ -172,7 +184,8 @@ pub(super) fn classify_legacy(env: &Envelope) -> CallError {
         Some(code) if is_throttle_code(code) => {
             UpstreamError::Throttled(format!("errcode {code_text}: {message}")).into()
         }
-        _ => UpstreamError::Rejected { code: code_text, message }.into(),
+        Some(code) if PERMANENT_CODES.contains(&code) => UpstreamError::Rejected { code: code_text, message }.into(),
+        _ => UpstreamError::Unrecognized { code: code_text, message }.into(),
     }
 }
 
@@ -291,6 +304,26 @@ mod tests {
 
     fn is_throttled(e: &CallError) -> bool {
         matches!(e, CallError::Upstream(UpstreamError::Throttled(_)))
+    }
+
+    #[test]
+    fn permanent_codes_are_rejected_and_unknown_ones_unrecognised() {
+        for code in PERMANENT_CODES {
+            let body = format!(r#"{{"errcode":{code},"errmsg":"m"}}"#);
+            assert!(matches!(legacy(&body), CallError::Upstream(UpstreamError::Rejected { .. })), "{code}");
+            let wrapped = format!(r#"{{"errcode":88,"sub_code":"{code}","sub_msg":"m"}}"#);
+            assert!(matches!(legacy(&wrapped), CallError::Upstream(UpstreamError::Rejected { .. })), "88/{code}");
+        }
+        assert_eq!(
+            legacy(r#"{"errcode":71001,"errmsg":"新的错误"}"#),
+            CallError::Upstream(UpstreamError::Unrecognized { code: "71001".into(), message: "新的错误".into() })
+        );
+        assert_eq!(
+            legacy(r#"{"errcode":88,"sub_code":"71002","sub_msg":"包装的新错误"}"#),
+            CallError::Upstream(UpstreamError::Unrecognized {
+                code: "71002".into(), message: "包装的新错误".into()
+            })
+        );
     }
 
     #[test]
