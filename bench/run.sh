@@ -2,6 +2,7 @@
 # Benchmark: emulator + cloud + local (PostgreSQL) on 127.0.0.1, plus dev mode; prints a table.
 # Usage: bench/run.sh [--messages N] [--concurrency C] [--logins N] [--relay-samples N]
 #                     [--oidc-samples N] [--oidc-token-requests N] [--oidc-concurrency C]
+#                     [--burst N]   (N messages under DingTalk's real 20 calls/s; 0 skips; default 2000, ~2 min)
 # Builds the release binaries (cargo run builds `bench`; the others are built first), starting
 # PostgreSQL on 127.0.0.1:5432 if it is not running (as .ci/run does).
 set -euo pipefail
