@@ -654,17 +654,7 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
-                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
-                        .set((relay_messages::state.eq(state.as_str()), relay_messages::updated_at.eq(now.as_millis())))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error("set relay message state", e))?;
-                    if updated == 0 {
-                        return Err(StoreError::Other(format!(
-                            "set relay message state: no message {client_id}/{key}"
-                        )));
-                    }
-                    Ok(())
+                    update_relay_state(&mut conn, client_id, key, state, now, 0, "set relay message state").await
                 }
 
                 async fn record_reconcile_round(
@@ -675,22 +665,35 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let mut conn = self.conn().await?;
-                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
-                        .set((
-                            relay_messages::state.eq(state.as_str()),
-                            relay_messages::updated_at.eq(now.as_millis()),
-                            relay_messages::reconcile_rounds.eq(relay_messages::reconcile_rounds + 1),
-                        ))
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error("record a reconciliation round", e))?;
-                    if updated == 0 {
-                        return Err(StoreError::Other(format!(
-                            "record a reconciliation round: no message {client_id}/{key}"
-                        )));
-                    }
-                    Ok(())
+                    update_relay_state(&mut conn, client_id, key, state, now, 1, "record a reconciliation round").await
                 }
+            }
+
+            /// Sets a relayed message's state and `updated_at` and adds `rounds` to its
+            /// reconciliation rounds, in one statement; `context` names the operation in errors.
+            /// A message that does not exist is an error.
+            async fn update_relay_state(
+                conn: &mut Conn,
+                client_id: &str,
+                key: &str,
+                state: MessageState,
+                now: Timestamp,
+                rounds: i64,
+                context: &str,
+            ) -> Result<(), StoreError> {
+                let updated = diesel::update(relay_messages::table.find((client_id, key)))
+                    .set((
+                        relay_messages::state.eq(state.as_str()),
+                        relay_messages::updated_at.eq(now.as_millis()),
+                        relay_messages::reconcile_rounds.eq(relay_messages::reconcile_rounds + rounds),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| db_error(context, e))?;
+                if updated == 0 {
+                    return Err(StoreError::Other(format!("{context}: no message {client_id}/{key}")));
+                }
+                Ok(())
             }
 
             #[async_trait]
