@@ -17,7 +17,9 @@
 //!
 //! Errors use the [`crate::inbound::http::error::ErrorBody`] shape with a stable `code`.
 
-use application::ports::{ContactEvent, ContactFeedPage, FeedEntry, LoginOutcome, RelayReceipt};
+use application::ports::{
+    ContactEvent, ContactFeedPage, FeedEntry, LoginOutcome, RelayReceipt, RelayWaiting, WaitReason,
+};
 use domain::{
     CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, RecipientOutcome, Recipients,
     TaskId, Timestamp, UnionId, UserId, ValidationError,
@@ -262,11 +264,35 @@ pub struct RelayReceiptDto {
     pub task_ids: Vec<i64>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
-    /// While the message is `accepted`: why its batches are not sent yet (DingTalk throttled
-    /// the call, the corp's monthly quota is exhausted, the egress IP is banned, DingTalk is
-    /// unavailable). The relay client retries later with the same key. Absent otherwise.
+    /// While the message is `accepted`: why its batches are not sent yet — `queued` (accepted,
+    /// the cloud's sender sends it next), `throttled`, `waiting_quota` (the corp's monthly quota
+    /// is exhausted), `ip_banned` or `unavailable`. The cloud sends it by itself when due; the
+    /// relay client asks again with the same key to learn the outcome. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[salvo(schema(value_type = Option<WaitReasonName>))]
     pub waiting: Option<String>,
+    /// With `waiting`: what happened, for people (DingTalk's code and message when it answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_detail: Option<String>,
+    /// With `waiting`: when the cloud's next attempt is due, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<i64>,
+}
+
+/// Why an accepted message waits (the `waiting` field).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReasonName {
+    /// Accepted; the cloud's background sender sends it next.
+    Queued,
+    /// DingTalk throttled the calls, or the call governor's queue is full.
+    Throttled,
+    /// The corp's monthly quota of metered calls is exhausted.
+    WaitingQuota,
+    /// DingTalk banned the cloud's egress IP for a while.
+    IpBanned,
+    /// DingTalk is unavailable.
+    Unavailable,
 }
 
 impl From<&RelayReceipt> for RelayReceiptDto {
@@ -276,7 +302,9 @@ impl From<&RelayReceipt> for RelayReceiptDto {
             state: r.state.as_str().to_owned(),
             task_ids: r.task_ids.iter().map(|t| t.get()).collect(),
             errors: r.errors.clone(),
-            waiting: r.waiting.clone(),
+            waiting: r.waiting.as_ref().map(|w| w.reason.as_str().to_owned()),
+            waiting_detail: r.waiting.as_ref().map(|w| w.detail.clone()),
+            retry_at: r.waiting.as_ref().map(|w| w.retry_at.as_millis()),
         }
     }
 }
@@ -292,7 +320,12 @@ impl TryFrom<RelayReceiptDto> for RelayReceipt {
             })?,
             task_ids: r.task_ids.into_iter().map(TaskId::new).collect::<Result<_, _>>()?,
             errors: r.errors,
-            waiting: r.waiting,
+            // An unknown code (a newer cloud) still says the message waits.
+            waiting: r.waiting.map(|code| RelayWaiting {
+                reason: WaitReason::parse(&code).unwrap_or(WaitReason::Unavailable),
+                detail: r.waiting_detail.unwrap_or(code),
+                retry_at: Timestamp::from_millis(r.retry_at.unwrap_or(0)),
+            }),
         })
     }
 }
@@ -500,12 +533,25 @@ mod tests {
             state: MessageState::Accepted,
             task_ids: vec![],
             errors: vec![],
-            waiting: Some("DingTalk throttled the call: 90018".into()),
+            waiting: Some(RelayWaiting {
+                reason: WaitReason::WaitingQuota,
+                detail: "DingTalk 90020: the monthly quota is exhausted".into(),
+                retry_at: Timestamp::from_millis(1_750_000_060_000),
+            }),
         };
         let wire = serde_json::to_value(RelayReceiptDto::from(&receipt)).unwrap_or_default();
-        assert_eq!(wire["waiting"], "DingTalk throttled the call: 90018");
+        assert_eq!(wire["waiting"], "waiting_quota");
+        assert_eq!(wire["waiting_detail"], "DingTalk 90020: the monthly quota is exhausted");
+        assert_eq!(wire["retry_at"], 1_750_000_060_000_i64);
         let back: RelayReceiptDto = serde_json::from_value(wire).unwrap_or_else(|_| unreachable!());
         assert_eq!(RelayReceipt::try_from(back).ok(), Some(receipt.clone()));
+        // A code this client does not know still says the message waits.
+        let newer: RelayReceiptDto = serde_json::from_value(serde_json::json!({
+            "key": "k", "state": "accepted", "task_ids": [], "errors": [], "waiting": "something_new"
+        }))
+        .unwrap_or_else(|_| unreachable!());
+        let waiting = RelayReceipt::try_from(newer).ok().and_then(|r| r.waiting);
+        assert_eq!(waiting.map(|w| (w.reason, w.detail)), Some((WaitReason::Unavailable, "something_new".into())));
         let sent = RelayReceipt { waiting: None, state: MessageState::Sent, ..receipt };
         let wire = serde_json::to_value(RelayReceiptDto::from(&sent)).unwrap_or_default();
         assert!(wire.get("waiting").is_none(), "{wire}");

@@ -167,8 +167,8 @@ pub async fn run() -> ExitCode {
         },
         Command::Quota { command: Some(QuotaCommand::Resume { corp_id }), .. } => {
             match crate::resume_quota(&config, &corp_id).await {
-                Ok(()) => {
-                    println!("metered calls of {corp_id} go again this month");
+                Ok(released) => {
+                    println!("metered calls of {corp_id} go again this month; {released} held message(s) are due now");
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

@@ -35,8 +35,8 @@ use application::ports::{
     RandomSource, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
-    CreateLoginIntent, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend, RelayStatus,
-    TakeLoginResult,
+    CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
+    RelayStatus, TakeLoginResult,
 };
 use application::usecases::events::HandleEvents;
 use application::usecases::feed::{ApplyContactEvents, ReadContactFeed};
@@ -123,6 +123,8 @@ pub struct App {
     router: Router,
     purge: Option<PurgeJob>,
     dispatcher: Option<Dispatcher>,
+    /// Cloud and dev: the background sender of relayed messages.
+    sender: Option<RelaySender>,
     reconcile: Option<Arc<ReconcileDeliveries>>,
     /// Local and dev: follows the cloud's contact-event feed (`[feed] enabled`).
     feed: Option<feed::FeedPoller>,
@@ -186,6 +188,39 @@ impl Dispatcher {
                 })
             })
             .collect()
+    }
+}
+
+/// Relayed messages one sender run takes at a time.
+const SEND_BATCH: u32 = 64;
+/// How often an idle sender looks for messages whose next attempt is due.
+const SEND_POLL: Duration = Duration::from_millis(500);
+
+/// The cloud's background sender (cloud and dev modes): every DingTalk call for relayed messages.
+struct RelaySender {
+    job: Arc<DeliverRelayed>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl RelaySender {
+    /// Runs until `stop` turns true; a run in progress finishes first, so a batch DingTalk
+    /// accepted always has its `task_id` recorded before the process exits.
+    fn spawn(self, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                match self.job.run_once(SEND_BATCH).await {
+                    // A full batch: more may be due at once.
+                    Ok(n) if n == SEND_BATCH as usize => continue,
+                    Ok(_) => {}
+                    Err(err) => warn!(error = %err, "the relay sender cannot list due messages; retrying"),
+                }
+                tokio::select! {
+                    () = self.notify.notified() => {}
+                    () = tokio::time::sleep(SEND_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        })
     }
 }
 
@@ -374,9 +409,16 @@ fn cloud_use_cases<S: CloudStores>(
     messenger: &Arc<dyn Messenger>,
     clock: &Arc<dyn Clock>,
     config: &Config,
-) -> CloudUseCases {
+) -> (CloudUseCases, RelaySender) {
     let public_url = &config.public_url;
-    CloudUseCases {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let send = Arc::new(
+        RelaySend::new(store.clone(), messenger.clone(), clock.clone())
+            .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs)
+            .with_wakeup(Arc::new(NotifyTrigger(notify.clone()))),
+    );
+    let sender = RelaySender { job: Arc::new(DeliverRelayed::new(send.clone(), store.clone(), clock.clone())), notify };
+    let cases = CloudUseCases {
         create_intent: CreateLoginIntent::new(
             store.clone(),
             idp.clone(),
@@ -384,13 +426,13 @@ fn cloud_use_cases<S: CloudStores>(
             format!("{public_url}/auth/dingtalk/callback"),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
-        send: RelaySend::new(store.clone(), messenger.clone(), clock.clone())
-            .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs),
+        send,
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
         fetch_member: FetchMember::new(idp.clone()),
         read_feed: ReadContactFeed::new(store.clone(), store.clone()),
-    }
+    };
+    (cases, sender)
 }
 
 /// The session cookie's attributes from `public_url` and `[session]`.
@@ -596,7 +638,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
     let public = &config.public_url;
-    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     let client =
         RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
@@ -621,6 +663,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
             clock,
         }),
         dispatcher: Some(dispatcher),
+        sender: Some(sender),
         reconcile: None,
         feed,
         feed_signal: None,
@@ -652,7 +695,7 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
-    let cloud = cloud_use_cases(&store, &idp, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
     let reconcile = config
@@ -683,6 +726,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
             clock,
         }),
         dispatcher: None,
+        sender: Some(sender),
         reconcile,
         feed: None,
         feed_signal: Some(feed_signal),
@@ -735,6 +779,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
             clock: Arc::new(SystemClock),
         }),
         dispatcher: Some(dispatcher),
+        sender: None,
         reconcile: None,
         feed,
         feed_signal: None,
@@ -772,6 +817,8 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         })
     });
     let dispatch_tasks = app.dispatcher.map(Dispatcher::spawn).unwrap_or_default();
+    let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
+    let sender_task = app.sender.map(|sender| sender.spawn(sender_stopped));
     let reconcile_task = app.reconcile.map(|job| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RECONCILE_EVERY);
@@ -809,6 +856,15 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         let _ = task.await;
     }
     if let Some(task) = purge_task {
+        task.abort();
+    }
+    // Let the relay sender finish the run in progress (each call is bounded by the HTTP timeout),
+    // so no batch DingTalk accepted is left without its task id.
+    let _ = stop_sender.send(true);
+    if let Some(mut task) = sender_task
+        && tokio::time::timeout(GRACE, &mut task).await.is_err()
+    {
+        warn!("the relay sender did not finish in time; stopping it");
         task.abort();
     }
     for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task).chain(key_task) {
@@ -877,10 +933,30 @@ pub async fn quota_figures(config: &Config) -> anyhow::Result<Vec<adapters::outb
 
 /// Lets metered calls of `corp_id` go again this month after DingTalk's `90020` (the CLI's
 /// `dingbridge quota resume`): for an org that bought more quota. A running cloud reads the mark on
-/// every metered call, so it resumes at once.
-pub async fn resume_quota(config: &Config, corp_id: &str) -> anyhow::Result<()> {
-    CorpId::parse(corp_id).context("--corp-id")?;
-    quota_accountant(config).await?.resume(corp_id).await.context("resuming the quota")
+/// every metered call, and the messages held for the quota are made due at once (the cloud's
+/// sender takes them within its poll, 0.5 s). Returns how many held messages were released.
+pub async fn resume_quota(config: &Config, corp_id: &str) -> anyhow::Result<u64> {
+    let corp = CorpId::parse(corp_id).context("--corp-id")?;
+    let (quota, relay): (Arc<dyn QuotaStore>, Arc<dyn RelayMessageStore>) = match config.mode {
+        Mode::Local => anyhow::bail!("the DingTalk quota is accounted by the cloud (mode cloud or dev), not by local"),
+        _ if is_postgres(&config.database.url) => {
+            let store = open_postgres(config).await?;
+            (store.clone(), store)
+        }
+        _ => {
+            let store = open_sqlite(config).await?;
+            (store.clone(), store)
+        }
+    };
+    let clock = Arc::new(SystemClock);
+    QuotaAccountant::new(quota, clock.clone(), config.quota.to_config())
+        .resume(corp_id)
+        .await
+        .context("resuming the quota")?;
+    relay
+        .release_waiting(&corp, application::ports::WaitReason::WaitingQuota, clock.now())
+        .await
+        .context("releasing the messages held for the quota")
 }
 
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).

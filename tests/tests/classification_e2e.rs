@@ -37,7 +37,7 @@ fn class_of(result: Result<domain::UserId, IdentityError>) -> Option<Class> {
         Err(IdentityError::NotMember) => Some(Class::NotMember),
         Err(IdentityError::Upstream(error)) => Some(match error {
             UpstreamError::Unavailable(_) => Class::Transient,
-            UpstreamError::Throttled(_) => Class::Throttled,
+            UpstreamError::Throttled(_) | UpstreamError::Held { .. } => Class::Throttled,
             UpstreamError::TokenRejected(_) => Class::Token,
             UpstreamError::Rejected { .. } => Class::Permanent,
             UpstreamError::Unrecognized { .. } => Class::Unrecognized,

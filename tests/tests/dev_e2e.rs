@@ -271,9 +271,11 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
 async fn status_reports_forbidden_and_invalid_recipients() {
     let stack = stack().await;
     let body = json!({"recipients": {"userids": ["manager4220", "nobody-here"]}, "body": {"msgtype": "text", "text": {"content": "same text"}}});
-    assert_eq!(api_post(&stack, "/api/messages", &body).await.status(), StatusCode::ACCEPTED);
+    let first: Value = api_post(&stack, "/api/messages", &body).await.json().await.unwrap();
+    wait_for_state(&stack, first["id"].as_str().unwrap(), &["sent", "completed"]).await;
     let second: Value = api_post(&stack, "/api/messages", &body).await.json().await.unwrap();
     let id = second["id"].as_str().unwrap();
+    wait_for_state(&stack, id, &["sent", "completed"]).await;
     let status: Value = api_get(&stack, &format!("/api/messages/{id}")).await.json().await.unwrap();
     let recipients = status["delivery"]["recipients"].as_array().unwrap();
     assert!(

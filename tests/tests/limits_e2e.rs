@@ -138,6 +138,10 @@ async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns()
             listed.iter().filter_map(|m| m["error"].as_str()).filter(|e| e.contains("90020")).collect();
         if waiting.len() == 2 {
             assert!(waiting.iter().all(|e| e.contains("monthly") && e.contains("quota")), "{waiting:?}");
+            // …as a machine code, with when local asks next (README "Local API").
+            let held: Vec<_> = listed.iter().filter(|m| m["waiting"] == "waiting_quota").collect();
+            assert_eq!(held.len(), 2, "{listed:?}");
+            assert!(held.iter().all(|m| m["next_attempt_at"].is_string()), "{held:?}");
             break;
         }
         assert!(Instant::now() < deadline, "the waiting reason never showed: {listed:?}");

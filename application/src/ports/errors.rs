@@ -37,6 +37,57 @@ pub enum UpstreamError {
         /// DingTalk's message.
         message: String,
     },
+    /// The call was held back before it reached the provider, or the provider said to wait for a
+    /// known time: the call governor's queue is full, the egress IP is banned, or the tenant's
+    /// monthly quota of metered calls is exhausted (docs/dingtalk-api.md §G.1, §G.3). Transient;
+    /// retry at the earliest after `retry_after_ms`.
+    #[error("DingTalk call held back ({}): {detail}", reason.as_str())]
+    Held {
+        /// Why the call waits.
+        reason: WaitReason,
+        /// The earliest useful retry, in milliseconds from now.
+        retry_after_ms: u64,
+        /// What happened, for people.
+        detail: String,
+    },
+}
+
+/// Why a message waits before (more of) it is sent: the stable machine codes the relay API and
+/// local's message view report (docs/design.md "Living within the providers' limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WaitReason {
+    /// Accepted and queued for the background sender; not attempted yet.
+    Queued,
+    /// The provider throttled the calls (90018 / 90002 / HTTP 403 `Forbidden.AccessDenied.Qps*`),
+    /// or the call governor's queue for that API is full.
+    Throttled,
+    /// The tenant's monthly quota of metered calls is exhausted (90020 / `ApiCountLimitForOrg`):
+    /// held until the month turns or an operator resumes it.
+    WaitingQuota,
+    /// The egress IP is banned (status 1111 / an HTML answer): every call waits for the ban's end.
+    IpBanned,
+    /// The provider is unavailable (network, 5xx, system busy, a refused token, an unrecognised code).
+    Unavailable,
+}
+
+impl WaitReason {
+    /// The stable code: `queued`, `throttled`, `waiting_quota`, `ip_banned`, `unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Throttled => "throttled",
+            Self::WaitingQuota => "waiting_quota",
+            Self::IpBanned => "ip_banned",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Parses [`WaitReason::as_str`]'s codes; `None` for anything else.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Queued, Self::Throttled, Self::WaitingQuota, Self::IpBanned, Self::Unavailable]
+            .into_iter()
+            .find(|reason| reason.as_str() == code)
+    }
 }
 
 /// Errors of [`crate::ports::IdentityProvider`].

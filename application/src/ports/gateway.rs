@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use domain::{
-    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, UnionId, UserId,
+    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, Timestamp,
+    UnionId, UserId,
 };
 
-use super::{ContactFeedPage, GatewayError, LoginOutcome};
+use super::{ContactFeedPage, GatewayError, LoginOutcome, WaitReason};
 
 /// A local deployment the cloud serves, as configured on the cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +43,22 @@ pub struct RelayReceipt {
     pub task_ids: Vec<TaskId>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
-    /// Why batches are not sent yet, while the message is `accepted`: the transient failure that
-    /// stopped the last attempt (DingTalk throttled the call, the corp's monthly quota is
-    /// exhausted, the egress IP is banned, DingTalk is unavailable). `None` otherwise.
-    pub waiting: Option<String>,
+    /// Why batches are not sent yet, while the message is `accepted`: queued for the background
+    /// sender, or the transient failure that stopped the last attempt (DingTalk throttled the
+    /// call, the corp's monthly quota is exhausted, the egress IP is banned, DingTalk is
+    /// unavailable), with when the next attempt is due. `None` in every other state.
+    pub waiting: Option<RelayWaiting>,
+}
+
+/// Why an accepted relayed message waits, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayWaiting {
+    /// The machine code ([`WaitReason::as_str`]).
+    pub reason: WaitReason,
+    /// What happened, for people (DingTalk's code and message when it answered).
+    pub detail: String,
+    /// When the next attempt is due (epoch ms); the sender does not try before.
+    pub retry_at: Timestamp,
 }
 
 /// How to name a member when fetching one.

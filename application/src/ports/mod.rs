@@ -18,11 +18,11 @@ mod provider;
 mod stores;
 mod system;
 
-pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError};
+pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError, WaitReason};
 pub use events::{
     ContactEvent, ContactFeedPage, CorpAuthorization, EventStore, FeedEntry, FeedSignal, SuiteStore, SuiteTicket,
 };
-pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest};
+pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest, RelayWaiting};
 pub use oidc::{
     AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
     SigningKey, SigningKeyStore, TokenSigner,

@@ -8,7 +8,7 @@ use domain::{
     Timestamp, User, UserId,
 };
 
-use super::StoreError;
+use super::{RelayWaiting, StoreError, WaitReason};
 
 /// What a finished DingTalk login produced: the member, or why not.
 pub type LoginOutcome = Result<MemberProfile, LoginFailure>;
@@ -237,6 +237,12 @@ pub struct RelayMessageRecord {
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Delivery attempts by the sender that ended waiting (throttled, quota, unavailable…); 0 for
+    /// a message sent on its first attempt.
+    pub attempts: u32,
+    /// Why the message waits and when its next attempt is due, while it is `accepted` and an
+    /// attempt ended transiently; `None` before the first attempt and once it left `accepted`.
+    pub waiting: Option<RelayWaiting>,
 }
 
 /// Cloud side: relayed messages keyed by `(client_id, key)`.
@@ -285,6 +291,22 @@ pub trait RelayMessageStore: Send + Sync {
         state: MessageState,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` `accepted` messages (of every client) whose next attempt is due at `now`
+    /// (never attempted, or `waiting.retry_at <= now`), the longest-waiting first — the background
+    /// sender's queue.
+    async fn list_due(&self, now: Timestamp, limit: u32) -> Result<Vec<RelayMessageRecord>, StoreError>;
+    /// Records a delivery attempt that ended waiting: counts the attempt and stores `waiting`
+    /// (reason, detail, `retry_at`) and `updated_at = now`. A message that does not exist is an error.
+    async fn record_waiting(
+        &self,
+        client_id: &str,
+        key: &str,
+        waiting: &RelayWaiting,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Makes every `accepted` message of `corp_id` waiting for `reason` due at `now` (an operator
+    /// resumed the quota); returns how many.
+    async fn release_waiting(&self, corp_id: &CorpId, reason: WaitReason, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// A member bound to an account of the enterprise system (the seed's

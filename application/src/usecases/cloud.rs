@@ -9,9 +9,9 @@ use domain::{AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginS
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Clock, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore, MemberKey,
-    Messenger, MessengerError, RelayClient, RelayMessageRecord, RelayMessageStore, RelayReceipt, RelaySendRequest,
-    StoreError, UpstreamError,
+    Clock, DispatchTrigger, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
+    LoginResultStore, MemberKey, Messenger, MessengerError, RelayClient, RelayMessageRecord, RelayMessageStore,
+    RelayReceipt, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
 /// How long a login intent lives, in seconds (docs/design.md: 10 minutes).
@@ -55,7 +55,8 @@ impl From<UpstreamError> for CloudError {
             UpstreamError::Unavailable(_)
             | UpstreamError::Throttled(_)
             | UpstreamError::TokenRejected(_)
-            | UpstreamError::Unrecognized { .. } => Self::Unavailable(err.to_string()),
+            | UpstreamError::Unrecognized { .. }
+            | UpstreamError::Held { .. } => Self::Unavailable(err.to_string()),
         }
     }
 }
@@ -283,24 +284,39 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
         state: record.state,
         task_ids: record.batches.iter().filter_map(|b| b.task_id).collect(),
         errors: record.batches.iter().filter_map(|b| b.error.clone()).collect(),
-        waiting: None,
+        waiting: (record.state == MessageState::Accepted).then(|| {
+            record.waiting.clone().unwrap_or_else(|| RelayWaiting {
+                reason: WaitReason::Queued,
+                detail: "accepted; the background sender sends it next, paced by the call governor".to_owned(),
+                retry_at: record.created_at,
+            })
+        }),
     }
 }
 
-/// Sends a relayed message: records it before any DingTalk call, sends each
-/// batch that has no `task_id` yet, and records each `task_id` as soon as
-/// DingTalk returns it. A repeated key never sends a batch twice.
+/// Accepts relayed messages and sends them.
+///
+/// Accepting ([`RelaySend::accept`]) is one durable write and an answer; the DingTalk calls
+/// happen behind it in the cloud's background sender ([`DeliverRelayed`], paced by the call
+/// governor), which sends each batch that has no `task_id` yet and records each `task_id` as
+/// soon as DingTalk returns it. A repeated key never sends a batch twice.
 pub struct RelaySend {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
     in_flight: Mutex<HashSet<(String, String)>>,
     unrecognized_budget_ms: i64,
+    wakeup: Option<Arc<dyn DispatchTrigger>>,
 }
 
 /// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
 /// one hour from the message's first acceptance.
 pub const DEFAULT_UNRECOGNIZED_BUDGET_SECS: u32 = 3600;
+/// The background sender's first retry delay after a transient failure, in milliseconds
+/// (doubling per attempt; a held call waits at least as long as the governor or DingTalk says).
+pub const SEND_RETRY_BASE_MS: i64 = 1_000;
+/// The background sender's longest retry delay, in milliseconds.
+pub const SEND_RETRY_MAX_MS: i64 = 60_000;
 
 /// Removes a key from the in-flight set when the send ends (or is cancelled).
 struct InFlight<'a> {
@@ -325,6 +341,7 @@ impl RelaySend {
             clock,
             in_flight: Mutex::new(HashSet::new()),
             unrecognized_budget_ms: i64::from(DEFAULT_UNRECOGNIZED_BUDGET_SECS) * 1000,
+            wakeup: None,
         }
     }
 
@@ -337,8 +354,16 @@ impl RelaySend {
         self
     }
 
-    fn claim(&self, client: &RelayClient, key: &str) -> Result<InFlight<'_>, CloudError> {
-        let entry = (client.id.clone(), key.to_owned());
+    /// Sets what [`RelaySend::accept`] wakes when a message is waiting to be sent (the
+    /// background sender, so it does not wait for its next poll).
+    #[must_use]
+    pub fn with_wakeup(mut self, wakeup: Arc<dyn DispatchTrigger>) -> Self {
+        self.wakeup = Some(wakeup);
+        self
+    }
+
+    fn claim(&self, client_id: &str, key: &str) -> Result<InFlight<'_>, CloudError> {
+        let entry = (client_id.to_owned(), key.to_owned());
         let mut set = self.in_flight.lock().map_err(|_| CloudError::Unavailable("in-flight set poisoned".into()))?;
         if !set.insert(entry.clone()) {
             return Err(CloudError::Unavailable(format!("a send of message {key} is already in progress")));
@@ -346,20 +371,9 @@ impl RelaySend {
         Ok(InFlight { set: &self.in_flight, key: entry })
     }
 
-    /// Errors: `Forbidden` (corp outside the client's list); `KeyReused`
-    /// (same key, different corp/body/recipients); `Unavailable` when another
-    /// call for the same key is in progress; `Store`. When DingTalk fails
-    /// transiently the receipt is returned in state `accepted`: batches sent so
-    /// far keep their task ids and calling again sends only the rest. Permanent
-    /// DingTalk refusals are recorded on the batch and the message ends `failed`;
-    /// an unrecognised errcode counts as transient until the message is older than the
-    /// budget ([`RelaySend::with_unrecognized_budget_secs`]), then as permanent.
-    #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
-    pub async fn execute(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
+    /// Stores the message unless its key exists, and returns the stored record.
+    async fn store(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayMessageRecord, CloudError> {
         ensure_corp(client, &request.corp_id)?;
-        // One send per key at a time in this process, so a retried request racing the
-        // original can never send a batch twice.
-        let _guard = self.claim(client, &request.key)?;
         let now = self.clock.now();
         let fresh = RelayMessageRecord {
             client_id: client.id.clone(),
@@ -375,14 +389,72 @@ impl RelaySend {
             state: MessageState::Accepted,
             created_at: now,
             updated_at: now,
+            attempts: 0,
+            waiting: None,
         };
-        let (mut record, created) = self.messages.insert_or_get(&fresh).await?;
+        let (record, created) = self.messages.insert_or_get(&fresh).await?;
         if !created && !same_message(&record, &fresh) {
             return Err(CloudError::KeyReused);
         }
+        Ok(record)
+    }
+
+    /// Accepts a message: one durable write (nothing when the key exists with the same message)
+    /// and the record's receipt; no DingTalk call. A message still `accepted` wakes the
+    /// background sender. The receipt of a message not sent yet says why it waits
+    /// (`queued`, `throttled`, `waiting_quota`, `ip_banned`, `unavailable`) and until when.
+    ///
+    /// Errors: `Forbidden` (corp outside the client's list); `KeyReused` (same key, different
+    /// corp/body/recipients); `Store`.
+    #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
+    pub async fn accept(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
+        let record = self.store(client, request).await?;
+        if record.state == MessageState::Accepted
+            && let Some(wakeup) = &self.wakeup
+        {
+            wakeup.wake();
+        }
+        Ok(receipt(&record))
+    }
+
+    /// Accepts a message and sends it in the caller's task (as [`RelaySend::accept`] followed by
+    /// [`RelaySend::deliver`]); for tools and tests that want the outcome of one attempt.
+    ///
+    /// Errors: those of [`RelaySend::accept`] and [`RelaySend::deliver`].
+    #[instrument(skip_all, fields(client = %client.id, key = %request.key))]
+    pub async fn execute(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayReceipt, CloudError> {
+        ensure_corp(client, &request.corp_id)?;
+        // One send per key at a time in this process, so a retried request racing the
+        // original can never send a batch twice.
+        let _guard = self.claim(&client.id, &request.key)?;
+        let record = self.store(client, request).await?;
+        self.deliver_claimed(record).await
+    }
+
+    /// One delivery attempt of a stored message: sends each batch that has neither a `task_id`
+    /// nor an error, recording each outcome as DingTalk answers. A message not `accepted` is
+    /// returned as it is.
+    ///
+    /// When DingTalk fails transiently (or the call is held: throttled, quota, IP ban) the
+    /// attempt is recorded with why and when the next is due (1 s doubling to 60 s, at least
+    /// what the governor or DingTalk asked) and the receipt stays `accepted`: batches sent so far
+    /// keep their task ids and the next attempt sends only the rest. Permanent refusals are
+    /// recorded on the batch and the message ends `failed`; an unrecognised errcode counts as
+    /// transient until the message is older than the budget
+    /// ([`RelaySend::with_unrecognized_budget_secs`]), then as permanent.
+    ///
+    /// Errors: `Unavailable` when another delivery of the same key is in progress; `Store`.
+    #[instrument(skip_all, fields(client = %record.client_id, key = %record.key))]
+    pub async fn deliver(&self, record: RelayMessageRecord) -> Result<RelayReceipt, CloudError> {
+        let _guard = self.claim(&record.client_id, &record.key)?;
+        self.deliver_claimed(record).await
+    }
+
+    async fn deliver_claimed(&self, mut record: RelayMessageRecord) -> Result<RelayReceipt, CloudError> {
         if record.state != MessageState::Accepted {
             return Ok(receipt(&record));
         }
+        let (client_id, key) = (record.client_id.clone(), record.key.clone());
         for index in 0..record.batches.len() {
             let batch = &record.batches[index];
             if batch.task_id.is_some() || batch.error.is_some() {
@@ -402,9 +474,7 @@ impl RelaySend {
             };
             match result {
                 Ok(task_id) => {
-                    self.messages
-                        .record_batch(&client.id, &record.key, index, Some(task_id), None, self.clock.now())
-                        .await?;
+                    self.messages.record_batch(&client_id, &key, index, Some(task_id), None, self.clock.now()).await?;
                     record.batches[index].task_id = Some(task_id);
                 }
                 Err(
@@ -418,24 +488,102 @@ impl RelaySend {
                     };
                     warn!(batch = index, %error, "DingTalk refused a batch");
                     self.messages
-                        .record_batch(&client.id, &record.key, index, None, Some(error.clone()), self.clock.now())
+                        .record_batch(&client_id, &key, index, None, Some(error.clone()), self.clock.now())
                         .await?;
                     record.batches[index].error = Some(error);
                 }
                 Err(err) => {
-                    // Transient (DingTalk down, throttled, token refused after a refresh): the
-                    // batches sent so far keep their task ids; the relay client calls again with
-                    // the same key and only the rest is sent.
-                    let err = CloudError::from(err);
-                    warn!(batch = index, error = %err, "batch not sent yet; waiting for the client's retry");
-                    return Ok(RelayReceipt { waiting: Some(err.to_string()), ..receipt(&record) });
+                    // Transient (DingTalk down, throttled, quota, IP ban, token refused after a
+                    // refresh): the batches sent so far keep their task ids; the next attempt,
+                    // when due, sends only the rest.
+                    record.attempts = record.attempts.saturating_add(1);
+                    let waiting = self.waiting_for(&err, record.attempts);
+                    warn!(
+                        batch = index,
+                        reason = waiting.reason.as_str(),
+                        attempts = record.attempts,
+                        retry_at = waiting.retry_at.as_millis(),
+                        error = %err,
+                        "batch not sent yet; waiting"
+                    );
+                    self.messages.record_waiting(&client_id, &key, &waiting, self.clock.now()).await?;
+                    record.waiting = Some(waiting);
+                    return Ok(receipt(&record));
                 }
             }
         }
         record.state =
             if record.batches.iter().all(|b| b.task_id.is_some()) { MessageState::Sent } else { MessageState::Failed };
-        self.messages.set_state(&client.id, &record.key, record.state, self.clock.now()).await?;
+        self.messages.set_state(&client_id, &key, record.state, self.clock.now()).await?;
         Ok(receipt(&record))
+    }
+
+    /// Why a transiently failed attempt waits and when the next is due: attempt `attempts`
+    /// (1-based) waits `1 s · 2^(attempts−1)` capped at 60 s, and a held call at least as long as
+    /// the governor or DingTalk asked.
+    fn waiting_for(&self, err: &MessengerError, attempts: u32) -> RelayWaiting {
+        let backoff =
+            SEND_RETRY_BASE_MS.saturating_mul(1_i64 << attempts.saturating_sub(1).min(16)).min(SEND_RETRY_MAX_MS);
+        let (reason, delay) = match err {
+            MessengerError::Upstream(UpstreamError::Held { reason, retry_after_ms, .. }) => {
+                (*reason, i64::try_from(*retry_after_ms).unwrap_or(i64::MAX).max(SEND_RETRY_BASE_MS))
+            }
+            MessengerError::Upstream(UpstreamError::Throttled(_)) => (WaitReason::Throttled, backoff),
+            _ => (WaitReason::Unavailable, backoff),
+        };
+        RelayWaiting {
+            reason,
+            detail: err.to_string(),
+            retry_at: domain::Timestamp::from_millis(self.clock.now().as_millis().saturating_add(delay)),
+        }
+    }
+}
+
+/// The cloud's background sender: delivers `accepted` relayed messages whose next attempt is due
+/// ([`RelaySend::deliver`]), several at a time, each call paced by the call governor. The relay
+/// API only records messages; this job makes every DingTalk call for them.
+pub struct DeliverRelayed {
+    send: Arc<RelaySend>,
+    messages: Arc<dyn RelayMessageStore>,
+    clock: Arc<dyn Clock>,
+    concurrency: usize,
+}
+
+/// How many relayed messages the background sender delivers at once, by default. Calls for one
+/// app and API still leave at the governor's pace; more in flight only helps several apps (and
+/// DingTalk's latency) overlap.
+pub const DEFAULT_SEND_CONCURRENCY: usize = 16;
+
+impl DeliverRelayed {
+    /// Builds the job around the use case the relay API accepts with.
+    pub fn new(send: Arc<RelaySend>, messages: Arc<dyn RelayMessageStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { send, messages, clock, concurrency: DEFAULT_SEND_CONCURRENCY }
+    }
+
+    /// Sets how many messages are delivered at once (at least 1).
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Delivers up to `limit` due messages; returns how many it attempted.
+    /// Errors: `Store` when listing fails (a failure on one message is logged; the message keeps
+    /// its state and is attempted again when due).
+    #[instrument(skip_all)]
+    pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {
+        use futures_util::StreamExt as _;
+        let due = self.messages.list_due(self.clock.now(), limit).await?;
+        let count = due.len();
+        futures_util::stream::iter(due)
+            .for_each_concurrent(self.concurrency, |record| async move {
+                let key = record.key.clone();
+                if let Err(err) = self.send.deliver(record).await {
+                    warn!(%key, error = %err, "delivering a relayed message failed; it is attempted again when due");
+                }
+            })
+            .await;
+        Ok(count)
     }
 }
 

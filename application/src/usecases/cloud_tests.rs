@@ -15,13 +15,14 @@ use mockall::Sequence;
 use tokio::sync::Notify;
 
 use super::cloud::{
-    CallbackQuery, CloudError, CreateLoginIntent, FetchMember, HandleCallback, RECALL_WINDOW_MS, RelayRecall,
-    RelaySend, RelayStatus, TakeLoginResult, url_in_origins, with_state,
+    CallbackQuery, CloudError, CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, RECALL_WINDOW_MS,
+    RelayRecall, RelaySend, RelayStatus, TakeLoginResult, url_in_origins, with_state,
 };
 use crate::ports::{
-    IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockIdentityProvider,
-    MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRelayMessageStore, RelayClient, RelayMessageRecord,
-    RelaySendRequest, StoreError, UpstreamError,
+    IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockDispatchTrigger,
+    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRelayMessageStore,
+    RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting, StoreError, UpstreamError,
+    WaitReason,
 };
 
 // ---------------------------------------------------------------------------
@@ -155,6 +156,8 @@ fn fresh_record(n: usize) -> RelayMessageRecord {
         state: MessageState::Accepted,
         created_at: now(),
         updated_at: now(),
+        attempts: 0,
+        waiting: None,
     }
 }
 
@@ -923,12 +926,31 @@ async fn relay_send_propagates_an_insert_store_error() {
     assert!(matches!(err, CloudError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
 
+/// `record_waiting` expected once with `reason`, a detail containing `detail` and `retry_at`
+/// `delay_ms` after [`now`].
+fn expect_record_waiting(messages: &mut MockRelayMessageStore, reason: WaitReason, detail: String, delay_ms: i64) {
+    messages
+        .expect_record_waiting()
+        .withf(move |c, k, w, at| {
+            c == CLIENT_ID
+                && k == KEY
+                && w.reason == reason
+                && w.detail.contains(&detail)
+                && w.retry_at.as_millis() == NOW_MS + delay_ms
+                && *at == now()
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+}
+
 #[tokio::test]
 async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earlier_task_ids() -> Result<(), CloudError>
 {
-    for transient in
-        [unavailable(), UpstreamError::Throttled("90018".to_owned()), UpstreamError::TokenRejected("40014".to_owned())]
-    {
+    for (transient, reason) in [
+        (unavailable(), WaitReason::Unavailable),
+        (UpstreamError::Throttled("90018".to_owned()), WaitReason::Throttled),
+        (UpstreamError::TokenRejected("40014".to_owned()), WaitReason::Unavailable),
+    ] {
         let mut seq = Sequence::new();
         let mut messages = MockRelayMessageStore::new();
         let mut messenger = MockMessenger::new();
@@ -937,8 +959,9 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
         expect_record_batch(&mut messages, &mut seq, 0, Some(task(11)), None);
         expect_send(&mut messenger, &mut seq, 250, 1, Err(MessengerError::Upstream(transient.clone())));
         // Batch 2 is never attempted, nothing is recorded for batch 1, and the state is left
-        // `accepted` for the client's retry.
+        // `accepted`; the attempt is recorded with why and when the next is due (1 s after the first).
         messages.expect_set_state().never();
+        expect_record_waiting(&mut messages, reason, transient.to_string(), 1_000);
 
         let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
@@ -947,10 +970,172 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
         assert_eq!(receipt.task_ids, vec![task(11)], "{transient:?}");
         assert!(receipt.errors.is_empty(), "{transient:?}");
         // The receipt says why (the relay client stores it as the message's waiting reason).
-        let waiting = receipt.waiting.unwrap_or_default();
-        assert_eq!(waiting, CloudError::from(MessengerError::Upstream(transient.clone())).to_string());
-        assert!(waiting.contains(&transient.to_string()), "{waiting}");
+        let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
+        assert_eq!(waiting.reason, reason, "{transient:?}");
+        assert!(waiting.detail.contains(&transient.to_string()), "{waiting:?}");
+        assert_eq!(waiting.retry_at, Timestamp::from_millis(NOW_MS + 1_000));
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_held_calls_wait_as_long_as_asked_with_their_reason() -> Result<(), CloudError> {
+    for (reason, retry_after_ms, expected_delay) in [
+        (WaitReason::WaitingQuota, 60_000, 60_000),
+        (WaitReason::IpBanned, 300_000, 300_000),
+        // The governor's next slot is close: the sender still waits its first backoff.
+        (WaitReason::Throttled, 40, 1_000),
+    ] {
+        let held = UpstreamError::Held { reason, retry_after_ms, detail: format!("held: {}", reason.as_str()) };
+        let mut seq = Sequence::new();
+        let mut messages = MockRelayMessageStore::new();
+        let mut messenger = MockMessenger::new();
+        expect_insert_or_get(&mut messages, 1, fresh_record(1), true);
+        expect_send(&mut messenger, &mut seq, 1, 0, Err(MessengerError::Upstream(held)));
+        messages.expect_set_state().never();
+        expect_record_waiting(&mut messages, reason, format!("held: {}", reason.as_str()), expected_delay);
+
+        let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 1)).await?;
+
+        assert_eq!(receipt.state, MessageState::Accepted);
+        let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
+        assert_eq!((waiting.reason, waiting.retry_at.as_millis()), (reason, NOW_MS + expected_delay));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_backs_off_doubling_per_attempt_up_to_a_minute() -> Result<(), CloudError> {
+    for (attempts_before, expected_delay) in [(1, 2_000), (2, 4_000), (5, 32_000), (6, 60_000), (40, 60_000)] {
+        let mut seq = Sequence::new();
+        let mut messages = MockRelayMessageStore::new();
+        let mut messenger = MockMessenger::new();
+        let mut stored = fresh_record(1);
+        stored.attempts = attempts_before;
+        expect_insert_or_get(&mut messages, 1, stored, false);
+        expect_send(&mut messenger, &mut seq, 1, 0, Err(MessengerError::Upstream(unavailable())));
+        expect_record_waiting(&mut messages, WaitReason::Unavailable, "timeout".to_owned(), expected_delay);
+
+        let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 1)).await?;
+
+        assert_eq!(receipt.state, MessageState::Accepted, "after {attempts_before} attempts");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_accept_stores_and_wakes_the_sender_without_calling_dingtalk() -> Result<(), CloudError> {
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+    expect_insert_or_get(&mut messages, 250, fresh_record(250), true);
+    let mut wakeup = MockDispatchTrigger::new();
+    wakeup.expect_wake().times(1).return_const(());
+
+    let receipt = relay_send(messages, messenger)
+        .with_wakeup(Arc::new(wakeup))
+        .accept(&client(), &send_request(corp_a(), 250))
+        .await?;
+
+    assert_eq!((receipt.state, receipt.task_ids.len()), (MessageState::Accepted, 0));
+    let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
+    assert_eq!((waiting.reason, waiting.retry_at), (WaitReason::Queued, now()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_accept_of_a_sent_message_returns_it_without_waking_the_sender() -> Result<(), CloudError> {
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+    expect_insert_or_get(&mut messages, 150, stored_record(150, &[Some(11), Some(12)], MessageState::Sent), false);
+    let mut wakeup = MockDispatchTrigger::new();
+    wakeup.expect_wake().never();
+
+    let receipt = relay_send(messages, messenger)
+        .with_wakeup(Arc::new(wakeup))
+        .accept(&client(), &send_request(corp_a(), 150))
+        .await?;
+
+    assert_eq!(receipt.state, MessageState::Sent);
+    assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
+    assert_eq!(receipt.waiting, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_accept_refuses_a_reused_key_and_a_foreign_corp() {
+    let mut messages = MockRelayMessageStore::new();
+    expect_insert_or_get(&mut messages, 3, RelayMessageRecord { body: text("other"), ..fresh_record(3) }, false);
+    let uc = relay_send(messages, MockMessenger::new());
+
+    assert!(matches!(uc.accept(&client(), &send_request(corp_a(), 3)).await, Err(CloudError::KeyReused)));
+    assert!(matches!(uc.accept(&client(), &send_request(corp_c(), 3)).await, Err(CloudError::Forbidden(_))));
+}
+
+#[tokio::test]
+async fn relay_accept_of_a_waiting_message_reports_why_and_until_when() -> Result<(), CloudError> {
+    let waiting = RelayWaiting {
+        reason: WaitReason::WaitingQuota,
+        detail: "the monthly quota is exhausted (90020)".into(),
+        retry_at: Timestamp::from_millis(NOW_MS + 60_000),
+    };
+    let mut messages = MockRelayMessageStore::new();
+    let stored = RelayMessageRecord { attempts: 3, waiting: Some(waiting.clone()), ..fresh_record(1) };
+    expect_insert_or_get(&mut messages, 1, stored, false);
+
+    let receipt = relay_send(messages, MockMessenger::new()).accept(&client(), &send_request(corp_a(), 1)).await?;
+
+    assert_eq!(receipt.waiting, Some(waiting));
+    Ok(())
+}
+
+#[tokio::test]
+async fn deliver_relayed_sends_every_due_message_and_reports_how_many() -> Result<(), StoreError> {
+    let mut messages = MockRelayMessageStore::new();
+    let due: Vec<_> = ["k1", "k2", "k3"]
+        .into_iter()
+        .map(|key| RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) })
+        .collect();
+    messages
+        .expect_list_due()
+        .withf(|at, limit| *at == now() && *limit == 10)
+        .times(1)
+        .returning(move |_, _| Ok(due.clone()));
+    messages.expect_record_batch().times(3).returning(|_, _, _, _, _, _| Ok(()));
+    messages
+        .expect_set_state()
+        .withf(|_, _, state, _| *state == MessageState::Sent)
+        .times(3)
+        .returning(|_, _, _, _| Ok(()));
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().times(3).returning(|_, _, _| Ok(task(7)));
+    let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
+    let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
+
+    let attempted = DeliverRelayed::new(send, messages, clock()).with_concurrency(2).run_once(10).await?;
+
+    assert_eq!(attempted, 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deliver_relayed_keeps_going_when_one_message_fails_to_record() -> Result<(), StoreError> {
+    let mut messages = MockRelayMessageStore::new();
+    let due: Vec<_> =
+        ["k1", "k2"].into_iter().map(|key| RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) }).collect();
+    messages.expect_list_due().times(1).returning(move |_, _| Ok(due.clone()));
+    messages
+        .expect_record_batch()
+        .times(2)
+        .returning(|_, key, _, _, _, _| if key == "k1" { Err(StoreError::Unavailable("disk".into())) } else { Ok(()) });
+    messages.expect_set_state().withf(|_, key, _, _| key == "k2").times(1).returning(|_, _, _, _| Ok(()));
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().times(2).returning(|_, _, _| Ok(task(7)));
+    let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
+    let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
+
+    assert_eq!(DeliverRelayed::new(send, messages, clock()).run_once(10).await?, 2);
     Ok(())
 }
 
@@ -963,6 +1148,7 @@ async fn relay_send_transient_failure_on_the_first_batch_returns_accepted_withou
     expect_send(&mut messenger, &mut seq, 150, 0, Err(MessengerError::Upstream(unavailable())));
     messages.expect_record_batch().never();
     messages.expect_set_state().never();
+    expect_record_waiting(&mut messages, WaitReason::Unavailable, "timeout".to_owned(), 1_000);
 
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
@@ -1617,6 +1803,7 @@ async fn relay_send_retries_an_unrecognised_code_within_its_budget() -> Result<(
     expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
     messages.expect_record_batch().never();
     messages.expect_set_state().never();
+    expect_record_waiting(&mut messages, WaitReason::Unavailable, "71001".to_owned(), 1_000);
 
     let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
         .with_unrecognized_budget_secs(60)
@@ -1624,7 +1811,7 @@ async fn relay_send_retries_an_unrecognised_code_within_its_budget() -> Result<(
         .await?;
 
     assert_eq!(receipt.state, MessageState::Accepted);
-    assert!(receipt.waiting.unwrap_or_default().contains("71001"));
+    assert!(receipt.waiting.is_some_and(|w| w.detail.contains("71001")));
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use mockall::Sequence;
 use super::local::{DISPATCH_LEASE_SECS, DispatchOutbox, MessageError, MessageStatus, RETRY_MAX_MS};
 use crate::ports::{
     GatewayError, MessageRecord, MockClock, MockCloudGateway, MockMessageStore, MockRandomSource, RelayReceipt,
-    RelaySendRequest, StoreError,
+    RelaySendRequest, RelayWaiting, StoreError, WaitReason,
 };
 
 const NOW_MS: i64 = 1_750_000_000_000;
@@ -300,18 +300,30 @@ async fn run_once_stores_a_cloud_accepted_receipt_as_relayed_and_reschedules_it(
 }
 
 #[tokio::test]
-async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error() -> Result<(), StoreError> {
-    let record = claimed(ID_1, MessageState::Accepted, 2, vec![]);
-    let why = "DingTalk throttled the call: the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
-    let waiting =
-        RelayReceipt { waiting: Some(why.to_owned()), ..receipt(ID_1, MessageState::Accepted, vec![], vec![]) };
-    let mocks = Mocks::claiming(10, Ok(vec![record.clone()]))
-        .jitter(255, 1)
-        .sending(&record, Ok(waiting))
-        .updating(ID_1, MessageState::Relayed, vec![], None, Ok(()))
-        .rescheduling(ID_1, 1_000, &format!("waiting for DingTalk: {why}"), Ok(()));
+async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error_and_asks_again_when_due()
+-> Result<(), StoreError> {
+    // The cloud's next attempt is before, after, and far after the local backoff (1 s here): the
+    // local asks again after the backoff, at the cloud's next attempt, or after the longest backoff.
+    for (retry_in_ms, delay_ms) in [(0, 1_000), (20_000, 20_000), (600_000, RETRY_MAX_MS)] {
+        let record = claimed(ID_1, MessageState::Accepted, 2, vec![]);
+        let why =
+            "DingTalk call held back (waiting_quota): the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
+        let waiting = RelayReceipt {
+            waiting: Some(RelayWaiting {
+                reason: WaitReason::WaitingQuota,
+                detail: why.to_owned(),
+                retry_at: Timestamp::from_millis(NOW_MS + retry_in_ms),
+            }),
+            ..receipt(ID_1, MessageState::Accepted, vec![], vec![])
+        };
+        let mocks = Mocks::claiming(10, Ok(vec![record.clone()]))
+            .jitter(255, 1)
+            .sending(&record, Ok(waiting))
+            .updating(ID_1, MessageState::Relayed, vec![], None, Ok(()))
+            .rescheduling(ID_1, delay_ms, &format!("waiting for DingTalk (waiting_quota): {why}"), Ok(()));
 
-    assert_eq!(mocks.build().run_once(10).await?, 1);
+        assert_eq!(mocks.build().run_once(10).await?, 1);
+    }
     Ok(())
 }
 
@@ -487,4 +499,22 @@ async fn message_status_of_a_relayed_message_still_accepted_by_the_cloud_changes
 
     assert_eq!(view.record, stored);
     Ok(())
+}
+
+#[test]
+fn the_waiting_error_names_its_reason_so_the_message_view_can_read_it_back() {
+    for reason in [
+        WaitReason::Queued,
+        WaitReason::Throttled,
+        WaitReason::WaitingQuota,
+        WaitReason::IpBanned,
+        WaitReason::Unavailable,
+    ] {
+        let waiting = RelayWaiting { reason, detail: "DingTalk (90018): slow down".into(), retry_at: now() };
+        let error = super::local::waiting_error(&waiting);
+        assert!(error.starts_with("waiting for DingTalk ("), "{error}");
+        assert_eq!(super::local::waiting_reason(&error), Some(reason), "{error}");
+    }
+    assert_eq!(super::local::waiting_reason("the cloud refused the message"), None);
+    assert_eq!(super::local::waiting_reason("waiting for DingTalk (nonsense): x"), None);
 }

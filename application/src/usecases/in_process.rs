@@ -1,6 +1,8 @@
 //! The dev-mode [`CloudGateway`]: local and cloud in one process, so local's
 //! requests call the cloud use cases directly, as one fixed relay client.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
 
@@ -16,8 +18,8 @@ pub struct CloudUseCases {
     pub create_intent: CreateLoginIntent,
     /// Login results.
     pub take_result: TakeLoginResult,
-    /// Sending.
-    pub send: RelaySend,
+    /// Accepting messages (the background sender shares it: [`super::cloud::DeliverRelayed`]).
+    pub send: Arc<RelaySend>,
     /// Delivery reports.
     pub status: RelayStatus,
     /// Recall.
@@ -66,7 +68,7 @@ impl CloudGateway for InProcessGateway {
     }
 
     async fn send_message(&self, request: &RelaySendRequest) -> Result<RelayReceipt, GatewayError> {
-        Ok(self.cloud.send.execute(&self.client, request).await?)
+        Ok(self.cloud.send.accept(&self.client, request).await?)
     }
 
     async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError> {

@@ -105,6 +105,8 @@ fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
         state,
         created_at: now(),
         updated_at: now(),
+        attempts: 0,
+        waiting: None,
     }
 }
 
@@ -136,7 +138,7 @@ impl CloudMocks {
                 CALLBACK_URL.to_owned(),
             ),
             take_result: TakeLoginResult::new(Arc::new(self.results), clock.clone()),
-            send: RelaySend::new(messages.clone(), messenger.clone(), clock.clone()),
+            send: Arc::new(RelaySend::new(messages.clone(), messenger.clone(), clock.clone())),
             status: RelayStatus::new(messages.clone(), messenger.clone(), clock.clone()),
             recall: RelayRecall::new(messages, messenger, clock),
             fetch_member: FetchMember::new(idp),

@@ -12,8 +12,8 @@ use tracing::{info, instrument, warn};
 use super::members::{MemberSync, SyncError, Synced};
 use crate::ports::{
     Binding, BindingStore, Clock, CloudGateway, DispatchTrigger, GatewayError, ListMessages, ListUsers,
-    LoginAttemptStore, MessageRecord, MessageStore, RandomSource, RelayReceipt, RelaySendRequest, Session,
-    SessionStore, StoreError, UserRepository,
+    LoginAttemptStore, MessageRecord, MessageStore, RandomSource, RelayReceipt, RelaySendRequest, RelayWaiting,
+    Session, SessionStore, StoreError, UserRepository, WaitReason,
 };
 
 /// How long a session lasts, in seconds, unless configured otherwise (7 days).
@@ -743,6 +743,18 @@ impl ListMessagesQuery {
     }
 }
 
+/// The error a pending message carries while the cloud waits: `waiting for DingTalk (<code>): <detail>`
+/// ([`waiting_reason`] reads the code back).
+pub fn waiting_error(waiting: &RelayWaiting) -> String {
+    format!("waiting for DingTalk ({}): {}", waiting.reason.as_str(), waiting.detail)
+}
+
+/// The reason code in an error written by [`waiting_error`]; `None` for any other error.
+pub fn waiting_reason(error: &str) -> Option<WaitReason> {
+    let rest = error.strip_prefix("waiting for DingTalk (")?;
+    WaitReason::parse(rest.split_once(')')?.0)
+}
+
 /// How long a claimed message is reserved for one dispatcher, in seconds. Longer than one relay
 /// call with its retries, so two dispatchers never relay the same message at once.
 pub const DISPATCH_LEASE_SECS: i64 = 60;
@@ -821,14 +833,18 @@ impl DispatchOutbox {
                 let now = self.clock.now();
                 self.messages.update(&record.id, record.state, &record.task_ids, record.error.clone(), now).await?;
                 if record.state.is_pending() {
+                    // Ask the cloud again after the backoff, or when its next attempt is due if
+                    // that is later (at most the longest backoff away).
                     let delay = Self::backoff_ms(record.attempts, self.random.bytes32()[0]);
+                    let due = receipt.waiting.as_ref().map_or(0, |w| w.retry_at.as_millis() - now.as_millis());
+                    let delay = delay.max(due.min(RETRY_MAX_MS));
                     self.messages
                         .reschedule(
                             &record.id,
                             Timestamp::from_millis(now.as_millis() + delay),
-                            Some(receipt.waiting.clone().map_or_else(
+                            Some(receipt.waiting.as_ref().map_or_else(
                                 || "waiting for DingTalk to accept every batch".to_owned(),
-                                |why| format!("waiting for DingTalk: {why}"),
+                                waiting_error,
                             )),
                         )
                         .await?;

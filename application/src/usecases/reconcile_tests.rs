@@ -32,6 +32,8 @@ fn record(key: &str, tasks: &[i64]) -> RelayMessageRecord {
         state: MessageState::Sent,
         created_at: Timestamp::from_millis(NOW_MS - 1000),
         updated_at: Timestamp::from_millis(NOW_MS - 1000),
+        attempts: 0,
+        waiting: None,
     }
 }
 

@@ -12,8 +12,10 @@
 //!    the emulator and through `POST /relay/v1/messages`);
 //! 3. full login round trips through local, cloud and emulator (`--logins`), then the same against a
 //!    single dev-mode process;
-//! 4. peak RSS (`VmHWM`) of the local and cloud processes;
-//! 5. the OpenID Provider on the dev-mode process: `--oidc-samples` sequential authorize→token
+//! 4. the relay's accept path under `wrk` (`--relay-load-secs` at c=16 and at c=64, unique keys),
+//!    beside a bare HTTP round trip to the emulator at the same concurrency as the reference;
+//! 5. peak RSS (`VmHWM`) of the local and cloud processes;
+//! 6. the OpenID Provider on the dev-mode process: `--oidc-samples` sequential authorize→token
 //!    round trips for an already signed-in session (`GET /oidc/authorize` with the session cookie
 //!    → 302 with a code → `POST /oidc/token`), then `--oidc-token-requests` refresh-token grants
 //!    from `--oidc-concurrency` callers (each rotating its own chain), as token-endpoint requests/s.
@@ -65,6 +67,8 @@ const TARGET_ACCEPTED_PER_SEC: f64 = 1500.0;
 const TARGET_ACCEPT_P99_MS: f64 = 50.0;
 const TARGET_RSS_MB: f64 = 64.0;
 const TARGET_TOKEN_CALLS: usize = 1;
+const TARGET_RELAY_ACCEPT_PER_SEC: f64 = 5000.0;
+const TARGET_RELAY_ACCEPT_P99_MS: f64 = 15.0;
 
 /// Benchmark of dingbridge (emulator + cloud + local on loopback, and dev mode).
 #[derive(Debug, Parser)]
@@ -95,6 +99,10 @@ struct Args {
     /// take about 111 s).
     #[arg(long, default_value_t = 2000)]
     burst: usize,
+    /// Seconds of `wrk` load on `POST /relay/v1/messages` at each of c=16 and c=64 (0 skips it;
+    /// needs `wrk`, which bench/run.sh installs).
+    #[arg(long, default_value_t = 10)]
+    relay_load_secs: u64,
     /// Global deadline, seconds.
     #[arg(long, default_value_t = 600)]
     deadline_secs: u64,
@@ -423,6 +431,11 @@ complete_url_origins = ["{local_url}"]
         "  p50 / p99 / mean (ms)",
         format!("{:.2} / {:.2} / {:.2}", split.pct(0.5), split.pct(0.99), split.mean()),
     ));
+
+    if args.relay_load_secs > 0 {
+        eprintln!("bench: relay accept under wrk load ({} s at c=16 and at c=64)", args.relay_load_secs);
+        rows.extend(relay_accept_load(args.relay_load_secs, deadline, &emu, &cloud.base_url, &dir.0)?);
+    }
 
     rows.push(row("peak RSS (VmHWM)", ""));
     for (name, server) in [("local", &local), ("cloud", &cloud)] {
@@ -783,12 +796,128 @@ async fn relay_latency(samples: usize, deadline: Deadline, emu: &str, cloud: &st
     Ok(vec![
         row(format!("relay added latency, {samples} sequential sends each"), ""),
         row("  (a) emulator asyncsend_v2 p50 / p99 (ms)", format!("{:.2} / {:.2}", a.pct(0.5), a.pct(0.99))),
-        row("  (b) cloud /relay/v1/messages p50 / p99 (ms)", format!("{:.2} / {:.2}", b.pct(0.5), b.pct(0.99))),
+        row(
+            "  (b) cloud /relay/v1/messages (accept) p50 / p99 (ms)",
+            format!("{:.2} / {:.2}", b.pct(0.5), b.pct(0.99)),
+        ),
         row(
             "  added (b - a) at p50 / p99 (ms)",
             format!("{:.2} / {:.2}", b.pct(0.5) - a.pct(0.5), b.pct(0.99) - a.pct(0.99)),
         ),
     ])
+}
+
+/// What one `wrk` run printed through [`WRK_SCRIPT`]'s `done`.
+struct WrkRun {
+    requests: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: u64,
+}
+
+impl WrkRun {
+    #[allow(clippy::cast_precision_loss)]
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// `wrk`'s Lua: each request a relayed message with a fresh key (`bench-<run>-<thread>-<n>`) to one
+/// of the generated users; `done` prints one `RESULT` line (requests, µs, p50, p99, max in µs,
+/// errors including non-2xx answers). Without `RELAY_AUTH` it sends plain `GET`s (the reference).
+const WRK_SCRIPT: &str = r#"
+local threads = {}
+local counter = 0
+setup = function(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+request = function()
+  counter = counter + 1
+  if os.getenv("RELAY_AUTH") == nil then
+    return wrk.format("GET", nil)
+  end
+  local key = "bench-" .. os.getenv("RUN_ID") .. "-" .. tid .. "-" .. counter
+  local user = string.format("user%04d", counter % 400 + 1)
+  local body = '{"key":"' .. key .. '","corp_id":"' .. os.getenv("CORP") .. '","recipients":{"userids":["' ..
+    user .. '"]},"body":{"msgtype":"text","text":{"content":"bench ' .. key .. '"}}}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+    ["Authorization"] = "Basic " .. os.getenv("RELAY_AUTH")}, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d
+", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"#;
+
+/// Runs `wrk -t2 -c<connections> -d<secs>s` on `url` with [`WRK_SCRIPT`]; `relay_auth` (base64 of
+/// `id:secret`) makes it post relayed messages, otherwise it sends `GET`s.
+#[allow(clippy::cast_precision_loss)]
+fn wrk(script: &Path, url: &str, connections: usize, secs: u64, relay_auth: Option<&str>) -> anyhow::Result<WrkRun> {
+    let mut command = std::process::Command::new("wrk");
+    command
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--timeout", "10s", "-s"])
+        .arg(script)
+        .arg(url)
+        .env("RUN_ID", format!("{}-{connections}-{}", std::process::id(), free_port()?))
+        .env("CORP", CORP)
+        .stderr(Stdio::inherit());
+    if let Some(auth) = relay_auth {
+        command.env("RELAY_AUTH", auth);
+    }
+    let output = command.output().context("running wrk (install it: apt-get install wrk)")?;
+    ensure!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stdout));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).context("wrk printed no RESULT line")?;
+    let n: Vec<u64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
+    ensure!(n.len() == 6, "unexpected wrk RESULT line {line:?}");
+    Ok(WrkRun {
+        requests: n[0],
+        seconds: n[1] as f64 / 1e6,
+        p50_ms: n[2] as f64 / 1e3,
+        p99_ms: n[3] as f64 / 1e3,
+        max_ms: n[4] as f64 / 1e3,
+        errors: n[5],
+    })
+}
+
+/// `POST /relay/v1/messages` with unique keys under `wrk` at c=16 and c=64 for `secs` each (the
+/// cloud's background sender delivers them to the emulator meanwhile), with a bare HTTP round
+/// trip to the emulator (`GET /_admin/limits`) at the same concurrency as the reference.
+fn relay_accept_load(secs: u64, deadline: Deadline, emu: &str, cloud: &str, dir: &Path) -> anyhow::Result<Vec<Row>> {
+    use base64::Engine as _;
+    let script = dir.join("relay.lua");
+    std::fs::write(&script, WRK_SCRIPT)?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", RELAY_CLIENT.0, RELAY_CLIENT.1));
+    let mut rows = vec![row(format!("relay accept under wrk (-t2, {secs} s each, unique keys)"), "")];
+    for connections in [16, 64] {
+        deadline.check("the relay accept load")?;
+        let bare = wrk(&script, &format!("{emu}/_admin/limits"), connections, secs.div_ceil(2), None)?;
+        let run = wrk(&script, &format!("{cloud}/relay/v1/messages"), connections, secs, Some(&auth))?;
+        rows.push(row(
+            format!("  c={connections} reference: bare emulator GET req/s, p50 / p99 (ms)"),
+            format!("{:.0}, {:.2} / {:.2}", bare.per_sec(), bare.p50_ms, bare.p99_ms),
+        ));
+        rows.push(judged(
+            format!("  c={connections} accepted/s"),
+            format!("{:.0}", run.per_sec()),
+            format!(">= {TARGET_RELAY_ACCEPT_PER_SEC:.0}"),
+            run.per_sec() >= TARGET_RELAY_ACCEPT_PER_SEC,
+        ));
+        rows.push(judged(
+            format!("  c={connections} p50 / p99 / max (ms)"),
+            format!("{:.2} / {:.2} / {:.1}", run.p50_ms, run.p99_ms, run.max_ms),
+            format!("p99 <= {TARGET_RELAY_ACCEPT_P99_MS:.0}"),
+            run.p99_ms <= TARGET_RELAY_ACCEPT_P99_MS,
+        ));
+        rows.push(judged(format!("  c={connections} errors"), run.errors.to_string(), "0", run.errors == 0));
+    }
+    Ok(rows)
 }
 
 /// `n` sequential logins from `{base}/auth/dingtalk/login`, each with a fresh cookie jar, following

@@ -15,7 +15,8 @@ use application::ports::{
     Clock, IdentityError, MessengerError, MockIdentityProvider, MockMessenger, RelayClient, UpstreamError,
 };
 use application::usecases::cloud::{
-    CreateLoginIntent, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus, TakeLoginResult,
+    CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus,
+    TakeLoginResult,
 };
 use application::usecases::events::HandleEvents;
 use application::usecases::feed::ReadContactFeed;
@@ -74,6 +75,8 @@ impl Default for Setup {
 
 struct Env {
     service: Service,
+    /// The cloud's background sender over the same store and messenger.
+    sender: DeliverRelayed,
     _dir: TempDir,
 }
 
@@ -120,6 +123,8 @@ async fn env(setup: Setup) -> Env {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let idp = Arc::new(setup.idp);
     let messenger = Arc::new(setup.messenger);
+    let send = Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone()));
+    let sender = DeliverRelayed::new(send.clone(), shared.clone(), clock.clone());
     let cloud = Arc::new(CloudHttp {
         handle_callback: HandleCallback::new(shared.clone(), shared.clone(), idp.clone(), clock.clone()),
     });
@@ -128,7 +133,7 @@ async fn env(setup: Setup) -> Env {
         limiter: AuthLimiter::new(AuthLimit { max_failures: setup.max_auth_failures, ..AuthLimit::default() }),
         create_intent: CreateLoginIntent::new(shared.clone(), idp.clone(), clock.clone(), CALLBACK_URL.into()),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
-        send: RelaySend::new(shared.clone(), messenger.clone(), clock.clone()),
+        send: send.clone(),
         status: RelayStatus::new(shared.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(shared.clone(), messenger, clock.clone()),
         fetch_member: FetchMember::new(idp),
@@ -144,7 +149,7 @@ async fn env(setup: Setup) -> Env {
     });
     let database = if setup.ready { Ok(()) } else { Err("database unreachable".to_owned()) };
     let probes = Arc::new(Probes { checks: vec![("config", check(Ok(()))), ("database", check(database))] });
-    Env { service: super::service(cloud_router(cloud, relay, events, probes)), _dir: TempDir(dir) }
+    Env { service: super::service(cloud_router(cloud, relay, events, probes)), sender, _dir: TempDir(dir) }
 }
 
 /// The subscription's crypto: pushes are encrypted for corp A's id.
@@ -533,6 +538,15 @@ async fn a_message_is_sent_once_reported_and_recalled() {
     let env = env(Setup { messenger, ..Setup::default() }).await;
     let message = text_message("msg-1", A.2, "hello");
 
+    // Accepting is a durable write and an answer: no DingTalk call yet, and the receipt says so.
+    let reply = env.send(auth(post("/relay/v1/messages"), A).json(&message)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!((reply.json["state"].as_str(), &reply.json["task_ids"]), (Some("accepted"), &json!([])));
+    assert_eq!(reply.json["waiting"], "queued", "{}", reply.text);
+    assert!(reply.json["retry_at"].as_i64().is_some(), "{}", reply.text);
+    // The background sender sends it; the next answer for the key carries the task id.
+    assert_eq!(env.sender.run_once(10).await.unwrap(), 1);
+    assert_eq!(env.sender.run_once(10).await.unwrap(), 0, "a sent message is not due again");
     let reply = env.send(auth(post("/relay/v1/messages"), A).json(&message)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json, json!({"key": "msg-1", "state": "sent", "task_ids": [7001], "errors": []}));
@@ -639,6 +653,9 @@ async fn a_message_dingtalk_never_accepted_cannot_be_recalled() {
         Err(MessengerError::Upstream(UpstreamError::Rejected { code: "40035".into(), message: "bad agent".into() }))
     });
     let env = env(Setup { messenger, ..Setup::default() }).await;
+    let reply = env.send(auth(post("/relay/v1/messages"), A).json(&text_message("msg-4", A.2, "hi"))).await;
+    assert_eq!((reply.status, reply.json["state"].as_str()), (200, Some("accepted")), "{}", reply.text);
+    assert_eq!(env.sender.run_once(10).await.unwrap(), 1);
     let reply = env.send(auth(post("/relay/v1/messages"), A).json(&text_message("msg-4", A.2, "hi"))).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json["state"], "failed");

@@ -253,6 +253,13 @@ pub struct MessageView2 {
     pub task_ids: Vec<i64>,
     /// Why it failed, or why the last relay attempt did not finish.
     pub error: Option<String>,
+    /// While pending and the cloud holds it back: why — `queued`, `throttled`, `waiting_quota`
+    /// (the corp's monthly DingTalk quota is exhausted), `ip_banned` or `unavailable`.
+    #[salvo(schema(value_type = Option<crate::relay_api::WaitReasonName>))]
+    pub waiting: Option<String>,
+    /// While pending: when local next relays it or asks the cloud about it (RFC 3339).
+    #[salvo(schema(format = DateTime))]
+    pub next_attempt_at: Option<String>,
     /// Relay attempts so far.
     pub attempts: u32,
     /// When the cloud acknowledged it (RFC 3339).
@@ -286,6 +293,13 @@ impl From<MessageRecord> for MessageView2 {
             corp_id: record.corp_id.to_string(),
             state: record.state.as_str().to_owned(),
             task_ids: record.task_ids.iter().map(|t| t.get()).collect(),
+            waiting: record
+                .state
+                .is_pending()
+                .then(|| record.error.as_deref().and_then(application::usecases::local::waiting_reason))
+                .flatten()
+                .map(|reason| reason.as_str().to_owned()),
+            next_attempt_at: record.state.is_pending().then(|| rfc3339(record.next_attempt_at)),
             error: record.error,
             attempts: record.attempts,
             relayed_at: record.relayed_at.map(rfc3339),

@@ -103,8 +103,8 @@ pub struct RelayHttp {
     pub create_intent: CreateLoginIntent,
     /// Login results.
     pub take_result: TakeLoginResult,
-    /// Sending.
-    pub send: RelaySend,
+    /// Accepting messages (the background sender shares it: [`application::usecases::cloud::DeliverRelayed`]).
+    pub send: Arc<RelaySend>,
     /// Delivery reports.
     pub status: RelayStatus,
     /// Recall.
@@ -240,8 +240,10 @@ fn parse_key(raw: &str) -> Result<String, ApiError> {
     Ok(key.to_owned())
 }
 
-/// Sends a work notification (idempotent on `key`: a repeated key returns the existing record and
-/// never sends a batch twice; the same key with a different message is 409).
+/// Accepts a work notification: one durable write and the record's receipt (`accepted`, with
+/// `waiting` saying why it is not sent yet); the cloud's background sender makes the DingTalk
+/// calls, paced. Idempotent on `key`: a repeated key returns the existing record (with its task
+/// ids once sent) and never sends a batch twice; the same key with a different message is 409.
 #[endpoint(
     tags("relay"),
     security(("relay_client" = [])),
@@ -257,13 +259,9 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     let recipients = Recipients::try_from(input.recipients)?;
     let body = MessageBody::parse(&input.body)?;
     body.check_recipients(&recipients)?;
-    // Run the send as its own task: if the caller disconnects (or its process dies) mid-send, the
-    // handler is cancelled but the send still finishes and records every task id DingTalk
-    // returned, so the caller's retry never sends a batch twice.
+    // Accepting is one durable write; the background sender makes the DingTalk calls.
     let request = RelaySendRequest { key, corp_id, recipients, body };
-    let receipt = tokio::spawn(async move { relay.send.execute(&client, &request).await })
-        .await
-        .map_err(|e| ApiError::internal(format!("relay send task failed: {e}")))??;
+    let receipt = relay.send.accept(&client, &request).await?;
     res.render(Json(RelayReceiptDto::from(&receipt)));
     Ok(())
 }

@@ -69,7 +69,7 @@ async fn env() -> Env {
         limiter: AuthLimiter::new(AuthLimit::default()),
         create_intent: CreateLoginIntent::new(shared.clone(), idp.clone(), clock.clone(), "http://cb".into()),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
-        send: RelaySend::new(shared.clone(), messenger.clone(), clock.clone()),
+        send: Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone())),
         status: RelayStatus::new(shared.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(shared.clone(), messenger, clock),
         fetch_member: FetchMember::new(idp),

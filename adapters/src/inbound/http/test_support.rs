@@ -221,7 +221,7 @@ pub fn relay(store: &Arc<SqliteStore>) -> Arc<RelayHttp> {
         limiter: AuthLimiter::new(AuthLimit::default()),
         create_intent: CreateLoginIntent::new(store.clone(), idp.clone(), clock.clone(), "http://cb".into()),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
-        send: RelaySend::new(store.clone(), messenger.clone(), clock.clone()),
+        send: Arc::new(RelaySend::new(store.clone(), messenger.clone(), clock.clone())),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger, clock),
         fetch_member: FetchMember::new(idp),

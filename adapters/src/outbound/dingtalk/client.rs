@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use application::ports::{SuiteStore, UpstreamError};
+use application::ports::{SuiteStore, UpstreamError, WaitReason};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain::{AgentId, CorpId};
@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::config::{CorpTokenApi, DingTalkApp, DingTalkConfig, join};
 use super::errors::{CallError, decode_legacy, decode_v1, throttle_signal};
 use super::token::{AppToken, FreshToken, TokenCache};
-use crate::outbound::governor::Signal;
+use crate::outbound::governor::{Refusal, Signal};
 
 use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTokenResponse, path};
 
@@ -167,7 +167,14 @@ impl Inner {
             pending = if retries < governor.config().max_retries { request.try_clone() } else { None };
             governor.admit(app, endpoint).await.map_err(|refusal| {
                 tracing::debug!(endpoint, reason = refusal.reason(), "the call governor refused a DingTalk call");
-                UpstreamError::Throttled(format!("{endpoint}: {refusal}"))
+                UpstreamError::Held {
+                    reason: match refusal {
+                        Refusal::Busy { .. } => WaitReason::Throttled,
+                        Refusal::IpBanned { .. } => WaitReason::IpBanned,
+                    },
+                    retry_after_ms: u64::try_from(refusal.retry_after().as_millis()).unwrap_or(u64::MAX),
+                    detail: format!("{endpoint}: {refusal}"),
+                }
             })?;
             let (status, body) = self.send_once(endpoint, request).await?;
             match throttle_signal(status, &body) {
@@ -177,10 +184,14 @@ impl Inner {
                 }
                 Some(signal @ Signal::IpBanned(ban)) => {
                     governor.report(app, endpoint, signal);
-                    return Err(UpstreamError::Throttled(format!(
-                        "{endpoint}: DingTalk banned this egress IP for {} s (docs/dingtalk-api.md §G.1)",
-                        ban.as_secs()
-                    )));
+                    return Err(UpstreamError::Held {
+                        reason: WaitReason::IpBanned,
+                        retry_after_ms: u64::try_from(ban.as_millis()).unwrap_or(u64::MAX),
+                        detail: format!(
+                            "{endpoint}: DingTalk banned this egress IP for {} s (docs/dingtalk-api.md §G.1)",
+                            ban.as_secs()
+                        ),
+                    });
                 }
                 Some(signal) => {
                     governor.report(app, endpoint, signal);
@@ -402,10 +413,14 @@ impl Inner {
             match &result {
                 Err(error) if super::quota::is_quota_refusal(error) => {
                     quota.exhausted(&corp.corp_id).await;
-                    return Err(UpstreamError::Throttled(format!(
-                        "{endpoint}: DingTalk says the monthly API quota of corp {} is exhausted ({error}); metered calls wait",
-                        corp.corp_id
-                    )));
+                    return Err(UpstreamError::Held {
+                        reason: WaitReason::WaitingQuota,
+                        retry_after_ms: super::quota::QUOTA_RECHECK_MS,
+                        detail: format!(
+                            "{endpoint}: DingTalk says the monthly API quota of corp {} is exhausted ({error}); metered calls wait",
+                            corp.corp_id
+                        ),
+                    });
                 }
                 Ok(_)
                 | Err(
@@ -415,7 +430,7 @@ impl Inner {
                 ) => {
                     quota.count(&corp.corp_id, endpoint).await;
                 }
-                Err(UpstreamError::Throttled(_) | UpstreamError::Unavailable(_)) => {}
+                Err(UpstreamError::Throttled(_) | UpstreamError::Unavailable(_) | UpstreamError::Held { .. }) => {}
             }
         }
         result

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use application::ports::{Clock, QuotaStore, QuotaUsage, StoreError, UpstreamError};
+use application::ports::{Clock, QuotaStore, QuotaUsage, StoreError, UpstreamError, WaitReason};
 use domain::{CorpId, Timestamp};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -32,6 +32,10 @@ use super::wire::path;
 
 /// DingTalk's monthly quota of metered calls for a standard-edition org (docs/dingtalk-api.md §G.3).
 pub const DEFAULT_MONTHLY_LIMIT: u64 = 5_000;
+/// How long a message held for an exhausted monthly quota waits before the sender looks again,
+/// in milliseconds (no DingTalk call is made while the month is marked exhausted, so this only
+/// bounds how soon an operator's `dingbridge quota resume` or the month's turn takes effect).
+pub const QUOTA_RECHECK_MS: u64 = 60_000;
 
 /// The metered work-notification APIs (docs/dingtalk-api.md §G.3 "Metered"); every other API this
 /// client calls (tokens, users/me, contacts) is exempt.
@@ -131,10 +135,14 @@ impl QuotaAccountant {
         match self.store.quota_usage(corp_id.as_str(), &month).await {
             Ok(Some(usage)) if usage.exhausted => {
                 crate::metrics::governor_refused("quota");
-                Err(UpstreamError::Throttled(format!(
-                    "{endpoint}: the monthly quota of corp {corp_id} is exhausted for {month} (DingTalk 90020); \
-                     metered calls wait until the month turns or `dingbridge quota resume --corp-id {corp_id}`"
-                )))
+                Err(UpstreamError::Held {
+                    reason: WaitReason::WaitingQuota,
+                    retry_after_ms: QUOTA_RECHECK_MS,
+                    detail: format!(
+                        "{endpoint}: the monthly quota of corp {corp_id} is exhausted for {month} (DingTalk 90020); \
+                         metered calls wait until the month turns or `dingbridge quota resume --corp-id {corp_id}`"
+                    ),
+                })
             }
             Ok(_) => Ok(()),
             Err(err) => {
@@ -288,7 +296,7 @@ mod tests {
         let accountant = QuotaAccountant::new(Arc::new(store), clock_at(NOW), QuotaConfig::default());
         let corp = CorpId::parse("dingcorp").expect("corp");
         assert!(
-            matches!(accountant.check(&corp, path::ASYNC_SEND).await, Err(UpstreamError::Throttled(m)) if m.contains("90020"))
+            matches!(accountant.check(&corp, path::ASYNC_SEND).await, Err(UpstreamError::Held { reason: WaitReason::WaitingQuota, retry_after_ms: QUOTA_RECHECK_MS, detail }) if detail.contains("90020"))
         );
         // Exempt APIs are not even looked up (the mock allows one lookup).
         assert_eq!(accountant.check(&corp, path::USER_GET).await, Ok(()));

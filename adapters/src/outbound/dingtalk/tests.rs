@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError, UpstreamError};
+use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError, UpstreamError, WaitReason};
 use domain::{AgentId, AuthCode, Batch, CorpId, DeptId, Forbidden, LoginState, MessageBody, TaskId, UnionId, UserId};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -777,10 +777,17 @@ async fn an_ip_ban_is_throttled_and_stops_every_call_of_the_process() -> TestRes
         config.governor = governor(18.0, 3);
         let client = client_with(config);
         let result = client.find_userid(&corp()?, &union()?).await;
-        assert!(matches!(upstream(result), Some(UpstreamError::Throttled(ref m)) if m.contains("banned")));
+        // Held with its reason and the ban's length (§G.1: 5 minutes), so a message waits that long.
+        assert!(matches!(
+            upstream(result),
+            Some(UpstreamError::Held { reason: WaitReason::IpBanned, retry_after_ms: 300_000, ref detail }) if detail.contains("banned")
+        ));
         assert_eq!(stub.calls(path::GET_BY_UNIONID), 1, "a ban is not retried");
         let other = client.get_member(&corp()?, &UserId::parse("manager4220")?).await;
-        assert!(matches!(other, Err(IdentityError::Upstream(UpstreamError::Throttled(ref m))) if m.contains("banned")));
+        assert!(matches!(
+            other,
+            Err(IdentityError::Upstream(UpstreamError::Held { reason: WaitReason::IpBanned, ref detail, .. })) if detail.contains("banned")
+        ));
         assert_eq!(stub.calls(path::USER_GET), 0, "nothing reaches DingTalk during the ban");
     }
     Ok(())

@@ -120,6 +120,11 @@ impl PgStore {
     async fn conn(&self) -> Result<PooledConnection<'_, Conn>, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    /// A pooled connection for a write: PostgreSQL takes concurrent writers, so any connection.
+    async fn writer(&self) -> Result<PooledConnection<'_, Conn>, StoreError> {
+        self.conn().await
+    }
 }
 
 /// Applies pending migrations to the database at `url`. For the CLI's

@@ -56,7 +56,7 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
         .get_result(&mut again.conn().await?)
         .await?;
     // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds
-    assert_eq!(applied.n, 8);
+    assert_eq!(applied.n, 9);
     drop(again);
     db.drop_database().await?;
     Ok(())
@@ -380,6 +380,13 @@ async fn outbox_list_pages_newest_first_and_filters() -> TestResult {
 async fn relay_insert_or_get_is_idempotent() -> TestResult {
     let (_db, store) = fresh().await?;
     shared::relay_insert_or_get_is_idempotent(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn relay_due_messages_wait_until_their_retry_and_are_released_for_their_reason() -> TestResult {
+    let (_db, store) = fresh().await?;
+    shared::relay_due_messages_wait_until_their_retry_and_are_released_for_their_reason(store).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

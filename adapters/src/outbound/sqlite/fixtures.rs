@@ -91,6 +91,8 @@ pub(crate) fn relay_record(client_id: &str, key: &str, recipients: &Recipients) 
         state: MessageState::Accepted,
         created_at: ts(1_000),
         updated_at: ts(1_000),
+        attempts: 0,
+        waiting: None,
     }
 }
 

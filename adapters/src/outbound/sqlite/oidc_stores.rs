@@ -25,6 +25,7 @@ pub(crate) const REVOKED_GRANT_RETENTION_MS: i64 = 86_400_000;
 /// Implements `GrantStore` and `SigningKeyStore` of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target = Conn>, StoreError>`
+/// (reads) and `async fn writer(&self)` (the same type, for writes: SQLite's single writer)
 /// (a pooled connection of a diesel-async backend) and `$db_error` must be a
 /// `fn(&str, diesel::result::Error) -> StoreError` mapping unique violations to `Conflict` (as for
 /// `impl_store_ports!`).
@@ -74,7 +75,7 @@ macro_rules! impl_oidc_stores {
             impl GrantStore for $store {
                 async fn insert_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
                     let row = CodeRow::from_domain(code)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(oidc_codes::table)
                         .values(&row)
                         .execute(&mut conn)
@@ -85,7 +86,7 @@ macro_rules! impl_oidc_stores {
 
                 async fn redeem_code(&self, code_hash: &str, now: Timestamp) -> Result<CodeRedemption, StoreError> {
                     let now = now.as_millis();
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let found = conn
                         .transaction::<_, DieselError, _>(async |conn| {
                             // The single-use step: one conditional UPDATE (see the module doc).
@@ -133,7 +134,7 @@ macro_rules! impl_oidc_stores {
                     let grant_row = GrantRow::from_domain(grant)?;
                     // The first token belongs to this grant whatever its `grant_id` says.
                     let token_row = refresh.map(|token| RefreshTokenRow::new(token, &grant.id));
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     conn.transaction::<_, DieselError, _>(async |conn| {
                         diesel::insert_into(oidc_grants::table).values(&grant_row).execute(conn).await?;
                         if let Some(token_row) = &token_row {
@@ -159,7 +160,7 @@ macro_rules! impl_oidc_stores {
                     now: Timestamp,
                 ) -> Result<RefreshRotation, StoreError> {
                     let now = now.as_millis();
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let rotation = conn
                         .transaction::<_, DieselError, _>(async |conn| {
                             let active_grants = oidc_grants::table
@@ -260,7 +261,7 @@ macro_rules! impl_oidc_stores {
 
                 /// `true` when the grant was unrevoked (an expired, unrevoked grant included).
                 async fn revoke_grant(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::update(oidc_grants::table.find(id).filter(oidc_grants::revoked_at.is_null()))
                         .set(oidc_grants::revoked_at.eq(now.as_millis()))
                         .execute(&mut conn)
@@ -271,7 +272,7 @@ macro_rules! impl_oidc_stores {
 
                 /// Counts the unrevoked grants it revoked (expired ones included).
                 async fn revoke_grants_for_user(&self, user_id: &str, now: Timestamp) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::update(
                         oidc_grants::table
                             .filter(oidc_grants::user_id.eq(user_id))
@@ -290,7 +291,7 @@ macro_rules! impl_oidc_stores {
                     session_hash: &str,
                     now: Timestamp,
                 ) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::update(
                         oidc_grants::table
                             .filter(oidc_grants::session_hash.eq(session_hash))
@@ -306,7 +307,7 @@ macro_rules! impl_oidc_stores {
                 /// Only ever forward (a check recorded later with an earlier `now` changes
                 /// nothing); an unknown (purged) grant is no error.
                 async fn mark_membership_checked(&self, grant_id: &str, now: Timestamp) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::update(
                         oidc_grants::table
                             .find(grant_id)
@@ -329,7 +330,7 @@ macro_rules! impl_oidc_stores {
                         oidc_grants::table
                             .filter(oidc_grants::expires_at.le(now).or(oidc_grants::revoked_at.le(revoked_before)))
                     };
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     conn.transaction::<_, DieselError, _>(async |conn| {
                         let codes = diesel::delete(oidc_codes::table.filter(oidc_codes::expires_at.le(now)))
                             .execute(conn)
@@ -365,7 +366,7 @@ macro_rules! impl_oidc_stores {
 
                 async fn insert_signing_key(&self, key: &SigningKey, now: Timestamp) -> Result<(), StoreError> {
                     let row = NewSigningKeyRow::from_domain(key);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // Retire first (the write that takes SQLite's lock); a duplicate kid rolls the
                     // retirement back with the failed insert.
                     conn.transaction::<_, DieselError, _>(async |conn| {
@@ -385,7 +386,7 @@ macro_rules! impl_oidc_stores {
                 }
 
                 async fn delete_retired_signing_keys(&self, retired_before: Timestamp) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(
                         oidc_signing_keys::table
                             .filter(oidc_signing_keys::retired_at.is_not_null())

@@ -10,7 +10,7 @@ use std::fmt::Display;
 
 use application::ports::{
     Binding, ContactEvent, CorpAuthorization, FeedEntry, LoginIntent, LoginOutcome, MessageRecord, RelayMessageRecord,
-    Session, StoreError, SuiteTicket,
+    RelayWaiting, Session, StoreError, SuiteTicket, WaitReason,
 };
 use diesel::prelude::*;
 use domain::{
@@ -381,6 +381,10 @@ pub(crate) struct RelayMessageRow {
     pub state: String,
     pub created_at: i64,
     pub updated_at: i64,
+    pub attempts: i64,
+    pub waiting: Option<String>,
+    pub waiting_detail: Option<String>,
+    pub retry_at: Option<i64>,
 }
 
 /// A row of `relay_batches`.
@@ -415,6 +419,10 @@ impl RelayMessageRow {
             state: record.state.as_str().to_owned(),
             created_at: record.created_at.as_millis(),
             updated_at: record.updated_at.as_millis(),
+            attempts: i64::from(record.attempts),
+            waiting: record.waiting.as_ref().map(|w| w.reason.as_str().to_owned()),
+            waiting_detail: record.waiting.as_ref().map(|w| w.detail.clone()),
+            retry_at: record.waiting.as_ref().map(|w| w.retry_at.as_millis()),
         };
         let batches = record
             .batches
@@ -454,7 +462,18 @@ impl RelayMessageRow {
                 Ok(BatchRecord { batch, task_id, error: b.error })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let waiting = match self.waiting {
+            None => None,
+            Some(code) => Some(RelayWaiting {
+                reason: WaitReason::parse(&code)
+                    .ok_or_else(|| corrupt(T, &key, format!("unknown waiting reason {code:?}")))?,
+                detail: self.waiting_detail.unwrap_or_default(),
+                retry_at: Timestamp::from_millis(self.retry_at.unwrap_or(self.updated_at)),
+            }),
+        };
         Ok(RelayMessageRecord {
+            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
+            waiting,
             corp_id: parse_corp(T, &key, &self.corp_id)?,
             body: parse_body(T, &key, &self.body)?,
             batches,

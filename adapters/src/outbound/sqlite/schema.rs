@@ -154,6 +154,14 @@ diesel::table! {
         updated_at -> BigInt,
         /// Background reconciliation rounds so far (`delivery.reconcile = "budget"`).
         reconcile_rounds -> BigInt,
+        /// Delivery attempts of the background sender that ended waiting.
+        attempts -> BigInt,
+        /// `WaitReason::as_str` while the message waits after an attempt.
+        waiting -> Nullable<Text>,
+        /// What happened, for people.
+        waiting_detail -> Nullable<Text>,
+        /// Epoch ms of the next attempt; NULL = due at once.
+        retry_at -> Nullable<BigInt>,
     }
 }
 

@@ -6,7 +6,8 @@
 
 use application::ports::{
     BindingStore, EventStore, ListUsers, LoginAttemptStore, LoginIntentStore, LoginOutcome, LoginResultStore,
-    MessageRecord, MessageStore, QuotaStore, RelayMessageStore, SessionStore, StoreError, SuiteStore, UserRepository,
+    MessageRecord, MessageStore, QuotaStore, RelayMessageStore, RelayWaiting, SessionStore, StoreError, SuiteStore,
+    UserRepository, WaitReason,
 };
 use domain::{LoginFailure, MessageState, Recipients, UserId};
 
@@ -441,6 +442,45 @@ pub(crate) async fn relay_list_in_state_filters_by_state_and_age_least_recently_
     assert!(store.list_in_state(MessageState::Sent, ts(1_000), 2, 10).await?.is_empty());
     assert_eq!(store.get("client-a", "a").await?.map(|r| r.state), Some(MessageState::Completed));
     assert!(store.record_reconcile_round("client-a", "nope", MessageState::Sent, ts(9_000)).await.is_err());
+    Ok(())
+}
+
+pub(crate) async fn relay_due_messages_wait_until_their_retry_and_are_released_for_their_reason<
+    S: RelayMessageStore,
+>(
+    store: S,
+) -> TestResult {
+    for (key, created) in [("q1", 1_000), ("q2", 2_000), ("t", 3_000), ("new", 4_000), ("sent", 500)] {
+        let mut record = relay_record("client-a", key, &Recipients::everyone());
+        record.created_at = ts(created);
+        store.insert_or_get(&record).await?;
+    }
+    store.set_state("client-a", "sent", MessageState::Sent, ts(5_000)).await?;
+    let keys = |records: Vec<application::ports::RelayMessageRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.key).collect()
+    };
+    // Never attempted: due at once, oldest first; a sent message never is.
+    assert_eq!(keys(store.list_due(ts(5_000), 10).await?), ["q1", "q2", "t", "new"]);
+    assert_eq!(keys(store.list_due(ts(5_000), 2).await?), ["q1", "q2"]);
+    let waiting = |reason: WaitReason, retry_at: i64| RelayWaiting {
+        reason,
+        detail: format!("held: {}", reason.as_str()),
+        retry_at: ts(retry_at),
+    };
+    store.record_waiting("client-a", "q1", &waiting(WaitReason::WaitingQuota, 60_000), ts(5_000)).await?;
+    store.record_waiting("client-a", "q2", &waiting(WaitReason::WaitingQuota, 60_000), ts(5_000)).await?;
+    store.record_waiting("client-a", "t", &waiting(WaitReason::Throttled, 7_000), ts(5_000)).await?;
+    store.record_waiting("client-a", "t", &waiting(WaitReason::Throttled, 9_000), ts(7_000)).await?;
+    assert_eq!(keys(store.list_due(ts(8_000), 10).await?), ["new"]);
+    assert_eq!(keys(store.list_due(ts(9_000), 10).await?), ["t", "new"]);
+    // The record carries its attempts and why it waits.
+    let t = store.get("client-a", "t").await?.ok_or("t is gone")?;
+    assert_eq!((t.attempts, t.waiting), (2, Some(waiting(WaitReason::Throttled, 9_000))));
+    // An operator's resume makes the quota's messages of that corp due now, and nothing else.
+    assert_eq!(store.release_waiting(&corp("dingother"), WaitReason::WaitingQuota, ts(9_500)).await?, 0);
+    assert_eq!(store.release_waiting(&corp("dingcorp"), WaitReason::WaitingQuota, ts(9_500)).await?, 2);
+    assert_eq!(keys(store.list_due(ts(9_500), 10).await?), ["q1", "q2", "t", "new"]);
+    assert!(store.record_waiting("client-a", "nope", &waiting(WaitReason::Throttled, 1), ts(1)).await.is_err());
     Ok(())
 }
 

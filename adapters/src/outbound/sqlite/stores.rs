@@ -62,7 +62,8 @@ impl FeedLock for diesel_async::AsyncPgConnection {
 /// Implements every store port of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
-/// $conn>, StoreError>` (a pooled connection) and a `feed: FeedWatch` field (the feed
+/// $conn>, StoreError>` (a pooled connection) and `async fn writer(&self)` (the same, for
+/// every write: SQLite's single writer) and a `feed: FeedWatch` field (the feed
 /// signal its appends bump), and `$db_error` must be a
 /// `fn(&str, diesel::result::Error) -> StoreError`. The schema and row structs
 /// are [`super::schema`] and [`super::rows`].
@@ -73,7 +74,8 @@ macro_rules! impl_store_ports {
                 Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
                 FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
                 LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
-                RelayMessageStore, Session, SessionStore, StoreError, SuiteStore, SuiteTicket, UserRepository,
+                RelayMessageStore, RelayWaiting, Session, SessionStore, StoreError, SuiteStore, SuiteTicket,
+                UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -107,7 +109,7 @@ macro_rules! impl_store_ports {
             #[async_trait]
             impl LoginAttemptStore for $store {
                 async fn insert(&self, attempt: &LoginAttempt) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(login_attempts::table)
                         .values(LoginAttemptRow::from_domain(attempt))
                         .execute(&mut conn)
@@ -117,7 +119,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginAttempt>, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let row = diesel::delete(login_attempts::table.find(state_hash))
                         .returning(LoginAttemptRow::as_returning())
                         .get_result(&mut conn)
@@ -128,7 +130,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(login_attempts::table.filter(login_attempts::expires_at.le(now.as_millis())))
                         .execute(&mut conn)
                         .await
@@ -141,7 +143,7 @@ macro_rules! impl_store_ports {
             impl LoginIntentStore for $store {
                 async fn insert(&self, intent: &LoginIntent) -> Result<(), StoreError> {
                     let row = LoginIntentRow::from_domain(intent)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(login_intents::table)
                         .values(row)
                         .execute(&mut conn)
@@ -151,7 +153,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn take(&self, state_hash: &str, now: Timestamp) -> Result<Option<LoginIntent>, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let row = diesel::delete(login_intents::table.find(state_hash))
                         .returning(LoginIntentRow::as_returning())
                         .get_result(&mut conn)
@@ -162,7 +164,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(login_intents::table.filter(login_intents::expires_at.le(now.as_millis())))
                         .execute(&mut conn)
                         .await
@@ -181,7 +183,7 @@ macro_rules! impl_store_ports {
                     expires_at: Timestamp,
                 ) -> Result<(), StoreError> {
                     let row = LoginResultRow::from_domain(state_hash, client_id, outcome, expires_at)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(login_results::table)
                         .values(row)
                         .execute(&mut conn)
@@ -196,7 +198,7 @@ macro_rules! impl_store_ports {
                     client_id: &str,
                     now: Timestamp,
                 ) -> Result<Option<LoginOutcome>, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let row = diesel::delete(
                         login_results::table.find(state_hash).filter(login_results::client_id.eq(client_id)),
                     )
@@ -209,7 +211,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(login_results::table.filter(login_results::expires_at.le(now.as_millis())))
                         .execute(&mut conn)
                         .await
@@ -221,7 +223,7 @@ macro_rules! impl_store_ports {
             #[async_trait]
             impl SessionStore for $store {
                 async fn insert(&self, session: &Session) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(sessions::table)
                         .values(SessionRow::from_domain(session))
                         .execute(&mut conn)
@@ -244,7 +246,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn delete(&self, token_hash: &str) -> Result<bool, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(sessions::table.find(token_hash))
                         .execute(&mut conn)
                         .await
@@ -253,7 +255,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn delete_for_user(&self, user_id: &str) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
                         .execute(&mut conn)
                         .await
@@ -272,7 +274,7 @@ macro_rules! impl_store_ports {
                 ) -> Result<User, StoreError> {
                     let row = UserRow::new_user(profile, new_id, now)?;
                     let changes = row.changes();
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let mut attempt = 1;
                     let stored = loop {
                         let inserted = diesel::insert_into(users::table)
@@ -362,7 +364,7 @@ macro_rules! impl_store_ports {
             impl MessageStore for $store {
                 async fn insert(&self, record: &MessageRecord) -> Result<(), StoreError> {
                     let row = MessageRow::from_domain(record)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(messages::table)
                         .values(row)
                         .execute(&mut conn)
@@ -414,7 +416,7 @@ macro_rules! impl_store_ports {
                     let sent = matches!(state, MessageState::Sent | MessageState::Completed | MessageState::Recalled);
                     let finished =
                         matches!(state, MessageState::Completed | MessageState::Failed | MessageState::Recalled);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let updated = diesel::update(messages::table.find(id))
                         .set((
                             messages::state.eq(state.as_str()),
@@ -447,7 +449,7 @@ macro_rules! impl_store_ports {
                         .filter(messages::next_attempt_at.le(now.as_millis()))
                         .order((messages::next_attempt_at.asc(), messages::created_at.asc()))
                         .limit(i64::from(limit));
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let ids: Vec<String> = due.load(&mut conn).await.map_err(|e| db_error("find due messages", e))?;
                     if ids.is_empty() {
                         return Ok(Vec::new());
@@ -480,7 +482,7 @@ macro_rules! impl_store_ports {
                     next_attempt_at: Timestamp,
                     error: Option<String>,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::update(messages::table.find(id))
                         .set((messages::next_attempt_at.eq(next_attempt_at.as_millis()), messages::error.eq(error)))
                         .execute(&mut conn)
@@ -541,7 +543,7 @@ macro_rules! impl_store_ports {
                 ) -> Result<(RelayMessageRecord, bool), StoreError> {
                     let (message, batches) = RelayMessageRow::from_domain(record)?;
                     let (client_id, key) = (record.client_id.as_str(), record.key.as_str());
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // Insert first (taking the write lock), then read back the existing
                     // record in the same transaction if the key was taken.
                     let existing = conn
@@ -618,7 +620,7 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let idx = batch_idx(index)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let updated = conn
                         .transaction::<_, diesel::result::Error, _>(async |conn| {
                             let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
@@ -653,7 +655,7 @@ macro_rules! impl_store_ports {
                     state: MessageState,
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     update_relay_state(&mut conn, client_id, key, state, now, 0, "set relay message state").await
                 }
 
@@ -664,8 +666,79 @@ macro_rules! impl_store_ports {
                     state: MessageState,
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     update_relay_state(&mut conn, client_id, key, state, now, 1, "record a reconciliation round").await
+                }
+
+                async fn list_due(&self, now: Timestamp, limit: u32) -> Result<Vec<RelayMessageRecord>, StoreError> {
+                    let mut conn = self.conn().await?;
+                    let keys: Vec<(String, String)> = relay_messages::table
+                        .filter(relay_messages::state.eq(MessageState::Accepted.as_str()))
+                        .filter(relay_messages::retry_at.is_null().or(relay_messages::retry_at.le(now.as_millis())))
+                        // Oldest first: the same on both databases (they sort NULLs differently).
+                        .order(relay_messages::created_at.asc())
+                        .limit(i64::from(limit))
+                        .select((relay_messages::client_id, relay_messages::key))
+                        .load(&mut conn)
+                        .await
+                        .map_err(|e| db_error("list due relay messages", e))?;
+                    let mut records = Vec::with_capacity(keys.len());
+                    for (client_id, key) in keys {
+                        let found = load_relay(&mut conn, &client_id, &key)
+                            .await
+                            .map_err(|e| db_error("load relay message", e))?;
+                        if let Some((message, batches)) = found {
+                            records.push(message.into_domain(batches)?);
+                        }
+                    }
+                    Ok(records)
+                }
+
+                async fn record_waiting(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    waiting: &RelayWaiting,
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let mut conn = self.writer().await?;
+                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
+                        .set((
+                            relay_messages::attempts.eq(relay_messages::attempts + 1),
+                            relay_messages::waiting.eq(waiting.reason.as_str()),
+                            relay_messages::waiting_detail.eq(&waiting.detail),
+                            relay_messages::retry_at.eq(waiting.retry_at.as_millis()),
+                            relay_messages::updated_at.eq(now.as_millis()),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("record a waiting relay message", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "record a waiting relay message: no message {client_id}/{key}"
+                        )));
+                    }
+                    Ok(())
+                }
+
+                async fn release_waiting(
+                    &self,
+                    corp_id: &CorpId,
+                    reason: application::ports::WaitReason,
+                    now: Timestamp,
+                ) -> Result<u64, StoreError> {
+                    let mut conn = self.writer().await?;
+                    diesel::update(
+                        relay_messages::table
+                            .filter(relay_messages::state.eq(MessageState::Accepted.as_str()))
+                            .filter(relay_messages::corp_id.eq(corp_id.as_str()))
+                            .filter(relay_messages::waiting.eq(reason.as_str())),
+                    )
+                    .set(relay_messages::retry_at.eq(now.as_millis()))
+                    .execute(&mut conn)
+                    .await
+                    .map(count)
+                    .map_err(|e| db_error("release waiting relay messages", e))
                 }
             }
 
@@ -700,7 +773,7 @@ macro_rules! impl_store_ports {
             impl BindingStore for $store {
                 async fn put(&self, binding: &Binding) -> Result<(), StoreError> {
                     let row = BindingRow::from_domain(binding);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     for attempt in 1..=UPSERT_ATTEMPTS {
                         let inserted = diesel::insert_into(bindings::table)
                             .values(&row)
@@ -774,7 +847,7 @@ macro_rules! impl_store_ports {
                         ticket: ticket.to_owned(),
                         updated_at: now.as_millis(),
                     };
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(suite_tickets::table)
                         .values(&row)
                         .on_conflict(suite_tickets::suite_key)
@@ -800,7 +873,7 @@ macro_rules! impl_store_ports {
 
                 async fn put_authorization(&self, authorization: &CorpAuthorization) -> Result<(), StoreError> {
                     let row = CorpAuthorizationRow::from_domain(authorization);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // The primary key is the table's only unique constraint, so `ON CONFLICT … DO
                     // UPDATE` settles concurrent puts on both backends (no retry needed).
                     diesel::insert_into(corp_authorizations::table)
@@ -863,7 +936,7 @@ macro_rules! impl_store_ports {
                         nonce: nonce.to_owned(),
                         keep_until: keep_until.as_millis(),
                     };
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // One statement on one key: a new nonce is inserted; an expired copy of it is
                     // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left
                     // alone and counts 0 rows — a replay. Of concurrent calls for one nonce
@@ -887,7 +960,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn purge_expired_nonces(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // The `limit`-th oldest expired `keep_until` (by the keep_until index), then
                     // one range delete up to it: bounded work per call on both backends.
                     let boundary: Option<i64> = callback_nonces::table
@@ -912,7 +985,7 @@ macro_rules! impl_store_ports {
                 }
 
                 async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError> {
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::delete(callback_nonces::table.find((owner, nonce)))
                         .execute(&mut conn)
                         .await
@@ -922,7 +995,7 @@ macro_rules! impl_store_ports {
 
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let appended = conn
                         .transaction::<_, diesel::result::Error, _>(async |conn| {
                             if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
@@ -997,7 +1070,7 @@ macro_rules! impl_store_ports {
                 ) -> Result<u64, StoreError> {
                     use diesel::upsert::excluded;
                     let calls = i64::try_from(calls).unwrap_or(i64::MAX);
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     let total: i64 = diesel::insert_into(quota_usage::table)
                         .values((
                             quota_usage::tenant.eq(tenant),
@@ -1028,7 +1101,7 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     use diesel::upsert::excluded;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     diesel::insert_into(quota_usage::table)
                         .values((
                             quota_usage::tenant.eq(tenant),
@@ -1100,7 +1173,7 @@ macro_rules! impl_store_ports {
 
                 async fn save_cursor(&self, name: &str, cursor: i64, now: Timestamp) -> Result<(), StoreError> {
                     use diesel::upsert::excluded;
-                    let mut conn = self.conn().await?;
+                    let mut conn = self.writer().await?;
                     // Only ever forward: a smaller cursor (a slower second poller) changes nothing.
                     let upsert = diesel::insert_into(feed_cursors::table)
                         .values((

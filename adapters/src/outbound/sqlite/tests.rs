@@ -460,6 +460,12 @@ async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn relay_due_messages_wait_until_their_retry_and_are_released_for_their_reason() -> TestResult {
+    let db = TempDb::new("relay-due");
+    shared::relay_due_messages_wait_until_their_retry_and_are_released_for_their_reason(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
     let db = TempDb::new("relay-list-in-state");
     shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(db.open().await?).await
