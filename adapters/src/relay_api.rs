@@ -22,7 +22,7 @@ use application::ports::{
 };
 use domain::{
     CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, RecipientOutcome, Recipients,
-    TaskId, Timestamp, UnionId, UserId, ValidationError,
+    SkipReason, TaskId, Timestamp, UnionId, UserId, ValidationError,
 };
 use salvo_oapi::ToSchema;
 use serde::{Deserialize, Serialize};
@@ -370,6 +370,7 @@ pub fn outcome_name(outcome: &RecipientOutcome) -> (&'static str, Option<String>
         RecipientOutcome::Forbidden { code } => ("forbidden", Some(code.clone())),
         RecipientOutcome::InvalidUser => ("invalid_user", None),
         RecipientOutcome::Pending => ("pending", None),
+        RecipientOutcome::Skipped { reason } => ("skipped", Some(reason.as_str().to_owned())),
     }
 }
 
@@ -380,6 +381,10 @@ fn outcome_from_name(name: &str, code: Option<String>) -> RecipientOutcome {
         "failed" => RecipientOutcome::Failed,
         "forbidden" => RecipientOutcome::Forbidden { code: code.unwrap_or_default() },
         "invalid_user" => RecipientOutcome::InvalidUser,
+        "skipped" => match code.as_deref().and_then(SkipReason::parse) {
+            Some(reason) => RecipientOutcome::Skipped { reason },
+            None => RecipientOutcome::Pending,
+        },
         _ => RecipientOutcome::Pending,
     }
 }

@@ -474,6 +474,11 @@ pub struct DeliverySection {
     /// errcode dingbridge does not know is retried before it fails with that code (0–604,800,
     /// default 3,600; docs/dingtalk-api.md §G.2).
     pub unrecognized_retry_secs: u32,
+    /// Skip and report recipients DingTalk would silently drop (default true): the same content to
+    /// a person twice a day, or past 500 messages a day per person (100 for a suite app)
+    /// (docs/dingtalk-api.md §D.6). They show as `skipped` with `daily_limit` or
+    /// `duplicate_content` in the message's per-recipient status.
+    pub screen_recipients: bool,
 }
 
 impl Default for DeliverySection {
@@ -482,6 +487,7 @@ impl Default for DeliverySection {
             reconcile: "off".into(),
             rounds_per_message: 1,
             unrecognized_retry_secs: application::usecases::cloud::DEFAULT_UNRECOGNIZED_BUDGET_SECS,
+            screen_recipients: true,
         }
     }
 }

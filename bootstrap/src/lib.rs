@@ -22,6 +22,7 @@ use adapters::inbound::http::{
 };
 use adapters::outbound::dingtalk::crypto::CallbackCrypto;
 use adapters::outbound::dingtalk::quota::QuotaAccountant;
+use adapters::outbound::dingtalk::recipients::{DingTalkRecipientLimits, china_day};
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
 use adapters::outbound::governor::Governor;
 use adapters::outbound::postgres::PgStore;
@@ -32,7 +33,8 @@ use anyhow::Context;
 use application::ports::{
     BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, GrantStore,
     IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, QuotaStore,
-    RandomSource, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore, UserRepository,
+    RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore,
+    UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
@@ -284,6 +286,19 @@ impl Purge for Nonces {
     }
 }
 
+/// The recipient ledger's rows of days before yesterday (China Standard Time).
+struct Ledger(Arc<dyn RecipientLedgerStore>);
+
+#[async_trait::async_trait]
+impl Purge for Ledger {
+    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
+        self.0.purge_days_before(&china_day(now.plus_secs(-24 * 3600))).await
+    }
+    fn name(&self) -> &'static str {
+        "recipient ledger days"
+    }
+}
+
 impl PurgeJob {
     async fn run_once(&self) {
         let now = self.clock.now();
@@ -299,7 +314,15 @@ impl PurgeJob {
 
 /// Storage of the cloud role (the store is also the contact feed's signal).
 trait CloudStores:
-    LoginIntentStore + LoginResultStore + RelayMessageStore + SuiteStore + EventStore + FeedSignal + QuotaStore + 'static
+    LoginIntentStore
+    + LoginResultStore
+    + RelayMessageStore
+    + SuiteStore
+    + EventStore
+    + FeedSignal
+    + QuotaStore
+    + RecipientLedgerStore
+    + 'static
 {
 }
 impl<
@@ -310,6 +333,7 @@ impl<
         + EventStore
         + FeedSignal
         + QuotaStore
+        + RecipientLedgerStore
         + 'static,
 > CloudStores for T
 {
@@ -412,11 +436,19 @@ fn cloud_use_cases<S: CloudStores>(
 ) -> (CloudUseCases, RelaySender) {
     let public_url = &config.public_url;
     let notify = Arc::new(tokio::sync::Notify::new());
-    let send = Arc::new(
-        RelaySend::new(store.clone(), messenger.clone(), clock.clone())
-            .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs)
-            .with_wakeup(Arc::new(NotifyTrigger(notify.clone()))),
-    );
+    let mut send = RelaySend::new(store.clone(), messenger.clone(), clock.clone())
+        .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs)
+        .with_wakeup(Arc::new(NotifyTrigger(notify.clone())));
+    if config.delivery.screen_recipients {
+        // No silent drops (docs/dingtalk-api.md §D.6): third-party suite corps get 100 a day.
+        let suite_corps = config.suite.corp_ids.iter().filter_map(|c| CorpId::parse(c).ok());
+        send = send.with_recipient_limits(Arc::new(DingTalkRecipientLimits::new(
+            store.clone(),
+            clock.clone(),
+            suite_corps,
+        )));
+    }
+    let send = Arc::new(send);
     let sender = RelaySender { job: Arc::new(DeliverRelayed::new(send.clone(), store.clone(), clock.clone())), notify };
     let cases = CloudUseCases {
         create_intent: CreateLoginIntent::new(
@@ -658,6 +690,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
                 Arc::new(Intents(store.clone())),
                 Arc::new(Results(store.clone())),
                 Arc::new(Nonces(store.clone())),
+                Arc::new(Ledger(store.clone())),
                 Arc::new(Grants(store)),
             ],
             clock,
@@ -722,7 +755,12 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     Ok(App {
         router: http::cloud_router(cloud_http, relay, events, probes),
         purge: Some(PurgeJob {
-            stores: vec![Arc::new(Intents(store.clone())), Arc::new(Results(store.clone())), Arc::new(Nonces(store))],
+            stores: vec![
+                Arc::new(Intents(store.clone())),
+                Arc::new(Results(store.clone())),
+                Arc::new(Ledger(store.clone())),
+                Arc::new(Nonces(store)),
+            ],
             clock,
         }),
         dispatcher: None,

@@ -57,6 +57,56 @@ pub struct BatchRecord {
     pub task_id: Option<TaskId>,
     /// Why DingTalk refused the call, when it did (`errcode: errmsg`).
     pub error: Option<String>,
+    /// Recipients of the batch the cloud did not send to because the provider would have answered
+    /// success and not delivered (docs/dingtalk-api.md §D.6), with why. Empty until screened.
+    pub skipped: Vec<(UserId, SkipReason)>,
+}
+
+impl BatchRecord {
+    /// A batch not sent yet: no task id, no error, nobody skipped.
+    pub fn new(batch: Batch) -> Self {
+        Self { batch, task_id: None, error: None, skipped: Vec::new() }
+    }
+
+    /// Whether every recipient of the batch was skipped (named users only, no departments or
+    /// everyone), so there is nothing left to send.
+    pub fn fully_skipped(&self) -> bool {
+        !self.skipped.is_empty()
+            && self.batch.dept_ids().is_empty()
+            && !self.batch.to_all()
+            && self.batch.user_ids().iter().all(|u| self.skipped.iter().any(|(s, _)| s == u))
+    }
+
+    /// Whether nothing is left to do for the batch: sent, refused, or every recipient skipped.
+    pub fn is_settled(&self) -> bool {
+        self.task_id.is_some() || self.error.is_some() || self.fully_skipped()
+    }
+}
+
+/// Why the cloud did not send a message to a recipient: the provider would have answered success
+/// and not delivered it (DingTalk: docs/dingtalk-api.md §D.6, "超出限制后接口返回成功，但用户无法接收到").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The person already received the provider's daily maximum from this app today.
+    DailyLimit,
+    /// The person already received this exact content from this app today.
+    DuplicateContent,
+}
+
+impl SkipReason {
+    /// The stable code: `daily_limit` or `duplicate_content`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DailyLimit => "daily_limit",
+            Self::DuplicateContent => "duplicate_content",
+        }
+    }
+
+    /// Parses [`SkipReason::as_str`]'s codes.
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::DailyLimit, Self::DuplicateContent].into_iter().find(|r| r.as_str() == code)
+    }
 }
 
 /// `getsendprogress` (docs/dingtalk-api.md §D.3): `status` 0 not started, 1 processing, 2 done.
@@ -115,6 +165,11 @@ pub enum RecipientOutcome {
     InvalidUser,
     /// DingTalk has not reported on this recipient yet.
     Pending,
+    /// Not sent: DingTalk would have answered success without delivering it.
+    Skipped {
+        /// Why.
+        reason: SkipReason,
+    },
 }
 
 /// Per-recipient delivery of a whole message, merged over its tasks.
@@ -158,6 +213,19 @@ impl DeliveryReport {
         let count = u32::try_from(tasks.len()).unwrap_or(u32::MAX).max(1);
         report.percent = u8::try_from(percent_sum / count).unwrap_or(100);
         report
+    }
+
+    /// Adds the recipients the cloud skipped. A message whose every batch was skipped has no
+    /// task: it is done (100 %) once something was skipped.
+    #[must_use]
+    pub fn with_skipped(mut self, skipped: &[(UserId, SkipReason)], tasks: usize) -> Self {
+        self.recipients
+            .extend(skipped.iter().map(|(u, reason)| (u.clone(), RecipientOutcome::Skipped { reason: *reason })));
+        if tasks == 0 && !skipped.is_empty() {
+            self.done = true;
+            self.percent = 100;
+        }
+        self
     }
 }
 

@@ -23,4 +23,6 @@ pub use message::{MessageBody, MsgType};
 pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;
 pub mod delivery;
-pub use delivery::{BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult};
+pub use delivery::{
+    BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult, SkipReason,
+};

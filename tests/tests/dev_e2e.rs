@@ -268,21 +268,38 @@ async fn a_message_to_250_users_is_three_calls_and_reports_each_recipient() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn status_reports_forbidden_and_invalid_recipients() {
+async fn status_reports_invalid_recipients_and_skips_what_dingtalk_would_silently_drop() {
     let stack = stack().await;
     let body = json!({"recipients": {"userids": ["manager4220", "nobody-here"]}, "body": {"msgtype": "text", "text": {"content": "same text"}}});
     let first: Value = api_post(&stack, "/api/messages", &body).await.json().await.unwrap();
-    wait_for_state(&stack, first["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    let first_id = first["id"].as_str().unwrap();
+    wait_for_state(&stack, first_id, &["sent", "completed"]).await;
+    let status: Value = api_get(&stack, &format!("/api/messages/{first_id}")).await.json().await.unwrap();
+    let recipients = status["delivery"]["recipients"].as_array().unwrap();
+    assert!(recipients.contains(&json!({"userid": "nobody-here", "outcome": "invalid_user"})), "{recipients:?}");
+    assert!(recipients.contains(&json!({"userid": "manager4220", "outcome": "unread"})), "{recipients:?}");
+
+    // The same content to the same people today: DingTalk would answer success and deliver
+    // nothing (docs/dingtalk-api.md §D.6), so the cloud does not send it and says so.
     let second: Value = api_post(&stack, "/api/messages", &body).await.json().await.unwrap();
     let id = second["id"].as_str().unwrap();
     wait_for_state(&stack, id, &["sent", "completed"]).await;
     let status: Value = api_get(&stack, &format!("/api/messages/{id}")).await.json().await.unwrap();
     let recipients = status["delivery"]["recipients"].as_array().unwrap();
-    assert!(
-        recipients.contains(&json!({"userid": "manager4220", "outcome": "forbidden", "code": "143106"})),
-        "{recipients:?}"
-    );
-    assert!(recipients.contains(&json!({"userid": "nobody-here", "outcome": "invalid_user"})), "{recipients:?}");
+    for userid in ["manager4220", "nobody-here"] {
+        assert!(
+            recipients.contains(&json!({"userid": userid, "outcome": "skipped", "code": "duplicate_content"})),
+            "{recipients:?}"
+        );
+    }
+    assert_eq!(status["delivery"]["done"], true, "{status}");
+    assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 1, "the duplicate never reached DingTalk");
+    // Other content still goes.
+    let other = json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {"content": "other text"}}});
+    let third: Value = api_post(&stack, "/api/messages", &other).await.json().await.unwrap();
+    let message = wait_for_state(&stack, third["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    assert_eq!(message["task_ids"].as_array().map(Vec::len), Some(1));
+    assert_eq!(stack.emulator.state().calls_to(ASYNCSEND), 2);
     stack.stop_and_clean().await;
 }
 

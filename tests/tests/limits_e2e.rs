@@ -158,3 +158,73 @@ async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns()
     eprintln!("quota: 3 delivered, {refused_once} call(s) refused with 90020, 2 waited, 5 delivered after resume");
     stack.stop_and_clean().await;
 }
+
+/// Posts one message and returns its id.
+async fn post(stack: &Stack, body: &serde_json::Value) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/messages", stack.base_url))
+        .bearer_auth(SERVICE_TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+/// `GET /api/messages/{id}` once its state is one of `states`.
+async fn settled(stack: &Stack, id: &str, states: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/messages/{id}", stack.base_url))
+            .bearer_auth(SERVICE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let message: serde_json::Value = res.json().await.unwrap();
+        if states.contains(&message["state"].as_str().unwrap_or_default()) {
+            return message;
+        }
+        assert!(Instant::now() < deadline, "message {id} never reached {states:?}: {message}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_500_a_day_a_person_is_skipped_and_reported_never_silently_dropped() {
+    // docs/dingtalk-api.md §D.6: past 500 work notifications a day from one app, DingTalk answers
+    // success and the person gets nothing (the emulator models exactly that).
+    let stack = Stack::start(StackOptions::ephemeral()).await.expect("stack starts");
+    let client = reqwest::Client::new();
+    let mut posts = Vec::new();
+    for i in 0..500 {
+        let (client, base) = (client.clone(), stack.base_url.clone());
+        let body = json!({"recipients": {"userids": ["user0001"]}, "body": {"msgtype": "text", "text": {"content": format!("daily #{i}")}}});
+        posts.push(tokio::spawn(async move {
+            client.post(format!("{base}/api/messages")).bearer_auth(SERVICE_TOKEN).json(&body).send().await
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap().unwrap().status(), StatusCode::ACCEPTED);
+    }
+    delivered(&stack, 500, Duration::from_secs(120)).await;
+    let body = json!({"recipients": {"userids": ["user0001", "user0002"]}, "body": {"msgtype": "text", "text": {"content": "daily #500"}}});
+    let id = post(&stack, &body).await;
+    let message = settled(&stack, &id, &["sent", "completed"]).await;
+    assert_eq!(message["task_ids"].as_array().map(Vec::len), Some(1), "{message}");
+    let status = settled(&stack, &id, &["sent", "completed"]).await;
+    let recipients = status["delivery"]["recipients"].as_array().expect("per-recipient status");
+    assert!(
+        recipients.contains(&json!({"userid": "user0001", "outcome": "skipped", "code": "daily_limit"})),
+        "{recipients:?}"
+    );
+    assert!(recipients.contains(&json!({"userid": "user0002", "outcome": "unread"})), "{recipients:?}");
+    // DingTalk never silently dropped anything: every recipient it was given got the message.
+    let sends = stack.emulator.state().sends();
+    assert_eq!(sends.len(), 501);
+    assert!(sends.iter().all(|s| s.outcome.forbidden_list.is_empty()), "a send was silently dropped");
+    assert_eq!(sends.iter().filter(|s| s.userid_list.contains(&"user0001".to_owned())).count(), 500);
+    eprintln!("daily limit: 500 delivered to user0001, the 501st skipped and reported as daily_limit");
+    stack.stop_and_clean().await;
+}

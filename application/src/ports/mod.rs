@@ -5,7 +5,8 @@
 //! | [`IdentityProvider`], [`Messenger`] | DingTalk HTTP client (`adapters::outbound::dingtalk`) |
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
-//! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`], [`RecipientLedgerStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`RecipientLimits`] (cloud side) | the provider's silent-drop rules over [`RecipientLedgerStore`] (`adapters::outbound::dingtalk::recipients`) |
 //! | [`GrantStore`], [`SigningKeyStore`] (local side, the OpenID Provider) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
@@ -27,11 +28,11 @@ pub use oidc::{
     AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
     SigningKey, SigningKeyStore, TokenSigner,
 };
-pub use provider::{IdentityProvider, Messenger};
+pub use provider::{IdentityProvider, Messenger, RecipientLimits};
 pub use stores::{
     Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
-    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
-    RelayMessageStore, Session, SessionStore, UserRepository,
+    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RecipientLedgerStore,
+    RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
 };
 pub use system::{Clock, DispatchTrigger, RandomSource};
 
@@ -42,11 +43,12 @@ pub use gateway::MockCloudGateway;
 #[cfg(any(test, feature = "mock"))]
 pub use oidc::{MockGrantStore, MockSigningKeyStore, MockTokenSigner};
 #[cfg(any(test, feature = "mock"))]
-pub use provider::{MockIdentityProvider, MockMessenger};
+pub use provider::{MockIdentityProvider, MockMessenger, MockRecipientLimits};
 #[cfg(any(test, feature = "mock"))]
 pub use stores::{
     MockBindingStore, MockFeedCursorStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore,
-    MockMessageStore, MockQuotaStore, MockRelayMessageStore, MockSessionStore, MockUserRepository,
+    MockMessageStore, MockQuotaStore, MockRecipientLedgerStore, MockRelayMessageStore, MockSessionStore,
+    MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
 pub use system::{MockClock, MockDispatchTrigger, MockRandomSource};

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress, SendResult, TaskId,
-    UnionId, UserId,
+    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress, SendResult, SkipReason,
+    TaskId, UnionId, UserId,
 };
 
-use super::{IdentityError, MessengerError};
+use super::{IdentityError, MessengerError, StoreError};
 
 /// "Login with DingTalk" and the org's member directory.
 ///
@@ -53,4 +53,24 @@ pub trait Messenger: Send + Sync {
 
     /// `recall` (docs/dingtalk-api.md §D.5); DingTalk allows it within 24 h of the send.
     async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError>;
+}
+
+/// The provider's per-recipient rules under which a send **succeeds without reaching the person**
+/// (DingTalk: at most 500 work notifications per person per app per day, 100 for a third-party
+/// app, and the same content to the same person once a day — docs/dingtalk-api.md §D.6,
+/// "超出限制后接口返回成功，但用户无法接收到"). The cloud screens each batch before sending and
+/// reports the skipped recipients instead of letting them vanish; its own records are the count.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait RecipientLimits: Send + Sync {
+    /// Which of `userids` the provider would silently drop if `body` were sent to them in
+    /// `corp_id` now, and why (duplicate content before the daily limit). Errors: the store's.
+    async fn screen(
+        &self,
+        corp_id: &CorpId,
+        userids: &[UserId],
+        body: &MessageBody,
+    ) -> Result<Vec<(UserId, SkipReason)>, StoreError>;
+    /// Records that the provider accepted `body` for `userids` in `corp_id` now. Errors: the store's.
+    async fn record(&self, corp_id: &CorpId, userids: &[UserId], body: &MessageBody) -> Result<(), StoreError>;
 }

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, Recipients, TaskId,
-    Timestamp, User, UserId,
+    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, Recipients, SkipReason,
+    TaskId, Timestamp, User, UserId,
 };
 
 use super::{RelayWaiting, StoreError, WaitReason};
@@ -264,6 +264,15 @@ pub trait RelayMessageStore: Send + Sync {
         error: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Records the recipients of batch `index` (0-based) the cloud skipped, with why.
+    async fn record_skipped(
+        &self,
+        client_id: &str,
+        key: &str,
+        index: usize,
+        skipped: &[(UserId, SkipReason)],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Sets the state.
     async fn set_state(
         &self,
@@ -389,4 +398,33 @@ pub trait QuotaStore: Send + Sync {
     async fn quota_usage(&self, tenant: &str, month: &str) -> Result<Option<QuotaUsage>, StoreError>;
     /// Every tenant's row for `month`, ordered by tenant.
     async fn quota_month(&self, month: &str) -> Result<Vec<QuotaUsage>, StoreError>;
+}
+
+/// Cloud side: what each person received per tenant and day, so the cloud knows before sending
+/// whether the provider would silently drop a message (docs/dingtalk-api.md §D.6). `day` is the
+/// provider's calendar day (`YYYY-MM-DD`, DingTalk: China Standard Time); `content` a digest of
+/// the message body. Rows of past days are purged.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait RecipientLedgerStore: Send + Sync {
+    /// How many messages each of `userids` received in `tenant` on `day` (users with none are absent).
+    async fn received_on(&self, tenant: &str, day: &str, userids: &[String]) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Which of `userids` received `content` in `tenant` on `day`.
+    async fn received_content(
+        &self,
+        tenant: &str,
+        day: &str,
+        content: &str,
+        userids: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+    /// Counts one message with `content` for each of `userids` in `tenant` on `day`, atomically.
+    async fn record_received(
+        &self,
+        tenant: &str,
+        day: &str,
+        content: &str,
+        userids: &[String],
+    ) -> Result<(), StoreError>;
+    /// Deletes the rows of days before `day`; returns how many.
+    async fn purge_days_before(&self, day: &str) -> Result<u64, StoreError>;
 }

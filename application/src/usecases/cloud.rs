@@ -5,13 +5,15 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use domain::{AuthCode, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState};
+use domain::{
+    AuthCode, Batch, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState, UserId,
+};
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
     Clock, DispatchTrigger, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MemberKey, Messenger, MessengerError, RelayClient, RelayMessageRecord, RelayMessageStore,
-    RelayReceipt, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
+    LoginResultStore, MemberKey, Messenger, MessengerError, RecipientLimits, RelayClient, RelayMessageRecord,
+    RelayMessageStore, RelayReceipt, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
 /// How long a login intent lives, in seconds (docs/design.md: 10 minutes).
@@ -307,6 +309,7 @@ pub struct RelaySend {
     in_flight: Mutex<HashSet<(String, String)>>,
     unrecognized_budget_ms: i64,
     wakeup: Option<Arc<dyn DispatchTrigger>>,
+    limits: Option<Arc<dyn RecipientLimits>>,
 }
 
 /// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
@@ -342,6 +345,7 @@ impl RelaySend {
             in_flight: Mutex::new(HashSet::new()),
             unrecognized_budget_ms: i64::from(DEFAULT_UNRECOGNIZED_BUDGET_SECS) * 1000,
             wakeup: None,
+            limits: None,
         }
     }
 
@@ -359,6 +363,15 @@ impl RelaySend {
     #[must_use]
     pub fn with_wakeup(mut self, wakeup: Arc<dyn DispatchTrigger>) -> Self {
         self.wakeup = Some(wakeup);
+        self
+    }
+
+    /// Screens every batch against the provider's per-recipient rules before sending
+    /// ([`RecipientLimits`]): a recipient the provider would silently drop is not sent to and is
+    /// reported as skipped (`daily_limit`, `duplicate_content`) in the message's status.
+    #[must_use]
+    pub fn with_recipient_limits(mut self, limits: Arc<dyn RecipientLimits>) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -380,12 +393,7 @@ impl RelaySend {
             key: request.key.clone(),
             corp_id: request.corp_id.clone(),
             body: request.body.clone(),
-            batches: request
-                .recipients
-                .batches()
-                .into_iter()
-                .map(|batch| BatchRecord { batch, task_id: None, error: None })
-                .collect(),
+            batches: request.recipients.batches().into_iter().map(BatchRecord::new).collect(),
             state: MessageState::Accepted,
             created_at: now,
             updated_at: now,
@@ -456,11 +464,13 @@ impl RelaySend {
         }
         let (client_id, key) = (record.client_id.clone(), record.key.clone());
         for index in 0..record.batches.len() {
-            let batch = &record.batches[index];
-            if batch.task_id.is_some() || batch.error.is_some() {
+            if record.batches[index].is_settled() {
                 continue;
             }
-            let result = match self.messenger.send(&record.corp_id, &batch.batch, &record.body).await {
+            let Some(batch) = self.screen(&mut record, index).await? else {
+                continue; // every recipient skipped: nothing to send
+            };
+            let result = match self.messenger.send(&record.corp_id, &batch, &record.body).await {
                 // An unrecognised code is retried until the message's budget is spent, then it is
                 // a refusal like any other (docs/dingtalk-api.md §G.2).
                 Err(MessengerError::Upstream(UpstreamError::Unrecognized { code, message }))
@@ -476,6 +486,13 @@ impl RelaySend {
                 Ok(task_id) => {
                     self.messages.record_batch(&client_id, &key, index, Some(task_id), None, self.clock.now()).await?;
                     record.batches[index].task_id = Some(task_id);
+                    if let Some(limits) = &self.limits
+                        && let Err(err) = limits.record(&record.corp_id, batch.user_ids(), &record.body).await
+                    {
+                        // The send is recorded; an undercount can only let DingTalk drop one later,
+                        // which its per-recipient result still shows (143105/143106).
+                        warn!(batch = index, error = %err, "cannot count the recipients of a sent batch");
+                    }
                 }
                 Err(
                     err @ (MessengerError::Upstream(UpstreamError::Rejected { .. }) | MessengerError::CorpNotServed(_)),
@@ -512,10 +529,47 @@ impl RelaySend {
                 }
             }
         }
-        record.state =
-            if record.batches.iter().all(|b| b.task_id.is_some()) { MessageState::Sent } else { MessageState::Failed };
+        record.state = if record.batches.iter().all(|b| b.task_id.is_some() || (b.error.is_none() && b.fully_skipped()))
+        {
+            MessageState::Sent
+        } else {
+            MessageState::Failed
+        };
         self.messages.set_state(&client_id, &key, record.state, self.clock.now()).await?;
         Ok(receipt(&record))
+    }
+
+    /// The recipients of batch `index` to send to: all of them without [`RecipientLimits`];
+    /// otherwise those the provider would not silently drop, recording the skipped ones (once per
+    /// batch) on the record and in the store. `None` when nobody is left.
+    async fn screen(&self, record: &mut RelayMessageRecord, index: usize) -> Result<Option<Batch>, CloudError> {
+        let batch = record.batches[index].batch.clone();
+        let Some(limits) = &self.limits else { return Ok(Some(batch)) };
+        if record.batches[index].skipped.is_empty() && !batch.user_ids().is_empty() {
+            let skipped = limits.screen(&record.corp_id, batch.user_ids(), &record.body).await?;
+            if !skipped.is_empty() {
+                info!(
+                    key = %record.key,
+                    batch = index,
+                    skipped = skipped.len(),
+                    "recipients skipped: DingTalk would answer success and not deliver (docs/dingtalk-api.md §D.6)"
+                );
+                self.messages.record_skipped(&record.client_id, &record.key, index, &skipped, self.clock.now()).await?;
+                record.batches[index].skipped = skipped;
+            }
+        }
+        let entry = &record.batches[index];
+        if entry.fully_skipped() {
+            return Ok(None);
+        }
+        if entry.skipped.is_empty() {
+            return Ok(Some(batch));
+        }
+        let left: Vec<UserId> =
+            batch.user_ids().iter().filter(|u| !entry.skipped.iter().any(|(s, _)| s == *u)).cloned().collect();
+        Batch::new(left, batch.dept_ids().to_vec(), batch.to_all())
+            .map(Some)
+            .map_err(|e| CloudError::Rejected(format!("batch {index} without its skipped recipients: {e}")))
     }
 
     /// Why a transiently failed attempt waits and when the next is due: attempt `attempts`
@@ -620,7 +674,8 @@ impl RelayStatus {
             let result = self.messenger.result(&record.corp_id, task_id).await?;
             tasks.push((progress, result));
         }
-        let report = DeliveryReport::merge(&tasks);
+        let skipped: Vec<_> = record.batches.iter().flat_map(|b| b.skipped.iter().cloned()).collect();
+        let report = DeliveryReport::merge(&tasks).with_skipped(&skipped, tasks.len());
         if report.done && record.state == MessageState::Sent {
             record.state = MessageState::Completed;
             self.messages.set_state(&client.id, key, record.state, self.clock.now()).await?;

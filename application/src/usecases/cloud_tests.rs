@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use domain::{
     Batch, BatchRecord, CorpId, DeliveryReport, DeptId, Identity, LoginFailure, LoginState, MemberDetails,
-    MemberProfile, MessageBody, MessageState, OpenId, Recipients, SendProgress, SendResult, TaskId, Timestamp, UnionId,
-    UserId,
+    MemberProfile, MessageBody, MessageState, OpenId, Recipients, SendProgress, SendResult, SkipReason, TaskId,
+    Timestamp, UnionId, UserId,
 };
 use mockall::Sequence;
 use tokio::sync::Notify;
@@ -20,9 +20,9 @@ use super::cloud::{
 };
 use crate::ports::{
     IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockDispatchTrigger,
-    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRelayMessageStore,
-    RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting, StoreError, UpstreamError,
-    WaitReason,
+    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRecipientLimits,
+    MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting,
+    StoreError, UpstreamError, WaitReason,
 };
 
 // ---------------------------------------------------------------------------
@@ -148,11 +148,7 @@ fn fresh_record(n: usize) -> RelayMessageRecord {
         key: KEY.to_owned(),
         corp_id: corp_a(),
         body: text("hello"),
-        batches: recipients(n)
-            .batches()
-            .into_iter()
-            .map(|batch| BatchRecord { batch, task_id: None, error: None })
-            .collect(),
+        batches: recipients(n).batches().into_iter().map(BatchRecord::new).collect(),
         state: MessageState::Accepted,
         created_at: now(),
         updated_at: now(),
@@ -1840,5 +1836,131 @@ async fn relay_send_fails_a_batch_whose_unrecognised_code_outlasts_the_budget() 
 
     assert_eq!(receipt.state, MessageState::Failed);
     assert_eq!(receipt.errors, ["71001: 新的错误 (unrecognised code, retried for 60 s)"]);
+    Ok(())
+}
+
+// --- RelaySend: recipients DingTalk would silently drop (docs/dingtalk-api.md §D.6) ------------
+
+fn limits_skipping(skip: Vec<(UserId, SkipReason)>, recorded: Option<Vec<UserId>>) -> MockRecipientLimits {
+    let mut limits = MockRecipientLimits::new();
+    limits.expect_screen().times(1).returning(move |_, _, _| Ok(skip.clone()));
+    match recorded {
+        Some(users) => {
+            limits
+                .expect_record()
+                .withf(move |c, u, _| *c == corp_a() && u == users.as_slice())
+                .times(1)
+                .returning(|_, _, _| Ok(()));
+        }
+        None => {
+            limits.expect_record().never();
+        }
+    }
+    limits
+}
+
+#[tokio::test]
+async fn relay_send_skips_the_recipients_dingtalk_would_drop_and_sends_to_the_rest() -> Result<(), CloudError> {
+    let everyone = users(3);
+    let skipped = vec![(everyone[1].clone(), SkipReason::DuplicateContent)];
+    let rest = vec![everyone[0].clone(), everyone[2].clone()];
+    let mut messages = MockRelayMessageStore::new();
+    expect_insert_or_get(&mut messages, 3, fresh_record(3), true);
+    let stored = skipped.clone();
+    messages
+        .expect_record_skipped()
+        .withf(move |c, k, i, s, _| c == CLIENT_ID && k == KEY && *i == 0 && s == stored.as_slice())
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(()));
+    messages.expect_record_batch().times(1).returning(|_, _, _, _, _, _| Ok(()));
+    expect_set_state(&mut messages, MessageState::Sent);
+    let mut messenger = MockMessenger::new();
+    let sent_to = rest.clone();
+    messenger
+        .expect_send()
+        .withf(move |_, b, _| b.user_ids() == sent_to.as_slice())
+        .times(1)
+        .returning(|_, _, _| Ok(task(5)));
+
+    let receipt = relay_send(messages, messenger)
+        .with_recipient_limits(Arc::new(limits_skipping(skipped, Some(rest))))
+        .execute(&client(), &send_request(corp_a(), 3))
+        .await?;
+
+    assert_eq!((receipt.state, receipt.task_ids), (MessageState::Sent, vec![task(5)]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_of_a_batch_whose_every_recipient_is_skipped_calls_nobody_and_is_sent() -> Result<(), CloudError> {
+    let skipped: Vec<_> = users(2).into_iter().map(|u| (u, SkipReason::DailyLimit)).collect();
+    let mut messages = MockRelayMessageStore::new();
+    expect_insert_or_get(&mut messages, 2, fresh_record(2), true);
+    messages.expect_record_skipped().times(1).returning(|_, _, _, _, _| Ok(()));
+    messages.expect_record_batch().never();
+    expect_set_state(&mut messages, MessageState::Sent);
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+
+    let receipt = relay_send(messages, messenger)
+        .with_recipient_limits(Arc::new(limits_skipping(skipped, None)))
+        .execute(&client(), &send_request(corp_a(), 2))
+        .await?;
+
+    assert_eq!((receipt.state, receipt.task_ids.len()), (MessageState::Sent, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_screens_a_batch_once_and_a_later_attempt_keeps_its_skipped_recipients() -> Result<(), CloudError> {
+    // Attempt 1 screened batch 0 (user 0 skipped) and then DingTalk was unavailable.
+    let everyone = users(2);
+    let mut stored = fresh_record(2);
+    stored.batches[0].skipped = vec![(everyone[0].clone(), SkipReason::DailyLimit)];
+    let mut messages = MockRelayMessageStore::new();
+    expect_insert_or_get(&mut messages, 2, stored, false);
+    messages.expect_record_skipped().never();
+    messages.expect_record_batch().times(1).returning(|_, _, _, _, _, _| Ok(()));
+    expect_set_state(&mut messages, MessageState::Sent);
+    let mut messenger = MockMessenger::new();
+    let rest = vec![everyone[1].clone()];
+    messenger
+        .expect_send()
+        .withf(move |_, b, _| b.user_ids() == rest.as_slice())
+        .times(1)
+        .returning(|_, _, _| Ok(task(6)));
+    let mut limits = MockRecipientLimits::new();
+    limits.expect_screen().never();
+    limits.expect_record().times(1).returning(|_, _, _| Ok(()));
+
+    let receipt = relay_send(messages, messenger)
+        .with_recipient_limits(Arc::new(limits))
+        .execute(&client(), &send_request(corp_a(), 2))
+        .await?;
+
+    assert_eq!(receipt.task_ids, vec![task(6)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_status_reports_skipped_recipients_and_a_message_of_only_skipped_ones_is_done() -> Result<(), CloudError>
+{
+    let mut stored = stored_record(1, &[], MessageState::Sent);
+    stored.batches[0].skipped = vec![(users(1)[0].clone(), SkipReason::DuplicateContent)];
+    let mut messages = MockRelayMessageStore::new();
+    messages.expect_get().returning(move |_, _| Ok(Some(stored.clone())));
+    expect_set_state(&mut messages, MessageState::Completed);
+    let mut messenger = MockMessenger::new();
+    messenger.expect_progress().never();
+
+    let (receipt, report) =
+        RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await?;
+
+    assert_eq!(receipt.state, MessageState::Completed);
+    assert!(report.done);
+    assert_eq!(
+        report.recipients,
+        vec![(users(1)[0].clone(), domain::RecipientOutcome::Skipped { reason: SkipReason::DuplicateContent })]
+    );
     Ok(())
 }

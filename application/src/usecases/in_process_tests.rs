@@ -100,7 +100,7 @@ fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
             .batches()
             .into_iter()
             .enumerate()
-            .map(|(i, batch)| BatchRecord { batch, task_id: task_ids.get(i).map(|id| task(*id)), error: None })
+            .map(|(i, batch)| BatchRecord { task_id: task_ids.get(i).map(|id| task(*id)), ..BatchRecord::new(batch) })
             .collect(),
         state,
         created_at: now(),

@@ -27,7 +27,7 @@ fn record(key: &str, tasks: &[i64]) -> RelayMessageRecord {
         body: MessageBody::text("hi").unwrap(),
         batches: tasks
             .iter()
-            .map(|t| BatchRecord { batch: batch.clone(), task_id: Some(TaskId::new(*t).unwrap()), error: None })
+            .map(|t| BatchRecord { task_id: Some(TaskId::new(*t).unwrap()), ..BatchRecord::new(batch.clone()) })
             .collect(),
         state: MessageState::Sent,
         created_at: Timestamp::from_millis(NOW_MS - 1000),

@@ -848,8 +848,7 @@ request = function()
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d
-", summary.requests, summary.duration,
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99), latency.max,
     e.connect + e.read + e.write + e.timeout + e.status))
 end

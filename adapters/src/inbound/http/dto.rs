@@ -3,7 +3,7 @@
 
 use application::ports::MessageRecord;
 use application::usecases::local::{MessageView, SendMessageCommand};
-use domain::{CorpId, DeptId, MessageBody, RecipientOutcome, Timestamp, User, UserId, ValidationError};
+use domain::{CorpId, DeptId, MessageBody, Timestamp, User, UserId, ValidationError};
 use salvo_oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 use validator::Validate;
@@ -204,7 +204,8 @@ pub struct RecipientView {
     /// `read`, `unread`, `failed`, `forbidden`, `invalid_user` or `pending`.
     #[salvo(schema(value_type = RecipientOutcomeName))]
     pub outcome: String,
-    /// DingTalk's flow-control code for `forbidden` (e.g. `143105` daily limit, `143106` same content today).
+    /// DingTalk's flow-control code for `forbidden` (e.g. `143105` daily limit, `143106` same content
+    /// today), or why the cloud skipped the recipient for `skipped` (`daily_limit`, `duplicate_content`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
@@ -328,14 +329,7 @@ impl From<MessageView> for MessageView2 {
                 .recipients
                 .into_iter()
                 .map(|(userid, outcome)| {
-                    let (outcome, code) = match outcome {
-                        RecipientOutcome::Read => ("read", None),
-                        RecipientOutcome::Unread => ("unread", None),
-                        RecipientOutcome::Failed => ("failed", None),
-                        RecipientOutcome::Forbidden { code } => ("forbidden", Some(code)),
-                        RecipientOutcome::InvalidUser => ("invalid_user", None),
-                        RecipientOutcome::Pending => ("pending", None),
-                    };
+                    let (outcome, code) = crate::relay_api::outcome_name(&outcome);
                     RecipientView { userid: userid.to_string(), outcome: outcome.to_owned(), code }
                 })
                 .collect(),
@@ -548,6 +542,9 @@ pub enum RecipientOutcomeName {
     InvalidUser,
     /// Not reported yet.
     Pending,
+    /// Not sent by the cloud: DingTalk would have answered success and not delivered it (`code`
+    /// says why: `daily_limit` or `duplicate_content`).
+    Skipped,
 }
 
 /// Why a login failed (`domain::LoginFailure::code`).

@@ -103,7 +103,7 @@ async fn the_dev_document_declares_security_idempotency_keys_and_enums() {
     let view = &doc["components"]["schemas"]["adapters.inbound.http.dto.MessageView2"];
     assert_eq!(resolve(&doc, &view["properties"]["state"]["allOf"][0])["enum"], serde_json::json!(states));
     let outcome = &doc["components"]["schemas"]["adapters.inbound.http.dto.RecipientView"]["properties"]["outcome"];
-    let outcomes = ["read", "unread", "failed", "forbidden", "invalid_user", "pending"];
+    let outcomes = ["read", "unread", "failed", "forbidden", "invalid_user", "pending", "skipped"];
     assert_eq!(resolve(&doc, &outcome["allOf"][0])["enum"], serde_json::json!(outcomes));
 
     let limit = &parameter(&doc, "get", "/api/messages", "limit")["schema"];

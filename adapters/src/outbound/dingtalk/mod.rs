@@ -24,6 +24,7 @@ pub mod events;
 mod identity;
 mod messenger;
 pub mod quota;
+pub mod recipients;
 mod token;
 mod wire;
 

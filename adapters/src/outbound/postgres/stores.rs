@@ -6,3 +6,4 @@ use crate::outbound::sqlite::stores::impl_store_ports;
 
 impl_store_ports!(PgStore, super::Conn, super::db_error);
 crate::outbound::sqlite::oidc_stores::impl_oidc_stores!(PgStore, super::db_error);
+crate::outbound::sqlite::ledger_stores::impl_ledger_store!(PgStore, super::db_error);

@@ -56,7 +56,7 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
         .get_result(&mut again.conn().await?)
         .await?;
     // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds
-    assert_eq!(applied.n, 9);
+    assert_eq!(applied.n, 10);
     drop(again);
     db.drop_database().await?;
     Ok(())

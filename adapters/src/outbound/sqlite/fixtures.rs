@@ -83,11 +83,7 @@ pub(crate) fn relay_record(client_id: &str, key: &str, recipients: &Recipients) 
         corp_id: corp("dingcorp"),
         body: MessageBody::parse(&json!({"msgtype":"markdown","markdown":{"title":"T","text":"# hi"}}))
             .unwrap_or_else(|e| panic!("{e}")),
-        batches: recipients
-            .batches()
-            .into_iter()
-            .map(|batch| BatchRecord { batch, task_id: None, error: None })
-            .collect(),
+        batches: recipients.batches().into_iter().map(BatchRecord::new).collect(),
         state: MessageState::Accepted,
         created_at: ts(1_000),
         updated_at: ts(1_000),

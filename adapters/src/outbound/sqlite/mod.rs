@@ -12,6 +12,7 @@
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
+pub(crate) mod ledger_stores;
 pub(crate) mod oidc_rows;
 pub(crate) mod oidc_stores;
 pub mod ops;

@@ -15,10 +15,10 @@ use application::ports::{
 use diesel::prelude::*;
 use domain::{
     AgentId, Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId,
-    Recipients, ReturnTo, TaskId, Timestamp, UnionId, User, UserId,
+    Recipients, ReturnTo, SkipReason, TaskId, Timestamp, UnionId, User, UserId,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::schema::{
     bindings, callback_nonces, contact_events, corp_authorizations, login_attempts, login_intents, login_results,
@@ -401,6 +401,21 @@ pub(crate) struct RelayBatchRow {
     pub to_all: bool,
     pub task_id: Option<i64>,
     pub error: Option<String>,
+    pub skipped: String,
+}
+
+/// One skipped recipient in `relay_batches.skipped`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SkippedRow {
+    userid: UserId,
+    reason: SkipReason,
+}
+
+/// `relay_batches.skipped` for `skipped`.
+pub(crate) fn skipped_json(skipped: &[(UserId, SkipReason)]) -> Result<String, StoreError> {
+    let rows: Vec<SkippedRow> =
+        skipped.iter().map(|(userid, reason)| SkippedRow { userid: userid.clone(), reason: *reason }).collect();
+    to_json(&rows, "skipped recipients")
 }
 
 /// Converts a 0-based batch index to the `idx` column.
@@ -438,6 +453,7 @@ impl RelayMessageRow {
                     to_all: b.batch.to_all(),
                     task_id: b.task_id.map(TaskId::get),
                     error: b.error.clone(),
+                    skipped: skipped_json(&b.skipped)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -459,7 +475,9 @@ impl RelayMessageRow {
                     Some(raw) => Some(TaskId::new(raw).map_err(|e| corrupt("relay_batches", &key, e))?),
                     None => None,
                 };
-                Ok(BatchRecord { batch, task_id, error: b.error })
+                let skipped: Vec<SkippedRow> = from_json("relay_batches", &key, "skipped", &b.skipped)?;
+                let skipped = skipped.into_iter().map(|r| (r.userid, r.reason)).collect();
+                Ok(BatchRecord { batch, task_id, error: b.error, skipped })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let waiting = match self.waiting {

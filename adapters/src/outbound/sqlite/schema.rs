@@ -184,6 +184,8 @@ diesel::table! {
         task_id -> Nullable<BigInt>,
         /// DingTalk's refusal.
         error -> Nullable<Text>,
+        /// JSON `[{"userid", "reason"}]`: recipients the cloud skipped (docs/dingtalk-api.md §D.6).
+        skipped -> Text,
     }
 }
 
@@ -383,6 +385,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Cloud side: messages each person received per corp and day (`RecipientLedgerStore`).
+    recipient_days (tenant, day, userid) {
+        /// The corp.
+        tenant -> Text,
+        /// `YYYY-MM-DD`, China Standard Time.
+        day -> Text,
+        /// DingTalk userid.
+        userid -> Text,
+        /// Messages received that day.
+        received -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Cloud side: which contents each person received per corp and day (`RecipientLedgerStore`).
+    recipient_contents (tenant, day, userid, content) {
+        /// The corp.
+        tenant -> Text,
+        /// `YYYY-MM-DD`, China Standard Time.
+        day -> Text,
+        /// DingTalk userid.
+        userid -> Text,
+        /// SHA-256 of the canonical body, hex.
+        content -> Text,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(bindings -> users (user_id));
 diesel::joinable!(oidc_refresh_tokens -> oidc_grants (grant_id));
@@ -405,4 +435,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oidc_refresh_tokens,
     oidc_signing_keys,
     quota_usage,
+    recipient_days,
+    recipient_contents,
 );

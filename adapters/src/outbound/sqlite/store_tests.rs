@@ -481,6 +481,13 @@ pub(crate) async fn relay_due_messages_wait_until_their_retry_and_are_released_f
     assert_eq!(store.release_waiting(&corp("dingcorp"), WaitReason::WaitingQuota, ts(9_500)).await?, 2);
     assert_eq!(keys(store.list_due(ts(9_500), 10).await?), ["q1", "q2", "t", "new"]);
     assert!(store.record_waiting("client-a", "nope", &waiting(WaitReason::Throttled, 1), ts(1)).await.is_err());
+    // Skipped recipients (docs/dingtalk-api.md §D.6) are kept on their batch.
+    let skipped =
+        vec![(uid("alice"), domain::SkipReason::DuplicateContent), (uid("bob"), domain::SkipReason::DailyLimit)];
+    store.record_skipped("client-a", "new", 0, &skipped, ts(9_600)).await?;
+    let new = store.get("client-a", "new").await?.ok_or("new is gone")?;
+    assert_eq!(new.batches[0].skipped, skipped);
+    assert!(store.record_skipped("client-a", "new", 7, &skipped, ts(9_600)).await.is_err(), "no batch 7");
     Ok(())
 }
 

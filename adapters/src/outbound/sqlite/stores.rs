@@ -648,6 +648,41 @@ macro_rules! impl_store_ports {
                     Ok(())
                 }
 
+                async fn record_skipped(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    index: usize,
+                    skipped: &[(UserId, domain::SkipReason)],
+                    now: Timestamp,
+                ) -> Result<(), StoreError> {
+                    let idx = batch_idx(index)?;
+                    let skipped = $crate::outbound::sqlite::rows::skipped_json(skipped)?;
+                    let mut conn = self.writer().await?;
+                    let updated = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| {
+                            let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
+                                .set(relay_batches::skipped.eq(&skipped))
+                                .execute(conn)
+                                .await?;
+                            if updated == 1 {
+                                diesel::update(relay_messages::table.find((client_id, key)))
+                                    .set(relay_messages::updated_at.eq(now.as_millis()))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                            Ok(updated)
+                        })
+                        .await
+                        .map_err(|e| db_error("record skipped recipients", e))?;
+                    if updated == 0 {
+                        return Err(StoreError::Other(format!(
+                            "record skipped recipients: no batch {index} of message {client_id}/{key}"
+                        )));
+                    }
+                    Ok(())
+                }
+
                 async fn set_state(
                     &self,
                     client_id: &str,
