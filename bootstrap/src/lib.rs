@@ -31,10 +31,10 @@ use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, EventStore, FeedCursorStore, FeedSignal, GrantStore,
-    IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, QuotaStore,
-    RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore,
-    UserRepository,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, Durability, EventStore, FeedCursorStore, FeedSignal,
+    GrantStore, IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger,
+    QuotaStore, RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore,
+    SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
@@ -322,6 +322,7 @@ trait CloudStores:
     + FeedSignal
     + QuotaStore
     + RecipientLedgerStore
+    + Durability
     + 'static
 {
 }
@@ -334,6 +335,7 @@ impl<
         + FeedSignal
         + QuotaStore
         + RecipientLedgerStore
+        + Durability
         + 'static,
 > CloudStores for T
 {
@@ -683,7 +685,10 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
     Ok(App {
-        router: http::dev_router(local, oidc_http, cloud_http, events, probes),
+        // SQLite commits are fsynced in groups: every write is on disk before it is acknowledged.
+        router: Router::new()
+            .hoop(http::DurableAcks(store.clone()))
+            .push(http::dev_router(local, oidc_http, cloud_http, events, probes)),
         purge: Some(PurgeJob {
             stores: vec![
                 Arc::new(Attempts(store.clone())),
@@ -753,7 +758,11 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
-        router: http::cloud_router(cloud_http, relay, events, probes),
+        // On SQLite, commits are fsynced in groups: every write is on disk before it is
+        // acknowledged (PostgreSQL's flush returns at once).
+        router: Router::new()
+            .hoop(http::DurableAcks(store.clone()))
+            .push(http::cloud_router(cloud_http, relay, events, probes)),
         purge: Some(PurgeJob {
             stores: vec![
                 Arc::new(Intents(store.clone())),

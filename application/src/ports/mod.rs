@@ -34,7 +34,7 @@ pub use stores::{
     LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RecipientLedgerStore,
     RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
 };
-pub use system::{Clock, DispatchTrigger, RandomSource};
+pub use system::{Clock, DispatchTrigger, Durability, RandomSource};
 
 #[cfg(any(test, feature = "mock"))]
 pub use events::{MockEventStore, MockFeedSignal, MockSuiteStore};
@@ -51,4 +51,4 @@ pub use stores::{
     MockUserRepository,
 };
 #[cfg(any(test, feature = "mock"))]
-pub use system::{MockClock, MockDispatchTrigger, MockRandomSource};
+pub use system::{MockClock, MockDispatchTrigger, MockDurability, MockRandomSource};

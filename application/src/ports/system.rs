@@ -18,6 +18,17 @@ pub trait RandomSource: Send + Sync {
     fn new_id(&self) -> String;
 }
 
+/// Makes what was written durable before it is acknowledged: a store whose commits are not on
+/// disk when they return (SQLite with `synchronous = NORMAL`) waits here for a group sync; a store
+/// whose commits are durable (PostgreSQL) returns at once.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait Durability: Send + Sync {
+    /// Returns once every commit made before the call is on disk. Errors: `Unavailable` when the
+    /// sync failed (the caller must not acknowledge).
+    async fn flush(&self) -> Result<(), super::StoreError>;
+}
+
 /// Wakes the outbox dispatcher when a message is accepted, so it does not wait
 /// for its next poll. Implementations must not block.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]

@@ -317,9 +317,9 @@ pub struct RelaySend {
 pub const DEFAULT_UNRECOGNIZED_BUDGET_SECS: u32 = 3600;
 /// The background sender's first retry delay after a transient failure, in milliseconds
 /// (doubling per attempt; a held call waits at least as long as the governor or DingTalk says).
-pub const SEND_RETRY_BASE_MS: i64 = 1_000;
+pub const SEND_RETRY_BASE_MS: i64 = 500;
 /// The background sender's longest retry delay, in milliseconds.
-pub const SEND_RETRY_MAX_MS: i64 = 60_000;
+pub const SEND_RETRY_MAX_MS: i64 = 30_000;
 
 /// Removes a key from the in-flight set when the send ends (or is cancelled).
 struct InFlight<'a> {
@@ -444,7 +444,7 @@ impl RelaySend {
     /// returned as it is.
     ///
     /// When DingTalk fails transiently (or the call is held: throttled, quota, IP ban) the
-    /// attempt is recorded with why and when the next is due (1 s doubling to 60 s, at least
+    /// attempt is recorded with why and when the next is due (0.5 s doubling to 30 s, at least
     /// what the governor or DingTalk asked) and the receipt stays `accepted`: batches sent so far
     /// keep their task ids and the next attempt sends only the rest. Permanent refusals are
     /// recorded on the batch and the message ends `failed`; an unrecognised errcode counts as
@@ -573,7 +573,7 @@ impl RelaySend {
     }
 
     /// Why a transiently failed attempt waits and when the next is due: attempt `attempts`
-    /// (1-based) waits `1 s · 2^(attempts−1)` capped at 60 s, and a held call at least as long as
+    /// (1-based) waits `0.5 s · 2^(attempts−1)` capped at 30 s, and a held call at least as long as
     /// the governor or DingTalk asked.
     fn waiting_for(&self, err: &MessengerError, attempts: u32) -> RelayWaiting {
         let backoff =

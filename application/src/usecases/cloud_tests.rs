@@ -955,9 +955,9 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
         expect_record_batch(&mut messages, &mut seq, 0, Some(task(11)), None);
         expect_send(&mut messenger, &mut seq, 250, 1, Err(MessengerError::Upstream(transient.clone())));
         // Batch 2 is never attempted, nothing is recorded for batch 1, and the state is left
-        // `accepted`; the attempt is recorded with why and when the next is due (1 s after the first).
+        // `accepted`; the attempt is recorded with why and when the next is due (0.5 s after the first).
         messages.expect_set_state().never();
-        expect_record_waiting(&mut messages, reason, transient.to_string(), 1_000);
+        expect_record_waiting(&mut messages, reason, transient.to_string(), 500);
 
         let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
@@ -969,7 +969,7 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
         let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
         assert_eq!(waiting.reason, reason, "{transient:?}");
         assert!(waiting.detail.contains(&transient.to_string()), "{waiting:?}");
-        assert_eq!(waiting.retry_at, Timestamp::from_millis(NOW_MS + 1_000));
+        assert_eq!(waiting.retry_at, Timestamp::from_millis(NOW_MS + 500));
     }
     Ok(())
 }
@@ -980,7 +980,7 @@ async fn relay_send_held_calls_wait_as_long_as_asked_with_their_reason() -> Resu
         (WaitReason::WaitingQuota, 60_000, 60_000),
         (WaitReason::IpBanned, 300_000, 300_000),
         // The governor's next slot is close: the sender still waits its first backoff.
-        (WaitReason::Throttled, 40, 1_000),
+        (WaitReason::Throttled, 40, 500),
     ] {
         let held = UpstreamError::Held { reason, retry_after_ms, detail: format!("held: {}", reason.as_str()) };
         let mut seq = Sequence::new();
@@ -1001,8 +1001,8 @@ async fn relay_send_held_calls_wait_as_long_as_asked_with_their_reason() -> Resu
 }
 
 #[tokio::test]
-async fn relay_send_backs_off_doubling_per_attempt_up_to_a_minute() -> Result<(), CloudError> {
-    for (attempts_before, expected_delay) in [(1, 2_000), (2, 4_000), (5, 32_000), (6, 60_000), (40, 60_000)] {
+async fn relay_send_backs_off_doubling_per_attempt_up_to_30_seconds() -> Result<(), CloudError> {
+    for (attempts_before, expected_delay) in [(1, 1_000), (2, 2_000), (5, 16_000), (6, 30_000), (40, 30_000)] {
         let mut seq = Sequence::new();
         let mut messages = MockRelayMessageStore::new();
         let mut messenger = MockMessenger::new();
@@ -1144,7 +1144,7 @@ async fn relay_send_transient_failure_on_the_first_batch_returns_accepted_withou
     expect_send(&mut messenger, &mut seq, 150, 0, Err(MessengerError::Upstream(unavailable())));
     messages.expect_record_batch().never();
     messages.expect_set_state().never();
-    expect_record_waiting(&mut messages, WaitReason::Unavailable, "timeout".to_owned(), 1_000);
+    expect_record_waiting(&mut messages, WaitReason::Unavailable, "timeout".to_owned(), 500);
 
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
@@ -1799,7 +1799,7 @@ async fn relay_send_retries_an_unrecognised_code_within_its_budget() -> Result<(
     expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
     messages.expect_record_batch().never();
     messages.expect_set_state().never();
-    expect_record_waiting(&mut messages, WaitReason::Unavailable, "71001".to_owned(), 1_000);
+    expect_record_waiting(&mut messages, WaitReason::Unavailable, "71001".to_owned(), 500);
 
     let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
         .with_unrecognized_budget_secs(60)

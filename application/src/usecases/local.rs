@@ -565,7 +565,9 @@ impl MessageStatus {
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<MessageView, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
-        if record.task_ids.is_empty() {
+        // Not sent yet: nothing to report. (A sent message can have no task: every recipient
+        // skipped because DingTalk would have dropped it; the cloud's report says so.)
+        if record.task_ids.is_empty() && record.state.is_pending() {
             return Ok(MessageView { record, report: None });
         }
         match self.gateway.message_status(id).await {

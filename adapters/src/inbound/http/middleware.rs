@@ -68,6 +68,36 @@ pub async fn request_id(req: &mut Request, depot: &mut Depot, res: &mut Response
     crate::metrics::http_request(&route, method.as_str(), status, elapsed);
 }
 
+/// Acknowledges only what is on disk: after a request that may have written (any method but
+/// `GET`, `HEAD`, `OPTIONS`, `TRACE`) succeeded, waits for [`Durability::flush`] before the answer
+/// leaves, so a `200`/`202` is never sent for a write a power cut could still lose. A failed flush
+/// turns the answer into `503 unavailable` (the caller retries; every write path is idempotent).
+///
+/// [`Durability::flush`]: application::ports::Durability::flush
+pub struct DurableAcks(pub std::sync::Arc<dyn application::ports::Durability>);
+
+#[async_trait]
+impl Handler for DurableAcks {
+    async fn handle(&self, req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+        ctrl.call_next(req, depot, res).await;
+        let succeeded = res.status_code.is_none_or(|s| s.is_success() || s.is_redirection());
+        if req.method().is_safe() || !succeeded {
+            return;
+        }
+        if let Err(err) = self.0.flush().await {
+            tracing::error!(error = %err, "the write could not be made durable; answering 503");
+            res.replace_body(salvo::http::ResBody::None);
+            super::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database could not make the change durable; retry",
+            )
+            .write(req, depot, res)
+            .await;
+        }
+    }
+}
+
 /// Chooses the language of the HTML pages for this request ([`Lang::of_request`]) and keeps it in
 /// the response's extensions, where the page renderers read it.
 #[handler]

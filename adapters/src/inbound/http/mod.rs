@@ -54,6 +54,7 @@ pub use limits::TokenLimiter;
 pub use limits::{LoginLimit, LoginLimiter};
 pub use local::{CookieSettings, LocalHttp};
 pub use metrics::MetricsHttp;
+pub use middleware::DurableAcks;
 pub use oidc::OidcHttp;
 pub use relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 

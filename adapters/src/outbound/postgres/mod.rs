@@ -236,3 +236,11 @@ fn db_error(context: &str, err: DieselError) -> StoreError {
         _ => StoreError::Other(format!("{context}: {err}")),
     }
 }
+
+/// PostgreSQL commits are durable when they return (`synchronous_commit = on`, its default).
+#[async_trait::async_trait]
+impl application::ports::Durability for PgStore {
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -19,6 +19,7 @@ pub mod ops;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod stores;
+pub mod wal_sync;
 
 #[cfg(test)]
 pub(crate) mod event_tests;
@@ -50,18 +51,17 @@ use futures_util::FutureExt;
 /// The migrations under `adapters/migrations/sqlite`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-/// Set on every connection: write-ahead log (readers never block the writer),
-/// wait up to 5 s for a lock instead of failing, enforce foreign keys, and
-/// `synchronous = FULL`: every commit is fsynced to the WAL before it returns, so
-/// nothing acknowledged (a relayed message accepted, an event callback answered
-/// `success`) is lost even to a power cut — `NORMAL` would be safe against a crash of
-/// the process but could lose the last commits to a crash of the machine
-/// (<https://www.sqlite.org/pragma.html#pragma_synchronous>). The fsync costs about
-/// 0.2 ms per commit on the benchmark machine; with one writer (see
-/// [`SqliteStore`]) commits queue in order instead of retrying on `SQLITE_BUSY`.
-/// `busy_timeout` goes first so the switch to WAL waits for other connections too.
+/// Set on every connection: write-ahead log (readers never block the writer), wait up to 5 s for
+/// a lock instead of failing, enforce foreign keys, and `synchronous = NORMAL`: a commit is written
+/// to the WAL but not fsynced, so it survives a crash of the process but not yet one of the
+/// machine (<https://www.sqlite.org/pragma.html#pragma_synchronous>). Nothing is acknowledged in
+/// that state: before answering a request that wrote, the HTTP layer waits for
+/// [`SqliteStore::flush`] — a group `fdatasync` of the WAL ([`wal_sync`]) shared by every commit
+/// since the last one — so an acknowledged relay accept, event callback or outbox `202` is on disk
+/// even if the power fails right after. `busy_timeout` goes first so the switch to WAL waits for
+/// other connections too.
 const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                       PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+                       PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// How long a caller waits for a pooled connection before `Unavailable`.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,7 +77,8 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 /// up to 100 ms, which made the relay's and the event callback's tails hundreds of
 /// milliseconds long under load. Every write of these stores goes through the single writer
 /// connection instead: writers wait in the pool's queue, in arrival order, for a commit that
-/// takes a fraction of a millisecond; readers never wait for it (WAL).
+/// takes a fraction of a millisecond (no fsync: see [`PRAGMAS`] and [`SqliteStore::flush`]);
+/// readers never wait for it (WAL).
 ///
 /// Cheap to clone: clones share the pools (and the feed signal).
 ///
@@ -87,6 +88,7 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 pub struct SqliteStore {
     pool: Pool<Conn>,
     writer: Pool<Conn>,
+    wal: wal_sync::WalSync,
     feed: crate::outbound::feed::FeedWatch,
 }
 
@@ -118,8 +120,9 @@ impl SqliteStore {
 
         let pool = open_pool(&path, max_connections.max(1)).await?;
         let writer = open_pool(&path, 1).await?;
+        let wal = wal_sync::WalSync::start(&path);
         tracing::debug!(url, max_connections, "SQLite store ready");
-        Ok(Self { pool, writer, feed: crate::outbound::feed::FeedWatch::new() })
+        Ok(Self { pool, writer, wal, feed: crate::outbound::feed::FeedWatch::new() })
     }
 
     /// Checks that the database answers (`SELECT 1` on a pooled connection),
@@ -136,6 +139,12 @@ impl SqliteStore {
     /// database cannot be opened.
     async fn conn(&self) -> Result<PooledConnection<'_, Conn>, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Waits until every commit made before the call is on disk (a group fdatasync of the WAL:
+    /// [`wal_sync`]). Errors: `Unavailable` when the sync failed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.wal.flush().await
     }
 
     /// The writer connection (every write goes through it, in arrival order); `Unavailable`
@@ -286,5 +295,12 @@ fn db_error(context: &str, err: DieselError) -> StoreError {
             StoreError::Unavailable(format!("{context}: {}", info.message()))
         }
         _ => StoreError::Other(format!("{context}: {err}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl application::ports::Durability for SqliteStore {
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.wal.flush().await
     }
 }
