@@ -69,6 +69,17 @@ const TARGET_RSS_MB: f64 = 64.0;
 const TARGET_TOKEN_CALLS: usize = 1;
 const TARGET_RELAY_ACCEPT_PER_SEC: f64 = 5000.0;
 const TARGET_RELAY_ACCEPT_P99_MS: f64 = 15.0;
+const TARGET_EVENTS_PER_SEC: f64 = 8000.0;
+const TARGET_SOAK_P99_MS: f64 = 50.0;
+const TARGET_SOAK_MAX_MS: f64 = 250.0;
+/// RSS growth allowed over the second half of the soak, percent.
+const TARGET_SOAK_RSS_GROWTH_PCT: f64 = 10.0;
+const TARGET_EVENTS_P99_MS: f64 = 10.0;
+const TARGET_EVENTS_PURGE_P99_MS: f64 = 100.0;
+/// Expired nonces the cloud purges while the second event load runs.
+const EXPIRED_NONCES: u64 = 1_000_000;
+/// The event subscription of the benchmark's event cloud (docs/dingtalk-api.md §E.1).
+const EVENTS_TOKEN: &str = "bench-events-token";
 
 /// Benchmark of dingbridge (emulator + cloud + local on loopback, and dev mode).
 #[derive(Debug, Parser)]
@@ -103,8 +114,20 @@ struct Args {
     /// needs `wrk`, which bench/run.sh installs).
     #[arg(long, default_value_t = 10)]
     relay_load_secs: u64,
-    /// Global deadline, seconds.
+    /// Seconds of `wrk` load on the event callback (`POST /dingtalk/events`, c=16), once on its
+    /// own and once while the cloud purges 1,000,000 expired nonces (0 skips both; needs `wrk`
+    /// and `sqlite3`, which bench/run.sh installs).
+    #[arg(long, default_value_t = 10)]
+    event_load_secs: u64,
+    /// Seconds of the soak: a steady `--soak-rate` messages/s posted to local (split deployment,
+    /// delivered through the cloud to the emulator); 0 skips it.
     #[arg(long, default_value_t = 600)]
+    soak_secs: u64,
+    /// Messages per second in the soak.
+    #[arg(long, default_value_t = 100)]
+    soak_rate: u64,
+    /// Global deadline, seconds.
+    #[arg(long, default_value_t = 1500)]
     deadline_secs: u64,
 }
 
@@ -176,17 +199,27 @@ impl Server {
 
     /// Peak resident set size (`VmHWM`), in MiB.
     fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+        self.status_mb("VmHWM:")
+    }
+
+    /// Resident set size now (`VmRSS`), in MiB.
+    fn rss_mb(&self) -> anyhow::Result<f64> {
+        self.status_mb("VmRSS:")
+    }
+
+    /// A `kB` figure of `/proc/<pid>/status` (`field` with its colon), in MiB.
+    fn status_mb(&self, field: &str) -> anyhow::Result<f64> {
         let pid = self.child.id().context("the process has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
         let kb: f64 = status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .context("no VmHWM in /proc/<pid>/status")?
+            .find_map(|line| line.strip_prefix(field))
+            .with_context(|| format!("no {field} in /proc/<pid>/status"))?
             .trim()
             .trim_end_matches("kB")
             .trim()
             .parse()
-            .context("parsing VmHWM")?;
+            .with_context(|| format!("parsing {field}"))?;
         Ok(kb / 1024.0)
     }
 
@@ -427,6 +460,19 @@ async fn run(
         // answers, on the same two cores, while the load runs.
         eprintln!("bench: the same load with the sender unpaced");
         rows.extend(relay_accept_load(args.relay_load_secs, deadline, &emu, &cloud.base_url, &dir.0, false)?);
+    }
+
+    if args.event_load_secs > 0 {
+        eprintln!("bench: event callback under wrk load ({} s at c=16, then during a purge)", args.event_load_secs);
+        rows.extend(event_load(args.event_load_secs, deadline, dingbridge_bin, &emu, &local_url, &dir.0).await?);
+    }
+
+    if args.soak_secs > 0 {
+        eprintln!(
+            "bench: soak ({} s at {} messages/s through local, cloud and emulator)",
+            args.soak_secs, args.soak_rate
+        );
+        rows.extend(soak(args, deadline, &local, &cloud, &admin).await?);
     }
 
     rows.push(row("peak RSS (VmHWM)", ""));
@@ -877,8 +923,17 @@ end
 
 /// Runs `wrk -t2 -c<connections> -d<secs>s` on `url` with [`WRK_SCRIPT`]; `relay_auth` (base64 of
 /// `id:secret`) makes it post relayed messages, otherwise it sends `GET`s.
-#[allow(clippy::cast_precision_loss)]
 fn wrk(script: &Path, url: &str, connections: usize, secs: u64, relay_auth: Option<&str>) -> anyhow::Result<WrkRun> {
+    match relay_auth {
+        Some(auth) => wrk_with(script, url, connections, secs, &[("RELAY_AUTH", auth)]),
+        None => wrk_with(script, url, connections, secs, &[]),
+    }
+}
+
+/// Runs `wrk -t2 -c<connections> -d<secs>s -s <script> <url>` with `vars` in its environment (and
+/// `RUN_ID`, `CORP`) and reads the `RESULT` line the script's `done` prints.
+#[allow(clippy::cast_precision_loss)]
+fn wrk_with(script: &Path, url: &str, connections: usize, secs: u64, vars: &[(&str, &str)]) -> anyhow::Result<WrkRun> {
     let mut command = std::process::Command::new("wrk");
     command
         .args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--timeout", "10s", "-s"])
@@ -886,10 +941,8 @@ fn wrk(script: &Path, url: &str, connections: usize, secs: u64, relay_auth: Opti
         .arg(url)
         .env("RUN_ID", format!("{}-{connections}-{}", std::process::id(), free_port()?))
         .env("CORP", CORP)
+        .envs(vars.iter().copied())
         .stderr(Stdio::inherit());
-    if let Some(auth) = relay_auth {
-        command.env("RELAY_AUTH", auth);
-    }
     let output = command.output().context("running wrk (install it: apt-get install wrk)")?;
     ensure!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stdout));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -956,6 +1009,260 @@ fn relay_accept_load(
         rows.push(judged(format!("  c={connections} errors"), run.errors.to_string(), "0", run.errors == 0));
     }
     Ok(rows)
+}
+
+/// A steady `--soak-rate` messages/s to local for `--soak-secs` (open loop: one post every
+/// 1/rate s, each in its own task, so a slow answer never slows the rate), then until every
+/// accepted message reached the emulator. Reports the `202` latency, delivery, and each
+/// process's RSS growth over the second half (sampled at the half and at the end).
+async fn soak(
+    args: &Args,
+    deadline: Deadline,
+    local: &Server,
+    cloud: &Server,
+    admin: &Admin,
+) -> anyhow::Result<Vec<Row>> {
+    let (secs, rate) = (args.soak_secs, args.soak_rate.max(1));
+    let total = usize::try_from(secs * rate)?;
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    let sends_before = admin.sends().await?;
+    let run_id = std::process::id();
+    let url = format!("{}/api/messages", local.base_url);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut posts = Vec::with_capacity(total);
+    let mut half_rss = None;
+    for i in 0..total {
+        tick.tick().await;
+        deadline.check("the soak")?;
+        if i == total / 2 {
+            half_rss = Some((local.rss_mb()?, cloud.rss_mb()?));
+        }
+        let (client, url) = (client.clone(), url.clone());
+        let body = json!({
+            "recipients": {"userids": [user(i)]},
+            "body": {"msgtype": "text", "text": {"content": format!("bench {run_id} soak #{i}")}},
+        });
+        posts.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let res = client.post(&url).bearer_auth(SERVICE_TOKEN).json(&body).send().await;
+            let ok = matches!(&res, Ok(r) if r.status() == StatusCode::ACCEPTED);
+            if let Ok(res) = res {
+                let _ = res.bytes().await;
+            }
+            (ok, sent.elapsed())
+        }));
+    }
+    let end_rss = (local.rss_mb()?, cloud.rss_mb()?);
+    let mut latencies = Vec::with_capacity(total);
+    let mut refused = 0;
+    for post in posts {
+        let (ok, latency) = post.await?;
+        if ok {
+            latencies.push(latency);
+        } else {
+            refused += 1;
+        }
+    }
+    let drained = Instant::now();
+    let mut delivered = admin.sends().await? - sends_before;
+    while delivered < latencies.len() && drained.elapsed() < Duration::from_secs(120) {
+        deadline.check("the soak's delivery")?;
+        tokio::time::sleep(DELIVERY_POLL).await;
+        delivered = admin.sends().await? - sends_before;
+    }
+    let lat = Latencies::new(&latencies);
+    let (half_local, half_cloud) = half_rss.context("the soak ended before its half")?;
+    let growth = |half: f64, end: f64| (end - half) / half * 100.0;
+    let mut rows = vec![row(format!("soak: {secs} s at {rate} messages/s, local → cloud → emulator"), "")];
+    rows.push(judged("  answered 202", format!("{}/{total}", latencies.len()), format!("= {total}"), refused == 0));
+    rows.push(judged(
+        "  delivered (emulator asyncsend_v2 calls)",
+        format!("{delivered}/{}", latencies.len()),
+        format!("= {}", latencies.len()),
+        delivered == latencies.len(),
+    ));
+    rows.push(judged(
+        "  202 latency p50 / p99 (ms)",
+        format!("{:.2} / {:.2}", lat.pct(0.5), lat.pct(0.99)),
+        format!("p99 <= {TARGET_SOAK_P99_MS:.0}"),
+        lat.pct(0.99) <= TARGET_SOAK_P99_MS,
+    ));
+    rows.push(judged(
+        "  202 latency max (ms)",
+        format!("{:.1}", lat.pct(1.0)),
+        format!("<= {TARGET_SOAK_MAX_MS:.0}"),
+        lat.pct(1.0) <= TARGET_SOAK_MAX_MS,
+    ));
+    for (name, half, end) in [("local", half_local, end_rss.0), ("cloud", half_cloud, end_rss.1)] {
+        let pct = growth(half, end);
+        rows.push(judged(
+            format!("  {name} RSS at half → end (MiB), growth"),
+            format!("{half:.1} → {end:.1}, {pct:+.1} %"),
+            format!("< {TARGET_SOAK_RSS_GROWTH_PCT:.0} %"),
+            pct < TARGET_SOAK_RSS_GROWTH_PCT,
+        ));
+    }
+    Ok(rows)
+}
+
+/// `wrk`'s Lua for the event callback: each thread loads its share of the pre-signed pushes in
+/// `EVENTS_FILE` (one `path<TAB>body` per line, every one a fresh nonce) and sends each once.
+const WRK_EVENTS_SCRIPT: &str = r#"
+local threads = {}
+setup = function(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+init = function(args)
+  reqs = {}
+  local n = 0
+  for line in io.lines(os.getenv("EVENTS_FILE")) do
+    if n % 2 == tid then
+      local tab = string.find(line, "\t", 1, true)
+      table.insert(reqs, wrk.format("POST", string.sub(line, 1, tab - 1),
+        {["Content-Type"] = "application/json"}, string.sub(line, tab + 1)))
+    end
+    n = n + 1
+  end
+  idx = 0
+end
+request = function()
+  idx = idx % #reqs + 1
+  return reqs[idx]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"#;
+
+/// Writes `count` pushes of DingTalk's contact event (`user_modify_org`, current HTTP format,
+/// docs/dingtalk-api.md §E.6: a fresh `eventId` each), encrypted and signed for `owner` (§E.2,
+/// §E.3) with fresh nonces, one `path<TAB>body` line each.
+fn write_pushes(file: &Path, crypto: &tests::emulator::CallbackCrypto, count: usize, tag: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    for i in 0..count {
+        let event = json!({
+            "EventType": "user_modify_org",
+            "EventTime": now_ms,
+            "CorpId": CORP,
+            "BizId": format!("{tag}{i:012}"),
+            "eventId": format!("{tag}-{i:012}"),
+            "timeStamp": now_ms.to_string(),
+            "userId": ["user0001"],
+        });
+        let encrypt = crypto.encrypt(&event.to_string());
+        let (timestamp, nonce) = (now_ms.to_string(), format!("{tag}{i:08}"));
+        let signature = crypto.signature(&timestamp, &nonce, &encrypt);
+        writeln!(
+            out,
+            "/dingtalk/events?signature={signature}&msg_signature={signature}&timestamp={timestamp}&nonce={nonce}\t{}",
+            json!({ "encrypt": encrypt })
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The event callback under `wrk` at c=16 on a cloud of its own (SQLite): once on its own, then
+/// with 1,000,000 expired nonces in its table, restarted so its purge job (first run at start,
+/// batches of 5,000) deletes them while the load runs.
+async fn event_load(
+    secs: u64,
+    deadline: Deadline,
+    dingbridge_bin: &Path,
+    emu: &str,
+    local_url: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<Row>> {
+    use base64::Engine as _;
+    let aes_key = base64::engine::general_purpose::STANDARD.encode([7_u8; 32]).trim_end_matches('=').to_owned();
+    let crypto =
+        tests::emulator::CallbackCrypto::new(EVENTS_TOKEN, &aes_key, APP_KEY).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let db = dir.join("cloud-events.db");
+    let config = dir.join("cloud-events.toml");
+    let events = format!("[events]\ntoken = \"{EVENTS_TOKEN}\"\naes_key = \"{aes_key}\"\nowner_key = \"{APP_KEY}\"\n");
+    std::fs::write(&config, format!("{}{events}", cloud_toml(&url, &db, emu, local_url, None)))?;
+    let script = dir.join("events.lua");
+    std::fs::write(&script, WRK_EVENTS_SCRIPT)?;
+    let pushes = dir.join("pushes.txt");
+    // More pushes than the load can send, so no nonce repeats (a repeat is a 409, counted as an error).
+    let count = usize::try_from(secs).unwrap_or(10) * 16_000;
+    let mut rows =
+        vec![row(format!("event callback POST /dingtalk/events under wrk (-t2 -c16, {secs} s, fresh nonces)"), "")];
+
+    deadline.check("the event load")?;
+    write_pushes(&pushes, &crypto, count, "a")?;
+    let cloud = Server::start(dingbridge_bin, port, Some(&config), &HashMap::new())
+        .await
+        .context("starting the event cloud")?;
+    let pushes_arg = pushes.display().to_string();
+    let run = wrk_with(&script, &url, 16, secs, &[("EVENTS_FILE", &pushes_arg)])?;
+    cloud.stop().await;
+    rows.push(judged(
+        "  pushes/s",
+        format!("{:.0}", run.per_sec()),
+        format!(">= {TARGET_EVENTS_PER_SEC:.0}"),
+        run.per_sec() >= TARGET_EVENTS_PER_SEC,
+    ));
+    rows.push(judged(
+        "  p50 / p99 / max (ms)",
+        format!("{:.2} / {:.2} / {:.1}", run.p50_ms, run.p99_ms, run.max_ms),
+        format!("p99 <= {TARGET_EVENTS_P99_MS:.0}"),
+        run.p99_ms <= TARGET_EVENTS_P99_MS,
+    ));
+    rows.push(judged("  errors", run.errors.to_string(), "0", run.errors == 0));
+
+    deadline.check("the event load during a purge")?;
+    // 1,000,000 nonces that expired an hour ago, for the purge job to delete.
+    let expired_ms =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())? - 3_600_000;
+    let sql = format!(
+        "INSERT INTO callback_nonces (owner, nonce, keep_until) WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL \
+         SELECT x + 1 FROM n WHERE x < {EXPIRED_NONCES}) SELECT 'bench-expired', 'e' || x, {expired_ms} FROM n;"
+    );
+    sqlite(&db, &sql)?;
+    write_pushes(&pushes, &crypto, count, "b")?;
+    let cloud = Server::start(dingbridge_bin, port, Some(&config), &HashMap::new())
+        .await
+        .context("restarting the event cloud")?;
+    let run = wrk_with(&script, &url, 16, secs, &[("EVENTS_FILE", &pushes_arg)])?;
+    let left: u64 = sqlite(&db, &format!("SELECT count(*) FROM callback_nonces WHERE keep_until = {expired_ms};"))?
+        .trim()
+        .parse()?;
+    cloud.stop().await;
+    rows.push(row(
+        format!("  during the purge of {EXPIRED_NONCES} expired nonces: purged while loaded"),
+        format!("{}", EXPIRED_NONCES - left),
+    ));
+    rows.push(row("    pushes/s", format!("{:.0}", run.per_sec())));
+    rows.push(judged(
+        "    p50 / p99 / max (ms)",
+        format!("{:.2} / {:.2} / {:.1}", run.p50_ms, run.p99_ms, run.max_ms),
+        format!("p99 <= {TARGET_EVENTS_PURGE_P99_MS:.0}"),
+        run.p99_ms <= TARGET_EVENTS_PURGE_P99_MS,
+    ));
+    rows.push(judged("    errors", run.errors.to_string(), "0", run.errors == 0));
+    let _ = std::fs::remove_file(&pushes);
+    Ok(rows)
+}
+
+/// Runs `sql` on the SQLite file `db` with the `sqlite3` command; returns what it printed.
+fn sqlite(db: &Path, sql: &str) -> anyhow::Result<String> {
+    let output = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .context("running sqlite3 (install it: apt-get install sqlite3)")?;
+    ensure!(output.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// `n` sequential logins from `{base}/auth/dingtalk/login`, each with a fresh cookie jar, following
