@@ -262,7 +262,7 @@ purgeable!(Grants, GrantStore, "OIDC codes and grants");
 
 /// Expired callback nonces per purge batch: each batch is one short write, so a callback waits
 /// for at most one batch, never for the whole backlog (docs/design.md "Events").
-const NONCE_PURGE_BATCH: u32 = 5_000;
+const NONCE_PURGE_BATCH: u32 = 1_000;
 
 /// Expired callback nonces, deleted in batches of [`NONCE_PURGE_BATCH`] with a yield between
 /// them (the callback itself no longer deletes anything but its own expired copy).

@@ -79,7 +79,7 @@ const TARGET_EVENTS_PURGE_P99_MS: f64 = 100.0;
 /// Expired nonces the cloud purges while the second event load runs.
 const EXPIRED_NONCES: u64 = 1_000_000;
 /// The event subscription of the benchmark's event cloud (docs/dingtalk-api.md §E.1).
-const EVENTS_TOKEN: &str = "bench-events-token";
+const EVENTS_TOKEN: &str = "benchEventsToken";
 
 /// Benchmark of dingbridge (emulator + cloud + local on loopback, and dev mode).
 #[derive(Debug, Parser)]

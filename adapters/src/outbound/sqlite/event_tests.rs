@@ -131,6 +131,17 @@ pub(crate) async fn expired_nonces_are_purged_in_bounded_batches<S: EventStore>(
     assert_eq!(store.purge_expired_nonces(ts(5_000), 10).await?, 0);
     assert!(!store.remember_nonce("app-1", "live", ts(5_000), ts(9_000)).await?, "a remembered nonce survives");
     assert!(!store.remember_nonce("app-1", "fresh", ts(5_000), ts(9_000)).await?);
+    // Many nonces expiring in the same millisecond (a burst of pushes), of two owners: still at
+    // most `limit` per call.
+    for i in 0..30 {
+        let owner = if i % 2 == 0 { "app-1" } else { "app-2" };
+        assert!(store.remember_nonce(owner, &format!("tie{i}"), ts(9_000), ts(9_500)).await?);
+    }
+    // 32 expired now: "live" and "fresh" (kept until 9 000) first, then the 30 of the tie.
+    assert_eq!(store.purge_expired_nonces(ts(9_600), 12).await?, 12, "bounded despite the tie");
+    assert_eq!(store.purge_expired_nonces(ts(9_600), 12).await?, 12, "still bounded inside the tie");
+    assert_eq!(store.purge_expired_nonces(ts(9_600), 12).await?, 8, "the rest of the tie");
+    assert_eq!(store.purge_expired_nonces(ts(9_600), 12).await?, 0);
     Ok(())
 }
 

@@ -996,27 +996,34 @@ macro_rules! impl_store_ports {
 
                 async fn purge_expired_nonces(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
                     let mut conn = self.writer().await?;
-                    // The `limit`-th oldest expired `keep_until` (by the keep_until index), then
-                    // one range delete up to it: bounded work per call on both backends.
-                    let boundary: Option<i64> = callback_nonces::table
+                    // The keys of at most `limit` expired nonces, oldest first (by the keep_until
+                    // index), then a delete of exactly those keys: bounded work per call on both
+                    // backends, however many nonces share one `keep_until`.
+                    let keys: Vec<(String, String)> = callback_nonces::table
                         .filter(callback_nonces::keep_until.lt(now.as_millis()))
                         .order(callback_nonces::keep_until.asc())
-                        .select(callback_nonces::keep_until)
-                        .offset(i64::from(limit.max(1)) - 1)
-                        .first(&mut conn)
+                        .select((callback_nonces::owner, callback_nonces::nonce))
+                        .limit(i64::from(limit.max(1)))
+                        .load(&mut conn)
                         .await
-                        .optional()
-                        .map_err(|e| db_error("find the nonce purge boundary", e))?;
-                    let upto = boundary.unwrap_or(now.as_millis() - 1);
-                    let deleted = diesel::delete(
-                        callback_nonces::table
-                            .filter(callback_nonces::keep_until.le(upto))
-                            .filter(callback_nonces::keep_until.lt(now.as_millis())),
-                    )
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| db_error("purge expired nonces", e))?;
-                    Ok(deleted as u64)
+                        .map_err(|e| db_error("find expired nonces", e))?;
+                    let mut by_owner: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+                    for (owner, nonce) in &keys {
+                        by_owner.entry(owner.as_str()).or_default().push(nonce.as_str());
+                    }
+                    let mut deleted = 0;
+                    for (owner, nonces) in by_owner {
+                        deleted += diesel::delete(
+                            callback_nonces::table
+                                .filter(callback_nonces::owner.eq(owner))
+                                .filter(callback_nonces::nonce.eq_any(nonces))
+                                .filter(callback_nonces::keep_until.lt(now.as_millis())),
+                        )
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| db_error("purge expired nonces", e))?;
+                    }
+                    Ok(count(deleted))
                 }
 
                 async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError> {
@@ -1031,22 +1038,25 @@ macro_rules! impl_store_ports {
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
                     let mut conn = self.writer().await?;
-                    let appended = conn
-                        .transaction::<_, diesel::result::Error, _>(async |conn| {
-                            if let Some(lock) = <Conn as FeedLock>::LOCK_FEED {
+                    let insert = diesel::insert_into(contact_events::table)
+                        .values(&row)
+                        .on_conflict((contact_events::corp_id, contact_events::event_id))
+                        .do_nothing()
+                        .returning(contact_events::seq);
+                    let appended = match <Conn as FeedLock>::LOCK_FEED {
+                        // The lock and the insert in one transaction (PostgreSQL: see FeedLock).
+                        Some(lock) => {
+                            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                                 diesel::sql_query(lock).execute(conn).await?;
-                            }
-                            diesel::insert_into(contact_events::table)
-                                .values(&row)
-                                .on_conflict((contact_events::corp_id, contact_events::event_id))
-                                .do_nothing()
-                                .returning(contact_events::seq)
-                                .get_result::<i64>(conn)
-                                .await
-                                .optional()
-                        })
-                        .await
-                        .map_err(|e| db_error("append contact event", e))?;
+                                insert.get_result::<i64>(conn).await.optional()
+                            })
+                            .await
+                        }
+                        // One statement is its own transaction (SQLite: one writer, so appends
+                        // commit in `seq` order anyway).
+                        None => insert.get_result::<i64>(&mut conn).await.optional(),
+                    }
+                    .map_err(|e| db_error("append contact event", e))?;
                     // Committed: wake the feed's long-polling readers.
                     if appended.is_some() {
                         self.feed.notify();
