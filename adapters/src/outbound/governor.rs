@@ -152,11 +152,20 @@ impl Refusal {
     }
 }
 
+/// How much sooner than one interval after the previous departure a call may leave: the timer's
+/// own lateness (tokio wakes on millisecond ticks), so reserved slots keep their pace. At 18/s
+/// (55.6 ms) departures stay ≥ 53.6 ms apart: at most 19 in any second.
+const DEPARTURE_SLACK: Duration = Duration::from_millis(2);
+
 /// One (app, API) pair's pacing state.
 #[derive(Debug)]
 struct Lane {
     /// The earliest instant the next call may start.
     next: Instant,
+    /// When the last call actually left (after its wait): a call that wakes late — the process
+    /// was busy — still leaves no sooner than one interval after it, so a stall never releases a
+    /// bunch of overdue calls at once.
+    last_departure: Option<Instant>,
     /// Consecutive global throttles (90002), for the exponential pause.
     strikes: u32,
 }
@@ -220,8 +229,11 @@ impl Governor {
                 state.banned_until = None;
             }
             let interval = self.config.interval(api);
-            let lane =
-                state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane { next: now, strikes: 0 });
+            let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
+                next: now,
+                last_departure: None,
+                strikes: 0,
+            });
             let slot = lane.next.max(now);
             if slot - now > self.config.max_wait {
                 crate::metrics::governor_refused("busy");
@@ -232,13 +244,40 @@ impl Governor {
         };
         let wait = slot - now;
         crate::metrics::governor_wait(wait);
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::governor_waiting(self.waiting());
+        let _done = Waiting(self);
         if !wait.is_zero() {
-            self.waiting.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::governor_waiting(self.waiting());
-            let _done = Waiting(self);
             tokio::time::sleep_until(slot).await;
         }
-        Ok(())
+        // Leave at least one interval after the lane's last departure, whenever this task woke.
+        loop {
+            let earliest = {
+                let mut state = self.lock();
+                let interval = self.config.interval(api);
+                let now = Instant::now();
+                let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
+                    next: now,
+                    last_departure: None,
+                    strikes: 0,
+                });
+                // Timers wake up to a millisecond late; within that slack the reserved slot stands,
+                // so the pace does not drift. Beyond it, spacing is enforced.
+                let spacing = interval.saturating_sub(DEPARTURE_SLACK);
+                match lane.last_departure.map(|t| t + spacing).filter(|earliest| *earliest > now) {
+                    Some(earliest) => {
+                        lane.next = lane.next.max(earliest + spacing);
+                        earliest
+                    }
+                    None => {
+                        lane.last_departure = Some(now);
+                        lane.next = lane.next.max(now + interval);
+                        return Ok(());
+                    }
+                }
+            };
+            tokio::time::sleep_until(earliest).await;
+        }
     }
 
     /// Takes the provider's word that (`app`, `api`) was throttled or the IP banned, and paces
@@ -253,10 +292,11 @@ impl Governor {
                 tracing::warn!(ban_secs = length.as_secs(), "the provider banned this egress IP; every call pauses");
             }
             Signal::AppThrottled | Signal::ApiThrottled => {
-                let lane = state
-                    .lanes
-                    .entry((app.to_owned(), api.to_owned()))
-                    .or_insert_with(|| Lane { next: now, strikes: 0 });
+                let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
+                    next: now,
+                    last_departure: None,
+                    strikes: 0,
+                });
                 let pause = if signal == Signal::AppThrottled {
                     APP_THROTTLE_PAUSE
                 } else {
@@ -345,6 +385,35 @@ mod tests {
         let expected = Duration::from_secs_f64(89.0 / 18.0);
         assert!(last >= expected && last < expected + Duration::from_millis(5), "last admitted at {last:?}");
         assert_eq!(governor.waiting(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_that_wake_late_still_leave_one_interval_apart() {
+        // Five calls reserve their slots (0, 100, 200, 300, 400 ms at 10/s), then the process is
+        // busy for 600 ms: every slot is overdue when the tasks run again. They leave an interval
+        // (less the timer's 2 ms slack) apart from then on, not at once (DingTalk counts arrivals).
+        let governor = Arc::new(governor(10.0, Duration::from_secs(60)));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let governor = governor.clone();
+                tokio::spawn(async move {
+                    governor.admit("app", API).await.expect("admitted");
+                    Instant::now() - started
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await; // every task reserves its slot
+        tokio::time::advance(Duration::from_millis(600)).await;
+        let mut left = Vec::new();
+        for task in tasks {
+            left.push(task.await.expect("task"));
+        }
+        left.sort();
+        for pair in left.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(100) - DEPARTURE_SLACK, "departures {left:?}");
+        }
+        assert!(busiest_second(&left) <= 10, "{left:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,13 +12,19 @@
 //!    the emulator and through `POST /relay/v1/messages`);
 //! 3. full login round trips through local, cloud and emulator (`--logins`), then the same against a
 //!    single dev-mode process;
-//! 4. the relay's accept path under `wrk` (`--relay-load-secs` at c=16 and at c=64, unique keys),
-//!    beside a bare HTTP round trip to the emulator at the same concurrency as the reference;
+//! 4. a soak: `--soak-rate` messages/s through local, cloud and emulator for `--soak-secs`
+//!    (the `202` latency, delivery, and each process's RSS growth over the second half);
+//!    then the relay's accept path under `wrk` (`--relay-load-secs` at c=16 and at c=64, unique
+//!    keys) beside a bare HTTP round trip to the emulator at the same concurrency as the
+//!    reference, and the event callback under `wrk` (`--event-load-secs`, alone and during a
+//!    purge of 1,000,000 expired nonces);
 //! 5. peak RSS (`VmHWM`) of the local and cloud processes;
 //! 6. the OpenID Provider on the dev-mode process: `--oidc-samples` sequential authorize→token
 //!    round trips for an already signed-in session (`GET /oidc/authorize` with the session cookie
 //!    → 302 with a code → `POST /oidc/token`), then `--oidc-token-requests` refresh-token grants
 //!    from `--oidc-concurrency` callers (each rotating its own chain), as token-endpoint requests/s.
+//!
+//! 7. the burst (`--burst`): DingTalk's real 20 calls/s at the emulator, the default governor.
 //!
 //! Every loop is bounded by its count and by a global deadline; all traffic stays on 127.0.0.1.
 //! Run it with `cargo run --release -p tests --bin bench -- [options]` or `bench/run.sh`.
@@ -441,6 +447,15 @@ async fn run(
         format!("{:.2} / {:.2} / {:.2}", split.pct(0.5), split.pct(0.99), split.mean()),
     ));
 
+    // Before the relay loads: the messages they accept would still be draining to the emulator.
+    if args.soak_secs > 0 {
+        eprintln!(
+            "bench: soak ({} s at {} messages/s through local, cloud and emulator)",
+            args.soak_secs, args.soak_rate
+        );
+        rows.extend(soak(args, deadline, &local, &cloud, &admin).await?);
+    }
+
     if args.relay_load_secs > 0 {
         // The production setting: the sender paced at DingTalk's limit (the default governor), so
         // the accepted messages queue in the cloud and go out at 18/s behind the load.
@@ -465,14 +480,6 @@ async fn run(
     if args.event_load_secs > 0 {
         eprintln!("bench: event callback under wrk load ({} s at c=16, then during a purge)", args.event_load_secs);
         rows.extend(event_load(args.event_load_secs, deadline, dingbridge_bin, &emu, &local_url, &dir.0).await?);
-    }
-
-    if args.soak_secs > 0 {
-        eprintln!(
-            "bench: soak ({} s at {} messages/s through local, cloud and emulator)",
-            args.soak_secs, args.soak_rate
-        );
-        rows.extend(soak(args, deadline, &local, &cloud, &admin).await?);
     }
 
     rows.push(row("peak RSS (VmHWM)", ""));
