@@ -336,10 +336,19 @@ impl Admin {
     }
 
     /// How many `asyncsend_v2` calls the emulator accepted (errcode 0).
+    /// How many work notifications the emulator recorded (`GET /_admin/sends/count`: polling the
+    /// whole list every 200 ms held the emulator's lock long enough, late in a run, to bunch the
+    /// very calls it counted).
     async fn sends(&self) -> anyhow::Result<usize> {
-        let sends: Vec<IgnoredAny> =
-            self.client.get(format!("{}/_admin/sends", self.base)).send().await?.error_for_status()?.json().await?;
-        Ok(sends.len())
+        let count: Value = self
+            .client
+            .get(format!("{}/_admin/sends/count", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        count["count"].as_u64().and_then(|n| usize::try_from(n).ok()).context("no count in /_admin/sends/count")
     }
 
     async fn approve(&self, who: &str) -> anyhow::Result<()> {
@@ -1053,23 +1062,33 @@ async fn soak(
         posts.push(tokio::spawn(async move {
             let sent = Instant::now();
             let res = client.post(&url).bearer_auth(SERVICE_TOKEN).json(&body).send().await;
-            let ok = matches!(&res, Ok(r) if r.status() == StatusCode::ACCEPTED);
-            if let Ok(res) = res {
-                let _ = res.bytes().await;
-            }
-            (ok, sent.elapsed())
+            let outcome = match res {
+                Ok(res) if res.status() == StatusCode::ACCEPTED => {
+                    let _ = res.bytes().await;
+                    None
+                }
+                Ok(res) => {
+                    let status = res.status();
+                    let body = res.text().await.unwrap_or_default();
+                    Some(format!("HTTP {status}: {}", body.chars().take(120).collect::<String>()))
+                }
+                Err(err) => Some(err.to_string()),
+            };
+            (outcome, sent.elapsed())
         }));
     }
     let end_rss = (local.rss_mb()?, cloud.rss_mb()?);
     let mut latencies = Vec::with_capacity(total);
-    let mut refused = 0;
+    let mut refusals: HashMap<String, usize> = HashMap::new();
     for post in posts {
-        let (ok, latency) = post.await?;
-        if ok {
-            latencies.push(latency);
-        } else {
-            refused += 1;
+        match post.await? {
+            (None, latency) => latencies.push(latency),
+            (Some(why), _) => *refusals.entry(why).or_default() += 1,
         }
+    }
+    let refused: usize = refusals.values().sum();
+    for (why, count) in &refusals {
+        eprintln!("bench: soak: {count} post(s) not answered 202: {why}");
     }
     let drained = Instant::now();
     let mut delivered = admin.sends().await? - sends_before;

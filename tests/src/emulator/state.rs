@@ -358,6 +358,12 @@ impl Emulator {
         self.lock().sends.clone()
     }
 
+    /// How many work notifications were recorded (without copying them, so polling it never holds
+    /// the lock long enough to delay the calls it counts).
+    pub fn send_count(&self) -> usize {
+        self.lock().sends.len()
+    }
+
     /// Changes how the consent page answers.
     pub fn set_consent(&self, mode: ConsentMode) {
         self.lock().consent = mode;

@@ -719,6 +719,8 @@ async fn admin_records_calls_and_sends() {
     assert_eq!(sends[0]["userid_list"], json!(["manager4220"]));
     assert_eq!(sends[0]["recalled"], false);
     assert_eq!(sends[0]["outcome"]["unread_user_id_list"], json!(["manager4220"]));
+    let count: Value = e.http.get(e.url("/_admin/sends/count")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(count, json!({"count": 1}));
 
     let res = e.post_json("/_admin/clock", json!({"advance_secs": 60})).await;
     assert_eq!(res.status(), 200);
