@@ -535,6 +535,23 @@ macro_rules! impl_store_ports {
                 Ok(Some((message, batches)))
             }
 
+            /// Loads the relayed messages of `keys` (client id, key), in that order, skipping any
+            /// deleted meanwhile.
+            async fn load_relays(
+                conn: &mut Conn,
+                keys: Vec<(String, String)>,
+            ) -> Result<Vec<RelayMessageRecord>, StoreError> {
+                let mut records = Vec::with_capacity(keys.len());
+                for (client_id, key) in keys {
+                    let found =
+                        load_relay(conn, &client_id, &key).await.map_err(|e| db_error("load relay message", e))?;
+                    if let Some((message, batches)) = found {
+                        records.push(message.into_domain(batches)?);
+                    }
+                }
+                Ok(records)
+            }
+
             #[async_trait]
             impl RelayMessageStore for $store {
                 async fn insert_or_get(
@@ -598,16 +615,7 @@ macro_rules! impl_store_ports {
                         .load(&mut conn)
                         .await
                         .map_err(|e| db_error("list relay messages", e))?;
-                    let mut records = Vec::with_capacity(keys.len());
-                    for (client_id, key) in keys {
-                        let found = load_relay(&mut conn, &client_id, &key)
-                            .await
-                            .map_err(|e| db_error("load relay message", e))?;
-                        if let Some((message, batches)) = found {
-                            records.push(message.into_domain(batches)?);
-                        }
-                    }
-                    Ok(records)
+                    load_relays(&mut conn, keys).await
                 }
 
                 async fn record_batch(
@@ -717,16 +725,7 @@ macro_rules! impl_store_ports {
                         .load(&mut conn)
                         .await
                         .map_err(|e| db_error("list due relay messages", e))?;
-                    let mut records = Vec::with_capacity(keys.len());
-                    for (client_id, key) in keys {
-                        let found = load_relay(&mut conn, &client_id, &key)
-                            .await
-                            .map_err(|e| db_error("load relay message", e))?;
-                        if let Some((message, batches)) = found {
-                            records.push(message.into_domain(batches)?);
-                        }
-                    }
-                    Ok(records)
+                    load_relays(&mut conn, keys).await
                 }
 
                 async fn record_waiting(
