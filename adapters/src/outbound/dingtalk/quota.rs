@@ -47,11 +47,16 @@ pub fn is_metered(endpoint: &str) -> bool {
     METERED.contains(&endpoint)
 }
 
-/// The billing month of `at`: `YYYY-MM` in China Standard Time (UTC+8).
-pub fn billing_month(at: Timestamp) -> String {
+/// `at` in China Standard Time (UTC+8), DingTalk's time zone for billing months and daily limits.
+pub(super) fn china_time(at: Timestamp) -> OffsetDateTime {
     let china = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
     let nanos = i128::from(at.as_millis()) * 1_000_000;
-    let when = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH).to_offset(china);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH).to_offset(china)
+}
+
+/// The billing month of `at`: `YYYY-MM` in China Standard Time (UTC+8).
+pub fn billing_month(at: Timestamp) -> String {
+    let when = china_time(at);
     format!("{:04}-{:02}", when.year(), u8::from(when.month()))
 }
 

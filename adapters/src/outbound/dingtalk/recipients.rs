@@ -20,7 +20,6 @@ use std::sync::Arc;
 use application::ports::{Clock, RecipientLedgerStore, RecipientLimits, StoreError};
 use async_trait::async_trait;
 use domain::{CorpId, MessageBody, SkipReason, Timestamp, UserId};
-use time::{OffsetDateTime, UtcOffset};
 
 /// Work notifications one person may receive from an internal app per day (docs/dingtalk-api.md §D.6).
 pub const INTERNAL_DAILY_LIMIT: u64 = 500;
@@ -29,9 +28,7 @@ pub const ISV_DAILY_LIMIT: u64 = 100;
 
 /// The day of `at` as DingTalk counts it: `YYYY-MM-DD` in China Standard Time (UTC+8).
 pub fn china_day(at: Timestamp) -> String {
-    let china = UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC);
-    let nanos = i128::from(at.as_millis()) * 1_000_000;
-    let when = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH).to_offset(china);
+    let when = super::quota::china_time(at);
     format!("{:04}-{:02}-{:02}", when.year(), u8::from(when.month()), when.day())
 }
 

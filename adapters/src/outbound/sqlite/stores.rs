@@ -629,31 +629,9 @@ macro_rules! impl_store_ports {
                 ) -> Result<(), StoreError> {
                     let idx = batch_idx(index)?;
                     let mut conn = self.writer().await?;
-                    let updated = conn
-                        .transaction::<_, diesel::result::Error, _>(async |conn| {
-                            let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
-                                .set((
-                                    relay_batches::task_id.eq(task_id.map(TaskId::get)),
-                                    relay_batches::error.eq(error),
-                                ))
-                                .execute(conn)
-                                .await?;
-                            if updated == 1 {
-                                diesel::update(relay_messages::table.find((client_id, key)))
-                                    .set(relay_messages::updated_at.eq(now.as_millis()))
-                                    .execute(conn)
-                                    .await?;
-                            }
-                            Ok(updated)
-                        })
-                        .await
-                        .map_err(|e| db_error("record relay batch", e))?;
-                    if updated == 0 {
-                        return Err(StoreError::Other(format!(
-                            "record relay batch: no batch {index} of message {client_id}/{key}"
-                        )));
-                    }
-                    Ok(())
+                    let update = diesel::update(relay_batches::table.find((client_id, key, idx)))
+                        .set((relay_batches::task_id.eq(task_id.map(TaskId::get)), relay_batches::error.eq(error)));
+                    update_batch(&mut conn, client_id, key, index, update, now, "record relay batch").await
                 }
 
                 async fn record_skipped(
@@ -667,28 +645,9 @@ macro_rules! impl_store_ports {
                     let idx = batch_idx(index)?;
                     let skipped = $crate::outbound::sqlite::rows::skipped_json(skipped)?;
                     let mut conn = self.writer().await?;
-                    let updated = conn
-                        .transaction::<_, diesel::result::Error, _>(async |conn| {
-                            let updated = diesel::update(relay_batches::table.find((client_id, key, idx)))
-                                .set(relay_batches::skipped.eq(&skipped))
-                                .execute(conn)
-                                .await?;
-                            if updated == 1 {
-                                diesel::update(relay_messages::table.find((client_id, key)))
-                                    .set(relay_messages::updated_at.eq(now.as_millis()))
-                                    .execute(conn)
-                                    .await?;
-                            }
-                            Ok(updated)
-                        })
-                        .await
-                        .map_err(|e| db_error("record skipped recipients", e))?;
-                    if updated == 0 {
-                        return Err(StoreError::Other(format!(
-                            "record skipped recipients: no batch {index} of message {client_id}/{key}"
-                        )));
-                    }
-                    Ok(())
+                    let update = diesel::update(relay_batches::table.find((client_id, key, idx)))
+                        .set(relay_batches::skipped.eq(&skipped));
+                    update_batch(&mut conn, client_id, key, index, update, now, "record skipped recipients").await
                 }
 
                 async fn set_state(
@@ -774,6 +733,40 @@ macro_rules! impl_store_ports {
                     .map(count)
                     .map_err(|e| db_error("release waiting relay messages", e))
                 }
+            }
+
+            /// Runs `update` (of batch `index` of message `client_id`/`key`) and, when it found the
+            /// batch, sets the message's `updated_at`, in one transaction; `context` names the
+            /// operation in errors. A batch that does not exist is an error.
+            async fn update_batch<U>(
+                conn: &mut Conn,
+                client_id: &str,
+                key: &str,
+                index: usize,
+                update: U,
+                now: Timestamp,
+                context: &str,
+            ) -> Result<(), StoreError>
+            where
+                U: diesel_async::methods::ExecuteDsl<Conn> + Send,
+            {
+                let updated = conn
+                    .transaction::<_, diesel::result::Error, _>(async |conn| {
+                        let updated = update.execute(conn).await?;
+                        if updated == 1 {
+                            diesel::update(relay_messages::table.find((client_id, key)))
+                                .set(relay_messages::updated_at.eq(now.as_millis()))
+                                .execute(conn)
+                                .await?;
+                        }
+                        Ok(updated)
+                    })
+                    .await
+                    .map_err(|e| db_error(context, e))?;
+                if updated == 0 {
+                    return Err(StoreError::Other(format!("{context}: no batch {index} of message {client_id}/{key}")));
+                }
+                Ok(())
             }
 
             /// Sets a relayed message's state and `updated_at` and adds `rounds` to its
