@@ -474,6 +474,11 @@ pub struct DeliverySection {
     /// errcode dingbridge does not know is retried before it fails with that code (0–604,800,
     /// default 3,600; docs/dingtalk-api.md §G.2).
     pub unrecognized_retry_secs: u32,
+    /// How many attempts (counting the first) a message gets while DingTalk answers one of its
+    /// batches with an errcode dingbridge does not know, before it fails with that code,
+    /// whichever of this and `unrecognized_retry_secs` is spent first (1–1,000, default 20:
+    /// about eight minutes of retries 0.5 s apart, doubling to 30 s).
+    pub unrecognized_retry_attempts: u32,
     /// Skip and report recipients DingTalk would silently drop (default true): the same content to
     /// a person twice a day, or past 500 messages a day per person (100 for a suite app)
     /// (docs/dingtalk-api.md §D.6). They show as `skipped` with `daily_limit` or
@@ -487,6 +492,7 @@ impl Default for DeliverySection {
             reconcile: "off".into(),
             rounds_per_message: 1,
             unrecognized_retry_secs: application::usecases::cloud::DEFAULT_UNRECOGNIZED_BUDGET_SECS,
+            unrecognized_retry_attempts: application::usecases::cloud::DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS,
             screen_recipients: true,
         }
     }
@@ -511,6 +517,9 @@ impl DeliverySection {
                 "delivery.unrecognized_retry_secs".into(),
                 "must be between 0 and 604800 seconds (7 days)".into(),
             ));
+        }
+        if !(1..=1000).contains(&self.unrecognized_retry_attempts) {
+            out.push(("delivery.unrecognized_retry_attempts".into(), "must be between 1 and 1000".into()));
         }
         out
     }
@@ -1278,6 +1287,7 @@ mod tests {
                 ("[delivery]\nreconcile = \"always\"", "delivery.reconcile"),
                 ("[delivery]\nrounds_per_message = 21", "delivery.rounds_per_message"),
                 ("[delivery]\nunrecognized_retry_secs = 604801", "delivery.unrecognized_retry_secs"),
+                ("[delivery]\nunrecognized_retry_attempts = 0", "delivery.unrecognized_retry_attempts"),
             ] {
                 jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{toml}\n"))?;
                 assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), [key], "{toml}");

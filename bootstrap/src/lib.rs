@@ -440,6 +440,7 @@ fn cloud_use_cases<S: CloudStores>(
     let notify = Arc::new(tokio::sync::Notify::new());
     let mut send = RelaySend::new(store.clone(), messenger.clone(), clock.clone())
         .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs)
+        .with_unrecognized_max_attempts(config.delivery.unrecognized_retry_attempts)
         .with_wakeup(Arc::new(NotifyTrigger(notify.clone())));
     if config.delivery.screen_recipients {
         // No silent drops (docs/dingtalk-api.md §D.6): third-party suite corps get 100 a day.

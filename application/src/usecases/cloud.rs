@@ -308,6 +308,7 @@ pub struct RelaySend {
     clock: Arc<dyn Clock>,
     in_flight: Mutex<HashSet<(String, String)>>,
     unrecognized_budget_ms: i64,
+    unrecognized_max_attempts: u32,
     wakeup: Option<Arc<dyn DispatchTrigger>>,
     limits: Option<Arc<dyn RecipientLimits>>,
 }
@@ -315,6 +316,10 @@ pub struct RelaySend {
 /// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
 /// one hour from the message's first acceptance.
 pub const DEFAULT_UNRECOGNIZED_BUDGET_SECS: u32 = 3600;
+/// How many attempts a message whose batch DingTalk answers with an unrecognised errcode gets,
+/// by default, before it fails (whichever of this and the age budget is spent first). With the
+/// retry delays (0.5 s doubling to 30 s) 20 attempts span about eight minutes.
+pub const DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS: u32 = 20;
 /// The background sender's first retry delay after a transient failure, in milliseconds
 /// (doubling per attempt; a held call waits at least as long as the governor or DingTalk says).
 pub const SEND_RETRY_BASE_MS: i64 = 500;
@@ -344,6 +349,7 @@ impl RelaySend {
             clock,
             in_flight: Mutex::new(HashSet::new()),
             unrecognized_budget_ms: i64::from(DEFAULT_UNRECOGNIZED_BUDGET_SECS) * 1000,
+            unrecognized_max_attempts: DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS,
             wakeup: None,
             limits: None,
         }
@@ -355,6 +361,15 @@ impl RelaySend {
     #[must_use]
     pub fn with_unrecognized_budget_secs(mut self, secs: u32) -> Self {
         self.unrecognized_budget_ms = i64::from(secs) * 1000;
+        self
+    }
+
+    /// Sets how many attempts (counting the first) a message gets while DingTalk answers one of
+    /// its batches with an unrecognised errcode; the attempt that reaches it records the batch as
+    /// refused, as the age budget ([`RelaySend::with_unrecognized_budget_secs`]) does. At least 1.
+    #[must_use]
+    pub fn with_unrecognized_max_attempts(mut self, attempts: u32) -> Self {
+        self.unrecognized_max_attempts = attempts.max(1);
         self
     }
 
@@ -449,7 +464,8 @@ impl RelaySend {
     /// keep their task ids and the next attempt sends only the rest. Permanent refusals are
     /// recorded on the batch and the message ends `failed`; an unrecognised errcode counts as
     /// transient until the message is older than the budget
-    /// ([`RelaySend::with_unrecognized_budget_secs`]), then as permanent.
+    /// ([`RelaySend::with_unrecognized_budget_secs`]) or has had its attempts
+    /// ([`RelaySend::with_unrecognized_max_attempts`]), then as permanent.
     ///
     /// Errors: `Unavailable` when another delivery of the same key is in progress; `Store`.
     #[instrument(skip_all, fields(client = %record.client_id, key = %record.key))]
@@ -478,6 +494,16 @@ impl RelaySend {
                 {
                     let message =
                         format!("{message} (unrecognised code, retried for {} s)", self.unrecognized_budget_ms / 1000);
+                    Err(MessengerError::Upstream(UpstreamError::Rejected { code, message }))
+                }
+                // `attempts` counts the earlier failed attempts: this one is attempt `attempts + 1`.
+                Err(MessengerError::Upstream(UpstreamError::Unrecognized { code, message }))
+                    if record.attempts.saturating_add(1) >= self.unrecognized_max_attempts =>
+                {
+                    let message = format!(
+                        "{message} (unrecognised code, given up after {} attempts)",
+                        self.unrecognized_max_attempts
+                    );
                     Err(MessengerError::Upstream(UpstreamError::Rejected { code, message }))
                 }
                 other => other,

@@ -1839,6 +1839,57 @@ async fn relay_send_fails_a_batch_whose_unrecognised_code_outlasts_the_budget() 
     Ok(())
 }
 
+#[tokio::test]
+async fn relay_send_fails_a_batch_whose_unrecognised_code_used_up_its_attempts() -> Result<(), CloudError> {
+    // Young (1 s old, budget an hour) but this is its third attempt of three.
+    let mut seq = Sequence::new();
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    let mut stored = fresh_record(1);
+    stored.created_at = Timestamp::from_millis(NOW_MS - 1_000);
+    stored.attempts = 2;
+    expect_insert_or_get(&mut messages, 1, stored, false);
+    expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
+    let error = "71001: 新的错误 (unrecognised code, given up after 3 attempts)";
+    expect_record_batch(&mut messages, &mut seq, 0, None, Some(error));
+    expect_set_state(&mut messages, MessageState::Failed);
+
+    let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
+        .with_unrecognized_max_attempts(3)
+        .execute(&client(), &send_request(corp_a(), 1))
+        .await?;
+
+    assert_eq!(receipt.state, MessageState::Failed);
+    assert_eq!(receipt.errors, [error]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn relay_send_retries_an_unrecognised_code_while_attempts_remain() -> Result<(), CloudError> {
+    // Its second attempt of three: it waits, counting the attempt.
+    let mut seq = Sequence::new();
+    let mut messages = MockRelayMessageStore::new();
+    let mut messenger = MockMessenger::new();
+    let mut stored = fresh_record(1);
+    stored.created_at = Timestamp::from_millis(NOW_MS - 1_000);
+    stored.attempts = 1;
+    expect_insert_or_get(&mut messages, 1, stored, false);
+    expect_send(&mut messenger, &mut seq, 1, 0, Err(unrecognized()));
+    messages.expect_record_batch().never();
+    messages.expect_set_state().never();
+    // The second failed attempt waits 1 s (0.5 s doubled).
+    expect_record_waiting(&mut messages, WaitReason::Unavailable, "71001".to_owned(), 1_000);
+
+    let receipt = RelaySend::new(Arc::new(messages), Arc::new(messenger), clock())
+        .with_unrecognized_max_attempts(3)
+        .execute(&client(), &send_request(corp_a(), 1))
+        .await?;
+
+    assert_eq!(receipt.state, MessageState::Accepted);
+    assert!(receipt.waiting.is_some_and(|w| w.retry_at.as_millis() == NOW_MS + 1_000));
+    Ok(())
+}
+
 // --- RelaySend: recipients DingTalk would silently drop (docs/dingtalk-api.md §D.6) ------------
 
 fn limits_skipping(skip: Vec<(UserId, SkipReason)>, recorded: Option<Vec<UserId>>) -> MockRecipientLimits {

@@ -17,6 +17,7 @@
 //! [`testing::TestDatabase`] gives tests a fresh database of their own.
 
 pub mod ops;
+mod hot_writes;
 mod stores;
 pub mod testing;
 

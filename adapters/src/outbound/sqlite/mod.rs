@@ -12,6 +12,8 @@
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
+pub mod group_commit;
+mod hot_writes;
 pub(crate) mod ledger_stores;
 pub(crate) mod oidc_rows;
 pub(crate) mod oidc_stores;
@@ -78,7 +80,9 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 /// milliseconds long under load. Every write of these stores goes through the single writer
 /// connection instead: writers wait in the pool's queue, in arrival order, for a commit that
 /// takes a fraction of a millisecond (no fsync: see [`PRAGMAS`] and [`SqliteStore::flush`]);
-/// readers never wait for it (WAL).
+/// readers never wait for it (WAL). The writes on request paths (the relay accept, the event
+/// callback's nonce and contact events) are group-committed ([`group_commit`]): many callers'
+/// writes in one transaction and one hand-off to the blocking pool.
 ///
 /// Cheap to clone: clones share the pools (and the feed signal).
 ///
@@ -88,6 +92,7 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 pub struct SqliteStore {
     pool: Pool<Conn>,
     writer: Pool<Conn>,
+    group: group_commit::GroupWriter,
     wal: wal_sync::WalSync,
     feed: crate::outbound::feed::FeedWatch,
 }
@@ -120,9 +125,10 @@ impl SqliteStore {
 
         let pool = open_pool(&path, max_connections.max(1)).await?;
         let writer = open_pool(&path, 1).await?;
+        let group = group_commit::GroupWriter::start(writer.clone());
         let wal = wal_sync::WalSync::start(&path);
         tracing::debug!(url, max_connections, "SQLite store ready");
-        Ok(Self { pool, writer, wal, feed: crate::outbound::feed::FeedWatch::new() })
+        Ok(Self { pool, writer, group, wal, feed: crate::outbound::feed::FeedWatch::new() })
     }
 
     /// Checks that the database answers (`SELECT 1` on a pooled connection),

@@ -35,28 +35,37 @@ diesel::define_sql_function! {
 /// How often an upsert tries its insert-or-update pair before it reports the conflict.
 pub(crate) const UPSERT_ATTEMPTS: usize = 3;
 
-/// How a backend makes feed cursors visible in order: `EventStore::append` runs
-/// [`FeedLock::LOCK_FEED`] (when there is one) in its transaction before the insert.
-///
-/// A reader that has seen cursor `n` asks for `seq > n` next, so an event committed later with a
-/// smaller `seq` would be skipped for good. On PostgreSQL concurrent inserts draw `seq` values
-/// from the sequence in one order and may commit in another; a transaction-scoped advisory lock
-/// taken before the insert serialises appends, so the order of `seq` is the order of commits
-/// (readers are not blocked). SQLite serialises writers already, and `AUTOINCREMENT` hands out
-/// values in that order.
-pub(crate) trait FeedLock {
-    /// The statement taking the lock, held until the transaction ends.
-    const LOCK_FEED: Option<&'static str>;
-}
+/// The three writes on request paths, which each backend runs its own way: SQLite
+/// group-commits them ([`super::group_commit`]), PostgreSQL runs each on a pooled connection.
+/// Everything around them (building rows, reading back, waking the feed) is in
+/// [`impl_store_ports!`], shared.
+#[async_trait::async_trait]
+pub(crate) trait HotWrites {
+    /// Inserts a relayed message and its batches in one transaction unless the
+    /// `(client_id, key)` is taken. Returns whether it inserted (`false`: the key exists and
+    /// nothing was written).
+    async fn insert_relay(
+        &self,
+        message: super::rows::RelayMessageRow,
+        batches: Vec<super::rows::RelayBatchRow>,
+    ) -> Result<bool, application::ports::StoreError>;
 
-impl FeedLock for diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection> {
-    const LOCK_FEED: Option<&'static str> = None;
-}
+    /// Remembers a callback nonce: inserts it, or renews an expired copy of it (`keep_until` <
+    /// `now_ms`, epoch ms). Returns `false` for a nonce remembered and not expired (a replay),
+    /// in which case nothing changed. Of concurrent calls for one nonce exactly one gets `true`.
+    async fn remember_nonce_row(
+        &self,
+        row: super::rows::CallbackNonceRow,
+        now_ms: i64,
+    ) -> Result<bool, application::ports::StoreError>;
 
-impl FeedLock for diesel_async::AsyncPgConnection {
-    /// The key is arbitrary but fixed (`0x64_62_66_65_65_64` = "dbfeed"); advisory locks are
-    /// scoped to the database.
-    const LOCK_FEED: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(110373787493732)");
+    /// Appends a contact event unless its `(corp_id, event_id)` is in the feed; returns its `seq`
+    /// (`None` for a duplicate). Cursors become visible in `seq` order: a reader that has seen
+    /// `n` never later finds a committed event below `n`.
+    async fn insert_contact_event(
+        &self,
+        row: super::rows::NewContactEventRow,
+    ) -> Result<Option<i64>, application::ports::StoreError>;
 }
 
 /// Implements every store port of `application::ports` for `$store`.
@@ -93,7 +102,7 @@ macro_rules! impl_store_ports {
                 login_intents, login_results, messages, quota_usage, relay_batches, relay_messages, sessions,
                 suite_tickets, users,
             };
-            use $crate::outbound::sqlite::stores::{FeedLock, UPSERT_ATTEMPTS, coalesce};
+            use $crate::outbound::sqlite::stores::{HotWrites, UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -558,34 +567,22 @@ macro_rules! impl_store_ports {
                     &self,
                     record: &RelayMessageRecord,
                 ) -> Result<(RelayMessageRecord, bool), StoreError> {
-                    let (message, batches) = RelayMessageRow::from_domain(record)?;
                     let (client_id, key) = (record.client_id.as_str(), record.key.as_str());
-                    let mut conn = self.writer().await?;
-                    // Insert first (taking the write lock), then read back the existing
-                    // record in the same transaction if the key was taken.
-                    let existing = conn
-                        .transaction::<_, diesel::result::Error, _>(async |conn| {
-                            let inserted = diesel::insert_into(relay_messages::table)
-                                .values(&message)
-                                .on_conflict_do_nothing()
-                                .execute(conn)
-                                .await?;
-                            if inserted == 1 {
-                                // One statement per batch: diesel-async has no multi-row
-                                // INSERT for SQLite (at most 51 batches per message).
-                                for batch in &batches {
-                                    diesel::insert_into(relay_batches::table).values(batch).execute(conn).await?;
-                                }
-                                return Ok(None);
-                            }
-                            load_relay(conn, client_id, key).await
-                        })
-                        .await
-                        .map_err(|e| db_error("insert relay message", e))?;
-                    match existing {
-                        None => Ok((record.clone(), true)),
-                        Some((message, batches)) => Ok((message.into_domain(batches)?, false)),
+                    // The key was taken by a committed message (the insert waited for it), which
+                    // can only be deleted by the purge, long after: read it back. A message
+                    // purged in between is inserted again, at most twice.
+                    for _ in 0..2 {
+                        let (message, batches) = RelayMessageRow::from_domain(record)?;
+                        if HotWrites::insert_relay(self, message, batches).await? {
+                            return Ok((record.clone(), true));
+                        }
+                        if let Some(existing) = RelayMessageStore::get(self, client_id, key).await? {
+                            return Ok((existing, false));
+                        }
                     }
+                    Err(StoreError::Other(format!(
+                        "insert relay message: the key {key:?} of client {client_id:?} was taken and deleted twice"
+                    )))
                 }
 
                 async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError> {
@@ -963,27 +960,7 @@ macro_rules! impl_store_ports {
                         nonce: nonce.to_owned(),
                         keep_until: keep_until.as_millis(),
                     };
-                    let mut conn = self.writer().await?;
-                    // One statement on one key: a new nonce is inserted; an expired copy of it is
-                    // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left
-                    // alone and counts 0 rows — a replay. Of concurrent calls for one nonce
-                    // exactly one counts a row: PostgreSQL makes the others wait for it and then
-                    // re-check the WHERE on the committed row; SQLite serialises writers.
-                    let upsert = diesel::insert_into(callback_nonces::table)
-                        .values(&row)
-                        .on_conflict((callback_nonces::owner, callback_nonces::nonce))
-                        .do_update()
-                        .set(callback_nonces::keep_until.eq(keep_until.as_millis()));
-                    // `ON CONFLICT … DO UPDATE … WHERE` (diesel's upsert `FilterDsl`, named
-                    // because `QueryDsl::filter` is in scope too).
-                    let changed = diesel::query_dsl::methods::FilterDsl::filter(
-                        upsert,
-                        callback_nonces::keep_until.lt(now.as_millis()),
-                    )
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| db_error("remember nonce", e))?;
-                    Ok(changed == 1)
+                    HotWrites::remember_nonce_row(self, row, now.as_millis()).await
                 }
 
                 async fn purge_expired_nonces(&self, now: Timestamp, limit: u32) -> Result<u64, StoreError> {
@@ -1029,26 +1006,7 @@ macro_rules! impl_store_ports {
 
                 async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError> {
                     let row = NewContactEventRow::from_domain(event)?;
-                    let mut conn = self.writer().await?;
-                    let insert = diesel::insert_into(contact_events::table)
-                        .values(&row)
-                        .on_conflict((contact_events::corp_id, contact_events::event_id))
-                        .do_nothing()
-                        .returning(contact_events::seq);
-                    let appended = match <Conn as FeedLock>::LOCK_FEED {
-                        // The lock and the insert in one transaction (PostgreSQL: see FeedLock).
-                        Some(lock) => {
-                            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                                diesel::sql_query(lock).execute(conn).await?;
-                                insert.get_result::<i64>(conn).await.optional()
-                            })
-                            .await
-                        }
-                        // One statement is its own transaction (SQLite: one writer, so appends
-                        // commit in `seq` order anyway).
-                        None => insert.get_result::<i64>(&mut conn).await.optional(),
-                    }
-                    .map_err(|e| db_error("append contact event", e))?;
+                    let appended = HotWrites::insert_contact_event(self, row).await?;
                     // Committed: wake the feed's long-polling readers.
                     if appended.is_some() {
                         self.feed.notify();

@@ -1,0 +1,71 @@
+//! PostgreSQL's [`HotWrites`]: each on a pooled connection (PostgreSQL runs concurrent writers
+//! itself; there is no single writer to group behind).
+
+use application::ports::StoreError;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::{PgStore, db_error};
+use crate::outbound::sqlite::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
+use crate::outbound::sqlite::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
+use crate::outbound::sqlite::stores::HotWrites;
+
+/// Serialises feed appends so the order of `seq` is the order of commits. Concurrent inserts draw
+/// `seq` values from the sequence in one order and may commit in another; a reader that has seen
+/// cursor `n` asks for `seq > n` next, so an event committed later with a smaller `seq` would be
+/// skipped for good. This transaction-scoped advisory lock, taken before the insert, prevents
+/// that (readers are not blocked). The key is arbitrary but fixed (`0x64_62_66_65_65_64` =
+/// "dbfeed"); advisory locks are scoped to the database.
+const LOCK_FEED: &str = "SELECT pg_advisory_xact_lock(110373787493732)";
+
+#[async_trait::async_trait]
+impl HotWrites for PgStore {
+    async fn insert_relay(&self, message: RelayMessageRow, batches: Vec<RelayBatchRow>) -> Result<bool, StoreError> {
+        let mut conn = self.writer().await?;
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            // A conflicting insert in flight makes this one wait for its commit, then count 0.
+            let inserted =
+                diesel::insert_into(relay_messages::table).values(&message).on_conflict_do_nothing().execute(conn).await?;
+            if inserted == 1 {
+                diesel::insert_into(relay_batches::table).values(&batches).execute(conn).await?;
+            }
+            Ok(inserted == 1)
+        })
+        .await
+        .map_err(|e| db_error("insert relay message", e))
+    }
+
+    async fn remember_nonce_row(&self, row: CallbackNonceRow, now_ms: i64) -> Result<bool, StoreError> {
+        let mut conn = self.writer().await?;
+        // Insert, or renew an expired copy; of concurrent calls for one nonce PostgreSQL makes the
+        // others wait for the first and then re-checks the WHERE on its committed row.
+        let keep_until = row.keep_until;
+        let upsert = diesel::insert_into(callback_nonces::table)
+            .values(&row)
+            .on_conflict((callback_nonces::owner, callback_nonces::nonce))
+            .do_update()
+            .set(callback_nonces::keep_until.eq(keep_until));
+        let changed = diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| db_error("remember nonce", e))?;
+        Ok(changed == 1)
+    }
+
+    async fn insert_contact_event(&self, row: NewContactEventRow) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.writer().await?;
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            diesel::sql_query(LOCK_FEED).execute(conn).await?;
+            diesel::insert_into(contact_events::table)
+                .values(&row)
+                .on_conflict((contact_events::corp_id, contact_events::event_id))
+                .do_nothing()
+                .returning(contact_events::seq)
+                .get_result::<i64>(conn)
+                .await
+                .optional()
+        })
+        .await
+        .map_err(|e| db_error("append contact event", e))
+    }
+}

@@ -1,0 +1,72 @@
+//! SQLite's [`HotWrites`]: the writes on request paths, group-committed ([`super::group_commit`]).
+//!
+//! Each is one closure of plain (synchronous) diesel run inside the group's transaction, in its
+//! own savepoint; the caller is answered after the group's commit.
+
+use application::ports::StoreError;
+use diesel::prelude::*;
+
+use super::SqliteStore;
+use super::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
+use super::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
+use super::stores::HotWrites;
+
+#[async_trait::async_trait]
+impl HotWrites for SqliteStore {
+    async fn insert_relay(&self, message: RelayMessageRow, batches: Vec<RelayBatchRow>) -> Result<bool, StoreError> {
+        self.group
+            .write("insert relay message", move |conn| {
+                let inserted = diesel::insert_into(relay_messages::table)
+                    .values(&message)
+                    .on_conflict_do_nothing()
+                    .execute(conn)?;
+                if inserted == 1 {
+                    // One statement per batch (at most 51 per message), in the same savepoint.
+                    for batch in &batches {
+                        diesel::insert_into(relay_batches::table).values(batch).execute(conn)?;
+                    }
+                }
+                Ok(inserted == 1)
+            })
+            .await
+    }
+
+    async fn remember_nonce_row(&self, row: CallbackNonceRow, now_ms: i64) -> Result<bool, StoreError> {
+        self.group
+            .write("remember nonce", move |conn| {
+                // One statement on one key: a new nonce is inserted; an expired copy of it is
+                // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left alone
+                // and counts 0 rows — a replay. SQLite serialises writers, so of concurrent calls
+                // for one nonce exactly one counts a row.
+                let keep_until = row.keep_until;
+                let upsert = diesel::insert_into(callback_nonces::table)
+                    .values(&row)
+                    .on_conflict((callback_nonces::owner, callback_nonces::nonce))
+                    .do_update()
+                    .set(callback_nonces::keep_until.eq(keep_until));
+                // `ON CONFLICT … DO UPDATE … WHERE` (diesel's upsert `FilterDsl`, named because
+                // `QueryDsl::filter` is in scope too).
+                let changed =
+                    diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms))
+                        .execute(conn)?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn insert_contact_event(&self, row: NewContactEventRow) -> Result<Option<i64>, StoreError> {
+        self.group
+            .write("append contact event", move |conn| {
+                // One writer: appends commit in `seq` order (`AUTOINCREMENT`), so cursors become
+                // visible in order without a lock.
+                diesel::insert_into(contact_events::table)
+                    .values(&row)
+                    .on_conflict((contact_events::corp_id, contact_events::event_id))
+                    .do_nothing()
+                    .returning(contact_events::seq)
+                    .get_result::<i64>(conn)
+                    .optional()
+            })
+            .await
+    }
+}
