@@ -1,12 +1,15 @@
 //! SQLite's [`HotWrites`]: the writes on request paths, group-committed ([`super::group_commit`]).
 //!
 //! Each is one closure of plain (synchronous) diesel run inside the group's transaction, in its
-//! own savepoint; the caller is answered after the group's commit.
+//! own savepoint; the caller is answered after the group's commit. The relay accept and the
+//! contact event are synced before their callers hear of them; a callback's nonce is not (it is
+//! never acknowledged by itself: the event's sync, or the HTTP layer's flush, covers it).
 
 use application::ports::StoreError;
 use diesel::prelude::*;
 
 use super::SqliteStore;
+use super::group_commit::Durable;
 use super::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
 use super::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
 use super::stores::HotWrites;
@@ -15,7 +18,7 @@ use super::stores::HotWrites;
 impl HotWrites for SqliteStore {
     async fn insert_relay(&self, message: RelayMessageRow, batches: Vec<RelayBatchRow>) -> Result<bool, StoreError> {
         self.group
-            .write("insert relay message", move |conn| {
+            .write("insert relay message", Durable::Now, move |conn| {
                 let inserted = diesel::insert_into(relay_messages::table)
                     .values(&message)
                     .on_conflict_do_nothing()
@@ -33,7 +36,7 @@ impl HotWrites for SqliteStore {
 
     async fn remember_nonce_row(&self, row: CallbackNonceRow, now_ms: i64) -> Result<bool, StoreError> {
         self.group
-            .write("remember nonce", move |conn| {
+            .write("remember nonce", Durable::ByFlush, move |conn| {
                 // One statement on one key: a new nonce is inserted; an expired copy of it is
                 // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left alone
                 // and counts 0 rows — a replay. SQLite serialises writers, so of concurrent calls
@@ -56,7 +59,7 @@ impl HotWrites for SqliteStore {
 
     async fn insert_contact_event(&self, row: NewContactEventRow) -> Result<Option<i64>, StoreError> {
         self.group
-            .write("append contact event", move |conn| {
+            .write("append contact event", Durable::Now, move |conn| {
                 // One writer: appends commit in `seq` order (`AUTOINCREMENT`), so cursors become
                 // visible in order without a lock.
                 diesel::insert_into(contact_events::table)

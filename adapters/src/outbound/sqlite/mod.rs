@@ -125,8 +125,8 @@ impl SqliteStore {
 
         let pool = open_pool(&path, max_connections.max(1)).await?;
         let writer = open_pool(&path, 1).await?;
-        let group = group_commit::GroupWriter::start(writer.clone());
         let wal = wal_sync::WalSync::start(&path);
+        let group = group_commit::GroupWriter::start(writer.clone(), wal.clone());
         tracing::debug!(url, max_connections, "SQLite store ready");
         Ok(Self { pool, writer, group, wal, feed: crate::outbound::feed::FeedWatch::new() })
     }
@@ -154,9 +154,38 @@ impl SqliteStore {
     }
 
     /// The writer connection (every write goes through it, in arrival order); `Unavailable`
-    /// when it is not free within [`CHECKOUT_TIMEOUT`].
-    async fn writer(&self) -> Result<PooledConnection<'_, Conn>, StoreError> {
-        self.writer.get().await.map_err(pool_error)
+    /// when it is not free within [`CHECKOUT_TIMEOUT`]. Returning it counts a write for
+    /// [`SqliteStore::flush`] (see [`wal_sync`]).
+    async fn writer(&self) -> Result<WriterConn<'_>, StoreError> {
+        let conn = self.writer.get().await.map_err(pool_error)?;
+        Ok(WriterConn { conn, wal: &self.wal })
+    }
+}
+
+/// A checkout of the writer connection; when it is returned (after its commit) it counts a write
+/// the next [`SqliteStore::flush`] must sync.
+struct WriterConn<'a> {
+    conn: PooledConnection<'a, Conn>,
+    wal: &'a wal_sync::WalSync,
+}
+
+impl std::ops::Deref for WriterConn<'_> {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterConn<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriterConn<'_> {
+    fn drop(&mut self) {
+        self.wal.note_write();
     }
 }
 

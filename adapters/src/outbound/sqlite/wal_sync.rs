@@ -11,8 +11,16 @@
 //! Linux `fdatasync` on any descriptor of a file flushes that file's dirty pages, so the syncer
 //! opens the `-wal` file itself for each sync (the file is re-created when the last connection
 //! closes; opening it anew each time never syncs a stale inode).
+//!
+//! The group-committed writes ([`super::group_commit`]) sync the WAL themselves, in the same
+//! blocking hand-off as their commit ([`WalSync::sync_blocking`]), before their callers hear of
+//! them. So that their requests do not wait for a second sync, the syncer counts the other
+//! writes: every checkout of the writer connection bumps a counter when it is returned
+//! ([`WalSync::note_write`], after its commit), and each sync records the count it started after.
+//! A flush when every counted write is covered by a finished sync has nothing to wait for.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use application::ports::StoreError;
@@ -42,6 +50,10 @@ struct Inner {
     /// The last completed generation.
     done: watch::Sender<u64>,
     wake: Notify,
+    /// Writer checkouts returned so far (each after its commit, if any).
+    writes: AtomicU64,
+    /// The highest `writes` count a finished sync started after: those writes are on disk.
+    covered: AtomicU64,
 }
 
 impl WalSync {
@@ -54,6 +66,8 @@ impl WalSync {
             generations: Mutex::new(Generations { next: 1, ..Generations::default() }),
             done,
             wake: Notify::new(),
+            writes: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
         });
         tokio::spawn(run(inner.clone()));
         Self { inner }
@@ -62,6 +76,10 @@ impl WalSync {
     /// Waits until every commit made before this call is on disk (an fdatasync of the WAL that
     /// started after the call has finished). Errors: `Unavailable` when that sync failed.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        // Every write counted so far is covered by a finished sync (or there was none): done.
+        if self.inner.covered.load(Ordering::SeqCst) >= self.inner.writes.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let target = {
             let mut generations = self.inner.generations.lock().map_err(|_| poisoned())?;
             generations.wanted = generations.wanted.max(generations.next);
@@ -77,6 +95,30 @@ impl WalSync {
             Some(error) => Err(StoreError::Unavailable(format!("cannot sync the SQLite WAL: {error}"))),
             None => Ok(()),
         }
+    }
+}
+
+impl WalSync {
+    /// Counts a write not synced yet: called when a checkout of the writer connection is
+    /// returned (after whatever it committed), and by a group of writes none of which asked
+    /// to be synced.
+    pub(crate) fn note_write(&self) {
+        self.inner.writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// (writes counted, writes covered by a finished sync), for tests.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.inner.writes.load(Ordering::SeqCst), self.inner.covered.load(Ordering::SeqCst))
+    }
+
+    /// Syncs the WAL now, on the calling (blocking) thread: for the group writer, right after
+    /// its commit. Counts as a finished sync for [`WalSync::flush`]. Errors: the sync's error.
+    pub(crate) fn sync_blocking(&self) -> Result<(), String> {
+        let covers = self.inner.writes.load(Ordering::SeqCst);
+        sync_file(&self.inner.wal)?;
+        self.inner.covered.fetch_max(covers, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -103,9 +145,13 @@ async fn run(strong: Arc<Inner>) {
             continue;
         };
         let wal = strong.wal.clone();
+        let covers = strong.writes.load(Ordering::SeqCst);
         let outcome = tokio::task::spawn_blocking(move || sync_file(&wal))
             .await
             .unwrap_or_else(|e| Err(format!("the sync task failed: {e}")));
+        if outcome.is_ok() {
+            strong.covered.fetch_max(covers, Ordering::SeqCst);
+        }
         if let Ok(mut generations) = strong.generations.lock() {
             generations.failed = outcome.err();
         }
@@ -140,6 +186,11 @@ mod tests {
             .unwrap_or_else(|_| panic!("flush hangs"))
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join("x.db-wal"), b"frames").unwrap_or_else(|e| panic!("{e}"));
+        // No write counted since the last sync: a flush has nothing to wait for.
+        let before = *sync.inner.done.borrow();
+        sync.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(*sync.inner.done.borrow(), before, "nothing written, nothing synced");
+        sync.note_write();
         let flushes: Vec<_> = (0..200)
             .map(|_| {
                 let sync = sync.clone();
@@ -150,8 +201,19 @@ mod tests {
             flush.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
         }
         let syncs = *sync.inner.done.borrow();
-        assert!(syncs >= 2, "each flush waited for a sync after it");
+        assert!(syncs >= 1, "the flushes after a write waited for a sync");
         assert!(syncs < 200, "200 concurrent flushes shared syncs ({syncs} syncs)");
+        // Covered now: the next flush returns at once; a new write needs a new sync.
+        sync.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(*sync.inner.done.borrow(), syncs);
+        sync.note_write();
+        sync.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(*sync.inner.done.borrow(), syncs + 1);
+        // A sync on the group writer's thread covers the writes counted before it.
+        sync.note_write();
+        sync.sync_blocking().unwrap_or_else(|e| panic!("{e}"));
+        sync.flush().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(*sync.inner.done.borrow(), syncs + 1, "covered by the blocking sync");
         let _ = std::fs::remove_dir_all(dir);
     }
 }
