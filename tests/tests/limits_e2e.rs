@@ -1,7 +1,8 @@
-//! DingTalk's per-app, per-API rate limit (docs/dingtalk-api.md §G.1) against the call governor,
-//! end to end: dev mode and the emulator on 127.0.0.1:0 with the real limits — the emulator
-//! answers a 21st call in one second with 90018 and does nothing — so the tests can tell a paced
-//! burst from a throttled one.
+//! DingTalk's limits (docs/dingtalk-api.md §G.1, §G.3, §D.6) — the per-app, per-API rate limit,
+//! the egress-IP ban, the monthly quota and the per-person daily rules — against the call
+//! governor, the quota hold and the recipient screen, end to end: dev mode and the emulator on
+//! 127.0.0.1:0 with the real limits — e.g. the emulator answers a 21st call in one second with
+//! 90018 and does nothing — so the tests can tell a paced burst from a throttled one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tests::emulator::IpBanRule;
 use tests::stack::{SERVICE_TOKEN, Stack, StackOptions};
 
 const ASYNCSEND: &str = "/topapi/message/corpconversation/asyncsend_v2";
@@ -156,6 +158,55 @@ async fn past_the_monthly_quota_messages_wait_and_go_out_after_the_month_turns()
     delivered(&stack, 5, Duration::from_secs(60)).await;
     assert_eq!(emulator.sends().len(), 5, "each message delivered once");
     eprintln!("quota: 3 delivered, {refused_once} call(s) refused with 90020, 2 waited, 5 delivered after resume");
+    stack.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ip_ban_pauses_every_call_for_its_length_and_nothing_is_lost_or_sent_twice() {
+    // docs/dingtalk-api.md §G.1: past 10,000 calls from one egress IP in 20 s, DingTalk refuses
+    // every call from it for 5 minutes with `{"status":1111,"wait":5,…}`. The emulator models the
+    // rule, shrunk here to 30 calls in 20 s and a 1-minute ban so the test waits one minute.
+    let stack = Stack::start(StackOptions { unpaced: false, ..StackOptions::ephemeral() }).await.expect("stack starts");
+    let emulator = stack.emulator.state();
+    emulator.set_ip_ban(Some(IpBanRule { calls: 30, window_secs: 20, ban_minutes: 1 }));
+    let started = Instant::now();
+    burst(&stack, "banned", 40).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emulator.limits_report().ip_bans == 0 {
+        assert!(Instant::now() < deadline, "40 messages never made 30 calls: {:?}", emulator.limits_report());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let banned_at = Instant::now();
+    // Local says why the rest wait, as a machine code with when it asks next; none failed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = messages(&stack, "limit=50").await;
+        let held: Vec<_> = listed.iter().filter(|m| m["waiting"] == "ip_banned").collect();
+        if !held.is_empty() {
+            assert!(held.iter().all(|m| m["next_attempt_at"].is_string()), "{held:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ban never showed at local: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(messages(&stack, "status=failed").await.is_empty(), "a ban fails nothing");
+    let sent_before_ban = emulator.sends().len();
+    assert!(sent_before_ban < 40, "the ban came before the end of the burst");
+    delivered(&stack, 40, Duration::from_secs(120)).await;
+    let report = emulator.limits_report();
+    // Every call waited out the ban: no second ban, and only the calls already on their way when
+    // the first refusal came back were refused (a sender retrying through the ban would have been
+    // refused every half second for a minute).
+    assert_eq!(report.ip_bans, 1, "{report:?}");
+    assert!(report.ip_ban_refused <= 3, "calls kept coming during the ban: {report:?}");
+    assert!(banned_at.elapsed() >= Duration::from_secs(55), "delivery resumed before the ban ended");
+    assert_eq!(emulator.sends().len(), 40, "each message delivered exactly once");
+    assert!(messages(&stack, "status=failed").await.is_empty());
+    eprintln!(
+        "ip ban: {sent_before_ban} sent before the ban, {} call(s) refused, 40 delivered once in {:?}",
+        report.ip_ban_refused,
+        started.elapsed()
+    );
     stack.stop_and_clean().await;
 }
 

@@ -214,8 +214,9 @@ impl Governor {
 
     /// Waits for the next slot of (`app`, `api`) and returns when the call may start.
     ///
-    /// Errors (nothing is reserved, nothing waits): [`Refusal::IpBanned`] while a ban lasts;
-    /// [`Refusal::Busy`] when the slot is more than `max_wait` away. A caller cancelled while
+    /// Errors (nothing is reserved, nothing waits): [`Refusal::IpBanned`] while a ban lasts, also
+    /// when it began while this call waited for its slot; [`Refusal::Busy`] when the slot is more
+    /// than `max_wait` away. A caller cancelled while
     /// waiting leaves its slot unused (the lane stays paced, never faster).
     pub async fn admit(&self, app: &str, api: &str) -> Result<(), Refusal> {
         let now = Instant::now();
@@ -256,6 +257,12 @@ impl Governor {
                 let mut state = self.lock();
                 let interval = self.config.interval(api);
                 let now = Instant::now();
+                // A ban that began while this call waited for its slot holds it too: calls
+                // already queued must not reach the provider during the ban either.
+                if let Some(until) = state.banned_until.filter(|until| *until > now) {
+                    crate::metrics::governor_refused("ip_banned");
+                    return Err(Refusal::IpBanned { retry_after: until - now });
+                }
                 let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
                     next: now,
                     last_departure: None,
@@ -507,6 +514,27 @@ mod tests {
         tokio::time::advance(Duration::from_secs(299)).await;
         assert!(matches!(governor.admit("app", API).await, Err(Refusal::IpBanned { .. })));
         tokio::time::advance(Duration::from_secs(1)).await;
+        governor.admit("app", API).await.expect("the ban is over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ban_that_begins_while_calls_wait_for_their_slots_holds_them_too() {
+        // At 2 calls/s, three calls queue: now, +0.5 s, +1 s. The first is answered with a ban.
+        let governor = governor(2.0, Duration::from_secs(5));
+        governor.admit("app", API).await.expect("the first call leaves at once");
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let governor = governor.clone();
+                tokio::spawn(async move { governor.admit("app", API).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        governor.report("app", API, Signal::IpBanned(Duration::from_secs(60)));
+        for call in queued {
+            let refused = call.await.expect("joined");
+            assert!(matches!(refused, Err(Refusal::IpBanned { .. })), "a queued call left during the ban: {refused:?}");
+        }
+        tokio::time::advance(Duration::from_secs(60)).await;
         governor.admit("app", API).await.expect("the ban is over");
     }
 

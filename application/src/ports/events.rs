@@ -126,6 +126,19 @@ pub trait EventStore: Send + Sync {
     /// Appends a contact event unless an event with the same `(corp_id, event_id)` exists.
     /// Returns its cursor, or `None` for a duplicate.
     async fn append(&self, event: &ContactEvent) -> Result<Option<i64>, StoreError>;
+    /// A push of contact events as one write: remembers `nonce` (as
+    /// [`EventStore::remember_nonce`]) and appends `events` in order (as [`EventStore::append`]),
+    /// all or nothing. Returns `None` when the nonce is a replay (nothing is written), else each
+    /// event's cursor, `None` for a duplicate. On an error nothing is written, so DingTalk's retry
+    /// of the push (same nonce) is not mistaken for a replay.
+    async fn remember_and_append(
+        &self,
+        owner: &str,
+        nonce: &str,
+        now: Timestamp,
+        keep_until: Timestamp,
+        events: &[ContactEvent],
+    ) -> Result<Option<Vec<Option<i64>>>, StoreError>;
     /// Up to `limit` events of `corp_ids` with `cursor > after`, in cursor order.
     async fn read_after(&self, corp_ids: &[CorpId], after: i64, limit: u32) -> Result<Vec<FeedEntry>, StoreError>;
 }

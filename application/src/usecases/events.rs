@@ -223,6 +223,9 @@ impl HandleEvents {
     ) -> Result<EventsSummary, EventsError> {
         let now = self.clock.now();
         let keep_until = now.plus_secs(self.window_secs.saturating_mul(2));
+        if !events.is_empty() && events.iter().all(|event| matches!(event, DingTalkEvent::Contact(_))) {
+            return self.contact_push(owner_key, nonce, now, keep_until, events).await;
+        }
         if !self.events.remember_nonce(owner_key, nonce, now, keep_until).await? {
             warn!("callback nonce replayed; ignoring the push");
             return Err(EventsError::Replayed);
@@ -236,6 +239,34 @@ impl HandleEvents {
                 }
                 return Err(err.into());
             }
+        }
+        Ok(summary)
+    }
+
+    /// A push of contact events only (the common case): the nonce and the events in one write
+    /// ([`EventStore::remember_and_append`]), so nothing needs undoing when it fails.
+    async fn contact_push(
+        &self,
+        owner_key: &str,
+        nonce: &str,
+        now: Timestamp,
+        keep_until: Timestamp,
+        events: Vec<DingTalkEvent>,
+    ) -> Result<EventsSummary, EventsError> {
+        let events: Vec<ContactEvent> = events
+            .into_iter()
+            .filter_map(|event| match event {
+                DingTalkEvent::Contact(change) => Some(contact_event(change, now)),
+                _ => None,
+            })
+            .collect();
+        let Some(cursors) = self.events.remember_and_append(owner_key, nonce, now, keep_until, &events).await? else {
+            warn!("callback nonce replayed; ignoring the push");
+            return Err(EventsError::Replayed);
+        };
+        let mut summary = EventsSummary::default();
+        for (event, cursor) in events.iter().zip(cursors) {
+            count_contact(event, cursor, &mut summary);
         }
         Ok(summary)
     }
@@ -313,24 +344,9 @@ impl HandleEvents {
                 summary.ignored += 1;
             }
             DingTalkEvent::Contact(change) => {
-                let event = ContactEvent {
-                    event_id: change.dedup_key(),
-                    corp_id: change.corp_id,
-                    event_type: change.event_type,
-                    userids: change.userids,
-                    dept_ids: change.dept_ids,
-                    received_at: now,
-                };
-                match self.events.append(&event).await? {
-                    Some(cursor) => {
-                        info!(corp_id = %event.corp_id, event_type = %event.event_type, cursor, "contact event stored");
-                        summary.applied += 1;
-                    }
-                    None => {
-                        info!(corp_id = %event.corp_id, event_type = %event.event_type, "duplicate contact event");
-                        summary.duplicates += 1;
-                    }
-                }
+                let event = contact_event(change, now);
+                let cursor = self.events.append(&event).await?;
+                count_contact(&event, cursor, summary);
             }
             DingTalkEvent::Unknown { event_type } => {
                 info!(%event_type, "unhandled event type; acknowledged");
@@ -338,5 +354,31 @@ impl HandleEvents {
             }
         }
         Ok(())
+    }
+}
+
+/// The feed entry of a contact change received at `now` (its id: DingTalk's, or a stable digest).
+fn contact_event(change: ContactChange, now: Timestamp) -> ContactEvent {
+    ContactEvent {
+        event_id: change.dedup_key(),
+        corp_id: change.corp_id,
+        event_type: change.event_type,
+        userids: change.userids,
+        dept_ids: change.dept_ids,
+        received_at: now,
+    }
+}
+
+/// Logs and counts a contact event's outcome: stored at `cursor`, or a duplicate (`None`).
+fn count_contact(event: &ContactEvent, cursor: Option<i64>, summary: &mut EventsSummary) {
+    match cursor {
+        Some(cursor) => {
+            info!(corp_id = %event.corp_id, event_type = %event.event_type, cursor, "contact event stored");
+            summary.applied += 1;
+        }
+        None => {
+            info!(corp_id = %event.corp_id, event_type = %event.event_type, "duplicate contact event");
+            summary.duplicates += 1;
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 
 use super::events::{ContactChange, DingTalkEvent, EventsError, EventsSummary, HandleEvents, SecretText};
-use crate::ports::{CorpAuthorization, MockClock, MockEventStore, MockSuiteStore, StoreError};
+use crate::ports::{ContactEvent, CorpAuthorization, MockClock, MockEventStore, MockSuiteStore, StoreError};
 
 const NOW_MS: i64 = 1_750_000_000_000;
 const WINDOW_SECS: i64 = 600;
@@ -260,21 +260,41 @@ async fn relieve_of_an_unknown_corp_records_it_inactive() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_contact_event_is_appended_with_dingtalks_event_id() {
-    let mut events = fresh_nonce();
+/// An event store expecting one push of contact events with the fresh nonce, checked by
+/// `check`, answering `cursors`.
+fn contact_push(
+    check: impl Fn(&[ContactEvent]) -> bool + Send + 'static,
+    cursors: Result<Option<Vec<Option<i64>>>, StoreError>,
+) -> MockEventStore {
+    let mut events = MockEventStore::new();
     events
-        .expect_append()
-        .withf(|e| {
+        .expect_remember_and_append()
+        .withf(move |owner, nonce, at, keep, events| {
+            owner == OWNER
+                && nonce == NONCE
+                && *at == now()
+                && *keep == now().plus_secs(2 * WINDOW_SECS)
+                && check(events)
+        })
+        .times(1)
+        .returning(move |_, _, _, _, _| cursors.clone());
+    events
+}
+
+#[tokio::test]
+async fn a_contact_event_is_appended_with_dingtalks_event_id_in_one_write_with_the_nonce() {
+    let events = contact_push(
+        |events| {
+            let [e] = events else { return false };
             e.event_id == "ev-1"
                 && e.corp_id == corp("dingcorpa")
                 && e.event_type == "user_leave_org"
                 && e.userids.len() == 2
                 && e.dept_ids == vec![DeptId::new(7).unwrap()]
                 && e.received_at == now()
-        })
-        .times(1)
-        .returning(|_| Ok(Some(5)));
+        },
+        Ok(Some(vec![Some(5)])),
+    );
     let out = handler(MockSuiteStore::new(), events)
         .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("ev-1")))])
         .await
@@ -284,13 +304,25 @@ async fn a_contact_event_is_appended_with_dingtalks_event_id() {
 
 #[tokio::test]
 async fn a_duplicate_contact_event_is_counted_not_an_error() {
-    let mut events = fresh_nonce();
-    events.expect_append().times(1).returning(|_| Ok(None));
+    let events = contact_push(|events| events.len() == 2, Ok(Some(vec![None, Some(9)])));
     let out = handler(MockSuiteStore::new(), events)
-        .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("ev-1")))])
+        .execute(
+            OWNER,
+            NONCE,
+            vec![DingTalkEvent::Contact(contact(Some("ev-1"))), DingTalkEvent::Contact(contact(Some("ev-2")))],
+        )
         .await
         .unwrap();
-    assert_eq!(out.duplicates, 1);
+    assert_eq!(out, EventsSummary { applied: 1, duplicates: 1, ignored: 0 });
+}
+
+#[tokio::test]
+async fn a_replayed_contact_push_is_refused() {
+    let events = contact_push(|events| events.len() == 1, Ok(None));
+    let out = handler(MockSuiteStore::new(), events)
+        .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("ev-1")))])
+        .await;
+    assert!(matches!(out, Err(EventsError::Replayed)));
 }
 
 #[tokio::test]
@@ -301,8 +333,8 @@ async fn a_contact_event_without_id_gets_a_stable_digest() {
     let mut other = contact(None);
     other.occurred_at = Some("1".into());
     assert_ne!(expected, other.dedup_key());
-    let mut events = fresh_nonce();
-    events.expect_append().withf(move |e| e.event_id == expected).times(1).returning(|_| Ok(Some(1)));
+    let events =
+        contact_push(move |events| events.len() == 1 && events[0].event_id == expected, Ok(Some(vec![Some(1)])));
     handler(MockSuiteStore::new(), events)
         .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(None))])
         .await
@@ -310,12 +342,52 @@ async fn a_contact_event_without_id_gets_a_stable_digest() {
 }
 
 #[tokio::test]
-async fn a_failing_append_is_a_store_error() {
+async fn a_failing_contact_push_is_a_store_error_with_nothing_to_undo() {
+    // The nonce and the events are one write: nothing was stored, so no forget_nonce call.
+    let events = contact_push(|_| true, Err(StoreError::Unavailable("pool".into())));
+    let out = handler(MockSuiteStore::new(), events)
+        .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("x")))])
+        .await;
+    assert!(matches!(out, Err(EventsError::Store(_))));
+}
+
+#[tokio::test]
+async fn a_push_mixing_contact_and_suite_events_applies_each_after_the_nonce() {
+    let mut events = fresh_nonce();
+    events.expect_append().withf(|e| e.event_id == "ev-1").times(1).returning(|_| Ok(Some(3)));
+    events.expect_remember_and_append().never();
+    let mut suites = MockSuiteStore::new();
+    suites.expect_put_ticket().times(1).returning(|_, _, _| Ok(()));
+    let out = handler(suites, events)
+        .execute(
+            OWNER,
+            NONCE,
+            vec![
+                DingTalkEvent::SuiteTicket { suite_key: OWNER.into(), ticket: SecretText::new("t") },
+                DingTalkEvent::Contact(contact(Some("ev-1"))),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, EventsSummary { applied: 2, duplicates: 0, ignored: 0 });
+}
+
+#[tokio::test]
+async fn a_failing_append_in_a_mixed_push_forgets_the_nonce() {
     let mut events = fresh_nonce();
     events.expect_append().times(1).returning(|_| Err(StoreError::Unavailable("pool".into())));
     events.expect_forget_nonce().times(1).returning(|_, _| Err(StoreError::Unavailable("pool".into())));
-    let out = handler(MockSuiteStore::new(), events)
-        .execute(OWNER, NONCE, vec![DingTalkEvent::Contact(contact(Some("x")))])
+    let mut suites = MockSuiteStore::new();
+    suites.expect_put_ticket().times(1).returning(|_, _, _| Ok(()));
+    let out = handler(suites, events)
+        .execute(
+            OWNER,
+            NONCE,
+            vec![
+                DingTalkEvent::SuiteTicket { suite_key: OWNER.into(), ticket: SecretText::new("t") },
+                DingTalkEvent::Contact(contact(Some("x"))),
+            ],
+        )
         .await;
     assert!(matches!(out, Err(EventsError::Store(_))));
 }

@@ -43,7 +43,9 @@ struct ReadBody {
 }
 
 /// `POST /_admin/limits`: `{"qps": 20}` or `{"qps": null}` (no limit), and/or
-/// `{"monthly_quota": 5000}` or `{"monthly_quota": null}`; an absent key is left as it is.
+/// `{"monthly_quota": 5000}` or `{"monthly_quota": null}`, and/or
+/// `{"ip_ban": {"calls": 10000, "window_secs": 20, "ban_minutes": 5}}` or `{"ip_ban": null}`;
+/// an absent key is left as it is.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsBody {
@@ -51,6 +53,8 @@ struct LimitsBody {
     qps: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     monthly_quota: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    ip_ban: Option<Option<super::ip_ban::IpBanRule>>,
 }
 
 /// A key that is present (even as `null`) is `Some`.
@@ -137,6 +141,12 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
             let b: LimitsBody = body_or_return!(req);
             if b.qps == Some(Some(0)) {
                 return bad_request("qps must be at least 1, or null for no limit");
+            }
+            if let Some(problem) = b.ip_ban.flatten().and_then(|rule| rule.problem()) {
+                return bad_request(problem);
+            }
+            if let Some(rule) = b.ip_ban {
+                emu.set_ip_ban(rule);
             }
             if let Some(qps) = b.qps {
                 emu.set_qps_limit(qps);

@@ -48,6 +48,8 @@ pub(crate) struct QpsLimits {
     metered: HashMap<(String, String), u64>,
     /// Metered calls refused with 90020 so far.
     pub(crate) over_quota: u64,
+    /// The egress-IP ban (docs/dingtalk-api.md §G.1; [`super::ip_ban`]).
+    pub(crate) ip_bans: super::ip_ban::IpBans,
 }
 
 /// `GET /_admin/limits`.
@@ -65,6 +67,12 @@ pub struct LimitsReport {
     pub metered_this_month: std::collections::BTreeMap<String, u64>,
     /// Metered calls refused with 90020 so far.
     pub over_quota: u64,
+    /// The egress-IP ban rule; `null`: off.
+    pub ip_ban: Option<super::ip_ban::IpBanRule>,
+    /// Bans started so far.
+    pub ip_bans: u64,
+    /// Calls refused with the ban answer (`{"status":1111,…}`) so far.
+    pub ip_ban_refused: u64,
 }
 
 impl QpsLimits {
@@ -78,6 +86,7 @@ impl QpsLimits {
             monthly_quota: None,
             metered: HashMap::new(),
             over_quota: 0,
+            ip_bans: super::ip_ban::IpBans::default(),
         }
     }
 
@@ -122,6 +131,9 @@ impl QpsLimits {
                 .map(|((corp, _), used)| (corp.clone(), *used))
                 .collect(),
             over_quota: self.over_quota,
+            ip_ban: self.ip_bans.rule(),
+            ip_bans: self.ip_bans.bans,
+            ip_ban_refused: self.ip_bans.refused,
         }
     }
 }
@@ -167,6 +179,15 @@ pub(crate) fn admit(emu: &Emulator, req: &Incoming) -> bool {
         return true;
     };
     emu.limits().admit(app, req.path.clone())
+}
+
+/// Whether `req`, from `ip`, may pass the egress-IP ban (and counts it); `Err(minutes)` means
+/// answer with the ban (docs/dingtalk-api.md §G.1). Browser pages on the login host pass.
+pub(crate) fn admit_ip(emu: &Emulator, req: &Incoming, ip: Option<std::net::IpAddr>) -> Result<(), u64> {
+    match ip {
+        Some(ip) if !matches!(Family::of(&req.path), Family::Login) => emu.limits().ip_bans.admit(ip, Instant::now()),
+        _ => Ok(()),
+    }
 }
 
 /// docs/dingtalk-api.md §G.3 "Metered": the work-notification calls.

@@ -34,6 +34,7 @@ mod admin_push;
 pub mod crypto;
 mod faults;
 mod fixture;
+mod ip_ban;
 mod limits;
 mod oapi;
 mod oauth;
@@ -62,6 +63,7 @@ pub use fixture::{
     AppFixture, CorpFixture, DeptFixture, Fixture, GeneratedUsers, OtherCorpFixture, OutsiderFixture,
     SuiteAuthorization, SuiteFixture, UserFixture,
 };
+pub use ip_ban::IpBanRule;
 pub use limits::{DEFAULT_QPS_LIMIT, LimitsReport};
 pub use pusher::{CallbackTarget, PushOptions, PushOutcome, PushSettings, RecordedPush, TargetOwner};
 pub use state::{ConsentMode, Emulator, ForbiddenEntry, RecordedCall, RecordedSend, SendOutcome, TokenKind};
@@ -263,10 +265,13 @@ fn dispatch(emu: &Emulator, req: &Incoming) -> Reply {
     }
 }
 
+#[derive(PartialEq)]
 enum FaultDecision {
     None,
     Error(String),
     Drop,
+    /// The caller's IP is banned (docs/dingtalk-api.md §G.1): the answer's `wait`, minutes.
+    IpBanned(u64),
 }
 
 impl EmulatorHandler {
@@ -297,13 +302,19 @@ impl EmulatorHandler {
 #[async_trait]
 impl Handler for EmulatorHandler {
     async fn handle(&self, req: &mut Request, _depot: &mut Depot, res: &mut Response, _ctrl: &mut FlowCtrl) {
+        let remote_ip = req.remote_addr().ip();
         let incoming = read_incoming(req).await;
         let emu = &self.emulator;
         if incoming.path == "/_admin" || incoming.path.starts_with("/_admin/") {
             write_reply(res, admin::handle(emu, &incoming).await);
             return;
         }
-        let (latency_ms, fault) = self.decide_fault(&incoming.path);
+        let (latency_ms, mut fault) = self.decide_fault(&incoming.path);
+        if fault == FaultDecision::None
+            && let Err(wait) = limits::admit_ip(emu, &incoming, remote_ip)
+        {
+            fault = FaultDecision::IpBanned(wait);
+        }
         if latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(latency_ms)).await;
         }
@@ -317,6 +328,9 @@ impl Handler for EmulatorHandler {
                 std::panic::resume_unwind(Box::new(DropConnection));
             }
             FaultDecision::Error(e) => FaultRule::reply(&e, Family::of(&incoming.path)),
+            // docs/dingtalk-api.md §G.1: past 10,000 calls in 20 s from one IP → every call from it
+            // is refused for 5 minutes with `{"status":1111,"wait":5,…}`, nothing done.
+            FaultDecision::IpBanned(wait) => ip_ban::reply(wait),
             // docs/dingtalk-api.md §G.1: over the per-app, per-API limit → 90018 / 403 Qps…, nothing done.
             FaultDecision::None if !limits::admit(emu, &incoming) => {
                 FaultRule::reply("90018", Family::of(&incoming.path))

@@ -327,6 +327,12 @@ impl Emulator {
         self.limits().report(&month)
     }
 
+    /// Sets (or with `None` lifts) the egress-IP ban rule (docs/dingtalk-api.md §G.1); bans in
+    /// force and counted calls are forgotten, the counts of bans so far stay.
+    pub fn set_ip_ban(&self, rule: Option<super::ip_ban::IpBanRule>) {
+        self.limits().ip_bans.set_rule(rule);
+    }
+
     /// Sets the metered calls allowed per corp per month (`None`: unlimited; docs/dingtalk-api.md §G.3).
     pub fn set_monthly_quota(&self, quota: Option<u64>) {
         self.limits().monthly_quota = quota;

@@ -5,7 +5,7 @@ use application::ports::StoreError;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::{PgStore, db_error};
+use super::{Conn, PgStore, db_error};
 use crate::outbound::sqlite::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
 use crate::outbound::sqlite::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
 use crate::outbound::sqlite::stores::HotWrites;
@@ -24,8 +24,11 @@ impl HotWrites for PgStore {
         let mut conn = self.writer().await?;
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             // A conflicting insert in flight makes this one wait for its commit, then count 0.
-            let inserted =
-                diesel::insert_into(relay_messages::table).values(&message).on_conflict_do_nothing().execute(conn).await?;
+            let inserted = diesel::insert_into(relay_messages::table)
+                .values(&message)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
             if inserted == 1 {
                 diesel::insert_into(relay_batches::table).values(&batches).execute(conn).await?;
             }
@@ -37,35 +40,65 @@ impl HotWrites for PgStore {
 
     async fn remember_nonce_row(&self, row: CallbackNonceRow, now_ms: i64) -> Result<bool, StoreError> {
         let mut conn = self.writer().await?;
-        // Insert, or renew an expired copy; of concurrent calls for one nonce PostgreSQL makes the
-        // others wait for the first and then re-checks the WHERE on its committed row.
-        let keep_until = row.keep_until;
-        let upsert = diesel::insert_into(callback_nonces::table)
-            .values(&row)
-            .on_conflict((callback_nonces::owner, callback_nonces::nonce))
-            .do_update()
-            .set(callback_nonces::keep_until.eq(keep_until));
-        let changed = diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| db_error("remember nonce", e))?;
-        Ok(changed == 1)
+        remember_nonce(&mut conn, &row, now_ms).await.map_err(|e| db_error("remember nonce", e))
+    }
+
+    async fn remember_and_insert(
+        &self,
+        nonce: CallbackNonceRow,
+        now_ms: i64,
+        rows: Vec<NewContactEventRow>,
+    ) -> Result<Option<Vec<Option<i64>>>, StoreError> {
+        let mut conn = self.writer().await?;
+        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            if !remember_nonce(conn, &nonce, now_ms).await? {
+                return Ok(None);
+            }
+            diesel::sql_query(LOCK_FEED).execute(conn).await?;
+            let mut cursors = Vec::with_capacity(rows.len());
+            for row in &rows {
+                cursors.push(insert_contact_event(conn, row).await?);
+            }
+            Ok(Some(cursors))
+        })
+        .await
+        .map_err(|e| db_error("remember nonce and append contact events", e))
     }
 
     async fn insert_contact_event(&self, row: NewContactEventRow) -> Result<Option<i64>, StoreError> {
         let mut conn = self.writer().await?;
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             diesel::sql_query(LOCK_FEED).execute(conn).await?;
-            diesel::insert_into(contact_events::table)
-                .values(&row)
-                .on_conflict((contact_events::corp_id, contact_events::event_id))
-                .do_nothing()
-                .returning(contact_events::seq)
-                .get_result::<i64>(conn)
-                .await
-                .optional()
+            insert_contact_event(conn, &row).await
         })
         .await
         .map_err(|e| db_error("append contact event", e))
     }
+}
+
+/// Inserts `row`, or renews an expired copy of its nonce; `false` for a replay (nothing changed).
+/// Of concurrent calls for one nonce PostgreSQL makes the others wait for the first and then
+/// re-checks the WHERE on its committed row.
+async fn remember_nonce(conn: &mut Conn, row: &CallbackNonceRow, now_ms: i64) -> QueryResult<bool> {
+    let upsert = diesel::insert_into(callback_nonces::table)
+        .values(row)
+        .on_conflict((callback_nonces::owner, callback_nonces::nonce))
+        .do_update()
+        .set(callback_nonces::keep_until.eq(row.keep_until));
+    let changed = diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
+
+/// Appends `row` unless its `(corp_id, event_id)` is in the feed (the caller holds [`LOCK_FEED`]).
+async fn insert_contact_event(conn: &mut Conn, row: &NewContactEventRow) -> QueryResult<Option<i64>> {
+    diesel::insert_into(contact_events::table)
+        .values(row)
+        .on_conflict((contact_events::corp_id, contact_events::event_id))
+        .do_nothing()
+        .returning(contact_events::seq)
+        .get_result::<i64>(conn)
+        .await
+        .optional()
 }

@@ -16,8 +16,8 @@
 //!
 //! [`testing::TestDatabase`] gives tests a fresh database of their own.
 
-pub mod ops;
 mod hot_writes;
+pub mod ops;
 mod stores;
 pub mod testing;
 

@@ -505,6 +505,13 @@ async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn events_a_contact_push_remembers_its_nonce_and_appends_in_one_write() -> TestResult {
+    let (_db, store) = fresh().await?;
+    events::a_contact_push_remembers_its_nonce_and_appends_in_one_write(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn events_of_10_concurrent_same_nonces_exactly_one_is_new() -> TestResult {
     let (_db, store) = fresh().await?;
     events::of_10_concurrent_same_nonces_exactly_one_is_new(store).await

@@ -167,6 +167,37 @@ pub(crate) async fn a_nonce_is_new_once_until_it_expires<S: EventStore>(store: S
     Ok(())
 }
 
+/// A push of contact events is one write with its nonce: a replay writes nothing, a duplicate
+/// event is `None` beside the new ones, and the feed has each once, in order.
+pub(crate) async fn a_contact_push_remembers_its_nonce_and_appends_in_one_write<S>(store: S) -> TestResult
+where
+    S: EventStore + FeedSignal,
+{
+    let corps = [corp("dingcorpa")];
+    let version = store.version();
+    let first = store
+        .remember_and_append("app-1", "p1", ts(1_000), ts(2_000), &[event("dingcorpa", "e1"), event("dingcorpa", "e2")])
+        .await?
+        .ok_or("a new nonce is no replay")?;
+    let [Some(c1), Some(c2)] = first[..] else { return Err(format!("two new events: {first:?}").into()) };
+    assert!(c1 < c2, "cursors in push order");
+    assert!(store.version() > version, "the feed's readers are woken");
+    // The same nonce again: a replay, nothing written (e3 is not in the feed).
+    let replay = store.remember_and_append("app-1", "p1", ts(1_500), ts(2_500), &[event("dingcorpa", "e3")]).await?;
+    assert_eq!(replay, None);
+    // Another nonce carrying a known event and a new one.
+    let second = store
+        .remember_and_append("app-1", "p2", ts(1_500), ts(2_500), &[event("dingcorpa", "e2"), event("dingcorpa", "e3")])
+        .await?
+        .ok_or("p2 is new")?;
+    assert!(matches!(second[..], [None, Some(c3)] if c3 > c2), "{second:?}");
+    let feed = store.read_after(&corps, 0, 10).await?;
+    assert_eq!(event_ids(&feed), ["e1", "e2", "e3"]);
+    // The nonces are remembered like any other.
+    assert!(!store.remember_nonce("app-1", "p2", ts(1_600), ts(2_600)).await?);
+    Ok(())
+}
+
 /// 10 callbacks with the same nonce at once: exactly one is new.
 pub(crate) async fn of_10_concurrent_same_nonces_exactly_one_is_new<S>(store: S) -> TestResult
 where

@@ -319,7 +319,11 @@ mod tests {
     async fn a_write_is_answered_only_after_its_group_committed() {
         let db = TempDb::new("group-commit-visible");
         let store = db.open().await.unwrap_or_else(|e| panic!("{e}"));
-        store.group.write("insert nonce", Durable::ByFlush, |conn| insert(conn, "seen")).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .group
+            .write("insert nonce", Durable::ByFlush, |conn| insert(conn, "seen"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         // A reader connection (not the writer) sees it as soon as the caller is answered.
         let mut reader = store.conn().await.unwrap_or_else(|e| panic!("{e}"));
         let count: Count = diesel_async::RunQueryDsl::get_result(
@@ -336,10 +340,18 @@ mod tests {
         let db = TempDb::new("group-commit-durable");
         let store = db.open().await.unwrap_or_else(|e| panic!("{e}"));
         let wal = &store.wal;
-        store.group.write("insert nonce", Durable::ByFlush, |conn| insert(conn, "a")).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .group
+            .write("insert nonce", Durable::ByFlush, |conn| insert(conn, "a"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let (written, synced) = wal.counts();
         assert!(written > synced, "a by-flush write is counted for the next flush ({written} > {synced})");
-        store.group.write("insert nonce", Durable::Now, |conn| insert(conn, "b")).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .group
+            .write("insert nonce", Durable::Now, |conn| insert(conn, "b"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let (written, synced) = wal.counts();
         assert_eq!(written, synced, "the durable write's sync covered both");
     }

@@ -35,41 +35,57 @@ impl HotWrites for SqliteStore {
     }
 
     async fn remember_nonce_row(&self, row: CallbackNonceRow, now_ms: i64) -> Result<bool, StoreError> {
-        self.group
-            .write("remember nonce", Durable::ByFlush, move |conn| {
-                // One statement on one key: a new nonce is inserted; an expired copy of it is
-                // renewed (`DO UPDATE … WHERE keep_until < now`); a remembered one is left alone
-                // and counts 0 rows — a replay. SQLite serialises writers, so of concurrent calls
-                // for one nonce exactly one counts a row.
-                let keep_until = row.keep_until;
-                let upsert = diesel::insert_into(callback_nonces::table)
-                    .values(&row)
-                    .on_conflict((callback_nonces::owner, callback_nonces::nonce))
-                    .do_update()
-                    .set(callback_nonces::keep_until.eq(keep_until));
-                // `ON CONFLICT … DO UPDATE … WHERE` (diesel's upsert `FilterDsl`, named because
-                // `QueryDsl::filter` is in scope too).
-                let changed =
-                    diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms))
-                        .execute(conn)?;
-                Ok(changed == 1)
-            })
-            .await
+        self.group.write("remember nonce", Durable::ByFlush, move |conn| remember_nonce(conn, &row, now_ms)).await
     }
 
     async fn insert_contact_event(&self, row: NewContactEventRow) -> Result<Option<i64>, StoreError> {
+        self.group.write("append contact event", Durable::Now, move |conn| insert_contact_event(conn, &row)).await
+    }
+
+    async fn remember_and_insert(
+        &self,
+        nonce: CallbackNonceRow,
+        now_ms: i64,
+        rows: Vec<NewContactEventRow>,
+    ) -> Result<Option<Vec<Option<i64>>>, StoreError> {
         self.group
-            .write("append contact event", Durable::Now, move |conn| {
-                // One writer: appends commit in `seq` order (`AUTOINCREMENT`), so cursors become
-                // visible in order without a lock.
-                diesel::insert_into(contact_events::table)
-                    .values(&row)
-                    .on_conflict((contact_events::corp_id, contact_events::event_id))
-                    .do_nothing()
-                    .returning(contact_events::seq)
-                    .get_result::<i64>(conn)
-                    .optional()
+            .write("remember nonce and append contact events", Durable::Now, move |conn| {
+                // One savepoint: a failing insert takes the nonce back with it.
+                if !remember_nonce(conn, &nonce, now_ms)? {
+                    return Ok(None);
+                }
+                rows.iter().map(|row| insert_contact_event(conn, row)).collect::<QueryResult<Vec<_>>>().map(Some)
             })
             .await
     }
+}
+
+/// Inserts `row`, or renews an expired copy of its nonce; `false` for a replay (nothing changed).
+fn remember_nonce(conn: &mut SqliteConnection, row: &CallbackNonceRow, now_ms: i64) -> QueryResult<bool> {
+    // One statement on one key: a new nonce is inserted; an expired copy of it is renewed
+    // (`DO UPDATE … WHERE keep_until < now`); a remembered one is left alone and counts 0 rows — a
+    // replay. SQLite serialises writers, so of concurrent calls for one nonce exactly one counts.
+    let upsert = diesel::insert_into(callback_nonces::table)
+        .values(row)
+        .on_conflict((callback_nonces::owner, callback_nonces::nonce))
+        .do_update()
+        .set(callback_nonces::keep_until.eq(row.keep_until));
+    // `ON CONFLICT … DO UPDATE … WHERE` (diesel's upsert `FilterDsl`, named because
+    // `QueryDsl::filter` is in scope too).
+    let changed =
+        diesel::query_dsl::methods::FilterDsl::filter(upsert, callback_nonces::keep_until.lt(now_ms)).execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Appends `row` unless its `(corp_id, event_id)` is in the feed; its `seq`, `None` for a
+/// duplicate. One writer: appends commit in `seq` order (`AUTOINCREMENT`), so cursors become
+/// visible in order without a lock.
+fn insert_contact_event(conn: &mut SqliteConnection, row: &NewContactEventRow) -> QueryResult<Option<i64>> {
+    diesel::insert_into(contact_events::table)
+        .values(row)
+        .on_conflict((contact_events::corp_id, contact_events::event_id))
+        .do_nothing()
+        .returning(contact_events::seq)
+        .get_result::<i64>(conn)
+        .optional()
 }

@@ -66,6 +66,15 @@ pub(crate) trait HotWrites {
         &self,
         row: super::rows::NewContactEventRow,
     ) -> Result<Option<i64>, application::ports::StoreError>;
+
+    /// [`HotWrites::remember_nonce_row`] and then, unless it is a replay (`None`, nothing
+    /// written), [`HotWrites::insert_contact_event`] for each row in order, in one transaction.
+    async fn remember_and_insert(
+        &self,
+        nonce: super::rows::CallbackNonceRow,
+        now_ms: i64,
+        rows: Vec<super::rows::NewContactEventRow>,
+    ) -> Result<Option<Vec<Option<i64>>>, application::ports::StoreError>;
 }
 
 /// Implements every store port of `application::ports` for `$store`.
@@ -1012,6 +1021,28 @@ macro_rules! impl_store_ports {
                         self.feed.notify();
                     }
                     Ok(appended)
+                }
+
+                async fn remember_and_append(
+                    &self,
+                    owner: &str,
+                    nonce: &str,
+                    now: Timestamp,
+                    keep_until: Timestamp,
+                    events: &[ContactEvent],
+                ) -> Result<Option<Vec<Option<i64>>>, StoreError> {
+                    let nonce = CallbackNonceRow {
+                        owner: owner.to_owned(),
+                        nonce: nonce.to_owned(),
+                        keep_until: keep_until.as_millis(),
+                    };
+                    let rows = events.iter().map(NewContactEventRow::from_domain).collect::<Result<Vec<_>, _>>()?;
+                    let cursors = HotWrites::remember_and_insert(self, nonce, now.as_millis(), rows).await?;
+                    // Committed: wake the feed's long-polling readers.
+                    if cursors.as_ref().is_some_and(|c| c.iter().any(Option::is_some)) {
+                        self.feed.notify();
+                    }
+                    Ok(cursors)
                 }
 
                 async fn read_after(

@@ -356,6 +356,12 @@ async fn events_a_nonce_is_new_once_until_it_expires() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn events_a_contact_push_remembers_its_nonce_and_appends_in_one_write() -> TestResult {
+    let db = TempDb::new("events");
+    events::a_contact_push_remembers_its_nonce_and_appends_in_one_write(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn events_of_10_concurrent_same_nonces_exactly_one_is_new() -> TestResult {
     let db = TempDb::new("events");
     events::of_10_concurrent_same_nonces_exactly_one_is_new(db.open().await?).await
