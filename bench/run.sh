@@ -3,6 +3,7 @@
 # Usage: bench/run.sh [--messages N] [--concurrency C] [--logins N] [--relay-samples N]
 #                     [--oidc-samples N] [--oidc-token-requests N] [--oidc-concurrency C]
 #                     [--burst N]   (N messages under DingTalk's real 20 calls/s; 0 skips; default 2000, ~2 min)
+#                     [--quota N]   (N metered calls left, N + 1 messages: the last waits, then goes out; 0 skips)
 #                     [--relay-load-secs S]  (wrk on POST /relay/v1/messages, S s at c=16 and c=64; 0 skips)
 #                     [--event-load-secs S]  (wrk on POST /dingtalk/events, S s at c=16, alone and during a
 #                                             purge of 1,000,000 expired nonces; 0 skips)

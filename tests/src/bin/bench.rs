@@ -24,7 +24,10 @@
 //!    → 302 with a code → `POST /oidc/token`), then `--oidc-token-requests` refresh-token grants
 //!    from `--oidc-concurrency` callers (each rotating its own chain), as token-endpoint requests/s.
 //!
-//! 7. the burst (`--burst`): DingTalk's real 20 calls/s at the emulator, the default governor.
+//! 7. the burst (`--burst`): DingTalk's real 20 calls/s at the emulator, the default governor;
+//! 8. the monthly quota (`--quota N`): N metered calls left at the emulator, N + 1 messages; the
+//!    last waits as `waiting_quota`, no call is made for it, and it goes out after the emulator's
+//!    month turns and `dingbridge quota resume`.
 //!
 //! Every loop is bounded by its count and by a global deadline; all traffic stays on 127.0.0.1.
 //! Run it with `cargo run --release -p tests --bin bench -- [options]` or `bench/run.sh`.
@@ -116,6 +119,10 @@ struct Args {
     /// take about 111 s).
     #[arg(long, default_value_t = 2000)]
     burst: usize,
+    /// Metered calls the emulator allows in the quota run, which posts one message more (0 skips
+    /// it): that one must wait as `waiting_quota` and go out after the month turns.
+    #[arg(long, default_value_t = 5)]
+    quota: usize,
     /// Seconds of `wrk` load on `POST /relay/v1/messages` at each of c=16 and c=64 (0 skips it;
     /// needs `wrk`, which bench/run.sh installs).
     #[arg(long, default_value_t = 10)]
@@ -522,6 +529,10 @@ async fn run(
         rows.extend(burst(args.burst, deadline, &paced.base_url, &admin).await?);
         drop(paced);
     }
+    if args.quota > 0 {
+        eprintln!("bench: the monthly quota ({} metered calls left, one message over)", args.quota);
+        rows.extend(quota(args.quota, deadline, dingbridge_program, &dir.0, &emu, &admin).await?);
+    }
     drop(emulator);
     Ok(rows)
 }
@@ -560,6 +571,19 @@ complete_url_origins = ["{local_url}"]
 /// [`tests::stack::UNPACED_RATE`], otherwise it keeps its default (18 calls/s per API).
 async fn dev_process(program: &str, dir: &Path, emu: &str, name: &str, unpaced: bool) -> anyhow::Result<Proc> {
     let port = free_port()?;
+    let (config, vars) = dev_setup(dir, emu, name, port, unpaced)?;
+    Proc::dingbridge(program, port, Some(&config), vars).await
+}
+
+/// The config file and environment of [`dev_process`] `name` on `port` (also for running the
+/// CLI against its database).
+fn dev_setup(
+    dir: &Path,
+    emu: &str,
+    name: &str,
+    port: u16,
+    unpaced: bool,
+) -> anyhow::Result<(PathBuf, HashMap<String, String>)> {
     let url = format!("http://127.0.0.1:{port}");
     // `[oidc]` with one confidential client; the token-endpoint budget raised for the benchmark.
     let toml = format!(
@@ -596,7 +620,118 @@ redirect_uris = ["{OIDC_REDIRECT}"]
         // Measures dingbridge, not DingTalk's per-API limit: unpaced, like the emulator.
         vars.push(("DINGBRIDGE_GOVERNOR__RATE_PER_SECOND", tests::stack::UNPACED_RATE.to_string()));
     }
-    Proc::dingbridge(program, port, Some(&config), env(&vars)).await
+    Ok((config, env(&vars)))
+}
+
+/// The monthly quota (docs/dingtalk-api.md §G.3) on a fresh dev process: the emulator allows `n`
+/// more metered calls this month, `n + 1` messages are posted; `n` are delivered, the last waits
+/// as `waiting_quota` at local with no call made for it (checked for 3 s); then the emulator's
+/// month turns and `dingbridge quota resume` lets it go. Nothing may be lost or sent twice.
+async fn quota(
+    n: usize,
+    deadline: Deadline,
+    program: &str,
+    dir: &Path,
+    emu: &str,
+    admin: &Admin,
+) -> anyhow::Result<Vec<Row>> {
+    let port = free_port()?;
+    let (config, vars) = dev_setup(dir, emu, "quota", port, false)?;
+    let dev = Proc::dingbridge(program, port, Some(&config), vars.clone()).await.context("starting dev mode")?;
+    let limits: Value = admin.client.get(format!("{}/_admin/limits", admin.base)).send().await?.json().await?;
+    let used = limits["metered_this_month"][CORP].as_u64().unwrap_or(0);
+    let allowed = used + u64::try_from(n)?;
+    let set = |body: Value| admin.client.post(format!("{}/_admin/limits", admin.base)).json(&body).send();
+    set(json!({"monthly_quota": allowed})).await?.error_for_status()?;
+    let over_quota = |v: &Value| v["over_quota"].as_u64().unwrap_or(0);
+    let sends_before = admin.sends().await?;
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    let run_id = std::process::id();
+    let mut ids = Vec::with_capacity(n + 1);
+    for i in 0..=n {
+        let body = json!({
+            "recipients": {"userids": [user(i)]},
+            "body": {"msgtype": "text", "text": {"content": format!("bench {run_id} quota #{i}")}},
+        });
+        let res =
+            client.post(format!("{}/api/messages", dev.base_url)).bearer_auth(SERVICE_TOKEN).json(&body).send().await?;
+        ensure!(res.status() == StatusCode::ACCEPTED, "a quota message was not accepted: {}", res.status());
+        let id = res.json::<Value>().await?["id"].as_str().context("no id")?.to_owned();
+        ids.push(id);
+    }
+    while admin.sends().await? < sends_before + n {
+        deadline.check("the quota scenario")?;
+        tokio::time::sleep(DELIVERY_POLL).await;
+    }
+    // The one over the quota says why it waits, at local.
+    let waiting_reason = loop {
+        deadline.check("the quota scenario")?;
+        let mut reasons = Vec::new();
+        for id in &ids {
+            let view: Value = client
+                .get(format!("{}/api/messages/{id}", dev.base_url))
+                .bearer_auth(SERVICE_TOKEN)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if let Some(reason) = view["waiting"].as_str() {
+                reasons.push(reason.to_owned());
+            }
+        }
+        if let [reason] = &reasons[..] {
+            break reason.clone();
+        }
+        tokio::time::sleep(DELIVERY_POLL).await;
+    };
+    let refused: Value = admin.client.get(format!("{}/_admin/limits", admin.base)).send().await?.json().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held: Value = admin.client.get(format!("{}/_admin/limits", admin.base)).send().await?.json().await?;
+    let calls_while_held = over_quota(&held) - over_quota(&refused);
+    let sent_while_held = admin.sends().await? - (sends_before + n);
+    // DingTalk's month turns; the operator lets the corp's metered calls go again.
+    admin
+        .client
+        .post(format!("{}/_admin/clock", admin.base))
+        .json(&json!({"advance_secs": 32 * 24 * 3600}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let resumed = Command::new(program)
+        .args(["--config", &config.display().to_string(), "quota", "resume", "--corp-id", CORP])
+        .envs(&vars)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .await?;
+    ensure!(resumed.success(), "dingbridge quota resume failed");
+    let resumed_at = Instant::now();
+    while admin.sends().await? < sends_before + n + 1 {
+        deadline.check("the quota scenario")?;
+        tokio::time::sleep(DELIVERY_POLL).await;
+    }
+    let after_resume = resumed_at.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let total = admin.sends().await? - sends_before;
+    set(json!({"monthly_quota": null})).await?.error_for_status()?;
+    drop(dev);
+    Ok(vec![
+        row(format!("quota: the emulator allows {n} more metered calls this month; {} messages", n + 1), ""),
+        judged(
+            "  the last one's reason at local",
+            waiting_reason.clone(),
+            "waiting_quota",
+            waiting_reason == "waiting_quota",
+        ),
+        judged(
+            "  calls / sends while it was held (3 s)",
+            format!("{calls_while_held} / {sent_while_held}"),
+            "0 / 0",
+            calls_while_held == 0 && sent_while_held == 0,
+        ),
+        row("  delivered after the month turned and quota resume (s)", format!("{:.1}", after_resume.as_secs_f64())),
+        judged("  delivered in all (each once)", format!("{total}/{}", n + 1), format!("= {}", n + 1), total == n + 1),
+    ])
 }
 
 /// `n` messages posted at once to a dev process with the default governor, the emulator enforcing
