@@ -65,6 +65,12 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite"
 const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                        PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
+/// Set on the reader connections besides [`PRAGMAS`]: a page cache of 1 MiB each instead of
+/// SQLite's default 2 MiB (`-N` is KiB: <https://www.sqlite.org/pragma.html#pragma_cache_size>),
+/// so the caches of a full pool stay within `max_connections` MiB (16 MiB by default) plus the
+/// writer's 2 MiB. Reads that miss it are served from the OS page cache.
+const READER_PRAGMAS: &str = "PRAGMA cache_size = -1024;";
+
 /// How long a caller waits for a pooled connection before `Unavailable`.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -123,8 +129,8 @@ impl SqliteStore {
         let path = prepare_database(url)?;
         run_migrations(path.clone()).await?;
 
-        let pool = open_pool(&path, max_connections.max(1)).await?;
-        let writer = open_pool(&path, 1).await?;
+        let pool = open_pool(&path, max_connections.max(1), READER_PRAGMAS).await?;
+        let writer = open_pool(&path, 1, "").await?;
         let wal = wal_sync::WalSync::start(&path);
         let group = group_commit::GroupWriter::start(writer.clone(), wal.clone());
         tracing::debug!(url, max_connections, "SQLite store ready");
@@ -189,11 +195,12 @@ impl Drop for WriterConn<'_> {
     }
 }
 
-/// A pool of at most `size` connections to the database file at `path`, each set up with [`PRAGMAS`].
-async fn open_pool(path: &str, size: u32) -> Result<Pool<Conn>, StoreError> {
+/// A pool of at most `size` connections to the database file at `path`, each set up with
+/// [`PRAGMAS`] and then `extra`.
+async fn open_pool(path: &str, size: u32, extra: &'static str) -> Result<Pool<Conn>, StoreError> {
     let mut config = ManagerConfig::<Conn>::default();
     config.recycling_method = RecyclingMethod::Fast;
-    config.custom_setup = Box::new(|url| establish(url.to_owned()).boxed());
+    config.custom_setup = Box::new(move |url| establish(url.to_owned(), extra).boxed());
     let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
     Pool::builder()
         .max_size(size)
@@ -247,10 +254,13 @@ fn create_file(file: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite file {}: {e}", file.display())))
 }
 
-/// Opens one pooled connection and sets [`PRAGMAS`] on it.
-async fn establish(path: String) -> Result<Conn, ConnectionError> {
+/// Opens one pooled connection and sets [`PRAGMAS`] and `extra` on it.
+async fn establish(path: String, extra: &'static str) -> Result<Conn, ConnectionError> {
     let mut conn = Conn::establish(&path).await?;
     conn.batch_execute(PRAGMAS).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
+    if !extra.is_empty() {
+        conn.batch_execute(extra).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
+    }
     Ok(conn)
 }
 
