@@ -351,6 +351,14 @@ async fn a_failing_contact_push_is_a_store_error_with_nothing_to_undo() {
     assert!(matches!(out, Err(EventsError::Store(_))));
 }
 
+/// A suite ticket and the contact event `event_id` in one push.
+fn mixed_push(event_id: &str) -> Vec<DingTalkEvent> {
+    vec![
+        DingTalkEvent::SuiteTicket { suite_key: OWNER.into(), ticket: SecretText::new("t") },
+        DingTalkEvent::Contact(contact(Some(event_id))),
+    ]
+}
+
 #[tokio::test]
 async fn a_push_mixing_contact_and_suite_events_applies_each_after_the_nonce() {
     let mut events = fresh_nonce();
@@ -358,17 +366,7 @@ async fn a_push_mixing_contact_and_suite_events_applies_each_after_the_nonce() {
     events.expect_remember_and_append().never();
     let mut suites = MockSuiteStore::new();
     suites.expect_put_ticket().times(1).returning(|_, _, _| Ok(()));
-    let out = handler(suites, events)
-        .execute(
-            OWNER,
-            NONCE,
-            vec![
-                DingTalkEvent::SuiteTicket { suite_key: OWNER.into(), ticket: SecretText::new("t") },
-                DingTalkEvent::Contact(contact(Some("ev-1"))),
-            ],
-        )
-        .await
-        .unwrap();
+    let out = handler(suites, events).execute(OWNER, NONCE, mixed_push("ev-1")).await.unwrap();
     assert_eq!(out, EventsSummary { applied: 2, duplicates: 0, ignored: 0 });
 }
 
@@ -379,16 +377,7 @@ async fn a_failing_append_in_a_mixed_push_forgets_the_nonce() {
     events.expect_forget_nonce().times(1).returning(|_, _| Err(StoreError::Unavailable("pool".into())));
     let mut suites = MockSuiteStore::new();
     suites.expect_put_ticket().times(1).returning(|_, _, _| Ok(()));
-    let out = handler(suites, events)
-        .execute(
-            OWNER,
-            NONCE,
-            vec![
-                DingTalkEvent::SuiteTicket { suite_key: OWNER.into(), ticket: SecretText::new("t") },
-                DingTalkEvent::Contact(contact(Some("x"))),
-            ],
-        )
-        .await;
+    let out = handler(suites, events).execute(OWNER, NONCE, mixed_push("x")).await;
     assert!(matches!(out, Err(EventsError::Store(_))));
 }
 

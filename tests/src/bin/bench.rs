@@ -672,7 +672,9 @@ async fn quota(
         deadline.check("the quota scenario")?;
         tokio::time::sleep(DELIVERY_POLL).await;
     }
-    // The one over the quota says why it waits, at local.
+    // The one over the quota says why it waits, at local: `queued` until its first attempt,
+    // then `waiting_quota` (given 30 s; what it says then is printed).
+    let asked_from = Instant::now();
     let waiting_reason = loop {
         deadline.check("the quota scenario")?;
         let mut reasons = Vec::new();
@@ -688,10 +690,13 @@ async fn quota(
                 reasons.push(reason.to_owned());
             }
         }
-        if let [reason] = &reasons[..] {
-            break reason.clone();
+        match &reasons[..] {
+            [reason] if reason == "waiting_quota" || asked_from.elapsed() > Duration::from_secs(30) => {
+                break reason.clone();
+            }
+            _ if asked_from.elapsed() > Duration::from_secs(30) => break format!("{reasons:?}"),
+            _ => tokio::time::sleep(DELIVERY_POLL).await,
         }
-        tokio::time::sleep(DELIVERY_POLL).await;
     };
     let refused: Value = admin.client.get(format!("{}/_admin/limits", admin.base)).send().await?.json().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
