@@ -820,6 +820,41 @@ fn url_helpers() {
     assert_eq!(wire::canonical_json(&json!({"b": 1, "a": {"d": 2, "c": 3}})), r#"{"a":{"c":3,"d":2},"b":1}"#);
 }
 
+// --- docs/dingtalk-api.md §G.1: the egress-IP ban ---------------------------------------------
+
+#[tokio::test]
+async fn past_the_ip_ban_rule_every_call_is_refused_with_the_documented_answer_and_does_nothing() {
+    let e = env().await;
+    let app = e.app_token().await; // one call
+    // A bad rule is refused and changes nothing.
+    let bad = e.post_json("/_admin/limits", json!({"ip_ban": {"calls": 0, "window_secs": 20, "ban_minutes": 5}})).await;
+    assert_eq!(bad.status(), 400);
+    let res = e.post_json("/_admin/limits", json!({"ip_ban": {"calls": 2, "window_secs": 20, "ban_minutes": 5}})).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["ip_ban"]["calls"], 2);
+    let msg = json!({"agent_id": AGENT_ID, "userid_list": "manager4220", "msg": text_msg("x")});
+    assert_eq!(e.send(&app, msg.clone()).await["errcode"], 0);
+    assert_eq!(e.send(&app, msg.clone()).await["errcode"], 0);
+    let sent = e.emu.sends().len();
+    // The third call from this IP within 20 s starts the ban: HTTP 200, status 1111, wait 5.
+    for _ in 0..2 {
+        let banned = e.send(&app, msg.clone()).await;
+        assert_eq!((banned["status"].as_i64(), banned["wait"].as_i64()), (Some(1111), Some(5)), "{banned}");
+        assert_eq!((banned["source"].as_str(), banned["punish"].as_str()), (Some("x5"), Some("deny")));
+    }
+    // Token calls are refused too (every call from the IP), and nothing was sent meanwhile.
+    let token = e.post_json("/v1.0/oauth2/accessToken", json!({"appKey": APP_KEY, "appSecret": APP_SECRET})).await;
+    assert_eq!(token.json::<Value>().await.unwrap()["status"], 1111);
+    assert_eq!(e.emu.sends().len(), sent, "a refused call delivers nothing");
+    let report: Value = e.http.get(e.url("/_admin/limits")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((report["ip_bans"].as_u64(), report["ip_ban_refused"].as_u64()), (Some(1), Some(3)), "{report}");
+    // Lifted: calls pass again.
+    let res = e.post_json("/_admin/limits", json!({"ip_ban": null})).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["ip_ban"], Value::Null);
+    assert_eq!(e.send(&app, msg).await["errcode"], 0);
+    e.running.stop().await;
+}
+
 // --- docs/dingtalk-api.md §G.1: 20 calls per second per app per API ---------------------------
 
 #[tokio::test]
