@@ -68,10 +68,16 @@ pub enum WaitReason {
     IpBanned,
     /// The provider is unavailable (network, 5xx, system busy, a refused token, an unrecognised code).
     Unavailable,
+    /// Held for an operator: a call for one of its batches was started by an instance that
+    /// stopped before the provider's answer was recorded, so the batch may or may not have been
+    /// sent, and the deployment's policy for such uncertain batches is `hold`
+    /// (docs/design.md "Several instances"). `dingbridge relay resend` or `relay abandon` ends it.
+    Uncertain,
 }
 
 impl WaitReason {
-    /// The stable code: `queued`, `throttled`, `waiting_quota`, `ip_banned`, `unavailable`.
+    /// The stable code: `queued`, `throttled`, `waiting_quota`, `ip_banned`, `unavailable`,
+    /// `uncertain`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -79,12 +85,13 @@ impl WaitReason {
             Self::WaitingQuota => "waiting_quota",
             Self::IpBanned => "ip_banned",
             Self::Unavailable => "unavailable",
+            Self::Uncertain => "uncertain",
         }
     }
 
     /// Parses [`WaitReason::as_str`]'s codes; `None` for anything else.
     pub fn parse(code: &str) -> Option<Self> {
-        [Self::Queued, Self::Throttled, Self::WaitingQuota, Self::IpBanned, Self::Unavailable]
+        [Self::Queued, Self::Throttled, Self::WaitingQuota, Self::IpBanned, Self::Unavailable, Self::Uncertain]
             .into_iter()
             .find(|reason| reason.as_str() == code)
     }

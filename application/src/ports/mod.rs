@@ -32,7 +32,7 @@ pub use provider::{IdentityProvider, Messenger, RecipientLimits};
 pub use stores::{
     Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
     LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RecipientLedgerStore,
-    RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
+    ClaimedRelay, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
 };
 pub use system::{Clock, DispatchTrigger, Durability, RandomSource};
 

@@ -245,6 +245,19 @@ pub struct RelayMessageRecord {
     pub waiting: Option<RelayWaiting>,
 }
 
+/// A relayed message the background sender claimed ([`RelayMessageStore::claim_due`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRelay {
+    /// The message as stored.
+    pub record: RelayMessageRecord,
+    /// The claim's token (fences every call made for the message under this claim).
+    pub claim: String,
+    /// Batches (0-based index, when their call started) whose call an earlier claim started and
+    /// whose outcome was never recorded: the claimer died or lost its lease mid-call, so the
+    /// provider may or may not have sent them.
+    pub uncertain: Vec<(usize, Timestamp)>,
+}
+
 /// Cloud side: relayed messages keyed by `(client_id, key)`.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -273,7 +286,7 @@ pub trait RelayMessageStore: Send + Sync {
         skipped: &[(UserId, SkipReason)],
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Sets the state.
+    /// Sets the state and releases any claim.
     async fn set_state(
         &self,
         client_id: &str,
@@ -300,12 +313,47 @@ pub trait RelayMessageStore: Send + Sync {
         state: MessageState,
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` `accepted` messages (of every client) whose next attempt is due at `now`
-    /// (never attempted, or `waiting.retry_at <= now`), the longest-waiting first — the background
-    /// sender's queue.
-    async fn list_due(&self, now: Timestamp, limit: u32) -> Result<Vec<RelayMessageRecord>, StoreError>;
+    /// Claims up to `limit` `accepted` messages (of every client) whose next attempt is due at
+    /// `now` (never attempted, or `waiting.retry_at <= now`) and that no unexpired claim holds,
+    /// the oldest first — the background sender's queue. Each is claimed for `claim` (the
+    /// claimer's token) until `lease_until`; of instances claiming at once each message goes to
+    /// one (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: its single writer), and a claimer that
+    /// dies leaves it to others once the lease ends. Each claimed message lists its *uncertain*
+    /// batches: started under an earlier claim ([`RelayMessageStore::start_batch`]) with neither
+    /// a `task_id` nor an error recorded.
+    async fn claim_due(
+        &self,
+        claim: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedRelay>, StoreError>;
+    /// Marks batch `index` (0-based) as handed to the provider at `now` and extends the claim to
+    /// `lease_until`, if `claim` still holds the message (and it is still `accepted`). `false`
+    /// when it does not: another instance took the message over after the lease ended, and this
+    /// one must not call the provider for it.
+    async fn start_batch(
+        &self,
+        client_id: &str,
+        key: &str,
+        index: usize,
+        claim: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Makes one `accepted` message held for `reason` due at `now` and forgets that its batches
+    /// were started (an operator resends an uncertain message); `false` when no such message waits.
+    async fn release_one(
+        &self,
+        client_id: &str,
+        key: &str,
+        reason: WaitReason,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Records a delivery attempt that ended waiting: counts the attempt and stores `waiting`
-    /// (reason, detail, `retry_at`) and `updated_at = now`. A message that does not exist is an error.
+    /// (reason, detail, `retry_at`) and `updated_at = now`, and releases the claim. Unless the
+    /// reason is `uncertain` it also forgets that its batches were started (the attempt saw their
+    /// outcome: not sent). A message that does not exist is an error.
     async fn record_waiting(
         &self,
         client_id: &str,

@@ -3,6 +3,7 @@
 //! credentials; these use cases are the only code that calls DingTalk.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use domain::{
@@ -11,7 +12,7 @@ use domain::{
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    Clock, DispatchTrigger, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
+    ClaimedRelay, Clock, DispatchTrigger, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
     LoginResultStore, MemberKey, Messenger, MessengerError, RecipientLimits, RelayClient, RelayMessageRecord,
     RelayMessageStore, RelayReceipt, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
@@ -311,7 +312,43 @@ pub struct RelaySend {
     unrecognized_max_attempts: u32,
     wakeup: Option<Arc<dyn DispatchTrigger>>,
     limits: Option<Arc<dyn RecipientLimits>>,
+    uncertain: UncertainPolicy,
+    lease_ms: i64,
 }
+
+/// What the background sender does with an *uncertain* batch: one whose provider call an
+/// instance started and never recorded the answer of (it was killed, or lost its claim, mid-call),
+/// so the provider may or may not have sent it (docs/design.md "Several instances").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UncertainPolicy {
+    /// Send the batch again (at least once). The person sees the message once when the provider
+    /// drops a repeat itself (DingTalk delivers the same content to a person once a day and
+    /// answers success for the repeat, docs/dingtalk-api.md §D.6); the cloud's own screen never
+    /// refuses the resend, because it counts a batch only once its `task_id` is recorded.
+    #[default]
+    Resend,
+    /// Hold the message (`accepted`, waiting `uncertain`) until an operator resends or abandons it.
+    Hold,
+}
+
+impl UncertainPolicy {
+    /// The config value: `resend` or `hold`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resend => "resend",
+            Self::Hold => "hold",
+        }
+    }
+}
+
+/// How often a message held for an uncertain batch is looked at again, in seconds (it stays held
+/// until an operator resends or abandons it).
+pub const UNCERTAIN_RECHECK_SECS: i64 = 3_600;
+
+/// How long a claim of the background sender holds a message, by default, in milliseconds: the
+/// longest a provider call may take (its slot wait plus its timeout) with room to spare. Every
+/// batch's start extends it; a sender that dies leaves the message to the others once it ends.
+pub const DEFAULT_SEND_LEASE_MS: i64 = 60_000;
 
 /// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
 /// one hour from the message's first acceptance.
@@ -352,7 +389,29 @@ impl RelaySend {
             unrecognized_max_attempts: DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS,
             wakeup: None,
             limits: None,
+            uncertain: UncertainPolicy::Resend,
+            lease_ms: DEFAULT_SEND_LEASE_MS,
         }
+    }
+
+    /// Sets what the background sender does with an uncertain batch ([`UncertainPolicy`]).
+    #[must_use]
+    pub fn with_uncertain_policy(mut self, policy: UncertainPolicy) -> Self {
+        self.uncertain = policy;
+        self
+    }
+
+    /// Sets how long, in milliseconds, a claim holds a message from its start or its latest
+    /// batch's start (at least 1 s); it must outlast one provider call (slot wait + timeout).
+    #[must_use]
+    pub fn with_lease_ms(mut self, lease_ms: i64) -> Self {
+        self.lease_ms = lease_ms.max(1_000);
+        self
+    }
+
+    /// The claim's length in milliseconds ([`RelaySend::with_lease_ms`]).
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms
     }
 
     /// Sets how long, in seconds from the message's creation, a batch answered with an
@@ -451,7 +510,7 @@ impl RelaySend {
         // original can never send a batch twice.
         let _guard = self.claim(&client.id, &request.key)?;
         let record = self.store(client, request).await?;
-        self.deliver_claimed(record).await
+        self.deliver_claimed(record, None).await
     }
 
     /// One delivery attempt of a stored message: sends each batch that has neither a `task_id`
@@ -471,10 +530,56 @@ impl RelaySend {
     #[instrument(skip_all, fields(client = %record.client_id, key = %record.key))]
     pub async fn deliver(&self, record: RelayMessageRecord) -> Result<RelayReceipt, CloudError> {
         let _guard = self.claim(&record.client_id, &record.key)?;
-        self.deliver_claimed(record).await
+        self.deliver_claimed(record, None).await
     }
 
-    async fn deliver_claimed(&self, mut record: RelayMessageRecord) -> Result<RelayReceipt, CloudError> {
+    /// One delivery attempt of a message the background sender claimed in the store
+    /// ([`RelayMessageStore::claim_due`]), as [`RelaySend::deliver`], fenced by the claim: each
+    /// batch is marked started (and the claim extended) before its provider call, and the attempt
+    /// stops without calling when another instance has taken the message over. Uncertain batches
+    /// are resent or the message held, as the [`UncertainPolicy`] says.
+    ///
+    /// Errors: `Unavailable` when the claim was lost (nothing more is sent) or another delivery
+    /// of the key runs in this process; `Store`.
+    #[instrument(skip_all, fields(client = %claimed.record.client_id, key = %claimed.record.key))]
+    pub async fn deliver_claim(&self, claimed: ClaimedRelay) -> Result<RelayReceipt, CloudError> {
+        let _guard = self.claim(&claimed.record.client_id, &claimed.record.key)?;
+        let ClaimedRelay { record, claim, uncertain } = claimed;
+        if !uncertain.is_empty() && record.state == MessageState::Accepted {
+            let batches: Vec<String> = uncertain.iter().map(|(i, at)| format!("{i} (started at {} ms)", at.as_millis())).collect();
+            if self.uncertain == UncertainPolicy::Hold {
+                let waiting = RelayWaiting {
+                    reason: WaitReason::Uncertain,
+                    detail: format!(
+                        "held: the call for batch {} was started by an instance that stopped before the provider's \
+                         answer was recorded, so it may have been sent; `dingbridge relay resend` sends it again, \
+                         `dingbridge relay abandon` marks it failed",
+                        batches.join(", ")
+                    ),
+                    // Looked at again hourly (and held again: the batches stay uncertain) until an
+                    // operator acts.
+                    retry_at: self.clock.now().plus_secs(UNCERTAIN_RECHECK_SECS),
+                };
+                warn!(batches = %batches.join(", "), "uncertain batches: held for an operator (policy hold)");
+                self.messages.record_waiting(&record.client_id, &record.key, &waiting, self.clock.now()).await?;
+                let mut record = record;
+                record.waiting = Some(waiting);
+                return Ok(receipt(&record));
+            }
+            warn!(
+                batches = %batches.join(", "),
+                "uncertain batches: sending them again (policy resend; the provider drops a same-day repeat of the \
+                 same content to a person)"
+            );
+        }
+        self.deliver_claimed(record, Some(&claim)).await
+    }
+
+    async fn deliver_claimed(
+        &self,
+        mut record: RelayMessageRecord,
+        claim: Option<&str>,
+    ) -> Result<RelayReceipt, CloudError> {
         if record.state != MessageState::Accepted {
             return Ok(receipt(&record));
         }
@@ -486,6 +591,16 @@ impl RelaySend {
             let Some(batch) = self.screen(&mut record, index).await? else {
                 continue; // every recipient skipped: nothing to send
             };
+            if let Some(claim) = claim {
+                let now = self.clock.now();
+                let lease_until = domain::Timestamp::from_millis(now.as_millis().saturating_add(self.lease_ms));
+                if !self.messages.start_batch(&client_id, &key, index, claim, now, lease_until).await? {
+                    warn!(batch = index, "the claim on this message was lost to another instance; not sending");
+                    return Err(CloudError::Unavailable(format!(
+                        "message {key}: the claim was taken over by another instance"
+                    )));
+                }
+            }
             let result = match self.messenger.send(&record.corp_id, &batch, &record.body).await {
                 // An unrecognised code is retried until the message's budget is spent, then it is
                 // a refusal like any other (docs/dingtalk-api.md §G.2).
@@ -627,6 +742,8 @@ pub struct DeliverRelayed {
     messages: Arc<dyn RelayMessageStore>,
     clock: Arc<dyn Clock>,
     concurrency: usize,
+    instance: String,
+    claims: AtomicU64,
 }
 
 /// How many relayed messages the background sender delivers at once, by default. Calls for one
@@ -637,7 +754,14 @@ pub const DEFAULT_SEND_CONCURRENCY: usize = 16;
 impl DeliverRelayed {
     /// Builds the job around the use case the relay API accepts with.
     pub fn new(send: Arc<RelaySend>, messages: Arc<dyn RelayMessageStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { send, messages, clock, concurrency: DEFAULT_SEND_CONCURRENCY }
+        Self {
+            send,
+            messages,
+            clock,
+            concurrency: DEFAULT_SEND_CONCURRENCY,
+            instance: "sender".to_owned(),
+            claims: AtomicU64::new(0),
+        }
     }
 
     /// Sets how many messages are delivered at once (at least 1).
@@ -647,18 +771,30 @@ impl DeliverRelayed {
         self
     }
 
-    /// Delivers up to `limit` due messages; returns how many it attempted.
-    /// Errors: `Store` when listing fails (a failure on one message is logged; the message keeps
-    /// its state and is attempted again when due).
+    /// Names this sender among the instances sharing the store (a random id per process, so no
+    /// two instances' claims are alike); claims are `<instance>:<n>`.
+    #[must_use]
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = instance.into();
+        self
+    }
+
+    /// Claims up to `limit` due messages and delivers them; returns how many it attempted.
+    /// Errors: `Store` when claiming fails (a failure on one message is logged; the message keeps
+    /// its state and is attempted again when due, by this instance or, once the claim's lease
+    /// ends, by another).
     #[instrument(skip_all)]
     pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {
         use futures_util::StreamExt as _;
-        let due = self.messages.list_due(self.clock.now(), limit).await?;
+        let claim = format!("{}:{}", self.instance, self.claims.fetch_add(1, Ordering::Relaxed));
+        let now = self.clock.now();
+        let lease_until = domain::Timestamp::from_millis(now.as_millis().saturating_add(self.send.lease_ms()));
+        let due = self.messages.claim_due(&claim, now, lease_until, limit).await?;
         let count = due.len();
         futures_util::stream::iter(due)
-            .for_each_concurrent(self.concurrency, |record| async move {
-                let key = record.key.clone();
-                if let Err(err) = self.send.deliver(record).await {
+            .for_each_concurrent(self.concurrency, |claimed| async move {
+                let key = claimed.record.key.clone();
+                if let Err(err) = self.send.deliver_claim(claimed).await {
                     warn!(%key, error = %err, "delivering a relayed message failed; it is attempted again when due");
                 }
             })

@@ -15,11 +15,12 @@ use mockall::Sequence;
 use tokio::sync::Notify;
 
 use super::cloud::{
-    CallbackQuery, CloudError, CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, RECALL_WINDOW_MS,
-    RelayRecall, RelaySend, RelayStatus, TakeLoginResult, url_in_origins, with_state,
+    CallbackQuery, CloudError, CreateLoginIntent, DEFAULT_SEND_LEASE_MS, DeliverRelayed, FetchMember, HandleCallback,
+    RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, TakeLoginResult, UNCERTAIN_RECHECK_SECS, UncertainPolicy,
+    url_in_origins, with_state,
 };
 use crate::ports::{
-    IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockDispatchTrigger,
+    ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockDispatchTrigger,
     MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRecipientLimits,
     MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting,
     StoreError, UpstreamError, WaitReason,
@@ -1091,13 +1092,25 @@ async fn deliver_relayed_sends_every_due_message_and_reports_how_many() -> Resul
     let mut messages = MockRelayMessageStore::new();
     let due: Vec<_> = ["k1", "k2", "k3"]
         .into_iter()
-        .map(|key| RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) })
+        .map(|key| claimed(RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) }, &[]))
         .collect();
     messages
-        .expect_list_due()
-        .withf(|at, limit| *at == now() && *limit == 10)
+        .expect_claim_due()
+        .withf(|claim, at, until, limit| {
+            claim == "sender:0"
+                && *at == now()
+                && until.as_millis() == now().as_millis() + DEFAULT_SEND_LEASE_MS
+                && *limit == 10
+        })
         .times(1)
-        .returning(move |_, _| Ok(due.clone()));
+        .returning(move |_, _, _, _| Ok(due.clone()));
+    messages
+        .expect_start_batch()
+        .withf(|_, _, index, claim, _, until| {
+            *index == 0 && claim == "sender:0" && until.as_millis() == now().as_millis() + DEFAULT_SEND_LEASE_MS
+        })
+        .times(3)
+        .returning(|_, _, _, _, _, _| Ok(true));
     messages.expect_record_batch().times(3).returning(|_, _, _, _, _, _| Ok(()));
     messages
         .expect_set_state()
@@ -1118,9 +1131,12 @@ async fn deliver_relayed_sends_every_due_message_and_reports_how_many() -> Resul
 #[tokio::test]
 async fn deliver_relayed_keeps_going_when_one_message_fails_to_record() -> Result<(), StoreError> {
     let mut messages = MockRelayMessageStore::new();
-    let due: Vec<_> =
-        ["k1", "k2"].into_iter().map(|key| RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) }).collect();
-    messages.expect_list_due().times(1).returning(move |_, _| Ok(due.clone()));
+    let due: Vec<_> = ["k1", "k2"]
+        .into_iter()
+        .map(|key| claimed(RelayMessageRecord { key: key.to_owned(), ..fresh_record(1) }, &[]))
+        .collect();
+    messages.expect_claim_due().times(1).returning(move |_, _, _, _| Ok(due.clone()));
+    messages.expect_start_batch().times(2).returning(|_, _, _, _, _, _| Ok(true));
     messages
         .expect_record_batch()
         .times(2)
@@ -2013,5 +2029,81 @@ async fn relay_status_reports_skipped_recipients_and_a_message_of_only_skipped_o
         report.recipients,
         vec![(users(1)[0].clone(), domain::RecipientOutcome::Skipped { reason: SkipReason::DuplicateContent })]
     );
+    Ok(())
+}
+
+fn claimed(record: RelayMessageRecord, uncertain: &[usize]) -> ClaimedRelay {
+    ClaimedRelay {
+        record,
+        claim: "sender:0".to_owned(),
+        uncertain: uncertain.iter().map(|i| (*i, Timestamp::from_millis(1_000))).collect(),
+    }
+}
+
+#[tokio::test]
+async fn an_uncertain_batch_is_sent_again_under_the_resend_policy() -> Result<(), StoreError> {
+    let mut messages = MockRelayMessageStore::new();
+    let due = vec![claimed(fresh_record(1), &[0])];
+    messages.expect_claim_due().times(1).returning(move |_, _, _, _| Ok(due.clone()));
+    messages.expect_start_batch().times(1).returning(|_, _, _, _, _, _| Ok(true));
+    messages.expect_record_batch().times(1).returning(|_, _, _, _, _, _| Ok(()));
+    messages
+        .expect_set_state()
+        .withf(|_, _, state, _| *state == MessageState::Sent)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    messages.expect_record_waiting().never();
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().times(1).returning(|_, _, _| Ok(task(8)));
+    let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
+    let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
+
+    assert_eq!(DeliverRelayed::new(send, messages, clock()).run_once(10).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_uncertain_batch_holds_its_message_for_an_operator_under_the_hold_policy() -> Result<(), StoreError> {
+    let mut messages = MockRelayMessageStore::new();
+    let due = vec![claimed(fresh_record(1), &[0])];
+    messages.expect_claim_due().times(1).returning(move |_, _, _, _| Ok(due.clone()));
+    messages.expect_start_batch().never();
+    messages.expect_record_batch().never();
+    messages
+        .expect_record_waiting()
+        .withf(|_, _, waiting, _| {
+            waiting.reason == WaitReason::Uncertain
+                && waiting.detail.contains("batch 0")
+                && waiting.detail.contains("dingbridge relay resend")
+                && waiting.retry_at.as_millis() == now().as_millis() + UNCERTAIN_RECHECK_SECS * 1000
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+    let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
+    let send = Arc::new(
+        RelaySend::new(messages.clone(), Arc::new(messenger), clock()).with_uncertain_policy(UncertainPolicy::Hold),
+    );
+
+    assert_eq!(DeliverRelayed::new(send, messages, clock()).run_once(10).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sender_that_lost_its_claim_makes_no_call() -> Result<(), StoreError> {
+    let mut messages = MockRelayMessageStore::new();
+    let due = vec![claimed(fresh_record(1), &[])];
+    messages.expect_claim_due().times(1).returning(move |_, _, _, _| Ok(due.clone()));
+    messages.expect_start_batch().times(1).returning(|_, _, _, _, _, _| Ok(false));
+    messages.expect_record_batch().never();
+    messages.expect_set_state().never();
+    messages.expect_record_waiting().never();
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+    let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
+    let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
+
+    assert_eq!(DeliverRelayed::new(send, messages, clock()).run_once(10).await?, 1);
     Ok(())
 }

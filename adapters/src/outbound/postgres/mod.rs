@@ -16,6 +16,7 @@
 //!
 //! [`testing::TestDatabase`] gives tests a fresh database of their own.
 
+mod claims;
 mod hot_writes;
 pub mod ops;
 mod stores;

@@ -391,6 +391,13 @@ async fn relay_due_messages_wait_until_their_retry_and_are_released_for_their_re
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn relay_claims_are_exclusive_fenced_and_report_uncertain_batches() -> TestResult {
+    let (_db, store) = fresh().await?;
+    shared::relay_claims_are_exclusive_fenced_and_report_uncertain_batches(store).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
     let (_db, store) = fresh().await?;
     shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(store).await

@@ -162,6 +162,10 @@ diesel::table! {
         waiting_detail -> Nullable<Text>,
         /// Epoch ms of the next attempt; NULL = due at once.
         retry_at -> Nullable<BigInt>,
+        /// The token of the background sender's claim, while one holds the message.
+        claim -> Nullable<Text>,
+        /// Epoch ms the claim ends (others may claim the message after it).
+        claimed_until -> Nullable<BigInt>,
     }
 }
 
@@ -186,6 +190,9 @@ diesel::table! {
         error -> Nullable<Text>,
         /// JSON `[{"userid", "reason"}]`: recipients the cloud skipped (docs/dingtalk-api.md §D.6).
         skipped -> Text,
+        /// Epoch ms the batch's provider call was started under a claim; NULL when none is
+        /// outstanding.
+        started_at -> Nullable<BigInt>,
     }
 }
 

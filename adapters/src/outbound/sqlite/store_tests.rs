@@ -456,12 +456,15 @@ pub(crate) async fn relay_due_messages_wait_until_their_retry_and_are_released_f
         store.insert_or_get(&record).await?;
     }
     store.set_state("client-a", "sent", MessageState::Sent, ts(5_000)).await?;
-    let keys = |records: Vec<application::ports::RelayMessageRecord>| -> Vec<String> {
-        records.into_iter().map(|r| r.key).collect()
+    let keys = |claimed: Vec<application::ports::ClaimedRelay>| -> Vec<String> {
+        claimed.into_iter().map(|c| c.record.key).collect()
     };
-    // Never attempted: due at once, oldest first; a sent message never is.
-    assert_eq!(keys(store.list_due(ts(5_000), 10).await?), ["q1", "q2", "t", "new"]);
-    assert_eq!(keys(store.list_due(ts(5_000), 2).await?), ["q1", "q2"]);
+    // A claim that ends at `now`: the next claim at a later time may take the message again.
+    let due = |now: i64, limit: u32| store.claim_due("test", ts(now), ts(now), limit);
+    // Never attempted: due at once, oldest first; a sent message never is; a claimed one is
+    // skipped while its claim lasts.
+    assert_eq!(keys(due(5_000, 2).await?), ["q1", "q2"]);
+    assert_eq!(keys(due(5_000, 10).await?), ["t", "new"]);
     let waiting = |reason: WaitReason, retry_at: i64| RelayWaiting {
         reason,
         detail: format!("held: {}", reason.as_str()),
@@ -471,15 +474,15 @@ pub(crate) async fn relay_due_messages_wait_until_their_retry_and_are_released_f
     store.record_waiting("client-a", "q2", &waiting(WaitReason::WaitingQuota, 60_000), ts(5_000)).await?;
     store.record_waiting("client-a", "t", &waiting(WaitReason::Throttled, 7_000), ts(5_000)).await?;
     store.record_waiting("client-a", "t", &waiting(WaitReason::Throttled, 9_000), ts(7_000)).await?;
-    assert_eq!(keys(store.list_due(ts(8_000), 10).await?), ["new"]);
-    assert_eq!(keys(store.list_due(ts(9_000), 10).await?), ["t", "new"]);
+    assert_eq!(keys(due(8_000, 10).await?), ["new"]);
+    assert_eq!(keys(due(9_000, 10).await?), ["t", "new"]);
     // The record carries its attempts and why it waits.
     let t = store.get("client-a", "t").await?.ok_or("t is gone")?;
     assert_eq!((t.attempts, t.waiting), (2, Some(waiting(WaitReason::Throttled, 9_000))));
     // An operator's resume makes the quota's messages of that corp due now, and nothing else.
     assert_eq!(store.release_waiting(&corp("dingother"), WaitReason::WaitingQuota, ts(9_500)).await?, 0);
     assert_eq!(store.release_waiting(&corp("dingcorp"), WaitReason::WaitingQuota, ts(9_500)).await?, 2);
-    assert_eq!(keys(store.list_due(ts(9_500), 10).await?), ["q1", "q2", "t", "new"]);
+    assert_eq!(keys(due(9_500, 10).await?), ["q1", "q2", "t", "new"]);
     assert!(store.record_waiting("client-a", "nope", &waiting(WaitReason::Throttled, 1), ts(1)).await.is_err());
     // Skipped recipients (docs/dingtalk-api.md §D.6) are kept on their batch.
     let skipped =
@@ -635,5 +638,61 @@ pub(crate) async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks<
     let month = store.quota_month("2026-12").await?;
     let summary: Vec<_> = month.iter().map(|u| (u.tenant.as_str(), u.metered_calls, u.exhausted)).collect();
     assert_eq!(summary, [("dingcorp", 24, false), ("dingnew", 0, true), ("dingother", 5, false)]);
+    Ok(())
+}
+
+pub(crate) async fn relay_claims_are_exclusive_fenced_and_report_uncertain_batches<S: RelayMessageStore>(
+    store: S,
+) -> TestResult {
+    let many: Vec<UserId> = (0..150).map(|i| uid(&format!("u{i}"))).collect();
+    for key in ["a", "b", "c"] {
+        store.insert_or_get(&relay_record("client-a", key, &Recipients::new(many.clone(), vec![])?)).await?;
+    }
+    // Two claimers at once share nothing; the lease keeps the messages from a third.
+    let (one, two) = tokio::join!(
+        store.claim_due("one:0", ts(1_000), ts(61_000), 2),
+        store.claim_due("two:0", ts(1_000), ts(61_000), 2)
+    );
+    let (one, two) = (one?, two?);
+    let mut all: Vec<&str> = one.iter().chain(&two).map(|c| c.record.key.as_str()).collect();
+    all.sort_unstable();
+    assert_eq!(all, ["a", "b", "c"], "each message claimed once: {one:?} {two:?}");
+    assert!(store.claim_due("three:0", ts(2_000), ts(62_000), 10).await?.is_empty());
+    let a = one.iter().chain(&two).find(|c| c.record.key == "a").ok_or("a not claimed")?;
+    assert!(a.uncertain.is_empty(), "nothing started yet");
+    // Only the claim's holder may start a batch; starting one extends the lease.
+    assert!(!store.start_batch("client-a", "a", 0, "three:0", ts(3_000), ts(63_000)).await?);
+    assert!(store.start_batch("client-a", "a", 0, &a.claim, ts(3_000), ts(90_000)).await?);
+    store.record_batch("client-a", "a", 0, Some(task(7)), None, ts(3_100)).await?;
+    assert!(store.start_batch("client-a", "a", 1, &a.claim, ts(3_200), ts(90_000)).await?);
+    // The holder dies with batch 1's call in flight. Its lease ends at 90 s (extended), not 61 s.
+    assert!(store.claim_due("four:0", ts(70_000), ts(130_000), 10).await?.iter().all(|c| c.record.key != "a"));
+    let taken = store.claim_due("four:1", ts(90_001), ts(150_000), 10).await?;
+    let a = taken.iter().find(|c| c.record.key == "a").ok_or("a not taken over")?;
+    assert_eq!(a.uncertain, vec![(1, ts(3_200))], "batch 0 has its task id; batch 1's outcome is unknown");
+    // The old holder's claim no longer counts.
+    assert!(!store.start_batch("client-a", "a", 1, "one:0", ts(90_002), ts(150_000)).await?);
+    // Held for an operator: it stays uncertain (and claimable again only when due).
+    let held = RelayWaiting { reason: WaitReason::Uncertain, detail: "held".into(), retry_at: ts(200_000) };
+    store.record_waiting("client-a", "a", &held, ts(90_003)).await?;
+    assert!(store.claim_due("five:0", ts(100_000), ts(160_000), 10).await?.iter().all(|c| c.record.key != "a"));
+    let again = store.claim_due("five:1", ts(200_000), ts(260_000), 10).await?;
+    assert_eq!(again.iter().find(|c| c.record.key == "a").map(|c| c.uncertain.clone()), Some(vec![(1, ts(3_200))]));
+    store.record_waiting("client-a", "a", &held, ts(200_001)).await?;
+    // The operator resends: due now, nothing uncertain left; a message not held is not released.
+    assert!(!store.release_one("client-a", "b", WaitReason::Uncertain, ts(200_002)).await?);
+    assert!(store.release_one("client-a", "a", WaitReason::Uncertain, ts(200_002)).await?);
+    let resent = store.claim_due("six:0", ts(200_003), ts(260_000), 10).await?;
+    let a = resent.iter().find(|c| c.record.key == "a").ok_or("a not due after release")?;
+    assert!(a.uncertain.is_empty());
+    // A transient end of an attempt forgets the started batches (their outcome was seen).
+    assert!(store.start_batch("client-a", "a", 1, &a.claim, ts(200_004), ts(260_000)).await?);
+    let throttled = RelayWaiting { reason: WaitReason::Throttled, detail: "slow".into(), retry_at: ts(200_005) };
+    store.record_waiting("client-a", "a", &throttled, ts(200_004)).await?;
+    let after = store.claim_due("seven:0", ts(200_006), ts(260_000), 10).await?;
+    assert_eq!(after.iter().find(|c| c.record.key == "a").map(|c| c.uncertain.len()), Some(0));
+    // A finished message releases its claim and is never due again.
+    store.set_state("client-a", "a", MessageState::Sent, ts(200_007)).await?;
+    assert!(store.claim_due("eight:0", ts(300_000), ts(360_000), 10).await?.iter().all(|c| c.record.key != "a"));
     Ok(())
 }

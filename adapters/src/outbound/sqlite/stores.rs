@@ -77,6 +77,35 @@ pub(crate) trait HotWrites {
     ) -> Result<Option<Vec<Option<i64>>>, application::ports::StoreError>;
 }
 
+/// The two claim queries, which differ by backend: several PostgreSQL instances skip the rows
+/// another is claiming (`FOR UPDATE SKIP LOCKED`) instead of waiting for it; SQLite has one
+/// writer, which the claim holds from its read to its write. Each claims at most `limit` rows
+/// in one transaction and returns what it claimed.
+#[async_trait::async_trait]
+pub(crate) trait ClaimQueue {
+    /// Claims up to `limit` `accepted` relayed messages that are due (`retry_at` NULL or
+    /// `<= now_ms`) and not held by an unexpired claim (`claimed_until` NULL or `< now_ms`), the
+    /// oldest first: sets `claim` and `claimed_until = lease_until_ms`. Returns their keys
+    /// (client id, key) in that order.
+    async fn claim_relay_keys(
+        &self,
+        claim: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, application::ports::StoreError>;
+
+    /// Claims up to `limit` outbox messages (`accepted` or `relayed`) whose `next_attempt_at` is
+    /// `<= now_ms`, the earliest due first: sets `next_attempt_at = lease_until_ms` and counts
+    /// the attempt. Returns the claimed rows.
+    async fn claim_outbox_rows(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<super::rows::MessageRow>, application::ports::StoreError>;
+}
+
 /// Implements every store port of `application::ports` for `$store`.
 ///
 /// `$store` must have `async fn conn(&self) -> Result<impl DerefMut<Target =
@@ -89,7 +118,7 @@ macro_rules! impl_store_ports {
     ($store:ty, $conn:ty, $db_error:path) => {
         const _: () = {
             use application::ports::{
-                Binding, BindingStore, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
+                Binding, BindingStore, ClaimedRelay, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
                 FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
                 LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
                 RelayMessageStore, RelayWaiting, Session, SessionStore, StoreError, SuiteStore, SuiteTicket,
@@ -111,7 +140,7 @@ macro_rules! impl_store_ports {
                 login_intents, login_results, messages, quota_usage, relay_batches, relay_messages, sessions,
                 suite_tickets, users,
             };
-            use $crate::outbound::sqlite::stores::{HotWrites, UPSERT_ATTEMPTS, coalesce};
+            use $crate::outbound::sqlite::stores::{ClaimQueue, HotWrites, UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -460,35 +489,7 @@ macro_rules! impl_store_ports {
                     lease_until: Timestamp,
                     limit: u32,
                 ) -> Result<Vec<MessageRecord>, StoreError> {
-                    const PENDING: [&str; 2] = ["accepted", "relayed"];
-                    let due = messages::table
-                        .select(messages::id)
-                        .filter(messages::state.eq_any(PENDING))
-                        .filter(messages::next_attempt_at.le(now.as_millis()))
-                        .order((messages::next_attempt_at.asc(), messages::created_at.asc()))
-                        .limit(i64::from(limit));
-                    let mut conn = self.writer().await?;
-                    let ids: Vec<String> = due.load(&mut conn).await.map_err(|e| db_error("find due messages", e))?;
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    // The update re-checks the conditions on each row, so of concurrent
-                    // dispatchers only one claims a message: PostgreSQL re-evaluates them after
-                    // waiting for a competing update, and SQLite serialises writers.
-                    let rows = diesel::update(
-                        messages::table
-                            .filter(messages::id.eq_any(&ids))
-                            .filter(messages::state.eq_any(PENDING))
-                            .filter(messages::next_attempt_at.le(now.as_millis())),
-                    )
-                    .set((
-                        messages::next_attempt_at.eq(lease_until.as_millis()),
-                        messages::attempts.eq(messages::attempts + 1),
-                    ))
-                    .returning(MessageRow::as_returning())
-                    .get_results(&mut conn)
-                    .await
-                    .map_err(|e| db_error("claim due messages", e))?;
+                    let rows = ClaimQueue::claim_outbox_rows(self, now.as_millis(), lease_until.as_millis(), limit).await?;
                     let mut records = rows.into_iter().map(MessageRow::into_domain).collect::<Result<Vec<_>, _>>()?;
                     records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
                     Ok(records)
@@ -678,19 +679,113 @@ macro_rules! impl_store_ports {
                     update_relay_state(&mut conn, client_id, key, state, now, 1, "record a reconciliation round").await
                 }
 
-                async fn list_due(&self, now: Timestamp, limit: u32) -> Result<Vec<RelayMessageRecord>, StoreError> {
+                async fn claim_due(
+                    &self,
+                    claim: &str,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<ClaimedRelay>, StoreError> {
+                    let keys =
+                        ClaimQueue::claim_relay_keys(self, claim, now.as_millis(), lease_until.as_millis(), limit).await?;
+                    if keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
                     let mut conn = self.conn().await?;
-                    let keys: Vec<(String, String)> = relay_messages::table
-                        .filter(relay_messages::state.eq(MessageState::Accepted.as_str()))
-                        .filter(relay_messages::retry_at.is_null().or(relay_messages::retry_at.le(now.as_millis())))
-                        // Oldest first: the same on both databases (they sort NULLs differently).
-                        .order(relay_messages::created_at.asc())
-                        .limit(i64::from(limit))
-                        .select((relay_messages::client_id, relay_messages::key))
-                        .load(&mut conn)
-                        .await
-                        .map_err(|e| db_error("list due relay messages", e))?;
-                    load_relays(&mut conn, keys).await
+                    let mut claimed = Vec::with_capacity(keys.len());
+                    for record in load_relays(&mut conn, keys).await? {
+                        // Started under an earlier claim and never answered: uncertain.
+                        let uncertain: Vec<(i32, Option<i64>)> = relay_batches::table
+                            .filter(relay_batches::client_id.eq(&record.client_id))
+                            .filter(relay_batches::key.eq(&record.key))
+                            .filter(relay_batches::started_at.is_not_null())
+                            .filter(relay_batches::task_id.is_null())
+                            .filter(relay_batches::error.is_null())
+                            .order_by(relay_batches::idx.asc())
+                            .select((relay_batches::idx, relay_batches::started_at))
+                            .load(&mut conn)
+                            .await
+                            .map_err(|e| db_error("find uncertain relay batches", e))?;
+                        let uncertain = uncertain
+                            .into_iter()
+                            .filter_map(|(idx, at)| Some((usize::try_from(idx).ok()?, Timestamp::from_millis(at?))))
+                            .collect();
+                        claimed.push(ClaimedRelay { record, claim: claim.to_owned(), uncertain });
+                    }
+                    Ok(claimed)
+                }
+
+                async fn start_batch(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    index: usize,
+                    claim: &str,
+                    now: Timestamp,
+                    lease_until: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let idx = batch_idx(index)?;
+                    let mut conn = self.writer().await?;
+                    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                        let held = diesel::update(
+                            relay_messages::table
+                                .find((client_id, key))
+                                .filter(relay_messages::claim.eq(claim))
+                                .filter(relay_messages::state.eq(MessageState::Accepted.as_str())),
+                        )
+                        .set(relay_messages::claimed_until.eq(lease_until.as_millis()))
+                        .execute(conn)
+                        .await?;
+                        if held == 0 {
+                            return Ok(false);
+                        }
+                        diesel::update(relay_batches::table.find((client_id, key, idx)))
+                            .set(relay_batches::started_at.eq(now.as_millis()))
+                            .execute(conn)
+                            .await?;
+                        Ok(true)
+                    })
+                    .await
+                    .map_err(|e| db_error("start a relay batch", e))
+                }
+
+                async fn release_one(
+                    &self,
+                    client_id: &str,
+                    key: &str,
+                    reason: application::ports::WaitReason,
+                    now: Timestamp,
+                ) -> Result<bool, StoreError> {
+                    let mut conn = self.writer().await?;
+                    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                        let released = diesel::update(
+                            relay_messages::table
+                                .find((client_id, key))
+                                .filter(relay_messages::state.eq(MessageState::Accepted.as_str()))
+                                .filter(relay_messages::waiting.eq(reason.as_str())),
+                        )
+                        .set((
+                            relay_messages::retry_at.eq(now.as_millis()),
+                            relay_messages::claim.eq(None::<String>),
+                            relay_messages::claimed_until.eq(None::<i64>),
+                            relay_messages::updated_at.eq(now.as_millis()),
+                        ))
+                        .execute(conn)
+                        .await?;
+                        if released == 1 {
+                            diesel::update(
+                                relay_batches::table
+                                    .filter(relay_batches::client_id.eq(client_id))
+                                    .filter(relay_batches::key.eq(key)),
+                            )
+                            .set(relay_batches::started_at.eq(None::<i64>))
+                            .execute(conn)
+                            .await?;
+                        }
+                        Ok(released == 1)
+                    })
+                    .await
+                    .map_err(|e| db_error("release a held relay message", e))
                 }
 
                 async fn record_waiting(
@@ -701,15 +796,35 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let mut conn = self.writer().await?;
-                    let updated = diesel::update(relay_messages::table.find((client_id, key)))
-                        .set((
-                            relay_messages::attempts.eq(relay_messages::attempts + 1),
-                            relay_messages::waiting.eq(waiting.reason.as_str()),
-                            relay_messages::waiting_detail.eq(&waiting.detail),
-                            relay_messages::retry_at.eq(waiting.retry_at.as_millis()),
-                            relay_messages::updated_at.eq(now.as_millis()),
-                        ))
-                        .execute(&mut conn)
+                    let updated = conn
+                        .transaction::<_, diesel::result::Error, _>(async |conn| {
+                            let updated = diesel::update(relay_messages::table.find((client_id, key)))
+                                .set((
+                                    relay_messages::attempts.eq(relay_messages::attempts + 1),
+                                    relay_messages::waiting.eq(waiting.reason.as_str()),
+                                    relay_messages::waiting_detail.eq(&waiting.detail),
+                                    relay_messages::retry_at.eq(waiting.retry_at.as_millis()),
+                                    relay_messages::updated_at.eq(now.as_millis()),
+                                    relay_messages::claim.eq(None::<String>),
+                                    relay_messages::claimed_until.eq(None::<i64>),
+                                ))
+                                .execute(conn)
+                                .await?;
+                            // The attempt saw how its calls ended (not sent), unless it held the
+                            // message because it could not know.
+                            if updated == 1 && waiting.reason != application::ports::WaitReason::Uncertain {
+                                diesel::update(
+                                    relay_batches::table
+                                        .filter(relay_batches::client_id.eq(client_id))
+                                        .filter(relay_batches::key.eq(key))
+                                        .filter(relay_batches::started_at.is_not_null()),
+                                )
+                                .set(relay_batches::started_at.eq(None::<i64>))
+                                .execute(conn)
+                                .await?;
+                            }
+                            Ok(updated)
+                        })
                         .await
                         .map_err(|e| db_error("record a waiting relay message", e))?;
                     if updated == 0 {
@@ -792,6 +907,8 @@ macro_rules! impl_store_ports {
                         relay_messages::state.eq(state.as_str()),
                         relay_messages::updated_at.eq(now.as_millis()),
                         relay_messages::reconcile_rounds.eq(relay_messages::reconcile_rounds + rounds),
+                        relay_messages::claim.eq(None::<String>),
+                        relay_messages::claimed_until.eq(None::<i64>),
                     ))
                     .execute(conn)
                     .await

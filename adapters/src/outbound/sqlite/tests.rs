@@ -472,6 +472,12 @@ async fn relay_due_messages_wait_until_their_retry_and_are_released_for_their_re
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn relay_claims_are_exclusive_fenced_and_report_uncertain_batches() -> TestResult {
+    let db = TempDb::new("relay-claims");
+    shared::relay_claims_are_exclusive_fenced_and_report_uncertain_batches(db.open().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn relay_list_in_state_filters_by_state_and_age_least_recently_updated_first() -> TestResult {
     let db = TempDb::new("relay-list-in-state");
     shared::relay_list_in_state_filters_by_state_and_age_least_recently_updated_first(db.open().await?).await
