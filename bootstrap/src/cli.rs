@@ -65,6 +65,34 @@ enum Command {
         #[command(subcommand)]
         command: Option<QuotaCommand>,
     },
+    /// Relayed messages held for an operator (cloud and dev modes, `delivery.uncertain_batches =
+    /// "hold"`): a cloud instance stopped during one of their DingTalk calls, so a batch may or
+    /// may not have been sent.
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RelayCommand {
+    /// Send the held message again: every batch without a task id goes out (a person who already
+    /// got an uncertain batch does not see it twice: DingTalk delivers the same content to a
+    /// person once a day).
+    Resend(HeldMessage),
+    /// Give the held message up: its unsent batches fail and the message ends `failed`.
+    Abandon(HeldMessage),
+}
+
+/// Which relayed message.
+#[derive(Debug, clap::Args)]
+struct HeldMessage {
+    /// The relay client that sent it.
+    #[arg(long, value_name = "CLIENT_ID")]
+    client_id: String,
+    /// Its idempotency key (local's message id).
+    #[arg(long, value_name = "KEY")]
+    key: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +193,23 @@ pub async fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Relay { command } => {
+            let (held, resend) = match command {
+                RelayCommand::Resend(held) => (held, true),
+                RelayCommand::Abandon(held) => (held, false),
+            };
+            match crate::resolve_uncertain(&config, &held.client_id, &held.key, resend).await {
+                Ok(receipt) => {
+                    let what = if resend { "due now; the sender sends its unsent batches" } else { "abandoned" };
+                    println!("message {} of {}: {what} (state {})", held.key, held.client_id, receipt.state.as_str());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Quota { command: Some(QuotaCommand::Resume { corp_id }), .. } => {
             match crate::resume_quota(&config, &corp_id).await {
                 Ok(released) => {

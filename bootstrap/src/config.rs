@@ -484,6 +484,12 @@ pub struct DeliverySection {
     /// (docs/dingtalk-api.md §D.6). They show as `skipped` with `daily_limit` or
     /// `duplicate_content` in the message's per-recipient status.
     pub screen_recipients: bool,
+    /// What the background sender does with an *uncertain* batch, one whose DingTalk call a cloud
+    /// instance started and never recorded the answer of because it died mid-call (docs/design.md
+    /// "Several instances"): `"resend"` (default: sent again; DingTalk delivers the same content
+    /// to a person once a day, so the person sees it once) or `"hold"` (the message waits with
+    /// reason `uncertain` until `dingbridge relay resend` or `relay abandon`).
+    pub uncertain_batches: String,
 }
 
 impl Default for DeliverySection {
@@ -494,6 +500,7 @@ impl Default for DeliverySection {
             unrecognized_retry_secs: application::usecases::cloud::DEFAULT_UNRECOGNIZED_BUDGET_SECS,
             unrecognized_retry_attempts: application::usecases::cloud::DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS,
             screen_recipients: true,
+            uncertain_batches: "resend".into(),
         }
     }
 }
@@ -502,6 +509,12 @@ impl DeliverySection {
     /// The rounds per message when background reconciliation runs, `None` when it is off.
     pub fn budget(&self) -> Option<u32> {
         (self.reconcile == "budget").then_some(self.rounds_per_message)
+    }
+
+    /// The policy for uncertain batches (`uncertain_batches`; validated at start-up).
+    pub fn uncertain_policy(&self) -> application::usecases::cloud::UncertainPolicy {
+        use application::usecases::cloud::UncertainPolicy;
+        if self.uncertain_batches == "hold" { UncertainPolicy::Hold } else { UncertainPolicy::Resend }
     }
 
     fn problems(&self) -> Vec<(String, String)> {
@@ -520,6 +533,12 @@ impl DeliverySection {
         }
         if !(1..=1000).contains(&self.unrecognized_retry_attempts) {
             out.push(("delivery.unrecognized_retry_attempts".into(), "must be between 1 and 1000".into()));
+        }
+        if !matches!(self.uncertain_batches.as_str(), "resend" | "hold") {
+            out.push((
+                "delivery.uncertain_batches".into(),
+                format!("must be \"resend\" or \"hold\", not {:?}", self.uncertain_batches),
+            ));
         }
         out
     }
@@ -1288,6 +1307,7 @@ mod tests {
                 ("[delivery]\nrounds_per_message = 21", "delivery.rounds_per_message"),
                 ("[delivery]\nunrecognized_retry_secs = 604801", "delivery.unrecognized_retry_secs"),
                 ("[delivery]\nunrecognized_retry_attempts = 0", "delivery.unrecognized_retry_attempts"),
+                ("[delivery]\nuncertain_batches = \"drop\"", "delivery.uncertain_batches"),
             ] {
                 jail.create_file("dingbridge.toml", &format!("{DEV_TOML}\n{toml}\n"))?;
                 assert_eq!(problems_of(Config::load(None, &[]).unwrap_err()), [key], "{toml}");

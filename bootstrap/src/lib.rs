@@ -429,6 +429,17 @@ fn feed_poller<S: LocalStores>(
     Some(feed::FeedPoller::new(apply, config.feed.wait_secs, random, watch))
 }
 
+/// How long the relay sender's claim on a message lasts from each batch's start, in ms: the
+/// longest one DingTalk call can take (its governor slot wait, then the HTTP timeout) plus 30 s,
+/// and at least the default (60 s). A sender that dies leaves its messages to the other instances
+/// once it ends.
+fn send_lease_ms(config: &Config) -> i64 {
+    let call_ms = config.governor.max_wait_ms.saturating_add(config.dingtalk.timeout_secs.saturating_mul(1000));
+    i64::try_from(call_ms.saturating_add(30_000))
+        .unwrap_or(i64::MAX)
+        .max(application::usecases::cloud::DEFAULT_SEND_LEASE_MS)
+}
+
 fn cloud_use_cases<S: CloudStores>(
     store: &Arc<S>,
     idp: &Arc<dyn IdentityProvider>,
@@ -441,6 +452,8 @@ fn cloud_use_cases<S: CloudStores>(
     let mut send = RelaySend::new(store.clone(), messenger.clone(), clock.clone())
         .with_unrecognized_budget_secs(config.delivery.unrecognized_retry_secs)
         .with_unrecognized_max_attempts(config.delivery.unrecognized_retry_attempts)
+        .with_uncertain_policy(config.delivery.uncertain_policy())
+        .with_lease_ms(send_lease_ms(config))
         .with_wakeup(Arc::new(NotifyTrigger(notify.clone())));
     if config.delivery.screen_recipients {
         // No silent drops (docs/dingtalk-api.md §D.6): third-party suite corps get 100 a day.
@@ -452,7 +465,11 @@ fn cloud_use_cases<S: CloudStores>(
         )));
     }
     let send = Arc::new(send);
-    let sender = RelaySender { job: Arc::new(DeliverRelayed::new(send.clone(), store.clone(), clock.clone())), notify };
+    // Claims name this process, so instances sharing one PostgreSQL never take each other's.
+    let instance = OsRandom.new_id();
+    info!(%instance, "relay sender instance");
+    let job = DeliverRelayed::new(send.clone(), store.clone(), clock.clone()).with_instance(instance);
+    let sender = RelaySender { job: Arc::new(job), notify };
     let cases = CloudUseCases {
         create_intent: CreateLoginIntent::new(
             store.clone(),
@@ -1005,6 +1022,30 @@ pub async fn resume_quota(config: &Config, corp_id: &str) -> anyhow::Result<u64>
         .release_waiting(&corp, application::ports::WaitReason::WaitingQuota, clock.now())
         .await
         .context("releasing the messages held for the quota")
+}
+
+/// An operator's decision on a relayed message held for an uncertain batch (the CLI's
+/// `dingbridge relay resend|abandon`; cloud and dev modes): `resend` makes it due now (the
+/// running sender takes it within 0.5 s), otherwise it is abandoned (its unsent batches fail).
+pub async fn resolve_uncertain(
+    config: &Config,
+    client_id: &str,
+    key: &str,
+    resend: bool,
+) -> anyhow::Result<application::ports::RelayReceipt> {
+    let store: Arc<dyn RelayMessageStore> = match config.mode {
+        Mode::Local => anyhow::bail!("relayed messages are kept by the cloud (mode cloud or dev), not by local"),
+        _ if is_postgres(&config.database.url) => open_postgres(config).await?,
+        _ => open_sqlite(config).await?,
+    };
+    let case = application::usecases::cloud::ResolveUncertain::new(store, Arc::new(SystemClock));
+    let outcome = if resend { case.resend(client_id, key).await } else { case.abandon(client_id, key).await };
+    outcome.map_err(|e| match e {
+        application::usecases::cloud::CloudError::NotFound => {
+            anyhow::anyhow!("no relayed message {key:?} of relay client {client_id:?}")
+        }
+        other => anyhow::anyhow!(other),
+    })
 }
 
 /// Runs migrations for the configured database (the CLI's `dingbridge migrate`).

@@ -37,6 +37,9 @@ _dingbridge() {
             dingbridge,quota)
                 cmd="dingbridge__subcmd__quota"
                 ;;
+            dingbridge,relay)
+                cmd="dingbridge__subcmd__relay"
+                ;;
             dingbridge,serve)
                 cmd="dingbridge__subcmd__serve"
                 ;;
@@ -61,6 +64,9 @@ _dingbridge() {
             dingbridge__subcmd__help,quota)
                 cmd="dingbridge__subcmd__help__subcmd__quota"
                 ;;
+            dingbridge__subcmd__help,relay)
+                cmd="dingbridge__subcmd__help__subcmd__relay"
+                ;;
             dingbridge__subcmd__help,serve)
                 cmd="dingbridge__subcmd__help__subcmd__serve"
                 ;;
@@ -69,6 +75,12 @@ _dingbridge() {
                 ;;
             dingbridge__subcmd__help__subcmd__quota,resume)
                 cmd="dingbridge__subcmd__help__subcmd__quota__subcmd__resume"
+                ;;
+            dingbridge__subcmd__help__subcmd__relay,abandon)
+                cmd="dingbridge__subcmd__help__subcmd__relay__subcmd__abandon"
+                ;;
+            dingbridge__subcmd__help__subcmd__relay,resend)
+                cmd="dingbridge__subcmd__help__subcmd__relay__subcmd__resend"
                 ;;
             dingbridge__subcmd__oidc,help)
                 cmd="dingbridge__subcmd__oidc__subcmd__help"
@@ -94,6 +106,24 @@ _dingbridge() {
             dingbridge__subcmd__quota__subcmd__help,resume)
                 cmd="dingbridge__subcmd__quota__subcmd__help__subcmd__resume"
                 ;;
+            dingbridge__subcmd__relay,abandon)
+                cmd="dingbridge__subcmd__relay__subcmd__abandon"
+                ;;
+            dingbridge__subcmd__relay,help)
+                cmd="dingbridge__subcmd__relay__subcmd__help"
+                ;;
+            dingbridge__subcmd__relay,resend)
+                cmd="dingbridge__subcmd__relay__subcmd__resend"
+                ;;
+            dingbridge__subcmd__relay__subcmd__help,abandon)
+                cmd="dingbridge__subcmd__relay__subcmd__help__subcmd__abandon"
+                ;;
+            dingbridge__subcmd__relay__subcmd__help,help)
+                cmd="dingbridge__subcmd__relay__subcmd__help__subcmd__help"
+                ;;
+            dingbridge__subcmd__relay__subcmd__help,resend)
+                cmd="dingbridge__subcmd__relay__subcmd__help__subcmd__resend"
+                ;;
             *)
                 ;;
         esac
@@ -101,7 +131,7 @@ _dingbridge() {
 
     case "${cmd}" in
         dingbridge)
-            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions oidc quota help"
+            opts="-h -V --config --log-format --help --version serve migrate check-config doctor completions oidc quota relay help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,7 +219,7 @@ _dingbridge() {
             return 0
             ;;
         dingbridge__subcmd__help)
-            opts="serve migrate check-config doctor completions oidc quota help"
+            opts="serve migrate check-config doctor completions oidc quota relay help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -315,6 +345,48 @@ _dingbridge() {
             return 0
             ;;
         dingbridge__subcmd__help__subcmd__quota__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__relay)
+            opts="resend abandon"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__relay__subcmd__abandon)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__help__subcmd__relay__subcmd__resend)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -522,6 +594,144 @@ _dingbridge() {
             fi
             case "${prev}" in
                 --corp-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay)
+            opts="-h --config --log-format --help resend abandon help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__abandon)
+            opts="-h --client-id --key --config --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__help)
+            opts="resend abandon help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__help__subcmd__abandon)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__help__subcmd__resend)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dingbridge__subcmd__relay__subcmd__resend)
+            opts="-h --client-id --key --config --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

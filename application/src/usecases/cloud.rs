@@ -803,6 +803,69 @@ impl DeliverRelayed {
     }
 }
 
+/// An operator's decision on a message held for an uncertain batch ([`UncertainPolicy::Hold`]):
+/// send it again, or give it up (the CLI's `dingbridge relay resend` / `relay abandon`).
+pub struct ResolveUncertain {
+    messages: Arc<dyn RelayMessageStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ResolveUncertain {
+    /// Builds the use case.
+    pub fn new(messages: Arc<dyn RelayMessageStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { messages, clock }
+    }
+
+    /// Makes the held message due now with its batches no longer uncertain: the background
+    /// sender sends every batch without a `task_id` (once more for the uncertain ones).
+    ///
+    /// Errors: `NotFound` when the client has no message under `key`; `Rejected` when it is not
+    /// held for an uncertain batch (its state and reason are named); `Store`.
+    pub async fn resend(&self, client_id: &str, key: &str) -> Result<RelayReceipt, CloudError> {
+        let record = self.held(client_id, key).await?;
+        if !self.messages.release_one(client_id, key, WaitReason::Uncertain, self.clock.now()).await? {
+            return Err(CloudError::Rejected(format!("message {key} changed meanwhile; look at it again")));
+        }
+        info!(client = client_id, key, "an operator resends a message held for an uncertain batch");
+        Ok(receipt(&RelayMessageRecord { waiting: None, ..record }))
+    }
+
+    /// Gives the held message up: every batch without a `task_id` is recorded as refused
+    /// (`abandoned by an operator: …`) and the message ends `failed`; nothing more is sent.
+    ///
+    /// Errors: as [`ResolveUncertain::resend`].
+    pub async fn abandon(&self, client_id: &str, key: &str) -> Result<RelayReceipt, CloudError> {
+        let mut record = self.held(client_id, key).await?;
+        let error = "abandoned by an operator: a cloud instance stopped during this batch's call, so it may or may \
+                     not have been delivered"
+            .to_owned();
+        for index in 0..record.batches.len() {
+            if record.batches[index].is_settled() {
+                continue;
+            }
+            self.messages.record_batch(client_id, key, index, None, Some(error.clone()), self.clock.now()).await?;
+            record.batches[index].error = Some(error.clone());
+        }
+        self.messages.set_state(client_id, key, MessageState::Failed, self.clock.now()).await?;
+        record.state = MessageState::Failed;
+        warn!(client = client_id, key, "an operator abandoned a message held for an uncertain batch");
+        Ok(receipt(&record))
+    }
+
+    async fn held(&self, client_id: &str, key: &str) -> Result<RelayMessageRecord, CloudError> {
+        let record = self.messages.get(client_id, key).await?.ok_or(CloudError::NotFound)?;
+        let reason = record.waiting.as_ref().map(|w| w.reason);
+        if record.state != MessageState::Accepted || reason != Some(WaitReason::Uncertain) {
+            return Err(CloudError::Rejected(format!(
+                "message {key} is not held for an uncertain batch (state {}, waiting {})",
+                record.state.as_str(),
+                reason.map_or("nothing", WaitReason::as_str)
+            )));
+        }
+        Ok(record)
+    }
+}
+
 fn same_message(a: &RelayMessageRecord, b: &RelayMessageRecord) -> bool {
     a.corp_id == b.corp_id
         && a.body == b.body

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use super::cloud::{
     CallbackQuery, CloudError, CreateLoginIntent, DEFAULT_SEND_LEASE_MS, DeliverRelayed, FetchMember, HandleCallback,
-    RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, TakeLoginResult, UNCERTAIN_RECHECK_SECS, UncertainPolicy,
+    RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, ResolveUncertain, TakeLoginResult, UNCERTAIN_RECHECK_SECS, UncertainPolicy,
     url_in_origins, with_state,
 };
 use crate::ports::{
@@ -2106,4 +2106,55 @@ async fn a_sender_that_lost_its_claim_makes_no_call() -> Result<(), StoreError> 
 
     assert_eq!(DeliverRelayed::new(send, messages, clock()).run_once(10).await?, 1);
     Ok(())
+}
+
+fn held_record() -> RelayMessageRecord {
+    RelayMessageRecord {
+        waiting: Some(RelayWaiting { reason: WaitReason::Uncertain, detail: "held".into(), retry_at: now() }),
+        attempts: 1,
+        ..fresh_record(1)
+    }
+}
+
+#[tokio::test]
+async fn an_operator_resends_a_held_message_and_cannot_resend_one_not_held() {
+    let mut messages = MockRelayMessageStore::new();
+    let mut seq = Sequence::new();
+    messages.expect_get().times(1).in_sequence(&mut seq).returning(|_, _| Ok(Some(held_record())));
+    messages
+        .expect_release_one()
+        .withf(|c, k, reason, at| c == CLIENT_ID && k == KEY && *reason == WaitReason::Uncertain && *at == now())
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _, _| Ok(true));
+    messages.expect_get().times(1).in_sequence(&mut seq).returning(|_, _| Ok(Some(fresh_record(1))));
+    let case = ResolveUncertain::new(Arc::new(messages), clock());
+
+    let receipt = case.resend(CLIENT_ID, KEY).await.unwrap();
+    assert_eq!(receipt.state, MessageState::Accepted);
+    let err = case.resend(CLIENT_ID, KEY).await.unwrap_err();
+    assert!(matches!(&err, CloudError::Rejected(m) if m.contains("not held") && m.contains("waiting nothing")), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_operator_abandons_a_held_message_its_unsent_batches_fail() {
+    let mut messages = MockRelayMessageStore::new();
+    messages.expect_get().times(1).returning(|_, _| Ok(Some(held_record())));
+    messages
+        .expect_record_batch()
+        .withf(|_, _, index, task, error, _| {
+            *index == 0 && task.is_none() && error.as_deref().is_some_and(|e| e.starts_with("abandoned by an operator"))
+        })
+        .times(1)
+        .returning(|_, _, _, _, _, _| Ok(()));
+    messages
+        .expect_set_state()
+        .withf(|_, _, state, _| *state == MessageState::Failed)
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let case = ResolveUncertain::new(Arc::new(messages), clock());
+
+    let receipt = case.abandon(CLIENT_ID, KEY).await.unwrap();
+    assert_eq!(receipt.state, MessageState::Failed);
+    assert_eq!(receipt.errors.len(), 1);
 }
