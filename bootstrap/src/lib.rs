@@ -123,6 +123,8 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 /// A built application: its router plus what its background jobs need.
 pub struct App {
     router: Router,
+    /// SQLite modes: this process's hold on the database file (a second instance is refused).
+    instance_lock: Option<adapters::outbound::sqlite::InstanceLock>,
     purge: Option<PurgeJob>,
     dispatcher: Option<Dispatcher>,
     /// Cloud and dev: the background sender of relayed messages.
@@ -323,6 +325,7 @@ trait CloudStores:
     + QuotaStore
     + RecipientLedgerStore
     + Durability
+    + SharedSlots
     + 'static
 {
 }
@@ -336,9 +339,28 @@ impl<
         + QuotaStore
         + RecipientLedgerStore
         + Durability
+        + SharedSlots
         + 'static,
 > CloudStores for T
 {
+}
+
+/// Where the call governor reserves its slots: a store shared by several cloud instances
+/// (PostgreSQL) keeps one pace for all of them; SQLite serves one instance, whose own lanes do.
+trait SharedSlots {
+    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>>;
+}
+
+impl SharedSlots for SqliteStore {
+    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
+        None
+    }
+}
+
+impl SharedSlots for PgStore {
+    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
+        Some(self)
+    }
 }
 
 /// The DingTalk event callback, when `[events]` is configured (validated at start-up).
@@ -606,11 +628,17 @@ fn dingtalk(
     config: &Config,
     suites: Arc<dyn SuiteStore>,
     quota: Arc<dyn QuotaStore>,
+    slots: Option<Arc<dyn adapters::outbound::governor::SlotBook>>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<DingTalk> {
     let d = &config.dingtalk;
     let http = http_client(Duration::from_secs(d.timeout_secs))?;
-    let governor = Arc::new(Governor::new(config.governor.to_config()));
+    let mut governor = Governor::new(config.governor.to_config());
+    if let Some(book) = slots {
+        info!("the call governor's slots are shared with every instance on this database");
+        governor = governor.with_shared(book);
+    }
+    let governor = Arc::new(governor);
     let quota = Arc::new(QuotaAccountant::new(quota, clock, config.quota.to_config()));
     let mut clients = Vec::new();
     let mut corp_ids = Vec::new();
@@ -684,11 +712,17 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Takes the SQLite database for this serving process alone (a second instance is refused).
+fn lock_sqlite(config: &Config) -> anyhow::Result<adapters::outbound::sqlite::InstanceLock> {
+    adapters::outbound::sqlite::InstanceLock::acquire(&config.database.url).map_err(|e| anyhow::anyhow!("database.url: {e}"))
+}
+
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
+    let instance_lock = lock_sqlite(config)?;
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
+    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), store.clone().slot_book(), clock.clone())?;
     let public = &config.public_url;
     let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
@@ -703,6 +737,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let probes = database_probes(store.clone());
     Ok(App {
+        instance_lock: Some(instance_lock),
         // SQLite commits are fsynced in groups: every write is on disk before it is acknowledged.
         router: Router::new()
             .hoop(http::DurableAcks(store.clone()))
@@ -750,7 +785,7 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), clock.clone())?;
+    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), store.clone().slot_book(), clock.clone())?;
     let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
@@ -776,6 +811,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
+        instance_lock: None,
         // On SQLite, commits are fsynced in groups: every write is on disk before it is
         // acknowledged (PostgreSQL's flush returns at once).
         router: Router::new()
@@ -807,9 +843,12 @@ async fn build_cloud(config: &Config) -> anyhow::Result<App> {
         let probes = database_probes(store.clone());
         build_cloud_with(config, store, probes).await
     } else {
+        let instance_lock = lock_sqlite(config)?;
         let store = open_sqlite(config).await?;
         let probes = database_probes(store.clone());
-        build_cloud_with(config, store, probes).await
+        let mut app = build_cloud_with(config, store, probes).await?;
+        app.instance_lock = Some(instance_lock);
+        Ok(app)
     }
 }
 
@@ -838,6 +877,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     let (local, dispatcher) = local_http(&store, gateway, config, corps);
     let probes = database_probes(store.clone());
     Ok(App {
+        instance_lock: None,
         router: http::local_router(local, oidc_http, probes),
         purge: Some(PurgeJob {
             stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Grants(store))],
@@ -859,6 +899,8 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
 pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = ()> + Send + 'static) {
     let server = Server::new(listener.acceptor);
     let handle = server.handle();
+    // Held until the server stops (a second instance on the same SQLite file is refused).
+    let _instance_lock = app.instance_lock;
     let mut router = app.router;
     let mut metrics_server = None;
     match app.metrics {

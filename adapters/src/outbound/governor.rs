@@ -24,11 +24,19 @@
 //! - [`Signal::IpBanned`]: every lane of this process pauses for the ban's length; calls made
 //!   meanwhile are refused at once with [`Refusal::IpBanned`] and never reach the provider.
 //!
-//! Scope: one process. Lanes are the only state; running several cloud instances makes them
-//! cluster-wide by reserving slots in the shared database (one row per lane, `UPDATE … SET next =
-//! GREATEST(now, next) + interval RETURNING next`) instead of in [`Lanes`] — [`Governor::admit`]
-//! and [`Governor::report`] keep their contract. Memory: one small entry per (app, API) pair that
-//! was ever called (a bounded set: the configured apps × the provider's APIs).
+//! Scope: one process, unless a [`SlotBook`] is shared ([`Governor::with_shared`]): then every
+//! slot is reserved in the shared book (PostgreSQL: one row per lane, `next = GREATEST(now, next)
+//! + interval`, on the database's clock), so several cloud instances together keep the pace of
+//! one. Each process still spaces its own departures one interval apart. Worst case across
+//! instances: slots are exactly one interval apart, and a call leaves up to its timer's lateness
+//! `L` after its slot, so any 1-second window holds at most `ceil((1 s + L) / interval)` calls —
+//! at 18/s, 19 while `L` < 55 ms and 20 while `L` < 111 ms (DingTalk's limit is 20). When the
+//! book cannot be reached the process falls back to its own lanes (logged), so a database outage
+//! does not stop sending; the cluster may then exceed the pace by the number of instances.
+//! Throttle pauses are written to the book too; an IP ban stays per process (each instance has
+//! its own egress IP, or finds the shared one banned on its next call).
+//! Memory: one small entry per (app, API) pair that was ever called (a bounded set: the
+//! configured apps × the provider's APIs).
 //!
 //! Time is tokio's ([`tokio::time::Instant`]), so tests run on paused time.
 
@@ -118,6 +126,38 @@ pub enum Signal {
     IpBanned(Duration),
 }
 
+/// What a shared [`SlotBook`] answered for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The call's slot starts after this wait (zero: at once).
+    After(Duration),
+    /// The lane's next slot is more than `max_wait` away (nothing was reserved); it is this far.
+    Busy(Duration),
+}
+
+/// Slots shared by several processes (several cloud instances on one database), one lane per
+/// (app, API). Implemented by the PostgreSQL store (`outbound::postgres`).
+#[async_trait::async_trait]
+pub trait SlotBook: Send + Sync {
+    /// Reserves the next slot of (`app`, `api`) — `max(now, next)`, moving `next` one `interval`
+    /// further — unless it is more than `max_wait` away.
+    ///
+    /// Errors: the book cannot be reached (the caller falls back to its own lanes).
+    async fn reserve(
+        &self,
+        app: &str,
+        api: &str,
+        interval: Duration,
+        max_wait: Duration,
+    ) -> Result<Reservation, application::ports::StoreError>;
+
+    /// Moves the lane's next slot to at least `pause` from now (a throttle reported by the
+    /// provider pauses every instance).
+    ///
+    /// Errors: the book cannot be reached.
+    async fn pause(&self, app: &str, api: &str, pause: Duration) -> Result<(), application::ports::StoreError>;
+}
+
 /// Why [`Governor::admit`] refused a call without making it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -178,11 +218,21 @@ struct Lanes {
 }
 
 /// The call governor (see the module docs). Share one per process (`Arc<Governor>`).
-#[derive(Debug)]
 pub struct Governor {
     config: GovernorConfig,
     state: Mutex<Lanes>,
     waiting: AtomicI64,
+    shared: Option<std::sync::Arc<dyn SlotBook>>,
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("config", &self.config)
+            .field("waiting", &self.waiting())
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Governor {
@@ -195,7 +245,14 @@ impl Governor {
     /// A governor with `config` (see [`GovernorConfig::validate`]; an invalid rate behaves as
     /// the smallest positive one).
     pub fn new(config: GovernorConfig) -> Self {
-        Self { config, state: Mutex::new(Lanes::default()), waiting: AtomicI64::new(0) }
+        Self { config, state: Mutex::new(Lanes::default()), waiting: AtomicI64::new(0), shared: None }
+    }
+
+    /// Reserves every slot in `book`, shared with the other instances (see the module docs).
+    #[must_use]
+    pub fn with_shared(mut self, book: std::sync::Arc<dyn SlotBook>) -> Self {
+        self.shared = Some(book);
+        self
     }
 
     /// The settings.
@@ -220,15 +277,23 @@ impl Governor {
     /// waiting leaves its slot unused (the lane stays paced, never faster).
     pub async fn admit(&self, app: &str, api: &str) -> Result<(), Refusal> {
         let now = Instant::now();
+        if let Some(book) = &self.shared {
+            self.check_ban(now)?;
+            match book.reserve(app, api, self.config.interval(api), self.config.max_wait).await {
+                Ok(Reservation::After(wait)) => return self.depart(app, api, Instant::now() + wait).await,
+                Ok(Reservation::Busy(retry_after)) => {
+                    crate::metrics::governor_refused("busy");
+                    return Err(Refusal::Busy { retry_after });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the shared call governor cannot be reached; pacing this process alone");
+                }
+            }
+        }
+        let now = Instant::now();
+        self.check_ban(now)?;
         let slot = {
             let mut state = self.lock();
-            if let Some(until) = state.banned_until {
-                if until > now {
-                    crate::metrics::governor_refused("ip_banned");
-                    return Err(Refusal::IpBanned { retry_after: until - now });
-                }
-                state.banned_until = None;
-            }
             let interval = self.config.interval(api);
             let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
                 next: now,
@@ -243,7 +308,27 @@ impl Governor {
             lane.next = slot + interval;
             slot
         };
-        let wait = slot - now;
+        self.depart(app, api, slot).await
+    }
+
+    /// Refuses at once while an IP ban lasts (and forgets a ban that ended).
+    fn check_ban(&self, now: Instant) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        if let Some(until) = state.banned_until {
+            if until > now {
+                crate::metrics::governor_refused("ip_banned");
+                return Err(Refusal::IpBanned { retry_after: until - now });
+            }
+            state.banned_until = None;
+        }
+        Ok(())
+    }
+
+    /// Waits for `slot`, then leaves no sooner than one interval after this process's last
+    /// departure of the lane (re-checking the ban).
+    async fn depart(&self, app: &str, api: &str, slot: Instant) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let wait = slot.saturating_duration_since(now);
         crate::metrics::governor_wait(wait);
         self.waiting.fetch_add(1, Ordering::Relaxed);
         crate::metrics::governor_waiting(self.waiting());
@@ -312,6 +397,14 @@ impl Governor {
                     (APP_THROTTLE_PAUSE * 2u32.pow(exponent)).min(MAX_API_THROTTLE_PAUSE)
                 };
                 lane.next = lane.next.max(now + pause);
+                if let Some(book) = self.shared.clone() {
+                    let (app_owned, api_owned) = (app.to_owned(), api.to_owned());
+                    tokio::spawn(async move {
+                        if let Err(err) = book.pause(&app_owned, &api_owned, pause).await {
+                            tracing::warn!(error = %err, "the shared call governor cannot record a pause");
+                        }
+                    });
+                }
                 let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(app, api, ?signal, pause_ms, "the provider throttled a call; the lane pauses");
             }

@@ -17,6 +17,7 @@
 //! [`testing::TestDatabase`] gives tests a fresh database of their own.
 
 mod claims;
+mod governor_lanes;
 mod hot_writes;
 pub mod ops;
 mod stores;

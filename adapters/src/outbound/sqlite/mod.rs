@@ -219,6 +219,52 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
     run_migrations(path).await
 }
 
+/// Holds the SQLite database of a serving instance for this process alone.
+///
+/// A SQLite database serves **one** instance: its single writer, its group commit and its
+/// in-process feed signal assume no other process writes it (several instances need PostgreSQL;
+/// docs/design.md "Several instances"). A second `dingbridge serve` on the same file is refused at
+/// start. The lock is an exclusive advisory lock (`flock`) on `<database>.lock` beside the file,
+/// released by the OS when the process exits, however it exits. The one-shot CLI commands
+/// (`quota`, `relay`, `migrate`) do not take it, so an operator can run them beside the service.
+#[derive(Debug)]
+pub struct InstanceLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// Takes the lock of the database at `url` (see [`SqliteStore::connect`] for the URL forms).
+    ///
+    /// Errors: `Conflict` naming the lock file when another process holds it; `Unavailable`
+    /// when the lock file cannot be created; `Other` for a bad URL.
+    pub fn acquire(url: &str) -> Result<Self, StoreError> {
+        let path = PathBuf::from(format!("{}.lock", prepare_database(url)?));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the lock file {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict(format!(
+                "another dingbridge instance is serving the SQLite database {url} (it holds {}); a SQLite \
+                 database serves one instance: run one, or share a PostgreSQL database (database.url = \"postgres://…\")",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(StoreError::Unavailable(format!("cannot lock {}: {e}", path.display())))
+            }
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The file path in `url` (see [`SqliteStore::connect`]).
 fn database_path(url: &str) -> Result<String, StoreError> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
@@ -348,5 +394,27 @@ fn db_error(context: &str, err: DieselError) -> StoreError {
 impl application::ports::Durability for SqliteStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.wal.flush().await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod instance_lock_tests {
+    use super::InstanceLock;
+
+    #[test]
+    fn a_second_instance_on_one_database_is_refused_until_the_first_is_gone() {
+        let dir = std::env::temp_dir().join(format!("dingbridge-lock-{}", std::process::id()));
+        let url = format!("sqlite://{}/cloud.db", dir.display());
+        let first = InstanceLock::acquire(&url).expect("the first instance takes the lock");
+        assert!(first.path().ends_with("cloud.db.lock"));
+        let second = InstanceLock::acquire(&url).expect_err("a second instance is refused");
+        assert!(
+            matches!(&second, application::ports::StoreError::Conflict(m) if m.contains("another dingbridge instance") && m.contains("cloud.db.lock")),
+            "{second:?}"
+        );
+        drop(first);
+        InstanceLock::acquire(&url).expect("free again once the first is gone");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
