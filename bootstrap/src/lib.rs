@@ -452,12 +452,12 @@ fn feed_poller<S: LocalStores>(
 }
 
 /// How long the relay sender's claim on a message lasts from each batch's start, in ms: the
-/// longest one DingTalk call can take (its governor slot wait, then the HTTP timeout) plus 30 s,
-/// and at least the default (60 s). A sender that dies leaves its messages to the other instances
+/// longest one DingTalk call can take (its governor slot wait, then the HTTP timeout) plus 15 s,
+/// and at least the default (30 s; 5 + 10 + 15 s with the default settings). A sender that dies leaves its messages to the other instances
 /// once it ends.
 fn send_lease_ms(config: &Config) -> i64 {
     let call_ms = config.governor.max_wait_ms.saturating_add(config.dingtalk.timeout_secs.saturating_mul(1000));
-    i64::try_from(call_ms.saturating_add(30_000))
+    i64::try_from(call_ms.saturating_add(15_000))
         .unwrap_or(i64::MAX)
         .max(application::usecases::cloud::DEFAULT_SEND_LEASE_MS)
 }

@@ -2,6 +2,7 @@
 //! tests, benchmarks and the developer sandbox, and [`stack`], which starts the emulator and a
 //! dev-mode dingbridge wired to it (the `sandbox` binary and the end-to-end tests use it).
 
+pub mod cluster;
 pub mod emulator;
 pub mod procs;
 pub mod split;

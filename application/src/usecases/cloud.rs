@@ -348,7 +348,7 @@ pub const UNCERTAIN_RECHECK_SECS: i64 = 3_600;
 /// How long a claim of the background sender holds a message, by default, in milliseconds: the
 /// longest a provider call may take (its slot wait plus its timeout) with room to spare. Every
 /// batch's start extends it; a sender that dies leaves the message to the others once it ends.
-pub const DEFAULT_SEND_LEASE_MS: i64 = 60_000;
+pub const DEFAULT_SEND_LEASE_MS: i64 = 30_000;
 
 /// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
 /// one hour from the message's first acceptance.

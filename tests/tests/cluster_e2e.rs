@@ -1,0 +1,200 @@
+//! Several instances sharing PostgreSQL (docs/design.md "Several instances"), as real processes
+//! on loopback: two clouds on one database, two locals on another, the DingTalk emulator
+//! enforcing DingTalk's 20 calls a second per app and API. Without PostgreSQL at build time
+//! (outside CI) the tests are built as ignored (`adapters/build.rs`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::cluster::{Cluster, cluster};
+use tests::split::SERVICE_TOKEN;
+
+const EMULATOR: &str = env!("CARGO_BIN_EXE_dingtalk-emulator");
+const DINGBRIDGE: &str = env!("CARGO_BIN_EXE_dingbridge-proc");
+
+/// Messages of the test: at the governor's 18 calls a second, about 25 s of sending.
+const MESSAGES: usize = 450;
+
+async fn post(local: &str, key: &str, i: usize) -> (StatusCode, Value) {
+    let body = json!({
+        "recipients": {"userids": [user(i)]},
+        "body": {"msgtype": "text", "text": {"content": format!("cluster #{i}")}}
+    });
+    let res = reqwest::Client::new()
+        .post(format!("{local}/api/messages"))
+        .bearer_auth(SERVICE_TOKEN)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn user(i: usize) -> String {
+    format!("user{:04}", i % 400 + 1)
+}
+
+/// For each `cluster #i` the emulator accepted: (sends of it, sends that delivered it to its person).
+async fn sends_by_content(cluster: &Cluster) -> HashMap<String, (usize, usize)> {
+    let sends: Vec<Value> =
+        reqwest::get(format!("{}/_admin/sends", cluster.emulator.base_url)).await.unwrap().json().await.unwrap();
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    for send in &sends {
+        let Some(content) = send["msg"]["text"]["content"].as_str().filter(|c| c.starts_with("cluster #")) else {
+            continue;
+        };
+        let delivered = ["read_user_id_list", "unread_user_id_list"]
+            .iter()
+            .any(|list| send["outcome"][list].as_array().is_some_and(|users| !users.is_empty()));
+        let entry = seen.entry(content.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(delivered);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn two_clouds_and_two_locals_deliver_every_message_once_within_the_limit_while_one_of_each_is_killed() {
+    let mut cluster = cluster(EMULATOR, DINGBRIDGE, &[("DINGBRIDGE_OUTBOX__LEASE_SECS", "5".into())]).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/_admin/limits", cluster.emulator.base_url))
+        .json(&json!({"qps": 20}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let locals: Vec<String> = cluster.locals.iter().map(|l| l.base_url.clone()).collect();
+
+    // Every message is posted to one local and retried through the other, with its key: both
+    // answers are the one message.
+    let mut posts = Vec::with_capacity(MESSAGES);
+    for i in 0..MESSAGES {
+        let locals = locals.clone();
+        posts.push(tokio::spawn(async move {
+            let key = format!("cluster-key-{i}");
+            let first = i % 2;
+            let (status, one) = post(&locals[first], &key, i).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{one}");
+            let (status, two) = post(&locals[1 - first], &key, i).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{two}");
+            assert_eq!(one["id"], two["id"], "a retry through the other instance is the same message");
+            one["id"].as_str().unwrap().to_owned()
+        }));
+        if posts.len() % 32 == 0 {
+            // At most 32 callers at once.
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut ids = Vec::with_capacity(MESSAGES);
+    for post in posts {
+        ids.push(post.await.unwrap());
+    }
+
+    // Mid-delivery, SIGKILL the first cloud, then the first local.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sends_by_content(&cluster).await.len() < MESSAGES / 5 {
+        assert!(Instant::now() < deadline, "sending did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.clouds[0].kill().await.unwrap();
+    let before_local_kill = sends_by_content(&cluster).await.len();
+    while sends_by_content(&cluster).await.len() < (before_local_kill + MESSAGES / 10).min(MESSAGES) {
+        assert!(Instant::now() < deadline + Duration::from_secs(60), "the surviving cloud does not send");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.locals[0].kill().await.unwrap();
+
+    // The survivors drain everything: each message reaches its person once.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let seen = loop {
+        let seen = sends_by_content(&cluster).await;
+        if seen.len() == MESSAGES && seen.values().all(|(_, delivered)| *delivered >= 1) {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "only {} of {MESSAGES} messages reached DingTalk", seen.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let twice: Vec<_> = seen.iter().filter(|(_, (_, delivered))| *delivered != 1).collect();
+    assert!(twice.is_empty(), "delivered to its person more than once: {twice:?}");
+    let resent = seen.values().filter(|(sends, _)| *sends > 1).count();
+    eprintln!("{MESSAGES} messages, each delivered once; {resent} uncertain batch(es) resent after the cloud's kill");
+    assert!(resent <= 16, "only the batches in flight at the kill may be sent again: {resent}");
+
+    // DingTalk's limit held cluster-wide: nothing throttled, no window over 20.
+    let limits: Value = reqwest::get(format!("{}/_admin/limits", cluster.emulator.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(limits["throttled"], 0, "{limits}");
+    assert!(limits["busiest_window"].as_u64().unwrap() <= 20, "{limits}");
+
+    // The surviving local reports every message sent.
+    let client = reqwest::Client::new();
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let message: Value = client
+                .get(format!("{}/api/messages/{id}", locals[1]))
+                .bearer_auth(SERVICE_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if matches!(message["state"].as_str(), Some("sent" | "completed")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} is not sent at local: {message}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    cluster.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_on_one_sqlite_database_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("dingbridge-sqlite-one-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let emulator = tests::procs::Proc::emulator(EMULATOR).await.unwrap();
+    let config = dir.join("cloud.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"cloud\"\npublic_url = \"http://127.0.0.1:1\"\n[database]\nurl = \"sqlite://{}\"\n[dingtalk]\n\
+             api_base = \"{e}\"\noapi_base = \"{e}\"\nlogin_base = \"{e}\"\napp_key = \"dingemuappkey0001\"\n\
+             app_secret = \"emulator-app-secret\"\nagent_id = 300001\ncorp_id = \"{}\"\n[[relay.clients]]\n\
+             id = \"a\"\nsecret = \"relay-secret-a-0123456789\"\ncomplete_url_origins = [\"http://127.0.0.1:1\"]\n",
+            dir.join("cloud.db").display(),
+            tests::split::CORP,
+            e = emulator.base_url,
+        ),
+    )
+    .unwrap();
+    let first = tests::procs::Proc::dingbridge(DINGBRIDGE, tests::procs::free_port().unwrap(), Some(&config), HashMap::new())
+        .await
+        .unwrap();
+    // The second one exits at once, naming the reason.
+    let second = tokio::process::Command::new(DINGBRIDGE)
+        .args(["--config", &config.display().to_string(), "serve", "--bind"])
+        .arg(format!("127.0.0.1:{}", tests::procs::free_port().unwrap()))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), second).await.expect("it exits").unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("another dingbridge instance is serving the SQLite database"), "{stderr}");
+    assert!(stderr.contains("cloud.db.lock"), "{stderr}");
+    drop(first);
+    let _ = std::fs::remove_dir_all(dir);
+}
