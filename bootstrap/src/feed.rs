@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use application::ports::RandomSource;
 use application::usecases::feed::{ApplyContactEvents, FeedError};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 /// First delay after a failed round.
 const RETRY_MIN: Duration = Duration::from_secs(1);
@@ -47,8 +47,25 @@ impl FeedPoller {
         Self { apply, wait_secs, random, watch }
     }
 
+    /// Runs rounds forever, while `leader` (several local instances on one database) says this
+    /// instance leads: one poller per cluster; another instance's poller takes over within seconds
+    /// of this one's death (adapters::outbound::postgres::leader). Without a leader, forever.
+    pub(crate) async fn run_led(self, leader: Option<adapters::outbound::postgres::leader::Leader>) {
+        let Some(leader) = leader else { return self.run().await };
+        loop {
+            leader.until_leading().await;
+            info!("following the contact feed: this instance leads the feed poller");
+            tokio::select! {
+                () = self.run() => {}
+                () = leader.until_not_leading() => {
+                    warn!("stopped following the contact feed: this instance no longer leads the feed poller");
+                }
+            }
+        }
+    }
+
     /// Runs rounds forever (until the task is aborted).
-    pub(crate) async fn run(self) {
+    async fn run(&self) {
         let mut failures: u32 = 0;
         loop {
             let started = Instant::now();

@@ -125,6 +125,8 @@ pub struct App {
     router: Router,
     /// SQLite modes: this process's hold on the database file (a second instance is refused).
     instance_lock: Option<adapters::outbound::sqlite::InstanceLock>,
+    /// Tasks started while building (the cloud's feed listener on PostgreSQL), stopped with it.
+    listeners: Vec<tokio::task::JoinHandle<()>>,
     purge: Option<PurgeJob>,
     dispatcher: Option<Dispatcher>,
     /// Cloud and dev: the background sender of relayed messages.
@@ -132,6 +134,9 @@ pub struct App {
     reconcile: Option<Arc<ReconcileDeliveries>>,
     /// Local and dev: follows the cloud's contact-event feed (`[feed] enabled`).
     feed: Option<feed::FeedPoller>,
+    /// On PostgreSQL: who among the instances runs the single-instance jobs (the local feed
+    /// poller, the cloud's reconciliation); `None`: this process is the only instance.
+    leaders: Leaders,
     /// Cloud: the feed signal, closed at shutdown so waiting long-polls answer at once.
     feed_signal: Option<Arc<dyn FeedSignal>>,
     /// What the mode adds to `/metrics` (the outbox gauges).
@@ -140,6 +145,14 @@ pub struct App {
     metrics: Option<(Arc<adapters::inbound::http::MetricsHttp>, Option<Listener>)>,
     /// Local and dev with `[[oidc.clients]]`: rotates and re-reads the signing keys.
     signing_keys: Option<Arc<application::usecases::oidc::SigningKeys>>,
+}
+
+/// The leaders of the jobs one instance of a cluster runs at a time (docs/design.md "Several
+/// instances"); every field `None` on SQLite (one instance).
+#[derive(Default)]
+struct Leaders {
+    feed: Option<adapters::outbound::postgres::leader::Leader>,
+    reconcile: Option<adapters::outbound::postgres::leader::Leader>,
 }
 
 /// How often the cloud asks DingTalk for the progress of sent messages.
@@ -738,6 +751,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let probes = database_probes(store.clone());
     Ok(App {
         instance_lock: Some(instance_lock),
+        listeners: Vec::new(),
         // SQLite commits are fsynced in groups: every write is on disk before it is acknowledged.
         router: Router::new()
             .hoop(http::DurableAcks(store.clone()))
@@ -756,6 +770,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
         dispatcher: Some(dispatcher),
         sender: Some(sender),
         reconcile: None,
+        leaders: Leaders::default(),
         feed,
         feed_signal: None,
         ops: telemetry::Ops::with_outbox(store_for_ops),
@@ -812,6 +827,7 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
         instance_lock: None,
+        listeners: Vec::new(),
         // On SQLite, commits are fsynced in groups: every write is on disk before it is
         // acknowledged (PostgreSQL's flush returns at once).
         router: Router::new()
@@ -828,6 +844,16 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         }),
         dispatcher: None,
         sender: Some(sender),
+        leaders: Leaders {
+            feed: None,
+            reconcile: (reconcile.is_some() && is_postgres(&config.database.url)).then(|| {
+                adapters::outbound::postgres::leader::Leader::start(
+                    &config.database.url,
+                    adapters::outbound::postgres::leader::RECONCILE,
+                    "delivery reconciliation",
+                )
+            }),
+        },
         reconcile,
         feed: None,
         feed_signal: Some(feed_signal),
@@ -841,7 +867,14 @@ async fn build_cloud(config: &Config) -> anyhow::Result<App> {
     if is_postgres(&config.database.url) {
         let store = open_postgres(config).await?;
         let probes = database_probes(store.clone());
-        build_cloud_with(config, store, probes).await
+        // Long-polls on this instance wake for events appended by any instance.
+        let listener = tokio::spawn(adapters::outbound::postgres::notify::listen_feed(
+            config.database.url.clone(),
+            store.feed_watch(),
+        ));
+        let mut app = build_cloud_with(config, store, probes).await?;
+        app.listeners.push(listener);
+        Ok(app)
     } else {
         let instance_lock = lock_sqlite(config)?;
         let store = open_sqlite(config).await?;
@@ -878,6 +911,7 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
     let probes = database_probes(store.clone());
     Ok(App {
         instance_lock: None,
+        listeners: Vec::new(),
         router: http::local_router(local, oidc_http, probes),
         purge: Some(PurgeJob {
             stores: vec![Arc::new(Attempts(store.clone())), Arc::new(Grants(store))],
@@ -886,6 +920,16 @@ async fn build_local(config: &Config) -> anyhow::Result<App> {
         dispatcher: Some(dispatcher),
         sender: None,
         reconcile: None,
+        leaders: Leaders {
+            feed: feed.is_some().then(|| {
+                adapters::outbound::postgres::leader::Leader::start(
+                    &config.database.url,
+                    adapters::outbound::postgres::leader::FEED_POLLER,
+                    "feed poller",
+                )
+            }),
+            reconcile: None,
+        },
         feed,
         feed_signal: None,
         ops: telemetry::Ops::with_outbox(store_for_ops),
@@ -926,11 +970,16 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
     let dispatch_tasks = app.dispatcher.map(Dispatcher::spawn).unwrap_or_default();
     let (stop_sender, sender_stopped) = tokio::sync::watch::channel(false);
     let sender_task = app.sender.map(|sender| sender.spawn(sender_stopped));
+    let Leaders { feed: feed_leader, reconcile: reconcile_leader } = app.leaders;
     let reconcile_task = app.reconcile.map(|job| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RECONCILE_EVERY);
             loop {
                 tick.tick().await;
+                // Several instances: only the leader reconciles (each round is metered calls).
+                if reconcile_leader.as_ref().is_some_and(|leader| !leader.is_leader()) {
+                    continue;
+                }
                 match job.run_once(RECONCILE_BATCH).await {
                     Ok(0) => {}
                     Ok(n) => info!(completed = n, "reconciled deliveries"),
@@ -939,7 +988,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
             }
         })
     });
-    let feed_task = app.feed.map(|poller| tokio::spawn(poller.run()));
+    let feed_task = app.feed.map(|poller| tokio::spawn(poller.run_led(feed_leader)));
     let key_task = app.signing_keys.map(|keys| tokio::spawn(oidc::run_key_job(keys)));
     let feed_abort = feed_task.as_ref().map(tokio::task::JoinHandle::abort_handle);
     let feed_signal = app.feed_signal;
@@ -974,7 +1023,7 @@ pub async fn serve(app: App, listener: Listener, shutdown: impl Future<Output = 
         warn!("the relay sender did not finish in time; stopping it");
         task.abort();
     }
-    for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task).chain(key_task) {
+    for task in dispatch_tasks.into_iter().chain(reconcile_task).chain(feed_task).chain(key_task).chain(app.listeners) {
         task.abort();
     }
     info!("server stopped");

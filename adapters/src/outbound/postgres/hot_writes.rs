@@ -18,6 +18,11 @@ use crate::outbound::sqlite::stores::HotWrites;
 /// "dbfeed"); advisory locks are scoped to the database.
 const LOCK_FEED: &str = "SELECT pg_advisory_xact_lock(110373787493732)";
 
+/// Tells every instance listening on the database that the feed grew: PostgreSQL delivers it at
+/// the commit of the appending transaction (and never for one rolled back), to each session that
+/// ran `LISTEN` on the channel ([`super::notify`]).
+const NOTIFY_FEED: &str = "SELECT pg_notify('dingbridge_feed', '')";
+
 #[async_trait::async_trait]
 impl HotWrites for PgStore {
     async fn insert_relay(&self, message: RelayMessageRow, batches: Vec<RelayBatchRow>) -> Result<bool, StoreError> {
@@ -59,6 +64,9 @@ impl HotWrites for PgStore {
             for row in &rows {
                 cursors.push(insert_contact_event(conn, row).await?);
             }
+            if cursors.iter().any(Option::is_some) {
+                diesel::sql_query(NOTIFY_FEED).execute(conn).await?;
+            }
             Ok(Some(cursors))
         })
         .await
@@ -69,7 +77,11 @@ impl HotWrites for PgStore {
         let mut conn = self.writer().await?;
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             diesel::sql_query(LOCK_FEED).execute(conn).await?;
-            insert_contact_event(conn, &row).await
+            let cursor = insert_contact_event(conn, &row).await?;
+            if cursor.is_some() {
+                diesel::sql_query(NOTIFY_FEED).execute(conn).await?;
+            }
+            Ok(cursor)
         })
         .await
         .map_err(|e| db_error("append contact event", e))

@@ -19,6 +19,8 @@
 mod claims;
 mod governor_lanes;
 mod hot_writes;
+pub mod leader;
+pub mod notify;
 pub mod ops;
 mod stores;
 pub mod testing;
@@ -105,6 +107,12 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot open the PostgreSQL pool: {e}")))?;
         tracing::debug!(url = %redact(url), max_connections, "PostgreSQL store ready");
         Ok(Self { pool, feed: crate::outbound::feed::FeedWatch::new() })
+    }
+
+    /// The feed signal this store raises on its appends (for [`notify::listen_feed`], which
+    /// raises it for every other instance's).
+    pub fn feed_watch(&self) -> crate::outbound::feed::FeedWatch {
+        self.feed.clone()
     }
 
     /// Checks that the database answers (`SELECT 1` on a pooled connection),
