@@ -19,9 +19,15 @@ pub struct Cluster {
 }
 
 /// Starts the emulator, two clouds (paced by the default governor, shared through their
-/// database) and two locals; `local_env` adds to each local's environment. Panics when
+/// database) and two locals; `cloud_env` and `local_env` add to each cloud's and local's
+/// environment. Panics when
 /// PostgreSQL is unreachable (the tests carry `#[cfg_attr(pg_unavailable, ignore = "…")]`).
-pub async fn cluster(emulator_bin: &str, dingbridge_bin: &str, local_env: &[(&str, String)]) -> Cluster {
+pub async fn cluster(
+    emulator_bin: &str,
+    dingbridge_bin: &str,
+    cloud_env: &[(&str, String)],
+    local_env: &[(&str, String)],
+) -> Cluster {
     let cloud_db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let local_db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let emulator = Proc::emulator(emulator_bin).await.unwrap();
@@ -60,8 +66,9 @@ complete_url_origins = ["{l0}", "{l1}"]
         );
         let config = dir.join(format!("cloud{i}.toml"));
         std::fs::write(&config, toml).unwrap();
-        let log = env(&[("RUST_LOG", std::env::var("DINGBRIDGE_CLUSTER_LOG").unwrap_or_else(|_| "info".into()))]);
-        clouds.push(Proc::dingbridge(dingbridge_bin, port, Some(&config), log).await.unwrap());
+        let mut vars = env(&[("RUST_LOG", std::env::var("DINGBRIDGE_CLUSTER_LOG").unwrap_or_else(|_| "info".into()))]);
+        vars.extend(env(cloud_env));
+        clouds.push(Proc::dingbridge(dingbridge_bin, port, Some(&config), vars).await.unwrap());
     }
     let mut locals = Vec::new();
     for (port, cloud) in local_ports.iter().zip(&clouds) {
@@ -91,5 +98,12 @@ impl Cluster {
             let _ = db.drop_database().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Cluster {
+    /// Local's PostgreSQL URL (shared by both locals).
+    pub fn local_database_url(&self) -> &str {
+        self.local_db.as_ref().map(TestDatabase::url).unwrap_or_default()
     }
 }

@@ -62,7 +62,7 @@ async fn sends_by_content(cluster: &Cluster) -> HashMap<String, (usize, usize)> 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn two_clouds_and_two_locals_deliver_every_message_once_within_the_limit_while_one_of_each_is_killed() {
-    let mut cluster = cluster(EMULATOR, DINGBRIDGE, &[("DINGBRIDGE_OUTBOX__LEASE_SECS", "5".into())]).await;
+    let mut cluster = cluster(EMULATOR, DINGBRIDGE, &[], &[("DINGBRIDGE_OUTBOX__LEASE_SECS", "5".into())]).await;
     let res = reqwest::Client::new()
         .post(format!("{}/_admin/limits", cluster.emulator.base_url))
         .json(&json!({"qps": 20}))
@@ -197,4 +197,101 @@ async fn a_second_instance_on_one_sqlite_database_is_refused_at_start() {
     assert!(stderr.contains("cloud.db.lock"), "{stderr}");
     drop(first);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+const EVENTS_TOKEN: &str = "feedtoken123";
+const EVENTS_AES_KEY: &str = "feedAesKey0123456789abcdefghijklmnopqrstuvw";
+const APP_KEY: &str = "dingemuappkey0001";
+
+async fn admin(emulator: &str, path: &str, body: Value) -> Value {
+    let res = reqwest::Client::new().post(format!("{emulator}{path}")).json(&body).send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+async fn userids(local: &str) -> Vec<String> {
+    let users: Vec<Value> = reqwest::Client::new()
+        .get(format!("{local}/api/users"))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    users.iter().filter_map(|u| u["userid"].as_str().map(str::to_owned)).collect()
+}
+
+/// DingTalk pushes `user_modify_org` for `userid` to the first cloud; the cluster's feed poller
+/// (whichever local leads it, long-polling whichever cloud) must add them within `within`.
+async fn pushed_and_applied(cluster: &Cluster, local: &str, userid: &str, within: Duration) -> Duration {
+    let out = admin(
+        &cluster.emulator.base_url,
+        "/_admin/push/contact",
+        json!({"target": "app", "event_type": "user_modify_org", "user_ids": [userid], "corp_id": tests::split::CORP}),
+    )
+    .await;
+    assert_eq!(out["accepted"], true, "{out}");
+    let pushed = Instant::now();
+    while !userids(local).await.iter().any(|u| u == userid) {
+        assert!(pushed.elapsed() < within, "{userid} not applied within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pushed.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn the_feed_is_followed_by_one_local_and_taken_over_when_it_dies_across_clouds() {
+    let cloud_env = [
+        ("DINGBRIDGE_EVENTS__TOKEN", EVENTS_TOKEN.to_owned()),
+        ("DINGBRIDGE_EVENTS__AES_KEY", EVENTS_AES_KEY.to_owned()),
+        ("DINGBRIDGE_EVENTS__OWNER_KEY", APP_KEY.to_owned()),
+    ];
+    let mut cluster = cluster(EMULATOR, DINGBRIDGE, &cloud_env, &[]).await;
+    // DingTalk pushes to the first cloud only (one callback URL): the second local long-polls the
+    // second cloud, which learns of the events through PostgreSQL's NOTIFY.
+    let out = admin(
+        &cluster.emulator.base_url,
+        "/_admin/callback",
+        json!({"owner": "app", "url": format!("{}/dingtalk/events", cluster.clouds[0].base_url),
+               "token": EVENTS_TOKEN, "aes_key": EVENTS_AES_KEY, "owner_key": APP_KEY}),
+    )
+    .await;
+    assert_eq!(out["ok"], true, "{out}");
+    let locals: Vec<String> = cluster.locals.iter().map(|l| l.base_url.clone()).collect();
+
+    let took = pushed_and_applied(&cluster, &locals[0], "user0001", Duration::from_secs(10)).await;
+    eprintln!("applied in {took:?} with both locals up");
+
+    // Whichever local led, kill the first: the second follows the feed (taking over if needed).
+    cluster.locals[0].kill().await.unwrap();
+    let took = pushed_and_applied(&cluster, &locals[1], "user0002", Duration::from_secs(15)).await;
+    eprintln!("applied in {took:?} after the first local's SIGKILL");
+
+    // Now the second dies with the lead (it is the only local): the restarted first takes over.
+    cluster.locals[0].restart().await.unwrap();
+    cluster.locals[1].kill().await.unwrap();
+    let took = pushed_and_applied(&cluster, &locals[0], "user0003", Duration::from_secs(15)).await;
+    eprintln!("applied in {took:?} after the leader's SIGKILL");
+
+    // Nothing skipped: all three are in the directory, and the cluster's cursor is the last event's.
+    let mut seen = userids(&locals[0]).await;
+    seen.sort();
+    assert_eq!(seen, ["user0001", "user0002", "user0003"]);
+    let store = adapters::outbound::postgres::PgStore::connect(cluster.local_database_url(), 1).await.unwrap();
+    let cursor = application::ports::FeedCursorStore::cursor(&store, "contact_events").await.unwrap();
+    let page: Value = reqwest::Client::new()
+        .get(format!("{}/relay/v1/events?after=0", cluster.clouds[0].base_url))
+        .basic_auth(tests::split::CLIENT_A.0, Some(tests::split::CLIENT_A.1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last = page["events"].as_array().unwrap().iter().filter_map(|e| e["cursor"].as_i64()).max();
+    assert_eq!(page["events"].as_array().unwrap().len(), 3, "{page}");
+    assert_eq!(cursor, last, "the cluster's stored cursor is the last event's");
+    cluster.finish().await;
 }
