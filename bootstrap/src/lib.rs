@@ -338,7 +338,7 @@ trait CloudStores:
     + QuotaStore
     + RecipientLedgerStore
     + Durability
-    + SharedSlots
+    + ClusterShared
     + 'static
 {
 }
@@ -352,26 +352,34 @@ impl<
         + QuotaStore
         + RecipientLedgerStore
         + Durability
-        + SharedSlots
+        + ClusterShared
         + 'static,
 > CloudStores for T
 {
 }
 
-/// Where the call governor reserves its slots: a store shared by several cloud instances
-/// (PostgreSQL) keeps one pace for all of them; SQLite serves one instance, whose own lanes do.
-trait SharedSlots {
+/// What several cloud instances share through their store: the call governor's slots and the
+/// DingTalk tokens (PostgreSQL keeps one pace and one token per app/corp for all of them). SQLite
+/// serves one instance, whose own lanes and token caches do.
+trait ClusterShared {
     fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>>;
+    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>>;
 }
 
-impl SharedSlots for SqliteStore {
+impl ClusterShared for SqliteStore {
     fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
+        None
+    }
+    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>> {
         None
     }
 }
 
-impl SharedSlots for PgStore {
+impl ClusterShared for PgStore {
     fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
+        Some(self)
+    }
+    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>> {
         Some(self)
     }
 }
@@ -637,13 +645,29 @@ struct DingTalk {
 /// The internal app of `[dingtalk]` and/or the suite of `[suite]` (validated by
 /// `Config::problems`). With both, the internal app signs people in and serves its
 /// corp; the suite serves the corps that authorized it.
+/// What the DingTalk clients share with the other instances ([`ClusterShared`]).
+struct Shared {
+    slots: Option<Arc<dyn adapters::outbound::governor::SlotBook>>,
+    tokens: Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>>,
+}
+
+impl Shared {
+    fn of<S: ClusterShared>(store: &Arc<S>) -> Self {
+        Self { slots: store.clone().slot_book(), tokens: store.clone().token_book() }
+    }
+}
+
 fn dingtalk(
     config: &Config,
     suites: Arc<dyn SuiteStore>,
     quota: Arc<dyn QuotaStore>,
-    slots: Option<Arc<dyn adapters::outbound::governor::SlotBook>>,
+    shared: Shared,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<DingTalk> {
+    let Shared { slots, tokens } = shared;
+    if tokens.is_some() {
+        info!("DingTalk tokens are shared with every instance on this database");
+    }
     let d = &config.dingtalk;
     let http = http_client(Duration::from_secs(d.timeout_secs))?;
     let mut governor = Governor::new(config.governor.to_config());
@@ -660,14 +684,16 @@ fn dingtalk(
         let corp_id = CorpId::parse(d.corp_id.as_deref().unwrap_or_default()).context("dingtalk.corp_id")?;
         let agent_id =
             AgentId::new(d.agent_id.context("dingtalk.agent_id is required")?).context("dingtalk.agent_id")?;
-        let dt = dingtalk_config(config, app_key, secret, &governor, &quota);
+        let mut dt = dingtalk_config(config, app_key, secret, &governor, &quota);
+        dt.tokens.clone_from(&tokens);
         dt.validate().map_err(|e| anyhow::anyhow!("dingtalk.{e}"))?;
         corp_ids.push(corp_id.clone());
         clients.push(DingTalkClient::new(http.clone(), dt, DingTalkApp::Internal { agent_id, corp_id }));
     }
     let s = &config.suite;
     if let (Some(suite_key), Some(secret)) = (s.suite_key.clone(), s.suite_secret.as_ref()) {
-        let dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string(), &governor, &quota);
+        let mut dt = dingtalk_config(config, suite_key.clone(), secret.to_secret_string(), &governor, &quota);
+        dt.tokens.clone_from(&tokens);
         dt.validate().map_err(|e| anyhow::anyhow!("suite: {e}"))?;
         let corp_token_api = if s.corp_token_api == "legacy" { CorpTokenApi::Legacy } else { CorpTokenApi::V1 };
         for corp in &s.corp_ids {
@@ -727,7 +753,8 @@ fn is_postgres(url: &str) -> bool {
 
 /// Takes the SQLite database for this serving process alone (a second instance is refused).
 fn lock_sqlite(config: &Config) -> anyhow::Result<adapters::outbound::sqlite::InstanceLock> {
-    adapters::outbound::sqlite::InstanceLock::acquire(&config.database.url).map_err(|e| anyhow::anyhow!("database.url: {e}"))
+    adapters::outbound::sqlite::InstanceLock::acquire(&config.database.url)
+        .map_err(|e| anyhow::anyhow!("database.url: {e}"))
 }
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
@@ -735,7 +762,8 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, corp_ids } = dingtalk(config, store.clone(), store.clone(), store.clone().slot_book(), clock.clone())?;
+    let DingTalk { idp, messenger, corp_ids } =
+        dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
     let public = &config.public_url;
     let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
@@ -800,7 +828,8 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, .. } = dingtalk(config, store.clone(), store.clone(), store.clone().slot_book(), clock.clone())?;
+    let DingTalk { idp, messenger, .. } =
+        dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
     let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).

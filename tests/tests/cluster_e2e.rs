@@ -128,12 +128,8 @@ async fn two_clouds_and_two_locals_deliver_every_message_once_within_the_limit_w
     assert!(resent <= 16, "only the batches in flight at the kill may be sent again: {resent}");
 
     // DingTalk's limit held cluster-wide: nothing throttled, no window over 20.
-    let limits: Value = reqwest::get(format!("{}/_admin/limits", cluster.emulator.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let limits: Value =
+        reqwest::get(format!("{}/_admin/limits", cluster.emulator.base_url)).await.unwrap().json().await.unwrap();
     assert_eq!(limits["throttled"], 0, "{limits}");
     assert!(limits["busiest_window"].as_u64().unwrap() <= 20, "{limits}");
 
@@ -180,9 +176,10 @@ async fn a_second_instance_on_one_sqlite_database_is_refused_at_start() {
         ),
     )
     .unwrap();
-    let first = tests::procs::Proc::dingbridge(DINGBRIDGE, tests::procs::free_port().unwrap(), Some(&config), HashMap::new())
-        .await
-        .unwrap();
+    let first =
+        tests::procs::Proc::dingbridge(DINGBRIDGE, tests::procs::free_port().unwrap(), Some(&config), HashMap::new())
+            .await
+            .unwrap();
     // The second one exits at once, naming the reason.
     let second = tokio::process::Command::new(DINGBRIDGE)
         .args(["--config", &config.display().to_string(), "serve", "--bind"])

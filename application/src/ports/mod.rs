@@ -30,9 +30,9 @@ pub use oidc::{
 };
 pub use provider::{IdentityProvider, Messenger, RecipientLimits};
 pub use stores::{
-    Binding, BindingStore, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
-    LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RecipientLedgerStore,
-    ClaimedRelay, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
+    Binding, BindingStore, ClaimedRelay, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent,
+    LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage,
+    RecipientLedgerStore, RelayMessageRecord, RelayMessageStore, Session, SessionStore, UserRepository,
 };
 pub use system::{Clock, DispatchTrigger, Durability, RandomSource};
 

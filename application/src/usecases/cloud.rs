@@ -546,7 +546,8 @@ impl RelaySend {
         let _guard = self.claim(&claimed.record.client_id, &claimed.record.key)?;
         let ClaimedRelay { record, claim, uncertain } = claimed;
         if !uncertain.is_empty() && record.state == MessageState::Accepted {
-            let batches: Vec<String> = uncertain.iter().map(|(i, at)| format!("{i} (started at {} ms)", at.as_millis())).collect();
+            let batches: Vec<String> =
+                uncertain.iter().map(|(i, at)| format!("{i} (started at {} ms)", at.as_millis())).collect();
             if self.uncertain == UncertainPolicy::Hold {
                 let waiting = RelayWaiting {
                     reason: WaitReason::Uncertain,

@@ -16,14 +16,14 @@ use tokio::sync::Notify;
 
 use super::cloud::{
     CallbackQuery, CloudError, CreateLoginIntent, DEFAULT_SEND_LEASE_MS, DeliverRelayed, FetchMember, HandleCallback,
-    RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, ResolveUncertain, TakeLoginResult, UNCERTAIN_RECHECK_SECS, UncertainPolicy,
-    url_in_origins, with_state,
+    RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, ResolveUncertain, TakeLoginResult, UNCERTAIN_RECHECK_SECS,
+    UncertainPolicy, url_in_origins, with_state,
 };
 use crate::ports::{
-    ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock, MockDispatchTrigger,
-    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRecipientLimits,
-    MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting,
-    StoreError, UpstreamError, WaitReason,
+    ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock,
+    MockDispatchTrigger, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger,
+    MockRecipientLimits, MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest,
+    RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
 // ---------------------------------------------------------------------------
@@ -2133,7 +2133,10 @@ async fn an_operator_resends_a_held_message_and_cannot_resend_one_not_held() {
     let receipt = case.resend(CLIENT_ID, KEY).await.unwrap();
     assert_eq!(receipt.state, MessageState::Accepted);
     let err = case.resend(CLIENT_ID, KEY).await.unwrap_err();
-    assert!(matches!(&err, CloudError::Rejected(m) if m.contains("not held") && m.contains("waiting nothing")), "{err:?}");
+    assert!(
+        matches!(&err, CloudError::Rejected(m) if m.contains("not held") && m.contains("waiting nothing")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -105,7 +105,10 @@ impl DingTalkClient {
             DingTalkApp::Internal { agent_id, corp_id } => Access::Internal {
                 agent_id,
                 corp_id,
-                tokens: Arc::new(TokenCache::new(config.token_refresh_margin_secs)),
+                tokens: Arc::new(
+                    TokenCache::new(config.token_refresh_margin_secs)
+                        .with_shared(config.tokens.clone(), format!("app:{}", config.client_id)),
+                ),
             },
             DingTalkApp::Suite { suites, corp_token_api } => {
                 Access::Suite { suites, api: corp_token_api, tokens: std::sync::Mutex::new(HashMap::new()) }
@@ -265,7 +268,12 @@ impl Inner {
                     Some(authorization) => {
                         let cache = caches
                             .entry(corp_id.clone())
-                            .or_insert_with(|| Arc::new(TokenCache::new(self.config.token_refresh_margin_secs)))
+                            .or_insert_with(|| {
+                                Arc::new(TokenCache::new(self.config.token_refresh_margin_secs).with_shared(
+                                    self.config.tokens.clone(),
+                                    format!("corp:{}:{}", self.config.client_id, corp_id.as_str()),
+                                ))
+                            })
                             .clone();
                         Ok(Corp { corp_id: corp_id.clone(), agent_id: authorization.agent_id, tokens: cache })
                     }

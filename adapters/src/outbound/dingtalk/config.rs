@@ -57,6 +57,9 @@ pub struct DingTalkConfig {
     /// The monthly quota accountant of metered calls (docs/dingtalk-api.md §G.3), shared by every
     /// client of the process; `None` counts nothing.
     pub quota: Option<Arc<QuotaAccountant>>,
+    /// Where app and corp tokens are shared with the other cloud instances (PostgreSQL), so one
+    /// instance at a time fetches each; `None`: this process keeps its own (one instance).
+    pub tokens: Option<Arc<dyn super::token::TokenBook>>,
 }
 
 /// What the client acts as, and so which corps it serves and with which token.
@@ -124,6 +127,7 @@ impl DingTalkConfig {
             token_refresh_margin_secs: DEFAULT_TOKEN_REFRESH_MARGIN_SECS,
             governor: Arc::new(Governor::default()),
             quota: None,
+            tokens: None,
         }
     }
 

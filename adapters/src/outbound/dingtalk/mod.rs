@@ -34,6 +34,7 @@ pub use config::{
     CorpTokenApi, DEFAULT_API_BASE, DEFAULT_LOGIN_BASE, DEFAULT_OAPI_BASE, DEFAULT_SCOPE, DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_REFRESH_MARGIN_SECS, DingTalkApp, DingTalkConfig, DingTalkConfigError,
 };
+pub use token::{FetchResult, SharedToken, TokenBook};
 
 #[cfg(test)]
 mod stub;

@@ -49,7 +49,12 @@ impl ClaimQueue for PgStore {
         .map_err(|e| db_error("claim due relay messages", e))
     }
 
-    async fn claim_outbox_rows(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<MessageRow>, StoreError> {
+    async fn claim_outbox_rows(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<MessageRow>, StoreError> {
         let mut conn = self.writer().await?;
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             let ids: Vec<String> = messages::table

@@ -138,7 +138,8 @@ mod tests {
     fn two_governors_sharing_the_book_keep_the_pace_of_one() {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let db = TestDatabase::create().await.expect("PostgreSQL");
-            let config = GovernorConfig { rate_per_second: 20.0, max_wait: Duration::from_secs(5), ..GovernorConfig::default() };
+            let config =
+                GovernorConfig { rate_per_second: 20.0, max_wait: Duration::from_secs(5), ..GovernorConfig::default() };
             let book: Arc<PgStore> = Arc::new(PgStore::connect(db.url(), 8).await.unwrap());
             let a = Arc::new(Governor::new(config.clone()).with_shared(book.clone()));
             let b = Arc::new(Governor::new(config).with_shared(book));
@@ -159,7 +160,11 @@ mod tests {
             // 40 calls at 20/s across both: the last leaves no sooner than 1.95 s after the first
             // (39 intervals of 50 ms), and no 1-second window holds more than 21.
             assert!(left[39] >= Duration::from_millis(1_900), "{left:?}");
-            let busiest = left.iter().map(|t| left.iter().filter(|u| **u >= *t && **u < *t + Duration::from_secs(1)).count()).max().unwrap();
+            let busiest = left
+                .iter()
+                .map(|t| left.iter().filter(|u| **u >= *t && **u < *t + Duration::from_secs(1)).count())
+                .max()
+                .unwrap();
             assert!(busiest <= 21, "busiest second held {busiest}: {left:?}");
             db.drop_database().await.unwrap();
         });

@@ -75,7 +75,9 @@ impl Leader {
                         continue;
                     }
                 };
-                if let Ok(b) = diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Backend>(&mut conn).await {
+                if let Ok(b) =
+                    diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Backend>(&mut conn).await
+                {
                     pid_tx.send_replace(Some(b.pid));
                 }
                 if let Err(err) = contend(&mut conn, key, job, &lead_tx).await {

@@ -24,6 +24,7 @@ pub mod notify;
 pub mod ops;
 mod stores;
 pub mod testing;
+mod token_book;
 
 crate::outbound::sqlite::ops::impl_outbox_stats!(PgStore);
 

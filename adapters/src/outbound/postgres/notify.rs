@@ -131,7 +131,11 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(pids.len(), 1, "one listening session");
-        diesel::sql_query("SELECT pg_terminate_backend($1)").bind::<Integer, _>(pids[0].pid).execute(&mut admin).await.unwrap();
+        diesel::sql_query("SELECT pg_terminate_backend($1)")
+            .bind::<Integer, _>(pids[0].pid)
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let reconnected = tokio::time::timeout(Duration::from_secs(15), async {
             loop {
                 let version = reader_signal.version();

@@ -118,11 +118,11 @@ macro_rules! impl_store_ports {
     ($store:ty, $conn:ty, $db_error:path) => {
         const _: () = {
             use application::ports::{
-                Binding, BindingStore, ClaimedRelay, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore, FeedEntry,
-                FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore, LoginOutcome,
-                LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage, RelayMessageRecord,
-                RelayMessageStore, RelayWaiting, Session, SessionStore, StoreError, SuiteStore, SuiteTicket,
-                UserRepository,
+                Binding, BindingStore, ClaimedRelay, ContactEvent, CorpAuthorization, EventStore, FeedCursorStore,
+                FeedEntry, FeedSignal, ListMessages, ListUsers, LoginAttemptStore, LoginIntent, LoginIntentStore,
+                LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage,
+                RelayMessageRecord, RelayMessageStore, RelayWaiting, Session, SessionStore, StoreError, SuiteStore,
+                SuiteTicket, UserRepository,
             };
             use async_trait::async_trait;
             use diesel::prelude::*;
@@ -489,7 +489,8 @@ macro_rules! impl_store_ports {
                     lease_until: Timestamp,
                     limit: u32,
                 ) -> Result<Vec<MessageRecord>, StoreError> {
-                    let rows = ClaimQueue::claim_outbox_rows(self, now.as_millis(), lease_until.as_millis(), limit).await?;
+                    let rows =
+                        ClaimQueue::claim_outbox_rows(self, now.as_millis(), lease_until.as_millis(), limit).await?;
                     let mut records = rows.into_iter().map(MessageRow::into_domain).collect::<Result<Vec<_>, _>>()?;
                     records.sort_by_key(|r| (r.next_attempt_at, r.created_at));
                     Ok(records)
@@ -687,7 +688,8 @@ macro_rules! impl_store_ports {
                     limit: u32,
                 ) -> Result<Vec<ClaimedRelay>, StoreError> {
                     let keys =
-                        ClaimQueue::claim_relay_keys(self, claim, now.as_millis(), lease_until.as_millis(), limit).await?;
+                        ClaimQueue::claim_relay_keys(self, claim, now.as_millis(), lease_until.as_millis(), limit)
+                            .await?;
                     if keys.is_empty() {
                         return Ok(Vec::new());
                     }
