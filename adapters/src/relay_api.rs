@@ -293,6 +293,9 @@ pub enum WaitReasonName {
     IpBanned,
     /// DingTalk is unavailable.
     Unavailable,
+    /// Held for an operator: a cloud instance stopped during one of its DingTalk calls, and the
+    /// policy for such uncertain batches is `hold` (`dingbridge relay resend` / `relay abandon`).
+    Uncertain,
 }
 
 impl From<&RelayReceipt> for RelayReceiptDto {

@@ -130,6 +130,11 @@ complete_url_origins = ["http://127.0.0.1:1"]
 }
 
 impl Split {
+    /// The cloud's configuration file (for running `dingbridge --config … <command>` beside it).
+    pub fn cloud_config(&self) -> std::path::PathBuf {
+        self._dir.0.join("cloud.toml")
+    }
+
     /// Local's PostgreSQL URL (its own database).
     pub fn database_url(&self) -> &str {
         self.db.as_ref().map(TestDatabase::url).unwrap_or_default()
@@ -164,6 +169,20 @@ impl Split {
             }
             assert!(std::time::Instant::now() < deadline, "message {id} stuck: {message}");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until local shows message `id` pending with `waiting == reason`.
+    pub async fn wait_for_waiting(&self, id: &str, reason: &str, within: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let message: Value =
+                self.api(reqwest::Method::GET, &format!("/api/messages/{id}"), None).await.json().await.unwrap();
+            if message["waiting"] == reason {
+                return message;
+            }
+            assert!(std::time::Instant::now() < deadline, "message {id} is not waiting for {reason}: {message}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 

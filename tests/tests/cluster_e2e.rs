@@ -292,3 +292,70 @@ async fn the_feed_is_followed_by_one_local_and_taken_over_when_it_dies_across_cl
     assert_eq!(cursor, last, "the cluster's stored cursor is the last event's");
     cluster.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn an_uncertain_batch_is_held_for_an_operator_and_sent_once_after_relay_resend() {
+    use tests::split::{ASYNCSEND, CLIENT_A};
+    let hold = [("DINGBRIDGE_DELIVERY__UNCERTAIN_BATCHES", "hold".to_owned())];
+    let mut split = tests::split::split_with(EMULATOR, DINGBRIDGE, &hold, &[]).await;
+    let emulator = split.emulator.base_url.clone();
+    // DingTalk takes 60 s to answer a send: the cloud is killed while its call is under way.
+    admin(&emulator, "/_admin/faults", json!({"path": ASYNCSEND, "latency_ms": 60_000, "rate": 0.0})).await;
+    let res = split
+        .api(
+            reqwest::Method::POST,
+            "/api/messages",
+            Some(json!({"recipients": {"userids": ["user0042"]}, "body": {"msgtype": "text", "text": {"content": "uncertain #1"}}})),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let in_flight: Value =
+            reqwest::get(format!("{emulator}/_admin/in_flight")).await.unwrap().json().await.unwrap();
+        if in_flight["count"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the send never reached DingTalk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    split.cloud.kill().await.unwrap();
+    reqwest::Client::new().delete(format!("{emulator}/_admin/faults")).send().await.unwrap();
+    split.cloud.restart().await.unwrap();
+
+    // Once the dead instance's claim ends, the restarted cloud finds the batch uncertain and holds
+    // it: local shows why, and nothing more is sent.
+    let held = split.wait_for_waiting(&id, "uncertain", Duration::from_secs(60)).await;
+    assert_eq!(held["state"], "relayed", "{held}");
+    let sends = |sends: Vec<Value>| sends.iter().filter(|s| s["msg"]["text"]["content"] == "uncertain #1").count();
+    let before: Vec<Value> = reqwest::get(format!("{emulator}/_admin/sends")).await.unwrap().json().await.unwrap();
+    assert_eq!(sends(before), 0, "the killed call was never answered, so DingTalk recorded nothing");
+
+    // The operator resends it (the CLI, beside the running cloud): it goes out once.
+    let out = tokio::process::Command::new(DINGBRIDGE)
+        .args(["--config", &split.cloud_config().display().to_string(), "relay", "resend", "--client-id", CLIENT_A.0])
+        .args(["--key", &id])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("due now"), "{stdout}");
+    // Local learns it at its next look at the cloud (its checks back off to 30 s apart).
+    let sent = split.wait_for_state(&id, &["sent", "completed"], Duration::from_secs(60)).await;
+    assert_eq!(sent["task_ids"].as_array().map(Vec::len), Some(1), "{sent}");
+    let after: Vec<Value> = reqwest::get(format!("{emulator}/_admin/sends")).await.unwrap().json().await.unwrap();
+    assert_eq!(sends(after), 1);
+    // A second resend is refused: nothing is held any more.
+    let again = tokio::process::Command::new(DINGBRIDGE)
+        .args(["--config", &split.cloud_config().display().to_string(), "relay", "resend", "--client-id", CLIENT_A.0])
+        .args(["--key", &id])
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not held for an uncertain batch"));
+    split.finish().await;
+}

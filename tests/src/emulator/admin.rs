@@ -86,6 +86,7 @@ pub(crate) async fn handle(emu: &Emulator, req: &Incoming) -> Reply {
         }
         ("GET", "/_admin/sends") => Reply::admin(200, json!(emu.sends())),
         ("GET", "/_admin/sends/count") => Reply::admin(200, json!({"count": emu.send_count()})),
+        ("GET", "/_admin/in_flight") => Reply::admin(200, json!({"count": emu.in_flight()})),
         ("GET", "/_admin/tokens") => Reply::admin(200, json!(emu.issued_tokens())),
         ("POST", "/_admin/consent") => {
             let mode: ConsentMode = body_or_return!(req);

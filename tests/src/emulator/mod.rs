@@ -299,6 +299,22 @@ impl EmulatorHandler {
     }
 }
 
+/// Counts one request in flight while it lives.
+struct InFlight<'a>(&'a Emulator);
+
+impl<'a> InFlight<'a> {
+    fn enter(emu: &'a Emulator) -> Self {
+        emu.inner.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(emu)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inner.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[async_trait]
 impl Handler for EmulatorHandler {
     async fn handle(&self, req: &mut Request, _depot: &mut Depot, res: &mut Response, _ctrl: &mut FlowCtrl) {
@@ -309,6 +325,8 @@ impl Handler for EmulatorHandler {
             write_reply(res, admin::handle(emu, &incoming).await);
             return;
         }
+        // Counted until answered (or until the client goes away and the handler is dropped).
+        let _in_flight = InFlight::enter(emu);
         let (latency_ms, mut fault) = self.decide_fault(&incoming.path);
         if fault == FaultDecision::None
             && let Err(wait) = limits::admit_ip(emu, &incoming, remote_ip)

@@ -273,6 +273,8 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// The per-app, per-API rate limit (docs/dingtalk-api.md §G.1).
     pub(crate) limits: Mutex<super::limits::QpsLimits>,
+    /// Requests received and not answered yet (held by a fault's latency, or being handled).
+    pub(crate) in_flight: std::sync::atomic::AtomicU64,
 }
 
 /// The emulator's shared state; cheap to clone. Every admin operation is also a method here.
@@ -302,6 +304,7 @@ impl Emulator {
                 state: Mutex::new(state),
                 http,
                 limits: Mutex::new(super::limits::QpsLimits::new(config.qps_limit)),
+                in_flight: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -347,6 +350,12 @@ impl Emulator {
     pub(crate) fn update_org<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
         let mut guard = self.inner.org.lock().unwrap_or_else(|p| p.into_inner());
         f(Arc::make_mut(&mut guard))
+    }
+
+    /// Non-admin requests received and not answered yet (`GET /_admin/in_flight`): with a
+    /// fault's `latency_ms`, a test can tell that a call is under way before it is answered.
+    pub fn in_flight(&self) -> u64 {
+        self.inner.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every non-admin request so far, oldest first.

@@ -255,7 +255,8 @@ pub struct MessageView2 {
     /// Why it failed, or why the last relay attempt did not finish.
     pub error: Option<String>,
     /// While pending and the cloud holds it back: why — `queued`, `throttled`, `waiting_quota`
-    /// (the corp's monthly DingTalk quota is exhausted), `ip_banned` or `unavailable`.
+    /// (the corp's monthly DingTalk quota is exhausted), `ip_banned`, `unavailable` or
+    /// `uncertain` (held for an operator after a cloud instance died mid-call).
     #[salvo(schema(value_type = Option<crate::relay_api::WaitReasonName>))]
     pub waiting: Option<String>,
     /// While pending: when local next relays it or asks the cloud about it (RFC 3339).

@@ -2,7 +2,7 @@
 //!
 //! [`PgStore`] implements every store port of `application::ports` on one
 //! PostgreSQL database, so any number of stateless instances can share it
-//! (docs/design.md "Scale beyond one machine"). It shares with the SQLite adapter
+//! (docs/design.md "Several instances"). It shares with the SQLite adapter
 //! the diesel schema, the row structs and the port implementations (the
 //! `impl_store_ports!` macro of `outbound::sqlite::stores`): the tables have
 //! the same names, columns and constraint names on both backends (timestamps
