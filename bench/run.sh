@@ -4,6 +4,8 @@
 #                     [--oidc-samples N] [--oidc-token-requests N] [--oidc-concurrency C]
 #                     [--burst N]   (N messages under DingTalk's real 20 calls/s; 0 skips; default 2000, ~2 min)
 #                     [--quota N]   (N metered calls left, N + 1 messages: the last waits, then goes out; 0 skips)
+#                     [--cluster N] (N messages through 1 cloud + 1 local, then 2 + 2, on PostgreSQL under
+#                                    DingTalk's 20 calls/s: accepted/s, delivered/s, peak rate; 0 skips; ~2.5 min)
 #                     [--relay-load-secs S]  (wrk on POST /relay/v1/messages, S s at c=16 and c=64; 0 skips)
 #                     [--event-load-secs S]  (wrk on POST /dingtalk/events, S s at c=16, alone and during a
 #                                             purge of 1,000,000 expired nonces; 0 skips)

@@ -28,11 +28,22 @@ pub async fn cluster(
     cloud_env: &[(&str, String)],
     local_env: &[(&str, String)],
 ) -> Cluster {
+    cluster_of(2, emulator_bin, dingbridge_bin, cloud_env, local_env).await
+}
+
+/// [`cluster`] with `instances` clouds and as many locals (local `i` relays to cloud `i`).
+pub async fn cluster_of(
+    instances: usize,
+    emulator_bin: &str,
+    dingbridge_bin: &str,
+    cloud_env: &[(&str, String)],
+    local_env: &[(&str, String)],
+) -> Cluster {
     let cloud_db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let local_db = TestDatabase::create().await.unwrap_or_else(|err| panic!("{err}"));
     let emulator = Proc::emulator(emulator_bin).await.unwrap();
-    let cloud_ports = [free_port().unwrap(), free_port().unwrap()];
-    let local_ports = [free_port().unwrap(), free_port().unwrap()];
+    let cloud_ports: Vec<u16> = (0..instances).map(|_| free_port().unwrap()).collect();
+    let local_ports: Vec<u16> = (0..instances).map(|_| free_port().unwrap()).collect();
     let local_urls: Vec<String> = local_ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     let emu = emulator.base_url.clone();
     let dir = std::env::temp_dir().join(format!("dingbridge-cluster-{}", free_port().unwrap()));
@@ -56,13 +67,12 @@ corp_id = "{CORP}"
 [[relay.clients]]
 id = "{id}"
 secret = "{secret}"
-complete_url_origins = ["{l0}", "{l1}"]
+complete_url_origins = {origins:?}
 "#,
             db = cloud_db.url(),
             id = CLIENT_A.0,
             secret = CLIENT_A.1,
-            l0 = local_urls[0],
-            l1 = local_urls[1],
+            origins = local_urls,
         );
         let config = dir.join(format!("cloud{i}.toml"));
         std::fs::write(&config, toml).unwrap();

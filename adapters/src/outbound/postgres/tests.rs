@@ -55,8 +55,9 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut again.conn().await?)
         .await?;
-    // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds
-    assert_eq!(applied.n, 10);
+    // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds, relay_sender,
+    // recipient_ledger, claims, governor_lanes, shared_tokens
+    assert_eq!(applied.n, 13);
     drop(again);
     db.drop_database().await?;
     Ok(())
