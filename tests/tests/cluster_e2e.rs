@@ -359,3 +359,82 @@ async fn an_uncertain_batch_is_held_for_an_operator_and_sent_once_after_relay_re
     assert!(String::from_utf8_lossy(&again.stderr).contains("not held for an uncertain batch"));
     split.finish().await;
 }
+
+/// Calls the emulator received on `path`.
+async fn calls_to(cluster: &Cluster, path: &str) -> usize {
+    let calls: Vec<Value> = reqwest::Client::new()
+        .get(format!("{}/_admin/calls", cluster.emulator.base_url))
+        .query(&[("path", path)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn two_clouds_under_load_fetch_one_corp_token_and_one_app_token_between_them() {
+    const SUITE: &str = "suiteemukey0001";
+    const CORP_2: &str = "dingemucorp0002";
+    let corp = tests::split::CORP;
+    let cloud_env = [
+        ("DINGBRIDGE_SUITE__SUITE_KEY", SUITE.to_owned()),
+        ("DINGBRIDGE_SUITE__SUITE_SECRET", "emulator-suite-secret".to_owned()),
+        ("DINGBRIDGE_SUITE__CORP_IDS", format!("[\"{CORP_2}\"]")),
+        ("DINGBRIDGE_EVENTS__TOKEN", "emutoken".to_owned()),
+        ("DINGBRIDGE_EVENTS__AES_KEY", "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned()),
+    ];
+    let local_env = [("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{corp}\", \"{CORP_2}\"]"))];
+    let cluster = cluster(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
+    let emu = cluster.emulator.base_url.clone();
+    // The suite is set up through the first cloud; the second learns it from the database.
+    let url = format!("{}/dingtalk/events", cluster.clouds[0].base_url);
+    let out = admin(&emu, "/_admin/callback", json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;
+    assert_eq!(out["ok"], true, "{out}");
+    let out = admin(&emu, &format!("/_admin/suites/{SUITE}/ticket"), json!({"push": true})).await;
+    assert_eq!(out["push"]["accepted"], true, "{out}");
+    let out = admin(&emu, "/_admin/push/org_suite_auth", json!({"suite_key": SUITE, "corp_id": CORP_2})).await;
+    assert_eq!(out["accepted"], true, "{out}");
+
+    // 80 messages at once through both locals (so both clouds send), half to the suite's corp.
+    let locals: Vec<String> = cluster.locals.iter().map(|l| l.base_url.clone()).collect();
+    let mut posts = Vec::new();
+    for i in 0..80 {
+        let local = locals[i % 2].clone();
+        let (corp_id, userid) =
+            if i % 4 < 2 { (CORP_2, ["c2boss01", "c2staff02"][i % 2]) } else { (corp, "manager4220") };
+        posts.push(tokio::spawn(async move {
+            let body = json!({"corp_id": corp_id, "recipients": {"userids": [userid]},
+                              "body": {"msgtype": "text", "text": {"content": format!("tokens #{i}")}}});
+            reqwest::Client::new()
+                .post(format!("{local}/api/messages"))
+                .bearer_auth(SERVICE_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), StatusCode::ACCEPTED);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sends_with_prefix(&cluster, "tokens #").await < 80 {
+        assert!(Instant::now() < deadline, "not every message reached DingTalk");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both clouds sent for both corps, with one token of each kind between them.
+    assert_eq!(calls_to(&cluster, "/v1.0/oauth2/corpAccessToken").await, 1, "one corp token for the cluster");
+    assert_eq!(calls_to(&cluster, "/v1.0/oauth2/accessToken").await, 1, "one app token for the cluster");
+    cluster.finish().await;
+}
+
+async fn sends_with_prefix(cluster: &Cluster, prefix: &str) -> usize {
+    let sends: Vec<Value> =
+        reqwest::get(format!("{}/_admin/sends", cluster.emulator.base_url)).await.unwrap().json().await.unwrap();
+    sends.iter().filter(|s| s["msg"]["text"]["content"].as_str().is_some_and(|c| c.starts_with(prefix))).count()
+}

@@ -559,6 +559,37 @@ async fn run(
     Ok(rows)
 }
 
+/// Posts `n` text messages (message `i` to [`user`]`(i)` with `content(i)`) from 64 callers,
+/// round robin over `urls` (each a local's `/api/messages`) with the service `token`; every one
+/// must be accepted (`202`), else the error names the status and the answer.
+async fn post_all(urls: &[String], token: &str, n: usize, content: impl Fn(usize) -> String) -> anyhow::Result<()> {
+    async fn accepted(done: Result<reqwest::Result<reqwest::Response>, tokio::task::JoinError>) -> anyhow::Result<()> {
+        let res = done??;
+        let status = res.status();
+        ensure!(status == StatusCode::ACCEPTED, "a message was not accepted: {status} {}", res.text().await?);
+        Ok(())
+    }
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (client, url, token) = (client.clone(), urls[i % urls.len()].clone(), token.to_owned());
+        let body = json!({
+            "recipients": {"userids": [user(i)]},
+            "body": {"msgtype": "text", "text": {"content": content(i)}},
+        });
+        posts.spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await });
+        if posts.len() >= 64
+            && let Some(done) = posts.join_next().await
+        {
+            accepted(done).await?;
+        }
+    }
+    while let Some(done) = posts.join_next().await {
+        accepted(done).await?;
+    }
+    Ok(())
+}
+
 /// `n` messages posted (64 callers, round robin over the locals) to 1 cloud + 1 local, then to
 /// 2 clouds + 2 locals, each set on fresh PostgreSQL databases with its own emulator at 20 calls/s.
 async fn cluster(n: usize, deadline: Deadline, emulator: &str, dingbridge: &str) -> anyhow::Result<Vec<Row>> {
@@ -581,25 +612,8 @@ async fn cluster(n: usize, deadline: Deadline, emulator: &str, dingbridge: &str)
             .await?
             .error_for_status()?;
         let locals: Vec<String> = set.locals.iter().map(|l| format!("{}/api/messages", l.base_url)).collect();
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
         let started = Instant::now();
-        let mut posts = tokio::task::JoinSet::new();
-        for i in 0..n {
-            let (client, url) = (client.clone(), locals[i % locals.len()].clone());
-            let body = json!({
-                "recipients": {"userids": [user(i)]},
-                "body": {"msgtype": "text", "text": {"content": format!("bench cluster {instances} #{i}")}},
-            });
-            posts.spawn(async move { client.post(url).bearer_auth(SERVICE_TOKEN).json(&body).send().await });
-            if posts.len() >= 64
-                && let Some(done) = posts.join_next().await
-            {
-                ensure!(done??.status() == StatusCode::ACCEPTED, "a message was not accepted");
-            }
-        }
-        while let Some(done) = posts.join_next().await {
-            ensure!(done??.status() == StatusCode::ACCEPTED, "a message was not accepted");
-        }
+        post_all(&locals, tests::split::SERVICE_TOKEN, n, |i| format!("bench cluster {instances} #{i}")).await?;
         let accepted = started.elapsed();
         while admin.sends().await? < n {
             deadline.check("the cluster run")?;
@@ -848,25 +862,8 @@ async fn burst(n: usize, deadline: Deadline, base: &str, admin: &Admin) -> anyho
     let sends_before = admin.sends().await?;
     let started_ms = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
     let started = Instant::now();
-    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
     let run_id = std::process::id();
-    let mut posts = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (client, url) = (client.clone(), format!("{base}/api/messages"));
-        let body = json!({
-            "recipients": {"userids": [user(i)]},
-            "body": {"msgtype": "text", "text": {"content": format!("bench {run_id} burst #{i}")}},
-        });
-        posts.spawn(async move { client.post(url).bearer_auth(SERVICE_TOKEN).json(&body).send().await });
-        if posts.len() >= 64
-            && let Some(done) = posts.join_next().await
-        {
-            ensure!(done??.status() == StatusCode::ACCEPTED, "a burst message was not accepted");
-        }
-    }
-    while let Some(done) = posts.join_next().await {
-        ensure!(done??.status() == StatusCode::ACCEPTED, "a burst message was not accepted");
-    }
+    post_all(&[format!("{base}/api/messages")], SERVICE_TOKEN, n, |i| format!("bench {run_id} burst #{i}")).await?;
     while admin.sends().await? < sends_before + n {
         deadline.check("the burst")?;
         tokio::time::sleep(DELIVERY_POLL).await;

@@ -12,7 +12,7 @@
 //! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
 //!   the pool, the migrations and the mapping of SQLite's errors.
 
-mod claims;
+pub(crate) mod claims;
 pub mod group_commit;
 mod hot_writes;
 pub(crate) mod ledger_stores;
