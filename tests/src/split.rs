@@ -187,16 +187,7 @@ impl Split {
     }
 
     pub async fn emulator_calls(&self, path: &str) -> usize {
-        let calls: Vec<Value> = reqwest::Client::new()
-            .get(format!("{}/_admin/calls", self.emulator.base_url))
-            .query(&[("path", path)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        calls.len()
+        emulator_calls(&self.emulator.base_url, path).await
     }
 
     pub fn relay(&self, client: (&str, &str), method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -228,6 +219,25 @@ impl Split {
         }
         panic!("no completion redirect");
     }
+}
+
+/// How many calls the emulator at `emulator` received on `path`.
+pub async fn emulator_calls(emulator: &str, path: &str) -> usize {
+    let calls: Vec<Value> = reqwest::Client::new()
+        .get(format!("{emulator}/_admin/calls"))
+        .query(&[("path", path)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls.len()
+}
+
+/// `GET {base}{path}` with the service token; the JSON answer.
+pub async fn service_get(base: &str, path: &str) -> Value {
+    reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(SERVICE_TOKEN).send().await.unwrap().json().await.unwrap()
 }
 
 /// A cookie-jar client that follows redirects, or not.

@@ -134,19 +134,10 @@ async fn two_clouds_and_two_locals_deliver_every_message_once_within_the_limit_w
     assert!(limits["busiest_window"].as_u64().unwrap() <= 20, "{limits}");
 
     // The surviving local reports every message sent.
-    let client = reqwest::Client::new();
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let message: Value = client
-                .get(format!("{}/api/messages/{id}", locals[1]))
-                .bearer_auth(SERVICE_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let message = tests::split::service_get(&locals[1], &format!("/api/messages/{id}")).await;
             if matches!(message["state"].as_str(), Some("sent" | "completed")) {
                 break;
             }
@@ -207,16 +198,8 @@ async fn admin(emulator: &str, path: &str, body: Value) -> Value {
 }
 
 async fn userids(local: &str) -> Vec<String> {
-    let users: Vec<Value> = reqwest::Client::new()
-        .get(format!("{local}/api/users"))
-        .bearer_auth(SERVICE_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    users.iter().filter_map(|u| u["userid"].as_str().map(str::to_owned)).collect()
+    let users = tests::split::service_get(local, "/api/users").await;
+    users.as_array().unwrap().iter().filter_map(|u| u["userid"].as_str().map(str::to_owned)).collect()
 }
 
 /// DingTalk pushes `user_modify_org` for `userid` to the first cloud; the cluster's feed poller
@@ -360,19 +343,6 @@ async fn an_uncertain_batch_is_held_for_an_operator_and_sent_once_after_relay_re
     split.finish().await;
 }
 
-/// Calls the emulator received on `path`.
-async fn calls_to(cluster: &Cluster, path: &str) -> usize {
-    let calls: Vec<Value> = reqwest::Client::new()
-        .get(format!("{}/_admin/calls", cluster.emulator.base_url))
-        .query(&[("path", path)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    calls.len()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
@@ -428,8 +398,8 @@ async fn two_clouds_under_load_fetch_one_corp_token_and_one_app_token_between_th
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Both clouds sent for both corps, with one token of each kind between them.
-    assert_eq!(calls_to(&cluster, "/v1.0/oauth2/corpAccessToken").await, 1, "one corp token for the cluster");
-    assert_eq!(calls_to(&cluster, "/v1.0/oauth2/accessToken").await, 1, "one app token for the cluster");
+    assert_eq!(tests::split::emulator_calls(&emu, "/v1.0/oauth2/corpAccessToken").await, 1, "one corp token for the cluster");
+    assert_eq!(tests::split::emulator_calls(&emu, "/v1.0/oauth2/accessToken").await, 1, "one app token for the cluster");
     cluster.finish().await;
 }
 

@@ -25,9 +25,9 @@
 //!   meanwhile are refused at once with [`Refusal::IpBanned`] and never reach the provider.
 //!
 //! Scope: one process, unless a [`SlotBook`] is shared ([`Governor::with_shared`]): then every
-//! slot is reserved in the shared book (PostgreSQL: one row per lane, `next = GREATEST(now, next)
-//! + interval`, on the database's clock), so several cloud instances together keep the pace of
-//! one. Each process still spaces its own departures one interval apart. Worst case across
+//! slot is reserved in the shared book (PostgreSQL: one row per lane, `next = GREATEST(now,
+//! next) + interval`, on the database's clock), so several cloud instances together keep the
+//! pace of one. Each process still spaces its own departures one interval apart. Worst case across
 //! instances: slots are exactly one interval apart, and a call leaves up to its timer's lateness
 //! `L` after its slot, so any 1-second window holds at most `ceil((1 s + L) / interval)` calls —
 //! at 18/s, 19 while `L` < 55 ms and 20 while `L` < 111 ms (DingTalk's limit is 20). When the
