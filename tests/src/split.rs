@@ -237,7 +237,15 @@ pub async fn emulator_calls(emulator: &str, path: &str) -> usize {
 
 /// `GET {base}{path}` with the service token; the JSON answer.
 pub async fn service_get(base: &str, path: &str) -> Value {
-    reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(SERVICE_TOKEN).send().await.unwrap().json().await.unwrap()
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// A cookie-jar client that follows redirects, or not.

@@ -343,7 +343,6 @@ async fn an_uncertain_batch_is_held_for_an_operator_and_sent_once_after_relay_re
     split.finish().await;
 }
 
-
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn two_clouds_under_load_fetch_one_corp_token_and_one_app_token_between_them() {
@@ -398,8 +397,16 @@ async fn two_clouds_under_load_fetch_one_corp_token_and_one_app_token_between_th
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Both clouds sent for both corps, with one token of each kind between them.
-    assert_eq!(tests::split::emulator_calls(&emu, "/v1.0/oauth2/corpAccessToken").await, 1, "one corp token for the cluster");
-    assert_eq!(tests::split::emulator_calls(&emu, "/v1.0/oauth2/accessToken").await, 1, "one app token for the cluster");
+    assert_eq!(
+        tests::split::emulator_calls(&emu, "/v1.0/oauth2/corpAccessToken").await,
+        1,
+        "one corp token for the cluster"
+    );
+    assert_eq!(
+        tests::split::emulator_calls(&emu, "/v1.0/oauth2/accessToken").await,
+        1,
+        "one app token for the cluster"
+    );
     cluster.finish().await;
 }
 
