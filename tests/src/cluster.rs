@@ -7,7 +7,7 @@
 use adapters::outbound::postgres::testing::TestDatabase;
 
 use crate::procs::{Proc, free_port};
-use crate::split::{CLIENT_A, CORP, SERVICE_TOKEN, env};
+use crate::split::{CLIENT_A, emulator_app_toml, env, local_vars};
 
 pub struct Cluster {
     pub emulator: Proc,
@@ -56,20 +56,14 @@ mode = "cloud"
 public_url = "http://127.0.0.1:{port}"
 [database]
 url = "{db}"
-[dingtalk]
-login_base = "{emu}"
-api_base = "{emu}"
-oapi_base = "{emu}"
-app_key = "dingemuappkey0001"
-app_secret = "emulator-app-secret"
-agent_id = 300001
-corp_id = "{CORP}"
+{app}
 [[relay.clients]]
 id = "{id}"
 secret = "{secret}"
 complete_url_origins = {origins:?}
 "#,
             db = cloud_db.url(),
+            app = emulator_app_toml(&emu),
             id = CLIENT_A.0,
             secret = CLIENT_A.1,
             origins = local_urls,
@@ -82,16 +76,7 @@ complete_url_origins = {origins:?}
     }
     let mut locals = Vec::new();
     for (port, cloud) in local_ports.iter().zip(&clouds) {
-        let mut vars = env(&[
-            ("DINGBRIDGE_MODE", "local".into()),
-            ("DINGBRIDGE_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-            ("DATABASE_URL", local_db.url().to_owned()),
-            ("DINGDING_CLOUD_HOST", cloud.base_url.clone()),
-            ("DINGDING_SECRET_USER", CLIENT_A.0.into()),
-            ("DINGDING_SECRET_PASSWORD", CLIENT_A.1.into()),
-            ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
-            ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
-        ]);
+        let mut vars = local_vars(&format!("http://127.0.0.1:{port}"), local_db.url(), &cloud.base_url);
         vars.extend(env(local_env));
         locals.push(Proc::dingbridge(dingbridge_bin, *port, None, vars).await.unwrap());
     }

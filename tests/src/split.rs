@@ -40,6 +40,30 @@ pub fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
+/// The `[dingtalk]` section of a cloud serving the emulator at `emu`'s internal app.
+pub fn emulator_app_toml(emu: &str) -> String {
+    format!(
+        "[dingtalk]\nlogin_base = \"{emu}\"\napi_base = \"{emu}\"\noapi_base = \"{emu}\"\n\
+         app_key = \"dingemuappkey0001\"\napp_secret = \"emulator-app-secret\"\nagent_id = 300001\n\
+         corp_id = \"{CORP}\""
+    )
+}
+
+/// The environment of a local at `local_url` on the PostgreSQL database `database_url`,
+/// relaying to the cloud at `cloud_url` as relay client A, with the service token.
+pub fn local_vars(local_url: &str, database_url: &str, cloud_url: &str) -> HashMap<String, String> {
+    env(&[
+        ("DINGBRIDGE_MODE", "local".into()),
+        ("DINGBRIDGE_PUBLIC_URL", local_url.to_owned()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DINGDING_CLOUD_HOST", cloud_url.to_owned()),
+        ("DINGDING_SECRET_USER", CLIENT_A.0.into()),
+        ("DINGDING_SECRET_PASSWORD", CLIENT_A.1.into()),
+        ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
+        ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
+    ])
+}
+
 /// Starts the three processes; panics when PostgreSQL is unreachable (tests using this carry
 /// `#[cfg_attr(pg_unavailable, ignore = "…")]`, see `adapters/build.rs`, so without PostgreSQL
 /// at build time they are listed as ignored instead). `local_env` adds or overrides local's
@@ -81,14 +105,7 @@ mode = "cloud"
 public_url = "{cloud_url}"
 [database]
 url = "sqlite://{db}"
-[dingtalk]
-login_base = "{emu}"
-api_base = "{emu}"
-oapi_base = "{emu}"
-app_key = "dingemuappkey0001"
-app_secret = "emulator-app-secret"
-agent_id = 300001
-corp_id = "{CORP}"
+{app}
 [governor]
 rate_per_second = {unpaced}
 [[relay.clients]]
@@ -102,6 +119,7 @@ corp_ids = ["dingothercorp"]
 complete_url_origins = ["http://127.0.0.1:1"]
 "#,
         db = dir.join("cloud.db").display(),
+        app = emulator_app_toml(&emu),
         a_id = CLIENT_A.0,
         a_secret = CLIENT_A.1,
         b_id = CLIENT_B.0,
@@ -114,16 +132,7 @@ complete_url_origins = ["http://127.0.0.1:1"]
         Proc::dingbridge_logged(dingbridge_bin, cloud_port, Some(&cloud_config), env(cloud_env), logs.map(|l| l.0))
             .await
             .unwrap();
-    let mut local_vars = env(&[
-        ("DINGBRIDGE_MODE", "local".into()),
-        ("DINGBRIDGE_PUBLIC_URL", local_url.clone()),
-        ("DATABASE_URL", db.url().to_owned()),
-        ("DINGDING_CLOUD_HOST", cloud_url.clone()),
-        ("DINGDING_SECRET_USER", CLIENT_A.0.into()),
-        ("DINGDING_SECRET_PASSWORD", CLIENT_A.1.into()),
-        ("DINGBRIDGE_DINGTALK__CORP_ID", CORP.into()),
-        ("DINGBRIDGE_API__SERVICE_TOKENS", format!("[\"{SERVICE_TOKEN}\"]")),
-    ]);
+    let mut local_vars = local_vars(&local_url, db.url(), &cloud_url);
     local_vars.extend(env(local_env));
     let local = Proc::dingbridge_logged(dingbridge_bin, local_port, None, local_vars, logs.map(|l| l.1)).await.unwrap();
     Split { emulator, cloud, local, db: Some(db), _dir: TempDir(dir) }
