@@ -40,6 +40,44 @@ pub fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
 }
 
+/// Environment variables for a process, as (name, value) pairs.
+pub type EnvPairs = Vec<(&'static str, String)>;
+
+/// The emulator fixture's third-party suite, and the corp that authorizes it.
+pub const SUITE: &str = "suiteemukey0001";
+pub const SUITE_CORP: &str = "dingemucorp0002";
+
+/// A cloud's environment for the fixture suite (its keys and callback keys; the owner key defaults
+/// to the suite key), and a local's that serves both corps (the internal app's and the suite's).
+pub fn suite_env() -> (EnvPairs, EnvPairs) {
+    let cloud = vec![
+        ("DINGBRIDGE_SUITE__SUITE_KEY", SUITE.to_owned()),
+        ("DINGBRIDGE_SUITE__SUITE_SECRET", "emulator-suite-secret".to_owned()),
+        ("DINGBRIDGE_SUITE__CORP_IDS", format!("[\"{SUITE_CORP}\"]")),
+        ("DINGBRIDGE_EVENTS__TOKEN", "emutoken".to_owned()),
+        ("DINGBRIDGE_EVENTS__AES_KEY", "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned()),
+    ];
+    let local = vec![("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\", \"{SUITE_CORP}\"]"))];
+    (cloud, local)
+}
+
+/// Connects the fixture suite to the cloud at `cloud`: the emulator's suite callback points at it,
+/// and the emulator pushes the suite_ticket and the corp's authorization.
+pub async fn connect_suite(emulator: &str, cloud: &str) {
+    let admin = |path: String, body: Value| async move {
+        let res = reqwest::Client::new().post(format!("{emulator}{path}")).json(&body).send().await.unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json::<Value>().await.unwrap()
+    };
+    let url = format!("{cloud}/dingtalk/events");
+    let out = admin("/_admin/callback".into(), json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;
+    assert_eq!(out["ok"], true, "{out}");
+    let out = admin(format!("/_admin/suites/{SUITE}/ticket"), json!({"push": true})).await;
+    assert_eq!(out["push"]["accepted"], true, "{out}");
+    let out = admin("/_admin/push/org_suite_auth".into(), json!({"suite_key": SUITE, "corp_id": SUITE_CORP})).await;
+    assert_eq!(out["accepted"], true, "{out}");
+}
+
 /// The `[dingtalk]` section of a cloud serving the emulator at `emu`'s internal app.
 pub fn emulator_app_toml(emu: &str) -> String {
     format!(

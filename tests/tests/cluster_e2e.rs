@@ -365,27 +365,13 @@ async fn an_uncertain_batch_is_held_for_an_operator_and_sent_once_after_relay_re
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
 async fn two_clouds_under_load_fetch_one_corp_token_and_one_app_token_between_them() {
-    const SUITE: &str = "suiteemukey0001";
-    const CORP_2: &str = "dingemucorp0002";
+    const CORP_2: &str = tests::split::SUITE_CORP;
     let corp = tests::split::CORP;
-    let cloud_env = [
-        ("DINGBRIDGE_SUITE__SUITE_KEY", SUITE.to_owned()),
-        ("DINGBRIDGE_SUITE__SUITE_SECRET", "emulator-suite-secret".to_owned()),
-        ("DINGBRIDGE_SUITE__CORP_IDS", format!("[\"{CORP_2}\"]")),
-        ("DINGBRIDGE_EVENTS__TOKEN", "emutoken".to_owned()),
-        ("DINGBRIDGE_EVENTS__AES_KEY", "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned()),
-    ];
-    let local_env = [("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{corp}\", \"{CORP_2}\"]"))];
+    let (cloud_env, local_env) = tests::split::suite_env();
     let cluster = cluster(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
     let emu = cluster.emulator.base_url.clone();
     // The suite is set up through the first cloud; the second learns it from the database.
-    let url = format!("{}/dingtalk/events", cluster.clouds[0].base_url);
-    let out = admin(&emu, "/_admin/callback", json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;
-    assert_eq!(out["ok"], true, "{out}");
-    let out = admin(&emu, &format!("/_admin/suites/{SUITE}/ticket"), json!({"push": true})).await;
-    assert_eq!(out["push"]["accepted"], true, "{out}");
-    let out = admin(&emu, "/_admin/push/org_suite_auth", json!({"suite_key": SUITE, "corp_id": CORP_2})).await;
-    assert_eq!(out["accepted"], true, "{out}");
+    tests::split::connect_suite(&emu, &cluster.clouds[0].base_url).await;
 
     // 80 messages at once through both locals (so both clouds send), half to the suite's corp.
     let locals: Vec<String> = cluster.locals.iter().map(|l| l.base_url.clone()).collect();

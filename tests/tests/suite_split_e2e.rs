@@ -11,41 +11,17 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tests::split::{CORP, Split, split_with};
+use tests::split::{CORP, SUITE, SUITE_CORP as CORP_2, Split, split_with};
 
 const EMULATOR: &str = env!("CARGO_BIN_EXE_dingtalk-emulator");
 const DINGBRIDGE: &str = env!("CARGO_BIN_EXE_dingbridge-proc");
 
-const SUITE: &str = "suiteemukey0001";
-const CORP_2: &str = "dingemucorp0002";
 const CORP_TOKEN: &str = "/v1.0/oauth2/corpAccessToken";
 
-async fn admin(emulator: &str, path: &str, body: Value) -> Value {
-    let res = reqwest::Client::new().post(format!("{emulator}{path}")).json(&body).send().await.unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap()
-}
-
 async fn split() -> Split {
-    // The fixture suite's own callback keys; the owner key defaults to the suite key.
-    let cloud_env = [
-        ("DINGBRIDGE_SUITE__SUITE_KEY", SUITE.to_owned()),
-        ("DINGBRIDGE_SUITE__SUITE_SECRET", "emulator-suite-secret".to_owned()),
-        ("DINGBRIDGE_SUITE__CORP_IDS", format!("[\"{CORP_2}\"]")),
-        ("DINGBRIDGE_EVENTS__TOKEN", "emutoken".to_owned()),
-        ("DINGBRIDGE_EVENTS__AES_KEY", "emuSuiteAesKey0123456789abcdefghijklmnopqrs".to_owned()),
-    ];
-    // Local serves both corps of its relay client (the internal app's and the suite's).
-    let local_env = [("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\", \"{CORP_2}\"]"))];
+    let (cloud_env, local_env) = tests::split::suite_env();
     let split = split_with(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
-    let emu = &split.emulator.base_url;
-    let url = format!("{}/dingtalk/events", split.cloud.base_url);
-    let out = admin(emu, "/_admin/callback", json!({"owner": "suite", "suite_key": SUITE, "url": url})).await;
-    assert_eq!(out["ok"], true, "{out}");
-    let out = admin(emu, &format!("/_admin/suites/{SUITE}/ticket"), json!({"push": true})).await;
-    assert_eq!(out["push"]["accepted"], true, "{out}");
-    let out = admin(emu, "/_admin/push/org_suite_auth", json!({"suite_key": SUITE, "corp_id": CORP_2})).await;
-    assert_eq!(out["accepted"], true, "{out}");
+    tests::split::connect_suite(&split.emulator.base_url, &split.cloud.base_url).await;
     split
 }
 
