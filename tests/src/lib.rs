@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod emulator;
+pub mod feishu_emulator;
 pub mod procs;
 pub mod split;
 pub mod stack;
