@@ -74,6 +74,41 @@ pub struct FeishuFixture {
     pub outsiders: Vec<FeishuUserFixture>,
 }
 
+impl FeishuFixture {
+    /// Reads a fixture from a JSON file (the serde shape of this struct; `outsiders` and the
+    /// people's optional fields may be left out) and checks it with [`FeishuFixture::validate`].
+    ///
+    /// Errors: the file cannot be read, is not JSON of this shape, or fails validation.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<FeishuFixture> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let fixture: FeishuFixture =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
+        fixture.validate()?;
+        Ok(fixture)
+    }
+
+    /// Checks the fixture: `app_id`, `app_secret` and `tenant_key` are non-empty, and no
+    /// `open_id`, `union_id` or `user_id` is used twice across users and outsiders (the emulator
+    /// finds people by them, docs/feishu-api.md §0.6).
+    ///
+    /// Errors: the first problem found, as text.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (what, value) in
+            [("app_id", &self.app_id), ("app_secret", &self.app_secret), ("tenant_key", &self.tenant_key)]
+        {
+            anyhow::ensure!(!value.is_empty(), "fixture {what} is empty");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in self.users.iter().chain(&self.outsiders) {
+            for (kind, id) in [("open_id", &u.open_id), ("union_id", &u.union_id), ("user_id", &u.user_id)] {
+                anyhow::ensure!(!id.is_empty(), "fixture person {} has an empty {kind}", u.name);
+                anyhow::ensure!(seen.insert((kind, id.as_str())), "fixture {kind} {id} is used twice");
+            }
+        }
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn person(
     key: &str,

@@ -11,7 +11,8 @@
 //!   `GET /open-apis/authen/v1/user_info` (§A.5);
 //! - app tokens (§B.1): `POST /open-apis/auth/v3/tenant_access_token/internal[/]` and
 //!   `POST /open-apis/auth/v3/app_access_token/internal[/]`;
-//! - contact (§C.1): `GET /open-apis/contact/v3/users/:user_id`;
+//! - contact (§C.1/§C.2): `GET /open-apis/contact/v3/users/:user_id`,
+//!   `POST /open-apis/contact/v3/users/batch_get_id`; tenant: `GET /open-apis/tenant/v2/tenant/query` (§A.5);
 //! - IM (§D): `POST /open-apis/im/v1/messages` (§D.1/§D.2), `DELETE /open-apis/im/v1/messages/:id`
 //!   (§D.5), `GET /open-apis/im/v1/messages/:id/read_users` (§D.6);
 //! - anything else: HTTP 404 `text/plain` `404 page not found` (§0.2);
@@ -29,6 +30,7 @@
 //! ```
 
 mod admin;
+mod contact;
 mod fixture;
 mod im;
 mod oauth;
@@ -38,6 +40,8 @@ mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_contact;
 #[cfg(test)]
 mod tests_im;
 
@@ -118,8 +122,10 @@ impl RunningFeishuEmulator {
 
 /// Binds `bind` (e.g. `127.0.0.1:0`) and serves the emulator in a background task.
 ///
-/// Errors: the address cannot be bound, or is not an inet address.
+/// Errors: the fixture fails [`FeishuFixture::validate`], the address cannot be bound, or is not
+/// an inet address.
 pub async fn start(config: FeishuEmulatorConfig, bind: &str) -> anyhow::Result<RunningFeishuEmulator> {
+    config.fixture.validate()?;
     let emulator = FeishuEmulator::new(config);
     let acceptor =
         TcpListener::new(bind.to_owned()).try_bind().await.map_err(|e| anyhow::anyhow!("binding {bind}: {e}"))?;
@@ -215,8 +221,10 @@ fn dispatch(emu: &FeishuEmulator, req: &Incoming) -> Reply {
             open::tenant_access_token(emu, req, true)
         }
         ("GET", p) if p.strip_prefix(USERS).is_some_and(|id| !id.is_empty() && !id.contains('/')) => {
-            open::contact_user(emu, req, p.trim_start_matches(USERS))
+            contact::user(emu, req, p.trim_start_matches(USERS))
         }
+        ("POST", "/open-apis/contact/v3/users/batch_get_id") => contact::batch_get_id(emu, req),
+        ("GET", "/open-apis/tenant/v2/tenant/query") => contact::tenant_query(emu, req),
         ("POST", MESSAGES) => im::send(emu, req),
         (method, p) => match p.strip_prefix(MESSAGES).and_then(|rest| rest.strip_prefix('/')) {
             Some(id) if method == "DELETE" && !id.is_empty() && !id.contains('/') => im::recall(emu, req, id),

@@ -1,9 +1,7 @@
-//! App tokens (docs/feishu-api.md §B.1), the OpenAPI auth gateway (§0.3) and the contact
-//! directory (§C.1).
+//! App tokens (docs/feishu-api.md §B.1) and the OpenAPI auth gateway (§0.3).
 
 use serde_json::json;
 
-use super::fixture::{FeishuUserStatus, IdType, avatars, find};
 use super::state::FeishuEmulator;
 use super::wire::{Incoming, Reply, random_hex, text};
 
@@ -79,51 +77,4 @@ pub(crate) fn tenant_access_token(emu: &FeishuEmulator, req: &Incoming, with_app
         body["app_access_token"] = json!(token);
     }
     Reply::auth_v3(body)
-}
-
-// docs/feishu-api.md §C.1 — `GET /open-apis/contact/v3/users/:user_id?user_id_type=&department_id_type=`.
-pub(crate) fn contact_user(emu: &FeishuEmulator, req: &Incoming, id: &str) -> Reply {
-    if let Err(r) = require_tenant_token(emu, req) {
-        return r;
-    }
-    let invalid = || Reply::fail(400, 40001, "invalid parameter");
-    let Some(id_type) = IdType::parse(req.query("user_id_type").unwrap_or("open_id"), false) else {
-        return invalid();
-    };
-    // §0.6: default `open_department_id`; the fixture only has `od-` ids, so `department_id` gets them too.
-    if !matches!(
-        req.query("department_id_type").unwrap_or("open_department_id"),
-        "open_department_id" | "department_id"
-    ) {
-        return invalid();
-    }
-    let st = emu.lock();
-    // §C.1: 41050 `no user authority` for people outside the app's contact scope — used for the
-    // other tenant's people and, UNCONFIRMED (41012 / 99992351 also possible, §H), for unknown ids.
-    let Some((u, false)) = find(&st.users, &st.outsiders, id_type, id) else {
-        return Reply::fail(400, 41050, "no user authority error");
-    };
-    let [a72, a240, a640, origin] = avatars(u);
-    // §C.1 `status`; the flag combinations per state are inferred from the state list.
-    let s = u.status;
-    let status = json!({
-        "is_frozen": s == FeishuUserStatus::Frozen,
-        "is_resigned": s == FeishuUserStatus::Resigned,
-        "is_activated": matches!(s, FeishuUserStatus::Active | FeishuUserStatus::Frozen),
-        "is_exited": false,
-        "is_unjoin": false,
-    });
-    // Every field scope is granted to the fixture app; a person's absent values are omitted.
-    let mut user = json!({
-        "union_id": u.union_id, "user_id": u.user_id, "open_id": u.open_id,
-        "name": u.name, "en_name": u.en_name,
-        "avatar": {"avatar_72": a72, "avatar_240": a240, "avatar_640": a640, "avatar_origin": origin},
-        "status": status, "department_ids": u.department_ids,
-    });
-    for (key, value) in [("email", &u.email), ("mobile", &u.mobile), ("job_title", &u.job_title)] {
-        if let Some(v) = value {
-            user[key] = json!(v);
-        }
-    }
-    Reply::ok(json!({"user": user}))
 }
