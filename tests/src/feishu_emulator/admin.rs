@@ -54,6 +54,12 @@ struct RecallWindowBody {
     secs: i64,
 }
 
+/// `POST /_admin/limits`: `{"api_qps": 50}` or `{"api_qps": null}` (unlimited).
+#[derive(Deserialize)]
+struct LimitsBody {
+    api_qps: Option<u32>,
+}
+
 fn run<T: DeserializeOwned>(req: &Incoming, f: impl FnOnce(T) -> Reply) -> Reply {
     match body::<T>(req) {
         Ok(b) => f(b),
@@ -110,6 +116,17 @@ pub(crate) fn handle(emu: &FeishuEmulator, req: &Incoming) -> Reply {
             emu.set_recall_window_secs(b.secs);
             ok()
         }),
+        ("POST", "/_admin/limits") => run(req, |b: LimitsBody| {
+            if b.api_qps == Some(0) {
+                return bad_request("api_qps must be at least 1, or null for no limit");
+            }
+            emu.set_api_qps(b.api_qps);
+            ok()
+        }),
+        ("GET", "/_admin/limits") => {
+            let st = emu.lock();
+            Reply::admin(200, json!({"api_qps": st.limits.qps, "throttled": st.limits.refused}))
+        }
         ("POST", "/_admin/reset") => {
             emu.reset();
             ok()

@@ -16,8 +16,9 @@
 //! - IM (§D): `POST /open-apis/im/v1/messages` (§D.1/§D.2), `DELETE /open-apis/im/v1/messages/:id`
 //!   (§D.5), `GET /open-apis/im/v1/messages/:id/read_users` (§D.6);
 //! - anything else: HTTP 404 `text/plain` `404 page not found` (§0.2);
-//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages`,
-//!   `POST consent|users/status|users/available|read|clock|recall_window|reset`.
+//! - optionally the per-API rate limit of §0.4 (HTTP 429, 99991400; off by default, [`FeishuEmulator::set_api_qps`]);
+//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages|limits`,
+//!   `POST consent|users/status|users/available|read|clock|recall_window|limits|reset`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -33,8 +34,10 @@ mod admin;
 mod contact;
 mod fixture;
 mod im;
+mod limits;
 mod oauth;
 mod open;
+mod route;
 mod state;
 mod wire;
 
@@ -57,6 +60,7 @@ use salvo::{Depot, FlowCtrl, Handler, Request, Response, Router, Server, async_t
 pub use fixture::{FeishuFixture, FeishuUserFixture, FeishuUserStatus, OUTSIDER_TENANT_KEY};
 pub use state::{DEFAULT_RECALL_WINDOW_SECS, FeishuCall, FeishuConsent, FeishuEmulator, FeishuMessage};
 
+use route::Route;
 use wire::{Incoming, Reply, ReplyBody};
 
 /// Emulator settings.
@@ -200,40 +204,31 @@ fn write_reply(res: &mut Response, reply: Reply) {
     res.body(body);
 }
 
-/// Routes a non-admin request to its endpoint.
+/// Routes a non-admin request to its endpoint, after the §0.4 rate limit.
 fn dispatch(emu: &FeishuEmulator, req: &Incoming) -> Reply {
-    const MESSAGES: &str = "/open-apis/im/v1/messages";
-    const USERS: &str = "/open-apis/contact/v3/users/";
-    let path = req.path.as_str();
-    match (req.method.as_str(), path) {
-        ("GET", "/open-apis/authen/v1/authorize") => oauth::authorize(emu, req),
-        ("GET", "/open-apis/authen/v1/authorize/approve") => oauth::consent_approve(emu, req),
-        ("GET", "/open-apis/authen/v1/authorize/deny") => oauth::consent_deny(emu, req),
-        ("POST", "/open-apis/authen/v2/oauth/token") => oauth::token(emu, req, oauth::TokenEndpoint::V2),
-        ("POST", "/oauth/v3/token") => oauth::token(emu, req, oauth::TokenEndpoint::V3),
-        ("GET", "/open-apis/authen/v1/user_info") => oauth::user_info(emu, req),
-        // docs/feishu-api.md §B.1: "trailing `/` also works".
-        (
-            "POST",
-            "/open-apis/auth/v3/tenant_access_token/internal" | "/open-apis/auth/v3/tenant_access_token/internal/",
-        ) => open::tenant_access_token(emu, req, false),
-        ("POST", "/open-apis/auth/v3/app_access_token/internal" | "/open-apis/auth/v3/app_access_token/internal/") => {
-            open::tenant_access_token(emu, req, true)
-        }
-        ("GET", p) if p.strip_prefix(USERS).is_some_and(|id| !id.is_empty() && !id.contains('/')) => {
-            contact::user(emu, req, p.trim_start_matches(USERS))
-        }
-        ("POST", "/open-apis/contact/v3/users/batch_get_id") => contact::batch_get_id(emu, req),
-        ("GET", "/open-apis/tenant/v2/tenant/query") => contact::tenant_query(emu, req),
-        ("POST", MESSAGES) => im::send(emu, req),
-        (method, p) => match p.strip_prefix(MESSAGES).and_then(|rest| rest.strip_prefix('/')) {
-            Some(id) if method == "DELETE" && !id.is_empty() && !id.contains('/') => im::recall(emu, req, id),
-            Some(rest) if method == "GET" => match rest.strip_suffix("/read_users") {
-                Some(id) if !id.is_empty() && !id.contains('/') => im::read_users(emu, req, id),
-                _ => Reply::not_found(),
-            },
-            _ => Reply::not_found(),
-        },
+    let Some(route) = Route::of(req) else {
+        return Reply::not_found();
+    };
+    if let Some(api) = route.api()
+        && let Err(throttled) = limits::admit(emu, api)
+    {
+        return throttled;
+    }
+    match route {
+        Route::Authorize => oauth::authorize(emu, req),
+        Route::ConsentApprove => oauth::consent_approve(emu, req),
+        Route::ConsentDeny => oauth::consent_deny(emu, req),
+        Route::TokenV2 => oauth::token(emu, req, oauth::TokenEndpoint::V2),
+        Route::TokenV3 => oauth::token(emu, req, oauth::TokenEndpoint::V3),
+        Route::UserInfo => oauth::user_info(emu, req),
+        Route::TenantToken => open::tenant_access_token(emu, req, false),
+        Route::AppToken => open::tenant_access_token(emu, req, true),
+        Route::ContactUser(id) => contact::user(emu, req, &id),
+        Route::BatchGetId => contact::batch_get_id(emu, req),
+        Route::TenantQuery => contact::tenant_query(emu, req),
+        Route::Send => im::send(emu, req),
+        Route::Recall(id) => im::recall(emu, req, &id),
+        Route::ReadUsers(id) => im::read_users(emu, req, &id),
     }
 }
 

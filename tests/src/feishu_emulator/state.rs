@@ -121,6 +121,8 @@ pub(crate) struct State {
     pub(crate) chats: HashMap<String, String>,
     /// Recall window in seconds (§D.5, admin-configurable; default 24 h).
     pub(crate) recall_window_secs: i64,
+    /// The §0.4 per-API rate limit.
+    pub(crate) limits: super::limits::ApiLimits,
 }
 
 /// Default recall window: 24 h (docs/feishu-api.md §D.4 "within one days", §H "recall within 24 h
@@ -145,6 +147,7 @@ impl State {
             messages: Vec::new(),
             chats: HashMap::new(),
             recall_window_secs: DEFAULT_RECALL_WINDOW_SECS,
+            limits: super::limits::ApiLimits::default(),
         }
     }
 
@@ -255,6 +258,17 @@ impl FeishuEmulator {
     /// Sets the recall window in seconds (§D.5: admin-configurable; default 24 h).
     pub fn set_recall_window_secs(&self, secs: i64) {
         self.lock().recall_window_secs = secs;
+    }
+
+    /// Sets the calls allowed per second per API (docs/feishu-api.md §0.4, e.g. 50 for tier 4);
+    /// `None` (the default): unlimited. Over it a call gets HTTP 429 / 99991400 and does nothing.
+    pub fn set_api_qps(&self, qps: Option<u32>) {
+        self.lock().limits.qps = qps;
+    }
+
+    /// Calls refused by the §0.4 rate limit so far.
+    pub fn throttled_calls(&self) -> u64 {
+        self.lock().limits.refused
     }
 
     /// Marks the recipient of `message_id` as having read it now (§D.6); false when unknown,

@@ -92,3 +92,24 @@ async fn fixtures_load_from_json_and_are_validated() {
     let parsed: FeishuFixture = serde_json::from_value(minimal).unwrap();
     assert!(parsed.outsiders.is_empty() && parsed.users[0].email.is_none());
 }
+
+#[tokio::test]
+async fn per_api_rate_limit_answers_429_when_set() {
+    let env = env().await;
+    let token = env.tenant_token().await;
+    let res = env.http.post(env.url("/_admin/limits")).json(&json!({"api_qps": 2})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let path = "/open-apis/contact/v3/users/ou_feishu_alice";
+    assert_eq!(env.get_auth(path, &token).await.0, 200);
+    assert_eq!(env.get_auth(path, &token).await.0, 200);
+    let res = env.http.get(env.url(path)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["x-ogw-ratelimit-limit"], "2");
+    assert_eq!(res.headers()["x-ogw-ratelimit-reset"], "1");
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], 99991400);
+    // Other APIs have their own window; a second later the API admits again.
+    assert_eq!(env.get_auth("/open-apis/tenant/v2/tenant/query", &token).await.0, 200);
+    env.emu.advance_clock(1);
+    assert_eq!(env.get_auth(path, &token).await.0, 200);
+    assert_eq!(env.emu.throttled_calls(), 1);
+}
