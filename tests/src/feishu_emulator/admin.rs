@@ -36,10 +36,12 @@ struct AvailableBody {
     available: bool,
 }
 
-/// `POST /_admin/read`: `{"message_id":"om_…"}`.
+/// `POST /_admin/read`: `{"message_id":"om_…"}`, or `{"message_id":"bm-…","open_id":"ou_…"}` for a batch task.
 #[derive(Deserialize)]
 struct ReadBody {
     message_id: String,
+    #[serde(default)]
+    open_id: Option<String>,
 }
 
 /// `POST /_admin/clock`: `{"advance_secs": 3600}`.
@@ -90,6 +92,7 @@ pub(crate) fn handle(emu: &FeishuEmulator, req: &Incoming) -> Reply {
             Reply::admin(200, json!(calls))
         }
         ("GET", "/_admin/messages") => Reply::admin(200, json!(emu.messages())),
+        ("GET", "/_admin/batches") => Reply::admin(200, json!(emu.batches())),
         ("POST", "/_admin/consent") => run(req, |consent: FeishuConsent| {
             if let FeishuConsent::Approve { open_id } = &consent
                 && emu.lock().person(open_id).is_none()
@@ -105,8 +108,11 @@ pub(crate) fn handle(emu: &FeishuEmulator, req: &Incoming) -> Reply {
         ("POST", "/_admin/users/available") => run(req, |b: AvailableBody| {
             not_found_unless(emu.set_user_available(&b.open_id, b.available), "unknown open_id")
         }),
-        ("POST", "/_admin/read") => run(req, |b: ReadBody| {
-            not_found_unless(emu.mark_read(&b.message_id), "no such message, recalled, or already read")
+        ("POST", "/_admin/read") => run(req, |b: ReadBody| match &b.open_id {
+            Some(o) => {
+                not_found_unless(emu.mark_batch_read(&b.message_id, o), "no such delivered, unread batch recipient")
+            }
+            None => not_found_unless(emu.mark_read(&b.message_id), "no such message, recalled, or already read"),
         }),
         ("POST", "/_admin/clock") => run(req, |b: ClockBody| {
             emu.advance_clock(b.advance_secs);

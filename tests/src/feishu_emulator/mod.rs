@@ -14,10 +14,12 @@
 //! - contact (§C.1/§C.2): `GET /open-apis/contact/v3/users/:user_id`,
 //!   `POST /open-apis/contact/v3/users/batch_get_id`; tenant: `GET /open-apis/tenant/v2/tenant/query` (§A.5);
 //! - IM (§D): `POST /open-apis/im/v1/messages` (§D.1/§D.2), `DELETE /open-apis/im/v1/messages/:id`
-//!   (§D.5), `GET /open-apis/im/v1/messages/:id/read_users` (§D.6);
+//!   (§D.5), `GET /open-apis/im/v1/messages/:id/read_users` (§D.6); batch (§D.3/§D.4):
+//!   `POST /open-apis/message/v4/batch_send/`, `GET /open-apis/im/v1/batch_messages/:id/get_progress`,
+//!   `GET .../:id/read_user`, `DELETE /open-apis/im/v1/batch_messages/:id`;
 //! - anything else: HTTP 404 `text/plain` `404 page not found` (§0.2);
 //! - optionally the per-API rate limit of §0.4 (HTTP 429, 99991400; off by default, [`FeishuEmulator::set_api_qps`]);
-//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages|limits`,
+//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages|batches|limits`,
 //!   `POST consent|users/status|users/available|read|clock|recall_window|limits|reset`.
 //!
 //! ```no_run
@@ -31,6 +33,7 @@
 //! ```
 
 mod admin;
+mod batch;
 mod contact;
 mod fixture;
 mod im;
@@ -57,6 +60,7 @@ use salvo::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use salvo::server::ServerHandle;
 use salvo::{Depot, FlowCtrl, Handler, Request, Response, Router, Server, async_trait};
 
+pub use batch::FeishuBatch;
 pub use fixture::{FeishuFixture, FeishuUserFixture, FeishuUserStatus, OUTSIDER_TENANT_KEY};
 pub use state::{DEFAULT_RECALL_WINDOW_SECS, FeishuCall, FeishuConsent, FeishuEmulator, FeishuMessage};
 
@@ -229,6 +233,10 @@ fn dispatch(emu: &FeishuEmulator, req: &Incoming) -> Reply {
         Route::Send => im::send(emu, req),
         Route::Recall(id) => im::recall(emu, req, &id),
         Route::ReadUsers(id) => im::read_users(emu, req, &id),
+        Route::BatchSend => batch::send(emu, req),
+        Route::BatchProgress(id) => batch::progress(emu, req, &id),
+        Route::BatchReadUser(id) => batch::read_user(emu, req, &id),
+        Route::BatchRecall(id) => batch::recall(emu, req, &id),
     }
 }
 

@@ -34,6 +34,14 @@ pub(crate) enum Route {
     Recall(String),
     /// §D.6 `GET /open-apis/im/v1/messages/:message_id/read_users`.
     ReadUsers(String),
+    /// §D.3 `POST /open-apis/message/v4/batch_send/` (with or without the trailing `/`).
+    BatchSend,
+    /// §D.4 `GET /open-apis/im/v1/batch_messages/:batch_message_id/get_progress`.
+    BatchProgress(String),
+    /// §D.4 `GET /open-apis/im/v1/batch_messages/:batch_message_id/read_user`.
+    BatchReadUser(String),
+    /// §D.4 `DELETE /open-apis/im/v1/batch_messages/:batch_message_id`.
+    BatchRecall(String),
 }
 
 /// One non-empty path segment without `/`.
@@ -46,6 +54,7 @@ impl Route {
     pub(crate) fn of(req: &Incoming) -> Option<Route> {
         const MESSAGES: &str = "/open-apis/im/v1/messages/";
         const USERS: &str = "/open-apis/contact/v3/users/";
+        const BATCHES: &str = "/open-apis/im/v1/batch_messages/";
         let path = req.path.as_str();
         Some(match (req.method.as_str(), path) {
             ("GET", "/open-apis/authen/v1/authorize") => Route::Authorize,
@@ -71,6 +80,16 @@ impl Route {
             ("GET", p) if p.starts_with(MESSAGES) => {
                 Route::ReadUsers(segment(p.get(MESSAGES.len()..)?.strip_suffix("/read_users")?)?)
             }
+            ("POST", "/open-apis/message/v4/batch_send/" | "/open-apis/message/v4/batch_send") => Route::BatchSend,
+            ("GET", p) if p.starts_with(BATCHES) => {
+                let rest = p.get(BATCHES.len()..)?;
+                match (rest.strip_suffix("/get_progress"), rest.strip_suffix("/read_user")) {
+                    (Some(id), _) => Route::BatchProgress(segment(id)?),
+                    (None, Some(id)) => Route::BatchReadUser(segment(id)?),
+                    (None, None) => return None,
+                }
+            }
+            ("DELETE", p) if p.starts_with(BATCHES) => Route::BatchRecall(segment(p.get(BATCHES.len()..)?)?),
             _ => return None,
         })
     }
@@ -89,6 +108,10 @@ impl Route {
             Route::Send => "im_message_create",
             Route::Recall(_) => "im_message_delete",
             Route::ReadUsers(_) => "im_message_read_users",
+            Route::BatchSend => "message_batch_send",
+            Route::BatchProgress(_) => "batch_message_get_progress",
+            Route::BatchReadUser(_) => "batch_message_read_user",
+            Route::BatchRecall(_) => "batch_message_delete",
         })
     }
 }

@@ -117,6 +117,7 @@ pub(crate) struct State {
     pub(crate) tenant_token_fetches: usize,
     pub(crate) calls: Vec<FeishuCall>,
     pub(crate) messages: Vec<FeishuMessage>,
+    pub(crate) batches: Vec<super::batch::FeishuBatch>,
     /// open_id → p2p chat id.
     pub(crate) chats: HashMap<String, String>,
     /// Recall window in seconds (§D.5, admin-configurable; default 24 h).
@@ -145,6 +146,7 @@ impl State {
             tenant_token_fetches: 0,
             calls: Vec::new(),
             messages: Vec::new(),
+            batches: Vec::new(),
             chats: HashMap::new(),
             recall_window_secs: DEFAULT_RECALL_WINDOW_SECS,
             limits: super::limits::ApiLimits::default(),
@@ -217,6 +219,26 @@ impl FeishuEmulator {
     /// Every accepted message, oldest first (a uuid-deduplicated repeat is not stored again).
     pub fn messages(&self) -> Vec<FeishuMessage> {
         self.lock().messages.clone()
+    }
+
+    /// Every accepted `message/v4/batch_send` task, oldest first (§D.3).
+    pub fn batches(&self) -> Vec<super::batch::FeishuBatch> {
+        self.lock().batches.clone()
+    }
+
+    /// Marks `open_id` as having read the batch task `batch_id` (§D.4 read counts); false when the
+    /// task is unknown or recalled, or the person was not delivered or already read it.
+    pub fn mark_batch_read(&self, batch_id: &str, open_id: &str) -> bool {
+        let mut st = self.lock();
+        match st.batches.iter_mut().find(|b| b.batch_id == batch_id) {
+            Some(b)
+                if !b.recalled && b.delivered.iter().any(|o| o == open_id) && !b.read.iter().any(|o| o == open_id) =>
+            {
+                b.read.push(open_id.to_owned());
+                true
+            }
+            _ => false,
+        }
     }
 
     /// How many messages were accepted (without copying them).
@@ -297,7 +319,7 @@ impl FeishuEmulator {
         self.lock().now_ms()
     }
 
-    /// Back to a fresh start: people as in the fixture, no calls, messages, tokens, codes or
+    /// Back to a fresh start: people as in the fixture, no calls, messages, batches, tokens, codes or
     /// pending consents; consent mode, recall window and clock back to their defaults.
     pub fn reset(&self) {
         *self.lock() = State::new(&self.inner.config);

@@ -131,3 +131,48 @@ async fn recall_and_read_receipts() {
     let (status, v) = (res.status().as_u16(), res.json::<Value>().await.unwrap());
     assert_eq!((status, v["code"].as_i64()), (400, Some(230009)));
 }
+
+#[tokio::test]
+async fn batch_send_progress_read_counts_and_recall() {
+    let env = env().await;
+    let token = env.tenant_token().await;
+    let body = json!({
+        "department_ids": ["od-5b91c9affb665451a16b90b4be367efa", "od-unknown", "0"],
+        "open_ids": ["ou_feishu_alice", "ou_feishu_dave", "ou_nobody"],
+        "user_ids": ["fs_bob"],
+        "msg_type": "text",
+        "content": {"text": "batch"},
+    });
+    let (status, v) = env.send(&token, "/open-apis/message/v4/batch_send/", body).await;
+    assert_eq!((status, v["code"].as_i64()), (200, Some(0)), "{v}");
+    let d = &v["data"];
+    let id = d["message_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("bm-"));
+    assert_eq!(d["invalid_open_ids"], json!(["ou_nobody"]));
+    assert_eq!(d["invalid_department_ids"], json!(["od-unknown", "0"]));
+    assert_eq!(d["invalid_user_ids"], json!([]));
+    let batch = &env.emu.batches()[0];
+    // eng department: alice, carol, erin; plus dave (unavailable) and bob (resigned).
+    assert_eq!(batch.recipients.len(), 5);
+    assert_eq!(batch.delivered.len(), 3);
+    assert!(env.emu.mark_batch_read(&id, "ou_feishu_alice"));
+    assert!(!env.emu.mark_batch_read(&id, "ou_feishu_dave"), "not delivered");
+
+    let base = format!("/open-apis/im/v1/batch_messages/{id}");
+    let (_, v) = env.get_auth(&format!("{base}/get_progress"), &token).await;
+    let p = &v["data"]["batch_message_send_progress"];
+    assert_eq!((p["valid_user_ids_count"].as_i64(), p["success_user_ids_count"].as_i64()), (Some(5), Some(3)));
+    assert_eq!(p["read_user_ids_count"], 1);
+    let (_, v) = env.get_auth(&format!("{base}/read_user"), &token).await;
+    assert_eq!(v["data"]["read_user"], json!({"read_count": "1", "total_count": "3"}));
+    let res = env.http.delete(env.url(&base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, v) = env.get_auth(&format!("{base}/get_progress"), &token).await;
+    assert_eq!(v["data"]["batch_message_recall_progress"], json!({"recall": true, "recall_count": 3}));
+    let (status, v) = env.get_auth("/open-apis/im/v1/batch_messages/bm-nope/read_user", &token).await;
+    assert_eq!((status, v["code"].as_i64()), (400, Some(230030)));
+    let (status, v) = env.send(&token, "/open-apis/message/v4/batch_send", json!({"msg_type": "text"})).await;
+    assert_eq!((status, v["code"].as_i64()), (200, Some(10003)), "no recipients list");
+    let card = json!({"open_ids": ["ou_feishu_alice"], "msg_type": "interactive", "content": {"text": "x"}});
+    assert_eq!(env.send(&token, "/open-apis/message/v4/batch_send", card).await.1["code"], 10003);
+}
