@@ -93,6 +93,7 @@ pub(crate) fn handle(emu: &FeishuEmulator, req: &Incoming) -> Reply {
         }
         ("GET", "/_admin/messages") => Reply::admin(200, json!(emu.messages())),
         ("GET", "/_admin/batches") => Reply::admin(200, json!(emu.batches())),
+        ("GET", "/_admin/pushes") => Reply::admin(200, json!(emu.pushes())),
         ("POST", "/_admin/consent") => run(req, |consent: FeishuConsent| {
             if let FeishuConsent::Approve { open_id } = &consent
                 && emu.lock().person(open_id).is_none()

@@ -16,7 +16,7 @@ fn invalid() -> Reply {
 }
 
 /// The §C.1 `status` object; the flag combinations per state are inferred from the state list.
-fn status_json(u: &FeishuUserFixture) -> Value {
+pub(crate) fn status_json(u: &FeishuUserFixture) -> Value {
     let s = u.status;
     json!({
         "is_frozen": s == FeishuUserStatus::Frozen,

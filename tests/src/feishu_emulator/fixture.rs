@@ -72,11 +72,35 @@ pub struct FeishuFixture {
     /// `tenant_key` comes back from `user_info`), but contact/v3 answers 41050 for them.
     #[serde(default)]
     pub outsiders: Vec<FeishuUserFixture>,
+    /// The app's Encrypt Key (docs/feishu-api.md §E.1): events are AES-256-CBC encrypted with
+    /// SHA-256 of it (§E.4) and signed with it (§E.5). Defaults to [`DEFAULT_ENCRYPT_KEY`] when
+    /// left out of a fixture file.
+    #[serde(default = "default_encrypt_key")]
+    pub encrypt_key: String,
+    /// The app's Verification Token (docs/feishu-api.md §E.1), echoed as `header.token` of every
+    /// v2.0 event (§E.3) and as `token` of the url_verification request (§E.2). Defaults to
+    /// [`DEFAULT_VERIFICATION_TOKEN`] when left out of a fixture file.
+    #[serde(default = "default_verification_token")]
+    pub verification_token: String,
+}
+
+/// Default [`FeishuFixture::encrypt_key`].
+pub const DEFAULT_ENCRYPT_KEY: &str = "emu-feishu-encrypt-key";
+/// Default [`FeishuFixture::verification_token`].
+pub const DEFAULT_VERIFICATION_TOKEN: &str = "emu-feishu-verification-token";
+
+fn default_encrypt_key() -> String {
+    DEFAULT_ENCRYPT_KEY.to_owned()
+}
+
+fn default_verification_token() -> String {
+    DEFAULT_VERIFICATION_TOKEN.to_owned()
 }
 
 impl FeishuFixture {
-    /// Reads a fixture from a JSON file (the serde shape of this struct; `outsiders` and the
-    /// people's optional fields may be left out) and checks it with [`FeishuFixture::validate`].
+    /// Reads a fixture from a JSON file (the serde shape of this struct; `outsiders`,
+    /// `encrypt_key`, `verification_token` and the people's optional fields may be left out) and
+    /// checks it with [`FeishuFixture::validate`].
     ///
     /// Errors: the file cannot be read, is not JSON of this shape, or fails validation.
     pub fn load(path: &std::path::Path) -> anyhow::Result<FeishuFixture> {
@@ -165,6 +189,8 @@ impl Default for FeishuFixture {
                 Active,
                 true,
             )],
+            encrypt_key: default_encrypt_key(),
+            verification_token: default_verification_token(),
         }
     }
 }

@@ -19,8 +19,14 @@
 //!   `GET .../:id/read_user`, `DELETE /open-apis/im/v1/batch_messages/:id`;
 //! - anything else: HTTP 404 `text/plain` `404 page not found` (§0.2);
 //! - optionally the per-API rate limit of §0.4 (HTTP 429, 99991400; off by default, [`FeishuEmulator::set_api_qps`]);
-//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages|batches|limits`,
-//!   `POST consent|users/status|users/available|read|clock|recall_window|limits|reset`.
+//! - the event pusher (§E, [`FeishuEmulator::push_contact_event`],
+//!   [`FeishuEmulator::push_url_verification`]): encrypted, signed v2.0 contact events POSTed to an
+//!   app's request URL;
+//! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|messages|batches|limits|pushes`,
+//!   `POST consent|users/status|users/available|read|clock|recall_window|limits|reset`, and
+//!   `POST push` `{"target":"http://…","kind":"created"|"updated"|"deleted","open_id":"ou_…"}` →
+//!   200 [`FeishuPush`] JSON, 400 `{"error"}` (bad body, unknown kind or person), 502 `{"error"}`
+//!   (the target gave no HTTP answer within 3 s).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -40,6 +46,7 @@ mod im;
 mod limits;
 mod oauth;
 mod open;
+mod pusher;
 mod route;
 mod state;
 mod wire;
@@ -50,6 +57,8 @@ mod tests;
 mod tests_contact;
 #[cfg(test)]
 mod tests_im;
+#[cfg(test)]
+mod tests_push;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -61,7 +70,11 @@ use salvo::server::ServerHandle;
 use salvo::{Depot, FlowCtrl, Handler, Request, Response, Router, Server, async_trait};
 
 pub use batch::FeishuBatch;
-pub use fixture::{FeishuFixture, FeishuUserFixture, FeishuUserStatus, OUTSIDER_TENANT_KEY};
+pub use fixture::{
+    DEFAULT_ENCRYPT_KEY, DEFAULT_VERIFICATION_TOKEN, FeishuFixture, FeishuUserFixture, FeishuUserStatus,
+    OUTSIDER_TENANT_KEY,
+};
+pub use pusher::{ContactEventKind, FeishuPush, encrypt_event, sign_event};
 pub use state::{DEFAULT_RECALL_WINDOW_SECS, FeishuCall, FeishuConsent, FeishuEmulator, FeishuMessage};
 
 use route::Route;
@@ -245,6 +258,10 @@ impl Handler for FeishuHandler {
     async fn handle(&self, req: &mut Request, _depot: &mut Depot, res: &mut Response, _ctrl: &mut FlowCtrl) {
         let incoming = read_incoming(req).await;
         let emu = &self.emulator;
+        if incoming.method == "POST" && incoming.path == "/_admin/push" {
+            write_reply(res, pusher::admin_push(emu, &incoming).await);
+            return;
+        }
         if incoming.path == "/_admin" || incoming.path.starts_with("/_admin/") {
             write_reply(res, admin::handle(emu, &incoming));
             return;

@@ -124,6 +124,8 @@ pub(crate) struct State {
     pub(crate) recall_window_secs: i64,
     /// The §0.4 per-API rate limit.
     pub(crate) limits: super::limits::ApiLimits,
+    /// Event pushes made (§E), oldest first.
+    pub(crate) pushes: Vec<super::pusher::FeishuPush>,
 }
 
 /// Default recall window: 24 h (docs/feishu-api.md §D.4 "within one days", §H "recall within 24 h
@@ -150,6 +152,7 @@ impl State {
             chats: HashMap::new(),
             recall_window_secs: DEFAULT_RECALL_WINDOW_SECS,
             limits: super::limits::ApiLimits::default(),
+            pushes: Vec::new(),
         }
     }
 
@@ -319,8 +322,8 @@ impl FeishuEmulator {
         self.lock().now_ms()
     }
 
-    /// Back to a fresh start: people as in the fixture, no calls, messages, batches, tokens, codes or
-    /// pending consents; consent mode, recall window and clock back to their defaults.
+    /// Back to a fresh start: people as in the fixture, no calls, messages, batches, pushes, tokens,
+    /// codes or pending consents; consent mode, recall window and clock back to their defaults.
     pub fn reset(&self) {
         *self.lock() = State::new(&self.inner.config);
     }

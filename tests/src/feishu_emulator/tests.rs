@@ -11,9 +11,9 @@ use super::*;
 pub(super) const APP_ID: &str = "cli_a5d611352af9d00b";
 pub(super) const REDIRECT: &str = "http://app.example/cb";
 /// RFC 7636 App. B (docs/feishu-api.md §E.6 vector 4).
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(super) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const V2: &str = "/open-apis/authen/v2/oauth/token";
+pub(super) const V2: &str = "/open-apis/authen/v2/oauth/token";
 const V3: &str = "/oauth/v3/token";
 
 pub(super) struct Env {
@@ -70,13 +70,13 @@ impl Env {
     }
 
     /// Approve-mode login as `open_id` with an S256 challenge; returns the code.
-    async fn code_for(&self, open_id: &str, extra: &str) -> String {
+    pub(super) async fn code_for(&self, open_id: &str, extra: &str) -> String {
         self.emu.set_consent(FeishuConsent::Approve { open_id: open_id.to_owned() });
         let location = self.authorize(&format!("&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}")).await;
         query_param(&location, "code").unwrap()
     }
 
-    async fn exchange(&self, path: &str, code: &str, verifier: Option<&str>) -> (u16, Value) {
+    pub(super) async fn exchange(&self, path: &str, code: &str, verifier: Option<&str>) -> (u16, Value) {
         let secret = self.emu.config().fixture.app_secret.clone();
         let mut body = json!({"grant_type": "authorization_code", "client_id": APP_ID, "client_secret": secret,
             "code": code, "redirect_uri": REDIRECT});
