@@ -258,3 +258,16 @@ async fn admin_push_and_pushes() {
     assert_eq!(statuses, [200, 500, 0]);
     assert!(env.emu.calls().iter().all(|c| !c.path.starts_with("/_admin")), "admin calls are not recorded");
 }
+
+#[tokio::test]
+async fn without_an_encrypt_key_events_go_in_plaintext_unsigned() {
+    let mut config = FeishuEmulatorConfig::default();
+    config.fixture.encrypt_key = String::new();
+    let env = super::tests::env_with(config).await;
+    let (url, mut rx) = receiver(Mode::Success).await;
+    env.emu.push_contact_event(&url, ContactEventKind::Created, "ou_feishu_dave").await.unwrap();
+    let r = rx.recv().await.unwrap();
+    assert!(!r.headers.contains_key("x-lark-signature"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((v["schema"].as_str(), v["event"]["object"]["user_id"].as_str()), (Some("2.0"), Some("fs_dave")));
+}
