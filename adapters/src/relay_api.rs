@@ -21,8 +21,8 @@ use application::ports::{
     ContactEvent, ContactFeedPage, FeedEntry, LoginOutcome, RelayReceipt, RelayWaiting, WaitReason,
 };
 use domain::{
-    CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, RecipientOutcome, Recipients,
-    SkipReason, TaskId, Timestamp, UnionId, UserId, ValidationError,
+    CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, ProviderKey, RecipientOutcome,
+    Recipients, SkipReason, TaskId, Timestamp, UnionId, UserId, ValidationError,
 };
 use salvo_oapi::ToSchema;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,11 @@ pub struct LoginIntentRequest {
     /// The login `state` local generated (43 base64url characters).
     #[salvo(schema(value_type = crate::inbound::http::dto::LoginStateString))]
     pub state: String,
-    /// Where the cloud sends the browser after DingTalk's callback; must be under one of the
+    /// The identity provider to sign in with (`dingtalk`, `feishu`); absent means `dingtalk`
+    /// (what every cloud before providers side by side served).
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Where the cloud sends the browser after the provider's callback; must be under one of the
     /// relay client's allowed origins. The cloud appends `?state=`.
     #[salvo(schema(format = "uri"))]
     pub complete_url: String,
@@ -43,14 +47,23 @@ pub struct LoginIntentRequest {
 /// Answer to [`LoginIntentRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoginIntentResponse {
-    /// DingTalk's authorize URL to redirect the browser to.
+    /// The provider's authorize URL to redirect the browser to.
     #[salvo(schema(format = "uri"))]
     pub authorize_url: String,
+}
+
+/// The provider of a request or profile that names none: DingTalk, the only provider of
+/// earlier versions.
+fn default_provider() -> String {
+    crate::outbound::dingtalk::PROVIDER.to_owned()
 }
 
 /// A member's profile on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemberDto {
+    /// The identity provider of the corp (tenant); absent (an older cloud) means `dingtalk`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
     /// Corp id.
     #[salvo(schema(value_type = crate::inbound::http::dto::CorpIdString))]
     pub corp_id: String,
@@ -85,6 +98,7 @@ pub struct MemberDto {
 impl From<&MemberProfile> for MemberDto {
     fn from(p: &MemberProfile) -> Self {
         Self {
+            provider: p.provider.to_string(),
             corp_id: p.corp_id.to_string(),
             union_id: p.union_id.to_string(),
             userid: p.userid.to_string(),
@@ -106,6 +120,7 @@ impl TryFrom<MemberDto> for MemberProfile {
 
     fn try_from(m: MemberDto) -> Result<Self, Self::Error> {
         Ok(Self {
+            provider: ProviderKey::parse(&m.provider)?,
             corp_id: CorpId::parse(&m.corp_id)?,
             union_id: UnionId::parse(&m.union_id)?,
             userid: UserId::parse(&m.userid)?,
@@ -571,6 +586,7 @@ mod tests {
 
     fn profile() -> MemberProfile {
         MemberProfile {
+            provider: crate::outbound::dingtalk::provider_key(),
             corp_id: CorpId::parse("dingcorp").unwrap_or_else(|_| unreachable!()),
             union_id: UnionId::parse("u1").unwrap_or_else(|_| unreachable!()),
             userid: UserId::parse("manager4220").unwrap_or_else(|_| unreachable!()),

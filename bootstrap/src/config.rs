@@ -157,6 +157,9 @@ pub struct Config {
     pub dingtalk: DingTalkSection,
     /// A third-party suite app (cloud and dev modes); optional, alone or with an internal app.
     pub suite: SuiteSection,
+    /// A Feishu / Lark self-built app (cloud and dev modes); optional, beside DingTalk.
+    #[serde(default)]
+    pub feishu: FeishuSection,
     /// Service API access.
     pub api: ApiSection,
     /// Browser sessions.
@@ -289,6 +292,142 @@ impl SuiteSection {
     }
 }
 
+/// `[feishu]` (cloud and dev modes): a Feishu / Lark self-built app (企业自建应用,
+/// docs/feishu-api.md §B.1) people may sign in with beside DingTalk (`/auth/feishu/login`).
+/// Its `redirect_uri` is `<public_url>/auth/feishu/callback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeishuSection {
+    /// App ID (`cli_…`). Unset: no Feishu.
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub app_id: Option<String>,
+    /// App Secret.
+    pub app_secret: Option<Secret>,
+    /// The tenants (`tenant_key`s) served: people of other tenants are refused at sign-in.
+    pub tenant_keys: Vec<String>,
+    /// `feishu` (default: `open.feishu.cn`, `accounts.feishu.cn`) or `lark` (the international
+    /// `larksuite.com` hosts), docs/feishu-api.md §0.1.
+    pub region: String,
+    /// Base URL of the server APIs; empty: the region's.
+    pub open_base: String,
+    /// Base URL of the authorize page; empty: the region's.
+    pub accounts_base: String,
+    /// Token endpoint: `v2` (default, `/open-apis/authen/v2/oauth/token`) or `v3`
+    /// (`accounts…/oauth/v3/token`), docs/feishu-api.md §A.3.
+    pub token_endpoint: String,
+    /// OAuth `scope` asked at authorize time (space-separated; default
+    /// `contact:user.employee_id:readonly`, which reveals the person's `user_id`).
+    pub scope: String,
+    /// Timeout of every Feishu call, in seconds (1–120).
+    pub timeout_secs: u64,
+    /// The event subscription's Verification Token (事件与回调 → 加密策略, docs/feishu-api.md §E.1);
+    /// set: `POST /feishu/events` accepts pushes. Unset: that route answers 404.
+    pub verification_token: Option<Secret>,
+    /// The event subscription's Encrypt Key (§E.4); set: pushes must be encrypted and signed.
+    pub encrypt_key: Option<Secret>,
+}
+
+impl Default for FeishuSection {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_secret: None,
+            tenant_keys: Vec::new(),
+            region: "feishu".into(),
+            open_base: String::new(),
+            accounts_base: String::new(),
+            token_endpoint: "v2".into(),
+            scope: "contact:user.employee_id:readonly".into(),
+            timeout_secs: 10,
+            verification_token: None,
+            encrypt_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// The providers the sign-in page offers: `login.providers`, else DingTalk plus — in dev
+    /// mode with `[feishu]` configured — Feishu.
+    pub fn login_providers(&self) -> Vec<String> {
+        if !self.login.providers.is_empty() {
+            return self.login.providers.clone();
+        }
+        let mut providers = vec!["dingtalk".to_owned()];
+        if self.mode == Mode::Dev && self.feishu.is_configured() {
+            providers.push("feishu".to_owned());
+        }
+        providers
+    }
+}
+
+impl FeishuSection {
+    /// Whether a Feishu app is configured (`app_id` set).
+    pub fn is_configured(&self) -> bool {
+        self.app_id.as_deref().is_some_and(|id| !id.trim().is_empty())
+    }
+
+    /// The server-API base URL: `open_base`, else the region's.
+    pub fn open_base(&self) -> String {
+        match (self.open_base.trim(), self.region.as_str()) {
+            ("", "lark") => adapters::outbound::feishu::LARK_OPEN_BASE.to_owned(),
+            ("", _) => adapters::outbound::feishu::DEFAULT_OPEN_BASE.to_owned(),
+            (base, _) => base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The authorize-page base URL: `accounts_base`, else the region's.
+    pub fn accounts_base(&self) -> String {
+        match (self.accounts_base.trim(), self.region.as_str()) {
+            ("", "lark") => adapters::outbound::feishu::LARK_ACCOUNTS_BASE.to_owned(),
+            ("", _) => adapters::outbound::feishu::DEFAULT_ACCOUNTS_BASE.to_owned(),
+            (base, _) => base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !self.is_configured() {
+            if self.app_secret.is_some() || !self.tenant_keys.is_empty() {
+                out.push(("feishu.app_id", "is required when [feishu] is configured".into()));
+            }
+            return out;
+        }
+        if self.app_secret.as_ref().is_none_or(|s| s.expose().trim().is_empty()) {
+            out.push(("feishu.app_secret", "is required when feishu.app_id is set".into()));
+        }
+        if self.tenant_keys.is_empty() {
+            out.push(("feishu.tenant_keys", "must name at least one tenant_key the app serves".into()));
+        }
+        for tenant in &self.tenant_keys {
+            if let Err(e) = domain::CorpId::parse(tenant) {
+                out.push(("feishu.tenant_keys", e.message));
+            }
+        }
+        if !matches!(self.region.as_str(), "feishu" | "lark") {
+            out.push(("feishu.region", format!("{:?} must be \"feishu\" or \"lark\"", self.region)));
+        }
+        if !matches!(self.token_endpoint.as_str(), "v2" | "v3") {
+            out.push(("feishu.token_endpoint", format!("{:?} must be \"v2\" or \"v3\"", self.token_endpoint)));
+        }
+        for (key, base) in [("feishu.open_base", &self.open_base), ("feishu.accounts_base", &self.accounts_base)] {
+            let base = base.trim();
+            if !(base.is_empty() || base.starts_with("http://") || base.starts_with("https://")) {
+                out.push((key, format!("{base:?} must start with http:// or https://")));
+            }
+        }
+        if !(1..=120).contains(&self.timeout_secs) {
+            out.push(("feishu.timeout_secs", "must be between 1 and 120".into()));
+        }
+        if self.encrypt_key.is_some() && self.verification_token.is_none() {
+            out.push((
+                "feishu.verification_token",
+                "is required with feishu.encrypt_key (docs/feishu-api.md §E.1)".into(),
+            ));
+        }
+        out
+    }
+}
+
 /// `[api]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +478,11 @@ pub struct FeedSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSection {
+    /// The identity providers people may sign in with, in the order the sign-in page shows them
+    /// (`dingtalk`, `feishu`). Empty (default): DingTalk, plus Feishu in dev mode when `[feishu]`
+    /// is configured. A local service offers Feishu only when listed here (its cloud must serve it).
+    #[serde(default)]
+    pub providers: Vec<String>,
     /// Sign-ins one client address may start per minute (1–10,000, default 30).
     pub per_address_per_minute: u32,
     /// Sign-ins all addresses together may start per second (1–10,000, default 50: at most
@@ -724,6 +868,7 @@ impl Default for Config {
                 corp_token_api: "v1".into(),
                 corp_ids: Vec::new(),
             },
+            feishu: FeishuSection::default(),
             api: ApiSection { service_tokens: Vec::new() },
             session: SessionSection { ttl_secs: 7 * 24 * 3600, cookie_domain: None },
             cloud: CloudSection {
@@ -733,7 +878,7 @@ impl Default for Config {
                 timeout_secs: 10,
                 corp_ids: Vec::new(),
             },
-            login: LoginSection { per_address_per_minute: 30, total_per_second: 50 },
+            login: LoginSection { providers: Vec::new(), per_address_per_minute: 30, total_per_second: 50 },
             outbox: OutboxSection { workers: 4, lease_secs: 60 },
             feed: FeedSection { enabled: true, wait_secs: 25 },
             relay: RelaySection {
@@ -919,8 +1064,14 @@ impl Config {
                         complete_url_origins: self.relay.seed_client_origins.clone(),
                     });
                 }
-                let default_corp: Vec<String> =
-                    self.dingtalk.corp_id.iter().chain(&self.suite.corp_ids).cloned().collect();
+                let default_corp: Vec<String> = self
+                    .dingtalk
+                    .corp_id
+                    .iter()
+                    .chain(&self.suite.corp_ids)
+                    .chain(&self.feishu.tenant_keys)
+                    .cloned()
+                    .collect();
                 for client in &mut self.relay.clients {
                     if client.corp_ids.is_empty() {
                         client.corp_ids.clone_from(&default_corp);
@@ -944,6 +1095,27 @@ impl Config {
         }
         if !(1..=64).contains(&self.database.max_connections) {
             problem("database.max_connections", "must be between 1 and 64".into());
+        }
+        for (key, message) in self.feishu.problems() {
+            problem(key, message);
+        }
+        for provider in &self.login.providers {
+            if !matches!(provider.as_str(), "dingtalk" | "feishu") {
+                problem("login.providers", format!("{provider:?} is not a provider: use \"dingtalk\" or \"feishu\""));
+            } else if provider == "feishu" && self.mode == Mode::Dev && !self.feishu.is_configured() {
+                problem("login.providers", "\"feishu\" needs [feishu] (app_id, app_secret, tenant_keys)".into());
+            }
+        }
+        if let Some(shared) = self
+            .feishu
+            .tenant_keys
+            .iter()
+            .find(|t| self.dingtalk.corp_id.as_ref() == Some(t) || self.suite.corp_ids.contains(t))
+        {
+            problem(
+                "feishu.tenant_keys",
+                format!("{shared:?} is also a DingTalk corp; a tenant belongs to one provider"),
+            );
         }
         match self.mode {
             Mode::Dev | Mode::Cloud => {
@@ -1572,6 +1744,43 @@ mod tests {
             assert!(!format!("{config:?}").contains("super-secret-value"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_feishu_app_is_validated_redacted_and_offered_in_dev_mode() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "dingbridge.toml",
+                &format!(
+                    "{DEV_TOML}\n[feishu]\napp_id = \"cli_a5d611352af9d00b\"\napp_secret = \"feishu-secret-value\"\n\
+                     tenant_keys = [\"736588c9260f175d\"]\nregion = \"lark\"\n"
+                ),
+            )?;
+            let config = Config::load(None, &[]).unwrap();
+            assert!(config.problems().is_empty(), "{:?}", config.problems());
+            assert!(!config.redacted_json().contains("feishu-secret-value"));
+            assert_eq!(config.feishu.open_base(), "https://open.larksuite.com");
+            assert_eq!(config.login_providers(), ["dingtalk", "feishu"]);
+            Ok(())
+        });
+        let mut config = Config::default();
+        config.feishu.app_id = Some("cli_x".into());
+        config.feishu.region = "mars".into();
+        config.feishu.token_endpoint = "v9".into();
+        config.login.providers = vec!["wecom".into()];
+        let keys: Vec<String> = config.problems().into_iter().map(|p| p.key).collect();
+        for key in
+            ["feishu.app_secret", "feishu.tenant_keys", "feishu.region", "feishu.token_endpoint", "login.providers"]
+        {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        config.feishu.tenant_keys = vec!["dingcorp".into()];
+        config.dingtalk.corp_id = Some("dingcorp".into());
+        let problems = config.problems();
+        assert!(
+            problems.iter().any(|p| p.key == "feishu.tenant_keys" && p.message.contains("one provider")),
+            "{problems:?}"
+        );
     }
 
     #[test]

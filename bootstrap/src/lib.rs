@@ -32,9 +32,9 @@ use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
     BindingStore, Clock, CloudGateway, DispatchTrigger, Durability, EventStore, FeedCursorStore, FeedSignal,
-    GrantStore, IdentityProvider, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger,
-    QuotaStore, RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore,
-    SuiteStore, UserRepository,
+    GrantStore, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, ProviderEntry,
+    Providers, QuotaStore, RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore,
+    SigningKeyStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
@@ -485,7 +485,7 @@ fn send_lease_ms(config: &Config) -> i64 {
 
 fn cloud_use_cases<S: CloudStores>(
     store: &Arc<S>,
-    idp: &Arc<dyn IdentityProvider>,
+    providers: &Providers,
     messenger: &Arc<dyn Messenger>,
     clock: &Arc<dyn Clock>,
     config: &Config,
@@ -516,15 +516,16 @@ fn cloud_use_cases<S: CloudStores>(
     let cases = CloudUseCases {
         create_intent: CreateLoginIntent::new(
             store.clone(),
-            idp.clone(),
+            providers.clone(),
             clock.clone(),
-            format!("{public_url}/auth/dingtalk/callback"),
+            Arc::new(OsRandom),
+            public_url.clone(),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
         send,
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger.clone(), clock.clone()),
-        fetch_member: FetchMember::new(idp.clone()),
+        fetch_member: FetchMember::new(providers.clone()),
         read_feed: ReadContactFeed::new(store.clone(), store.clone()),
     };
     (cases, sender)
@@ -559,14 +560,8 @@ fn local_http<S: LocalStores>(
         workers: config.outbox.workers,
     };
     let local = Arc::new(LocalHttp {
-        start_login: StartLogin::new(
-            store.clone(),
-            gateway.clone(),
-            random.clone(),
-            clock.clone(),
-            format!("{public}/auth/dingtalk/complete"),
-        )
-        .with_return_origins(config.forward_auth.return_origins.clone()),
+        start_login: StartLogin::new(store.clone(), gateway.clone(), random.clone(), clock.clone(), public.clone())
+            .with_return_origins(config.forward_auth.return_origins.clone()),
         complete_login: CompleteLogin::new(
             store.clone(),
             gateway.clone(),
@@ -602,6 +597,7 @@ fn local_http<S: LocalStores>(
             total_per_second: config.login.total_per_second,
         }),
         forward_auth: oidc::forward_auth(config),
+        providers: config.login_providers().iter().filter_map(|p| domain::ProviderKey::parse(p).ok()).collect(),
     });
     (local, dispatcher)
 }
@@ -635,9 +631,10 @@ fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
     Arc::new(Probes { checks: vec![("database", check)] })
 }
 
-/// The DingTalk apps, as both ports, and the corps the built-in dev client may act for.
+/// The identity providers (DingTalk's apps, and Feishu's app when `[feishu]` is configured),
+/// DingTalk's apps as the messenger, and the corps (tenants) the built-in dev client may act for.
 struct DingTalk {
-    idp: Arc<dyn IdentityProvider>,
+    providers: Providers,
     messenger: Arc<dyn Messenger>,
     corp_ids: Vec<CorpId>,
 }
@@ -665,6 +662,7 @@ fn dingtalk(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<DingTalk> {
     let Shared { slots, tokens } = shared;
+    let feishu_tokens = tokens.clone();
     if tokens.is_some() {
         info!("DingTalk tokens are shared with every instance on this database");
     }
@@ -705,7 +703,69 @@ fn dingtalk(
     let mut clients = clients.into_iter();
     let login = clients.next().context("configure [dingtalk] (an internal app) or [suite] (a third-party suite)")?;
     let apps = Arc::new(DingTalkApps::new(login, clients.collect()));
-    Ok(DingTalk { idp: apps.clone(), messenger: apps, corp_ids })
+    // DingTalk serves every corp Feishu does not name (the only provider before Feishu).
+    let mut providers = Providers::single(adapters::outbound::dingtalk::provider_key(), apps.clone());
+    if let Some(entry) = feishu(config, feishu_tokens)? {
+        corp_ids.extend(entry.tenants.iter().cloned());
+        providers = providers.with(entry);
+    }
+    Ok(DingTalk { providers, messenger: apps, corp_ids })
+}
+
+/// Feishu's event callback (`POST /feishu/events`) when `[feishu] verification_token` is set.
+fn feishu_events_http<S: CloudStores>(
+    config: &Config,
+    store: &Arc<S>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Option<Arc<http::feishu_events::FeishuEventsHttp>>> {
+    let f = &config.feishu;
+    let (Some(app_id), Some(token)) = (f.app_id.clone().filter(|_| f.is_configured()), &f.verification_token) else {
+        return Ok(None);
+    };
+    let tenants =
+        f.tenant_keys.iter().map(|t| CorpId::parse(t)).collect::<Result<Vec<_>, _>>().context("feishu.tenant_keys")?;
+    info!(encrypted = f.encrypt_key.is_some(), "Feishu event callback enabled at /feishu/events");
+    Ok(Some(Arc::new(http::feishu_events::FeishuEventsHttp {
+        crypto: adapters::inbound::feishu_events::FeishuEventCrypto::new(
+            f.encrypt_key.as_ref().map(config::Secret::to_secret_string),
+            token.to_secret_string(),
+        ),
+        app_id,
+        tenants,
+        append: application::usecases::contact_events::AppendContactEvents::new(store.clone()),
+        clock: clock.clone(),
+        max_body_bytes: usize::try_from(config.events.max_body_bytes).unwrap_or(usize::MAX),
+    })))
+}
+
+/// The Feishu / Lark app of `[feishu]` (validated by `Config::problems`), if configured.
+fn feishu(
+    config: &Config,
+    tokens: Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>>,
+) -> anyhow::Result<Option<ProviderEntry>> {
+    use adapters::outbound::feishu::{FeishuClient, FeishuConfig, TokenEndpoint};
+    let f = &config.feishu;
+    let Some(app_id) = f.app_id.clone().filter(|_| f.is_configured()) else {
+        return Ok(None);
+    };
+    let secret = f.app_secret.as_ref().context("feishu.app_secret is required")?.to_secret_string();
+    let tenants =
+        f.tenant_keys.iter().map(|t| CorpId::parse(t)).collect::<Result<Vec<_>, _>>().context("feishu.tenant_keys")?;
+    let mut fc = FeishuConfig::new(app_id.clone(), secret, tenants.clone());
+    fc.open_base = f.open_base();
+    fc.accounts_base = f.accounts_base();
+    fc.token_endpoint = if f.token_endpoint == "v3" { TokenEndpoint::V3 } else { TokenEndpoint::V2 };
+    fc.scope.clone_from(&f.scope);
+    fc.timeout = Duration::from_secs(f.timeout_secs);
+    fc.tokens = tokens;
+    fc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = http_client(fc.timeout)?;
+    info!(%app_id, tenants = tenants.len(), "Feishu app enabled");
+    Ok(Some(ProviderEntry {
+        key: adapters::outbound::feishu::provider_key(),
+        idp: Arc::new(FeishuClient::new(http, fc)),
+        tenants,
+    }))
 }
 
 /// Builds the application for `config.mode`: opens storage (running
@@ -762,10 +822,10 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, corp_ids } =
+    let DingTalk { providers, messenger, corp_ids } =
         dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
     let public = &config.public_url;
-    let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     let client =
         RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
@@ -774,8 +834,10 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let provider = oidc::build(&store, gateway.clone(), config, cookie_settings(config)).await?;
     let (oidc_http, signing_keys) = provider.unzip();
     let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);
-    let cloud_http =
-        Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    let cloud_http = Arc::new(CloudHttp {
+        handle_callback: HandleCallback::new(store.clone(), store.clone(), providers, clock.clone()),
+        feishu_events: feishu_events_http(config, &store, &clock)?,
+    });
     let probes = database_probes(store.clone());
     Ok(App {
         instance_lock: Some(instance_lock),
@@ -828,9 +890,9 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { idp, messenger, .. } =
+    let DingTalk { providers, messenger, .. } =
         dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
-    let (cloud, sender) = cloud_use_cases(&store, &idp, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
     let reconcile = config
@@ -851,8 +913,10 @@ async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes
         fetch_member: cloud.fetch_member,
         read_feed: cloud.read_feed,
     });
-    let cloud_http =
-        Arc::new(CloudHttp { handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, clock.clone()) });
+    let cloud_http = Arc::new(CloudHttp {
+        handle_callback: HandleCallback::new(store.clone(), store.clone(), providers, clock.clone()),
+        feishu_events: feishu_events_http(config, &store, &clock)?,
+    });
     let feed_signal: Arc<dyn FeedSignal> = store.clone();
     Ok(App {
         instance_lock: None,

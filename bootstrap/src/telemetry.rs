@@ -250,8 +250,13 @@ impl FeedWatch {
 
 #[async_trait::async_trait]
 impl CloudGateway for FeedWatch {
-    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
-        self.inner.start_login(state, complete_url).await
+    async fn start_login(
+        &self,
+        provider: &domain::ProviderKey,
+        state: &LoginState,
+        complete_url: &str,
+    ) -> Result<String, GatewayError> {
+        self.inner.start_login(provider, state, complete_url).await
     }
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError> {
         self.inner.take_login_result(state).await

@@ -12,14 +12,16 @@ pub mod ids;
 pub mod login;
 pub mod member;
 pub mod message;
+pub mod provider;
 pub mod recipients;
 pub mod time;
 
 pub use error::ValidationError;
 pub use ids::{AgentId, CorpId, DeptId, OpenId, TaskId, UnionId, UserId};
-pub use login::{AuthCode, LoginAttempt, LoginFailure, LoginState, ReturnTo, SessionToken};
+pub use login::{AuthCode, LoginAttempt, LoginFailure, LoginState, PkceVerifier, ReturnTo, SessionToken};
 pub use member::{Identity, MemberDetails, MemberProfile, User};
 pub use message::{MessageBody, MsgType};
+pub use provider::ProviderKey;
 pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;
 pub mod delivery;

@@ -80,6 +80,21 @@ random_token!(
     /// A session token handed to the browser in a cookie; stores keep only its hash.
     SessionToken, "session"
 );
+random_token!(
+    /// A PKCE `code_verifier` (RFC 7636 §4.1): 32 random bytes as 43 base64url characters, drawn
+    /// for each login, kept by the cloud with the login intent and sent only to the token
+    /// endpoint. Providers that do not support PKCE ignore it.
+    PkceVerifier, "code_verifier"
+);
+
+impl PkceVerifier {
+    /// The `code_challenge` for `code_challenge_method=S256`:
+    /// `BASE64URL-NOPAD(SHA256(ASCII(code_verifier)))` (RFC 7636 §4.2).
+    pub fn challenge_s256(&self) -> String {
+        use sha2::Digest as _;
+        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
 
 /// The authorization code DingTalk appends to the callback (`authCode`, or
 /// `code`; docs/dingtalk-api.md §A.2). Opaque, 1–256 printable ASCII characters, single use.
@@ -180,6 +195,8 @@ impl ReturnTo {
 pub struct LoginAttempt {
     /// SHA-256 hex of the `state` ([`LoginState::hash`]).
     pub state_hash: String,
+    /// The identity provider the person signs in with.
+    pub provider: crate::ProviderKey,
     /// Where to send the browser when the login completes.
     pub return_to: ReturnTo,
     /// When the attempt stops being usable.
@@ -243,6 +260,16 @@ mod tests {
         let state = LoginState::from_random_bytes(&[7u8; 32]);
         assert_eq!(state.expose().len(), TOKEN_CHARS);
         assert_eq!(LoginState::parse(state.expose()).ok(), Some(state));
+    }
+
+    #[test]
+    fn pkce_challenge_matches_rfc_7636_appendix_b() {
+        // RFC 7636 Appendix B (also docs/feishu-api.md §E.6 vector 4).
+        let verifier = PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(
+            verifier.map(|v| v.challenge_s256()).ok().as_deref(),
+            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        );
     }
 
     #[test]

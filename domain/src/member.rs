@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CorpId, DeptId, OpenId, Timestamp, UnionId, UserId};
+use crate::{CorpId, DeptId, OpenId, ProviderKey, Timestamp, UnionId, UserId};
 
 /// The signed-in person as `GET /v1.0/contact/users/me` describes them
 /// (docs/dingtalk-api.md §A.4). `email` and `mobile` are claims the person supplied, not
@@ -51,10 +51,12 @@ pub struct MemberDetails {
     pub active: bool,
 }
 
-/// Everything dingbridge keeps about one member of one corp: the org's
-/// details, plus the sign-in claims. Keyed by `(corp_id, union_id)`.
+/// Everything dingbridge keeps about one member of one corp (tenant): the org's
+/// details, plus the sign-in claims. Keyed by `(provider, corp_id, union_id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberProfile {
+    /// The identity provider of the corp (tenant).
+    pub provider: ProviderKey,
     /// The corp the person is a member of.
     pub corp_id: CorpId,
     /// `unionId`.
@@ -85,8 +87,14 @@ impl MemberProfile {
     /// Builds a profile from the org's details of a member of `corp_id`, with the
     /// sign-in `identity` when there is one (it adds `openId` and fills claims
     /// the org did not give).
-    pub fn from_details(corp_id: CorpId, details: MemberDetails, identity: Option<&Identity>) -> Self {
+    pub fn from_details(
+        provider: ProviderKey,
+        corp_id: CorpId,
+        details: MemberDetails,
+        identity: Option<&Identity>,
+    ) -> Self {
         Self {
+            provider,
             corp_id,
             union_id: details.union_id,
             userid: details.userid,
@@ -146,7 +154,12 @@ mod tests {
             email: Some("claimed@example.com".into()),
             mobile: Some("111".into()),
         };
-        let profile = MemberProfile::from_details(CorpId::parse("dingcorp")?, details()?, Some(&identity));
+        let profile = MemberProfile::from_details(
+            ProviderKey::parse("p")?,
+            CorpId::parse("dingcorp")?,
+            details()?,
+            Some(&identity),
+        );
         assert_eq!(profile.name, "张三");
         assert_eq!(profile.mobile.as_deref(), Some("15000009144"));
         assert_eq!(profile.email.as_deref(), Some("claimed@example.com"));
@@ -157,7 +170,8 @@ mod tests {
 
     #[test]
     fn profile_without_identity_has_no_open_id() -> Result<(), crate::ValidationError> {
-        let profile = MemberProfile::from_details(CorpId::parse("dingcorp")?, details()?, None);
+        let profile =
+            MemberProfile::from_details(ProviderKey::parse("p")?, CorpId::parse("dingcorp")?, details()?, None);
         assert_eq!(profile.open_id, None);
         assert_eq!(profile.email, None);
         Ok(())

@@ -1,5 +1,6 @@
-//! A dev-mode dingbridge wired to an in-process DingTalk emulator, both on
-//! loopback. Used by the `sandbox` binary and the end-to-end tests.
+//! A dev-mode dingbridge wired to an in-process DingTalk emulator and an in-process Feishu
+//! emulator, all on loopback: people sign in with either provider. Used by the `sandbox`
+//! binary and the end-to-end tests.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::feishu_emulator::{self, FeishuEmulatorConfig, FeishuFixture, RunningFeishuEmulator};
 
 /// The service token the stack accepts on `/api/*`.
 pub const SERVICE_TOKEN: &str = "sandbox-service-token-0123456789";
@@ -76,6 +78,10 @@ pub struct StackOptions {
     pub database: PathBuf,
     /// Emulator settings (fixture, TTLs).
     pub emulator: EmulatorConfig,
+    /// The Feishu emulator's settings (its app becomes `[feishu]`).
+    pub feishu: FeishuEmulatorConfig,
+    /// The Feishu emulator's listen address.
+    pub feishu_bind: String,
     /// Configure `[events]` with the fixture's first suite (token, aes_key, owner key = SuiteKey),
     /// so the emulator can push to `<base_url>/dingtalk/events`.
     pub events: bool,
@@ -103,6 +109,8 @@ impl StackOptions {
             emulator_bind: "127.0.0.1:0".into(),
             database,
             emulator: EmulatorConfig::default(),
+            feishu: FeishuEmulatorConfig::default(),
+            feishu_bind: "127.0.0.1:0".into(),
             events: false,
             suite: false,
             oidc: None,
@@ -129,6 +137,8 @@ pub struct Stack {
     pub base_url: String,
     /// The emulator.
     pub emulator: RunningEmulator,
+    /// The Feishu emulator (`[feishu]` points at it).
+    pub feishu: RunningFeishuEmulator,
     /// The database file.
     pub database: PathBuf,
     /// The configuration dingbridge runs with.
@@ -162,18 +172,34 @@ pub fn dev_config(
     Ok(config)
 }
 
+/// `[feishu]` for the Feishu emulator at `emulator_url` serving `fixture`'s app and tenant.
+pub fn feishu_section(emulator_url: &str, fixture: &FeishuFixture) -> bootstrap::config::FeishuSection {
+    bootstrap::config::FeishuSection {
+        app_id: Some(fixture.app_id.clone()),
+        app_secret: Some(Secret::from(fixture.app_secret.as_str())),
+        tenant_keys: vec![fixture.tenant_key.clone()],
+        open_base: emulator_url.to_owned(),
+        accounts_base: emulator_url.to_owned(),
+        verification_token: Some(Secret::from(fixture.verification_token.as_str())),
+        encrypt_key: Some(Secret::from(fixture.encrypt_key.as_str())),
+        ..bootstrap::config::FeishuSection::default()
+    }
+}
+
 impl Stack {
-    /// Starts the emulator, then dingbridge in dev mode pointed at it.
+    /// Starts the emulators, then dingbridge in dev mode pointed at them.
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
         let mut emulator_config = options.emulator.clone();
         if options.unpaced {
             emulator_config.qps_limit = None;
         }
         let emulator = emulator::start(emulator_config, &options.emulator_bind).await?;
+        let feishu = feishu_emulator::start(options.feishu.clone(), &options.feishu_bind).await?;
         let listener = Listener::bind(&options.bind).await?;
         let public_url = format!("http://{}", listener.local_addr());
         let mut config =
             dev_config(&public_url, &options.bind, &emulator.base_url(), &options.database, &options.emulator)?;
+        config.feishu = feishu_section(&feishu.base_url(), &options.feishu.fixture);
         if options.events || options.suite {
             let suite = options.emulator.fixture.suites.first().context("the emulator fixture has no suite")?;
             config.events.token = Some(Secret::from(suite.token.as_str()));
@@ -199,7 +225,7 @@ impl Stack {
         let problems = config.problems();
         anyhow::ensure!(problems.is_empty(), "invalid stack configuration: {problems:?}");
         let (stop, server) = Self::launch(&config, listener).await?;
-        Ok(Self { base_url: public_url, emulator, database: options.database, config, stop, server })
+        Ok(Self { base_url: public_url, emulator, feishu, database: options.database, config, stop, server })
     }
 
     async fn launch(
@@ -297,6 +323,7 @@ impl Stack {
             let _ = server.await;
         }
         self.emulator.stop().await;
+        self.feishu.stop().await;
     }
 
     /// Stops everything and deletes the database files (for tests).

@@ -450,8 +450,9 @@ async fn health_readiness_and_openapi_are_served() {
         "/api/messages/{id}",
         "/api/users",
         "/api/me",
-        "/auth/dingtalk/login",
-        "/auth/dingtalk/callback",
+        "/auth/{provider}/login",
+        "/auth/{provider}/callback",
+        "/auth/{provider}/complete",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }

@@ -306,7 +306,7 @@ async fn a_full_run_logs_no_secret_follows_one_message_across_processes_and_serv
     // The sign-in's start: local's request and the cloud's /relay/v1/logins are one trace too.
     let start = handled(&local_lines)
         .into_iter()
-        .find(|l| l["span"]["route"] == "/auth/dingtalk/login")
+        .find(|l| l["span"]["route"] == "/auth/{provider}/login")
         .expect("local logged the sign-in start");
     let start_trace = start["span"]["trace_id"].as_str().unwrap().to_owned();
     assert!(

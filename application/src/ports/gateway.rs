@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, Recipients, TaskId, Timestamp,
-    UnionId, UserId,
+    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, ProviderKey, Recipients, TaskId,
+    Timestamp, UnionId, UserId,
 };
 
 use super::{ContactFeedPage, GatewayError, LoginOutcome, WaitReason};
@@ -75,9 +75,15 @@ pub enum MemberKey {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait CloudGateway: Send + Sync {
-    /// Registers a login intent and returns DingTalk's authorize URL.
-    /// `Forbidden` when `complete_url` is outside the client's origins.
-    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError>;
+    /// Registers a login intent with `provider` and returns that provider's authorize URL.
+    /// `Forbidden` when `complete_url` is outside the client's origins; `Invalid` when the
+    /// cloud serves no such provider.
+    async fn start_login(
+        &self,
+        provider: &ProviderKey,
+        state: &LoginState,
+        complete_url: &str,
+    ) -> Result<String, GatewayError>;
     /// Takes (single use) the outcome of the login with `state`.
     /// `NotFound` when unknown, expired, already taken, or another client's.
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError>;

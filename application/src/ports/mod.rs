@@ -28,7 +28,7 @@ pub use oidc::{
     AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
     SigningKey, SigningKeyStore, TokenSigner,
 };
-pub use provider::{IdentityProvider, Messenger, RecipientLimits};
+pub use provider::{IdentityProvider, Messenger, ProviderEntry, Providers, RecipientLimits};
 pub use stores::{
     Binding, BindingStore, ClaimedRelay, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent,
     LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage,

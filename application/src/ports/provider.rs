@@ -1,9 +1,12 @@
-//! Identity provider and messenger ports (implemented by the DingTalk client).
+//! Identity provider and messenger ports (implemented by each provider's client), and the
+//! [`Providers`] registry that picks the provider of a login or of a tenant.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress, SendResult, SkipReason,
-    TaskId, UnionId, UserId,
+    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, ProviderKey, SendProgress,
+    SendResult, SkipReason, TaskId, UnionId, UserId,
 };
 
 use super::{IdentityError, MessengerError, StoreError};
@@ -15,15 +18,22 @@ use super::{IdentityError, MessengerError, StoreError};
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// The URL to send the browser to (docs/dingtalk-api.md §A.1) for `state`, coming back to
-    /// `redirect_uri` (the cloud's `/auth/dingtalk/callback`). Pure; never fails.
-    fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String;
+    /// The URL to send the browser to (docs/dingtalk-api.md §A.1, docs/feishu-api.md §A.1) for
+    /// `state`, coming back to `redirect_uri` (the cloud's `/auth/{provider}/callback`), with
+    /// `code_challenge` (PKCE S256, RFC 7636 §4.3) when the provider supports PKCE. Pure.
+    fn authorize_url(&self, state: &LoginState, redirect_uri: &str, code_challenge: &str) -> String;
 
-    /// Exchanges the authorization code for the person's identity
-    /// (`userAccessToken` then `users/me`, docs/dingtalk-api.md §A.3/§A.4). The user token
-    /// is used once and never cached. Errors: [`IdentityError::InvalidCode`]
-    /// for a refused code; `Upstream` otherwise.
-    async fn exchange_code(&self, code: &AuthCode) -> Result<Identity, IdentityError>;
+    /// Exchanges the authorization code for the person's identity (DingTalk: `userAccessToken`
+    /// then `users/me`, docs/dingtalk-api.md §A.3/§A.4; Feishu: `oauth/token` then `user_info`,
+    /// docs/feishu-api.md §A.3/§A.5), sending `code_verifier` where the provider supports PKCE.
+    /// The user token is used once and never cached. Errors: [`IdentityError::InvalidCode`]
+    /// for a refused code; [`IdentityError::NotMember`] when the provider says the person may
+    /// not use the app; `Upstream` otherwise.
+    async fn exchange_code(
+        &self,
+        code: &AuthCode,
+        code_verifier: Option<PkceVerifier>,
+    ) -> Result<Identity, IdentityError>;
 
     /// The member's `userid` in `corp_id` (`topapi/user/getbyunionid`, docs/dingtalk-api.md §C.1).
     /// Errors: [`IdentityError::NotMember`] for 60121; `CorpNotServed` when no
@@ -33,6 +43,65 @@ pub trait IdentityProvider: Send + Sync {
     /// The org's details of a member (`topapi/v2/user/get`, docs/dingtalk-api.md §C.2).
     /// Errors as [`IdentityProvider::find_userid`].
     async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError>;
+}
+
+/// One identity provider a deployment serves: its key, its client, and the tenants (corps) it
+/// serves. A tenant belongs to one provider.
+#[derive(Clone)]
+pub struct ProviderEntry {
+    /// The key (route segment and stored `provider` value).
+    pub key: ProviderKey,
+    /// The client.
+    pub idp: Arc<dyn IdentityProvider>,
+    /// The tenants it serves; empty means "every tenant no other provider names" (the
+    /// deployment's only provider, in tests).
+    pub tenants: Vec<CorpId>,
+}
+
+impl std::fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderEntry").field("key", &self.key).field("tenants", &self.tenants).finish_non_exhaustive()
+    }
+}
+
+/// The identity providers a cloud serves, side by side (docs/design.md "Providers side by
+/// side"): the login use cases pick one by the key in the route, the directory use cases by
+/// the tenant they are asked about.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    entries: Vec<ProviderEntry>,
+}
+
+impl Providers {
+    /// A registry of one provider serving every tenant.
+    pub fn single(key: ProviderKey, idp: Arc<dyn IdentityProvider>) -> Self {
+        Self { entries: vec![ProviderEntry { key, idp, tenants: Vec::new() }] }
+    }
+
+    /// Adds a provider (a later entry with the same key replaces nothing: the first wins).
+    #[must_use]
+    pub fn with(mut self, entry: ProviderEntry) -> Self {
+        self.entries.push(entry);
+        self
+    }
+
+    /// The provider with `key`, if served.
+    pub fn get(&self, key: &ProviderKey) -> Option<&Arc<dyn IdentityProvider>> {
+        self.entries.iter().find(|e| &e.key == key).map(|e| &e.idp)
+    }
+
+    /// The provider serving `tenant`: the one naming it, else one with no tenant list.
+    pub fn for_tenant(&self, tenant: &CorpId) -> Option<&ProviderEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.tenants.contains(tenant))
+            .or_else(|| self.entries.iter().find(|e| e.tenants.is_empty()))
+    }
+
+    /// The keys served, in registration order.
+    pub fn keys(&self) -> impl Iterator<Item = &ProviderKey> {
+        self.entries.iter().map(|e| &e.key)
+    }
 }
 
 /// Work notifications (工作通知, docs/dingtalk-api.md §D). The messenger knows the app

@@ -4,13 +4,13 @@
 
 use async_trait::async_trait;
 use domain::{
-    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, Recipients, SkipReason,
-    TaskId, Timestamp, User, UserId,
+    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, PkceVerifier,
+    ProviderKey, Recipients, SkipReason, TaskId, Timestamp, User, UserId,
 };
 
 use super::{RelayWaiting, StoreError, WaitReason};
 
-/// What a finished DingTalk login produced: the member, or why not.
+/// What a finished login produced: the member, or why not.
 pub type LoginOutcome = Result<MemberProfile, LoginFailure>;
 
 /// Local side: logins in progress, keyed by the SHA-256 of their `state`.
@@ -34,6 +34,12 @@ pub struct LoginIntent {
     pub state_hash: String,
     /// The relay client that started it.
     pub client_id: String,
+    /// The identity provider the person signs in with; its callback must come back on the
+    /// same provider's path.
+    pub provider: ProviderKey,
+    /// The PKCE `code_verifier` whose challenge went into the authorize URL (RFC 7636); `None`
+    /// only for intents stored before PKCE was added.
+    pub code_verifier: Option<PkceVerifier>,
     /// Where the browser goes after the callback (gets `?state=` appended).
     pub complete_url: String,
     /// The corps this client may sign members of in to.
@@ -117,7 +123,7 @@ pub struct ListUsers {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Inserts or updates the user with the profile's `(corp_id, union_id)`:
+    /// Inserts or updates the user with the profile's `(provider, corp_id, union_id)`:
     /// a new user gets `new_id` and `created_at = now`; an existing one keeps
     /// its id and `created_at` and gets every profile field and `updated_at = now`.
     /// Returns the stored user.

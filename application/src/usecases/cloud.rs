@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use domain::{
-    AuthCode, Batch, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState, UserId,
+    AuthCode, Batch, BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberProfile, MessageState,
+    PkceVerifier, ProviderKey, UserId,
 };
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    ClaimedRelay, Clock, DispatchTrigger, IdentityError, IdentityProvider, LoginIntent, LoginIntentStore, LoginOutcome,
-    LoginResultStore, MemberKey, Messenger, MessengerError, RecipientLimits, RelayClient, RelayMessageRecord,
+    ClaimedRelay, Clock, DispatchTrigger, IdentityError, LoginIntent, LoginIntentStore, LoginOutcome, LoginResultStore,
+    MemberKey, Messenger, MessengerError, Providers, RandomSource, RecipientLimits, RelayClient, RelayMessageRecord,
     RelayMessageStore, RelayReceipt, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
@@ -34,6 +35,9 @@ pub enum CloudError {
     /// Nothing under that key for this relay client.
     #[error("not found")]
     NotFound,
+    /// The cloud serves no identity provider with this key.
+    #[error("no identity provider {0:?} is served here")]
+    UnknownProvider(String),
     /// The same idempotency key was used with a different message.
     #[error("idempotency key reused with a different message")]
     KeyReused,
@@ -115,54 +119,68 @@ pub fn with_state(url: &str, state: &LoginState) -> String {
     }
 }
 
-/// Registers a login for a relay client and returns DingTalk's authorize URL.
+/// Registers a login for a relay client and returns the provider's authorize URL.
 pub struct CreateLoginIntent {
     intents: Arc<dyn LoginIntentStore>,
-    idp: Arc<dyn IdentityProvider>,
+    providers: Providers,
     clock: Arc<dyn Clock>,
-    callback_url: String,
+    random: Arc<dyn RandomSource>,
+    public_url: String,
 }
 
 impl CreateLoginIntent {
-    /// `callback_url` is this cloud's public `…/auth/dingtalk/callback`, the
-    /// `redirect_uri` registered in the DingTalk console.
+    /// `public_url` is this cloud's public base URL (`https://relay.example.com`, no trailing
+    /// `/`); each provider's `redirect_uri` is `{public_url}/auth/{provider}/callback`, the URL
+    /// registered in that provider's console.
     pub fn new(
         intents: Arc<dyn LoginIntentStore>,
-        idp: Arc<dyn IdentityProvider>,
+        providers: Providers,
         clock: Arc<dyn Clock>,
-        callback_url: String,
+        random: Arc<dyn RandomSource>,
+        public_url: String,
     ) -> Self {
-        Self { intents, idp, clock, callback_url }
+        Self { intents, providers, clock, random, public_url: public_url.trim_end_matches('/').to_owned() }
     }
 
-    /// Errors: `Forbidden` when `complete_url` is not under one of the
-    /// client's origins; `Store` when the intent cannot be stored.
-    #[instrument(skip_all, fields(client = %client.id))]
+    /// The `redirect_uri` of `provider`: `{public_url}/auth/{provider}/callback`.
+    pub fn callback_url(&self, provider: &ProviderKey) -> String {
+        format!("{}/auth/{provider}/callback", self.public_url)
+    }
+
+    /// Errors: `UnknownProvider` when the cloud serves no provider `provider`; `Forbidden`
+    /// when `complete_url` is not under one of the client's origins; `Store` when the intent
+    /// cannot be stored.
+    #[instrument(skip_all, fields(client = %client.id, %provider))]
     pub async fn execute(
         &self,
         client: &RelayClient,
+        provider: &ProviderKey,
         state: &LoginState,
         complete_url: &str,
     ) -> Result<String, CloudError> {
+        let idp = self.providers.get(provider).ok_or_else(|| CloudError::UnknownProvider(provider.to_string()))?;
         if !url_in_origins(complete_url, &client.complete_url_origins) {
             return Err(CloudError::Forbidden(format!(
                 "complete_url {complete_url:?} is outside the origins allowed for relay client {}",
                 client.id
             )));
         }
+        let verifier = PkceVerifier::from_random_bytes(&self.random.bytes32());
         let intent = LoginIntent {
             state_hash: state.hash(),
             client_id: client.id.clone(),
+            provider: provider.clone(),
+            code_verifier: Some(verifier.clone()),
             complete_url: complete_url.to_owned(),
             corp_ids: client.corp_ids.clone(),
             expires_at: self.clock.now().plus_secs(INTENT_TTL_SECS),
         };
         self.intents.insert(&intent).await?;
-        Ok(self.idp.authorize_url(state, &self.callback_url))
+        Ok(idp.authorize_url(state, &self.callback_url(provider), &verifier.challenge_s256()))
     }
 }
 
-/// The query DingTalk sends to the callback (docs/dingtalk-api.md §A.2).
+/// The query a provider sends to the callback (docs/dingtalk-api.md §A.2, docs/feishu-api.md §A.2).
 #[derive(Debug, Clone, Default)]
 pub struct CallbackQuery {
     /// `state`.
@@ -173,13 +191,13 @@ pub struct CallbackQuery {
     pub error: Option<String>,
 }
 
-/// Handles DingTalk's redirect: resolves the person to an org member, stores
-/// the outcome for the relay client, and returns where to send the browser
-/// (`complete_url?state=…`: no code and no profile in the URL).
+/// Handles a provider's redirect: resolves the person to a member of one of the relay client's
+/// tenants served by that provider, stores the outcome for the relay client, and returns where
+/// to send the browser (`complete_url?state=…`: no code and no profile in the URL).
 pub struct HandleCallback {
     intents: Arc<dyn LoginIntentStore>,
     results: Arc<dyn LoginResultStore>,
-    idp: Arc<dyn IdentityProvider>,
+    providers: Providers,
     clock: Arc<dyn Clock>,
 }
 
@@ -188,26 +206,32 @@ impl HandleCallback {
     pub fn new(
         intents: Arc<dyn LoginIntentStore>,
         results: Arc<dyn LoginResultStore>,
-        idp: Arc<dyn IdentityProvider>,
+        providers: Providers,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { intents, results, idp, clock }
+        Self { intents, results, providers, clock }
     }
 
-    /// Errors: `InvalidState` when the state is missing, malformed, unknown,
-    /// expired or used (nothing is stored); `Store`. A DingTalk failure is
-    /// not an error here: it becomes a stored [`LoginFailure`] the local side
-    /// shows to the person.
-    #[instrument(skip_all)]
-    pub async fn execute(&self, query: &CallbackQuery) -> Result<String, CloudError> {
+    /// Handles the redirect that came back on `provider`'s callback path.
+    ///
+    /// Errors: `InvalidState` when the state is missing, malformed, unknown, expired or used,
+    /// or when the login was started with another provider (nothing is stored); `Store`. A
+    /// provider failure is not an error here: it becomes a stored [`LoginFailure`] the local
+    /// side shows to the person.
+    #[instrument(skip_all, fields(%provider))]
+    pub async fn execute(&self, provider: &ProviderKey, query: &CallbackQuery) -> Result<String, CloudError> {
         let state =
             LoginState::parse(query.state.as_deref().unwrap_or_default()).map_err(|_| CloudError::InvalidState)?;
         let now = self.clock.now();
         let intent = self.intents.take(&state.hash(), now).await?.ok_or(CloudError::InvalidState)?;
+        if &intent.provider != provider {
+            warn!(started = %intent.provider, "a login came back on another provider's callback; refused");
+            return Err(CloudError::InvalidState);
+        }
         let outcome = match (&query.error, &query.code) {
             (Some(error), _) => Err(LoginFailure::ConsentDenied { error: error.chars().take(200).collect() }),
             (None, Some(code)) => match AuthCode::parse(code) {
-                Ok(code) => self.resolve(&code, &intent.corp_ids).await,
+                Ok(code) => self.resolve(&intent, &code).await,
                 Err(_) => Err(LoginFailure::InvalidCode),
             },
             (None, None) => Err(LoginFailure::InvalidCode),
@@ -224,20 +248,29 @@ impl HandleCallback {
         Ok(with_state(&intent.complete_url, &state))
     }
 
-    async fn resolve(&self, code: &AuthCode, corp_ids: &[CorpId]) -> LoginOutcome {
-        let identity = self.idp.exchange_code(code).await.map_err(|err| match err {
+    async fn resolve(&self, intent: &LoginIntent, code: &AuthCode) -> LoginOutcome {
+        let Some(idp) = self.providers.get(&intent.provider) else {
+            warn!(provider = %intent.provider, "the provider of a stored login is no longer served");
+            return Err(LoginFailure::ProviderUnavailable);
+        };
+        let identity = idp.exchange_code(code, intent.code_verifier.clone()).await.map_err(|err| match err {
             IdentityError::InvalidCode => LoginFailure::InvalidCode,
+            IdentityError::NotMember => LoginFailure::NotMember,
             other => {
                 warn!(error = %other, "code exchange failed");
                 LoginFailure::ProviderUnavailable
             }
         })?;
-        let candidates: Vec<&CorpId> = match &identity.corp_id {
-            Some(corp) => corp_ids.iter().filter(|c| *c == corp).collect(),
-            None => corp_ids.iter().collect(),
-        };
+        // Only the client's tenants this provider serves: a person never lands in a tenant
+        // of another provider.
+        let candidates: Vec<&CorpId> = intent
+            .corp_ids
+            .iter()
+            .filter(|c| self.providers.for_tenant(c).is_some_and(|e| e.key == intent.provider))
+            .filter(|c| identity.corp_id.as_ref().is_none_or(|corp| corp == *c))
+            .collect();
         for corp_id in candidates {
-            let userid = match self.idp.find_userid(corp_id, &identity.union_id).await {
+            let userid = match idp.find_userid(corp_id, &identity.union_id).await {
                 Ok(userid) => userid,
                 Err(IdentityError::NotMember | IdentityError::CorpNotServed(_)) => continue,
                 Err(err) => {
@@ -245,12 +278,14 @@ impl HandleCallback {
                     return Err(LoginFailure::ProviderUnavailable);
                 }
             };
-            return match self.idp.get_member(corp_id, &userid).await {
+            return match idp.get_member(corp_id, &userid).await {
                 Ok(details) if !details.active => {
                     info!(%corp_id, "sign-in refused: the org marks the member inactive");
                     Err(LoginFailure::Inactive)
                 }
-                Ok(details) => Ok(MemberProfile::from_details(corp_id.clone(), details, Some(&identity))),
+                Ok(details) => {
+                    Ok(MemberProfile::from_details(intent.provider.clone(), corp_id.clone(), details, Some(&identity)))
+                }
                 Err(IdentityError::NotMember) => Err(LoginFailure::NotMember),
                 Err(err) => {
                     warn!(error = %err, %corp_id, "member details failed");
@@ -951,19 +986,20 @@ impl RelayRecall {
     }
 }
 
-/// Fetches a member's current profile from DingTalk (docs/dingtalk-api.md §C.1/§C.2).
+/// Fetches a member's current profile from the provider serving the corp (tenant)
+/// (docs/dingtalk-api.md §C.1/§C.2, docs/feishu-api.md §C.1).
 pub struct FetchMember {
-    idp: Arc<dyn IdentityProvider>,
+    providers: Providers,
 }
 
 impl FetchMember {
     /// Builds the use case.
-    pub fn new(idp: Arc<dyn IdentityProvider>) -> Self {
-        Self { idp }
+    pub fn new(providers: Providers) -> Self {
+        Self { providers }
     }
 
-    /// Errors: `Forbidden` (corp outside the client's list); `NotMember`;
-    /// `Unavailable`/`Rejected` from DingTalk.
+    /// Errors: `Forbidden` (corp outside the client's list, or served by no provider);
+    /// `NotMember`; `Unavailable`/`Rejected` from the provider.
     #[instrument(skip_all, fields(client = %client.id, %corp_id))]
     pub async fn execute(
         &self,
@@ -972,12 +1008,17 @@ impl FetchMember {
         key: &MemberKey,
     ) -> Result<MemberProfile, CloudError> {
         ensure_corp(client, corp_id)?;
+        let entry = self
+            .providers
+            .for_tenant(corp_id)
+            .ok_or_else(|| CloudError::Forbidden(format!("no identity provider serves the corp {corp_id}")))?;
+        let idp = &entry.idp;
         let userid = match key {
             MemberKey::UserId(userid) => userid.clone(),
-            MemberKey::UnionId(union_id) => self.idp.find_userid(corp_id, union_id).await?,
+            MemberKey::UnionId(union_id) => idp.find_userid(corp_id, union_id).await?,
         };
-        let details = self.idp.get_member(corp_id, &userid).await?;
-        Ok(MemberProfile::from_details(corp_id.clone(), details, None))
+        let details = idp.get_member(corp_id, &userid).await?;
+        Ok(MemberProfile::from_details(entry.key.clone(), corp_id.clone(), details, None))
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use domain::{
     Batch, BatchRecord, CorpId, DeliveryReport, DeptId, Identity, LoginFailure, LoginState, MemberDetails,
-    MemberProfile, MessageBody, MessageState, OpenId, Recipients, SendProgress, SendResult, SkipReason, TaskId,
-    Timestamp, UnionId, UserId,
+    MemberProfile, MessageBody, MessageState, OpenId, PkceVerifier, ProviderKey, Recipients, SendProgress, SendResult,
+    SkipReason, TaskId, Timestamp, UnionId, UserId,
 };
 use mockall::Sequence;
 use tokio::sync::Notify;
@@ -22,8 +22,8 @@ use super::cloud::{
 use crate::ports::{
     ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock,
     MockDispatchTrigger, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger,
-    MockRecipientLimits, MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayMessageStore, RelaySendRequest,
-    RelayWaiting, StoreError, UpstreamError, WaitReason,
+    MockRandomSource, MockRecipientLimits, MockRelayMessageStore, ProviderEntry, Providers, RelayClient,
+    RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
 // ---------------------------------------------------------------------------
@@ -34,10 +34,32 @@ const NOW_MS: i64 = 1_750_000_000_000;
 const CLIENT_ID: &str = "client-a";
 const ORIGIN: &str = "https://app.example";
 const COMPLETE_URL: &str = "https://app.example/auth/dingtalk/complete";
-const CALLBACK_URL: &str = "https://cloud.example/auth/dingtalk/callback";
+const PUBLIC_URL: &str = "https://cloud.example";
+const CALLBACK_URL: &str = "https://cloud.example/auth/idp-a/callback";
 const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?redirect_uri=x&state=y";
 const KEY: &str = "msg-0001";
 const CODE: &str = "f85c6abc";
+
+/// The provider the tests sign in with (the core knows providers only by key).
+fn provider() -> ProviderKey {
+    ProviderKey::from_static("idp-a")
+}
+
+/// The PKCE verifier drawn from [`random`]'s bytes.
+fn verifier() -> PkceVerifier {
+    PkceVerifier::from_random_bytes(&[9; 32])
+}
+
+fn random() -> Arc<MockRandomSource> {
+    let mut random = MockRandomSource::new();
+    random.expect_bytes32().return_const([9u8; 32]);
+    Arc::new(random)
+}
+
+/// One provider, [`provider`], serving every corp.
+fn providers(idp: MockIdentityProvider) -> Providers {
+    Providers::single(provider(), Arc::new(idp))
+}
 
 fn now() -> Timestamp {
     Timestamp::from_millis(NOW_MS)
@@ -93,6 +115,8 @@ fn intent() -> LoginIntent {
     LoginIntent {
         state_hash: state().hash(),
         client_id: CLIENT_ID.to_owned(),
+        provider: provider(),
+        code_verifier: Some(verifier()),
         complete_url: COMPLETE_URL.to_owned(),
         corp_ids: vec![corp_a(), corp_b()],
         expires_at: now().plus_secs(600),
@@ -248,7 +272,7 @@ fn with_state_keeps_the_state_out_of_the_fragment() {
 // ---------------------------------------------------------------------------
 
 fn create_intent(intents: MockLoginIntentStore, idp: MockIdentityProvider) -> CreateLoginIntent {
-    CreateLoginIntent::new(Arc::new(intents), Arc::new(idp), clock(), CALLBACK_URL.to_owned())
+    CreateLoginIntent::new(Arc::new(intents), providers(idp), clock(), random(), PUBLIC_URL.to_owned())
 }
 
 #[tokio::test]
@@ -258,11 +282,11 @@ async fn create_intent_stores_the_intent_and_returns_the_authorize_url() {
     intents.expect_insert().withf(move |i| *i == expected).times(1).returning(|_| Ok(()));
     let mut idp = MockIdentityProvider::new();
     idp.expect_authorize_url()
-        .withf(|s, uri| *s == state() && uri == CALLBACK_URL)
+        .withf(|s, uri, challenge| *s == state() && uri == CALLBACK_URL && challenge == verifier().challenge_s256())
         .times(1)
         .return_const(AUTHORIZE_URL.to_owned());
 
-    let url = create_intent(intents, idp).execute(&client(), &state(), COMPLETE_URL).await.unwrap();
+    let url = create_intent(intents, idp).execute(&client(), &provider(), &state(), COMPLETE_URL).await.unwrap();
 
     assert_eq!(url, AUTHORIZE_URL);
 }
@@ -275,7 +299,7 @@ async fn create_intent_outside_the_origins_is_forbidden_and_stores_nothing() {
     idp.expect_authorize_url().never();
 
     let err = create_intent(intents, idp)
-        .execute(&client(), &state(), "https://app.example.evil/complete")
+        .execute(&client(), &provider(), &state(), "https://app.example.evil/complete")
         .await
         .unwrap_err();
 
@@ -289,9 +313,38 @@ async fn create_intent_propagates_a_store_error() {
     let mut idp = MockIdentityProvider::new();
     idp.expect_authorize_url().never();
 
-    let err = create_intent(intents, idp).execute(&client(), &state(), COMPLETE_URL).await.unwrap_err();
+    let err = create_intent(intents, idp).execute(&client(), &provider(), &state(), COMPLETE_URL).await.unwrap_err();
 
     assert!(matches!(err, CloudError::Store(StoreError::Conflict(_))), "{err:?}");
+}
+
+#[tokio::test]
+async fn create_intent_for_a_provider_not_served_is_unknown_and_stores_nothing() {
+    let mut intents = MockLoginIntentStore::new();
+    intents.expect_insert().never();
+    let mut idp = MockIdentityProvider::new();
+    idp.expect_authorize_url().never();
+
+    let err = create_intent(intents, idp)
+        .execute(&client(), &ProviderKey::from_static("idp-z"), &state(), COMPLETE_URL)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, CloudError::UnknownProvider(ref p) if p == "idp-z"), "{err:?}");
+}
+
+#[test]
+fn a_tenant_belongs_to_the_provider_naming_it_else_to_the_one_without_a_list() {
+    let b = ProviderKey::from_static("idp-b");
+    let providers = providers(MockIdentityProvider::new()).with(ProviderEntry {
+        key: b.clone(),
+        idp: Arc::new(MockIdentityProvider::new()),
+        tenants: vec![corp_b()],
+    });
+    assert_eq!(providers.for_tenant(&corp_b()).map(|e| e.key.clone()), Some(b.clone()));
+    assert_eq!(providers.for_tenant(&corp_a()).map(|e| e.key.clone()), Some(provider()));
+    assert!(providers.get(&b).is_some() && providers.get(&ProviderKey::from_static("idp-z")).is_none());
+    assert_eq!(providers.keys().cloned().collect::<Vec<_>>(), vec![provider(), b]);
 }
 
 // ---------------------------------------------------------------------------
@@ -303,7 +356,7 @@ fn handle_callback(
     results: MockLoginResultStore,
     idp: MockIdentityProvider,
 ) -> HandleCallback {
-    HandleCallback::new(Arc::new(intents), Arc::new(results), Arc::new(idp), clock())
+    HandleCallback::new(Arc::new(intents), Arc::new(results), providers(idp), clock())
 }
 
 /// Intents whose `take` is expected once, for `state()` at `now()`, answering `found`.
@@ -351,7 +404,10 @@ fn redirect() -> String {
 /// An identity provider whose `exchange_code` is expected once with `CODE`.
 fn idp_exchanging(answer: Result<Identity, IdentityError>) -> MockIdentityProvider {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_exchange_code().withf(|code| code.expose() == CODE).times(1).returning(move |_| answer.clone());
+    idp.expect_exchange_code()
+        .withf(|code, v| code.expose() == CODE && v.as_ref() == Some(&verifier()))
+        .times(1)
+        .returning(move |_, _| answer.clone());
     idp
 }
 
@@ -360,8 +416,50 @@ async fn expect_failure_stored(
     query: CallbackQuery,
     failure: LoginFailure,
 ) -> Result<(), CloudError> {
-    let url =
-        handle_callback(intents_taking(Some(intent())), results_storing(Err(failure)), idp).execute(&query).await?;
+    let url = handle_callback(intents_taking(Some(intent())), results_storing(Err(failure)), idp)
+        .execute(&provider(), &query)
+        .await?;
+    assert_eq!(url, redirect());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callback_on_another_providers_path_is_invalid_and_stores_nothing() {
+    // The intent was started with provider(); the redirect comes back on idp-b's path.
+    let err = handle_callback(intents_taking(Some(intent())), no_results(), MockIdentityProvider::new())
+        .execute(&ProviderKey::from_static("idp-b"), &query(Some(CODE), None))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, CloudError::InvalidState), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_person_is_looked_up_only_in_the_tenants_of_the_login_provider() -> Result<(), CloudError> {
+    // corp_b belongs to idp-b: a login with provider() tries corp_a only, even though the
+    // relay client serves both, and never asks idp-b.
+    let who = identity(None);
+    let mut idp = idp_exchanging(Ok(who.clone()));
+    idp.expect_find_userid()
+        .withf(|c, u| *c == corp_a() && *u == union_id())
+        .times(1)
+        .returning(|_, _| Err(IdentityError::NotMember));
+    let mut other = MockIdentityProvider::new();
+    other.expect_find_userid().never();
+    let providers = providers(idp).with(ProviderEntry {
+        key: ProviderKey::from_static("idp-b"),
+        idp: Arc::new(other),
+        tenants: vec![corp_b()],
+    });
+    let url = HandleCallback::new(
+        Arc::new(intents_taking(Some(intent()))),
+        Arc::new(results_storing(Err(LoginFailure::NotMember))),
+        providers,
+        clock(),
+    )
+    .execute(&provider(), &query(Some(CODE), None))
+    .await?;
+
     assert_eq!(url, redirect());
     Ok(())
 }
@@ -372,7 +470,10 @@ async fn callback_without_state_is_invalid_and_touches_nothing() {
     intents.expect_take().never();
     let query = CallbackQuery { state: None, code: Some(CODE.to_owned()), error: None };
 
-    let err = handle_callback(intents, no_results(), MockIdentityProvider::new()).execute(&query).await.unwrap_err();
+    let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
+        .execute(&provider(), &query)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, CloudError::InvalidState), "{err:?}");
 }
@@ -383,7 +484,10 @@ async fn callback_with_a_malformed_state_is_invalid_and_touches_nothing() {
     intents.expect_take().never();
     let query = CallbackQuery { state: Some("not-a-state".to_owned()), code: Some(CODE.to_owned()), error: None };
 
-    let err = handle_callback(intents, no_results(), MockIdentityProvider::new()).execute(&query).await.unwrap_err();
+    let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
+        .execute(&provider(), &query)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, CloudError::InvalidState), "{err:?}");
 }
@@ -391,7 +495,7 @@ async fn callback_with_a_malformed_state_is_invalid_and_touches_nothing() {
 #[tokio::test]
 async fn callback_with_an_unknown_or_expired_state_is_invalid_and_stores_nothing() {
     let err = handle_callback(intents_taking(None), no_results(), MockIdentityProvider::new())
-        .execute(&query(Some(CODE), None))
+        .execute(&provider(), &query(Some(CODE), None))
         .await
         .unwrap_err();
 
@@ -404,7 +508,7 @@ async fn callback_propagates_an_intent_store_error() {
     intents.expect_take().times(1).returning(|_, _| Err(StoreError::Unavailable("pool timed out".to_owned())));
 
     let err = handle_callback(intents, no_results(), MockIdentityProvider::new())
-        .execute(&query(Some(CODE), None))
+        .execute(&provider(), &query(Some(CODE), None))
         .await
         .unwrap_err();
 
@@ -467,10 +571,10 @@ async fn callback_identity_with_a_corp_looks_up_that_corp_only() -> Result<(), C
         .withf(|c, u| *c == corp_b() && *u == uid("manager4220"))
         .times(1)
         .returning(|_, _| Ok(details()));
-    let profile = MemberProfile::from_details(corp_b(), details(), Some(&who));
+    let profile = MemberProfile::from_details(provider(), corp_b(), details(), Some(&who));
 
     let url = handle_callback(intents_taking(Some(intent())), results_storing(Ok(profile)), idp)
-        .execute(&query(Some(CODE), None))
+        .execute(&provider(), &query(Some(CODE), None))
         .await?;
 
     assert_eq!(url, redirect());
@@ -484,10 +588,10 @@ async fn callback_identity_without_corp_tries_each_corp_until_a_member() -> Resu
     let mut idp = MockIdentityProvider::new();
     let answer = who.clone();
     idp.expect_exchange_code()
-        .withf(|code| code.expose() == CODE)
+        .withf(|code, v| code.expose() == CODE && v.as_ref() == Some(&verifier()))
         .times(1)
         .in_sequence(&mut seq)
-        .returning(move |_| Ok(answer.clone()));
+        .returning(move |_, _| Ok(answer.clone()));
     idp.expect_find_userid()
         .withf(|c, u| *c == corp_a() && *u == union_id())
         .times(1)
@@ -503,12 +607,12 @@ async fn callback_identity_without_corp_tries_each_corp_until_a_member() -> Resu
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, _| Ok(details()));
-    let profile = MemberProfile::from_details(corp_b(), details(), Some(&who));
+    let profile = MemberProfile::from_details(provider(), corp_b(), details(), Some(&who));
     assert_eq!(profile.corp_id, corp_b());
     assert_eq!(profile.open_id, who.open_id);
 
     let url = handle_callback(intents_taking(Some(intent())), results_storing(Ok(profile)), idp)
-        .execute(&query(Some(CODE), None))
+        .execute(&provider(), &query(Some(CODE), None))
         .await?;
 
     assert_eq!(url, redirect());
@@ -525,14 +629,14 @@ async fn callback_skips_a_corp_the_provider_does_not_serve() -> Result<(), Cloud
         .returning(|_, _| Err(IdentityError::CorpNotServed(corp_a())));
     idp.expect_find_userid().withf(|c, _| *c == corp_b()).times(1).returning(|_, _| Ok(uid("manager4220")));
     idp.expect_get_member().withf(|c, _| *c == corp_b()).times(1).returning(|_, _| Ok(details()));
-    let profile = MemberProfile::from_details(corp_b(), details(), Some(&who));
+    let profile = MemberProfile::from_details(provider(), corp_b(), details(), Some(&who));
 
     expect_failure_or_profile(idp, Ok(profile)).await
 }
 
 async fn expect_failure_or_profile(idp: MockIdentityProvider, outcome: LoginOutcome) -> Result<(), CloudError> {
     let url = handle_callback(intents_taking(Some(intent())), results_storing(outcome), idp)
-        .execute(&query(Some(CODE), None))
+        .execute(&provider(), &query(Some(CODE), None))
         .await?;
     assert_eq!(url, redirect());
     Ok(())
@@ -603,7 +707,7 @@ async fn callback_success_stores_the_profile_for_the_intents_client_and_redirect
         .withf(|c, u| *c == corp_a() && *u == uid("manager4220"))
         .times(1)
         .returning(|_, _| Ok(details()));
-    let profile = MemberProfile::from_details(corp_a(), details(), Some(&who));
+    let profile = MemberProfile::from_details(provider(), corp_a(), details(), Some(&who));
     assert_eq!(profile.email.as_deref(), Some("claimed@example.com"));
 
     expect_failure_or_profile(idp, Ok(profile)).await
@@ -619,7 +723,7 @@ async fn callback_redirect_appends_with_an_ampersand_when_complete_url_has_a_que
         results_storing(Err(LoginFailure::InvalidCode)),
         MockIdentityProvider::new(),
     )
-    .execute(&query(None, None))
+    .execute(&provider(), &query(None, None))
     .await?;
 
     assert_eq!(url, format!("{COMPLETE_URL}?lang=en&state={}", state().expose()));
@@ -632,7 +736,7 @@ async fn callback_propagates_a_results_store_error() {
     results.expect_insert().times(1).returning(|_, _, _, _| Err(StoreError::Conflict("login_results_pkey".to_owned())));
 
     let err = handle_callback(intents_taking(Some(intent())), results, MockIdentityProvider::new())
-        .execute(&query(None, Some("access_denied")))
+        .execute(&provider(), &query(None, Some("access_denied")))
         .await
         .unwrap_err();
 
@@ -656,7 +760,7 @@ fn results_taking(found: Option<LoginOutcome>) -> MockLoginResultStore {
 
 #[tokio::test]
 async fn take_result_returns_the_clients_outcome() -> Result<(), CloudError> {
-    let outcome: LoginOutcome = Ok(MemberProfile::from_details(corp_a(), details(), None));
+    let outcome: LoginOutcome = Ok(MemberProfile::from_details(provider(), corp_a(), details(), None));
     let taken = TakeLoginResult::new(Arc::new(results_taking(Some(outcome.clone()))), clock())
         .execute(&client(), &state())
         .await?;
@@ -1647,7 +1751,7 @@ async fn fetch_member_of_a_corp_outside_the_client_is_forbidden() {
     idp.expect_find_userid().never();
     idp.expect_get_member().never();
 
-    let err = FetchMember::new(Arc::new(idp))
+    let err = FetchMember::new(providers(idp))
         .execute(&client(), &corp_c(), &MemberKey::UserId(uid("manager4220")))
         .await
         .unwrap_err();
@@ -1665,9 +1769,9 @@ async fn fetch_member_by_userid_calls_get_member_only() -> Result<(), CloudError
         .returning(|_, _| Ok(details()));
 
     let profile =
-        FetchMember::new(Arc::new(idp)).execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220"))).await?;
+        FetchMember::new(providers(idp)).execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220"))).await?;
 
-    assert_eq!(profile, MemberProfile::from_details(corp_a(), details(), None));
+    assert_eq!(profile, MemberProfile::from_details(provider(), corp_a(), details(), None));
     Ok(())
 }
 
@@ -1687,9 +1791,9 @@ async fn fetch_member_by_union_id_finds_the_userid_first() -> Result<(), CloudEr
         .returning(|_, _| Ok(details()));
 
     let profile =
-        FetchMember::new(Arc::new(idp)).execute(&client(), &corp_b(), &MemberKey::UnionId(union_id())).await?;
+        FetchMember::new(providers(idp)).execute(&client(), &corp_b(), &MemberKey::UnionId(union_id())).await?;
 
-    assert_eq!(profile, MemberProfile::from_details(corp_b(), details(), None));
+    assert_eq!(profile, MemberProfile::from_details(provider(), corp_b(), details(), None));
     Ok(())
 }
 
@@ -1699,7 +1803,7 @@ async fn fetch_member_by_union_id_not_member_maps_to_not_member() {
     idp.expect_find_userid().times(1).returning(|_, _| Err(IdentityError::NotMember));
     idp.expect_get_member().never();
 
-    let err = FetchMember::new(Arc::new(idp))
+    let err = FetchMember::new(providers(idp))
         .execute(&client(), &corp_a(), &MemberKey::UnionId(union_id()))
         .await
         .unwrap_err();
@@ -1712,7 +1816,7 @@ async fn fetch_member_get_member_not_member_maps_to_not_member() {
     let mut idp = MockIdentityProvider::new();
     idp.expect_get_member().times(1).returning(|_, _| Err(IdentityError::NotMember));
 
-    let err = FetchMember::new(Arc::new(idp))
+    let err = FetchMember::new(providers(idp))
         .execute(&client(), &corp_a(), &MemberKey::UserId(uid("gone")))
         .await
         .unwrap_err();
@@ -1727,7 +1831,7 @@ async fn fetch_member_upstream_failure_maps_to_unavailable() {
         .times(1)
         .returning(|_, _| Err(IdentityError::Upstream(UpstreamError::TokenRejected("40014".to_owned()))));
 
-    let err = FetchMember::new(Arc::new(idp))
+    let err = FetchMember::new(providers(idp))
         .execute(&client(), &corp_a(), &MemberKey::UserId(uid("manager4220")))
         .await
         .unwrap_err();

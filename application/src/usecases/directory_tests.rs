@@ -22,6 +22,7 @@ fn clock() -> Arc<MockClock> {
 
 fn profile(userid: &str, name: &str) -> MemberProfile {
     MemberProfile {
+        provider: domain::ProviderKey::from_static("idp-a"),
         corp_id: CorpId::parse("dingcorpa").unwrap(),
         union_id: UnionId::parse(&format!("union-{userid}")).unwrap(),
         userid: UserId::parse(userid).unwrap(),

@@ -53,6 +53,7 @@ fn entry(cursor: i64, event_type: &str, userids: &[&str]) -> FeedEntry {
 
 fn profile(userid: &str, name: &str, active: bool) -> MemberProfile {
     MemberProfile {
+        provider: domain::ProviderKey::from_static("idp-a"),
         corp_id: corp(),
         union_id: UnionId::parse(&format!("union-{userid}")).unwrap(),
         userid: uid(userid),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
+use domain::{CorpId, DeliveryReport, LoginState, MemberProfile, ProviderKey};
 
 use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
 use super::feed::{DEFAULT_LIMIT, FeedQuery, ReadContactFeed};
@@ -48,7 +48,7 @@ impl From<CloudError> for GatewayError {
         match err {
             CloudError::InvalidState | CloudError::NotFound => Self::NotFound,
             CloudError::Forbidden(msg) => Self::Forbidden(msg),
-            CloudError::KeyReused => Self::Invalid(err.to_string()),
+            CloudError::KeyReused | CloudError::UnknownProvider(_) => Self::Invalid(err.to_string()),
             CloudError::NotMember => Self::NotMember,
             CloudError::Unavailable(msg) => Self::Unavailable(msg),
             CloudError::Rejected(msg) => Self::Rejected(msg),
@@ -59,8 +59,13 @@ impl From<CloudError> for GatewayError {
 
 #[async_trait]
 impl CloudGateway for InProcessGateway {
-    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
-        Ok(self.cloud.create_intent.execute(&self.client, state, complete_url).await?)
+    async fn start_login(
+        &self,
+        provider: &ProviderKey,
+        state: &LoginState,
+        complete_url: &str,
+    ) -> Result<String, GatewayError> {
+        Ok(self.cloud.create_intent.execute(&self.client, provider, state, complete_url).await?)
     }
 
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError> {

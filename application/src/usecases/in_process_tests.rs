@@ -16,8 +16,8 @@ use super::in_process::{CloudUseCases, InProcessGateway};
 use crate::ports::{
     CloudGateway, ContactEvent, FeedEntry, GatewayError, IdentityError, LoginOutcome, MemberKey, MessengerError,
     MockClock, MockEventStore, MockFeedSignal, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore,
-    MockMessenger, MockRelayMessageStore, RelayClient, RelayMessageRecord, RelayReceipt, RelaySendRequest, StoreError,
-    UpstreamError,
+    MockMessenger, MockRandomSource, MockRelayMessageStore, Providers, RelayClient, RelayMessageRecord, RelayReceipt,
+    RelaySendRequest, StoreError, UpstreamError,
 };
 
 // ---------------------------------------------------------------------------
@@ -26,10 +26,14 @@ use crate::ports::{
 
 const NOW_MS: i64 = 1_750_000_000_000;
 const DEV_CLIENT: &str = "dev";
-const COMPLETE_URL: &str = "http://localhost:8080/auth/dingtalk/complete";
-const CALLBACK_URL: &str = "http://localhost:8080/auth/dingtalk/callback";
+const COMPLETE_URL: &str = "http://localhost:8080/auth/idp-a/complete";
+const CALLBACK_URL: &str = "http://localhost:8080/auth/idp-a/callback";
 const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?x=1";
 const KEY: &str = "msg-0001";
+
+fn provider() -> domain::ProviderKey {
+    domain::ProviderKey::from_static("idp-a")
+}
 
 fn now() -> Timestamp {
     Timestamp::from_millis(NOW_MS)
@@ -127,21 +131,24 @@ impl CloudMocks {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(now());
         let clock = Arc::new(clock);
-        let idp = Arc::new(self.idp);
+        let mut random = MockRandomSource::new();
+        random.expect_bytes32().return_const([9u8; 32]);
+        let providers = Providers::single(provider(), Arc::new(self.idp));
         let messages = Arc::new(self.messages);
         let messenger = Arc::new(self.messenger);
         let cloud = CloudUseCases {
             create_intent: CreateLoginIntent::new(
                 Arc::new(self.intents),
-                idp.clone(),
+                providers.clone(),
                 clock.clone(),
-                CALLBACK_URL.to_owned(),
+                Arc::new(random),
+                "http://localhost:8080".to_owned(),
             ),
             take_result: TakeLoginResult::new(Arc::new(self.results), clock.clone()),
             send: Arc::new(RelaySend::new(messages.clone(), messenger.clone(), clock.clone())),
             status: RelayStatus::new(messages.clone(), messenger.clone(), clock.clone()),
             recall: RelayRecall::new(messages, messenger, clock),
-            fetch_member: FetchMember::new(idp),
+            fetch_member: FetchMember::new(providers),
             read_feed: ReadContactFeed::new(Arc::new(self.events), Arc::new(self.signal)),
         };
         InProcessGateway::new(client(), cloud)
@@ -181,11 +188,11 @@ async fn start_login_registers_an_intent_for_the_configured_client() -> Result<(
     mocks
         .idp
         .expect_authorize_url()
-        .withf(|s, uri| *s == state() && uri == CALLBACK_URL)
+        .withf(|s, uri, _challenge| *s == state() && uri == CALLBACK_URL)
         .times(1)
         .return_const(AUTHORIZE_URL.to_owned());
 
-    let url = mocks.gateway().start_login(&state(), COMPLETE_URL).await?;
+    let url = mocks.gateway().start_login(&provider(), &state(), COMPLETE_URL).await?;
 
     assert_eq!(url, AUTHORIZE_URL);
     Ok(())
@@ -278,7 +285,7 @@ async fn get_member_fetches_within_the_configured_clients_corps() -> Result<(), 
 
     let profile = mocks.gateway().get_member(&corp_a(), &MemberKey::UserId(uid("manager4220"))).await?;
 
-    assert_eq!(profile, MemberProfile::from_details(corp_a(), details(), None));
+    assert_eq!(profile, MemberProfile::from_details(provider(), corp_a(), details(), None));
     Ok(())
 }
 
@@ -308,7 +315,8 @@ async fn forbidden_maps_to_forbidden_with_its_message() {
     mocks.intents.expect_insert().never();
     mocks.idp.expect_authorize_url().never();
 
-    let err = mocks.gateway().start_login(&state(), "https://elsewhere.example/complete").await.unwrap_err();
+    let err =
+        mocks.gateway().start_login(&provider(), &state(), "https://elsewhere.example/complete").await.unwrap_err();
 
     assert!(
         matches!(err, GatewayError::Forbidden(ref m) if m.contains("elsewhere.example") && m.contains(DEV_CLIENT)),

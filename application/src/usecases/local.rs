@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use domain::{
-    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MessageBody, MessageState, Recipients,
-    ReturnTo, SessionToken, Timestamp, User, UserId, ValidationError,
+    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MessageBody, MessageState, ProviderKey,
+    Recipients, ReturnTo, SessionToken, Timestamp, User, UserId, ValidationError,
 };
 use tracing::{info, instrument, warn};
 
@@ -51,20 +51,22 @@ pub struct StartLogin {
     gateway: Arc<dyn CloudGateway>,
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
-    complete_url: String,
+    public_url: String,
     return_origins: Vec<String>,
 }
 
 impl StartLogin {
-    /// `complete_url` is this service's public `…/auth/dingtalk/complete`.
+    /// `public_url` is this service's public base URL (no trailing `/`); a login with provider
+    /// `p` completes at `{public_url}/auth/{p}/complete`.
     pub fn new(
         attempts: Arc<dyn LoginAttemptStore>,
         gateway: Arc<dyn CloudGateway>,
         random: Arc<dyn RandomSource>,
         clock: Arc<dyn Clock>,
-        complete_url: String,
+        public_url: String,
     ) -> Self {
-        Self { attempts, gateway, random, clock, complete_url, return_origins: Vec::new() }
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        Self { attempts, gateway, random, clock, public_url, return_origins: Vec::new() }
     }
 
     /// Also accepts an absolute `return_to` on these origins (`https://app.example.com`): the
@@ -75,22 +77,29 @@ impl StartLogin {
         self
     }
 
-    /// Returns the state (for the cookie) and the URL to redirect to.
-    /// `return_to` that is neither a relative path nor on a trusted origin becomes `/`.
-    /// Errors: `Refused`/`Unavailable` from the cloud; `Store`.
-    #[instrument(skip_all)]
-    pub async fn execute(&self, return_to: Option<&str>) -> Result<(LoginState, String), LoginError> {
+    /// Starts a login with `provider`; returns the state (for the cookie) and the URL to
+    /// redirect to. `return_to` that is neither a relative path nor on a trusted origin
+    /// becomes `/`. Errors: `Refused`/`Unavailable` from the cloud; `Store`.
+    #[instrument(skip_all, fields(%provider))]
+    pub async fn execute(
+        &self,
+        provider: &ProviderKey,
+        return_to: Option<&str>,
+    ) -> Result<(LoginState, String), LoginError> {
         let state = LoginState::from_random_bytes(&self.random.bytes32());
         let attempt = LoginAttempt {
             state_hash: state.hash(),
+            provider: provider.clone(),
             return_to: ReturnTo::parse_with_origins(return_to, &self.return_origins),
             expires_at: self.clock.now().plus_secs(domain::login::LOGIN_TTL_SECS),
         };
         self.attempts.insert(&attempt).await?;
-        let authorize_url = self.gateway.start_login(&state, &self.complete_url).await.map_err(|err| match err {
-            GatewayError::Unavailable(msg) => LoginError::Unavailable(msg),
-            other => LoginError::Refused(other.to_string()),
-        })?;
+        let complete_url = format!("{}/auth/{provider}/complete", self.public_url);
+        let authorize_url =
+            self.gateway.start_login(provider, &state, &complete_url).await.map_err(|err| match err {
+                GatewayError::Unavailable(msg) => LoginError::Unavailable(msg),
+                other => LoginError::Refused(other.to_string()),
+            })?;
         Ok((state, authorize_url))
     }
 }
@@ -165,6 +174,10 @@ impl CompleteLogin {
             Err(GatewayError::Unavailable(msg)) => return Err(LoginError::Unavailable(msg)),
             Err(other) => return Err(LoginError::Refused(other.to_string())),
         };
+        if profile.provider != attempt.provider {
+            warn!(started = %attempt.provider, answered = %profile.provider, "the cloud answered a login with another provider's member");
+            return Err(LoginError::Refused("the cloud answered with a member of another identity provider".into()));
+        }
         let user = self.users.upsert(&profile, &self.random.new_id(), now).await?;
         let token = SessionToken::from_random_bytes(&self.random.bytes32());
         let session = Session {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use domain::{
     CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody, MessageState,
-    Recipients, ReturnTo, SessionToken, TaskId, Timestamp, UnionId, User, UserId,
+    ProviderKey, Recipients, ReturnTo, SessionToken, TaskId, Timestamp, UnionId, User, UserId,
 };
 
 use mockall::Sequence;
@@ -27,7 +27,8 @@ use crate::ports::{
 // ---------------------------------------------------------------------------
 
 const NOW_MS: i64 = 1_750_000_000_000;
-const COMPLETE_URL: &str = "https://local.example/auth/dingtalk/complete";
+const PUBLIC_URL: &str = "https://local.example";
+const COMPLETE_URL: &str = "https://local.example/auth/idp-a/complete";
 const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?state=x";
 const SESSION_TTL_SECS: i64 = 3600;
 const STATE_BYTES: [u8; 32] = [3; 32];
@@ -79,6 +80,7 @@ fn text(content: &str) -> MessageBody {
 
 fn profile(corp_id: CorpId, userid: &str) -> MemberProfile {
     MemberProfile {
+        provider: provider(),
         corp_id,
         union_id: UnionId::parse(&format!("union-{userid}")).unwrap(),
         userid: uid(userid),
@@ -123,13 +125,18 @@ fn start_login(attempts: MockLoginAttemptStore, gateway: MockCloudGateway) -> St
         Arc::new(gateway),
         Arc::new(random_bytes(STATE_BYTES)),
         clock(),
-        COMPLETE_URL.to_owned(),
+        PUBLIC_URL.to_owned(),
     )
+}
+
+fn provider() -> ProviderKey {
+    ProviderKey::from_static("idp-a")
 }
 
 fn attempts_inserting(return_to: &str) -> MockLoginAttemptStore {
     let expected = LoginAttempt {
         state_hash: state().hash(),
+        provider: provider(),
         return_to: ReturnTo::parse_or_root(Some(return_to)),
         expires_at: now().plus_secs(600),
     };
@@ -143,16 +150,16 @@ fn gateway_starting(answer: Result<String, GatewayError>) -> MockCloudGateway {
     let mut gateway = MockCloudGateway::new();
     gateway
         .expect_start_login()
-        .withf(|s, url| *s == state() && url == COMPLETE_URL)
+        .withf(|p, s, url| *p == provider() && *s == state() && url == COMPLETE_URL)
         .times(1)
-        .returning(move |_, _| answer.clone());
+        .returning(move |_, _, _| answer.clone());
     gateway
 }
 
 #[tokio::test]
 async fn start_login_stores_the_attempt_and_returns_the_authorize_url() -> Result<(), LoginError> {
     let (state, url) = start_login(attempts_inserting("/inbox?tab=1"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
-        .execute(Some("/inbox?tab=1"))
+        .execute(&provider(), Some("/inbox?tab=1"))
         .await?;
 
     assert_eq!(state, self::state());
@@ -164,14 +171,16 @@ async fn start_login_stores_the_attempt_and_returns_the_authorize_url() -> Resul
 async fn start_login_sanitises_an_absolute_return_to() -> Result<(), LoginError> {
     // attempts_inserting("/") expects the stored return_to to be `/`.
     start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
-        .execute(Some("https://evil.example/"))
+        .execute(&provider(), Some("https://evil.example/"))
         .await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn start_login_without_return_to_uses_root() -> Result<(), LoginError> {
-    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned()))).execute(None).await?;
+    start_login(attempts_inserting("/"), gateway_starting(Ok(AUTHORIZE_URL.to_owned())))
+        .execute(&provider(), None)
+        .await?;
     Ok(())
 }
 
@@ -181,7 +190,7 @@ async fn start_login_gateway_unavailable_is_unavailable() {
         attempts_inserting("/"),
         gateway_starting(Err(GatewayError::Unavailable("connect refused".to_owned()))),
     )
-    .execute(None)
+    .execute(&provider(), None)
     .await
     .unwrap_err();
 
@@ -194,7 +203,7 @@ async fn start_login_gateway_forbidden_is_refused() {
         attempts_inserting("/"),
         gateway_starting(Err(GatewayError::Forbidden("complete_url outside origins".to_owned()))),
     )
-    .execute(None)
+    .execute(&provider(), None)
     .await
     .unwrap_err();
 
@@ -208,7 +217,7 @@ async fn start_login_store_error_propagates_without_calling_the_cloud() {
     let mut gateway = MockCloudGateway::new();
     gateway.expect_start_login().never();
 
-    let err = start_login(attempts, gateway).execute(None).await.unwrap_err();
+    let err = start_login(attempts, gateway).execute(&provider(), None).await.unwrap_err();
 
     assert!(matches!(err, LoginError::Store(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -274,6 +283,7 @@ impl LoginMocks {
 fn attempt() -> LoginAttempt {
     LoginAttempt {
         state_hash: state().hash(),
+        provider: provider(),
         return_to: ReturnTo::parse_or_root(Some("/inbox")),
         expires_at: now().plus_secs(600),
     }
@@ -381,6 +391,19 @@ async fn complete_login_failed_outcome_is_failed_and_stores_no_user() {
     let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
 
     assert!(matches!(err, LoginError::Failed(LoginFailure::NotMember)), "{err:?}");
+}
+
+#[tokio::test]
+async fn complete_login_answered_with_another_providers_member_is_refused_and_stores_no_user() {
+    let mut profile = user(NEW_USER_ID, corp_a(), "manager4220").profile;
+    profile.provider = ProviderKey::from_static("idp-b");
+    // `untouched()` expects no user upsert and no session.
+    let mocks = LoginMocks::untouched().taking(Some(attempt())).result(Ok(Ok(profile)));
+    let s = state();
+
+    let err = mocks.build().execute(Some(s.expose()), Some(s.expose())).await.unwrap_err();
+
+    assert!(matches!(err, LoginError::Refused(ref m) if m.contains("another identity provider")), "{err:?}");
 }
 
 /// Mocks for a login that gets as far as storing the user, who comes back as `stored`.

@@ -1,6 +1,7 @@
 //! Use cases, by the role that runs them.
 
 pub mod cloud;
+pub mod contact_events;
 pub mod events;
 pub mod feed;
 pub mod in_process;

@@ -1,6 +1,7 @@
-//! `sandbox`: the DingTalk emulator plus a dev-mode dingbridge wired to it, on
-//! loopback. Open the printed URL, click "Continue with DingTalk", pick a
-//! person on the emulated consent page, and send yourself a notification.
+//! `sandbox`: the DingTalk and Feishu emulators plus a dev-mode dingbridge wired to them, on
+//! loopback. Open the printed URL, click "Continue with DingTalk" or "Continue with Feishu",
+//! pick a person on the emulated consent page, and (as a DingTalk member) send yourself a
+//! notification.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,9 @@ struct Args {
     /// The emulator's listen address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     emulator_bind: String,
+    /// The Feishu emulator's listen address.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    feishu_bind: String,
     /// SQLite database file (kept between runs).
     #[arg(long, default_value = "data/sandbox.db")]
     database: PathBuf,
@@ -73,6 +77,8 @@ async fn main() -> anyhow::Result<()> {
         emulator_bind: args.emulator_bind,
         database: args.database,
         emulator: EmulatorConfig { fixture, ..EmulatorConfig::default() },
+        feishu: tests::feishu_emulator::FeishuEmulatorConfig::default(),
+        feishu_bind: args.feishu_bind,
         events: true,
         suite: args.suite,
         oidc: Some(demo_oidc(&args.oidc_redirect_uri)),
@@ -86,13 +92,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let base = &stack.base_url;
     let emu = stack.emulator.base_url();
+    let feishu = stack.feishu.base_url();
     let redirect_encoded: String = url::form_urlencoded::byte_serialize(args.oidc_redirect_uri.as_bytes()).collect();
     println!(
         r#"
-dingbridge sandbox is running (dev mode, DingTalk emulated).
+dingbridge sandbox is running (dev mode, DingTalk and Feishu emulated).
 
-  Open:           {base}/
+  Open:           {base}/   (Continue with DingTalk, or Continue with Feishu as 李雷 / ou_feishu_alice)
   Emulator:       {emu}   (recorded calls: {emu}/_admin/calls, work notifications: {emu}/_admin/sends)
+  Feishu:         {feishu}   (recorded calls: {feishu}/_admin/calls)
   API docs:       {base}/swagger-ui
   Service token:  {SERVICE_TOKEN}
 

@@ -126,17 +126,29 @@ async fn env(setup: Setup) -> Env {
     let send = Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone()));
     let sender = DeliverRelayed::new(send.clone(), shared.clone(), clock.clone());
     let cloud = Arc::new(CloudHttp {
-        handle_callback: HandleCallback::new(shared.clone(), shared.clone(), idp.clone(), clock.clone()),
+        handle_callback: HandleCallback::new(
+            shared.clone(),
+            shared.clone(),
+            crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
+            clock.clone(),
+        ),
+        feishu_events: None,
     });
     let relay = Arc::new(RelayHttp {
         clients: vec![credentials(A), credentials(B)],
         limiter: AuthLimiter::new(AuthLimit { max_failures: setup.max_auth_failures, ..AuthLimit::default() }),
-        create_intent: CreateLoginIntent::new(shared.clone(), idp.clone(), clock.clone(), CALLBACK_URL.into()),
+        create_intent: CreateLoginIntent::new(
+            shared.clone(),
+            crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
+            clock.clone(),
+            std::sync::Arc::new(crate::outbound::system::OsRandom),
+            crate::inbound::http::test_support::public_of(CALLBACK_URL),
+        ),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
         send: send.clone(),
         status: RelayStatus::new(shared.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(shared.clone(), messenger, clock.clone()),
-        fetch_member: FetchMember::new(idp),
+        fetch_member: FetchMember::new(crate::inbound::http::test_support::dingtalk_providers(idp)),
         read_feed: ReadContactFeed::new(shared.clone(), shared.clone()),
     });
     let events = setup.events.then(|| {
@@ -329,7 +341,7 @@ async fn the_openapi_document_lists_every_cloud_route() {
     assert!(reply.header("content-type").is_some_and(|t| t.starts_with("application/json")));
     let paths = &reply.json["paths"];
     for (path, method) in [
-        ("/auth/dingtalk/callback", "get"),
+        ("/auth/{provider}/callback", "get"),
         ("/dingtalk/events", "post"),
         ("/dingding/event/pushed", "post"),
         ("/relay/v1/logins", "post"),
@@ -353,13 +365,13 @@ async fn the_openapi_document_lists_every_cloud_route() {
 #[tokio::test]
 async fn a_login_runs_from_intent_through_the_callback_to_a_single_use_result() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_authorize_url().withf(|_, redirect| redirect == CALLBACK_URL).returning(|state, redirect| {
+    idp.expect_authorize_url().withf(|_, redirect, _| redirect == CALLBACK_URL).returning(|state, redirect, _| {
         format!("https://login.dingtalk.com/oauth2/auth?state={}&redirect_uri={redirect}", state.expose())
     });
     idp.expect_exchange_code()
-        .withf(|code| code.expose() == "code-123")
+        .withf(|code, _| code.expose() == "code-123")
         .times(1)
-        .returning(|_| Ok(identity("union-1")));
+        .returning(|_, _| Ok(identity("union-1")));
     idp.expect_find_userid()
         .withf(|corp, union| corp.as_str() == A.2 && union.as_str() == "union-1")
         .times(1)
@@ -405,11 +417,11 @@ async fn a_login_runs_from_intent_through_the_callback_to_a_single_use_result() 
 #[tokio::test]
 async fn a_declined_consent_and_the_older_code_name_redirect_too() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_authorize_url().returning(|_, _| "https://login.dingtalk.com/oauth2/auth".into());
+    idp.expect_authorize_url().returning(|_, _, _| "https://login.dingtalk.com/oauth2/auth".into());
     idp.expect_exchange_code()
-        .withf(|code| code.expose() == "old-name")
+        .withf(|code, _| code.expose() == "old-name")
         .times(1)
-        .returning(|_| Err(IdentityError::InvalidCode));
+        .returning(|_, _| Err(IdentityError::InvalidCode));
     let env = env(Setup { idp, ..Setup::default() }).await;
 
     let declined = state(2);
@@ -456,7 +468,7 @@ async fn the_callback_refuses_a_missing_malformed_or_unknown_state_with_an_html_
 #[tokio::test]
 async fn creating_a_login_checks_credentials_origin_and_body() {
     let mut idp = MockIdentityProvider::new();
-    idp.expect_authorize_url().returning(|_, _| "https://login.dingtalk.com/oauth2/auth".into());
+    idp.expect_authorize_url().returning(|_, _, _| "https://login.dingtalk.com/oauth2/auth".into());
     let env = env(Setup { idp, ..Setup::default() }).await;
     let s = state(4);
     let body = json!({"state": s.expose(), "complete_url": "https://a.example/done"});
@@ -694,7 +706,7 @@ async fn a_member_is_fetched_by_userid_or_union_id() {
         assert_eq!(
             reply.json,
             json!({
-                "corp_id": A.2, "union_id": "union-1", "userid": "user-1", "open_id": null, "name": "张三",
+                "provider": "dingtalk", "corp_id": A.2, "union_id": "union-1", "userid": "user-1", "open_id": null, "name": "张三",
                 "avatar_url": null, "title": "Engineer", "org_email": null, "email": "zhang@a.example",
                 "mobile": null, "dept_ids": [1], "active": true,
             }),

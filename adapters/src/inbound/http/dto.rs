@@ -31,7 +31,9 @@ pub fn parse_instant(raw: &str) -> Option<Timestamp> {
 pub struct UserView {
     /// Local id (UUID).
     pub id: String,
-    /// DingTalk corp id.
+    /// The identity provider the member signs in with: `dingtalk` or `feishu`.
+    pub provider: String,
+    /// The corp (tenant) id: DingTalk's `corpId`, Feishu's `tenant_key`.
     #[salvo(schema(value_type = CorpIdString))]
     pub corp_id: String,
     /// DingTalk `unionId`.
@@ -73,6 +75,7 @@ impl From<User> for UserView {
         let p = user.profile;
         Self {
             id: user.id,
+            provider: p.provider.to_string(),
             corp_id: p.corp_id.to_string(),
             union_id: p.union_id.to_string(),
             userid: p.userid.to_string(),

@@ -214,6 +214,11 @@ impl From<CloudError> for ApiError {
             ),
             CloudError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             CloudError::NotFound => Self::not_found("the resource"),
+            CloudError::UnknownProvider(provider) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_provider",
+                format!("provider: no identity provider {provider:?} is served here"),
+            ),
             CloudError::KeyReused => Self::new(
                 StatusCode::CONFLICT,
                 "idempotency_key_reused",

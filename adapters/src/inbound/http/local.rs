@@ -12,7 +12,7 @@ use application::usecases::local::{
     Bindings, CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, Logout, MessageError,
     MessageStatus, RecallMessage, RefreshUser, SendMessage, SendMessageCommand, StartLogin,
 };
-use domain::{CorpId, MessageBody, User};
+use domain::{CorpId, MessageBody, ProviderKey, User};
 use salvo::http::StatusCode;
 use salvo::http::cookie::time::Duration as CookieDuration;
 use salvo::http::cookie::{Cookie, SameSite};
@@ -88,6 +88,29 @@ pub struct LocalHttp {
     pub login_limiter: super::limits::LoginLimiter,
     /// `/auth/verify` (forward-auth for reverse proxies).
     pub forward_auth: super::forward_auth::ForwardAuthSettings,
+    /// The identity providers people may sign in with (`/auth/{provider}/login`), in the order
+    /// the sign-in page shows them. Never empty.
+    pub providers: Vec<ProviderKey>,
+}
+
+/// The provider named by the `{provider}` path segment, if this service offers it.
+/// Errors: 404 `unknown_provider`.
+fn path_provider(req: &Request, local: &LocalHttp) -> Result<ProviderKey, ApiError> {
+    let raw = req.param::<String>("provider").unwrap_or_default();
+    local.providers.iter().find(|p| p.as_str() == raw).cloned().ok_or_else(|| {
+        let offered: Vec<&str> = local.providers.iter().map(ProviderKey::as_str).collect();
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            format!("provider: {raw:?} is not offered here; sign in with one of {}", offered.join(", ")),
+        )
+    })
+}
+
+/// The login cookie's path for `provider`: `/auth/{provider}`, so that only that provider's
+/// completion receives it.
+fn login_cookie_path(provider: &ProviderKey) -> String {
+    format!("/auth/{provider}")
 }
 
 pub(crate) fn state(depot: &Depot) -> Result<Arc<LocalHttp>, ApiError> {
@@ -99,8 +122,8 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
     Router::new()
         .hoop(Inject(local))
         .get(index)
-        .push(Router::with_path("auth/dingtalk/login").get(login))
-        .push(Router::with_path("auth/dingtalk/complete").get(complete))
+        .push(Router::with_path("auth/{provider}/login").get(login))
+        .push(Router::with_path("auth/{provider}/complete").get(complete))
         .push(Router::with_path("auth/logout").post(logout))
         .push(Router::with_path("auth/verify").get(super::forward_auth::verify))
         .push(Router::with_path("api/me").get(me).push(Router::with_path("messages").post(me_message)))
@@ -125,9 +148,15 @@ pub fn routes(local: Arc<LocalHttp>) -> Router {
         )
 }
 
-fn cookie(name: &'static str, value: String, path: &'static str, max_age_secs: i64, secure: bool) -> Cookie<'static> {
+fn cookie(
+    name: &'static str,
+    value: String,
+    path: impl Into<String>,
+    max_age_secs: i64,
+    secure: bool,
+) -> Cookie<'static> {
     Cookie::build((name, value))
-        .path(path)
+        .path(path.into())
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure)
@@ -146,18 +175,28 @@ fn redirect(res: &mut Response, location: &str) {
 /// Chinese; `?lang=` switches).
 #[handler]
 async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let secure = state(depot).is_ok_and(|local| local.cookies.secure);
-    pages::serve_index(req, res, secure);
+    let local = state(depot).ok();
+    let secure = local.as_ref().is_some_and(|local| local.cookies.secure);
+    let providers: Vec<&str> = match &local {
+        Some(local) => local.providers.iter().map(ProviderKey::as_str).collect(),
+        None => vec![crate::outbound::dingtalk::PROVIDER],
+    };
+    pages::serve_index(req, res, secure, &providers);
 }
 
-/// Starts "Login with DingTalk": sets the login cookie and redirects (302) to DingTalk's consent page.
-/// `return_to` must be a relative path on this service or a URL on a trusted origin
+/// Starts "Login with DingTalk" (`/auth/dingtalk/login`) or with another offered provider
+/// (`/auth/feishu/login`): sets the login cookie and redirects (302) to the provider's consent
+/// page. `return_to` must be a relative path on this service or a URL on a trusted origin
 /// (`forward_auth.return_origins`); anything else becomes `/`.
 #[endpoint(
     tags("auth"),
-    parameters(("return_to" = Option<String>, Query, description = "Relative path on this service, or a URL on an origin of `forward_auth.return_origins`, to land on after sign-in (anything else becomes `/`)")),
+    parameters(
+        ("provider" = String, Path, description = "The identity provider: `dingtalk` or `feishu` (as offered by `login.providers`)"),
+        ("return_to" = Option<String>, Query, description = "Relative path on this service, or a URL on an origin of `forward_auth.return_origins`, to land on after sign-in (anything else becomes `/`)"),
+    ),
     responses(
-        (status_code = 302, description = "To DingTalk's authorize URL; sets the login cookie `dingbridge_login`"),
+        (status_code = 302, description = "To the provider's authorize URL; sets the login cookie `dingbridge_login` (path `/auth/{provider}`)"),
+        (status_code = 404, description = "`unknown_provider`: the provider is not offered here (HTML error page)", content_type = "text/html", body = String),
         (status_code = 429, description = "`rate_limited`: too many sign-ins started from this address or in total (`login.*`); `Retry-After` gives the seconds to wait (HTML error page)", content_type = "text/html", body = String),
         (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
         (status_code = 502, description = "`upstream_refused`: the cloud relay refused the login (HTML error page)", content_type = "text/html", body = String),
@@ -167,6 +206,7 @@ async fn index(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let result = async {
         let local = state(depot)?;
+        let provider = path_provider(req, &local)?;
         // An address salvo cannot tell (not TCP) shares one budget.
         let address = req.remote_addr().clone().into_std().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
         if let Err(wait_secs) = local.login_limiter.check(address) {
@@ -179,16 +219,16 @@ async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             ));
         }
         let return_to = req.query::<String>("return_to");
-        let (login_state, authorize_url) = local.start_login.execute(return_to.as_deref()).await?;
-        Ok::<_, ApiError>((local, login_state, authorize_url))
+        let (login_state, authorize_url) = local.start_login.execute(&provider, return_to.as_deref()).await?;
+        Ok::<_, ApiError>((local, provider, login_state, authorize_url))
     }
     .await;
     match result {
-        Ok((local, login_state, authorize_url)) => {
+        Ok((local, provider, login_state, authorize_url)) => {
             res.add_cookie(cookie(
                 LOGIN_COOKIE,
                 login_state.expose().to_owned(),
-                "/auth/dingtalk",
+                login_cookie_path(&provider),
                 domain::login::LOGIN_TTL_SECS,
                 local.cookies.secure,
             ));
@@ -198,8 +238,8 @@ async fn login(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
 }
 
-fn clear_login_cookie(res: &mut Response, secure: bool) {
-    res.add_cookie(cookie(LOGIN_COOKIE, String::new(), "/auth/dingtalk", 0, secure));
+fn clear_login_cookie(res: &mut Response, provider: &ProviderKey, secure: bool) {
+    res.add_cookie(cookie(LOGIN_COOKIE, String::new(), login_cookie_path(provider), 0, secure));
 }
 
 /// Completes the sign-in after the cloud's callback: checks `state` against the login cookie (single use,
@@ -208,13 +248,15 @@ fn clear_login_cookie(res: &mut Response, secure: bool) {
 #[endpoint(
     tags("auth"),
     parameters(
+        ("provider" = String, Path, description = "The identity provider the login was started with"),
         ("state" = crate::inbound::http::dto::LoginStateString, Query, description = "The login state echoed by the cloud"),
-        ("dingbridge_login" = Option<String>, Cookie, description = "The login cookie set by `/auth/dingtalk/login`; must match `state`"),
+        ("dingbridge_login" = Option<String>, Cookie, description = "The login cookie set by `/auth/{provider}/login`; must match `state`"),
     ),
     responses(
         (status_code = 302, description = "Signed in: sets the session cookie `dingbridge_session` and redirects to `return_to`"),
         (status_code = 400, description = "`invalid_login_state` (missing, unknown, expired, used, or not this browser's) or `invalid_code` (HTML error page)", content_type = "text/html", body = String),
         (status_code = 403, description = "`not_member` or `consent_denied` (HTML error page)", content_type = "text/html", body = String),
+        (status_code = 404, description = "`unknown_provider`: the provider is not offered here (HTML error page)", content_type = "text/html", body = String),
         (status_code = 409, description = "`conflict` (HTML error page)", content_type = "text/html", body = String),
         (status_code = 500, description = "`internal` (HTML error page)", content_type = "text/html", body = String),
         (status_code = 502, description = "`upstream_refused` or `provider_unavailable` (HTML error page)", content_type = "text/html", body = String),
@@ -226,9 +268,13 @@ async fn complete(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Ok(local) => local,
         Err(err) => return pages::render_error(res, &err),
     };
+    let provider = match path_provider(req, &local) {
+        Ok(provider) => provider,
+        Err(err) => return pages::render_error(res, &err),
+    };
     let query_state = req.query::<String>("state");
     let cookie_state = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
-    clear_login_cookie(res, local.cookies.secure);
+    clear_login_cookie(res, &provider, local.cookies.secure);
     match local.complete_login.execute(query_state.as_deref(), cookie_state.as_deref()).await {
         Ok(signed_in) => {
             res.add_cookie(session_cookie(

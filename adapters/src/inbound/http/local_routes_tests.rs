@@ -55,6 +55,7 @@ impl Reply {
 
 fn profile(userid: &str, active: bool) -> MemberProfile {
     MemberProfile {
+        provider: crate::outbound::dingtalk::provider_key(),
         corp_id: CorpId::parse(CORP).unwrap(),
         union_id: UnionId::parse(&format!("union-{userid}")).unwrap(),
         userid: UserId::parse(userid).unwrap(),
@@ -72,7 +73,7 @@ fn profile(userid: &str, active: bool) -> MemberProfile {
 
 /// A gateway that lets people start sign-ins and hands `outcome` back once per sign-in.
 fn signing_in(mut gateway: MockCloudGateway, outcome: MemberProfile) -> MockCloudGateway {
-    gateway.expect_start_login().returning(|_, complete_url| {
+    gateway.expect_start_login().returning(|_, _, complete_url| {
         assert!(complete_url.ends_with("/auth/dingtalk/complete"), "{complete_url}");
         Ok(AUTHORIZE.to_owned())
     });
@@ -478,7 +479,7 @@ async fn messages_are_listed_read_and_recalled() {
 #[tokio::test]
 async fn health_document_page_and_unknown_routes() {
     let mut gateway = MockCloudGateway::new();
-    gateway.expect_start_login().returning(|_, _| Err(GatewayError::Unavailable("down".into())));
+    gateway.expect_start_login().returning(|_, _, _| Err(GatewayError::Unavailable("down".into())));
     let env = env(gateway).await;
     assert_eq!(env.send(get("/healthz")).await.json["status"], "ok");
     assert_eq!(env.send(get("/readyz")).await.json["status"], "ok");

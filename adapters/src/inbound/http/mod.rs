@@ -15,6 +15,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod feishu_events;
 pub mod forward_auth;
 mod i18n;
 pub mod limits;

@@ -160,10 +160,30 @@ fn fill(template: &str, value: impl Fn(&str) -> Option<Cow<'static, str>>) -> St
     out
 }
 
-/// The index page's HTML in `lang`.
-fn index_html(lang: Lang) -> String {
+/// One "Continue with …" button per offered provider (`/auth/{provider}/login`), in order; the
+/// first is `#login`. A provider without its own label is named by its key.
+fn sign_in_buttons(lang: Lang, providers: &[&str]) -> String {
+    providers
+        .iter()
+        .enumerate()
+        .map(|(i, provider)| {
+            let id = if i == 0 { "login".to_owned() } else { format!("login-{provider}") };
+            let label = match *provider {
+                "dingtalk" => escape(lang.text("index.sign_in")).into_owned(),
+                "feishu" => escape(lang.text("index.sign_in_feishu")).into_owned(),
+                other => escape(other).into_owned(),
+            };
+            format!(r#"<a id="{id}" class="button" href="/auth/{provider}/login?return_to=/">{label}</a>"#)
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// The index page's HTML in `lang`, with a sign-in button for each of `providers`.
+fn index_html(lang: Lang, providers: &[&str]) -> String {
     fill(INDEX_TEMPLATE, |key| {
         Some(match key {
+            "sign_in_buttons" => Cow::Owned(sign_in_buttons(lang, providers)),
             "lang" => Cow::Borrowed(lang.tag()),
             "style" => Cow::Borrowed(PAGES_CSS),
             "script" => Cow::Borrowed(INDEX_JS),
@@ -180,8 +200,8 @@ fn index_html(lang: Lang) -> String {
 /// `GET /`: the index page in the request's language. `?lang=` also remembers the choice in the
 /// language cookie (`Secure` when `secure_cookie`); `?error=<known code>` shows that error page
 /// again (the error page's language switch links there, so that switching does not repeat the
-/// sign-in step that failed).
-pub fn serve_index(req: &Request, res: &mut Response, secure_cookie: bool) {
+/// sign-in step that failed). The page offers a sign-in button for each of `providers`.
+pub fn serve_index(req: &Request, res: &mut Response, secure_cookie: bool, providers: &[&str]) {
     let lang = Lang::of_request(req);
     if req.query::<String>(LANG_PARAM).is_some_and(|l| Lang::from_tag(&l).is_some()) {
         res.add_cookie(
@@ -198,7 +218,7 @@ pub fn serve_index(req: &Request, res: &mut Response, secure_cookie: bool) {
         return error_page(res, lang, status, &code, None, request_id);
     }
     page_headers(res, &INDEX_CSP, lang);
-    res.render(Text::Html(index_html(lang)));
+    res.render(Text::Html(index_html(lang, providers)));
 }
 
 /// Renders `error` as an HTML page in the request's language (negotiated by
@@ -268,7 +288,7 @@ mod tests {
 
     #[handler]
     async fn index(req: &mut Request, res: &mut Response) {
-        serve_index(req, res, false);
+        serve_index(req, res, false, &["dingtalk", "feishu"]);
     }
 
     #[handler]
@@ -336,7 +356,18 @@ mod tests {
         assert_eq!(header(&res, "content-language"), "en");
         let body = res.take_string().await.unwrap_or_default();
         assert!(body.contains(r#"<html lang="en">"#));
-        assert!(body.contains("Continue with DingTalk"));
+        assert!(
+            body.contains(
+                r#"<a id="login" class="button" href="/auth/dingtalk/login?return_to=/">Continue with DingTalk</a>"#
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                r#"<a id="login-feishu" class="button" href="/auth/feishu/login?return_to=/">Continue with Feishu</a>"#
+            ),
+            "{body}"
+        );
         assert!(body.contains(r#"href="/?lang=zh-CN""#), "language switch");
     }
 

@@ -19,7 +19,7 @@ use application::usecases::cloud::{
 use application::usecases::feed::{DEFAULT_LIMIT, FeedQuery, ReadContactFeed};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use domain::{CorpId, LoginState, MessageBody, Recipients, UnionId, UserId, ValidationError};
+use domain::{CorpId, LoginState, MessageBody, ProviderKey, Recipients, UnionId, UserId, ValidationError};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo_oapi::endpoint;
@@ -190,13 +190,14 @@ async fn authenticate(req: &mut Request, depot: &mut Depot, res: &mut Response, 
     }
 }
 
-/// Registers a login intent for this relay client; answers DingTalk's authorize URL (201).
-/// 403 `forbidden` when `complete_url` is outside the client's origins.
+/// Registers a login intent for this relay client with the provider `provider` (default
+/// `dingtalk`); answers that provider's authorize URL (201). 403 `forbidden` when `complete_url`
+/// is outside the client's origins; 404 `unknown_provider` when the cloud serves no such provider.
 #[endpoint(
     tags("relay"),
     security(("relay_client" = [])),
     request_body(content = LoginIntentRequest, content_type = "application/json"),
-    status_codes(201, 400, 401, 403, 413, 415, 422, 429, 500, 503),
+    status_codes(201, 400, 401, 403, 404, 413, 415, 422, 429, 500, 503),
     responses((status_code = 201, body = LoginIntentResponse))
 )]
 async fn create_login(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
@@ -204,7 +205,8 @@ async fn create_login(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     let input: LoginIntentRequest = read_json(req).await?;
     let state = LoginState::parse(&input.state)
         .map_err(|e| ApiError::validation(&ValidationError::new("state", e.code, e.message)))?;
-    let authorize_url = relay.create_intent.execute(&client, &state, &input.complete_url).await?;
+    let provider = ProviderKey::parse(&input.provider).map_err(|e| ApiError::validation(&e))?;
+    let authorize_url = relay.create_intent.execute(&client, &provider, &state, &input.complete_url).await?;
     res.status_code(StatusCode::CREATED);
     res.render(Json(LoginIntentResponse { authorize_url }));
     Ok(())

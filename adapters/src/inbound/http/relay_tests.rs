@@ -67,12 +67,18 @@ async fn env() -> Env {
     let relay = Arc::new(RelayHttp {
         clients: vec![credentials(A, "dingcorpa"), credentials(B, "dingcorpb")],
         limiter: AuthLimiter::new(AuthLimit::default()),
-        create_intent: CreateLoginIntent::new(shared.clone(), idp.clone(), clock.clone(), "http://cb".into()),
+        create_intent: CreateLoginIntent::new(
+            shared.clone(),
+            crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
+            clock.clone(),
+            std::sync::Arc::new(crate::outbound::system::OsRandom),
+            crate::inbound::http::test_support::public_of("http://cb"),
+        ),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
         send: Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone())),
         status: RelayStatus::new(shared.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(shared.clone(), messenger, clock),
-        fetch_member: FetchMember::new(idp),
+        fetch_member: FetchMember::new(crate::inbound::http::test_support::dingtalk_providers(idp)),
         read_feed: ReadContactFeed::new(shared.clone(), shared),
     });
     let router = Arc::new(Router::new().push(routes(relay)));

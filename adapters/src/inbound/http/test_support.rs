@@ -89,7 +89,7 @@ pub fn local_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, options: 
             gateway.clone(),
             random.clone(),
             clock.clone(),
-            "http://127.0.0.1/auth/dingtalk/complete".into(),
+            "http://127.0.0.1".into(),
         ),
         complete_login: CompleteLogin::new(
             store.clone(),
@@ -121,6 +121,7 @@ pub fn local_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, options: 
         service_tokens: options.service_tokens.into_iter().map(SecretString::from).collect(),
         cookies: cookie_settings(),
         login_limiter: LoginLimiter::new(options.login_limit),
+        providers: vec![crate::outbound::dingtalk::provider_key(), crate::outbound::feishu::provider_key()],
         forward_auth: ForwardAuthSettings {
             sign_in_url: format!("{ISSUER}/auth/dingtalk/login"),
             return_origins: vec!["https://app.example.com".into()],
@@ -198,6 +199,16 @@ pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, membership
     Arc::new(OidcHttp::new(store, parts))
 }
 
+/// DingTalk (mocked by `idp`) as the only provider, serving every corp.
+pub fn dingtalk_providers(idp: Arc<MockIdentityProvider>) -> application::ports::Providers {
+    application::ports::Providers::single(crate::outbound::dingtalk::provider_key(), idp)
+}
+
+/// The public base URL of a callback URL the older tests spelled out (`…/auth/dingtalk/callback`).
+pub fn public_of(callback_url: &str) -> String {
+    callback_url.trim_end_matches("/auth/dingtalk/callback").to_owned()
+}
+
 /// [`oidc_with`] a cloud that must not be called.
 pub fn oidc(store: &Arc<SqliteStore>) -> Arc<OidcHttp> {
     oidc_with(store, MockCloudGateway::new(), 3600)
@@ -207,7 +218,13 @@ pub fn oidc(store: &Arc<SqliteStore>) -> Arc<OidcHttp> {
 pub fn cloud(store: &Arc<SqliteStore>) -> Arc<CloudHttp> {
     let idp = Arc::new(MockIdentityProvider::new());
     Arc::new(CloudHttp {
-        handle_callback: HandleCallback::new(store.clone(), store.clone(), idp, Arc::new(SystemClock)),
+        handle_callback: HandleCallback::new(
+            store.clone(),
+            store.clone(),
+            crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
+            Arc::new(SystemClock),
+        ),
+        feishu_events: None,
     })
 }
 
@@ -219,12 +236,18 @@ pub fn relay(store: &Arc<SqliteStore>) -> Arc<RelayHttp> {
     Arc::new(RelayHttp {
         clients: Vec::new(),
         limiter: AuthLimiter::new(AuthLimit::default()),
-        create_intent: CreateLoginIntent::new(store.clone(), idp.clone(), clock.clone(), "http://cb".into()),
+        create_intent: CreateLoginIntent::new(
+            store.clone(),
+            crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
+            clock.clone(),
+            std::sync::Arc::new(crate::outbound::system::OsRandom),
+            crate::inbound::http::test_support::public_of("http://cb"),
+        ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
         send: Arc::new(RelaySend::new(store.clone(), messenger.clone(), clock.clone())),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger, clock),
-        fetch_member: FetchMember::new(idp),
+        fetch_member: FetchMember::new(crate::inbound::http::test_support::dingtalk_providers(idp)),
         read_feed: ReadContactFeed::new(store.clone(), store.clone()),
     })
 }

@@ -4,8 +4,8 @@
 use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError};
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, SendProgress, SendResult, TaskId,
-    UnionId, UserId,
+    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, SendProgress, SendResult,
+    TaskId, UnionId, UserId,
 };
 
 use super::DingTalkClient;
@@ -50,13 +50,17 @@ macro_rules! first_serving {
 #[async_trait]
 impl IdentityProvider for DingTalkApps {
     /// The login client's authorize URL (docs/dingtalk-api.md §A.1).
-    fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String {
-        self.login.authorize_url(state, redirect_uri)
+    fn authorize_url(&self, state: &LoginState, redirect_uri: &str, code_challenge: &str) -> String {
+        self.login.authorize_url(state, redirect_uri, code_challenge)
     }
 
     /// Exchanges the code with the login client (docs/dingtalk-api.md §A.3, §A.4).
-    async fn exchange_code(&self, code: &AuthCode) -> Result<Identity, IdentityError> {
-        self.login.exchange_code(code).await
+    async fn exchange_code(
+        &self,
+        code: &AuthCode,
+        code_verifier: Option<PkceVerifier>,
+    ) -> Result<Identity, IdentityError> {
+        self.login.exchange_code(code, code_verifier).await
     }
 
     /// `getbyunionid` through the app serving `corp_id` (docs/dingtalk-api.md §C.1).

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::config::{CorpTokenApi, DingTalkApp, DingTalkConfig, join};
 use super::errors::{CallError, decode_legacy, decode_v1, throttle_signal};
-use super::token::{AppToken, FreshToken, TokenCache};
 use crate::outbound::governor::{Refusal, Signal};
+use crate::outbound::token::{AppToken, FreshToken, TokenCache};
 
 use super::wire::{AppTokenRequest, AppTokenResponse, CorpTokenRequest, LegacyTokenResponse, path};
 

@@ -59,7 +59,7 @@ pub struct DingTalkConfig {
     pub quota: Option<Arc<QuotaAccountant>>,
     /// Where app and corp tokens are shared with the other cloud instances (PostgreSQL), so one
     /// instance at a time fetches each; `None`: this process keeps its own (one instance).
-    pub tokens: Option<Arc<dyn super::token::TokenBook>>,
+    pub tokens: Option<Arc<dyn crate::outbound::token::TokenBook>>,
 }
 
 /// What the client acts as, and so which corps it serves and with which token.

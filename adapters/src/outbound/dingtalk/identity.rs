@@ -3,7 +3,7 @@
 
 use application::ports::{IdentityError, IdentityProvider, UpstreamError};
 use async_trait::async_trait;
-use domain::{AuthCode, CorpId, DeptId, Identity, LoginState, MemberDetails, OpenId, UnionId, UserId};
+use domain::{AuthCode, CorpId, DeptId, Identity, LoginState, MemberDetails, OpenId, PkceVerifier, UnionId, UserId};
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use secrecy::ExposeSecret;
@@ -73,8 +73,9 @@ impl DingTalkClient {
 #[async_trait]
 impl IdentityProvider for DingTalkClient {
     /// `{login_base}/oauth2/auth?redirect_uri=..&response_type=code&client_id=<AppKey or SuiteKey>&scope=<scope>&state=..&prompt=consent`
-    /// (docs/dingtalk-api.md §A.1), form-URL-encoded (a space in `scope` becomes `+`).
-    fn authorize_url(&self, state: &LoginState, redirect_uri: &str) -> String {
+    /// (docs/dingtalk-api.md §A.1), form-URL-encoded (a space in `scope` becomes `+`). DingTalk
+    /// documents no PKCE, so `_code_challenge` is not sent.
+    fn authorize_url(&self, state: &LoginState, redirect_uri: &str, _code_challenge: &str) -> String {
         let config = &self.inner.config;
         let base = join(&config.login_base, "/oauth2/auth");
         let params = [
@@ -102,8 +103,13 @@ impl IdentityProvider for DingTalkClient {
     /// `corp_id` comes from the token response (only with the `corpid` scope).
     /// Errors: [`IdentityError::InvalidCode`] for a 4xx refusal of the code;
     /// `Upstream(Rejected)` for `invalidClientIdOrSecret`; a refused user
-    /// token on `users/me` is `Upstream(TokenRejected)` (it cannot be renewed).
-    async fn exchange_code(&self, code: &AuthCode) -> Result<Identity, IdentityError> {
+    /// token on `users/me` is `Upstream(TokenRejected)` (it cannot be renewed). DingTalk
+    /// documents no PKCE, so `_code_verifier` is not sent.
+    async fn exchange_code(
+        &self,
+        code: &AuthCode,
+        _code_verifier: Option<PkceVerifier>,
+    ) -> Result<Identity, IdentityError> {
         let inner = &self.inner;
         let config = &inner.config;
         let body = UserTokenRequest {

@@ -25,16 +25,24 @@ mod identity;
 mod messenger;
 pub mod quota;
 pub mod recipients;
-mod token;
 mod wire;
 
+pub use crate::outbound::token::{FetchResult, SharedToken, TokenBook};
 pub use apps::DingTalkApps;
 pub use client::DingTalkClient;
 pub use config::{
     CorpTokenApi, DEFAULT_API_BASE, DEFAULT_LOGIN_BASE, DEFAULT_OAPI_BASE, DEFAULT_SCOPE, DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_REFRESH_MARGIN_SECS, DingTalkApp, DingTalkConfig, DingTalkConfigError,
 };
-pub use token::{FetchResult, SharedToken, TokenBook};
+
+/// The provider key of DingTalk: the route segment (`/auth/dingtalk/…`) and the stored
+/// `provider` of its users and logins (docs/design.md "Providers side by side").
+pub const PROVIDER: &str = "dingtalk";
+
+/// [`PROVIDER`] as a [`domain::ProviderKey`].
+pub fn provider_key() -> domain::ProviderKey {
+    domain::ProviderKey::from_static(PROVIDER)
+}
 
 #[cfg(test)]
 mod stub;

@@ -339,6 +339,6 @@ async fn apps_route_each_corp_to_the_app_serving_it() -> TestResult {
     assert_eq!(sends[1].query.get("access_token").map(String::as_str), Some("corp-dingcorpa-1"));
     // The first app is the OAuth client.
     let state = domain::LoginState::from_random_bytes(&[7; 32]);
-    assert!(apps.authorize_url(&state, "https://x/cb").contains("client_id=dingappkey"));
+    assert!(apps.authorize_url(&state, "https://x/cb", "challenge").contains("client_id=dingappkey"));
     Ok(())
 }

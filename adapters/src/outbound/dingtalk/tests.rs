@@ -112,7 +112,7 @@ async fn authorize_url_is_encoded() -> TestResult {
     let client = client_with(config);
     let state = LoginState::from_random_bytes(&[7u8; 32]);
     let redirect = "https://bridge.example/auth/dingtalk/callback?x=1&y=a b";
-    let url = client.authorize_url(&state, redirect);
+    let url = client.authorize_url(&state, redirect, "challenge");
 
     assert!(
         url.starts_with(&format!("{}/oauth2/auth?redirect_uri=https%3A%2F%2Fbridge.example%2F", stub.base())),
@@ -144,7 +144,7 @@ async fn exchange_code_maps_users_me() -> TestResult {
         .on(path::USERS_ME, |_, _| Reply::ok(USERS_ME_OK))
         .start()
         .await?;
-    let identity = client(&stub)?.exchange_code(&AuthCode::parse("f85c6code")?).await?;
+    let identity = client(&stub)?.exchange_code(&AuthCode::parse("f85c6code")?, None).await?;
 
     assert_eq!(identity.union_id.as_str(), "z21HjQliSzpw0Yxxxx");
     assert_eq!(identity.open_id.as_ref().map(|o| o.as_str()), Some("123"));
@@ -176,7 +176,7 @@ async fn exchange_code_absent_or_empty_fields_are_none() -> TestResult {
         .on(path::USERS_ME, |_, _| Reply::ok(r#"{"unionId":"u-1","nick":"zs","email":"","mobile":"","visitor":false}"#))
         .start()
         .await?;
-    let identity = client(&stub)?.exchange_code(&AuthCode::parse("c")?).await?;
+    let identity = client(&stub)?.exchange_code(&AuthCode::parse("c")?, None).await?;
     assert_eq!(identity.union_id.as_str(), "u-1");
     assert_eq!((identity.open_id, identity.corp_id), (None, None));
     assert_eq!((identity.avatar_url, identity.email, identity.mobile), (None, None, None));
@@ -190,7 +190,7 @@ async fn exchange_code_without_union_id_is_unavailable() -> TestResult {
         .on(path::USERS_ME, |_, _| Reply::ok(r#"{"nick":"zs","unionId":""}"#))
         .start()
         .await?;
-    let result = client(&stub)?.exchange_code(&AuthCode::parse("c")?).await;
+    let result = client(&stub)?.exchange_code(&AuthCode::parse("c")?, None).await;
     assert!(matches!(result, Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))), "{result:?}");
     Ok(())
 }
@@ -210,17 +210,23 @@ async fn refused_code_is_invalid_code_and_bad_credentials_are_rejected() -> Test
         .await?;
     let client = client(&stub)?;
     let code = AuthCode::parse("used-code")?;
-    assert_eq!(client.exchange_code(&code).await, Err(IdentityError::InvalidCode));
-    assert_eq!(client.exchange_code(&code).await, Err(IdentityError::InvalidCode));
+    assert_eq!(client.exchange_code(&code, None).await, Err(IdentityError::InvalidCode));
+    assert_eq!(client.exchange_code(&code, None).await, Err(IdentityError::InvalidCode));
     assert_eq!(
-        client.exchange_code(&code).await,
+        client.exchange_code(&code, None).await,
         Err(IdentityError::Upstream(UpstreamError::Rejected {
             code: "invalidClientIdOrSecret".into(),
             message: "无效的clientId或者clientSecret".into()
         }))
     );
-    assert!(matches!(client.exchange_code(&code).await, Err(IdentityError::Upstream(UpstreamError::Throttled(_)))));
-    assert!(matches!(client.exchange_code(&code).await, Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))));
+    assert!(matches!(
+        client.exchange_code(&code, None).await,
+        Err(IdentityError::Upstream(UpstreamError::Throttled(_)))
+    ));
+    assert!(matches!(
+        client.exchange_code(&code, None).await,
+        Err(IdentityError::Upstream(UpstreamError::Unavailable(_)))
+    ));
     assert_eq!(stub.calls(path::USERS_ME), 0);
     Ok(())
 }

@@ -56,8 +56,8 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent() -> TestResult {
         .get_result(&mut again.conn().await?)
         .await?;
     // init, bindings, outbox, events, feed_cursors, oidc, quota, reconcile_rounds, relay_sender,
-    // recipient_ledger, claims, governor_lanes, shared_tokens
-    assert_eq!(applied.n, 13);
+    // recipient_ledger, claims, governor_lanes, shared_tokens, providers
+    assert_eq!(applied.n, 14);
     drop(again);
     db.drop_database().await?;
     Ok(())

@@ -10,7 +10,7 @@ use application::ports::{
 };
 use async_trait::async_trait;
 use backon::Retryable;
-use domain::{CorpId, DeliveryReport, LoginState, MemberProfile};
+use domain::{CorpId, DeliveryReport, LoginState, MemberProfile, ProviderKey};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Url};
 use secrecy::ExposeSecret;
@@ -287,8 +287,17 @@ impl CloudGateway for HttpCloudGateway {
     /// `POST /relay/v1/logins`; retried only when nothing was sent (a repeat would be a
     /// duplicate state). Errors: `Forbidden` when `complete_url` is outside the client's origins
     /// or the credentials are refused; `Invalid` for a malformed state or URL; `Unavailable`.
-    async fn start_login(&self, state: &LoginState, complete_url: &str) -> Result<String, GatewayError> {
-        let body = LoginIntentRequest { state: state.expose().to_owned(), complete_url: complete_url.to_owned() };
+    async fn start_login(
+        &self,
+        provider: &ProviderKey,
+        state: &LoginState,
+        complete_url: &str,
+    ) -> Result<String, GatewayError> {
+        let body = LoginIntentRequest {
+            state: state.expose().to_owned(),
+            provider: provider.to_string(),
+            complete_url: complete_url.to_owned(),
+        };
         let call = self.post(self.url(&["logins"])?, "/relay/v1/logins", Some(&body), Replay::ConnectOnly)?;
         let answer: LoginIntentResponse = self.call(call).await?;
         match Url::parse(&answer.authorize_url) {

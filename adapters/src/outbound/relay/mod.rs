@@ -8,8 +8,6 @@ mod config;
 mod retry;
 
 #[cfg(test)]
-mod stub;
-#[cfg(test)]
 mod tests;
 
 pub use client::{HttpCloudGateway, REQUEST_ID_HEADER};

@@ -11,8 +11,8 @@ use domain::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::stub::{Reply, Seen, Stub, StubBuilder};
 use super::{HttpCloudGateway, RelayConfig, RelayConfigError};
+use crate::outbound::test_stub::{Reply, Seen, Stub, StubBuilder};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -95,7 +95,13 @@ async fn start_login_posts_the_intent_and_returns_the_authorize_url() -> TestRes
         })
         .start()
         .await?;
-    let url = gateway(&stub).start_login(&state(), "https://app.example.com/auth/dingtalk/complete").await?;
+    let url = gateway(&stub)
+        .start_login(
+            &crate::outbound::dingtalk::provider_key(),
+            &state(),
+            "https://app.example.com/auth/dingtalk/complete",
+        )
+        .await?;
     assert_eq!(url, "https://login.dingtalk.com/oauth2/auth?client_id=x&state=s");
     let seen = stub.route("POST", "/relay/v1/logins").seen();
     assert_eq!(seen.len(), 1);
@@ -104,7 +110,7 @@ async fn start_login_posts_the_intent_and_returns_the_authorize_url() -> TestRes
     assert_eq!(seen[0].header("content-type"), "application/json");
     assert_eq!(
         seen[0].body,
-        json!({"state": state().expose(), "complete_url": "https://app.example.com/auth/dingtalk/complete"})
+        json!({"state": state().expose(), "provider": "dingtalk", "complete_url": "https://app.example.com/auth/dingtalk/complete"})
     );
     Ok(())
 }
@@ -472,7 +478,9 @@ async fn an_authorize_url_that_is_not_a_url_is_unavailable() -> TestResult {
         .start()
         .await?;
     assert!(matches!(
-        gateway(&stub).start_login(&state(), "https://app.example.com/c").await,
+        gateway(&stub)
+            .start_login(&crate::outbound::dingtalk::provider_key(), &state(), "https://app.example.com/c")
+            .await,
         Err(GatewayError::Unavailable(_))
     ));
     Ok(())
@@ -552,7 +560,9 @@ async fn start_login_is_not_retried_on_503() -> TestResult {
         .on("POST", "/relay/v1/logins", |_, _| Reply::error(503, "unavailable", "busy"))
         .start()
         .await?;
-    let got = gateway(&stub).start_login(&state(), "https://app.example.com/c").await;
+    let got = gateway(&stub)
+        .start_login(&crate::outbound::dingtalk::provider_key(), &state(), "https://app.example.com/c")
+        .await;
     assert!(matches!(got, Err(GatewayError::Unavailable(_))), "{got:?}");
     assert_eq!(stub.calls("POST", "/relay/v1/logins"), 1);
     Ok(())
@@ -607,7 +617,8 @@ async fn a_slow_cloud_times_out_as_unavailable() -> TestResult {
     .expect("the call outlived its timeouts");
     assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("in time")), "{got:?}");
     assert_eq!(stub.calls("GET", "/relay/v1/members"), 2, "a timeout is retried for idempotent calls");
-    let got = gateway.start_login(&state(), "https://app.example.com/c").await;
+    let got =
+        gateway.start_login(&crate::outbound::dingtalk::provider_key(), &state(), "https://app.example.com/c").await;
     assert!(matches!(got, Err(GatewayError::Unavailable(_))), "{got:?}");
     assert_eq!(stub.calls("POST", "/relay/v1/logins"), 1, "a timed-out login may have reached the cloud");
     Ok(())
@@ -624,9 +635,12 @@ async fn connection_refused_is_unavailable_quickly() -> TestResult {
     let deadline = Duration::from_secs(5);
     let got = tokio::time::timeout(deadline, gateway.send_message(&send_request()?)).await.expect("not quick");
     assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")), "{got:?}");
-    let got = tokio::time::timeout(deadline, gateway.start_login(&state(), "https://app.example.com/c"))
-        .await
-        .expect("not quick");
+    let got = tokio::time::timeout(
+        deadline,
+        gateway.start_login(&crate::outbound::dingtalk::provider_key(), &state(), "https://app.example.com/c"),
+    )
+    .await
+    .expect("not quick");
     assert!(matches!(&got, Err(GatewayError::Unavailable(d)) if d.contains("could not be reached")), "{got:?}");
     Ok(())
 }

@@ -30,6 +30,7 @@ pub(crate) fn task(raw: i64) -> TaskId {
 pub(crate) fn attempt(hash: &str, return_to: &str, expires_at: i64) -> LoginAttempt {
     LoginAttempt {
         state_hash: hash.to_owned(),
+        provider: crate::outbound::dingtalk::provider_key(),
         return_to: ReturnTo::parse_or_root(Some(return_to)),
         expires_at: ts(expires_at),
     }
@@ -37,6 +38,7 @@ pub(crate) fn attempt(hash: &str, return_to: &str, expires_at: i64) -> LoginAtte
 
 pub(crate) fn profile(corp_id: &str, union_id: &str, userid: &str, name: &str) -> MemberProfile {
     MemberProfile {
+        provider: crate::outbound::dingtalk::provider_key(),
         corp_id: corp(corp_id),
         union_id: UnionId::parse(union_id).unwrap_or_else(|e| panic!("{e}")),
         userid: uid(userid),
@@ -96,6 +98,8 @@ pub(crate) fn intent(hash: &str, expires_at: i64) -> LoginIntent {
     LoginIntent {
         state_hash: hash.to_owned(),
         client_id: "client-a".to_owned(),
+        provider: crate::outbound::dingtalk::provider_key(),
+        code_verifier: Some(domain::PkceVerifier::from_random_bytes(&[4; 32])),
         complete_url: "https://local.example/auth/dingtalk/complete".to_owned(),
         corp_ids: vec![corp("dingcorp"), corp("dingother")],
         expires_at: ts(expires_at),

@@ -15,7 +15,7 @@ use application::ports::{
 use diesel::prelude::*;
 use domain::{
     AgentId, Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId,
-    Recipients, ReturnTo, SkipReason, TaskId, Timestamp, UnionId, User, UserId,
+    PkceVerifier, ProviderKey, Recipients, ReturnTo, SkipReason, TaskId, Timestamp, UnionId, User, UserId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,7 @@ pub(crate) struct LoginAttemptRow {
     pub state_hash: String,
     pub return_to: String,
     pub expires_at: i64,
+    pub provider: String,
 }
 
 impl LoginAttemptRow {
@@ -69,6 +70,7 @@ impl LoginAttemptRow {
             state_hash: attempt.state_hash.clone(),
             return_to: attempt.return_to.as_str().to_owned(),
             expires_at: attempt.expires_at.as_millis(),
+            provider: attempt.provider.to_string(),
         }
     }
 
@@ -81,7 +83,14 @@ impl LoginAttemptRow {
         if return_to.as_str() != self.return_to {
             return Err(corrupt("login_attempts", &self.state_hash, "return_to is not a safe relative path or URL"));
         }
-        Ok(LoginAttempt { state_hash: self.state_hash, return_to, expires_at: Timestamp::from_millis(self.expires_at) })
+        let provider =
+            ProviderKey::parse(&self.provider).map_err(|e| corrupt("login_attempts", &self.state_hash, e))?;
+        Ok(LoginAttempt {
+            state_hash: self.state_hash,
+            provider,
+            return_to,
+            expires_at: Timestamp::from_millis(self.expires_at),
+        })
     }
 }
 
@@ -95,6 +104,8 @@ pub(crate) struct LoginIntentRow {
     pub complete_url: String,
     pub corp_ids: String,
     pub expires_at: i64,
+    pub provider: String,
+    pub code_verifier: Option<String>,
 }
 
 impl LoginIntentRow {
@@ -105,14 +116,24 @@ impl LoginIntentRow {
             complete_url: intent.complete_url.clone(),
             corp_ids: to_json(&intent.corp_ids, "login intent corp ids")?,
             expires_at: intent.expires_at.as_millis(),
+            provider: intent.provider.to_string(),
+            code_verifier: intent.code_verifier.as_ref().map(|v| v.expose().to_owned()),
         })
     }
 
     pub fn into_domain(self) -> Result<LoginIntent, StoreError> {
-        let corp_ids: Vec<CorpId> = from_json("login_intents", &self.state_hash, "corp_ids", &self.corp_ids)?;
+        const T: &str = "login_intents";
+        let corp_ids: Vec<CorpId> = from_json(T, &self.state_hash, "corp_ids", &self.corp_ids)?;
+        let provider = ProviderKey::parse(&self.provider).map_err(|e| corrupt(T, &self.state_hash, e))?;
+        let code_verifier = match &self.code_verifier {
+            Some(raw) => Some(PkceVerifier::parse(raw).map_err(|e| corrupt(T, &self.state_hash, e))?),
+            None => None,
+        };
         Ok(LoginIntent {
             state_hash: self.state_hash,
             client_id: self.client_id,
+            provider,
+            code_verifier,
             complete_url: self.complete_url,
             corp_ids,
             expires_at: Timestamp::from_millis(self.expires_at),
@@ -202,6 +223,7 @@ pub(crate) struct UserRow {
     pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub provider: String,
 }
 
 /// What an upsert of an existing user overwrites: every profile field and
@@ -242,6 +264,7 @@ impl UserRow {
             active: profile.active,
             created_at: now.as_millis(),
             updated_at: now.as_millis(),
+            provider: profile.provider.to_string(),
         })
     }
 
@@ -270,6 +293,7 @@ impl UserRow {
             None => None,
         };
         let profile = MemberProfile {
+            provider: ProviderKey::parse(&self.provider).map_err(|e| corrupt(T, key, e))?,
             corp_id: parse_corp(T, key, &self.corp_id)?,
             union_id: UnionId::parse(&self.union_id).map_err(|e| corrupt(T, key, e))?,
             userid: UserId::parse(&self.userid).map_err(|e| corrupt(T, key, e))?,

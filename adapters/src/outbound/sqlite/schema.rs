@@ -12,6 +12,8 @@ diesel::table! {
         return_to -> Text,
         /// Epoch ms.
         expires_at -> BigInt,
+        /// The identity provider's key.
+        provider -> Text,
     }
 }
 
@@ -28,6 +30,10 @@ diesel::table! {
         corp_ids -> Text,
         /// Epoch ms.
         expires_at -> BigInt,
+        /// The identity provider's key.
+        provider -> Text,
+        /// The PKCE code_verifier (RFC 7636), absent for intents stored before PKCE.
+        code_verifier -> Nullable<Text>,
     }
 }
 
@@ -78,6 +84,8 @@ diesel::table! {
         created_at -> BigInt,
         /// Epoch ms.
         updated_at -> BigInt,
+        /// The identity provider's key (the corp belongs to one provider).
+        provider -> Text,
     }
 }
 

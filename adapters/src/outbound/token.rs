@@ -1,4 +1,5 @@
-//! The app access-token cache (docs/dingtalk-api.md §B.1, §B.6, §G.2).
+//! The app access-token cache every provider client shares (DingTalk: docs/dingtalk-api.md
+//! §B.1, §B.6, §G.2; Feishu's `tenant_access_token`: docs/feishu-api.md §B.1).
 //!
 //! One `tokio::sync::Mutex` guards the cached token and is held across a
 //! fetch, so at most one fetch is in flight: concurrent callers queue on the
@@ -26,10 +27,10 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
 /// Lifetime assumed when DingTalk answers `expireIn <= 0`: 7200 s (docs/dingtalk-api.md §B.6).
-pub(super) const DEFAULT_LIFETIME_SECS: i64 = 7200;
+pub(crate) const DEFAULT_LIFETIME_SECS: i64 = 7200;
 
 /// A token as the token endpoint returned it.
-pub(super) struct FreshToken {
+pub(crate) struct FreshToken {
     /// `accessToken`.
     pub value: SecretString,
     /// `expireIn`, seconds.
@@ -38,7 +39,7 @@ pub(super) struct FreshToken {
 
 /// A cached app token handed to callers.
 #[derive(Clone)]
-pub(super) struct AppToken {
+pub(crate) struct AppToken {
     /// The token (redacted in `Debug`).
     pub value: Arc<SecretString>,
     /// Which fetch produced it (1, 2, …).
@@ -93,7 +94,7 @@ pub trait TokenBook: Send + Sync + std::fmt::Debug {
 }
 
 /// Single-flight cache of the app token.
-pub(super) struct TokenCache {
+pub(crate) struct TokenCache {
     slot: Mutex<Slot>,
     margin: Duration,
     shared: Option<(Arc<dyn TokenBook>, String)>,
@@ -101,7 +102,7 @@ pub(super) struct TokenCache {
 
 impl TokenCache {
     /// A cache that refreshes `margin_secs` seconds before expiry (negative → 0).
-    pub(super) fn new(margin_secs: i64) -> Self {
+    pub(crate) fn new(margin_secs: i64) -> Self {
         Self {
             slot: Mutex::new(Slot::default()),
             margin: Duration::from_secs(u64::try_from(margin_secs).unwrap_or(0)),
@@ -110,14 +111,14 @@ impl TokenCache {
     }
 
     /// Shares the token under `key` through `book` with the other instances.
-    pub(super) fn with_shared(mut self, book: Option<Arc<dyn TokenBook>>, key: String) -> Self {
+    pub(crate) fn with_shared(mut self, book: Option<Arc<dyn TokenBook>>, key: String) -> Self {
         self.shared = book.map(|book| (book, key));
         self
     }
 
     /// The cached token if it is still outside the refresh margin; otherwise
     /// fetches one with `fetch` (while holding the lock) and caches it.
-    pub(super) async fn get<F, Fut>(&self, fetch: F) -> Result<AppToken, UpstreamError>
+    pub(crate) async fn get<F, Fut>(&self, fetch: F) -> Result<AppToken, UpstreamError>
     where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<FreshToken, UpstreamError>> + Send,
@@ -136,7 +137,7 @@ impl TokenCache {
     /// is still cached, drops it and fetches a new one; if another caller
     /// already replaced it, returns the replacement (fetching only if that one
     /// is stale too).
-    pub(super) async fn renew<F, Fut>(&self, failed: u64, fetch: F) -> Result<AppToken, UpstreamError>
+    pub(crate) async fn renew<F, Fut>(&self, failed: u64, fetch: F) -> Result<AppToken, UpstreamError>
     where
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<FreshToken, UpstreamError>> + Send,
@@ -153,7 +154,7 @@ impl TokenCache {
     }
 
     /// Drops the cached token if it is still generation `failed`.
-    pub(super) async fn invalidate(&self, failed: u64) {
+    pub(crate) async fn invalidate(&self, failed: u64) {
         let mut slot = self.slot.lock().await;
         if slot.current.as_ref().is_some_and(|e| e.token.generation == failed) {
             slot.current = None;

@@ -1,4 +1,4 @@
-//! A stub cloud for the tests: a salvo router on 127.0.0.1:0 that answers stubbed
+//! A stub HTTP server for the outbound clients' tests (the cloud relay, Feishu): a salvo router on 127.0.0.1:0 that answers stubbed
 //! `(method, path)` pairs with canned replies, counts calls and records what it received.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// What one call carried.
 #[derive(Debug, Clone)]
-pub(super) struct Seen {
+pub(crate) struct Seen {
     /// `GET`, `POST`, …
     pub method: String,
     /// The path as sent (still percent-encoded).
@@ -36,7 +36,7 @@ impl Seen {
 }
 
 /// The answer to one call.
-pub(super) struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(&'static str, String)>,
@@ -75,7 +75,7 @@ impl Reply {
 type Responder = dyn Fn(usize, &Seen) -> Reply + Send + Sync;
 
 /// One stubbed endpoint.
-pub(super) struct Route {
+pub(crate) struct Route {
     method: &'static str,
     path: String,
     calls: AtomicUsize,
@@ -137,7 +137,7 @@ impl Dispatch {
 }
 
 /// Builds a [`Stub`].
-pub(super) struct StubBuilder {
+pub(crate) struct StubBuilder {
     prefix: String,
     routes: Vec<Arc<Route>>,
 }
@@ -188,7 +188,7 @@ impl StubBuilder {
 }
 
 /// A running stub cloud.
-pub(super) struct Stub {
+pub(crate) struct Stub {
     pub addr: SocketAddr,
     prefix: String,
     routes: Arc<Vec<Arc<Route>>>,
