@@ -2,25 +2,26 @@
 
 use domain::CorpId;
 
-/// How a DingTalk call failed, after the adapter's own handling (one token
-/// refresh on a token error; see docs/dingtalk-api.md §G.2 for the classification).
+/// How a call to an identity provider failed, after the adapter's own handling (one token
+/// refresh on a token error; DingTalk's classification: docs/dingtalk-api.md §G.2, Feishu's:
+/// docs/feishu-api.md §0.3–§0.4).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     /// Transient: network error, timeout, errcode −1/400001/500/1430003, HTTP 5xx, 429
     /// `system.busy`. Retrying later may succeed.
-    #[error("DingTalk is unavailable: {0}")]
+    #[error("the provider is unavailable: {0}")]
     Unavailable(String),
     /// Throttled: errcode 90018/90002/… or HTTP 403 `Forbidden.AccessDenied.Qps*`.
     /// Retry after at least a second.
-    #[error("DingTalk throttled the call: {0}")]
+    #[error("the provider throttled the call: {0}")]
     Throttled(String),
     /// The access token was refused even after fetching a fresh one
     /// (40014/42001/40001, 88 + `sub_code` 40014/40000, 400 `InvalidAuthentication`).
-    #[error("DingTalk rejected the access token: {0}")]
+    #[error("the provider rejected the access token: {0}")]
     TokenRejected(String),
     /// A permanent refusal (bad credentials, missing permission, invalid
     /// input): retrying will not help. `code` is DingTalk's (`errcode` or v1.0 `code`).
-    #[error("DingTalk refused the call: {code} {message}")]
+    #[error("the provider refused the call: {code} {message}")]
     Rejected {
         /// DingTalk's errcode (as a string) or v1.0 `code`.
         code: String,
@@ -30,7 +31,7 @@ pub enum UpstreamError {
     /// An errcode the client's classification (docs/dingtalk-api.md §G.2) does not know: it may
     /// be transient or permanent. Retried within a bounded budget before it counts as a refusal
     /// (a message fails with this code and message once its budget is spent).
-    #[error("DingTalk answered an unrecognised code: {code} {message}")]
+    #[error("the provider answered an unrecognised code: {code} {message}")]
     Unrecognized {
         /// DingTalk's errcode (as a string; the `sub_code` under errcode 88).
         code: String,
@@ -41,7 +42,7 @@ pub enum UpstreamError {
     /// known time: the call governor's queue is full, the egress IP is banned, or the tenant's
     /// monthly quota of metered calls is exhausted (docs/dingtalk-api.md §G.1, §G.3). Transient;
     /// retry at the earliest after `retry_after_ms`.
-    #[error("DingTalk call held back ({}): {detail}", reason.as_str())]
+    #[error("provider call held back ({}): {detail}", reason.as_str())]
     Held {
         /// Why the call waits.
         reason: WaitReason,
@@ -164,6 +165,6 @@ pub enum GatewayError {
     #[error("cloud unavailable: {0}")]
     Unavailable(String),
     /// DingTalk refused the operation permanently.
-    #[error("DingTalk refused: {0}")]
+    #[error("the provider refused: {0}")]
     Rejected(String),
 }

@@ -45,10 +45,10 @@ pub enum CloudError {
     #[error("not a member of the corp")]
     NotMember,
     /// DingTalk is unavailable, throttling or refusing the token; retry later.
-    #[error("DingTalk unavailable: {0}")]
+    #[error("provider unavailable: {0}")]
     Unavailable(String),
     /// DingTalk refused permanently.
-    #[error("DingTalk refused: {0}")]
+    #[error("provider refused: {0}")]
     Rejected(String),
     /// Storage failed.
     #[error(transparent)]

@@ -307,7 +307,7 @@ async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error_and_asks
     for (retry_in_ms, delay_ms) in [(0, 1_000), (20_000, 20_000), (600_000, RETRY_MAX_MS)] {
         let record = claimed(ID_1, MessageState::Accepted, 2, vec![]);
         let why =
-            "DingTalk call held back (waiting_quota): the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
+            "provider call held back (waiting_quota): the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
         let waiting = RelayReceipt {
             waiting: Some(RelayWaiting {
                 reason: WaitReason::WaitingQuota,

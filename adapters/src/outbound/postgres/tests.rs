@@ -603,3 +603,39 @@ async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks() -> TestRe
     let (_db, store) = fresh().await?;
     shared::metered_calls_add_up_per_corp_and_month_and_the_mark_sticks(store).await
 }
+
+// --- providers side by side: an existing database upgrades in place -----------
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
+async fn a_database_from_before_providers_upgrades_in_place_and_its_rows_are_dingtalks() -> TestResult {
+    let db = TestDatabase::create().await?;
+    // A database as the release before providers left it: every migration but `providers`.
+    use diesel::connection::SimpleConnection;
+    use diesel_async::AsyncConnection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::MigrationHarness;
+
+    use super::{Conn, MIGRATIONS};
+
+    let conn = Conn::establish(db.url()).await?;
+    tokio::task::spawn_blocking(move || -> TestResult {
+        let mut conn = AsyncConnectionWrapper::<Conn>::from(conn);
+        let migrations = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)?;
+        let (providers, earlier): (Vec<_>, Vec<_>) =
+            migrations.into_iter().partition(|m| m.name().to_string().ends_with("_providers"));
+        assert_eq!(providers.len(), 1);
+        assert!(conn.applied_migrations()?.is_empty());
+        for migration in &earlier {
+            conn.run_migration(migration.as_ref())?;
+        }
+        conn.batch_execute(shared::PRE_PROVIDER_ROWS)?;
+        Ok(())
+    })
+    .await??;
+
+    let store = PgStore::connect(db.url(), 2).await?;
+    shared::pre_provider_rows_are_dingtalks_after_the_upgrade(store).await?;
+    db.drop_database().await?;
+    Ok(())
+}

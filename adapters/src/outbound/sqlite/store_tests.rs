@@ -696,3 +696,33 @@ pub(crate) async fn relay_claims_are_exclusive_fenced_and_report_uncertain_batch
     assert!(store.claim_due("eight:0", ts(300_000), ts(360_000), 10).await?.iter().all(|c| c.record.key != "a"));
     Ok(())
 }
+
+// --- providers side by side: an existing database upgrades in place -----------
+
+/// Rows as the release before providers wrote them: a user, their session, a login intent.
+pub(crate) const PRE_PROVIDER_ROWS: &str = "\
+    INSERT INTO users (id, corp_id, union_id, userid, name, dept_ids, active, created_at, updated_at) \
+        VALUES ('user-old', 'dingcorp', 'union-old', 'old1', 'Old', '[1]', TRUE, 10, 20); \
+    INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ('s-old', 'user-old', 1, 1000000); \
+    INSERT INTO login_intents (state_hash, client_id, complete_url, corp_ids, expires_at) \
+        VALUES ('h-old', 'client-a', 'https://local.example/auth/dingtalk/complete', '[\"dingcorp\"]', 1000000);";
+
+/// After the `providers` migration over [`PRE_PROVIDER_ROWS`]: the user and the intent are
+/// DingTalk's (the only provider before), the session still finds its user, the intent (from
+/// before PKCE) has no verifier, and a Feishu member lands beside the DingTalk one.
+pub(crate) async fn pre_provider_rows_are_dingtalks_after_the_upgrade<S>(store: S) -> TestResult
+where
+    S: UserRepository + SessionStore + LoginIntentStore,
+{
+    let user = UserRepository::find(&store, "user-old").await?.ok_or("user-old is gone")?;
+    assert_eq!(user.profile.provider.as_str(), "dingtalk");
+    assert_eq!((user.profile.name.as_str(), user.created_at, user.updated_at), ("Old", ts(10), ts(20)));
+    assert_eq!(SessionStore::find(&store, "s-old", ts(5)).await?.map(|s| s.user_id), Some("user-old".to_owned()));
+    let intent = LoginIntentStore::take(&store, "h-old", ts(5)).await?.ok_or("the intent is gone")?;
+    assert_eq!((intent.provider.as_str(), intent.code_verifier), ("dingtalk", None));
+    let mut feishu = profile("736588c9260f175d", "on_1", "fs_1", "李雷");
+    feishu.provider = crate::outbound::feishu::provider_key();
+    let stored = UserRepository::upsert(&store, &feishu, "user-new", ts(30)).await?;
+    assert_eq!(UserRepository::find(&store, &stored.id).await?.map(|u| u.profile.provider), Some(feishu.provider));
+    Ok(())
+}

@@ -493,12 +493,10 @@ async fn metered_calls_add_up_per_corp_and_month_and_the_mark_sticks() -> TestRe
 
 // --- providers side by side: an existing database upgrades in place -----------
 
-/// A database as the release before providers left it (every migration but `providers`), with a
-/// user, a session and a login intent: after the upgrade they are DingTalk's, the session still
-/// finds its user, and the intent (from before PKCE) has no verifier.
+/// A database as the release before providers left it (every migration but `providers`) with the
+/// rows of [`shared::PRE_PROVIDER_ROWS`], then opened (the upgrade runs).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_from_before_providers_upgrades_in_place_and_its_rows_are_dingtalks() -> TestResult {
-    use application::ports::{LoginIntentStore, SessionStore, UserRepository};
     use diesel::connection::SimpleConnection;
     use diesel::{Connection, SqliteConnection};
     use diesel_migrations::MigrationHarness;
@@ -515,26 +513,7 @@ async fn a_database_from_before_providers_upgrades_in_place_and_its_rows_are_din
     for migration in &earlier {
         conn.run_migration(migration.as_ref())?;
     }
-    conn.batch_execute(
-        "INSERT INTO users (id, corp_id, union_id, userid, name, dept_ids, active, created_at, updated_at) \
-            VALUES ('user-old', 'dingcorp', 'union-old', 'old1', 'Old', '[1]', TRUE, 10, 20); \
-         INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ('s-old', 'user-old', 1, 1000000); \
-         INSERT INTO login_intents (state_hash, client_id, complete_url, corp_ids, expires_at) \
-            VALUES ('h-old', 'client-a', 'https://local.example/auth/dingtalk/complete', '[\"dingcorp\"]', 1000000);",
-    )?;
+    conn.batch_execute(shared::PRE_PROVIDER_ROWS)?;
     drop(conn);
-
-    let store = db.open().await?;
-    let user = UserRepository::find(&store, "user-old").await?.ok_or("user-old is gone")?;
-    assert_eq!(user.profile.provider.as_str(), "dingtalk");
-    assert_eq!((user.profile.name.as_str(), user.created_at, user.updated_at), ("Old", ts(10), ts(20)));
-    assert_eq!(SessionStore::find(&store, "s-old", ts(5)).await?.map(|s| s.user_id), Some("user-old".to_owned()));
-    let intent = LoginIntentStore::take(&store, "h-old", ts(5)).await?.ok_or("the intent is gone")?;
-    assert_eq!((intent.provider.as_str(), intent.code_verifier), ("dingtalk", None));
-    // A Feishu member lands beside the DingTalk one.
-    let mut feishu = profile("736588c9260f175d", "on_1", "fs_1", "李雷");
-    feishu.provider = crate::outbound::feishu::provider_key();
-    let stored = UserRepository::upsert(&store, &feishu, "user-new", ts(30)).await?;
-    assert_eq!(UserRepository::find(&store, &stored.id).await?.map(|u| u.profile.provider), Some(feishu.provider));
-    Ok(())
+    shared::pre_provider_rows_are_dingtalks_after_the_upgrade(db.open().await?).await
 }
