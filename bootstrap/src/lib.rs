@@ -632,11 +632,13 @@ fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
 }
 
 /// The identity providers (DingTalk's apps, and Feishu's app when `[feishu]` is configured),
-/// DingTalk's apps as the messenger, and the corps (tenants) the built-in dev client may act for.
+/// DingTalk's apps as the messenger, the corps (tenants) the built-in dev client may act for, and
+/// those of them messages can go to (DingTalk's: Feishu messages are not built yet).
 struct DingTalk {
     providers: Providers,
     messenger: Arc<dyn Messenger>,
     corp_ids: Vec<CorpId>,
+    message_corps: Vec<CorpId>,
 }
 
 /// The internal app of `[dingtalk]` and/or the suite of `[suite]` (validated by
@@ -705,11 +707,12 @@ fn dingtalk(
     let apps = Arc::new(DingTalkApps::new(login, clients.collect()));
     // DingTalk serves every corp Feishu does not name (the only provider before Feishu).
     let mut providers = Providers::single(adapters::outbound::dingtalk::provider_key(), apps.clone());
+    let message_corps = corp_ids.clone();
     if let Some(entry) = feishu(config, feishu_tokens)? {
         corp_ids.extend(entry.tenants.iter().cloned());
         providers = providers.with(entry);
     }
-    Ok(DingTalk { providers, messenger: apps, corp_ids })
+    Ok(DingTalk { providers, messenger: apps, corp_ids, message_corps })
 }
 
 /// Feishu's event callback (`POST /feishu/events`) when `[feishu] verification_token` is set.
@@ -822,7 +825,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { providers, messenger, corp_ids } =
+    let DingTalk { providers, messenger, corp_ids, message_corps } =
         dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
     let public = &config.public_url;
     let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &clock, config);
@@ -833,7 +836,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let feed = feed_poller(&store, gateway.clone(), config);
     let provider = oidc::build(&store, gateway.clone(), config, cookie_settings(config)).await?;
     let (oidc_http, signing_keys) = provider.unzip();
-    let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);
+    let (local, dispatcher) = local_http(&store, gateway, config, message_corps);
     let cloud_http = Arc::new(CloudHttp {
         handle_callback: HandleCallback::new(store.clone(), store.clone(), providers, clock.clone()),
         feishu_events: feishu_events_http(config, &store, &clock)?,

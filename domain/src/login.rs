@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn pkce_challenge_matches_rfc_7636_appendix_b() {
-        // RFC 7636 Appendix B (also docs/feishu-api.md §E.6 vector 4).
+        // RFC 7636 Appendix B.
         let verifier = PkceVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
         assert_eq!(
             verifier.map(|v| v.challenge_s256()).ok().as_deref(),

@@ -15,7 +15,7 @@ use crate::ValidationError;
 pub const MAX_PROVIDER_KEY_LEN: usize = 32;
 
 /// A provider key: 1–32 characters of `[a-z0-9-]`, starting with a letter (for example the
-/// DingTalk adapter's key or the Feishu adapter's key). Valid by construction.
+/// key of each provider adapter). Valid by construction.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ProviderKey(String);
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn keys_are_short_lower_case_words() {
-        assert_eq!(ProviderKey::parse("lark-intl").map(|k| k.to_string()), Ok("lark-intl".to_owned()));
+        assert_eq!(ProviderKey::parse("idp-intl2").map(|k| k.to_string()), Ok("idp-intl2".to_owned()));
         for (raw, code) in [("", "required"), ("Upper", "invalid"), ("9x", "invalid"), ("a b", "invalid")] {
             assert_eq!(ProviderKey::parse(raw).map_err(|e| e.code).err(), Some(code), "{raw:?}");
         }

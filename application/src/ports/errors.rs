@@ -3,8 +3,8 @@
 use domain::CorpId;
 
 /// How a call to an identity provider failed, after the adapter's own handling (one token
-/// refresh on a token error; DingTalk's classification: docs/dingtalk-api.md §G.2, Feishu's:
-/// docs/feishu-api.md §0.3–§0.4).
+/// refresh on a token error; each provider's reference gives its classification, e.g.
+/// docs/dingtalk-api.md §G.2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
     /// Transient: network error, timeout, errcode −1/400001/500/1430003, HTTP 5xx, 429

@@ -13,19 +13,19 @@ use super::{IdentityError, MessengerError, StoreError};
 
 /// "Login with DingTalk" and the org's member directory.
 ///
-/// A second provider (Feishu/Lark, WeCom, OIDC) is one more adapter
+/// Every other provider is one more adapter
 /// implementing this trait.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {
-    /// The URL to send the browser to (docs/dingtalk-api.md §A.1, docs/feishu-api.md §A.1) for
+    /// The URL to send the browser to (the provider's authorize page, its reference §A.1) for
     /// `state`, coming back to `redirect_uri` (the cloud's `/auth/{provider}/callback`), with
     /// `code_challenge` (PKCE S256, RFC 7636 §4.3) when the provider supports PKCE. Pure.
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str, code_challenge: &str) -> String;
 
     /// Exchanges the authorization code for the person's identity (DingTalk: `userAccessToken`
-    /// then `users/me`, docs/dingtalk-api.md §A.3/§A.4; Feishu: `oauth/token` then `user_info`,
-    /// docs/feishu-api.md §A.3/§A.5), sending `code_verifier` where the provider supports PKCE.
+    /// then `users/me`, docs/dingtalk-api.md §A.3/§A.4; the others: their token endpoint and
+    /// current-user call), sending `code_verifier` where the provider supports PKCE.
     /// The user token is used once and never cached. Errors: [`IdentityError::InvalidCode`]
     /// for a refused code; [`IdentityError::NotMember`] when the provider says the person may
     /// not use the app; `Upstream` otherwise.

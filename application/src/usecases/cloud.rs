@@ -180,7 +180,8 @@ impl CreateLoginIntent {
     }
 }
 
-/// The query a provider sends to the callback (docs/dingtalk-api.md §A.2, docs/feishu-api.md §A.2).
+/// The query a provider sends to the callback (`code` or `authCode`, `state`, `error`; each
+/// provider's reference §A.2).
 #[derive(Debug, Clone, Default)]
 pub struct CallbackQuery {
     /// `state`.
@@ -987,7 +988,7 @@ impl RelayRecall {
 }
 
 /// Fetches a member's current profile from the provider serving the corp (tenant)
-/// (docs/dingtalk-api.md §C.1/§C.2, docs/feishu-api.md §C.1).
+/// (its `find_userid` and `get_member`).
 pub struct FetchMember {
     providers: Providers,
 }

@@ -53,8 +53,13 @@ pub(crate) fn user(emu: &FeishuEmulator, req: &Incoming, id: &str) -> Reply {
     let Some((u, false)) = find(&st.users, &st.outsiders, id_type, id) else {
         return Reply::fail(400, 41050, "no user authority error");
     };
+    Reply::ok(json!({"user": user_json(u)}))
+}
+
+/// The §C.1 `user` object of a person (also `event.object` of the contact events, §E.7). Every
+/// field scope is granted to the fixture app; a person's absent values are omitted.
+pub(crate) fn user_json(u: &FeishuUserFixture) -> Value {
     let [a72, a240, a640, origin] = avatars(u);
-    // Every field scope is granted to the fixture app; a person's absent values are omitted.
     let mut user = json!({
         "union_id": u.union_id, "user_id": u.user_id, "open_id": u.open_id,
         "name": u.name, "en_name": u.en_name,
@@ -66,7 +71,7 @@ pub(crate) fn user(emu: &FeishuEmulator, req: &Incoming, id: &str) -> Reply {
             user[key] = json!(v);
         }
     }
-    Reply::ok(json!({"user": user}))
+    user
 }
 
 /// A list of strings from the body; `Err` when present but not a list of strings, or too long.

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::contact::status_json;
-use super::fixture::{FeishuUserFixture, FeishuUserStatus, avatars};
+use super::fixture::{FeishuUserFixture, FeishuUserStatus};
 use super::state::FeishuEmulator;
 use super::wire::{Incoming, Reply, random_from, random_hex};
 
@@ -95,19 +94,7 @@ pub fn sign_event(timestamp: &str, nonce: &str, encrypt_key: &str, body: &[u8]) 
 
 /// The §C.1 user fields of `event.object` (docs/feishu-api.md §E.7); absent values are omitted.
 fn user_object(u: &FeishuUserFixture) -> Value {
-    let [a72, a240, a640, origin] = avatars(u);
-    let mut o = json!({
-        "open_id": u.open_id, "union_id": u.union_id, "user_id": u.user_id,
-        "name": u.name, "en_name": u.en_name,
-        "avatar": {"avatar_72": a72, "avatar_240": a240, "avatar_640": a640, "avatar_origin": origin},
-        "status": status_json(u), "department_ids": u.department_ids,
-    });
-    for (key, value) in [("email", &u.email), ("mobile", &u.mobile), ("job_title", &u.job_title)] {
-        if let Some(v) = value {
-            o[key] = json!(v);
-        }
-    }
-    o
+    super::contact::user_json(u)
 }
 
 /// A push ready to send: the plaintext and its id/type.
