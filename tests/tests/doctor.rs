@@ -53,8 +53,33 @@ async fn a_healthy_deployment_passes_every_check() {
     assert!(report.finding("dingtalk.quota").unwrap().what.contains("of 5000 metered calls"), "{report:#?}");
     assert!(fix(&report, "dingtalk.permission.Contact.User.Read").contains("Contact.User.Read"));
     assert!(fix(&report, "dingtalk.app_published").contains("版本管理与发布"));
+    // Feishu beside DingTalk (docs/feishu-api.md §B.1, §A.5, §E.2).
+    for check in ["feishu.tenant_token", "feishu.tenant_keys", "feishu.redirect_url", "feishu.events"] {
+        assert_eq!(status(&report, check), Status::Ok, "{check}: {report:#?}");
+    }
     assert!(!report.blocking, "{}", report.to_text());
     assert!(report.to_text().contains("0 failures"), "{}", report.to_text());
+    stack.stop_and_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feishu_credentials_and_tenant_mistakes_are_named_with_their_fix() {
+    let stack = stack().await;
+    let mut config = stack.config.clone();
+    config.feishu.app_secret = Some(Secret::from("not-the-secret"));
+    let report = doctor::run(&config).await;
+    assert_eq!(status(&report, "feishu.tenant_token"), Status::Fail, "{report:#?}");
+    assert!(fix(&report, "feishu.tenant_token").contains("feishu.app_secret"), "{report:#?}");
+
+    let mut config = stack.config.clone();
+    config.feishu.tenant_keys = vec!["0000000000000000".into()];
+    config.feishu.verification_token = Some(Secret::from("not-the-token"));
+    let report = doctor::run(&config).await;
+    assert_eq!(status(&report, "feishu.tenant_keys"), Status::Fail, "{report:#?}");
+    assert!(fix(&report, "feishu.tenant_keys").contains("736588c9260f175d"), "{report:#?}");
+    // The running service holds the real token: a doctor run with another one sees the URL check refused.
+    assert_eq!(status(&report, "feishu.events"), Status::Fail, "{report:#?}");
+    assert!(report.blocking);
     stack.stop_and_clean().await;
 }
 

@@ -2,7 +2,8 @@
 //!
 //! | port | implemented by |
 //! |---|---|
-//! | [`IdentityProvider`], [`Messenger`] | DingTalk HTTP client (`adapters::outbound::dingtalk`) |
+//! | [`IdentityProvider`] | each provider's HTTP client (`adapters::outbound::<provider>`), chosen through [`Providers`] |
+//! | [`Messenger`] | the DingTalk HTTP client (`adapters::outbound::dingtalk`) |
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`], [`RecipientLedgerStore`] (cloud side) | SQLite / PostgreSQL |

@@ -14,6 +14,7 @@
 //! here). The report prints as text or, with `--json`, as one JSON document.
 
 pub mod dingtalk;
+pub mod feishu;
 pub mod local;
 
 use std::time::Duration;
@@ -138,7 +139,11 @@ pub async fn run(config: &Config) -> Report {
             "check the system's TLS set-up",
         )],
         Ok(http) => match config.mode {
-            Mode::Cloud | Mode::Dev => dingtalk::run(config, &http).await,
+            Mode::Cloud | Mode::Dev => {
+                let mut findings = dingtalk::run(config, &http).await;
+                findings.extend(feishu::run(config, &http).await);
+                findings
+            }
             Mode::Local => local::run(config, &http).await,
         },
     };

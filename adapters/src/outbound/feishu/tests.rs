@@ -204,3 +204,30 @@ async fn bad_app_credentials_and_throttling_are_classified() -> TestResult {
     assert!(matches!(got, Err(IdentityError::Upstream(UpstreamError::Throttled(_)))), "{got:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_v3_token_endpoint_is_on_the_accounts_host() -> TestResult {
+    // docs/feishu-api.md §A.3: "the token endpoint changes … to https://accounts.feishu.cn/oauth/v3/token".
+    let stub = StubBuilder::new()
+        .on("POST", "/oauth/v3/token", |_, _| Reply::ok(r#"{"code":0,"access_token":"eyJ","expires_in":7200}"#))
+        .on("GET", USER_INFO_PATH, |_, _| {
+            Reply::ok(
+                r#"{"code":0,"data":{"name":"n","open_id":"ou_1","union_id":"on_1","tenant_key":"736588c9260f175d"}}"#,
+            )
+        })
+        .start()
+        .await?;
+    let mut config = FeishuConfig::new("cli_test", SecretString::from("secret"), vec![tenant()]);
+    config.open_base = stub.base();
+    config.accounts_base = stub.base();
+    config.token_endpoint = super::TokenEndpoint::V3;
+    let identity =
+        FeishuClient::new(reqwest::Client::new(), config).exchange_code(&AuthCode::parse("c")?, None).await?;
+    assert_eq!(identity.union_id.as_str(), "on_1");
+    assert_eq!(stub.calls("POST", "/oauth/v3/token"), 1);
+    assert!(
+        stub.route("POST", "/oauth/v3/token").seen()[0].body.get("code_verifier").is_none(),
+        "no verifier without PKCE"
+    );
+    Ok(())
+}
