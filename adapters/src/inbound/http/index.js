@@ -34,6 +34,8 @@ function signedIn(me) {
   } else {
     avatar.hidden = true;
   }
+  // Work notifications go to DingTalk members only (Feishu messages are not built yet).
+  $("messaging").hidden = Boolean(me.provider) && me.provider !== "dingtalk";
   $("signed-out").hidden = true;
   $("signed-in").hidden = false;
 }
