@@ -715,6 +715,11 @@ fn dingtalk(
     Ok(DingTalk { providers, messenger: apps, corp_ids, message_corps })
 }
 
+/// `feishu.tenant_keys` as corp ids (validated by `Config::problems`).
+fn feishu_tenants(config: &Config) -> anyhow::Result<Vec<CorpId>> {
+    config.feishu.tenant_keys.iter().map(|t| CorpId::parse(t)).collect::<Result<_, _>>().context("feishu.tenant_keys")
+}
+
 /// Feishu's event callback (`POST /feishu/events`) when `[feishu] verification_token` is set.
 fn feishu_events_http<S: CloudStores>(
     config: &Config,
@@ -725,8 +730,7 @@ fn feishu_events_http<S: CloudStores>(
     let (Some(app_id), Some(token)) = (f.app_id.clone().filter(|_| f.is_configured()), &f.verification_token) else {
         return Ok(None);
     };
-    let tenants =
-        f.tenant_keys.iter().map(|t| CorpId::parse(t)).collect::<Result<Vec<_>, _>>().context("feishu.tenant_keys")?;
+    let tenants = feishu_tenants(config)?;
     info!(encrypted = f.encrypt_key.is_some(), "Feishu event callback enabled at /feishu/events");
     Ok(Some(Arc::new(http::feishu_events::FeishuEventsHttp {
         crypto: adapters::inbound::feishu_events::FeishuEventCrypto::new(
@@ -752,8 +756,7 @@ fn feishu(
         return Ok(None);
     };
     let secret = f.app_secret.as_ref().context("feishu.app_secret is required")?.to_secret_string();
-    let tenants =
-        f.tenant_keys.iter().map(|t| CorpId::parse(t)).collect::<Result<Vec<_>, _>>().context("feishu.tenant_keys")?;
+    let tenants = feishu_tenants(config)?;
     let mut fc = FeishuConfig::new(app_id.clone(), secret, tenants.clone());
     fc.open_base = f.open_base();
     fc.accounts_base = f.accounts_base();

@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "feishu-emulator listening on {}", running.base_url())?;
         out.flush()?;
     }
-    tokio::signal::ctrl_c().await?;
+    bootstrap::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())

@@ -35,6 +35,7 @@ use crate::outbound::sqlite::SqliteStore;
 use crate::outbound::system::SystemClock;
 
 const HOST: &str = "http://127.0.0.1";
+const PUBLIC_URL: &str = "https://cloud.example";
 const CALLBACK_URL: &str = "https://cloud.example/auth/dingtalk/callback";
 /// Relay client A: `(id, secret, corp, origin)`.
 const A: (&str, &str, &str, &str) = ("local-a", "relay-secret-a-0123456789", "dingcorpa", "https://a.example");
@@ -142,7 +143,7 @@ async fn env(setup: Setup) -> Env {
             crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
             clock.clone(),
             std::sync::Arc::new(crate::outbound::system::OsRandom),
-            crate::inbound::http::test_support::public_of(CALLBACK_URL),
+            PUBLIC_URL.to_owned(),
         ),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
         send: send.clone(),

@@ -72,7 +72,7 @@ async fn env() -> Env {
             crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
             clock.clone(),
             std::sync::Arc::new(crate::outbound::system::OsRandom),
-            crate::inbound::http::test_support::public_of("http://cb"),
+            "http://cb".to_owned(),
         ),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
         send: Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone())),

@@ -204,11 +204,6 @@ pub fn dingtalk_providers(idp: Arc<MockIdentityProvider>) -> application::ports:
     application::ports::Providers::single(crate::outbound::dingtalk::provider_key(), idp)
 }
 
-/// The public base URL of a callback URL the older tests spelled out (`…/auth/dingtalk/callback`).
-pub fn public_of(callback_url: &str) -> String {
-    callback_url.trim_end_matches("/auth/dingtalk/callback").to_owned()
-}
-
 /// [`oidc_with`] a cloud that must not be called.
 pub fn oidc(store: &Arc<SqliteStore>) -> Arc<OidcHttp> {
     oidc_with(store, MockCloudGateway::new(), 3600)
@@ -241,7 +236,7 @@ pub fn relay(store: &Arc<SqliteStore>) -> Arc<RelayHttp> {
             crate::inbound::http::test_support::dingtalk_providers(idp.clone()),
             clock.clone(),
             std::sync::Arc::new(crate::outbound::system::OsRandom),
-            crate::inbound::http::test_support::public_of("http://cb"),
+            "http://cb".to_owned(),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
         send: Arc::new(RelaySend::new(store.clone(), messenger.clone(), clock.clone())),

@@ -320,14 +320,7 @@ impl IdentityProvider for FeishuClient {
         let user = self.contact_user(userid.as_str(), "user_id").await?;
         let active = user.status.as_ref().is_some_and(super::wire::UserStatus::active);
         Ok(MemberDetails {
-            userid: user
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| userid.clone()),
+            userid: userid.clone(),
             union_id: parse_id("user.union_id", user.union_id, UnionId::parse)?,
             name: user.name,
             avatar_url: user.avatar.and_then(|a| non_empty(a.avatar_240).or(non_empty(a.avatar_origin))),
