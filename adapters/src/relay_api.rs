@@ -21,8 +21,8 @@ use application::ports::{
     ContactEvent, ContactFeedPage, FeedEntry, LoginOutcome, RelayReceipt, RelayWaiting, WaitReason,
 };
 use domain::{
-    CorpId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, ProviderKey, RecipientOutcome,
-    Recipients, SkipReason, TaskId, Timestamp, UnionId, UserId, ValidationError,
+    CorpId, DeliveryId, DeliveryReport, DeptId, LoginFailure, MemberProfile, MessageState, OpenId, ProviderKey,
+    RecipientOutcome, Recipients, SkipReason, Timestamp, UnionId, UserId, ValidationError,
 };
 use salvo_oapi::ToSchema;
 use serde::{Deserialize, Serialize};
@@ -275,7 +275,13 @@ pub struct RelayReceiptDto {
     /// `accepted`, `sent`, `completed`, `failed` or `recalled`.
     #[salvo(schema(value_type = crate::inbound::http::dto::MessageStateName))]
     pub state: String,
-    /// DingTalk task ids of the batches sent.
+    /// What the provider returned for each batch sent (DingTalk: its `task_id` in decimal;
+    /// Feishu: the recipients' message ids). Absent from a cloud before 0.10: then `task_ids`.
+    #[serde(default)]
+    pub delivery_ids: Vec<String>,
+    /// The DingTalk `task_id`s among `delivery_ids`, as numbers (kept for relay clients
+    /// before 0.10; read only when `delivery_ids` is absent).
+    #[serde(default)]
     pub task_ids: Vec<i64>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
@@ -292,6 +298,12 @@ pub struct RelayReceiptDto {
     /// With `waiting`: when the cloud's next attempt is due, epoch milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<i64>,
+}
+
+/// The delivery ids that are DingTalk `task_id`s (positive integers), as numbers: the
+/// `task_ids` field kept beside `delivery_ids` for clients written before delivery ids.
+pub fn dingtalk_task_ids(delivery_ids: &[DeliveryId]) -> Vec<i64> {
+    delivery_ids.iter().filter_map(|d| d.as_str().parse::<i64>().ok()).filter(|t| *t > 0).collect()
 }
 
 /// Why an accepted message waits (the `waiting` field).
@@ -318,7 +330,8 @@ impl From<&RelayReceipt> for RelayReceiptDto {
         Self {
             key: r.key.clone(),
             state: r.state.as_str().to_owned(),
-            task_ids: r.task_ids.iter().map(|t| t.get()).collect(),
+            delivery_ids: r.delivery_ids.iter().map(|d| d.as_str().to_owned()).collect(),
+            task_ids: dingtalk_task_ids(&r.delivery_ids),
             errors: r.errors.clone(),
             waiting: r.waiting.as_ref().map(|w| w.reason.as_str().to_owned()),
             waiting_detail: r.waiting.as_ref().map(|w| w.detail.clone()),
@@ -336,7 +349,11 @@ impl TryFrom<RelayReceiptDto> for RelayReceipt {
             state: MessageState::parse(&r.state).ok_or_else(|| {
                 ValidationError::new("state", "invalid", format!("unknown message state {:?}", r.state))
             })?,
-            task_ids: r.task_ids.into_iter().map(TaskId::new).collect::<Result<_, _>>()?,
+            delivery_ids: if r.delivery_ids.is_empty() {
+                r.task_ids.iter().map(|t| DeliveryId::parse(&t.to_string())).collect::<Result<_, _>>()?
+            } else {
+                r.delivery_ids.iter().map(|d| DeliveryId::parse(d)).collect::<Result<_, _>>()?
+            },
             errors: r.errors,
             // An unknown code (a newer cloud) still says the message waits.
             waiting: r.waiting.map(|code| RelayWaiting {
@@ -550,11 +567,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn receipts_carry_delivery_ids_and_dingtalk_task_ids_and_read_an_older_clouds_numbers() {
+        let id = |raw: &str| DeliveryId::parse(raw).unwrap_or_else(|e| panic!("{e}"));
+        let receipt = RelayReceipt {
+            key: "k".into(),
+            state: MessageState::Sent,
+            delivery_ids: vec![id("256271667526"), id("u1=om_a,u2=om_b")],
+            errors: vec![],
+            waiting: None,
+        };
+        let wire = serde_json::to_value(RelayReceiptDto::from(&receipt)).unwrap_or_default();
+        assert_eq!(wire["delivery_ids"], serde_json::json!(["256271667526", "u1=om_a,u2=om_b"]));
+        assert_eq!(wire["task_ids"], serde_json::json!([256_271_667_526_i64]), "only DingTalk's are numbers");
+        let back: RelayReceiptDto = serde_json::from_value(wire).unwrap_or_else(|_| unreachable!());
+        assert_eq!(RelayReceipt::try_from(back).ok(), Some(receipt));
+        let older: RelayReceiptDto =
+            serde_json::from_str(r#"{"key":"k","state":"sent","task_ids":[7001,7002],"errors":[]}"#)
+                .unwrap_or_else(|_| unreachable!());
+        let ids = RelayReceipt::try_from(older).map(|r| r.delivery_ids).unwrap_or_default();
+        assert_eq!(ids, vec![id("7001"), id("7002")]);
+    }
+
+    #[test]
     fn a_receipts_waiting_reason_round_trips_and_is_absent_when_none() {
         let receipt = RelayReceipt {
             key: "k".into(),
             state: MessageState::Accepted,
-            task_ids: vec![],
+            delivery_ids: vec![],
             errors: vec![],
             waiting: Some(RelayWaiting {
                 reason: WaitReason::WaitingQuota,

@@ -24,7 +24,7 @@ use adapters::outbound::dingtalk::crypto::CallbackCrypto;
 use adapters::outbound::dingtalk::quota::QuotaAccountant;
 use adapters::outbound::dingtalk::recipients::{DingTalkRecipientLimits, china_day};
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
-use adapters::outbound::governor::Governor;
+use adapters::outbound::governor::{Governor, GovernorConfig};
 use adapters::outbound::postgres::PgStore;
 use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
 use adapters::outbound::sqlite::SqliteStore;
@@ -32,9 +32,9 @@ use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
     BindingStore, Clock, CloudGateway, DispatchTrigger, Durability, EventStore, FeedCursorStore, FeedSignal,
-    GrantStore, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, ProviderEntry,
-    Providers, QuotaStore, RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore,
-    SigningKeyStore, SuiteStore, UserRepository,
+    GrantStore, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, Messengers,
+    ProviderEntry, Providers, QuotaStore, RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore,
+    SessionStore, SigningKeyStore, SuiteStore, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
@@ -487,6 +487,7 @@ fn cloud_use_cases<S: CloudStores>(
     store: &Arc<S>,
     providers: &Providers,
     messenger: &Arc<dyn Messenger>,
+    other_tenants: &[CorpId],
     clock: &Arc<dyn Clock>,
     config: &Config,
 ) -> (CloudUseCases, RelaySender) {
@@ -501,11 +502,9 @@ fn cloud_use_cases<S: CloudStores>(
     if config.delivery.screen_recipients {
         // No silent drops (docs/dingtalk-api.md §D.6): third-party suite corps get 100 a day.
         let suite_corps = config.suite.corp_ids.iter().filter_map(|c| CorpId::parse(c).ok());
-        send = send.with_recipient_limits(Arc::new(DingTalkRecipientLimits::new(
-            store.clone(),
-            clock.clone(),
-            suite_corps,
-        )));
+        let limits = DingTalkRecipientLimits::new(store.clone(), clock.clone(), suite_corps)
+            .except(other_tenants.iter().cloned());
+        send = send.with_recipient_limits(Arc::new(limits));
     }
     let send = Arc::new(send);
     // Claims name this process, so instances sharing one PostgreSQL never take each other's.
@@ -632,13 +631,13 @@ fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
 }
 
 /// The identity providers (DingTalk's apps, and Feishu's app when `[feishu]` is configured),
-/// DingTalk's apps as the messenger, the corps (tenants) the built-in dev client may act for, and
-/// those of them messages can go to (DingTalk's: Feishu messages are not built yet).
+/// their messengers routed by tenant, the corps (tenants) the built-in dev client may act for,
+/// and the tenants of providers other than DingTalk (DingTalk's recipient rules skip them).
 struct DingTalk {
     providers: Providers,
     messenger: Arc<dyn Messenger>,
     corp_ids: Vec<CorpId>,
-    message_corps: Vec<CorpId>,
+    other_tenants: Vec<CorpId>,
 }
 
 /// The internal app of `[dingtalk]` and/or the suite of `[suite]` (validated by
@@ -664,7 +663,7 @@ fn dingtalk(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<DingTalk> {
     let Shared { slots, tokens } = shared;
-    let feishu_tokens = tokens.clone();
+    let (feishu_tokens, feishu_slots) = (tokens.clone(), slots.clone());
     if tokens.is_some() {
         info!("DingTalk tokens are shared with every instance on this database");
     }
@@ -707,12 +706,18 @@ fn dingtalk(
     let apps = Arc::new(DingTalkApps::new(login, clients.collect()));
     // DingTalk serves every corp Feishu does not name (the only provider before Feishu).
     let mut providers = Providers::single(adapters::outbound::dingtalk::provider_key(), apps.clone());
-    let message_corps = corp_ids.clone();
-    if let Some(entry) = feishu(config, feishu_tokens)? {
-        corp_ids.extend(entry.tenants.iter().cloned());
-        providers = providers.with(entry);
+    let mut messengers = Messengers::new(apps);
+    let mut other_tenants = Vec::new();
+    if let Some(client) = feishu(config, feishu_tokens, feishu_slots)? {
+        let tenants = feishu_tenants(config)?;
+        corp_ids.extend(tenants.iter().cloned());
+        other_tenants.extend(tenants.iter().cloned());
+        let client = Arc::new(client);
+        messengers = messengers.with(tenants.clone(), client.clone());
+        providers =
+            providers.with(ProviderEntry { key: adapters::outbound::feishu::provider_key(), idp: client, tenants });
     }
-    Ok(DingTalk { providers, messenger: apps, corp_ids, message_corps })
+    Ok(DingTalk { providers, messenger: Arc::new(messengers), corp_ids, other_tenants })
 }
 
 /// `feishu.tenant_keys` as corp ids (validated by `Config::problems`).
@@ -749,7 +754,8 @@ fn feishu_events_http<S: CloudStores>(
 fn feishu(
     config: &Config,
     tokens: Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>>,
-) -> anyhow::Result<Option<ProviderEntry>> {
+    slots: Option<Arc<dyn adapters::outbound::governor::SlotBook>>,
+) -> anyhow::Result<Option<adapters::outbound::feishu::FeishuClient>> {
     use adapters::outbound::feishu::{FeishuClient, FeishuConfig, TokenEndpoint};
     let f = &config.feishu;
     let Some(app_id) = f.app_id.clone().filter(|_| f.is_configured()) else {
@@ -764,14 +770,18 @@ fn feishu(
     fc.scope.clone_from(&f.scope);
     fc.timeout = Duration::from_secs(f.timeout_secs);
     fc.tokens = tokens;
+    if let Some(book) = slots {
+        // Several instances pace Feishu's limits together, like DingTalk's (lanes are per app).
+        let governor = Governor::new(GovernorConfig {
+            rate_per_second: adapters::outbound::feishu::DEFAULT_RATE_PER_SECOND,
+            ..config.governor.to_config()
+        });
+        fc.governor = Arc::new(governor.with_shared(book));
+    }
     fc.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let http = http_client(fc.timeout)?;
     info!(%app_id, tenants = tenants.len(), "Feishu app enabled");
-    Ok(Some(ProviderEntry {
-        key: adapters::outbound::feishu::provider_key(),
-        idp: Arc::new(FeishuClient::new(http, fc)),
-        tenants,
-    }))
+    Ok(Some(FeishuClient::new(http, fc)))
 }
 
 /// Builds the application for `config.mode`: opens storage (running
@@ -828,10 +838,10 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let store = open_sqlite(config).await?;
     let store_for_ops: Arc<dyn telemetry::OutboxSource> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { providers, messenger, corp_ids, message_corps } =
+    let DingTalk { providers, messenger, corp_ids, other_tenants } =
         dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
     let public = &config.public_url;
-    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &other_tenants, &clock, config);
     let events = events_http(config, &store, &clock)?;
     let client =
         RelayClient { id: "dev".into(), corp_ids: corp_ids.clone(), complete_url_origins: vec![public.clone()] };
@@ -839,7 +849,7 @@ async fn build_dev(config: &Config) -> anyhow::Result<App> {
     let feed = feed_poller(&store, gateway.clone(), config);
     let provider = oidc::build(&store, gateway.clone(), config, cookie_settings(config)).await?;
     let (oidc_http, signing_keys) = provider.unzip();
-    let (local, dispatcher) = local_http(&store, gateway, config, message_corps);
+    let (local, dispatcher) = local_http(&store, gateway, config, corp_ids);
     let cloud_http = Arc::new(CloudHttp {
         handle_callback: HandleCallback::new(store.clone(), store.clone(), providers, clock.clone()),
         feishu_events: feishu_events_http(config, &store, &clock)?,
@@ -896,9 +906,9 @@ fn relay_clients(config: &Config) -> anyhow::Result<Vec<RelayClientCredentials>>
 
 async fn build_cloud_with<S: CloudStores>(config: &Config, store: Arc<S>, probes: Arc<Probes>) -> anyhow::Result<App> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let DingTalk { providers, messenger, .. } =
+    let DingTalk { providers, messenger, other_tenants, .. } =
         dingtalk(config, store.clone(), store.clone(), Shared::of(&store), clock.clone())?;
-    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &clock, config);
+    let (cloud, sender) = cloud_use_cases(&store, &providers, &messenger, &other_tenants, &clock, config);
     let events = events_http(config, &store, &clock)?;
     // Off by default: every progress query is a metered call (docs/dingtalk-api.md §G.3).
     let reconcile = config

@@ -2,7 +2,65 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Batch, DeptId, TaskId, UserId};
+use std::fmt;
+
+use crate::{Batch, DeptId, UserId, ValidationError};
+
+/// What a provider returned for one accepted send of a batch, opaque to the core: the adapter
+/// that made it reads it back for progress, results and recall (a provider's task id, or the
+/// recipients' message ids; each adapter documents its own). Non-empty text without control
+/// characters, at most [`DeliveryId::MAX_LEN`] bytes.
+///
+/// Serialized as a JSON string; a JSON integer is read too (the first provider's task ids were
+/// stored, and relayed, as numbers before providers were side by side).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DeliveryId(String);
+
+impl DeliveryId {
+    /// The longest delivery id accepted, in bytes (room for a hundred recipients' message ids).
+    pub const MAX_LEN: usize = 16_384;
+
+    /// Validates `raw`. Errors: `delivery_id` `invalid` when empty, longer than
+    /// [`DeliveryId::MAX_LEN`] bytes, or holding a control character.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || raw.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "delivery_id",
+                "invalid",
+                format!("delivery_id must be 1 to {} bytes of text without control characters", Self::MAX_LEN),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeliveryId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        let raw = match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text,
+            Raw::Number(number) => number.to_string(),
+        };
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Where a message is in its life (local and cloud records use the same states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +111,8 @@ impl MessageState {
 pub struct BatchRecord {
     /// Recipients of the call.
     pub batch: Batch,
-    /// DingTalk's `task_id`, once the call succeeded.
-    pub task_id: Option<TaskId>,
+    /// What the provider returned once the send succeeded.
+    pub delivery_id: Option<DeliveryId>,
     /// Why DingTalk refused the call, when it did (`errcode: errmsg`).
     pub error: Option<String>,
     /// Recipients of the batch the cloud did not send to because the provider would have answered
@@ -63,9 +121,9 @@ pub struct BatchRecord {
 }
 
 impl BatchRecord {
-    /// A batch not sent yet: no task id, no error, nobody skipped.
+    /// A batch not sent yet: no delivery id, no error, nobody skipped.
     pub fn new(batch: Batch) -> Self {
-        Self { batch, task_id: None, error: None, skipped: Vec::new() }
+        Self { batch, delivery_id: None, error: None, skipped: Vec::new() }
     }
 
     /// Whether every recipient of the batch was skipped (named users only, no departments or
@@ -79,7 +137,7 @@ impl BatchRecord {
 
     /// Whether nothing is left to do for the batch: sent, refused, or every recipient skipped.
     pub fn is_settled(&self) -> bool {
-        self.task_id.is_some() || self.error.is_some() || self.fully_skipped()
+        self.delivery_id.is_some() || self.error.is_some() || self.fully_skipped()
     }
 }
 
@@ -257,6 +315,16 @@ mod tests {
         assert_eq!(report.recipients.len(), 4);
         assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() })));
         assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
+    }
+
+    #[test]
+    fn delivery_ids_read_strings_and_old_numbers_and_refuse_empty() {
+        let old: Vec<DeliveryId> = serde_json::from_str("[256271667526]").unwrap_or_default();
+        assert_eq!(old.first().map(DeliveryId::as_str), Some("256271667526"));
+        let new: DeliveryId = serde_json::from_str(r#""om_1,om_2""#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(serde_json::to_string(&new).ok().as_deref(), Some(r#""om_1,om_2""#));
+        assert!(serde_json::from_str::<DeliveryId>("\"\"").is_err());
+        assert_eq!(DeliveryId::parse("a\nb").err().map(|e| e.field), Some("delivery_id".to_owned()));
     }
 
     #[test]

@@ -144,10 +144,6 @@ numeric_id!(
     AgentId, "agent_id"
 );
 numeric_id!(
-    /// The `task_id` DingTalk returns for one `asyncsend_v2` call (docs/dingtalk-api.md §D.1).
-    TaskId, "task_id"
-);
-numeric_id!(
     /// A department id (`dept_id`); sending to a department includes its sub-departments (docs/dingtalk-api.md §D.1).
     DeptId, "dept_id"
 );
@@ -187,7 +183,7 @@ mod tests {
     #[test]
     fn numeric_ids_must_be_positive() {
         assert_eq!(AgentId::new(300001).map(AgentId::get), Ok(300001));
-        assert_eq!(TaskId::new(0).err().map(|e| e.field), Some("task_id".to_owned()));
+        assert_eq!(DeptId::new(0).err().map(|e| e.field), Some("dept_id".to_owned()));
         assert_eq!(DeptId::new(-1).err().map(|e| e.code), Some("invalid"));
     }
 

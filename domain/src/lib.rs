@@ -17,7 +17,7 @@ pub mod recipients;
 pub mod time;
 
 pub use error::ValidationError;
-pub use ids::{AgentId, CorpId, DeptId, OpenId, TaskId, UnionId, UserId};
+pub use ids::{AgentId, CorpId, DeptId, OpenId, UnionId, UserId};
 pub use login::{AuthCode, LoginAttempt, LoginFailure, LoginState, PkceVerifier, ReturnTo, SessionToken};
 pub use member::{Identity, MemberDetails, MemberProfile, User};
 pub use message::{MessageBody, MsgType};
@@ -26,5 +26,6 @@ pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;
 pub mod delivery;
 pub use delivery::{
-    BatchRecord, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult, SkipReason,
+    BatchRecord, DeliveryId, DeliveryReport, Forbidden, MessageState, RecipientOutcome, SendProgress, SendResult,
+    SkipReason,
 };

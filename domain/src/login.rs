@@ -96,8 +96,8 @@ impl PkceVerifier {
     }
 }
 
-/// The authorization code DingTalk appends to the callback (`authCode`, or
-/// `code`; docs/dingtalk-api.md §A.2). Opaque, 1–256 printable ASCII characters, single use.
+/// The authorization code the provider appends to the callback (`authCode` or `code`, RFC 6749
+/// §4.1.2). Opaque, 1–256 printable ASCII characters, single use.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthCode(String);
 
@@ -208,20 +208,21 @@ pub struct LoginAttempt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum LoginFailure {
-    /// The person declined on DingTalk's consent page (`error=` on the callback, docs/dingtalk-api.md §A.2).
+    /// The person declined on the provider's consent page (`error=` on the callback, RFC 6749 §4.1.2.1).
     ConsentDenied {
-        /// The `error` value DingTalk sent.
+        /// The `error` value the provider sent.
         error: String,
     },
-    /// The person is not a member of the corp (errcode 60121, docs/dingtalk-api.md §C.1).
+    /// The person is not a member of a tenant the deployment serves (the provider says so, or
+    /// their tenant is another one).
     NotMember,
-    /// The person is a member, but the org marks them inactive (`active: false` from
-    /// `topapi/v2/user/get`, docs/dingtalk-api.md §C.2): refused like a non-member, nothing stored.
+    /// The person is a member, but the org marks them inactive (the directory's `active` is
+    /// false): refused like a non-member, nothing stored.
     #[serde(rename = "inactive_member")]
     Inactive,
-    /// DingTalk rejected the authorization code (used, expired or forged).
+    /// The provider rejected the authorization code (used, expired or forged).
     InvalidCode,
-    /// DingTalk could not be reached or failed; the person may try again.
+    /// The provider could not be reached or failed; the person may try again.
     ProviderUnavailable,
 }
 
@@ -240,13 +241,13 @@ impl LoginFailure {
     /// A sentence for the person who tried to sign in.
     pub fn message(&self) -> &'static str {
         match self {
-            Self::ConsentDenied { .. } => "You declined the DingTalk consent request, so you were not signed in.",
-            Self::NotMember => "Your DingTalk account is not a member of an organization this service serves.",
+            Self::ConsentDenied { .. } => "You declined the consent request, so you were not signed in.",
+            Self::NotMember => "Your account is not a member of an organization this service serves.",
             Self::Inactive => {
-                "Your DingTalk account is not active in the organization; ask your administrator to activate it."
+                "Your account is not active in the organization; ask your administrator to activate it."
             }
-            Self::InvalidCode => "DingTalk did not accept the sign-in code; please start the sign-in again.",
-            Self::ProviderUnavailable => "DingTalk could not be reached; please try again in a moment.",
+            Self::InvalidCode => "The sign-in provider did not accept the sign-in code; please start the sign-in again.",
+            Self::ProviderUnavailable => "The sign-in provider could not be reached; please try again in a moment.",
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tests::emulator::ConsentMode;
 use tests::feishu_emulator::{ContactEventKind, FeishuConsent, encrypt_event, sign_event};
 use tests::stack::{SERVICE_TOKEN, Stack, StackOptions};
@@ -72,6 +72,36 @@ async fn sign_in(
     Ok(me.json().await.unwrap())
 }
 
+fn api(stack: &Stack, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().get(format!("{}{path}", stack.base_url)).bearer_auth(SERVICE_TOKEN)
+}
+
+/// Polls `GET /api/messages/{id}` until its state is one of `states` (10 s deadline).
+async fn wait_for_state(stack: &Stack, id: &str, states: &[&str]) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let message: Value = api(stack, &format!("/api/messages/{id}")).send().await.unwrap().json().await.unwrap();
+        if states.iter().any(|s| message["state"] == *s) {
+            return message;
+        }
+        assert!(std::time::Instant::now() < deadline, "message {id} stuck: {message}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `GET /api/messages/{id}` until it carries the provider's delivery report (10 s deadline).
+async fn wait_for_delivery(stack: &Stack, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let message: Value = api(stack, &format!("/api/messages/{id}")).send().await.unwrap().json().await.unwrap();
+        if message["delivery"].is_object() {
+            return message["delivery"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "message {id} has no delivery report: {message}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn users(stack: &Stack) -> Vec<Value> {
     let res = reqwest::Client::new()
         .get(format!("{}/api/users", stack.base_url))
@@ -106,15 +136,30 @@ async fn a_dingtalk_person_and_a_feishu_person_sign_in_to_one_service_each_with_
     assert_eq!(feishu["title"], "工程师");
     assert_eq!(feishu["active"], true);
 
-    // Feishu messages are not built yet: a message to a Feishu member is refused when submitted
-    // (422 naming corp_id), never accepted and then lost.
-    let res =
-        person.post(format!("{}/api/me/messages", stack.base_url)).json(&serde_json::json!({"text": "hi"})).send();
+    // A work notification to oneself: the Feishu member's goes to Feishu as a bot message
+    // (docs/feishu-api.md §D.1) by user_id, once, with a uuid; the delivery report reads it back.
+    let res = person.post(format!("{}/api/me/messages", stack.base_url)).json(&json!({"text": "hi"})).send();
     let res = res.await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body: Value = res.json().await.unwrap();
-    assert!(body.to_string().contains("corp_id") && body.to_string().contains(TENANT), "{body}");
-    assert_eq!(stack.feishu.state().message_count(), 0);
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let accepted: Value = res.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap();
+    let message = wait_for_state(&stack, id, &["sent", "completed"]).await;
+    let sent = stack.feishu.state().messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].receive_id_type.as_str(), sent[0].receive_id.as_str()), ("user_id", "fs_alice"));
+    assert_eq!((sent[0].msg_type.as_str(), sent[0].content.as_str()), ("text", r#"{"text":"hi"}"#));
+    assert_eq!(sent[0].uuid.as_ref().map(String::len), Some(36), "a uuid makes a resend harmless");
+    let delivery_ids = message["delivery_ids"].as_array().cloned().unwrap_or_default();
+    assert_eq!(delivery_ids, vec![json!(format!("fs_alice={}", sent[0].message_id))]);
+    assert_eq!(message["task_ids"], json!([]), "no DingTalk task");
+    let report = wait_for_delivery(&stack, id).await;
+    assert_eq!(report["recipients"], json!([{"userid": "fs_alice", "outcome": "unread"}]), "{report}");
+    assert_eq!(stack.emulator.state().sends().len(), 0, "nothing went to DingTalk");
+    // The same text again is sent again: DingTalk's same-content rule is not Feishu's.
+    let res = person.post(format!("{}/api/me/messages", stack.base_url)).json(&json!({"text": "hi"})).send();
+    let again: Value = res.await.unwrap().json().await.unwrap();
+    wait_for_state(&stack, again["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    assert_eq!(stack.feishu.state().message_count(), 2);
 
     let listed = users(&stack).await;
     let providers: Vec<&str> = listed.iter().filter_map(|u| u["provider"].as_str()).collect();

@@ -8,7 +8,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::procs::Proc;
-use tests::split::{CORP, browser};
+use tests::split::{CLIENT_A, CORP, browser};
 
 const EMULATOR: &str = env!("CARGO_BIN_EXE_dingtalk-emulator");
 const FEISHU_EMULATOR: &str = env!("CARGO_BIN_EXE_feishu-emulator");
@@ -16,6 +16,13 @@ const DINGBRIDGE: &str = env!("CARGO_BIN_EXE_dingbridge-proc");
 /// The Feishu emulator's default app and tenant (`FeishuFixture::default`).
 const FEISHU_APP: (&str, &str) = ("cli_a5d611352af9d00b", "EmuFeishuAppSecret0000000000001");
 const TENANT: &str = "736588c9260f175d";
+
+/// The messages the Feishu emulator accepted (its admin API).
+async fn feishu_messages(base: &str) -> Vec<Value> {
+    let res = reqwest::get(format!("{base}/_admin/messages")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
@@ -29,7 +36,11 @@ async fn a_dingtalk_and_a_feishu_person_sign_in_through_the_relay_to_one_local()
         ("DINGBRIDGE_FEISHU__OPEN_BASE", base.clone()),
         ("DINGBRIDGE_FEISHU__ACCOUNTS_BASE", base.clone()),
     ];
-    let local_env = [("DINGBRIDGE_LOGIN__PROVIDERS", r#"["dingtalk","feishu"]"#.to_owned())];
+    let local_env = [
+        ("DINGBRIDGE_LOGIN__PROVIDERS", r#"["dingtalk","feishu"]"#.to_owned()),
+        // The tenants local sends messages to: DingTalk's corp first (the default), then Feishu's.
+        ("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\",\"{TENANT}\"]")),
+    ];
     let split = tests::split::split_with(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
 
     // DingTalk, as before.
@@ -81,5 +92,38 @@ async fn a_dingtalk_and_a_feishu_person_sign_in_through_the_relay_to_one_local()
     let mut providers: Vec<&str> = users.iter().filter_map(|u| u["provider"].as_str()).collect();
     providers.sort_unstable();
     assert_eq!(providers, ["dingtalk", "feishu"], "both members are stored in local's PostgreSQL");
+
+    // A notification to the Feishu member: local's outbox → relay → cloud → Feishu, once.
+    let res = person.post(format!("{}/api/me/messages", split.local.base_url)).json(&json!({"text": "hi"})).send();
+    let res = res.await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let accepted: Value = res.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let message = split.wait_for_state(&id, &["sent", "completed"], std::time::Duration::from_secs(10)).await;
+    let sent = feishu_messages(&base).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0]["receive_id"].as_str(), sent[0]["msg_type"].as_str()), (Some("fs_alice"), Some("text")));
+    // The same relay request again (a retry after a lost answer): the same receipt, no second message.
+    for _ in 0..2 {
+        let res = split
+            .relay(CLIENT_A, reqwest::Method::POST, "/relay/v1/messages")
+            .json(&json!({"key": id, "corp_id": TENANT, "recipients": {"userids": ["fs_alice"]},
+                          "body": {"msgtype": "text", "text": {"content": "hi"}}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let receipt: Value = res.json().await.unwrap();
+        assert_eq!(receipt["delivery_ids"], message["delivery_ids"], "{receipt}");
+    }
+    assert_eq!(feishu_messages(&base).await.len(), 1, "the Feishu member got it once");
+    // The DingTalk member's notification still goes to DingTalk.
+    let res = dingtalk.post(format!("{}/api/me/messages", split.local.base_url)).json(&json!({"text": "hi"})).send();
+    let accepted: Value = res.await.unwrap().json().await.unwrap();
+    let theirs = split
+        .wait_for_state(accepted["id"].as_str().unwrap(), &["sent", "completed"], std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(theirs["task_ids"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(feishu_messages(&base).await.len(), 1);
     split.finish().await;
 }

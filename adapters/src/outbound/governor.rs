@@ -276,11 +276,19 @@ impl Governor {
     /// than `max_wait` away. A caller cancelled while
     /// waiting leaves its slot unused (the lane stays paced, never faster).
     pub async fn admit(&self, app: &str, api: &str) -> Result<(), Refusal> {
+        self.admit_every(app, api, self.config.interval(api)).await
+    }
+
+    /// As [`Governor::admit`], with the lane paced one call per `interval` whatever the
+    /// configured rates say: for limits keyed by more than (app, API), e.g. Feishu's 5 messages
+    /// a second to one person (docs/feishu-api.md §D.1), where `api` names the person too.
+    /// Errors as [`Governor::admit`].
+    pub async fn admit_every(&self, app: &str, api: &str, interval: Duration) -> Result<(), Refusal> {
         let now = Instant::now();
         if let Some(book) = &self.shared {
             self.check_ban(now)?;
-            match book.reserve(app, api, self.config.interval(api), self.config.max_wait).await {
-                Ok(Reservation::After(wait)) => return self.depart(app, api, Instant::now() + wait).await,
+            match book.reserve(app, api, interval, self.config.max_wait).await {
+                Ok(Reservation::After(wait)) => return self.depart(app, api, interval, Instant::now() + wait).await,
                 Ok(Reservation::Busy(retry_after)) => {
                     crate::metrics::governor_refused("busy");
                     return Err(Refusal::Busy { retry_after });
@@ -294,7 +302,6 @@ impl Governor {
         self.check_ban(now)?;
         let slot = {
             let mut state = self.lock();
-            let interval = self.config.interval(api);
             let lane = state.lanes.entry((app.to_owned(), api.to_owned())).or_insert_with(|| Lane {
                 next: now,
                 last_departure: None,
@@ -308,7 +315,7 @@ impl Governor {
             lane.next = slot + interval;
             slot
         };
-        self.depart(app, api, slot).await
+        self.depart(app, api, interval, slot).await
     }
 
     /// Refuses at once while an IP ban lasts (and forgets a ban that ended).
@@ -326,7 +333,7 @@ impl Governor {
 
     /// Waits for `slot`, then leaves no sooner than one interval after this process's last
     /// departure of the lane (re-checking the ban).
-    async fn depart(&self, app: &str, api: &str, slot: Instant) -> Result<(), Refusal> {
+    async fn depart(&self, app: &str, api: &str, interval: Duration, slot: Instant) -> Result<(), Refusal> {
         let now = Instant::now();
         let wait = slot.saturating_duration_since(now);
         crate::metrics::governor_wait(wait);
@@ -340,7 +347,6 @@ impl Governor {
         loop {
             let earliest = {
                 let mut state = self.lock();
-                let interval = self.config.interval(api);
                 let now = Instant::now();
                 // A ban that began while this call waited for its slot holds it too: calls
                 // already queued must not reach the provider during the ban either.

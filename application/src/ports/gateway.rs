@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use domain::{
-    CorpId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, ProviderKey, Recipients, TaskId,
+    CorpId, DeliveryId, DeliveryReport, LoginState, MemberProfile, MessageBody, MessageState, ProviderKey, Recipients,
     Timestamp, UnionId, UserId,
 };
 
@@ -40,7 +40,7 @@ pub struct RelayReceipt {
     /// State on the cloud.
     pub state: MessageState,
     /// Task ids of the batches sent so far.
-    pub task_ids: Vec<TaskId>,
+    pub delivery_ids: Vec<DeliveryId>,
     /// Errors of batches DingTalk refused.
     pub errors: Vec<String>,
     /// Why batches are not sent yet, while the message is `accepted`: queued for the background

@@ -3,7 +3,7 @@
 //! | port | implemented by |
 //! |---|---|
 //! | [`IdentityProvider`] | each provider's HTTP client (`adapters::outbound::<provider>`), chosen through [`Providers`] |
-//! | [`Messenger`] | the DingTalk HTTP client (`adapters::outbound::dingtalk`) |
+//! | [`Messenger`] | each provider's HTTP client, chosen by tenant through [`Messengers`] |
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`], [`RecipientLedgerStore`] (cloud side) | SQLite / PostgreSQL |
@@ -29,7 +29,7 @@ pub use oidc::{
     AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
     SigningKey, SigningKeyStore, TokenSigner,
 };
-pub use provider::{IdentityProvider, Messenger, ProviderEntry, Providers, RecipientLimits};
+pub use provider::{IdentityProvider, Messenger, Messengers, ProviderEntry, Providers, RecipientLimits};
 pub use stores::{
     Binding, BindingStore, ClaimedRelay, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent,
     LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage,

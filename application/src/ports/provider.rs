@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, ProviderKey, SendProgress,
-    SendResult, SkipReason, TaskId, UnionId, UserId,
+    AuthCode, Batch, CorpId, DeliveryId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, ProviderKey,
+    SendProgress, SendResult, SkipReason, UnionId, UserId,
 };
 
 use super::{IdentityError, MessengerError, StoreError};
@@ -104,24 +104,101 @@ impl Providers {
     }
 }
 
-/// Work notifications (工作通知, docs/dingtalk-api.md §D). The messenger knows the app
-/// (and so the `agent_id`) that serves each corp.
+/// Messages to people (work notifications, bot messages): each provider's adapter implements it
+/// and knows the app that serves each tenant; the cloud picks one by tenant ([`Messengers`]).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Messenger: Send + Sync {
-    /// One `asyncsend_v2` call (docs/dingtalk-api.md §D.1) for a batch of ≤100 user ids;
-    /// returns DingTalk's `task_id`. Not idempotent: callers record the
-    /// `task_id` and never resend a batch that has one.
-    async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError>;
+    /// Sends `body` to one batch of recipients in `corp_id` and returns what the provider gave
+    /// back for it (the adapter documents its calls and its delivery ids).
+    ///
+    /// `idempotency_key` names this batch of this message (the same on every attempt; the
+    /// cloud's is `{client_id}/{key}/{batch index}`): a provider that deduplicates sends by a
+    /// caller's key is given one derived from it, so a resend is never a second message there.
+    /// Where the provider has no such key, callers record the delivery id and never resend a
+    /// batch that has one. Errors: `CorpNotServed` when no app serves the tenant; `Upstream` with
+    /// the provider's refusal (`Rejected`: permanent, the body or the recipients; others: try
+    /// again later).
+    async fn send(
+        &self,
+        corp_id: &CorpId,
+        batch: &Batch,
+        body: &MessageBody,
+        idempotency_key: &str,
+    ) -> Result<DeliveryId, MessengerError>;
 
-    /// `getsendprogress` (docs/dingtalk-api.md §D.3).
-    async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError>;
+    /// How far the provider got with a delivery.
+    async fn progress(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendProgress, MessengerError>;
 
-    /// `getsendresult` (docs/dingtalk-api.md §D.4).
-    async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError>;
+    /// Per-recipient outcome of a delivery.
+    async fn result(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendResult, MessengerError>;
 
-    /// `recall` (docs/dingtalk-api.md §D.5); DingTalk allows it within 24 h of the send.
-    async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError>;
+    /// Takes a delivery back, within the provider's recall window (a refusal after it is
+    /// `Upstream(Rejected)`).
+    async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError>;
+}
+
+/// The messengers a cloud serves, side by side: one [`Messenger`] that hands each call to the
+/// messenger serving the call's tenant (docs/design.md "Providers side by side"), so the relay
+/// use cases need not know which provider a tenant belongs to.
+#[derive(Clone)]
+pub struct Messengers {
+    default: Arc<dyn Messenger>,
+    by_tenant: Vec<(Vec<CorpId>, Arc<dyn Messenger>)>,
+}
+
+impl std::fmt::Debug for Messengers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenants: Vec<&Vec<CorpId>> = self.by_tenant.iter().map(|(t, _)| t).collect();
+        f.debug_struct("Messengers").field("by_tenant", &tenants).finish_non_exhaustive()
+    }
+}
+
+impl Messengers {
+    /// Routes every tenant no later entry names to `default`.
+    pub fn new(default: Arc<dyn Messenger>) -> Self {
+        Self { default, by_tenant: Vec::new() }
+    }
+
+    /// Routes `tenants` to `messenger`.
+    #[must_use]
+    pub fn with(mut self, tenants: Vec<CorpId>, messenger: Arc<dyn Messenger>) -> Self {
+        self.by_tenant.push((tenants, messenger));
+        self
+    }
+
+    fn of(&self, tenant: &CorpId) -> &Arc<dyn Messenger> {
+        self.by_tenant.iter().find(|(tenants, _)| tenants.contains(tenant)).map_or(&self.default, |(_, m)| m)
+    }
+}
+
+#[async_trait]
+impl Messenger for Messengers {
+    /// [`Messenger::send`] of the tenant's messenger.
+    async fn send(
+        &self,
+        corp_id: &CorpId,
+        batch: &Batch,
+        body: &MessageBody,
+        idempotency_key: &str,
+    ) -> Result<DeliveryId, MessengerError> {
+        self.of(corp_id).send(corp_id, batch, body, idempotency_key).await
+    }
+
+    /// [`Messenger::progress`] of the tenant's messenger.
+    async fn progress(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendProgress, MessengerError> {
+        self.of(corp_id).progress(corp_id, delivery).await
+    }
+
+    /// [`Messenger::result`] of the tenant's messenger.
+    async fn result(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendResult, MessengerError> {
+        self.of(corp_id).result(corp_id, delivery).await
+    }
+
+    /// [`Messenger::recall`] of the tenant's messenger.
+    async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError> {
+        self.of(corp_id).recall(corp_id, delivery).await
+    }
 }
 
 /// The provider's per-recipient rules under which a send **succeeds without reaching the person**

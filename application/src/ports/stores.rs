@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use domain::{
-    BatchRecord, CorpId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState, PkceVerifier,
-    ProviderKey, Recipients, SkipReason, TaskId, Timestamp, User, UserId,
+    BatchRecord, CorpId, DeliveryId, LoginAttempt, LoginFailure, MemberProfile, MessageBody, MessageState,
+    PkceVerifier, ProviderKey, Recipients, SkipReason, Timestamp, User, UserId,
 };
 
 use super::{RelayWaiting, StoreError, WaitReason};
@@ -150,7 +150,7 @@ pub struct MessageRecord {
     /// Current state.
     pub state: MessageState,
     /// DingTalk task ids, one per batch sent so far.
-    pub task_ids: Vec<TaskId>,
+    pub delivery_ids: Vec<DeliveryId>,
     /// Why the message failed, or why the last relay attempt failed.
     pub error: Option<String>,
     /// The caller's `Idempotency-Key`, unique when present.
@@ -202,7 +202,7 @@ pub trait MessageStore: Send + Sync {
         &self,
         id: &str,
         state: MessageState,
-        task_ids: &[TaskId],
+        delivery_ids: &[DeliveryId],
         error: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
@@ -273,13 +273,13 @@ pub trait RelayMessageStore: Send + Sync {
     async fn insert_or_get(&self, record: &RelayMessageRecord) -> Result<(RelayMessageRecord, bool), StoreError>;
     /// By client and key.
     async fn get(&self, client_id: &str, key: &str) -> Result<Option<RelayMessageRecord>, StoreError>;
-    /// Records the outcome of batch `index` (0-based): its `task_id` or its error.
+    /// Records the outcome of batch `index` (0-based): its `delivery_id` or its error.
     async fn record_batch(
         &self,
         client_id: &str,
         key: &str,
         index: usize,
-        task_id: Option<TaskId>,
+        delivery_id: Option<DeliveryId>,
         error: Option<String>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
@@ -326,7 +326,7 @@ pub trait RelayMessageStore: Send + Sync {
     /// one (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: its single writer), and a claimer that
     /// dies leaves it to others once the lease ends. Each claimed message lists its *uncertain*
     /// batches: started under an earlier claim ([`RelayMessageStore::start_batch`]) with neither
-    /// a `task_id` nor an error recorded.
+    /// a `delivery_id` nor an error recorded.
     async fn claim_due(
         &self,
         claim: &str,

@@ -321,7 +321,7 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
     RelayReceipt {
         key: record.key.clone(),
         state: record.state,
-        task_ids: record.batches.iter().filter_map(|b| b.task_id).collect(),
+        delivery_ids: record.batches.iter().filter_map(|b| b.delivery_id.clone()).collect(),
         errors: record.batches.iter().filter_map(|b| b.error.clone()).collect(),
         waiting: (record.state == MessageState::Accepted).then(|| {
             record.waiting.clone().unwrap_or_else(|| RelayWaiting {
@@ -337,7 +337,7 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
 ///
 /// Accepting ([`RelaySend::accept`]) is one durable write and an answer; the DingTalk calls
 /// happen behind it in the cloud's background sender ([`DeliverRelayed`], paced by the call
-/// governor), which sends each batch that has no `task_id` yet and records each `task_id` as
+/// governor), which sends each batch that has no `delivery_id` yet and records each `delivery_id` as
 /// soon as DingTalk returns it. A repeated key never sends a batch twice.
 pub struct RelaySend {
     messages: Arc<dyn RelayMessageStore>,
@@ -360,7 +360,7 @@ pub enum UncertainPolicy {
     /// Send the batch again (at least once). The person sees the message once when the provider
     /// drops a repeat itself (DingTalk delivers the same content to a person once a day and
     /// answers success for the repeat, docs/dingtalk-api.md §D.6); the cloud's own screen never
-    /// refuses the resend, because it counts a batch only once its `task_id` is recorded.
+    /// refuses the resend, because it counts a batch only once its `delivery_id` is recorded.
     #[default]
     Resend,
     /// Hold the message (`accepted`, waiting `uncertain`) until an operator resends or abandons it.
@@ -549,7 +549,7 @@ impl RelaySend {
         self.deliver_claimed(record, None).await
     }
 
-    /// One delivery attempt of a stored message: sends each batch that has neither a `task_id`
+    /// One delivery attempt of a stored message: sends each batch that has neither a `delivery_id`
     /// nor an error, recording each outcome as DingTalk answers. A message not `accepted` is
     /// returned as it is.
     ///
@@ -638,7 +638,8 @@ impl RelaySend {
                     )));
                 }
             }
-            let result = match self.messenger.send(&record.corp_id, &batch, &record.body).await {
+            let idempotency_key = format!("{client_id}/{key}/{index}");
+            let result = match self.messenger.send(&record.corp_id, &batch, &record.body, &idempotency_key).await {
                 // An unrecognised code is retried until the message's budget is spent, then it is
                 // a refusal like any other (docs/dingtalk-api.md §G.2).
                 Err(MessengerError::Upstream(UpstreamError::Unrecognized { code, message }))
@@ -661,9 +662,11 @@ impl RelaySend {
                 other => other,
             };
             match result {
-                Ok(task_id) => {
-                    self.messages.record_batch(&client_id, &key, index, Some(task_id), None, self.clock.now()).await?;
-                    record.batches[index].task_id = Some(task_id);
+                Ok(delivery_id) => {
+                    self.messages
+                        .record_batch(&client_id, &key, index, Some(delivery_id.clone()), None, self.clock.now())
+                        .await?;
+                    record.batches[index].delivery_id = Some(delivery_id);
                     if let Some(limits) = &self.limits
                         && let Err(err) = limits.record(&record.corp_id, batch.user_ids(), &record.body).await
                     {
@@ -707,12 +710,12 @@ impl RelaySend {
                 }
             }
         }
-        record.state = if record.batches.iter().all(|b| b.task_id.is_some() || (b.error.is_none() && b.fully_skipped()))
-        {
-            MessageState::Sent
-        } else {
-            MessageState::Failed
-        };
+        record.state =
+            if record.batches.iter().all(|b| b.delivery_id.is_some() || (b.error.is_none() && b.fully_skipped())) {
+                MessageState::Sent
+            } else {
+                MessageState::Failed
+            };
         self.messages.set_state(&client_id, &key, record.state, self.clock.now()).await?;
         Ok(receipt(&record))
     }
@@ -854,7 +857,7 @@ impl ResolveUncertain {
     }
 
     /// Makes the held message due now with its batches no longer uncertain: the background
-    /// sender sends every batch without a `task_id` (once more for the uncertain ones).
+    /// sender sends every batch without a `delivery_id` (once more for the uncertain ones).
     ///
     /// Errors: `NotFound` when the client has no message under `key`; `Rejected` when it is not
     /// held for an uncertain batch (its state and reason are named); `Store`.
@@ -867,7 +870,7 @@ impl ResolveUncertain {
         Ok(receipt(&RelayMessageRecord { waiting: None, ..record }))
     }
 
-    /// Gives the held message up: every batch without a `task_id` is recorded as refused
+    /// Gives the held message up: every batch without a `delivery_id` is recorded as refused
     /// (`abandoned by an operator: …`) and the message ends `failed`; nothing more is sent.
     ///
     /// Errors: as [`ResolveUncertain::resend`].
@@ -931,9 +934,9 @@ impl RelayStatus {
     pub async fn execute(&self, client: &RelayClient, key: &str) -> Result<(RelayReceipt, DeliveryReport), CloudError> {
         let mut record = self.messages.get(&client.id, key).await?.ok_or(CloudError::NotFound)?;
         let mut tasks = Vec::new();
-        for task_id in record.batches.iter().filter_map(|b| b.task_id) {
-            let progress = self.messenger.progress(&record.corp_id, task_id).await?;
-            let result = self.messenger.result(&record.corp_id, task_id).await?;
+        for delivery_id in record.batches.iter().filter_map(|b| b.delivery_id.as_ref()) {
+            let progress = self.messenger.progress(&record.corp_id, delivery_id).await?;
+            let result = self.messenger.result(&record.corp_id, delivery_id).await?;
             tasks.push((progress, result));
         }
         let skipped: Vec<_> = record.batches.iter().flat_map(|b| b.skipped.iter().cloned()).collect();
@@ -974,12 +977,12 @@ impl RelayRecall {
         if now.as_millis() - record.created_at.as_millis() > RECALL_WINDOW_MS {
             return Err(CloudError::Rejected("DingTalk allows a recall only within 24 hours of the send".into()));
         }
-        let tasks: Vec<_> = record.batches.iter().filter_map(|b| b.task_id).collect();
+        let tasks: Vec<_> = record.batches.iter().filter_map(|b| b.delivery_id.as_ref()).collect();
         if tasks.is_empty() {
             return Err(CloudError::Rejected("the message has not been sent, so there is nothing to recall".into()));
         }
-        for task_id in tasks {
-            self.messenger.recall(&record.corp_id, task_id).await?;
+        for delivery_id in tasks {
+            self.messenger.recall(&record.corp_id, delivery_id).await?;
         }
         record.state = MessageState::Recalled;
         self.messages.set_state(&client.id, key, record.state, now).await?;
@@ -1063,11 +1066,11 @@ impl ReconcileDeliveries {
         let mut completed = 0;
         for record in self.messages.list_in_state(MessageState::Sent, after, self.max_rounds, limit).await? {
             let mut done = true;
-            for task_id in record.batches.iter().filter_map(|b| b.task_id) {
-                match self.messenger.progress(&record.corp_id, task_id).await {
+            for delivery_id in record.batches.iter().filter_map(|b| b.delivery_id.as_ref()) {
+                match self.messenger.progress(&record.corp_id, delivery_id).await {
                     Ok(progress) => done &= progress.done,
                     Err(err) => {
-                        warn!(key = %record.key, %task_id, error = %err, "progress query failed");
+                        warn!(key = %record.key, %delivery_id, error = %err, "progress query failed");
                         done = false;
                         break;
                     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use domain::{
-    Batch, BatchRecord, CorpId, DeliveryReport, DeptId, Identity, LoginFailure, LoginState, MemberDetails,
+    Batch, BatchRecord, CorpId, DeliveryId, DeliveryReport, DeptId, Identity, LoginFailure, LoginState, MemberDetails,
     MemberProfile, MessageBody, MessageState, OpenId, PkceVerifier, ProviderKey, Recipients, SendProgress, SendResult,
-    SkipReason, TaskId, Timestamp, UnionId, UserId,
+    SkipReason, Timestamp, UnionId, UserId,
 };
 use mockall::Sequence;
 use tokio::sync::Notify;
@@ -95,8 +95,8 @@ fn union_id() -> UnionId {
     UnionId::parse("z21HjQliSzpw0Y").unwrap()
 }
 
-fn task(n: i64) -> TaskId {
-    TaskId::new(n).unwrap()
+fn task(n: i64) -> DeliveryId {
+    DeliveryId::parse(&n.to_string()).unwrap()
 }
 
 fn client() -> RelayClient {
@@ -182,11 +182,11 @@ fn fresh_record(n: usize) -> RelayMessageRecord {
     }
 }
 
-/// A stored record with `n` recipients whose batches carry `task_ids` (in order; `None` = not sent).
-fn stored_record(n: usize, task_ids: &[Option<i64>], state: MessageState) -> RelayMessageRecord {
+/// A stored record with `n` recipients whose batches carry `delivery_ids` (in order; `None` = not sent).
+fn stored_record(n: usize, delivery_ids: &[Option<i64>], state: MessageState) -> RelayMessageRecord {
     let mut record = fresh_record(n);
-    for (batch, id) in record.batches.iter_mut().zip(task_ids) {
-        batch.task_id = id.map(task);
+    for (batch, id) in record.batches.iter_mut().zip(delivery_ids) {
+        batch.delivery_id = id.map(task);
     }
     record.state = state;
     record
@@ -817,30 +817,30 @@ fn expect_send(
     seq: &mut Sequence,
     n: usize,
     index: usize,
-    answer: Result<TaskId, MessengerError>,
+    answer: Result<DeliveryId, MessengerError>,
 ) {
     let batch = recipients(n).batches()[index].clone();
     messenger
         .expect_send()
-        .withf(move |c, b, body| *c == corp_a() && *b == batch && *body == text("hello"))
+        .withf(move |c, b, body, _| *c == corp_a() && *b == batch && *body == text("hello"))
         .times(1)
         .in_sequence(seq)
-        .returning(move |_, _, _| answer.clone());
+        .returning(move |_, _, _, _| answer.clone());
 }
 
-/// `record_batch` of `index` expected once (in `seq`) with `task_id` / `error`.
+/// `record_batch` of `index` expected once (in `seq`) with `delivery_id` / `error`.
 fn expect_record_batch(
     messages: &mut MockRelayMessageStore,
     seq: &mut Sequence,
     index: usize,
-    task_id: Option<TaskId>,
+    delivery_id: Option<DeliveryId>,
     error: Option<&str>,
 ) {
     let error = error.map(str::to_owned);
     messages
         .expect_record_batch()
         .withf(move |c, k, i, t, e, at| {
-            c == CLIENT_ID && k == KEY && *i == index && *t == task_id && *e == error && *at == now()
+            c == CLIENT_ID && k == KEY && *i == index && *t == delivery_id && *e == error && *at == now()
         })
         .times(1)
         .in_sequence(seq)
@@ -875,7 +875,7 @@ async fn relay_send_of_250_recipients_sends_three_batches_and_records_each_task(
     expect_insert_or_get(&mut messages, 250, fresh_record(250), true);
     for index in 0..3 {
         let id = task(11 + i64::try_from(index).unwrap());
-        expect_send(&mut messenger, &mut seq, 250, index, Ok(id));
+        expect_send(&mut messenger, &mut seq, 250, index, Ok(id.clone()));
         expect_record_batch(&mut messages, &mut seq, index, Some(id), None);
     }
     expect_set_state(&mut messages, MessageState::Sent);
@@ -885,7 +885,7 @@ async fn relay_send_of_250_recipients_sends_three_batches_and_records_each_task(
 
     assert_eq!(receipt.key, KEY);
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12), task(13)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12), task(13)]);
     assert!(receipt.errors.is_empty());
     Ok(())
 }
@@ -899,7 +899,7 @@ async fn relay_send_repeated_key_sends_only_the_batches_without_a_task_id() -> R
     expect_insert_or_get(&mut messages, 250, existing, false);
     for index in 1..3 {
         let id = task(11 + i64::try_from(index).unwrap());
-        expect_send(&mut messenger, &mut seq, 250, index, Ok(id));
+        expect_send(&mut messenger, &mut seq, 250, index, Ok(id.clone()));
         expect_record_batch(&mut messages, &mut seq, index, Some(id), None);
     }
     expect_set_state(&mut messages, MessageState::Sent);
@@ -907,7 +907,7 @@ async fn relay_send_repeated_key_sends_only_the_batches_without_a_task_id() -> R
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12), task(13)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12), task(13)]);
     Ok(())
 }
 
@@ -954,7 +954,7 @@ async fn relay_send_already_sent_returns_the_record_without_sending() -> Result<
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12)]);
     Ok(())
 }
 
@@ -973,7 +973,7 @@ async fn relay_send_rejected_batch_records_the_error_and_fails_the_message() -> 
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Failed);
-    assert_eq!(receipt.task_ids, vec![task(12)]);
+    assert_eq!(receipt.delivery_ids, vec![task(12)]);
     assert_eq!(receipt.errors, vec!["40035: bad request".to_owned()]);
     Ok(())
 }
@@ -1068,7 +1068,7 @@ async fn relay_send_transient_failure_returns_an_accepted_receipt_with_the_earli
 
         assert_eq!(receipt.key, KEY, "{transient:?}");
         assert_eq!(receipt.state, MessageState::Accepted, "{transient:?}");
-        assert_eq!(receipt.task_ids, vec![task(11)], "{transient:?}");
+        assert_eq!(receipt.delivery_ids, vec![task(11)], "{transient:?}");
         assert!(receipt.errors.is_empty(), "{transient:?}");
         // The receipt says why (the relay client stores it as the message's waiting reason).
         let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
@@ -1138,7 +1138,7 @@ async fn relay_accept_stores_and_wakes_the_sender_without_calling_dingtalk() -> 
         .accept(&client(), &send_request(corp_a(), 250))
         .await?;
 
-    assert_eq!((receipt.state, receipt.task_ids.len()), (MessageState::Accepted, 0));
+    assert_eq!((receipt.state, receipt.delivery_ids.len()), (MessageState::Accepted, 0));
     let waiting = receipt.waiting.ok_or_else(|| CloudError::Unavailable("no waiting reason".into()))?;
     assert_eq!((waiting.reason, waiting.retry_at), (WaitReason::Queued, now()));
     Ok(())
@@ -1159,7 +1159,7 @@ async fn relay_accept_of_a_sent_message_returns_it_without_waking_the_sender() -
         .await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12)]);
     assert_eq!(receipt.waiting, None);
     Ok(())
 }
@@ -1222,7 +1222,7 @@ async fn deliver_relayed_sends_every_due_message_and_reports_how_many() -> Resul
         .times(3)
         .returning(|_, _, _, _| Ok(()));
     let mut messenger = MockMessenger::new();
-    messenger.expect_send().times(3).returning(|_, _, _| Ok(task(7)));
+    messenger.expect_send().times(3).returning(|_, _, _, _| Ok(task(7)));
     let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
     let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
 
@@ -1247,7 +1247,7 @@ async fn deliver_relayed_keeps_going_when_one_message_fails_to_record() -> Resul
         .returning(|_, key, _, _, _, _| if key == "k1" { Err(StoreError::Unavailable("disk".into())) } else { Ok(()) });
     messages.expect_set_state().withf(|_, key, _, _| key == "k2").times(1).returning(|_, _, _, _| Ok(()));
     let mut messenger = MockMessenger::new();
-    messenger.expect_send().times(2).returning(|_, _, _| Ok(task(7)));
+    messenger.expect_send().times(2).returning(|_, _, _, _| Ok(task(7)));
     let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
     let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
 
@@ -1269,7 +1269,7 @@ async fn relay_send_transient_failure_on_the_first_batch_returns_accepted_withou
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 150)).await?;
 
     assert_eq!(receipt.state, MessageState::Accepted);
-    assert!(receipt.task_ids.is_empty());
+    assert!(receipt.delivery_ids.is_empty());
     Ok(())
 }
 
@@ -1283,7 +1283,7 @@ async fn relay_send_retry_after_a_transient_failure_sends_only_the_rest() -> Res
     expect_insert_or_get(&mut messages, 250, existing, false);
     for index in 1..3 {
         let id = task(11 + i64::try_from(index).unwrap());
-        expect_send(&mut messenger, &mut seq, 250, index, Ok(id));
+        expect_send(&mut messenger, &mut seq, 250, index, Ok(id.clone()));
         expect_record_batch(&mut messages, &mut seq, index, Some(id), None);
     }
     expect_set_state(&mut messages, MessageState::Sent);
@@ -1291,7 +1291,7 @@ async fn relay_send_retry_after_a_transient_failure_sends_only_the_rest() -> Res
     let receipt = relay_send(messages, messenger).execute(&client(), &send_request(corp_a(), 250)).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12), task(13)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12), task(13)]);
     Ok(())
 }
 
@@ -1329,7 +1329,7 @@ struct GatedMessenger {
 
 #[async_trait::async_trait]
 impl Messenger for GatedMessenger {
-    async fn send(&self, _: &CorpId, _: &Batch, _: &MessageBody) -> Result<TaskId, MessengerError> {
+    async fn send(&self, _: &CorpId, _: &Batch, _: &MessageBody, _: &str) -> Result<DeliveryId, MessengerError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if n == 0 {
             self.entered.notify_one();
@@ -1338,15 +1338,15 @@ impl Messenger for GatedMessenger {
         Ok(task(11 + i64::try_from(n).unwrap()))
     }
 
-    async fn progress(&self, _: &CorpId, _: TaskId) -> Result<SendProgress, MessengerError> {
+    async fn progress(&self, _: &CorpId, _: &DeliveryId) -> Result<SendProgress, MessengerError> {
         unreachable!("not used by RelaySend")
     }
 
-    async fn result(&self, _: &CorpId, _: TaskId) -> Result<SendResult, MessengerError> {
+    async fn result(&self, _: &CorpId, _: &DeliveryId) -> Result<SendResult, MessengerError> {
         unreachable!("not used by RelaySend")
     }
 
-    async fn recall(&self, _: &CorpId, _: TaskId) -> Result<(), MessengerError> {
+    async fn recall(&self, _: &CorpId, _: &DeliveryId) -> Result<(), MessengerError> {
         unreachable!("not used by RelaySend")
     }
 }
@@ -1402,12 +1402,12 @@ async fn relay_send_refuses_a_second_concurrent_send_of_the_same_key_then_releas
     );
     let first = first?;
     assert_eq!(first.state, MessageState::Sent);
-    assert_eq!(first.task_ids, vec![task(11)]);
+    assert_eq!(first.delivery_ids, vec![task(11)]);
     assert_eq!(messenger.calls.load(Ordering::SeqCst), 1, "DingTalk was called once");
 
     // Released: the same key goes through again (and, being sent, sends nothing).
     let third = uc.execute(&client, &request).await?;
-    assert_eq!(third.task_ids, vec![task(11)]);
+    assert_eq!(third.delivery_ids, vec![task(11)]);
     assert_eq!(messenger.calls.load(Ordering::SeqCst), 1);
     Ok(())
 }
@@ -1556,7 +1556,7 @@ async fn relay_status_merges_every_task_and_leaves_an_unfinished_message_alone()
         RelayStatus::new(Arc::new(messages), Arc::new(messenger), clock()).execute(&client(), KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12)]);
     assert_eq!(
         report,
         DeliveryReport::merge(&[
@@ -1708,7 +1708,7 @@ async fn relay_recall_recalls_every_task_and_marks_the_message_recalled() -> Res
     let receipt = relay_recall(messages, messenger).execute(&client(), KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Recalled);
-    assert_eq!(receipt.task_ids, vec![task(11), task(12), task(13)]);
+    assert_eq!(receipt.delivery_ids, vec![task(11), task(12), task(13)]);
     Ok(())
 }
 
@@ -2049,16 +2049,16 @@ async fn relay_send_skips_the_recipients_dingtalk_would_drop_and_sends_to_the_re
     let sent_to = rest.clone();
     messenger
         .expect_send()
-        .withf(move |_, b, _| b.user_ids() == sent_to.as_slice())
+        .withf(move |_, b, _, _| b.user_ids() == sent_to.as_slice())
         .times(1)
-        .returning(|_, _, _| Ok(task(5)));
+        .returning(|_, _, _, _| Ok(task(5)));
 
     let receipt = relay_send(messages, messenger)
         .with_recipient_limits(Arc::new(limits_skipping(skipped, Some(rest))))
         .execute(&client(), &send_request(corp_a(), 3))
         .await?;
 
-    assert_eq!((receipt.state, receipt.task_ids), (MessageState::Sent, vec![task(5)]));
+    assert_eq!((receipt.state, receipt.delivery_ids), (MessageState::Sent, vec![task(5)]));
     Ok(())
 }
 
@@ -2078,7 +2078,7 @@ async fn relay_send_of_a_batch_whose_every_recipient_is_skipped_calls_nobody_and
         .execute(&client(), &send_request(corp_a(), 2))
         .await?;
 
-    assert_eq!((receipt.state, receipt.task_ids.len()), (MessageState::Sent, 0));
+    assert_eq!((receipt.state, receipt.delivery_ids.len()), (MessageState::Sent, 0));
     Ok(())
 }
 
@@ -2097,9 +2097,9 @@ async fn relay_send_screens_a_batch_once_and_a_later_attempt_keeps_its_skipped_r
     let rest = vec![everyone[1].clone()];
     messenger
         .expect_send()
-        .withf(move |_, b, _| b.user_ids() == rest.as_slice())
+        .withf(move |_, b, _, _| b.user_ids() == rest.as_slice())
         .times(1)
-        .returning(|_, _, _| Ok(task(6)));
+        .returning(|_, _, _, _| Ok(task(6)));
     let mut limits = MockRecipientLimits::new();
     limits.expect_screen().never();
     limits.expect_record().times(1).returning(|_, _, _| Ok(()));
@@ -2109,7 +2109,7 @@ async fn relay_send_screens_a_batch_once_and_a_later_attempt_keeps_its_skipped_r
         .execute(&client(), &send_request(corp_a(), 2))
         .await?;
 
-    assert_eq!(receipt.task_ids, vec![task(6)]);
+    assert_eq!(receipt.delivery_ids, vec![task(6)]);
     Ok(())
 }
 
@@ -2158,7 +2158,7 @@ async fn an_uncertain_batch_is_sent_again_under_the_resend_policy() -> Result<()
         .returning(|_, _, _, _| Ok(()));
     messages.expect_record_waiting().never();
     let mut messenger = MockMessenger::new();
-    messenger.expect_send().times(1).returning(|_, _, _| Ok(task(8)));
+    messenger.expect_send().times(1).returning(|_, _, _, _| Ok(task(8)));
     let messages: Arc<dyn RelayMessageStore> = Arc::new(messages);
     let send = Arc::new(RelaySend::new(messages.clone(), Arc::new(messenger), clock()));
 

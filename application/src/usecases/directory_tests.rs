@@ -235,7 +235,7 @@ async fn messages_can_address_members_by_binding() {
     let record = uc.execute(command(vec!["staff-7"])).await.unwrap();
     assert_eq!(record.corp_id.as_str(), "dingcorpa");
     assert_eq!(record.state, MessageState::Accepted);
-    assert!(record.task_ids.is_empty());
+    assert!(record.delivery_ids.is_empty());
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use domain::{CorpId, DeliveryReport, MessageBody, MessageState, Recipients, TaskId, Timestamp, UserId};
+use domain::{CorpId, DeliveryId, DeliveryReport, MessageBody, MessageState, Recipients, Timestamp, UserId};
 use mockall::Sequence;
 
 use super::local::{DISPATCH_LEASE_SECS, DispatchOutbox, MessageError, MessageStatus, RETRY_MAX_MS};
@@ -32,8 +32,8 @@ fn corp_a() -> CorpId {
     CorpId::parse("dingcorpa").unwrap()
 }
 
-fn task(n: i64) -> TaskId {
-    TaskId::new(n).unwrap()
+fn task(n: i64) -> DeliveryId {
+    DeliveryId::parse(&n.to_string()).unwrap()
 }
 
 fn recipients() -> Recipients {
@@ -41,7 +41,7 @@ fn recipients() -> Recipients {
 }
 
 /// A message as `claim_due` returns it: leased until now + 60 s, `attempts` already counted.
-fn claimed(id: &str, state: MessageState, attempts: u32, task_ids: Vec<TaskId>) -> MessageRecord {
+fn claimed(id: &str, state: MessageState, attempts: u32, delivery_ids: Vec<DeliveryId>) -> MessageRecord {
     let created = Timestamp::from_millis(NOW_MS - 10_000);
     MessageRecord {
         id: id.to_owned(),
@@ -49,7 +49,7 @@ fn claimed(id: &str, state: MessageState, attempts: u32, task_ids: Vec<TaskId>) 
         body: MessageBody::text(&format!("hello from {id}")).unwrap(),
         recipients: recipients(),
         state,
-        task_ids,
+        delivery_ids,
         error: None,
         idempotency_key: None,
         attempts,
@@ -71,11 +71,11 @@ fn request_for(record: &MessageRecord) -> RelaySendRequest {
     }
 }
 
-fn receipt(id: &str, state: MessageState, task_ids: Vec<TaskId>, errors: Vec<&str>) -> RelayReceipt {
+fn receipt(id: &str, state: MessageState, delivery_ids: Vec<DeliveryId>, errors: Vec<&str>) -> RelayReceipt {
     RelayReceipt {
         key: id.to_owned(),
         state,
-        task_ids,
+        delivery_ids,
         errors: errors.into_iter().map(str::to_owned).collect(),
         waiting: None,
     }
@@ -129,14 +129,14 @@ impl Mocks {
         mut self,
         id: &'static str,
         state: MessageState,
-        task_ids: Vec<TaskId>,
+        delivery_ids: Vec<DeliveryId>,
         error: Option<&str>,
         answer: Result<(), StoreError>,
     ) -> Self {
         let error = error.map(str::to_owned);
         self.messages
             .expect_update()
-            .withf(move |i, s, t, e, at| i == id && *s == state && t == task_ids && *e == error && *at == now())
+            .withf(move |i, s, t, e, at| i == id && *s == state && t == delivery_ids && *e == error && *at == now())
             .times(1)
             .in_sequence(&mut self.seq)
             .returning(move |_, _, _, _, _| answer.clone());
@@ -484,7 +484,7 @@ async fn message_status_of_a_relayed_message_the_cloud_finished_sending_is_store
     let view = status(messages, Ok(answer)).execute(ID_1).await?;
 
     assert_eq!(view.record.state, MessageState::Sent);
-    assert_eq!(view.record.task_ids, vec![task(11), task(12)]);
+    assert_eq!(view.record.delivery_ids, vec![task(11), task(12)]);
     Ok(())
 }
 

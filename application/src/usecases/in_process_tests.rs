@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use domain::{
-    BatchRecord, CorpId, DeliveryReport, LoginFailure, LoginState, MemberDetails, MemberProfile, MessageBody,
-    MessageState, Recipients, TaskId, Timestamp, UnionId, UserId,
+    BatchRecord, CorpId, DeliveryId, DeliveryReport, LoginFailure, LoginState, MemberDetails, MemberProfile,
+    MessageBody, MessageState, Recipients, Timestamp, UnionId, UserId,
 };
 
 use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
@@ -51,8 +51,8 @@ fn uid(raw: &str) -> UserId {
     UserId::parse(raw).unwrap()
 }
 
-fn task(n: i64) -> TaskId {
-    TaskId::new(n).unwrap()
+fn task(n: i64) -> DeliveryId {
+    DeliveryId::parse(&n.to_string()).unwrap()
 }
 
 fn client() -> RelayClient {
@@ -94,7 +94,7 @@ fn request() -> RelaySendRequest {
     RelaySendRequest { key: KEY.to_owned(), corp_id: corp_a(), recipients: recipients(), body: text("hello") }
 }
 
-fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
+fn record(state: MessageState, delivery_ids: &[i64]) -> RelayMessageRecord {
     RelayMessageRecord {
         client_id: DEV_CLIENT.to_owned(),
         key: KEY.to_owned(),
@@ -104,7 +104,10 @@ fn record(state: MessageState, task_ids: &[i64]) -> RelayMessageRecord {
             .batches()
             .into_iter()
             .enumerate()
-            .map(|(i, batch)| BatchRecord { task_id: task_ids.get(i).map(|id| task(*id)), ..BatchRecord::new(batch) })
+            .map(|(i, batch)| BatchRecord {
+                delivery_id: delivery_ids.get(i).map(|id| task(*id)),
+                ..BatchRecord::new(batch)
+            })
             .collect(),
         state,
         created_at: now(),
@@ -236,7 +239,7 @@ async fn send_message_relays_as_the_configured_client() -> Result<(), GatewayErr
         RelayReceipt {
             key: KEY.to_owned(),
             state: MessageState::Sent,
-            task_ids: vec![task(11)],
+            delivery_ids: vec![task(11)],
             errors: vec![],
             waiting: None
         }
@@ -251,7 +254,7 @@ async fn message_status_reads_the_configured_clients_record() -> Result<(), Gate
     let (receipt, report) = mocks.gateway().message_status(KEY).await?;
 
     assert_eq!(receipt.state, MessageState::Accepted);
-    assert!(receipt.task_ids.is_empty());
+    assert!(receipt.delivery_ids.is_empty());
     assert_eq!(report, DeliveryReport::merge(&[]));
     Ok(())
 }

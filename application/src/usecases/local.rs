@@ -402,7 +402,7 @@ impl SendMessage {
             body: command.body,
             recipients,
             state: MessageState::Accepted,
-            task_ids: Vec::new(),
+            delivery_ids: Vec::new(),
             error: None,
             idempotency_key: key.clone(),
             attempts: 0,
@@ -547,7 +547,7 @@ fn stamp(record: &mut MessageRecord, now: Timestamp) {
 
 fn apply_receipt(record: &mut MessageRecord, receipt: &RelayReceipt) {
     record.state = local_state(receipt);
-    record.task_ids.clone_from(&receipt.task_ids);
+    record.delivery_ids.clone_from(&receipt.delivery_ids);
     record.error = (!receipt.errors.is_empty()).then(|| receipt.errors.join("; "));
 }
 
@@ -580,7 +580,7 @@ impl MessageStatus {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
         // Not sent yet: nothing to report. (A sent message can have no task: every recipient
         // skipped because DingTalk would have dropped it; the cloud's report says so.)
-        if record.task_ids.is_empty() && record.state.is_pending() {
+        if record.delivery_ids.is_empty() && record.state.is_pending() {
             return Ok(MessageView { record, report: None });
         }
         match self.gateway.message_status(id).await {
@@ -589,7 +589,7 @@ impl MessageStatus {
                     apply_receipt(&mut record, &receipt);
                     stamp(&mut record, self.clock.now());
                     self.messages
-                        .update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at)
+                        .update(id, record.state, &record.delivery_ids, record.error.clone(), record.updated_at)
                         .await?;
                 }
                 Ok(MessageView { record, report: Some(report) })
@@ -620,13 +620,13 @@ impl RecallMessage {
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<MessageRecord, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
-        if record.task_ids.is_empty() {
+        if record.delivery_ids.is_empty() {
             return Err(MessageError::Rejected("the message has not been sent, so there is nothing to recall".into()));
         }
         let receipt = self.gateway.recall_message(id).await?;
         apply_receipt(&mut record, &receipt);
         stamp(&mut record, self.clock.now());
-        self.messages.update(id, record.state, &record.task_ids, record.error.clone(), record.updated_at).await?;
+        self.messages.update(id, record.state, &record.delivery_ids, record.error.clone(), record.updated_at).await?;
         Ok(record)
     }
 }
@@ -846,7 +846,7 @@ impl DispatchOutbox {
             Ok(receipt) => {
                 apply_receipt(&mut record, &receipt);
                 let now = self.clock.now();
-                self.messages.update(&record.id, record.state, &record.task_ids, record.error.clone(), now).await?;
+                self.messages.update(&record.id, record.state, &record.delivery_ids, record.error.clone(), now).await?;
                 if record.state.is_pending() {
                     // Ask the cloud again after the backoff, or when its next attempt is due if
                     // that is later (at most the longest backoff away).
@@ -864,7 +864,7 @@ impl DispatchOutbox {
                         )
                         .await?;
                 }
-                info!(id = %record.id, state = record.state.as_str(), tasks = record.task_ids.len(), attempts = record.attempts, "relayed");
+                info!(id = %record.id, state = record.state.as_str(), tasks = record.delivery_ids.len(), attempts = record.attempts, "relayed");
             }
             Err(GatewayError::Unavailable(reason)) => {
                 let delay = Self::backoff_ms(record.attempts, self.random.bytes32()[0]);
@@ -878,7 +878,7 @@ impl DispatchOutbox {
                     .update(
                         &record.id,
                         MessageState::Failed,
-                        &record.task_ids,
+                        &record.delivery_ids,
                         Some(other.to_string()),
                         self.clock.now(),
                     )

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use domain::{
-    CorpId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody, MessageState,
-    ProviderKey, Recipients, ReturnTo, SessionToken, TaskId, Timestamp, UnionId, User, UserId,
+    CorpId, DeliveryId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody,
+    MessageState, ProviderKey, Recipients, ReturnTo, SessionToken, Timestamp, UnionId, User, UserId,
 };
 
 use mockall::Sequence;
@@ -62,8 +62,8 @@ fn uid(raw: &str) -> UserId {
     UserId::parse(raw).unwrap()
 }
 
-fn task(n: i64) -> TaskId {
-    TaskId::new(n).unwrap()
+fn task(n: i64) -> DeliveryId {
+    DeliveryId::parse(&n.to_string()).unwrap()
 }
 
 fn state() -> LoginState {
@@ -747,7 +747,7 @@ fn accepted_record(corp_id: CorpId, recipients: Recipients, key: Option<&str>) -
         body: text("hello"),
         recipients,
         state: MessageState::Accepted,
-        task_ids: vec![],
+        delivery_ids: vec![],
         error: None,
         idempotency_key: key.map(str::to_owned),
         attempts: 0,
@@ -813,7 +813,7 @@ async fn send_message_stores_an_accepted_message_wakes_the_dispatcher_and_relays
     let record = mocks.build(Some(corp_a())).execute(cmd).await?;
 
     assert_eq!(record.state, MessageState::Accepted);
-    assert!(record.task_ids.is_empty());
+    assert!(record.delivery_ids.is_empty());
     assert_eq!(record.error, None);
     assert_eq!(record.attempts, 0);
     assert_eq!(record.next_attempt_at, now());
@@ -1030,7 +1030,7 @@ fn first_under_key() -> MessageRecord {
     MessageRecord {
         id: "0196-first".to_owned(),
         state: MessageState::Sent,
-        task_ids: vec![task(11)],
+        delivery_ids: vec![task(11)],
         attempts: 1,
         sent_at: Some(Timestamp::from_millis(NOW_MS - 5_000)),
         created_at: Timestamp::from_millis(NOW_MS - 10_000),
@@ -1261,7 +1261,7 @@ async fn list_messages_store_error_propagates() {
 // MessageStatus / RecallMessage
 // ---------------------------------------------------------------------------
 
-fn stored_message(state: MessageState, task_ids: Vec<TaskId>) -> MessageRecord {
+fn stored_message(state: MessageState, delivery_ids: Vec<DeliveryId>) -> MessageRecord {
     let earlier = Timestamp::from_millis(NOW_MS - 60_000);
     MessageRecord {
         id: MSG_ID.to_owned(),
@@ -1269,7 +1269,7 @@ fn stored_message(state: MessageState, task_ids: Vec<TaskId>) -> MessageRecord {
         body: text("hello"),
         recipients: Recipients::new(vec![uid("alice")], vec![]).unwrap(),
         state,
-        task_ids,
+        delivery_ids,
         error: None,
         idempotency_key: None,
         attempts: 1,
@@ -1288,10 +1288,10 @@ fn messages_getting(found: Option<MessageRecord>) -> MockMessageStore {
     messages
 }
 
-fn expect_update(messages: &mut MockMessageStore, state: MessageState, task_ids: Vec<TaskId>) {
+fn expect_update(messages: &mut MockMessageStore, state: MessageState, delivery_ids: Vec<DeliveryId>) {
     messages
         .expect_update()
-        .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == task_ids && e.is_none() && *at == now())
+        .withf(move |id, s, t, e, at| id == MSG_ID && *s == state && t == delivery_ids && e.is_none() && *at == now())
         .times(1)
         .returning(|_, _, _, _, _| Ok(()));
 }
@@ -1306,8 +1306,8 @@ fn gateway_status(answer: Result<(RelayReceipt, DeliveryReport), GatewayError>) 
     gateway
 }
 
-fn receipt(state: MessageState, task_ids: Vec<TaskId>) -> RelayReceipt {
-    RelayReceipt { key: MSG_ID.to_owned(), state, task_ids, errors: vec![], waiting: None }
+fn receipt(state: MessageState, delivery_ids: Vec<DeliveryId>) -> RelayReceipt {
+    RelayReceipt { key: MSG_ID.to_owned(), state, delivery_ids, errors: vec![], waiting: None }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use domain::{BatchRecord, CorpId, MessageBody, MessageState, Recipients, SendProgress, TaskId, Timestamp, UserId};
+use domain::{BatchRecord, CorpId, DeliveryId, MessageBody, MessageState, Recipients, SendProgress, Timestamp, UserId};
 
 use super::cloud::{RECONCILE_WINDOW_MS, ReconcileDeliveries};
 use crate::ports::{
@@ -27,7 +27,10 @@ fn record(key: &str, tasks: &[i64]) -> RelayMessageRecord {
         body: MessageBody::text("hi").unwrap(),
         batches: tasks
             .iter()
-            .map(|t| BatchRecord { task_id: Some(TaskId::new(*t).unwrap()), ..BatchRecord::new(batch.clone()) })
+            .map(|t| BatchRecord {
+                delivery_id: Some(DeliveryId::parse(&t.to_string()).unwrap()),
+                ..BatchRecord::new(batch.clone())
+            })
             .collect(),
         state: MessageState::Sent,
         created_at: Timestamp::from_millis(NOW_MS - 1000),
@@ -61,7 +64,10 @@ async fn completes_messages_whose_tasks_are_all_done_and_touches_the_rest() {
         .times(1)
         .returning(|_, _, _, _| Ok(()));
     let mut messenger = MockMessenger::new();
-    messenger.expect_progress().times(3).returning(|_, task| Ok(SendProgress { percent: 100, done: task.get() != 3 }));
+    messenger
+        .expect_progress()
+        .times(3)
+        .returning(|_, task| Ok(SendProgress { percent: 100, done: task.as_str() != "3" }));
     let job = ReconcileDeliveries::new(Arc::new(store), Arc::new(messenger), clock(), 2);
     assert_eq!(job.run_once(10).await.unwrap(), 1);
 }

@@ -20,7 +20,9 @@ use application::usecases::cloud::{
 };
 use application::usecases::events::HandleEvents;
 use application::usecases::feed::ReadContactFeed;
-use domain::{CorpId, DeptId, Identity, LoginState, MemberDetails, SendProgress, SendResult, TaskId, UnionId, UserId};
+use domain::{
+    CorpId, DeliveryId, DeptId, Identity, LoginState, MemberDetails, SendProgress, SendResult, UnionId, UserId,
+};
 use salvo::http::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use salvo::prelude::*;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
@@ -536,9 +538,9 @@ async fn a_message_is_sent_once_reported_and_recalled() {
     let mut messenger = MockMessenger::new();
     messenger
         .expect_send()
-        .withf(|corp, batch, _| corp.as_str() == A.2 && batch.user_ids().len() == 2)
+        .withf(|corp, batch, _, _| corp.as_str() == A.2 && batch.user_ids().len() == 2)
         .times(1)
-        .returning(|_, _, _| Ok(TaskId::new(7001).unwrap()));
+        .returning(|_, _, _, _| Ok(DeliveryId::parse("7001").unwrap()));
     messenger.expect_progress().returning(|_, _| Ok(SendProgress { percent: 100, done: true }));
     messenger.expect_result().returning(|_, _| {
         Ok(SendResult {
@@ -547,7 +549,7 @@ async fn a_message_is_sent_once_reported_and_recalled() {
             ..SendResult::default()
         })
     });
-    messenger.expect_recall().withf(|_, task| task.get() == 7001).times(1).returning(|_, _| Ok(()));
+    messenger.expect_recall().withf(|_, task| task.as_str() == "7001").times(1).returning(|_, _| Ok(()));
     let env = env(Setup { messenger, ..Setup::default() }).await;
     let message = text_message("msg-1", A.2, "hello");
 
@@ -562,7 +564,10 @@ async fn a_message_is_sent_once_reported_and_recalled() {
     assert_eq!(env.sender.run_once(10).await.unwrap(), 0, "a sent message is not due again");
     let reply = env.send(auth(post("/relay/v1/messages"), A).json(&message)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json, json!({"key": "msg-1", "state": "sent", "task_ids": [7001], "errors": []}));
+    assert_eq!(
+        reply.json,
+        json!({"key": "msg-1", "state": "sent", "delivery_ids": ["7001"], "task_ids": [7001], "errors": []})
+    );
     // Idempotent: the same key and message answer the same record without sending again.
     let again = env.send(auth(post("/relay/v1/messages"), A).json(&message)).await;
     assert_eq!((again.status, &again.json), (200, &reply.json));
@@ -588,7 +593,10 @@ async fn a_message_is_sent_once_reported_and_recalled() {
 
     let reply = env.send(auth(post("/relay/v1/messages/msg-1/recall"), A)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json, json!({"key": "msg-1", "state": "recalled", "task_ids": [7001], "errors": []}));
+    assert_eq!(
+        reply.json,
+        json!({"key": "msg-1", "state": "recalled", "delivery_ids": ["7001"], "task_ids": [7001], "errors": []})
+    );
     // Recalling again answers the recalled record (no second DingTalk call).
     let reply = env.send(auth(post("/relay/v1/messages/msg-1/recall"), A)).await;
     assert_eq!((reply.status, reply.json["state"].as_str()), (200, Some("recalled")));
@@ -662,7 +670,7 @@ async fn reports_and_recalls_check_credentials_and_keys() {
 #[tokio::test]
 async fn a_message_dingtalk_never_accepted_cannot_be_recalled() {
     let mut messenger = MockMessenger::new();
-    messenger.expect_send().times(1).returning(|_, _, _| {
+    messenger.expect_send().times(1).returning(|_, _, _, _| {
         Err(MessengerError::Upstream(UpstreamError::Rejected { code: "40035".into(), message: "bad agent".into() }))
     });
     let env = env(Setup { messenger, ..Setup::default() }).await;

@@ -253,7 +253,11 @@ pub struct MessageView2 {
     /// yet), `sent`, `completed`, `failed` or `recalled`.
     #[salvo(schema(value_type = MessageStateName))]
     pub state: String,
-    /// DingTalk task ids (one per call of ≤100 userids).
+    /// What the provider returned for each batch sent (DingTalk: the `task_id` of one call of
+    /// ≤100 userids, in decimal; Feishu: the recipients' message ids, comma-joined).
+    pub delivery_ids: Vec<String>,
+    /// The DingTalk `task_id`s among `delivery_ids`, as numbers (kept for clients written
+    /// before delivery ids).
     pub task_ids: Vec<i64>,
     /// Why it failed, or why the last relay attempt did not finish.
     pub error: Option<String>,
@@ -297,7 +301,8 @@ impl From<MessageRecord> for MessageView2 {
             id: record.id,
             corp_id: record.corp_id.to_string(),
             state: record.state.as_str().to_owned(),
-            task_ids: record.task_ids.iter().map(|t| t.get()).collect(),
+            delivery_ids: record.delivery_ids.iter().map(|d| d.as_str().to_owned()).collect(),
+            task_ids: crate::relay_api::dingtalk_task_ids(&record.delivery_ids),
             waiting: record
                 .state
                 .is_pending()

@@ -34,8 +34,6 @@ function signedIn(me) {
   } else {
     avatar.hidden = true;
   }
-  // Work notifications go to DingTalk members only (Feishu messages are not built yet).
-  $("messaging").hidden = Boolean(me.provider) && me.provider !== "dingtalk";
   $("signed-out").hidden = true;
   $("signed-in").hidden = false;
 }

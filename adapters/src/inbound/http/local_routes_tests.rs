@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use application::ports::{GatewayError, MockCloudGateway, RelayReceipt};
-use domain::{CorpId, DeptId, MemberProfile, MessageState, TaskId, UnionId, UserId};
+use domain::{CorpId, DeliveryId, DeptId, MemberProfile, MessageState, UnionId, UserId};
 use salvo::http::header::{HeaderMap, LOCATION};
 use salvo::prelude::*;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
@@ -444,7 +444,7 @@ async fn messages_are_listed_read_and_recalled() {
         Ok(RelayReceipt {
             key: key.to_owned(),
             state: MessageState::Recalled,
-            task_ids: vec![TaskId::new(7001).unwrap()],
+            delivery_ids: vec![DeliveryId::parse("7001").unwrap()],
             errors: vec![],
             waiting: None,
         })
@@ -471,7 +471,7 @@ async fn messages_are_listed_read_and_recalled() {
     // Once sent (a task id recorded), the recall goes through the cloud.
     use application::ports::MessageStore as _;
     let now = domain::Timestamp::from_millis(1_800_000_000_000);
-    env.store.update(&id, MessageState::Sent, &[TaskId::new(7001).unwrap()], None, now).await.unwrap();
+    env.store.update(&id, MessageState::Sent, &[DeliveryId::parse("7001").unwrap()], None, now).await.unwrap();
     let recalled = env.send(service_auth(post(&format!("/api/messages/{id}/recall")))).await;
     assert_eq!((recalled.status, recalled.json["state"].as_str()), (200, Some("recalled")), "{}", recalled.text);
 }

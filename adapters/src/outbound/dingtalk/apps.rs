@@ -4,8 +4,8 @@
 use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError};
 use async_trait::async_trait;
 use domain::{
-    AuthCode, Batch, CorpId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, SendProgress, SendResult,
-    TaskId, UnionId, UserId,
+    AuthCode, Batch, CorpId, DeliveryId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, SendProgress,
+    SendResult, UnionId, UserId,
 };
 
 use super::DingTalkClient;
@@ -77,22 +77,28 @@ impl IdentityProvider for DingTalkApps {
 #[async_trait]
 impl Messenger for DingTalkApps {
     /// A send through the app serving `corp_id` (docs/dingtalk-api.md §D.1).
-    async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError> {
-        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.send(corp_id, batch, body))
+    async fn send(
+        &self,
+        corp_id: &CorpId,
+        batch: &Batch,
+        body: &MessageBody,
+        idempotency_key: &str,
+    ) -> Result<DeliveryId, MessengerError> {
+        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.send(corp_id, batch, body, idempotency_key))
     }
 
     /// Progress through the app serving `corp_id` (docs/dingtalk-api.md §D.3).
-    async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
-        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.progress(corp_id, task_id))
+    async fn progress(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendProgress, MessengerError> {
+        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.progress(corp_id, delivery))
     }
 
     /// Result through the app serving `corp_id` (docs/dingtalk-api.md §D.4).
-    async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
-        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.result(corp_id, task_id))
+    async fn result(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendResult, MessengerError> {
+        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.result(corp_id, delivery))
     }
 
     /// Recall through the app serving `corp_id` (docs/dingtalk-api.md §D.5).
-    async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
-        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.recall(corp_id, task_id))
+    async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError> {
+        first_serving!(self, MessengerError::CorpNotServed, corp_id, |c| c.recall(corp_id, delivery))
     }
 }

@@ -2,7 +2,7 @@
 
 use application::ports::{Messenger, MessengerError, UpstreamError};
 use async_trait::async_trait;
-use domain::{Batch, CorpId, DeptId, Forbidden, MessageBody, SendProgress, SendResult, TaskId, UserId};
+use domain::{Batch, CorpId, DeliveryId, DeptId, Forbidden, MessageBody, SendProgress, SendResult, UserId};
 use serde_json::{Map, Value, json};
 
 use super::DingTalkClient;
@@ -18,6 +18,19 @@ impl DingTalkClient {
         })?;
         let agent_id = corp.agent_id()?.get();
         Ok((corp, agent_id))
+    }
+}
+
+/// DingTalk's `task_id` (a positive integer, docs/dingtalk-api.md §D.1) held by a delivery id
+/// this client made. Errors: `Upstream(Rejected{code: "delivery_id_not_dingtalk"})` for any other
+/// delivery id (one another provider made cannot be asked about here).
+fn task_id(delivery: &DeliveryId) -> Result<i64, MessengerError> {
+    match delivery.as_str().parse::<i64>() {
+        Ok(task_id) if task_id > 0 => Ok(task_id),
+        _ => Err(MessengerError::Upstream(UpstreamError::Rejected {
+            code: "delivery_id_not_dingtalk".into(),
+            message: format!("delivery id {delivery:?} is not a DingTalk task_id"),
+        })),
     }
 }
 
@@ -105,21 +118,31 @@ impl Messenger for DingTalkClient {
     /// `agent_id` → `task_id`. Errors: `CorpNotServed` for a corp the app does
     /// not serve; `Upstream(Rejected{code: "agent_id_unknown"})` for a suite
     /// corp whose authorization carried no agent id; `Upstream` otherwise (a
-    /// missing or non-positive `task_id` is `Unavailable`).
-    async fn send(&self, corp_id: &CorpId, batch: &Batch, body: &MessageBody) -> Result<TaskId, MessengerError> {
+    /// missing or non-positive `task_id` is `Unavailable`). DingTalk takes no idempotency key:
+    /// `idempotency_key` is unused (its same-content rule, §D.6, drops a same-day repeat).
+    async fn send(
+        &self,
+        corp_id: &CorpId,
+        batch: &Batch,
+        body: &MessageBody,
+        _idempotency_key: &str,
+    ) -> Result<DeliveryId, MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
         let request = send_body(agent_id, batch, body);
         let endpoint = if body.template().is_some() { path::SEND_BY_TEMPLATE } else { path::ASYNC_SEND };
         let response: AsyncSendResponse = self.inner.oapi_post(&corp, endpoint, &request).await?;
-        TaskId::new(response.task_id)
+        if response.task_id <= 0 {
+            return Err(UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into());
+        }
+        DeliveryId::parse(&response.task_id.to_string())
             .map_err(|_| UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into())
     }
 
     /// `POST .../getsendprogress` `{agent_id, task_id}` (docs/dingtalk-api.md §D.3) →
     /// `percent` = `progress_in_percent` clamped to 0–100, `done` = `status == 2`.
-    async fn progress(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendProgress, MessengerError> {
+    async fn progress(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendProgress, MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
-        let request = json!({ "agent_id": agent_id, "task_id": task_id.get() });
+        let request = json!({ "agent_id": agent_id, "task_id": task_id(delivery)? });
         let response: ProgressResponse = self.inner.oapi_post(&corp, path::SEND_PROGRESS, &request).await?;
         let percent = u8::try_from(response.progress.progress_in_percent.clamp(0, 100)).unwrap_or(100);
         Ok(SendProgress { percent, done: response.progress.status == 2 })
@@ -127,18 +150,18 @@ impl Messenger for DingTalkClient {
 
     /// `POST .../getsendresult` `{agent_id, task_id}` (docs/dingtalk-api.md §D.4); absent
     /// lists are empty; invalid ids are skipped (logged).
-    async fn result(&self, corp_id: &CorpId, task_id: TaskId) -> Result<SendResult, MessengerError> {
+    async fn result(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<SendResult, MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
-        let request = json!({ "agent_id": agent_id, "task_id": task_id.get() });
+        let request = json!({ "agent_id": agent_id, "task_id": task_id(delivery)? });
         let response: SendResultResponse = self.inner.oapi_post(&corp, path::SEND_RESULT, &request).await?;
         Ok(send_result(response.send_result))
     }
 
     /// `POST .../recall` `{agent_id, msg_task_id}` (docs/dingtalk-api.md §D.5). After 24 h
     /// DingTalk answers a permanent error (`Upstream(Rejected)`).
-    async fn recall(&self, corp_id: &CorpId, task_id: TaskId) -> Result<(), MessengerError> {
+    async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError> {
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
-        let request = json!({ "agent_id": agent_id, "msg_task_id": task_id.get() });
+        let request = json!({ "agent_id": agent_id, "msg_task_id": task_id(delivery)? });
         let _: Empty = self.inner.oapi_post(&corp, path::RECALL, &request).await?;
         Ok(())
     }

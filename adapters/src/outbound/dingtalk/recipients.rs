@@ -43,6 +43,7 @@ pub struct DingTalkRecipientLimits {
     store: Arc<dyn RecipientLedgerStore>,
     clock: Arc<dyn Clock>,
     suite_corps: HashSet<CorpId>,
+    other_providers: HashSet<CorpId>,
 }
 
 impl DingTalkRecipientLimits {
@@ -53,7 +54,15 @@ impl DingTalkRecipientLimits {
         clock: Arc<dyn Clock>,
         suite_corps: impl IntoIterator<Item = CorpId>,
     ) -> Self {
-        Self { store, clock, suite_corps: suite_corps.into_iter().collect() }
+        Self { store, clock, suite_corps: suite_corps.into_iter().collect(), other_providers: HashSet::new() }
+    }
+
+    /// Leaves `tenants` alone: they belong to another provider (Feishu), whose sends DingTalk's
+    /// rules do not limit — nothing is screened or counted for them.
+    #[must_use]
+    pub fn except(mut self, tenants: impl IntoIterator<Item = CorpId>) -> Self {
+        self.other_providers.extend(tenants);
+        self
     }
 
     fn daily_limit(&self, corp_id: &CorpId) -> u64 {
@@ -69,7 +78,7 @@ impl RecipientLimits for DingTalkRecipientLimits {
         userids: &[UserId],
         body: &MessageBody,
     ) -> Result<Vec<(UserId, SkipReason)>, StoreError> {
-        if userids.is_empty() {
+        if userids.is_empty() || self.other_providers.contains(corp_id) {
             return Ok(Vec::new());
         }
         let day = china_day(self.clock.now());
@@ -93,7 +102,7 @@ impl RecipientLimits for DingTalkRecipientLimits {
     }
 
     async fn record(&self, corp_id: &CorpId, userids: &[UserId], body: &MessageBody) -> Result<(), StoreError> {
-        if userids.is_empty() {
+        if userids.is_empty() || self.other_providers.contains(corp_id) {
             return Ok(());
         }
         let names: Vec<String> = userids.iter().map(ToString::to_string).collect();
@@ -148,6 +157,23 @@ mod tests {
         let (a, b) = (a.unwrap_or_else(|e| panic!("{e}")), b.unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(content_digest(&a), content_digest(&b));
         assert_ne!(content_digest(&text("one")), content_digest(&text("two")));
+    }
+
+    #[tokio::test]
+    async fn another_providers_tenants_are_neither_screened_nor_counted() -> Result<(), StoreError> {
+        let (store, dir) = store().await;
+        let tenant = CorpId::parse("feishu-tenant").unwrap_or_else(|e| panic!("{e}"));
+        let limits = DingTalkRecipientLimits::new(store.clone(), clock(LATE_EVENING_CST), []).except([tenant.clone()]);
+        let (alice, hello) = (users(&["alice"]), text("hello"));
+        limits.record(&tenant, &alice, &hello).await?;
+        limits.record(&tenant, &alice, &hello).await?;
+        assert!(limits.screen(&tenant, &alice, &hello).await?.is_empty(), "the same content goes twice");
+        let counted = store
+            .received_on(tenant.as_str(), &china_day(Timestamp::from_millis(LATE_EVENING_CST)), &["alice".to_owned()])
+            .await?;
+        assert!(counted.iter().all(|(_, n)| *n == 0), "{counted:?}");
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(())
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use application::ports::{
     UpstreamError,
 };
 use async_trait::async_trait;
-use domain::{AgentId, Batch, CorpId, MessageBody, TaskId, Timestamp, UnionId, UserId};
+use domain::{AgentId, Batch, CorpId, DeliveryId, MessageBody, Timestamp, UnionId, UserId};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -127,8 +127,8 @@ async fn each_corp_gets_its_own_token_and_agent_id() -> TestResult {
         suite_client(&stub, Suites::with(Some("ticket-1"), &[(&a, Some(11)), (&b, Some(22))]), CorpTokenApi::V1);
     let body = MessageBody::text("hi")?;
     for _ in 0..3 {
-        client.send(&a, &batch()?, &body).await?;
-        client.send(&b, &batch()?, &body).await?;
+        client.send(&a, &batch()?, &body, "k").await?;
+        client.send(&b, &batch()?, &body, "k").await?;
     }
     let tokens = stub.route(path::CORP_TOKEN).seen();
     assert_eq!(tokens.len(), 2, "one token per corp, cached");
@@ -176,7 +176,7 @@ async fn a_refused_corp_token_is_refetched_once() -> TestResult {
         .await?;
     let a = corp_a()?;
     let client = suite_client(&stub, Suites::with(Some("t"), &[(&a, Some(11))]), CorpTokenApi::V1);
-    assert_eq!(client.send(&a, &batch()?, &MessageBody::text("hi")?).await?, TaskId::new(256271667526)?);
+    assert_eq!(client.send(&a, &batch()?, &MessageBody::text("hi")?, "k").await?, DeliveryId::parse("256271667526")?);
     assert_eq!(stub.calls(path::CORP_TOKEN), 2);
     let sends = stub.route(path::ASYNC_SEND).seen();
     assert_eq!(sends[1].query.get("access_token").map(String::as_str), Some("corp-dingcorpa-2"));
@@ -194,7 +194,7 @@ async fn legacy_get_corp_token_signs_the_request() -> TestResult {
         .await?;
     let a = corp_a()?;
     let client = suite_client(&stub, Suites::with(Some("ticket+/="), &[(&a, Some(11))]), CorpTokenApi::Legacy);
-    client.send(&a, &batch()?, &MessageBody::text("hi")?).await?;
+    client.send(&a, &batch()?, &MessageBody::text("hi")?, "k").await?;
     let seen = stub.route(path::LEGACY_CORP_TOKEN).seen();
     assert_eq!(seen.len(), 1);
     let q = &seen[0].query;
@@ -228,19 +228,21 @@ async fn unauthorized_relieved_and_unknown_agent_corps() -> TestResult {
     let client = suite_client(&stub, suites.clone(), CorpTokenApi::V1);
     let body = MessageBody::text("hi")?;
     let other = CorpId::parse("dingnever")?;
-    assert!(matches!(client.send(&other, &batch()?, &body).await, Err(MessengerError::CorpNotServed(c)) if c == other));
+    assert!(
+        matches!(client.send(&other, &batch()?, &body, "k").await, Err(MessengerError::CorpNotServed(c)) if c == other)
+    );
     let union = UnionId::parse("z21HjQliSzpw0Yxxxx")?;
     assert!(matches!(client.find_userid(&other, &union).await, Err(IdentityError::CorpNotServed(_))));
-    match client.send(&b, &batch()?, &body).await {
+    match client.send(&b, &batch()?, &body, "k").await {
         Err(MessengerError::Upstream(UpstreamError::Rejected { code, message })) => {
             assert_eq!(code, "agent_id_unknown");
             assert!(message.contains("dingcorpb"), "{message}");
         }
         other => panic!("expected agent_id_unknown, got {other:?}"),
     }
-    client.send(&a, &batch()?, &body).await?;
+    client.send(&a, &batch()?, &body, "k").await?;
     suites.authorize(&a, Some(11), false);
-    assert!(matches!(client.send(&a, &batch()?, &body).await, Err(MessengerError::CorpNotServed(_))));
+    assert!(matches!(client.send(&a, &batch()?, &body, "k").await, Err(MessengerError::CorpNotServed(_))));
     assert_eq!(stub.calls(path::ASYNC_SEND), 1, "nothing sent for a relieved corp");
     Ok(())
 }
@@ -251,7 +253,7 @@ async fn without_a_suite_ticket_calls_wait_as_unavailable() -> TestResult {
     let a = corp_a()?;
     let suites = Suites::with(None, &[(&a, Some(11))]);
     let client = suite_client(&stub, suites.clone(), CorpTokenApi::V1);
-    match client.send(&a, &batch()?, &MessageBody::text("hi")?).await {
+    match client.send(&a, &batch()?, &MessageBody::text("hi")?, "k").await {
         Err(MessengerError::Upstream(UpstreamError::Unavailable(text))) => {
             assert!(text.contains("suite_ticket"), "{text}")
         }
@@ -271,7 +273,7 @@ async fn a_refused_suite_ticket_waits_for_the_next_push() -> TestResult {
         .await?;
     let a = corp_a()?;
     let client = suite_client(&stub, Suites::with(Some("old"), &[(&a, Some(11))]), CorpTokenApi::V1);
-    let result = client.send(&a, &batch()?, &MessageBody::text("hi")?).await;
+    let result = client.send(&a, &batch()?, &MessageBody::text("hi")?, "k").await;
     assert!(
         matches!(&result, Err(MessengerError::Upstream(UpstreamError::Unavailable(text))) if text.contains("invalidSuiteTicket")),
         "{result:?}"
@@ -284,7 +286,7 @@ async fn a_refused_suite_ticket_waits_for_the_next_push() -> TestResult {
         .start()
         .await?;
     let client = suite_client(&stub, Suites::with(Some("t"), &[(&a, Some(11))]), CorpTokenApi::V1);
-    let result = client.send(&a, &batch()?, &MessageBody::text("hi")?).await;
+    let result = client.send(&a, &batch()?, &MessageBody::text("hi")?, "k").await;
     assert!(
         matches!(&result, Err(MessengerError::Upstream(UpstreamError::Rejected { code, .. })) if code == "invalidAuthInfo"),
         "{result:?}"
@@ -301,7 +303,7 @@ async fn a_template_body_goes_to_sendbytemplate_with_data_as_a_string() -> TestR
         &json!({"msgtype":"template","template":{"template_id":"tpl-1","data":{"message":"hi","url":"https://a.example"}}}),
     )?;
     let batch = Batch::new(vec![UserId::parse("u1")?, UserId::parse("u2")?], vec![], false)?;
-    assert_eq!(client.send(&a, &batch, &body).await?, TaskId::new(256271667526)?);
+    assert_eq!(client.send(&a, &batch, &body, "k").await?, DeliveryId::parse("256271667526")?);
     let seen = stub.route(path::SEND_BY_TEMPLATE).seen();
     assert_eq!(
         seen[0].body,
@@ -328,10 +330,12 @@ async fn apps_route_each_corp_to_the_app_serving_it() -> TestResult {
     let suite = suite_client(&stub, Suites::with(Some("t"), &[(&a, Some(11))]), CorpTokenApi::V1);
     let apps = DingTalkApps::new(internal, vec![suite]);
     let body = MessageBody::text("hi")?;
-    apps.send(&internal_corp, &batch()?, &body).await?;
-    apps.send(&a, &batch()?, &body).await?;
+    apps.send(&internal_corp, &batch()?, &body, "k").await?;
+    apps.send(&a, &batch()?, &body, "k").await?;
     let nobody = CorpId::parse("dingnobody")?;
-    assert!(matches!(apps.send(&nobody, &batch()?, &body).await, Err(MessengerError::CorpNotServed(c)) if c == nobody));
+    assert!(
+        matches!(apps.send(&nobody, &batch()?, &body, "k").await, Err(MessengerError::CorpNotServed(c)) if c == nobody)
+    );
     let sends = stub.route(path::ASYNC_SEND).seen();
     assert_eq!(sends[0].body["agent_id"], 300001);
     assert_eq!(sends[0].query.get("access_token").map(String::as_str), Some("tok-1"));

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use application::ports::{IdentityError, IdentityProvider, Messenger, MessengerError, UpstreamError, WaitReason};
-use domain::{AgentId, AuthCode, Batch, CorpId, DeptId, Forbidden, LoginState, MessageBody, TaskId, UnionId, UserId};
+use domain::{
+    AgentId, AuthCode, Batch, CorpId, DeliveryId, DeptId, Forbidden, LoginState, MessageBody, UnionId, UserId,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -304,11 +306,11 @@ async fn send_posts_the_documented_body_and_returns_task_id() -> TestResult {
     let users = vec![UserId::parse("a")?, UserId::parse("b")?, UserId::parse("c")?];
     let batch = Batch::new(users, vec![DeptId::new(1)?, DeptId::new(2)?], false)?;
     let body = MessageBody::text("hello")?;
-    let task = client.send(&corp()?, &batch, &body).await?;
-    assert_eq!(task, TaskId::new(256271667526)?);
+    let task = client.send(&corp()?, &batch, &body, "k").await?;
+    assert_eq!(task, DeliveryId::parse("256271667526")?);
 
     let everyone = Batch::new(vec![], vec![], true)?;
-    client.send(&corp()?, &everyone, &body).await?;
+    client.send(&corp()?, &everyone, &body, "k").await?;
 
     let seen = stub.route(path::ASYNC_SEND).seen();
     assert_eq!(seen[0].query.get("access_token").map(String::as_str), Some("tok-1"));
@@ -328,9 +330,9 @@ async fn messenger_refuses_other_corps() -> TestResult {
     let client = client(&stub)?;
     let other = CorpId::parse("dingother")?;
     let batch = Batch::new(vec![UserId::parse("a")?], vec![], false)?;
-    let result = client.send(&other, &batch, &MessageBody::text("x")?).await;
+    let result = client.send(&other, &batch, &MessageBody::text("x")?, "k").await;
     assert_eq!(result, Err(MessengerError::CorpNotServed(other.clone())));
-    assert_eq!(client.recall(&other, TaskId::new(1)?).await, Err(MessengerError::CorpNotServed(other)));
+    assert_eq!(client.recall(&other, &DeliveryId::parse("1")?).await, Err(MessengerError::CorpNotServed(other)));
     assert_eq!(stub.calls(path::APP_TOKEN), 0);
     Ok(())
 }
@@ -345,16 +347,16 @@ async fn progress_result_and_recall() -> TestResult {
         .start()
         .await?;
     let client = client(&stub)?;
-    let task = TaskId::new(456)?;
+    let task = DeliveryId::parse("456")?;
 
-    let progress = client.progress(&corp()?, task).await?;
+    let progress = client.progress(&corp()?, &task).await?;
     assert_eq!((progress.percent, progress.done), (100, true));
 
-    let sample = client.result(&corp()?, task).await?;
+    let sample = client.result(&corp()?, &task).await?;
     assert_eq!(sample.read, vec![UserId::parse("manager4220")?]);
     assert!(sample.unread.is_empty() && sample.failed.is_empty() && sample.forbidden.is_empty());
 
-    let full = client.result(&corp()?, task).await?;
+    let full = client.result(&corp()?, &task).await?;
     assert_eq!(full.failed, vec![UserId::parse("f1")?]);
     assert_eq!(full.unread, vec![UserId::parse("r1")?, UserId::parse("r2")?]);
     assert_eq!(full.invalid_users, vec![UserId::parse("bad1")?]);
@@ -368,7 +370,7 @@ async fn progress_result_and_recall() -> TestResult {
         ]
     );
 
-    client.recall(&corp()?, task).await?;
+    client.recall(&corp()?, &task).await?;
 
     let agent_task = json!({"agent_id": 300001, "task_id": 456});
     assert_eq!(stub.route(path::SEND_PROGRESS).seen()[0].body, agent_task);
@@ -386,7 +388,7 @@ async fn progress_not_done() -> TestResult {
         })
         .start()
         .await?;
-    let progress = client(&stub)?.progress(&corp()?, TaskId::new(1)?).await?;
+    let progress = client(&stub)?.progress(&corp()?, &DeliveryId::parse("1")?).await?;
     assert_eq!((progress.percent, progress.done), (40, false));
     Ok(())
 }
@@ -514,8 +516,8 @@ async fn token_error_v1_invalid_authentication_refetches_once_and_retries() -> T
         .start()
         .await?;
     let batch = Batch::new(vec![UserId::parse("a")?], vec![], false)?;
-    let task = client(&stub)?.send(&corp()?, &batch, &MessageBody::text("x")?).await?;
-    assert_eq!(task.get(), 256271667526);
+    let task = client(&stub)?.send(&corp()?, &batch, &MessageBody::text("x")?, "k").await?;
+    assert_eq!(task.as_str(), "256271667526");
     assert_eq!(stub.calls(path::APP_TOKEN), 2);
     assert_eq!(stub.calls(path::ASYNC_SEND), 2);
     Ok(())

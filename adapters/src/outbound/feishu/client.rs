@@ -35,12 +35,12 @@ use crate::outbound::token::{AppToken, FreshToken, TokenCache};
 /// anything else → `Rejected { code, message }` with Feishu's code.
 #[derive(Clone)]
 pub struct FeishuClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
-    config: FeishuConfig,
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
+    pub(super) config: FeishuConfig,
     tokens: TokenCache,
 }
 
@@ -51,8 +51,8 @@ impl fmt::Debug for FeishuClient {
 }
 
 /// A body read off the wire: HTTP status and bytes.
-struct Answer {
-    status: u16,
+pub(super) struct Answer {
+    pub(super) status: u16,
     body: Vec<u8>,
 }
 
@@ -60,7 +60,7 @@ impl Answer {
     /// The JSON body as `T`. Errors: a non-JSON body (Feishu answers an unknown path with a
     /// `text/plain` 404, docs/feishu-api.md §0.2) is `Rejected` for a 4xx and `Unavailable`
     /// otherwise; malformed JSON is `Unavailable`.
-    fn json<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T, UpstreamError> {
+    pub(super) fn json<T: DeserializeOwned>(&self, endpoint: &str) -> Result<T, UpstreamError> {
         serde_json::from_slice(&self.body).map_err(|err| {
             let text: String = String::from_utf8_lossy(&self.body).chars().take(120).collect();
             let message = format!("{endpoint} answered HTTP {} with an unreadable body ({err}): {text}", self.status);
@@ -172,7 +172,7 @@ impl Inner {
 
     /// Sends the request `build` makes with the cached tenant token; when Feishu refuses the
     /// token (docs/feishu-api.md §0.3), once more with a fresh one.
-    async fn with_tenant_token<F>(&self, endpoint: &'static str, build: F) -> Result<Answer, UpstreamError>
+    pub(super) async fn with_tenant_token<F>(&self, endpoint: &'static str, build: F) -> Result<Answer, UpstreamError>
     where
         F: Fn(&SecretString) -> RequestBuilder + Send + Sync,
     {

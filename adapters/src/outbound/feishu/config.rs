@@ -7,6 +7,7 @@ use std::time::Duration;
 use domain::CorpId;
 use secrecy::SecretString;
 
+use crate::outbound::governor::{Governor, GovernorConfig};
 use crate::outbound::token::TokenBook;
 
 /// `https://open.feishu.cn`: every `/open-apis/…` server API (docs/feishu-api.md §0.1).
@@ -23,6 +24,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Seconds before expiry at which the tenant token is refreshed: 30 minutes, because Feishu
 /// returns the *same* token while at least 30 minutes remain (docs/feishu-api.md §B.1).
 pub const DEFAULT_TOKEN_REFRESH_MARGIN_SECS: i64 = 1800;
+
+/// Default pace of each Feishu API, in calls per second: under Feishu's 50/s per app and API
+/// (docs/feishu-api.md §0.4, §D.1), leaving room for jitter.
+pub const DEFAULT_RATE_PER_SECOND: f64 = 45.0;
+
+/// A call governor with Feishu's default pace ([`DEFAULT_RATE_PER_SECOND`]).
+pub fn default_governor() -> Arc<Governor> {
+    Arc::new(Governor::new(GovernorConfig { rate_per_second: DEFAULT_RATE_PER_SECOND, ..GovernorConfig::default() }))
+}
 
 /// Which code-to-token endpoint the client calls (docs/feishu-api.md §A.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +70,9 @@ pub struct FeishuConfig {
     pub token_refresh_margin_secs: i64,
     /// The cluster's shared token book (several instances on PostgreSQL), if any.
     pub tokens: Option<Arc<dyn TokenBook>>,
+    /// The call governor pacing messages (per app and API, and per recipient): Feishu's own,
+    /// not the DingTalk one (its rates are DingTalk's).
+    pub governor: Arc<Governor>,
 }
 
 impl fmt::Debug for FeishuConfig {
@@ -90,6 +103,7 @@ impl FeishuConfig {
             timeout: DEFAULT_TIMEOUT,
             token_refresh_margin_secs: DEFAULT_TOKEN_REFRESH_MARGIN_SECS,
             tokens: None,
+            governor: default_governor(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Feishu / Lark (飞书) HTTP client for a self-built app (企业自建应用): implements
 //! [`application::ports::IdentityProvider`] — sign-in with OAuth 2.0 and PKCE
-//! (docs/feishu-api.md §A), the member directory (§C.1) — with the app's
+//! (docs/feishu-api.md §A), the member directory (§C.1) — and [`application::ports::Messenger`]
+//! (bot messages, §D) — with the app's
 //! `tenant_access_token` (§B.1) cached by the same single-flight cache the DingTalk client uses.
 //!
 //! - [`FeishuConfig`]: hosts (Feishu or Lark), the app's credentials, the tenants it serves,
@@ -13,13 +14,16 @@
 mod client;
 mod config;
 mod errors;
+mod messenger;
 mod wire;
 
 pub use client::FeishuClient;
 pub use config::{
-    DEFAULT_ACCOUNTS_BASE, DEFAULT_OPEN_BASE, DEFAULT_TIMEOUT, DEFAULT_TOKEN_REFRESH_MARGIN_SECS, FeishuConfig,
-    FeishuConfigError, LARK_ACCOUNTS_BASE, LARK_OPEN_BASE, TokenEndpoint,
+    DEFAULT_ACCOUNTS_BASE, DEFAULT_OPEN_BASE, DEFAULT_RATE_PER_SECOND, DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_REFRESH_MARGIN_SECS, FeishuConfig, FeishuConfigError, LARK_ACCOUNTS_BASE, LARK_OPEN_BASE,
+    TokenEndpoint, default_governor,
 };
+pub use messenger::{PER_USER_INTERVAL, Rendered, message_uuid, render};
 
 /// The provider key of Feishu / Lark: the route segment (`/auth/feishu/…`) and the stored
 /// `provider` of its users and logins (docs/design.md "Providers side by side").

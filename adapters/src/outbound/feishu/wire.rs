@@ -124,3 +124,22 @@ impl UserStatus {
 pub(super) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
+
+/// `data` of a §D.1 send (docs/feishu-api.md): only the message id is read.
+#[derive(Deserialize)]
+pub(super) struct SentMessage {
+    pub message_id: Option<String>,
+}
+
+/// `data` of `read_users` (docs/feishu-api.md §D.6): the readers of one message.
+#[derive(Deserialize)]
+pub(super) struct ReadUsersData {
+    #[serde(default)]
+    pub items: Vec<Reader>,
+}
+
+/// One reader (docs/feishu-api.md §D.6), as the asked `user_id_type`.
+#[derive(Deserialize)]
+pub(super) struct Reader {
+    pub user_id: Option<String>,
+}

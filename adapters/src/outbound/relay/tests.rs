@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use application::ports::{CloudGateway, GatewayError, MemberKey, RelaySendRequest};
 use base64::Engine;
 use domain::{
-    CorpId, DeptId, LoginFailure, LoginState, MessageBody, MessageState, RecipientOutcome, Recipients, TaskId, UnionId,
-    UserId,
+    CorpId, DeliveryId, DeptId, LoginFailure, LoginState, MessageBody, MessageState, RecipientOutcome, Recipients,
+    UnionId, UserId,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -163,7 +163,7 @@ async fn send_message_posts_the_message_and_maps_the_receipt() -> TestResult {
     let receipt = gateway(&stub).send_message(&send_request()?).await?;
     assert_eq!(receipt.key, KEY);
     assert_eq!(receipt.state, MessageState::Sent);
-    assert_eq!(receipt.task_ids, vec![TaskId::new(256271667526)?]);
+    assert_eq!(receipt.delivery_ids, vec![DeliveryId::parse("256271667526")?]);
     let seen = stub.route("POST", "/relay/v1/messages").seen();
     assert_eq!(seen.len(), 1);
     assert_common_headers(&seen[0]);
@@ -210,7 +210,7 @@ async fn message_status_gets_the_record_and_maps_the_report() -> TestResult {
     let stub = StubBuilder::new().on("GET", &status_path(), move |_, _| Reply::ok(body.clone())).start().await?;
     let (receipt, report) = gateway(&stub).message_status(KEY).await?;
     assert_eq!(receipt.state, MessageState::Completed);
-    assert_eq!(receipt.task_ids, vec![TaskId::new(1)?, TaskId::new(2)?]);
+    assert_eq!(receipt.delivery_ids, vec![DeliveryId::parse("1")?, DeliveryId::parse("2")?]);
     assert_eq!(receipt.errors, vec!["batch 3: 33012".to_owned()]);
     assert!(report.done);
     assert_eq!(report.percent, 100);

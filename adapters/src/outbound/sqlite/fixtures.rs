@@ -2,8 +2,8 @@
 
 use application::ports::{Binding, LoginIntent, MessageRecord, RelayMessageRecord, Session};
 use domain::{
-    BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId, Recipients, ReturnTo,
-    TaskId, Timestamp, UnionId, UserId,
+    BatchRecord, CorpId, DeliveryId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId,
+    Recipients, ReturnTo, Timestamp, UnionId, UserId,
 };
 use serde_json::json;
 
@@ -23,8 +23,8 @@ pub(crate) fn dept(raw: i64) -> DeptId {
     DeptId::new(raw).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub(crate) fn task(raw: i64) -> TaskId {
-    TaskId::new(raw).unwrap_or_else(|e| panic!("{e}"))
+pub(crate) fn task(raw: i64) -> DeliveryId {
+    DeliveryId::parse(&raw.to_string()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub(crate) fn attempt(hash: &str, return_to: &str, expires_at: i64) -> LoginAttempt {
@@ -65,7 +65,7 @@ pub(crate) fn message(id: &str, recipients: Recipients) -> MessageRecord {
         body: text_body("hello"),
         recipients,
         state: MessageState::Accepted,
-        task_ids: vec![],
+        delivery_ids: vec![],
         error: None,
         idempotency_key: None,
         attempts: 0,

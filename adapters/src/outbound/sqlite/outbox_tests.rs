@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use application::ports::{ListMessages, MessageRecord, MessageStore, StoreError};
-use domain::{CorpId, MessageBody, MessageState, Recipients, TaskId, Timestamp, UserId};
+use domain::{CorpId, DeliveryId, MessageBody, MessageState, Recipients, Timestamp, UserId};
 
 pub(crate) type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -13,8 +13,8 @@ fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-fn task(raw: i64) -> TaskId {
-    TaskId::new(raw).unwrap_or_else(|e| panic!("{e}"))
+fn task(raw: i64) -> DeliveryId {
+    DeliveryId::parse(&raw.to_string()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A message `id` created at `created`, due at `due`, in `state`.
@@ -26,7 +26,7 @@ pub(crate) fn message_at(id: &str, state: MessageState, created: i64, due: i64) 
         recipients: Recipients::new(vec![UserId::parse("alice").unwrap_or_else(|e| panic!("{e}"))], vec![])
             .unwrap_or_else(|e| panic!("{e}")),
         state,
-        task_ids: vec![],
+        delivery_ids: vec![],
         error: None,
         idempotency_key: None,
         attempts: 0,
@@ -141,7 +141,7 @@ pub(crate) async fn update_stamps_relayed_once<S: MessageStore>(store: S) -> Tes
 /// A `relayed` message can be stored, read, listed and claimed.
 pub(crate) async fn relayed_messages_can_be_read_back<S: MessageStore>(store: S) -> TestResult {
     let relayed = MessageRecord {
-        task_ids: vec![task(11)],
+        delivery_ids: vec![task(11)],
         relayed_at: Some(ts(1_500)),
         ..message_at("m1", MessageState::Relayed, 1_000, 2_000)
     };

@@ -14,8 +14,8 @@ use application::ports::{
 };
 use diesel::prelude::*;
 use domain::{
-    AgentId, Batch, BatchRecord, CorpId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState, OpenId,
-    PkceVerifier, ProviderKey, Recipients, ReturnTo, SkipReason, TaskId, Timestamp, UnionId, User, UserId,
+    AgentId, Batch, BatchRecord, CorpId, DeliveryId, DeptId, LoginAttempt, MemberProfile, MessageBody, MessageState,
+    OpenId, PkceVerifier, ProviderKey, Recipients, ReturnTo, SkipReason, Timestamp, UnionId, User, UserId,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -328,7 +328,7 @@ pub(crate) struct MessageRow {
     pub dept_ids: String,
     pub to_all: bool,
     pub state: String,
-    pub task_ids: String,
+    pub delivery_ids: String,
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -350,7 +350,7 @@ impl MessageRow {
             dept_ids: to_json(record.recipients.dept_ids(), "department ids")?,
             to_all: record.recipients.to_all(),
             state: record.state.as_str().to_owned(),
-            task_ids: to_json(&record.task_ids, "task ids")?,
+            delivery_ids: to_json(&record.delivery_ids, "delivery ids")?,
             error: record.error.clone(),
             created_at: record.created_at.as_millis(),
             updated_at: record.updated_at.as_millis(),
@@ -378,7 +378,7 @@ impl MessageRow {
             body: parse_body(T, key, &self.body)?,
             recipients,
             state: parse_state(T, key, &self.state)?,
-            task_ids: from_json::<Vec<TaskId>>(T, key, "task_ids", &self.task_ids)?,
+            delivery_ids: from_json::<Vec<DeliveryId>>(T, key, "delivery_ids", &self.delivery_ids)?,
             error: self.error,
             idempotency_key: self.idempotency_key,
             attempts: u32::try_from(self.attempts).unwrap_or(0),
@@ -423,7 +423,7 @@ pub(crate) struct RelayBatchRow {
     pub user_ids: String,
     pub dept_ids: String,
     pub to_all: bool,
-    pub task_id: Option<i64>,
+    pub delivery_id: Option<String>,
     pub error: Option<String>,
     pub skipped: String,
 }
@@ -475,7 +475,7 @@ impl RelayMessageRow {
                     user_ids: to_json(b.batch.user_ids(), "user ids")?,
                     dept_ids: to_json(b.batch.dept_ids(), "department ids")?,
                     to_all: b.batch.to_all(),
-                    task_id: b.task_id.map(TaskId::get),
+                    delivery_id: b.delivery_id.as_ref().map(|d| d.as_str().to_owned()),
                     error: b.error.clone(),
                     skipped: skipped_json(&b.skipped)?,
                 })
@@ -495,13 +495,13 @@ impl RelayMessageRow {
                 let user_ids: Vec<UserId> = from_json("relay_batches", &key, "user_ids", &b.user_ids)?;
                 let dept_ids: Vec<DeptId> = from_json("relay_batches", &key, "dept_ids", &b.dept_ids)?;
                 let batch = Batch::new(user_ids, dept_ids, b.to_all).map_err(|e| corrupt("relay_batches", &key, e))?;
-                let task_id = match b.task_id {
-                    Some(raw) => Some(TaskId::new(raw).map_err(|e| corrupt("relay_batches", &key, e))?),
+                let delivery_id = match b.delivery_id {
+                    Some(raw) => Some(DeliveryId::parse(&raw).map_err(|e| corrupt("relay_batches", &key, e))?),
                     None => None,
                 };
                 let skipped: Vec<SkippedRow> = from_json("relay_batches", &key, "skipped", &b.skipped)?;
                 let skipped = skipped.into_iter().map(|r| (r.userid, r.reason)).collect();
-                Ok(BatchRecord { batch, task_id, error: b.error, skipped })
+                Ok(BatchRecord { batch, delivery_id, error: b.error, skipped })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let waiting = match self.waiting {

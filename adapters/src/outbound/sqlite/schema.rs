@@ -121,7 +121,7 @@ diesel::table! {
         /// `MessageState::as_str`.
         state -> Text,
         /// JSON array of task ids.
-        task_ids -> Text,
+        delivery_ids -> Text,
         /// Why the message failed.
         error -> Nullable<Text>,
         /// Epoch ms.
@@ -193,7 +193,7 @@ diesel::table! {
         /// `to_all_user`.
         to_all -> Bool,
         /// DingTalk task id once sent.
-        task_id -> Nullable<BigInt>,
+        delivery_id -> Nullable<Text>,
         /// DingTalk's refusal.
         error -> Nullable<Text>,
         /// JSON `[{"userid", "reason"}]`: recipients the cloud skipped (docs/dingtalk-api.md §D.6).

@@ -9,7 +9,7 @@ use application::ports::{
     MessageRecord, MessageStore, QuotaStore, RelayMessageStore, RelayWaiting, SessionStore, StoreError, SuiteStore,
     UserRepository, WaitReason,
 };
-use domain::{LoginFailure, MessageState, Recipients, UserId};
+use domain::{DeliveryId, LoginFailure, MessageState, Recipients, UserId};
 
 use super::event_tests::write_event_data;
 use super::fixtures::*;
@@ -328,7 +328,7 @@ pub(crate) async fn messages_round_trip_and_update<S: MessageStore>(store: S) ->
     let sent = MessageStore::get(&store, "m1").await?;
     let expected = MessageRecord {
         state: MessageState::Sent,
-        task_ids: vec![task(11), task(12)],
+        delivery_ids: vec![task(11), task(12)],
         updated_at: ts(2_000),
         relayed_at: Some(ts(2_000)),
         sent_at: Some(ts(2_000)),
@@ -342,7 +342,10 @@ pub(crate) async fn messages_round_trip_and_update<S: MessageStore>(store: S) ->
         failed.as_ref().map(|m| (m.state, m.error.as_deref())),
         Some((MessageState::Failed, Some("40035: bad agent")))
     );
-    assert_eq!(failed.map(|m| (m.task_ids, m.created_at, m.updated_at)), Some((vec![task(11)], ts(1_000), ts(3_000))));
+    assert_eq!(
+        failed.map(|m| (m.delivery_ids, m.created_at, m.updated_at)),
+        Some((vec![task(11)], ts(1_000), ts(3_000)))
+    );
 
     let unknown = store.update("nope", MessageState::Sent, &[], None, ts(1)).await;
     assert!(matches!(unknown, Err(StoreError::Other(_))));
@@ -504,7 +507,7 @@ pub(crate) async fn relay_batches_and_state_are_recorded<S: RelayMessageStore>(s
     store.set_state("client-a", "msg-1", MessageState::Failed, ts(4_000)).await?;
 
     let got = RelayMessageStore::get(&store, "client-a", "msg-1").await?.ok_or("missing")?;
-    let outcomes: Vec<_> = got.batches.iter().map(|b| (b.task_id, b.error.as_deref())).collect();
+    let outcomes: Vec<_> = got.batches.iter().map(|b| (b.delivery_id.clone(), b.error.as_deref())).collect();
     assert_eq!(outcomes, [(Some(task(501)), None), (None, None), (None, Some("90018: throttled"))]);
     assert_eq!(
         got.batches.iter().map(|b| b.batch.clone()).collect::<Vec<_>>(),
@@ -515,7 +518,7 @@ pub(crate) async fn relay_batches_and_state_are_recorded<S: RelayMessageStore>(s
     // A batch can be recorded again (a retry that succeeded).
     store.record_batch("client-a", "msg-1", 2, Some(task(503)), None, ts(5_000)).await?;
     let got = RelayMessageStore::get(&store, "client-a", "msg-1").await?.ok_or("missing")?;
-    assert_eq!(got.batches.get(2).map(|b| (b.task_id, b.error.clone())), Some((Some(task(503)), None)));
+    assert_eq!(got.batches.get(2).map(|b| (b.delivery_id.clone(), b.error.clone())), Some((Some(task(503)), None)));
     assert_eq!(got.updated_at, ts(5_000));
 
     let unknown = store.record_batch("client-a", "msg-1", 3, Some(task(1)), None, ts(1)).await;
@@ -705,15 +708,28 @@ pub(crate) const PRE_PROVIDER_ROWS: &str = "\
         VALUES ('user-old', 'dingcorp', 'union-old', 'old1', 'Old', '[1]', TRUE, 10, 20); \
     INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ('s-old', 'user-old', 1, 1000000); \
     INSERT INTO login_intents (state_hash, client_id, complete_url, corp_ids, expires_at) \
-        VALUES ('h-old', 'client-a', 'https://local.example/auth/dingtalk/complete', '[\"dingcorp\"]', 1000000);";
+        VALUES ('h-old', 'client-a', 'https://local.example/auth/dingtalk/complete', '[\"dingcorp\"]', 1000000); \
+    INSERT INTO messages (id, corp_id, body, user_ids, dept_ids, to_all, state, task_ids, created_at, updated_at) \
+        VALUES ('msg-old', 'dingcorp', '{\"msgtype\":\"text\",\"text\":{\"content\":\"old\"}}', '[\"old1\"]', '[]', \
+                FALSE, 'sent', '[256271667526]', 10, 20); \
+    INSERT INTO relay_messages (client_id, \"key\", corp_id, body, state, created_at, updated_at) \
+        VALUES ('client-a', 'msg-old', 'dingcorp', '{\"msgtype\":\"text\",\"text\":{\"content\":\"old\"}}', 'sent', 10, 20); \
+    INSERT INTO relay_batches (client_id, \"key\", idx, user_ids, dept_ids, to_all, task_id) \
+        VALUES ('client-a', 'msg-old', 0, '[\"old1\"]', '[]', FALSE, 256271667526);";
 
 /// After the `providers` migration over [`PRE_PROVIDER_ROWS`]: the user and the intent are
 /// DingTalk's (the only provider before), the session still finds its user, the intent (from
-/// before PKCE) has no verifier, and a Feishu member lands beside the DingTalk one.
+/// before PKCE) has no verifier, a Feishu member lands beside the DingTalk one, and the DingTalk
+/// task ids stored as numbers (local outbox JSON, cloud batch column) read as delivery ids.
 pub(crate) async fn pre_provider_rows_are_dingtalks_after_the_upgrade<S>(store: S) -> TestResult
 where
-    S: UserRepository + SessionStore + LoginIntentStore,
+    S: UserRepository + SessionStore + LoginIntentStore + MessageStore + RelayMessageStore,
 {
+    let task = DeliveryId::parse("256271667526")?;
+    let local = MessageStore::get(&store, "msg-old").await?.ok_or("msg-old is gone")?;
+    assert_eq!(local.delivery_ids, vec![task.clone()]);
+    let relayed = RelayMessageStore::get(&store, "client-a", "msg-old").await?.ok_or("the relay record is gone")?;
+    assert_eq!(relayed.batches.first().and_then(|b| b.delivery_id.clone()), Some(task));
     let user = UserRepository::find(&store, "user-old").await?.ok_or("user-old is gone")?;
     assert_eq!(user.profile.provider.as_str(), "dingtalk");
     assert_eq!((user.profile.name.as_str(), user.created_at, user.updated_at), ("Old", ts(10), ts(20)));

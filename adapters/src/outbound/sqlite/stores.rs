@@ -128,7 +128,7 @@ macro_rules! impl_store_ports {
             use diesel::prelude::*;
             use diesel::result::Error as DieselError;
             use diesel_async::{AsyncConnection, RunQueryDsl};
-            use domain::{CorpId, LoginAttempt, MemberProfile, MessageState, TaskId, Timestamp, User, UserId};
+            use domain::{CorpId, DeliveryId, LoginAttempt, MemberProfile, MessageState, Timestamp, User, UserId};
 
             use $crate::outbound::sqlite::rows::{
                 BindingRow, CallbackNonceRow, ContactEventRow, CorpAuthorizationRow, LoginAttemptRow, LoginIntentRow,
@@ -450,11 +450,11 @@ macro_rules! impl_store_ports {
                     &self,
                     id: &str,
                     state: MessageState,
-                    task_ids: &[TaskId],
+                    delivery_ids: &[DeliveryId],
                     error: Option<String>,
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
-                    let task_ids = to_json(task_ids, "task ids")?;
+                    let delivery_ids = to_json(delivery_ids, "delivery ids")?;
                     let at = Some(now.as_millis());
                     let relayed = matches!(
                         state,
@@ -467,7 +467,7 @@ macro_rules! impl_store_ports {
                     let updated = diesel::update(messages::table.find(id))
                         .set((
                             messages::state.eq(state.as_str()),
-                            messages::task_ids.eq(task_ids),
+                            messages::delivery_ids.eq(delivery_ids),
                             messages::error.eq(error),
                             messages::updated_at.eq(now.as_millis()),
                             messages::relayed_at.eq(coalesce(messages::relayed_at, if relayed { at } else { None })),
@@ -631,14 +631,16 @@ macro_rules! impl_store_ports {
                     client_id: &str,
                     key: &str,
                     index: usize,
-                    task_id: Option<TaskId>,
+                    delivery_id: Option<DeliveryId>,
                     error: Option<String>,
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let idx = batch_idx(index)?;
                     let mut conn = self.writer().await?;
-                    let update = diesel::update(relay_batches::table.find((client_id, key, idx)))
-                        .set((relay_batches::task_id.eq(task_id.map(TaskId::get)), relay_batches::error.eq(error)));
+                    let update = diesel::update(relay_batches::table.find((client_id, key, idx))).set((
+                        relay_batches::delivery_id.eq(delivery_id.as_ref().map(DeliveryId::as_str)),
+                        relay_batches::error.eq(error),
+                    ));
                     update_batch(&mut conn, client_id, key, index, update, now, "record relay batch").await
                 }
 
@@ -701,7 +703,7 @@ macro_rules! impl_store_ports {
                             .filter(relay_batches::client_id.eq(&record.client_id))
                             .filter(relay_batches::key.eq(&record.key))
                             .filter(relay_batches::started_at.is_not_null())
-                            .filter(relay_batches::task_id.is_null())
+                            .filter(relay_batches::delivery_id.is_null())
                             .filter(relay_batches::error.is_null())
                             .order_by(relay_batches::idx.asc())
                             .select((relay_batches::idx, relay_batches::started_at))
