@@ -7,6 +7,7 @@
 //! - `inbound::http`: the Salvo HTTP API.
 //! - `metrics`: the metric families (README "Operating dingbridge"); `telemetry`: W3C trace context.
 
+pub mod feed_names;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;

@@ -500,7 +500,7 @@ impl From<&FeedEntry> for ContactEventDto {
             cursor: entry.cursor,
             corp_id: e.corp_id.to_string(),
             event_id: e.event_id.clone(),
-            event_type: e.event_type.clone(),
+            event_type: crate::feed_names::name(&e.change).to_owned(),
             userids: e.userids.iter().map(ToString::to_string).collect(),
             dept_ids: e.dept_ids.iter().map(|d| d.get()).collect(),
             received_at: e.received_at.as_millis(),
@@ -523,7 +523,7 @@ impl TryFrom<ContactEventDto> for FeedEntry {
             event: ContactEvent {
                 corp_id: CorpId::parse(&e.corp_id)?,
                 event_id: e.event_id,
-                event_type: e.event_type,
+                change: crate::feed_names::parse(&e.event_type),
                 userids: e.userids.iter().map(|u| UserId::parse(u)).collect::<Result<_, _>>()?,
                 dept_ids: e.dept_ids.into_iter().map(DeptId::new).collect::<Result<_, _>>()?,
                 received_at: Timestamp::from_millis(e.received_at),
@@ -681,7 +681,7 @@ mod tests {
             event: ContactEvent {
                 corp_id: CorpId::parse("dingcorp").unwrap_or_else(|_| unreachable!()),
                 event_id: format!("ev{cursor}"),
-                event_type: "user_leave_org".into(),
+                change: application::ports::DirectoryChange::MemberLeft,
                 userids: vec![UserId::parse("manager4220").unwrap_or_else(|_| unreachable!())],
                 dept_ids: vec![DeptId::new(2).unwrap_or_else(|_| unreachable!())],
                 received_at: Timestamp::from_millis(1_750_000_000_000),

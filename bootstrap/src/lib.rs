@@ -16,11 +16,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::inbound::dingtalk_events::HandleEvents;
+use adapters::inbound::dingtalk_events::crypto::CallbackCrypto;
 use adapters::inbound::http::{
     self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, EventsHttp, LocalHttp, Probes, ReadinessCheck,
     RelayClientCredentials, RelayHttp,
 };
-use adapters::outbound::dingtalk::crypto::CallbackCrypto;
 use adapters::outbound::dingtalk::quota::QuotaAccountant;
 use adapters::outbound::dingtalk::recipients::{DingTalkRecipientLimits, china_day};
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
@@ -40,7 +41,6 @@ use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
     RelayStatus, TakeLoginResult,
 };
-use application::usecases::events::HandleEvents;
 use application::usecases::feed::{ApplyContactEvents, ReadContactFeed};
 use application::usecases::in_process::{CloudUseCases, InProcessGateway};
 use application::usecases::local::{

@@ -1,4 +1,4 @@
-//! Message records and delivery outcomes (docs/dingtalk-api.md §D.3–§D.5).
+//! Message records and delivery outcomes.
 
 use serde::{Deserialize, Serialize};
 
@@ -68,15 +68,15 @@ impl<'de> Deserialize<'de> for DeliveryId {
 pub enum MessageState {
     /// Validated and stored in the outbox; not yet acknowledged by the cloud.
     Accepted,
-    /// The cloud has recorded it; some batches still wait for DingTalk (the dispatcher retries).
+    /// The cloud has recorded it; some batches still wait for the provider (the dispatcher retries).
     Relayed,
-    /// Every batch has a DingTalk `task_id`.
+    /// Every batch has a delivery id.
     Sent,
-    /// DingTalk reports every task done (`getsendprogress` status 2).
+    /// The provider reports every delivery done.
     Completed,
-    /// DingTalk refused a batch permanently; see the batch errors.
+    /// The provider refused a batch permanently; see the batch errors.
     Failed,
-    /// Recalled with `recall` (docs/dingtalk-api.md §D.5).
+    /// Recalled with `recall`.
     Recalled,
 }
 
@@ -106,17 +106,17 @@ impl MessageState {
     }
 }
 
-/// One `asyncsend_v2` call of a message and what came of it.
+/// One batch of a message (one send to the provider) and what came of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRecord {
     /// Recipients of the call.
     pub batch: Batch,
     /// What the provider returned once the send succeeded.
     pub delivery_id: Option<DeliveryId>,
-    /// Why DingTalk refused the call, when it did (`errcode: errmsg`).
+    /// Why the provider refused the send, when it did (`code: message`).
     pub error: Option<String>,
     /// Recipients of the batch the cloud did not send to because the provider would have answered
-    /// success and not delivered (docs/dingtalk-api.md §D.6), with why. Empty until screened.
+    /// success and not delivered, with why. Empty until screened.
     pub skipped: Vec<(UserId, SkipReason)>,
 }
 
@@ -142,7 +142,7 @@ impl BatchRecord {
 }
 
 /// Why the cloud did not send a message to a recipient: the provider would have answered success
-/// and not delivered it (DingTalk: docs/dingtalk-api.md §D.6, "超出限制后接口返回成功，但用户无法接收到").
+/// and not delivered it (each provider's adapter documents its rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
@@ -167,40 +167,39 @@ impl SkipReason {
     }
 }
 
-/// `getsendprogress` (docs/dingtalk-api.md §D.3): `status` 0 not started, 1 processing, 2 done.
+/// How far the provider got with one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendProgress {
     /// `progress_in_percent`, 0–100.
     pub percent: u8,
-    /// Whether DingTalk finished the task (`status` 2).
+    /// Whether the provider finished the delivery.
     pub done: bool,
 }
 
-/// A user DingTalk did not deliver to because of a flow-control rule
-/// (`forbidden_list`, docs/dingtalk-api.md §D.4), e.g. code `143105` (daily limit) or
-/// `143106` (same content today).
+/// A user the provider did not deliver to because of a flow-control rule
+/// (a daily limit, the same content today …), with the provider's code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forbidden {
     /// The user.
     pub userid: UserId,
-    /// DingTalk's code, as a string.
+    /// The provider's code, as a string.
     pub code: String,
 }
 
-/// `getsendresult` (docs/dingtalk-api.md §D.4) for one task.
+/// The provider's per-recipient outcome of one delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendResult {
-    /// `read_user_id_list`.
+    /// Delivered and read.
     pub read: Vec<UserId>,
-    /// `unread_user_id_list`.
+    /// Delivered, not read yet.
     pub unread: Vec<UserId>,
-    /// `failed_user_id_list`.
+    /// Not delivered.
     pub failed: Vec<UserId>,
-    /// `forbidden_list` (with `forbidden_user_id_list` entries that had no code, as code `""`).
+    /// Held back by a flow-control rule (code `""` when the provider gave none).
     pub forbidden: Vec<Forbidden>,
-    /// `invalid_user_id_list`.
+    /// Not valid users of the tenant.
     pub invalid_users: Vec<UserId>,
-    /// `invalid_dept_id_list`.
+    /// Departments the provider does not know.
     pub invalid_depts: Vec<DeptId>,
 }
 
@@ -212,18 +211,18 @@ pub enum RecipientOutcome {
     Read,
     /// Delivered, not read yet.
     Unread,
-    /// DingTalk failed to deliver.
+    /// The provider failed to deliver.
     Failed,
-    /// Blocked by a flow-control rule; `code` is DingTalk's (e.g. `143106`).
+    /// Blocked by a flow-control rule; `code` is the provider's.
     Forbidden {
-        /// DingTalk's code.
+        /// The provider's code.
         code: String,
     },
     /// Not a valid user of the corp.
     InvalidUser,
-    /// DingTalk has not reported on this recipient yet.
+    /// The provider has not reported on this recipient yet.
     Pending,
-    /// Not sent: DingTalk would have answered success without delivering it.
+    /// Not sent: the provider would have answered success without delivering it.
     Skipped {
         /// Why.
         reason: SkipReason,
@@ -237,9 +236,9 @@ pub struct DeliveryReport {
     pub done: bool,
     /// Progress over all tasks, 0–100.
     pub percent: u8,
-    /// One entry per user DingTalk reported on (depts expanded by DingTalk).
+    /// One entry per user the provider reported on (depts expanded by the provider).
     pub recipients: Vec<(UserId, RecipientOutcome)>,
-    /// Departments DingTalk did not recognise.
+    /// Departments the provider did not recognise.
     pub invalid_depts: Vec<DeptId>,
 }
 
@@ -304,7 +303,7 @@ mod tests {
         let second = (
             SendProgress { percent: 50, done: false },
             SendResult {
-                forbidden: vec![Forbidden { userid: uid("c"), code: "143106".into() }],
+                forbidden: vec![Forbidden { userid: uid("c"), code: "9001".into() }],
                 invalid_users: vec![uid("d")],
                 ..SendResult::default()
             },
@@ -313,7 +312,7 @@ mod tests {
         assert!(!report.done);
         assert_eq!(report.percent, 75);
         assert_eq!(report.recipients.len(), 4);
-        assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "143106".into() })));
+        assert!(report.recipients.contains(&(uid("c"), RecipientOutcome::Forbidden { code: "9001".into() })));
         assert!(report.recipients.contains(&(uid("d"), RecipientOutcome::InvalidUser)));
     }
 

@@ -1,8 +1,9 @@
-//! DingTalk identifiers (docs/dingtalk-api.md §0.4), valid by construction.
+//! Identifiers of tenants, people and departments, valid by construction.
 //!
 //! String ids are 1–64 printable ASCII characters with no whitespace and no
-//! comma (DingTalk joins id lists with commas, docs/dingtalk-api.md §D.1), trimmed of
-//! surrounding whitespace. Numeric ids are positive 64-bit integers.
+//! comma (providers join id lists with commas), trimmed of surrounding whitespace.
+//! Numeric ids are positive 64-bit integers. Each provider's adapter documents
+//! where its ids come from.
 
 use std::fmt;
 
@@ -52,7 +53,7 @@ macro_rules! string_id {
                 parse_str_id($field, raw, $allowed).map(Self)
             }
 
-            /// The id as DingTalk spells it.
+            /// The id as the provider spells it.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -96,7 +97,7 @@ macro_rules! numeric_id {
                 }
             }
 
-            /// The numeric value DingTalk uses.
+            /// The numeric value the provider uses.
             pub const fn get(self) -> i64 {
                 self.0
             }
@@ -132,19 +133,19 @@ string_id!(
     UnionId, "union_id", printable_no_comma
 );
 string_id!(
-    /// A member's `userid` inside one org: unique and immutable there (docs/dingtalk-api.md §0.4).
+    /// A member's `userid` inside one org: unique and immutable there.
     UserId, "userid", printable_no_comma
 );
 string_id!(
-    /// A person's `openId` as returned by `/v1.0/contact/users/me` (docs/dingtalk-api.md §A.4). Stored, never a key.
+    /// A person's open id (per app) as the provider's current-user call returns it. Stored, never a key.
     OpenId, "open_id", printable_no_comma
 );
 numeric_id!(
-    /// An app's `agent_id`, used to send work notifications (docs/dingtalk-api.md §D.1).
+    /// An app's `agent_id` in a tenant, used to send work notifications.
     AgentId, "agent_id"
 );
 numeric_id!(
-    /// A department id (`dept_id`); sending to a department includes its sub-departments (docs/dingtalk-api.md §D.1).
+    /// A department id (`dept_id`); sending to a department includes its sub-departments.
     DeptId, "dept_id"
 );
 

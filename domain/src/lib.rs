@@ -4,7 +4,7 @@
 //! constructor (`parse`/`new`): a value that exists is valid. Nothing here does
 //! I/O, reads a clock or draws randomness; callers pass those in.
 //!
-//! Protocol facts cite `docs/dingtalk-api.md` sections (e.g. "docs/dingtalk-api.md §D.1").
+//! Protocol facts live in each provider's adapter and cite its reference under `docs/`.
 
 pub mod digest;
 pub mod error;

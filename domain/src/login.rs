@@ -243,10 +243,10 @@ impl LoginFailure {
         match self {
             Self::ConsentDenied { .. } => "You declined the consent request, so you were not signed in.",
             Self::NotMember => "Your account is not a member of an organization this service serves.",
-            Self::Inactive => {
-                "Your account is not active in the organization; ask your administrator to activate it."
+            Self::Inactive => "Your account is not active in the organization; ask your administrator to activate it.",
+            Self::InvalidCode => {
+                "The sign-in provider did not accept the sign-in code; please start the sign-in again."
             }
-            Self::InvalidCode => "The sign-in provider did not accept the sign-in code; please start the sign-in again.",
             Self::ProviderUnavailable => "The sign-in provider could not be reached; please try again in a moment.",
         }
     }

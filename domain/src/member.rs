@@ -1,12 +1,11 @@
-//! People: who signed in (claims from `users/me`), what the org says about
-//! them (`topapi/v2/user/get`), and the user record the local side keeps.
+//! People: who signed in (the provider's current-user claims), what the org says about them
+//! (its directory's user record), and the user record the local side keeps.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{CorpId, DeptId, OpenId, ProviderKey, Timestamp, UnionId, UserId};
 
-/// The signed-in person as `GET /v1.0/contact/users/me` describes them
-/// (docs/dingtalk-api.md §A.4). `email` and `mobile` are claims the person supplied, not
+/// The signed-in person as the provider's current-user call describes them. `email` and `mobile` are claims the person supplied, not
 /// verified facts: never link or merge accounts by them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -14,7 +13,7 @@ pub struct Identity {
     pub union_id: UnionId,
     /// `openId`, when returned.
     pub open_id: Option<OpenId>,
-    /// The org the person picked, only when the authorize URL asked for the `corpid` scope (docs/dingtalk-api.md §A.3).
+    /// The org (tenant) the person signed in with, when the provider says.
     pub corp_id: Option<CorpId>,
     /// `nick`.
     pub nick: String,
@@ -26,7 +25,7 @@ pub struct Identity {
     pub mobile: Option<String>,
 }
 
-/// An org member as `POST /topapi/v2/user/get` describes them (docs/dingtalk-api.md §C.2): the org's word.
+/// An org member as the provider's directory describes them: the org's word.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberDetails {
     /// `userid`.
@@ -35,7 +34,7 @@ pub struct MemberDetails {
     pub union_id: UnionId,
     /// `name`.
     pub name: String,
-    /// `avatar` (omitted by DingTalk for the default avatar).
+    /// `avatar` (absent for the default avatar).
     pub avatar_url: Option<String>,
     /// `title`.
     pub title: Option<String>,
@@ -47,7 +46,7 @@ pub struct MemberDetails {
     pub mobile: Option<String>,
     /// `dept_id_list`.
     pub dept_ids: Vec<DeptId>,
-    /// `active`: whether the member has activated DingTalk.
+    /// `active`: whether the member has activated their account and may use it.
     pub active: bool,
 }
 
@@ -61,7 +60,7 @@ pub struct MemberProfile {
     pub corp_id: CorpId,
     /// `unionId`.
     pub union_id: UnionId,
-    /// `userid` inside the corp (resolved with `topapi/user/getbyunionid`, docs/dingtalk-api.md §C.1).
+    /// `userid` inside the corp (resolved from the union id by the provider).
     pub userid: UserId,
     /// `openId` from the sign-in, if any.
     pub open_id: Option<OpenId>,

@@ -1,15 +1,18 @@
-//! Who a work notification goes to, and how that splits into DingTalk calls.
+//! Who a message goes to, and how that splits into batches (one send to the provider each).
+//!
+//! The bounds here are dingbridge's own, chosen so that every provider's adapter can send any
+//! batch in one go; each adapter checks them against its API and cites its reference.
 
 use std::collections::HashSet;
 
 use crate::{DeptId, UserId, ValidationError};
 
-/// `asyncsend_v2` takes at most 100 user ids per call (docs/dingtalk-api.md §D.1).
+/// At most 100 user ids per batch.
 pub const MAX_USERS_PER_CALL: usize = 100;
-/// `asyncsend_v2` takes at most 20 department ids (docs/dingtalk-api.md §D.1).
+/// At most 20 department ids per message (they all ride on its first batch).
 pub const MAX_DEPTS: usize = 20;
-/// At most 5000 user ids per message: DingTalk's per-minute recipient budget
-/// for one app (docs/dingtalk-api.md §D.6), so one message never exceeds it on its own.
+/// At most 5000 user ids per message, so one message never exceeds on its own the tightest
+/// per-minute recipient budget of a provider served (its adapter says which).
 pub const MAX_USERS: usize = 5000;
 
 /// The recipients of one message: user ids and/or department ids, or everyone
@@ -46,10 +49,7 @@ impl Recipients {
             return Err(ValidationError::new(
                 "recipients.dept_ids",
                 "too_many",
-                format!(
-                    "recipients.dept_ids has {} distinct ids; DingTalk accepts at most {MAX_DEPTS}",
-                    dept_ids.len()
-                ),
+                format!("recipients.dept_ids has {} distinct ids; at most {MAX_DEPTS} are accepted", dept_ids.len()),
             ));
         }
         Ok(Self { user_ids, dept_ids, to_all: false })
@@ -75,8 +75,8 @@ impl Recipients {
         self.to_all
     }
 
-    /// Splits into `asyncsend_v2` calls: user ids in chunks of at most 100;
-    /// the department list (and `to_all_user`) ride on the first call only.
+    /// Splits into batches: user ids in chunks of at most 100; the department list (and
+    /// "everyone") ride on the first batch only.
     /// 250 user ids → 3 batches of 100, 100 and 50.
     pub fn batches(&self) -> Vec<Batch> {
         if self.to_all {
@@ -95,7 +95,7 @@ impl Recipients {
     }
 }
 
-/// The recipients of one `asyncsend_v2` call: at most 100 user ids, at most 20
+/// The recipients of one send: at most 100 user ids, at most 20
 /// department ids, or everyone. Only [`Recipients::batches`] makes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -105,7 +105,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Rebuilds a stored batch, checking the per-call limits again.
+    /// Rebuilds a stored batch, checking the per-batch limits again.
     pub fn new(user_ids: Vec<UserId>, dept_ids: Vec<DeptId>, to_all: bool) -> Result<Self, ValidationError> {
         if user_ids.len() > MAX_USERS_PER_CALL {
             return Err(ValidationError::new("batch.user_ids", "too_many", "a batch has at most 100 user ids"));
@@ -119,17 +119,17 @@ impl Batch {
         Ok(Self { user_ids, dept_ids, to_all })
     }
 
-    /// User ids of this call (≤100).
+    /// User ids of this batch (≤100).
     pub fn user_ids(&self) -> &[UserId] {
         &self.user_ids
     }
 
-    /// Department ids of this call (≤20).
+    /// Department ids of this batch (≤20).
     pub fn dept_ids(&self) -> &[DeptId] {
         &self.dept_ids
     }
 
-    /// `to_all_user`.
+    /// Everyone in the org.
     pub fn to_all(&self) -> bool {
         self.to_all
     }

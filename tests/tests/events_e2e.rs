@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use adapters::outbound::dingtalk::crypto::CallbackCrypto;
+use adapters::inbound::dingtalk_events::crypto::CallbackCrypto;
 use adapters::outbound::sqlite::SqliteStore;
 use application::ports::{EventStore, SuiteStore};
 use domain::{AgentId, CorpId};
@@ -147,7 +147,7 @@ async fn contact_events_unknown_events_and_bad_batches() {
     }
     let store = env.store().await;
     let feed = store.read_after(&[corp(CORP_1)], 0, 100).await.unwrap();
-    let got: Vec<&str> = feed.iter().map(|e| e.event.event_type.as_str()).collect();
+    let got: Vec<&str> = feed.iter().map(|e| adapters::feed_names::name(&e.event.change)).collect();
     assert_eq!(
         got,
         [

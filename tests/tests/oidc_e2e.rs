@@ -362,6 +362,7 @@ async fn the_code_flow_with_a_real_client_library_from_sign_in_to_logout() {
         .unwrap();
     assert_eq!(raw["dingtalk_corp_id"], "dingemucorp0001", "{raw}");
     assert_eq!(raw["dingtalk_userid"], "manager4220", "{raw}");
+    assert_eq!(raw["idp"], "dingtalk", "{raw}");
     assert_eq!(raw["dingtalk_union_id"], "z21HjQliSzpw0YWCiiSWeV8giEiE", "{raw}");
     let groups: Vec<String> = raw["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().into()).collect();
     assert_eq!(groups, ["1", "2"], "{raw}");

@@ -18,7 +18,7 @@
 use aes::cipher::array::Array;
 use aes::cipher::consts::U16;
 use aes::cipher::{BlockModeDecrypt, KeyIvInit};
-use application::ports::ContactEvent;
+use application::ports::{ContactEvent, DirectoryChange};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain::{CorpId, Timestamp, UserId};
@@ -162,17 +162,17 @@ impl FeishuEventCrypto {
         let header = plain.header.ok_or_else(|| invalid("a v2.0 event without a header"))?;
         self.check_token(Some(&header.token))?;
         let leave = match header.event_type.as_str() {
-            "contact.user.created_v3" => Some("user_add_org"),
-            "contact.user.updated_v3" => Some("user_modify_org"),
-            "contact.user.deleted_v3" => Some("user_leave_org"),
+            "contact.user.created_v3" => Some(DirectoryChange::MemberJoined),
+            "contact.user.updated_v3" => Some(DirectoryChange::MemberChanged),
+            "contact.user.deleted_v3" => Some(DirectoryChange::MemberLeft),
             _ => None,
         };
         let userid = plain.event.and_then(|e| e.object).and_then(|o| o.user_id).filter(|u| !u.is_empty());
         let contact = match (leave, userid, CorpId::parse(&header.tenant_key)) {
-            (Some(event_type), Some(userid), Ok(corp_id)) => Some(ContactEvent {
+            (Some(change), Some(userid), Ok(corp_id)) => Some(ContactEvent {
                 corp_id,
                 event_id: header.event_id.clone(),
-                event_type: event_type.to_owned(),
+                change,
                 userids: vec![UserId::parse(&userid).map_err(|e| invalid(e.message))?],
                 dept_ids: Vec::new(),
                 received_at: now,
@@ -300,7 +300,7 @@ mod tests {
         let Ok(FeishuPush::Event { contact: Some(event), app_id, .. }) = push else { panic!("{push:?}") };
         assert_eq!(app_id, "cli_1");
         assert_eq!((event.corp_id.as_str(), event.event_id.as_str()), ("736588c9260f175d", "ev1"));
-        assert_eq!((event.event_type.as_str(), event.userids[0].as_str()), ("user_leave_org", "fs_1"));
+        assert_eq!((&event.change, event.userids[0].as_str()), (&DirectoryChange::MemberLeft, "fs_1"));
         // With an Encrypt Key, an event must be signed.
         let keyed = FeishuEventCrypto::new(Some(SecretString::from("k")), SecretString::from("tok"));
         assert_eq!(

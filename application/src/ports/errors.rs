@@ -3,44 +3,43 @@
 use domain::CorpId;
 
 /// How a call to an identity provider failed, after the adapter's own handling (one token
-/// refresh on a token error; each provider's reference gives its classification, e.g.
-/// docs/dingtalk-api.md §G.2).
+/// refresh on a token error; each provider's adapter classifies its codes, citing its
+/// reference).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    /// Transient: network error, timeout, errcode −1/400001/500/1430003, HTTP 5xx, 429
-    /// `system.busy`. Retrying later may succeed.
+    /// Transient: network error, timeout, HTTP 5xx, the provider's "busy" codes. Retrying
+    /// later may succeed.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
-    /// Throttled: errcode 90018/90002/… or HTTP 403 `Forbidden.AccessDenied.Qps*`.
+    /// Throttled: the provider's rate-limit answers (its codes, or HTTP 429/403 for rate).
     /// Retry after at least a second.
     #[error("the provider throttled the call: {0}")]
     Throttled(String),
-    /// The access token was refused even after fetching a fresh one
-    /// (40014/42001/40001, 88 + `sub_code` 40014/40000, 400 `InvalidAuthentication`).
+    /// The access token was refused even after fetching a fresh one.
     #[error("the provider rejected the access token: {0}")]
     TokenRejected(String),
     /// A permanent refusal (bad credentials, missing permission, invalid
-    /// input): retrying will not help. `code` is DingTalk's (`errcode` or v1.0 `code`).
+    /// input): retrying will not help. `code` is the provider's own, kept for display.
     #[error("the provider refused the call: {code} {message}")]
     Rejected {
-        /// DingTalk's errcode (as a string) or v1.0 `code`.
+        /// The provider's code (as a string), or a stable code of the adapter's.
         code: String,
-        /// DingTalk's message.
+        /// The provider's message.
         message: String,
     },
-    /// An errcode the client's classification (docs/dingtalk-api.md §G.2) does not know: it may
+    /// A code the adapter's classification does not know: it may
     /// be transient or permanent. Retried within a bounded budget before it counts as a refusal
     /// (a message fails with this code and message once its budget is spent).
     #[error("the provider answered an unrecognised code: {code} {message}")]
     Unrecognized {
-        /// DingTalk's errcode (as a string; the `sub_code` under errcode 88).
+        /// The provider's code (as a string).
         code: String,
-        /// DingTalk's message.
+        /// The provider's message.
         message: String,
     },
     /// The call was held back before it reached the provider, or the provider said to wait for a
     /// known time: the call governor's queue is full, the egress IP is banned, or the tenant's
-    /// monthly quota of metered calls is exhausted (docs/dingtalk-api.md §G.1, §G.3). Transient;
+    /// monthly quota of metered calls is exhausted. Transient;
     /// retry at the earliest after `retry_after_ms`.
     #[error("provider call held back ({}): {detail}", reason.as_str())]
     Held {
@@ -101,19 +100,19 @@ impl WaitReason {
 /// Errors of [`crate::ports::IdentityProvider`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
-    /// The person is not a member of the corp (errcode 60121, docs/dingtalk-api.md §C.1/§C.2).
-    /// `find_userid` and `get_member` MUST return this for 60121.
+    /// The person is not a member of the corp: `find_userid` and `get_member` MUST return this
+    /// when the provider says so (each adapter names the codes).
     #[error("not a member of the corp")]
     NotMember,
     /// The authorization code was refused (unknown, used or expired).
-    /// `exchange_code` MUST return this for a 4xx on `userAccessToken` that is
-    /// not a credentials error.
+    /// `exchange_code` MUST return this for a refusal of the code that is not a
+    /// credentials error.
     #[error("the authorization code was refused")]
     InvalidCode,
     /// This provider has no credentials for the corp.
     #[error("no app is configured for corp {0}")]
     CorpNotServed(CorpId),
-    /// Any other DingTalk failure.
+    /// Any other failure of the provider.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -124,7 +123,7 @@ pub enum MessengerError {
     /// This messenger has no app (agent id) for the corp.
     #[error("no app is configured for corp {0}")]
     CorpNotServed(CorpId),
-    /// Any DingTalk failure (for recall after 24 h DingTalk answers a permanent error).
+    /// Any failure of the provider (a recall after its window is a permanent `Rejected`).
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -160,11 +159,11 @@ pub enum GatewayError {
     /// The member does not exist in the corp.
     #[error("not a member of the corp")]
     NotMember,
-    /// The cloud, or DingTalk behind it, could not be reached or failed
+    /// The cloud, or the provider behind it, could not be reached or failed
     /// transiently; retrying later may succeed.
     #[error("cloud unavailable: {0}")]
     Unavailable(String),
-    /// DingTalk refused the operation permanently.
+    /// The provider refused the operation permanently.
     #[error("the provider refused: {0}")]
     Rejected(String),
 }

@@ -1,4 +1,4 @@
-//! Cloud-side storage for DingTalk event callbacks (docs/dingtalk-api.md §E): suite tickets,
+//! Cloud-side storage for providers' event callbacks: a third-party suite's tickets,
 //! corp authorizations of a third-party suite, replay protection, and the
 //! ordered per-corp feed of contact events that local deployments pull
 //! (`GET /relay/v1/events`), with the [`FeedSignal`] that wakes their long-polls.
@@ -10,7 +10,7 @@ use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 
 use super::StoreError;
 
-/// The latest `suite_ticket` DingTalk pushed for a suite (docs/dingtalk-api.md §B.5): kept without expiry; a
+/// The latest `suite_ticket` the provider pushed for a suite: kept without expiry; a
 /// new one replaces the old. One row per suite key — never keyed by corp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuiteTicket {
@@ -22,7 +22,7 @@ pub struct SuiteTicket {
     pub updated_at: Timestamp,
 }
 
-/// A corp's authorization of a third-party suite (`tmp_auth_code` / `org_suite_auth`, docs/dingtalk-api.md §E.6).
+/// A corp's authorization of a third-party suite (the provider's authorization events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorpAuthorization {
     /// The suite.
@@ -31,7 +31,7 @@ pub struct CorpAuthorization {
     pub corp_id: CorpId,
     /// The suite's agent id in that corp (work notifications are sent as it).
     pub agent_id: Option<AgentId>,
-    /// The permanent code, when DingTalk sent one (a secret: never logged or returned).
+    /// The permanent code, when the provider sent one (a secret: never logged or returned).
     pub permanent_code: Option<String>,
     /// `false` once the corp removed the authorization (`suite_relieve`, `org_suite_relieve`).
     pub active: bool,
@@ -39,16 +39,46 @@ pub struct CorpAuthorization {
     pub updated_at: Timestamp,
 }
 
-/// A contact change in a corp (`user_add_org`, `user_modify_org`, `user_leave_org`,
-/// `user_active_org`, `org_dept_create|modify|remove`; docs/dingtalk-api.md §E.6).
+/// What changed in a tenant's directory: each provider's adapter maps its own contact events to
+/// these (and names them on the wire and in storage; the core never sees a provider's names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DirectoryChange {
+    /// People joined the org.
+    MemberJoined,
+    /// People's details changed.
+    MemberChanged,
+    /// People activated their accounts.
+    MemberActivated,
+    /// People left the org: their local sessions end.
+    MemberLeft,
+    /// Departments were created.
+    DepartmentCreated,
+    /// Departments changed.
+    DepartmentChanged,
+    /// Departments were removed.
+    DepartmentRemoved,
+    /// Any other change, by the name the provider's adapter gave it: kept in the feed,
+    /// acknowledged and not applied.
+    Other(String),
+}
+
+impl DirectoryChange {
+    /// Whether the change is about members (joined, changed, activated, left), so the local
+    /// directory applies it per affected person.
+    pub fn is_member_change(&self) -> bool {
+        matches!(self, Self::MemberJoined | Self::MemberChanged | Self::MemberActivated | Self::MemberLeft)
+    }
+}
+
+/// A contact change in a corp, as the directory feed carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactEvent {
     /// The corp.
     pub corp_id: CorpId,
-    /// DingTalk's event id (`eventId`), or a digest of the payload when absent: the dedup key.
+    /// The provider's event id, or a digest of the payload when absent: the dedup key.
     pub event_id: String,
-    /// DingTalk's `EventType`.
-    pub event_type: String,
+    /// What changed.
+    pub change: DirectoryChange,
     /// Affected members (`UserId` / `userId`).
     pub userids: Vec<UserId>,
     /// Affected departments (`DeptId` / `deptId`).
@@ -115,7 +145,7 @@ pub trait EventStore: Send + Sync {
         now: Timestamp,
         keep_until: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Forgets a remembered nonce (when handling its push failed, so DingTalk's retry with the
+    /// Forgets a remembered nonce (when handling its push failed, so the provider's retry with the
     /// same nonce is not mistaken for a replay).
     async fn forget_nonce(&self, owner: &str, nonce: &str) -> Result<(), StoreError>;
     /// Deletes nonces whose `keep_until` is before `now`, about `limit` at a time (the oldest
@@ -129,7 +159,7 @@ pub trait EventStore: Send + Sync {
     /// A push of contact events as one write: remembers `nonce` (as
     /// [`EventStore::remember_nonce`]) and appends `events` in order (as [`EventStore::append`]),
     /// all or nothing. Returns `None` when the nonce is a replay (nothing is written), else each
-    /// event's cursor, `None` for a duplicate. On an error nothing is written, so DingTalk's retry
+    /// event's cursor, `None` for a duplicate. On an error nothing is written, so the provider's retry
     /// of the push (same nonce) is not mistaken for a replay.
     async fn remember_and_append(
         &self,

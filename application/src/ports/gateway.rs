@@ -26,7 +26,7 @@ pub struct RelaySendRequest {
     pub key: String,
     /// The corp.
     pub corp_id: CorpId,
-    /// DingTalk recipients.
+    /// Recipients.
     pub recipients: Recipients,
     /// The body.
     pub body: MessageBody,
@@ -39,13 +39,13 @@ pub struct RelayReceipt {
     pub key: String,
     /// State on the cloud.
     pub state: MessageState,
-    /// Task ids of the batches sent so far.
+    /// Delivery ids of the batches sent so far.
     pub delivery_ids: Vec<DeliveryId>,
-    /// Errors of batches DingTalk refused.
+    /// Errors of batches the provider refused.
     pub errors: Vec<String>,
     /// Why batches are not sent yet, while the message is `accepted`: queued for the background
-    /// sender, or the transient failure that stopped the last attempt (DingTalk throttled the
-    /// call, the corp's monthly quota is exhausted, the egress IP is banned, DingTalk is
+    /// sender, or the transient failure that stopped the last attempt (the provider throttled
+    /// the call, the corp's monthly quota is exhausted, the egress IP is banned, the provider is
     /// unavailable), with when the next attempt is due. `None` in every other state.
     pub waiting: Option<RelayWaiting>,
 }
@@ -55,7 +55,7 @@ pub struct RelayReceipt {
 pub struct RelayWaiting {
     /// The machine code ([`WaitReason::as_str`]).
     pub reason: WaitReason,
-    /// What happened, for people (DingTalk's code and message when it answered).
+    /// What happened, for people (the provider's code and message when it answered).
     pub detail: String,
     /// When the next attempt is due (epoch ms); the sender does not try before.
     pub retry_at: Timestamp,
@@ -64,7 +64,7 @@ pub struct RelayWaiting {
 /// How to name a member when fetching one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberKey {
-    /// By DingTalk `userid`.
+    /// By `userid`.
     UserId(UserId),
     /// By `unionId`.
     UnionId(UnionId),
@@ -89,9 +89,9 @@ pub trait CloudGateway: Send + Sync {
     async fn take_login_result(&self, state: &LoginState) -> Result<LoginOutcome, GatewayError>;
     /// Sends a message; idempotent on `request.key`.
     async fn send_message(&self, request: &RelaySendRequest) -> Result<RelayReceipt, GatewayError>;
-    /// The cloud's record and DingTalk's per-recipient report for a message.
+    /// The cloud's record and the provider's per-recipient report for a message.
     async fn message_status(&self, key: &str) -> Result<(RelayReceipt, DeliveryReport), GatewayError>;
-    /// Recalls a message (DingTalk allows 24 h).
+    /// Recalls a message (within 24 h of the send).
     async fn recall_message(&self, key: &str) -> Result<RelayReceipt, GatewayError>;
     /// Fetches a member's current profile. `NotMember` when not in the corp.
     async fn get_member(&self, corp_id: &CorpId, key: &MemberKey) -> Result<MemberProfile, GatewayError>;

@@ -7,7 +7,7 @@
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`], [`RecipientLedgerStore`] (cloud side) | SQLite / PostgreSQL |
-//! | [`RecipientLimits`] (cloud side) | the provider's silent-drop rules over [`RecipientLedgerStore`] (`adapters::outbound::dingtalk::recipients`) |
+//! | [`RecipientLimits`] (cloud side) | the provider's silent-drop rules over [`RecipientLedgerStore`] (in the provider's adapter) |
 //! | [`GrantStore`], [`SigningKeyStore`] (local side, the OpenID Provider) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
 //! | [`Clock`], [`RandomSource`] | system clock, OS CSPRNG |
@@ -22,7 +22,8 @@ mod system;
 
 pub use errors::{GatewayError, IdentityError, MessengerError, StoreError, UpstreamError, WaitReason};
 pub use events::{
-    ContactEvent, ContactFeedPage, CorpAuthorization, EventStore, FeedEntry, FeedSignal, SuiteStore, SuiteTicket,
+    ContactEvent, ContactFeedPage, CorpAuthorization, DirectoryChange, EventStore, FeedEntry, FeedSignal, SuiteStore,
+    SuiteTicket,
 };
 pub use gateway::{CloudGateway, MemberKey, RelayClient, RelayReceipt, RelaySendRequest, RelayWaiting};
 pub use oidc::{

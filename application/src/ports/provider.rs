@@ -11,7 +11,7 @@ use domain::{
 
 use super::{IdentityError, MessengerError, StoreError};
 
-/// "Login with DingTalk" and the org's member directory.
+/// Sign-in with a provider and the org's member directory.
 ///
 /// Every other provider is one more adapter
 /// implementing this trait.
@@ -23,9 +23,8 @@ pub trait IdentityProvider: Send + Sync {
     /// `code_challenge` (PKCE S256, RFC 7636 §4.3) when the provider supports PKCE. Pure.
     fn authorize_url(&self, state: &LoginState, redirect_uri: &str, code_challenge: &str) -> String;
 
-    /// Exchanges the authorization code for the person's identity (DingTalk: `userAccessToken`
-    /// then `users/me`, docs/dingtalk-api.md §A.3/§A.4; the others: their token endpoint and
-    /// current-user call), sending `code_verifier` where the provider supports PKCE.
+    /// Exchanges the authorization code for the person's identity (the provider's token
+    /// endpoint, then its current-user call), sending `code_verifier` where the provider supports PKCE.
     /// The user token is used once and never cached. Errors: [`IdentityError::InvalidCode`]
     /// for a refused code; [`IdentityError::NotMember`] when the provider says the person may
     /// not use the app; `Upstream` otherwise.
@@ -35,12 +34,13 @@ pub trait IdentityProvider: Send + Sync {
         code_verifier: Option<PkceVerifier>,
     ) -> Result<Identity, IdentityError>;
 
-    /// The member's `userid` in `corp_id` (`topapi/user/getbyunionid`, docs/dingtalk-api.md §C.1).
-    /// Errors: [`IdentityError::NotMember`] for 60121; `CorpNotServed` when no
+    /// The member's `userid` in `corp_id`, looked up by their union id.
+    /// Errors: [`IdentityError::NotMember`] when the provider says the person is not a member
+    /// of the tenant; `CorpNotServed` when no
     /// app is configured for the corp; `Upstream` otherwise.
     async fn find_userid(&self, corp_id: &CorpId, union_id: &UnionId) -> Result<UserId, IdentityError>;
 
-    /// The org's details of a member (`topapi/v2/user/get`, docs/dingtalk-api.md §C.2).
+    /// The org's details of a member (its directory's user record).
     /// Errors as [`IdentityProvider::find_userid`].
     async fn get_member(&self, corp_id: &CorpId, userid: &UserId) -> Result<MemberDetails, IdentityError>;
 }
@@ -202,9 +202,8 @@ impl Messenger for Messengers {
 }
 
 /// The provider's per-recipient rules under which a send **succeeds without reaching the person**
-/// (DingTalk: at most 500 work notifications per person per app per day, 100 for a third-party
-/// app, and the same content to the same person once a day — docs/dingtalk-api.md §D.6,
-/// "超出限制后接口返回成功，但用户无法接收到"). The cloud screens each batch before sending and
+/// (e.g. a daily maximum per person, or the same content to the same person once a day; each
+/// provider's adapter implements its own rules, citing its reference). The cloud screens each batch before sending and
 /// reports the skipped recipients instead of letting them vanish; its own records are the count.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

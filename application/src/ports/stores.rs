@@ -130,7 +130,7 @@ pub trait UserRepository: Send + Sync {
     async fn upsert(&self, profile: &MemberProfile, new_id: &str, now: Timestamp) -> Result<User, StoreError>;
     /// By local id.
     async fn find(&self, id: &str) -> Result<Option<User>, StoreError>;
-    /// By DingTalk `userid` within a corp.
+    /// By `userid` within a corp.
     async fn find_by_userid(&self, corp_id: &CorpId, userid: &UserId) -> Result<Option<User>, StoreError>;
     /// A page ordered by `created_at`, then id.
     async fn list(&self, query: &ListUsers) -> Result<Vec<User>, StoreError>;
@@ -145,11 +145,11 @@ pub struct MessageRecord {
     pub corp_id: CorpId,
     /// The body.
     pub body: MessageBody,
-    /// Resolved DingTalk recipients.
+    /// Resolved recipients.
     pub recipients: Recipients,
     /// Current state.
     pub state: MessageState,
-    /// DingTalk task ids, one per batch sent so far.
+    /// Delivery ids, one per batch sent so far.
     pub delivery_ids: Vec<DeliveryId>,
     /// Why the message failed, or why the last relay attempt failed.
     pub error: Option<String>,
@@ -224,7 +224,7 @@ pub trait MessageStore: Send + Sync {
 }
 
 /// Cloud side: a message a relay client asked to send, recorded before any
-/// DingTalk call, with one [`BatchRecord`] per `asyncsend_v2` call.
+/// provider call, with one [`BatchRecord`] per batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayMessageRecord {
     /// The relay client.
@@ -420,13 +420,13 @@ pub trait FeedCursorStore: Send + Sync {
 /// One tenant's metered provider API calls in one month (see [`QuotaStore`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaUsage {
-    /// The tenant (DingTalk `corp_id`) whose quota the calls count against.
+    /// The tenant (`corp_id`) whose quota the calls count against.
     pub tenant: String,
-    /// The month, `YYYY-MM` in the provider's billing time zone (DingTalk: China Standard Time).
+    /// The month, `YYYY-MM` in the provider's billing time zone.
     pub month: String,
     /// Metered calls this service made in that month.
     pub metered_calls: u64,
-    /// Whether the provider refused a call because the month's quota is gone (DingTalk `90020`),
+    /// Whether the provider refused a call because the month's quota is gone,
     /// and no operator has resumed sending since.
     pub exhausted: bool,
     /// When the row last changed.
@@ -434,8 +434,8 @@ pub struct QuotaUsage {
 }
 
 /// Cloud side: the quota accounting of metered provider API calls, per tenant per month
-/// (docs/dingtalk-api.md §G.3: a standard-edition DingTalk org gets 5,000 metered calls a month;
-/// work notifications are metered, tokens and contacts are not). One row per (tenant, month);
+/// (a provider may meter some APIs per month; its adapter documents which and how many). One row
+/// per (tenant, month);
 /// rows of past months stay as history.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -455,8 +455,8 @@ pub trait QuotaStore: Send + Sync {
 }
 
 /// Cloud side: what each person received per tenant and day, so the cloud knows before sending
-/// whether the provider would silently drop a message (docs/dingtalk-api.md §D.6). `day` is the
-/// provider's calendar day (`YYYY-MM-DD`, DingTalk: China Standard Time); `content` a digest of
+/// whether the provider would silently drop a message (see [`crate::ports::RecipientLimits`]).
+/// `day` is the provider's calendar day (`YYYY-MM-DD`, in its time zone); `content` a digest of
 /// the message body. Rows of past days are purged.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

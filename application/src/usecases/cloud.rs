@@ -1,6 +1,6 @@
-//! Cloud-side use cases: login intents, the DingTalk callback, login results,
-//! relayed messages and member look-ups. The cloud holds the DingTalk
-//! credentials; these use cases are the only code that calls DingTalk.
+//! Cloud-side use cases: login intents, the provider callback, login results,
+//! relayed messages and member look-ups. The cloud holds the providers'
+//! credentials; these use cases are the only code that calls a provider.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,13 +41,13 @@ pub enum CloudError {
     /// The same idempotency key was used with a different message.
     #[error("idempotency key reused with a different message")]
     KeyReused,
-    /// The member is not in the corp (60121).
+    /// The member is not in the corp (the provider says so).
     #[error("not a member of the corp")]
     NotMember,
-    /// DingTalk is unavailable, throttling or refusing the token; retry later.
+    /// The provider is unavailable, throttling or refusing the token; retry later.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
-    /// DingTalk refused permanently.
+    /// The provider refused permanently.
     #[error("provider refused: {0}")]
     Rejected(String),
     /// Storage failed.
@@ -335,10 +335,10 @@ fn receipt(record: &RelayMessageRecord) -> RelayReceipt {
 
 /// Accepts relayed messages and sends them.
 ///
-/// Accepting ([`RelaySend::accept`]) is one durable write and an answer; the DingTalk calls
+/// Accepting ([`RelaySend::accept`]) is one durable write and an answer; the provider calls
 /// happen behind it in the cloud's background sender ([`DeliverRelayed`], paced by the call
 /// governor), which sends each batch that has no `delivery_id` yet and records each `delivery_id` as
-/// soon as DingTalk returns it. A repeated key never sends a batch twice.
+/// soon as the provider returns it. A repeated key never sends a batch twice.
 pub struct RelaySend {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
@@ -358,8 +358,8 @@ pub struct RelaySend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UncertainPolicy {
     /// Send the batch again (at least once). The person sees the message once when the provider
-    /// drops a repeat itself (DingTalk delivers the same content to a person once a day and
-    /// answers success for the repeat, docs/dingtalk-api.md §D.6); the cloud's own screen never
+    /// drops a repeat itself (the provider delivers the same content to a person once a day and
+    /// answers success for the repeat); the cloud's own screen never
     /// refuses the resend, because it counts a batch only once its `delivery_id` is recorded.
     #[default]
     Resend,
@@ -386,15 +386,15 @@ pub const UNCERTAIN_RECHECK_SECS: i64 = 3_600;
 /// batch's start extends it; a sender that dies leaves the message to the others once it ends.
 pub const DEFAULT_SEND_LEASE_MS: i64 = 30_000;
 
-/// How long a batch DingTalk answers with an unrecognised errcode is retried, by default:
+/// How long a batch the provider answers with an unrecognised errcode is retried, by default:
 /// one hour from the message's first acceptance.
 pub const DEFAULT_UNRECOGNIZED_BUDGET_SECS: u32 = 3600;
-/// How many attempts a message whose batch DingTalk answers with an unrecognised errcode gets,
+/// How many attempts a message whose batch the provider answers with an unrecognised errcode gets,
 /// by default, before it fails (whichever of this and the age budget is spent first). With the
 /// retry delays (0.5 s doubling to 30 s) 20 attempts span about eight minutes.
 pub const DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS: u32 = 20;
 /// The background sender's first retry delay after a transient failure, in milliseconds
-/// (doubling per attempt; a held call waits at least as long as the governor or DingTalk says).
+/// (doubling per attempt; a held call waits at least as long as the governor or the provider says).
 pub const SEND_RETRY_BASE_MS: i64 = 500;
 /// The background sender's longest retry delay, in milliseconds.
 pub const SEND_RETRY_MAX_MS: i64 = 30_000;
@@ -452,14 +452,14 @@ impl RelaySend {
 
     /// Sets how long, in seconds from the message's creation, a batch answered with an
     /// unrecognised errcode is retried (as a transient failure) before it is recorded as
-    /// refused with DingTalk's code and message (docs/dingtalk-api.md §G.2).
+    /// refused with the provider's code and message.
     #[must_use]
     pub fn with_unrecognized_budget_secs(mut self, secs: u32) -> Self {
         self.unrecognized_budget_ms = i64::from(secs) * 1000;
         self
     }
 
-    /// Sets how many attempts (counting the first) a message gets while DingTalk answers one of
+    /// Sets how many attempts (counting the first) a message gets while the provider answers one of
     /// its batches with an unrecognised errcode; the attempt that reaches it records the batch as
     /// refused, as the age budget ([`RelaySend::with_unrecognized_budget_secs`]) does. At least 1.
     #[must_use]
@@ -518,7 +518,7 @@ impl RelaySend {
     }
 
     /// Accepts a message: one durable write (nothing when the key exists with the same message)
-    /// and the record's receipt; no DingTalk call. A message still `accepted` wakes the
+    /// and the record's receipt; no provider call. A message still `accepted` wakes the
     /// background sender. The receipt of a message not sent yet says why it waits
     /// (`queued`, `throttled`, `waiting_quota`, `ip_banned`, `unavailable`) and until when.
     ///
@@ -550,12 +550,12 @@ impl RelaySend {
     }
 
     /// One delivery attempt of a stored message: sends each batch that has neither a `delivery_id`
-    /// nor an error, recording each outcome as DingTalk answers. A message not `accepted` is
+    /// nor an error, recording each outcome as the provider answers. A message not `accepted` is
     /// returned as it is.
     ///
-    /// When DingTalk fails transiently (or the call is held: throttled, quota, IP ban) the
+    /// When the provider fails transiently (or the call is held: throttled, quota, IP ban) the
     /// attempt is recorded with why and when the next is due (0.5 s doubling to 30 s, at least
-    /// what the governor or DingTalk asked) and the receipt stays `accepted`: batches sent so far
+    /// what the governor or the provider asked) and the receipt stays `accepted`: batches sent so far
     /// keep their task ids and the next attempt sends only the rest. Permanent refusals are
     /// recorded on the batch and the message ends `failed`; an unrecognised errcode counts as
     /// transient until the message is older than the budget
@@ -641,7 +641,7 @@ impl RelaySend {
             let idempotency_key = format!("{client_id}/{key}/{index}");
             let result = match self.messenger.send(&record.corp_id, &batch, &record.body, &idempotency_key).await {
                 // An unrecognised code is retried until the message's budget is spent, then it is
-                // a refusal like any other (docs/dingtalk-api.md §G.2).
+                // a refusal like any other.
                 Err(MessengerError::Upstream(UpstreamError::Unrecognized { code, message }))
                     if self.clock.now().as_millis() - record.created_at.as_millis() >= self.unrecognized_budget_ms =>
                 {
@@ -670,8 +670,8 @@ impl RelaySend {
                     if let Some(limits) = &self.limits
                         && let Err(err) = limits.record(&record.corp_id, batch.user_ids(), &record.body).await
                     {
-                        // The send is recorded; an undercount can only let DingTalk drop one later,
-                        // which its per-recipient result still shows (143105/143106).
+                        // The send is recorded; an undercount can only let the provider drop one later,
+                        // which its per-recipient result still shows (as `forbidden`).
                         warn!(batch = index, error = %err, "cannot count the recipients of a sent batch");
                     }
                 }
@@ -684,14 +684,14 @@ impl RelaySend {
                         }
                         other => other.to_string(),
                     };
-                    warn!(batch = index, %error, "DingTalk refused a batch");
+                    warn!(batch = index, %error, "the provider refused a batch");
                     self.messages
                         .record_batch(&client_id, &key, index, None, Some(error.clone()), self.clock.now())
                         .await?;
                     record.batches[index].error = Some(error);
                 }
                 Err(err) => {
-                    // Transient (DingTalk down, throttled, quota, IP ban, token refused after a
+                    // Transient (the provider is down, throttled, quota, IP ban, token refused after a
                     // refresh): the batches sent so far keep their task ids; the next attempt,
                     // when due, sends only the rest.
                     record.attempts = record.attempts.saturating_add(1);
@@ -733,7 +733,7 @@ impl RelaySend {
                     key = %record.key,
                     batch = index,
                     skipped = skipped.len(),
-                    "recipients skipped: DingTalk would answer success and not deliver (docs/dingtalk-api.md §D.6)"
+                    "recipients skipped: the provider would answer success and not deliver to them"
                 );
                 self.messages.record_skipped(&record.client_id, &record.key, index, &skipped, self.clock.now()).await?;
                 record.batches[index].skipped = skipped;
@@ -755,7 +755,7 @@ impl RelaySend {
 
     /// Why a transiently failed attempt waits and when the next is due: attempt `attempts`
     /// (1-based) waits `0.5 s · 2^(attempts−1)` capped at 30 s, and a held call at least as long as
-    /// the governor or DingTalk asked.
+    /// the governor or the provider asked.
     fn waiting_for(&self, err: &MessengerError, attempts: u32) -> RelayWaiting {
         let backoff =
             SEND_RETRY_BASE_MS.saturating_mul(1_i64 << attempts.saturating_sub(1).min(16)).min(SEND_RETRY_MAX_MS);
@@ -776,7 +776,7 @@ impl RelaySend {
 
 /// The cloud's background sender: delivers `accepted` relayed messages whose next attempt is due
 /// ([`RelaySend::deliver`]), several at a time, each call paced by the call governor. The relay
-/// API only records messages; this job makes every DingTalk call for them.
+/// API only records messages; this job makes every provider call for them.
 pub struct DeliverRelayed {
     send: Arc<RelaySend>,
     messages: Arc<dyn RelayMessageStore>,
@@ -788,7 +788,7 @@ pub struct DeliverRelayed {
 
 /// How many relayed messages the background sender delivers at once, by default. Calls for one
 /// app and API still leave at the governor's pace; more in flight only helps several apps (and
-/// DingTalk's latency) overlap.
+/// the provider's latency) overlap.
 pub const DEFAULT_SEND_CONCURRENCY: usize = 16;
 
 impl DeliverRelayed {
@@ -913,8 +913,8 @@ fn same_message(a: &RelayMessageRecord, b: &RelayMessageRecord) -> bool {
         && a.batches.iter().zip(&b.batches).all(|(x, y)| x.batch == y.batch)
 }
 
-/// Reports a relayed message: the cloud's record plus DingTalk's progress and
-/// per-recipient result of every task (docs/dingtalk-api.md §D.3/§D.4).
+/// Reports a relayed message: the cloud's record plus the provider's progress and
+/// per-recipient result of every task.
 pub struct RelayStatus {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
@@ -928,7 +928,7 @@ impl RelayStatus {
     }
 
     /// Errors: `NotFound` (unknown or another client's); `Unavailable` /
-    /// `Rejected` from DingTalk; `Store`. Marks the message `completed` once
+    /// `Rejected` from the provider; `Store`. Marks the message `completed` once
     /// every task is done.
     #[instrument(skip_all, fields(client = %client.id, key))]
     pub async fn execute(&self, client: &RelayClient, key: &str) -> Result<(RelayReceipt, DeliveryReport), CloudError> {
@@ -949,14 +949,14 @@ impl RelayStatus {
     }
 }
 
-/// Recalls every task of a relayed message (docs/dingtalk-api.md §D.5, within 24 h).
+/// Recalls every task of a relayed message.
 pub struct RelayRecall {
     messages: Arc<dyn RelayMessageStore>,
     messenger: Arc<dyn Messenger>,
     clock: Arc<dyn Clock>,
 }
 
-/// DingTalk allows a recall within this many milliseconds of the send (24 h, docs/dingtalk-api.md §D.5).
+/// A recall is tried only within this many milliseconds of the send (24 h, the providers' window).
 pub const RECALL_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 impl RelayRecall {
@@ -966,7 +966,7 @@ impl RelayRecall {
     }
 
     /// Errors: `NotFound`; `Rejected` when the message was never sent or is
-    /// older than 24 h (DingTalk's limit), or DingTalk refuses; `Unavailable`; `Store`.
+    /// older than 24 h (the provider's limit), or the provider refuses; `Unavailable`; `Store`.
     #[instrument(skip_all, fields(client = %client.id, key))]
     pub async fn execute(&self, client: &RelayClient, key: &str) -> Result<RelayReceipt, CloudError> {
         let mut record = self.messages.get(&client.id, key).await?.ok_or(CloudError::NotFound)?;
@@ -975,7 +975,7 @@ impl RelayRecall {
             return Ok(receipt(&record));
         }
         if now.as_millis() - record.created_at.as_millis() > RECALL_WINDOW_MS {
-            return Err(CloudError::Rejected("DingTalk allows a recall only within 24 hours of the send".into()));
+            return Err(CloudError::Rejected("a message can be recalled only within 24 hours of the send".into()));
         }
         let tasks: Vec<_> = record.batches.iter().filter_map(|b| b.delivery_id.as_ref()).collect();
         if tasks.is_empty() {
@@ -1026,17 +1026,16 @@ impl FetchMember {
     }
 }
 
-/// How far back background reconciliation looks, in ms: DingTalk answers progress queries for
-/// 24 hours (docs/dingtalk-api.md §D.3 says both "7 天内" and "24小时内"; the shorter is used).
+/// How far back background reconciliation looks, in ms: the provider answers progress queries for
+/// 24 hours (the shortest window a provider documents is used).
 pub const RECONCILE_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
-/// Background delivery reconciliation on the cloud: asks DingTalk for the progress of every task
-/// of recently sent messages (docs/dingtalk-api.md §D.3) and marks a message `completed` once all its tasks are
+/// Background delivery reconciliation on the cloud: asks the provider for the progress of every task
+/// of recently sent messages and marks a message `completed` once all its tasks are
 /// done. Per-recipient results are read on demand ([`RelayStatus`]).
 ///
-/// Every progress query is a metered call (docs/dingtalk-api.md §G.3: 5,000 a month on a
-/// standard org), so the job runs within a budget: at most `max_rounds` rounds per message, one
-/// `getsendprogress` call per task each. A message still not done after its rounds stays `sent`;
+/// A progress query may be a metered call (the provider's adapter says), so the job runs within
+/// a budget: at most `max_rounds` rounds per message, one progress query per delivery each. A message still not done after its rounds stays `sent`;
 /// its status is still read on demand.
 pub struct ReconcileDeliveries {
     messages: Arc<dyn RelayMessageStore>,
@@ -1057,7 +1056,7 @@ impl ReconcileDeliveries {
     }
 
     /// Checks up to `limit` sent messages that have rounds left; returns how many were completed.
-    /// Errors: `Store` when listing fails (a DingTalk error on one message is logged, and the round
+    /// Errors: `Store` when listing fails (a provider error on one message is logged, and the round
     /// counts: a failing message cannot spend more than its budget).
     #[instrument(skip_all)]
     pub async fn run_once(&self, limit: u32) -> Result<usize, StoreError> {

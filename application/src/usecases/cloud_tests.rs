@@ -33,10 +33,10 @@ use crate::ports::{
 const NOW_MS: i64 = 1_750_000_000_000;
 const CLIENT_ID: &str = "client-a";
 const ORIGIN: &str = "https://app.example";
-const COMPLETE_URL: &str = "https://app.example/auth/dingtalk/complete";
+const COMPLETE_URL: &str = "https://app.example/auth/idp-a/complete";
 const PUBLIC_URL: &str = "https://cloud.example";
 const CALLBACK_URL: &str = "https://cloud.example/auth/idp-a/callback";
-const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?redirect_uri=x&state=y";
+const AUTHORIZE_URL: &str = "https://idp-a.example/oauth2/auth?redirect_uri=x&state=y";
 const KEY: &str = "msg-0001";
 const CODE: &str = "f85c6abc";
 
@@ -518,7 +518,7 @@ async fn callback_propagates_an_intent_store_error() {
 #[tokio::test]
 async fn callback_with_error_stores_consent_denied_and_redirects() -> Result<(), CloudError> {
     let failure = LoginFailure::ConsentDenied { error: "access_denied".to_owned() };
-    // `error` wins even when a code is present; DingTalk is never called.
+    // `error` wins even when a code is present; the provider is never called.
     expect_failure_stored(MockIdentityProvider::new(), query(Some(CODE), Some("access_denied")), failure).await
 }
 
@@ -1125,7 +1125,7 @@ async fn relay_send_backs_off_doubling_per_attempt_up_to_30_seconds() -> Result<
 }
 
 #[tokio::test]
-async fn relay_accept_stores_and_wakes_the_sender_without_calling_dingtalk() -> Result<(), CloudError> {
+async fn relay_accept_stores_and_wakes_the_sender_without_calling_the_provider() -> Result<(), CloudError> {
     let mut messages = MockRelayMessageStore::new();
     let mut messenger = MockMessenger::new();
     messenger.expect_send().never();
@@ -1403,7 +1403,7 @@ async fn relay_send_refuses_a_second_concurrent_send_of_the_same_key_then_releas
     let first = first?;
     assert_eq!(first.state, MessageState::Sent);
     assert_eq!(first.delivery_ids, vec![task(11)]);
-    assert_eq!(messenger.calls.load(Ordering::SeqCst), 1, "DingTalk was called once");
+    assert_eq!(messenger.calls.load(Ordering::SeqCst), 1, "the provider was called once");
 
     // Released: the same key goes through again (and, being sent, sends nothing).
     let third = uc.execute(&client, &request).await?;
@@ -1470,7 +1470,7 @@ async fn relay_send_in_flight_guard_is_released_when_the_send_is_cancelled() -> 
     let request = send_request(corp_a(), 3);
     let client = client();
 
-    // Drop the first execute while it waits inside DingTalk's `send`.
+    // Drop the first execute while it waits inside the provider's `send`.
     tokio::select! {
         _ = uc.execute(&client, &request) => panic!("the first send is never released"),
         () = messenger.entered.notified() => {}
@@ -1648,7 +1648,7 @@ async fn relay_recall_unknown_key_is_not_found() {
 }
 
 #[tokio::test]
-async fn relay_recall_after_24_hours_is_rejected_without_calling_dingtalk() {
+async fn relay_recall_after_24_hours_is_rejected_without_calling_the_provider() {
     let mut messages = MockRelayMessageStore::new();
     let record = created_ago(stored_record(1, &[Some(11)], MessageState::Sent), RECALL_WINDOW_MS + 1);
     expect_get(&mut messages, Some(record));
@@ -1729,7 +1729,7 @@ async fn relay_recall_of_a_recalled_message_makes_no_calls() -> Result<(), Cloud
 }
 
 #[tokio::test]
-async fn relay_recall_refused_by_dingtalk_is_rejected_and_not_marked() {
+async fn relay_recall_refused_by_the_provider_is_rejected_and_not_marked() {
     let mut messages = MockRelayMessageStore::new();
     expect_get(&mut messages, Some(stored_record(1, &[Some(11)], MessageState::Sent)));
     messages.expect_set_state().never();
@@ -2010,7 +2010,7 @@ async fn relay_send_retries_an_unrecognised_code_while_attempts_remain() -> Resu
     Ok(())
 }
 
-// --- RelaySend: recipients DingTalk would silently drop (docs/dingtalk-api.md §D.6) ------------
+// --- RelaySend: recipients the provider would silently drop ----------------------------------
 
 fn limits_skipping(skip: Vec<(UserId, SkipReason)>, recorded: Option<Vec<UserId>>) -> MockRecipientLimits {
     let mut limits = MockRecipientLimits::new();
@@ -2031,7 +2031,7 @@ fn limits_skipping(skip: Vec<(UserId, SkipReason)>, recorded: Option<Vec<UserId>
 }
 
 #[tokio::test]
-async fn relay_send_skips_the_recipients_dingtalk_would_drop_and_sends_to_the_rest() -> Result<(), CloudError> {
+async fn relay_send_skips_the_recipients_the_provider_would_drop_and_sends_to_the_rest() -> Result<(), CloudError> {
     let everyone = users(3);
     let skipped = vec![(everyone[1].clone(), SkipReason::DuplicateContent)];
     let rest = vec![everyone[0].clone(), everyone[2].clone()];
@@ -2084,7 +2084,7 @@ async fn relay_send_of_a_batch_whose_every_recipient_is_skipped_calls_nobody_and
 
 #[tokio::test]
 async fn relay_send_screens_a_batch_once_and_a_later_attempt_keeps_its_skipped_recipients() -> Result<(), CloudError> {
-    // Attempt 1 screened batch 0 (user 0 skipped) and then DingTalk was unavailable.
+    // Attempt 1 screened batch 0 (user 0 skipped) and then the provider was unavailable.
     let everyone = users(2);
     let mut stored = fresh_record(2);
     stored.batches[0].skipped = vec![(everyone[0].clone(), SkipReason::DailyLimit)];

@@ -31,7 +31,7 @@ impl AppendContactEvents {
         for event in events {
             if let Some(cursor) = self.events.append(event).await? {
                 appended += 1;
-                info!(corp_id = %event.corp_id, event_type = %event.event_type, event_id = %event.event_id, cursor, "contact event appended");
+                info!(corp_id = %event.corp_id, change = ?event.change, event_id = %event.event_id, cursor, "contact event appended");
             }
         }
         Ok(appended)
@@ -49,7 +49,7 @@ mod tests {
         ContactEvent {
             corp_id: CorpId::parse("tenant-a").unwrap_or_else(|e| panic!("{e}")),
             event_id: id.to_owned(),
-            event_type: "user_leave_org".to_owned(),
+            change: crate::ports::DirectoryChange::MemberLeft,
             userids: vec![UserId::parse("u1").unwrap_or_else(|e| panic!("{e}"))],
             dept_ids: Vec::new(),
             received_at: Timestamp::from_millis(1),

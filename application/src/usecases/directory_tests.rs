@@ -254,3 +254,15 @@ async fn unknown_bindings_are_reported_and_nothing_is_stored() {
     let err = uc.execute(command(vec!["ghost"])).await.err();
     assert!(matches!(err, Some(MessageError::UnknownUsers(ids)) if ids == vec!["external:ghost".to_owned()]));
 }
+
+#[test]
+fn profile_claims_name_the_members_provider_and_its_ids() {
+    use crate::usecases::oidc::{SubjectClaim, claims_for};
+    let member = user("user-1", "u1");
+    let claims = claims_for(&member, &["openid".into(), "profile".into()], SubjectClaim::UserId);
+    assert_eq!(claims.get("idp"), Some(&serde_json::json!("idp-a")));
+    assert_eq!(claims.get("idp-a_corp_id"), Some(&serde_json::json!("dingcorpa")));
+    assert_eq!(claims.get("idp-a_union_id"), Some(&serde_json::json!("union-u1")));
+    assert_eq!(claims.get("idp-a_userid"), Some(&serde_json::json!("u1")));
+    assert!(claims.keys().all(|k| !k.starts_with("idp-b")), "{claims:?}");
+}

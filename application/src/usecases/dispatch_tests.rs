@@ -16,7 +16,7 @@ use crate::ports::{
 const NOW_MS: i64 = 1_750_000_000_000;
 const ID_1: &str = "0197-msg-1";
 const ID_2: &str = "0197-msg-2";
-const WAITING: &str = "waiting for DingTalk to accept every batch";
+const WAITING: &str = "waiting for the provider to accept every batch";
 
 fn now() -> Timestamp {
     Timestamp::from_millis(NOW_MS)
@@ -307,7 +307,7 @@ async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error_and_asks
     for (retry_in_ms, delay_ms) in [(0, 1_000), (20_000, 20_000), (600_000, RETRY_MAX_MS)] {
         let record = claimed(ID_1, MessageState::Accepted, 2, vec![]);
         let why =
-            "provider call held back (waiting_quota): the monthly quota of corp dingcorp is exhausted (DingTalk 90020)";
+            "provider call held back (waiting_quota): the monthly quota of corp dingcorp is exhausted (code 90020)";
         let waiting = RelayReceipt {
             waiting: Some(RelayWaiting {
                 reason: WaitReason::WaitingQuota,
@@ -320,7 +320,7 @@ async fn run_once_stores_why_the_cloud_is_waiting_as_the_messages_error_and_asks
             .jitter(255, 1)
             .sending(&record, Ok(waiting))
             .updating(ID_1, MessageState::Relayed, vec![], None, Ok(()))
-            .rescheduling(ID_1, delay_ms, &format!("waiting for DingTalk (waiting_quota): {why}"), Ok(()));
+            .rescheduling(ID_1, delay_ms, &format!("waiting for the provider (waiting_quota): {why}"), Ok(()));
 
         assert_eq!(mocks.build().run_once(10).await?, 1);
     }
@@ -510,11 +510,13 @@ fn the_waiting_error_names_its_reason_so_the_message_view_can_read_it_back() {
         WaitReason::IpBanned,
         WaitReason::Unavailable,
     ] {
-        let waiting = RelayWaiting { reason, detail: "DingTalk (90018): slow down".into(), retry_at: now() };
+        let waiting = RelayWaiting { reason, detail: "code 90018: slow down".into(), retry_at: now() };
         let error = super::local::waiting_error(&waiting);
-        assert!(error.starts_with("waiting for DingTalk ("), "{error}");
+        assert!(error.starts_with("waiting for the provider ("), "{error}");
         assert_eq!(super::local::waiting_reason(&error), Some(reason), "{error}");
     }
     assert_eq!(super::local::waiting_reason("the cloud refused the message"), None);
-    assert_eq!(super::local::waiting_reason("waiting for DingTalk (nonsense): x"), None);
+    assert_eq!(super::local::waiting_reason("waiting for the provider (nonsense): x"), None);
+    // Rows written before providers were side by side still read.
+    assert_eq!(super::local::waiting_reason("waiting for DingTalk (throttled): x"), Some(WaitReason::Throttled));
 }

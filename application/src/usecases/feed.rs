@@ -4,15 +4,15 @@
 //!   of the relay client's corps after a cursor, long-polling up to `wait` seconds when there are
 //!   none yet (woken by the [`FeedSignal`] as soon as an event is appended);
 //! - local: [`ApplyContactEvents`] reads the feed through the [`CloudGateway`] after its stored
-//!   cursor and applies each event in order — `user_add_org` / `user_modify_org` /
-//!   `user_active_org` refresh the member through the cloud, `user_leave_org` marks the member
-//!   inactive and revokes their sessions — storing the cursor after each applied event.
+//!   cursor and applies each event in order — members joined, changed or activated are refreshed
+//!   through the cloud, a member who left is marked inactive and their sessions revoked — storing
+//!   the cursor after each applied event.
 //!
 //! Guarantee (local): the stored cursor is the last event whose effects are stored, written right
 //! after them. A crash or restart therefore re-applies at most the one event that was in flight,
 //! and never skips one. Re-applying is harmless: a refresh stores the member's current profile
 //! again and marking inactive / revoking sessions twice changes nothing. The cloud deduplicates
-//! pushes on DingTalk's event id, so a re-delivered push is not a second feed entry.
+//! pushes on the provider's event id, so a re-delivered push is not a second feed entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +23,8 @@ use tracing::{debug, info, instrument, warn};
 use super::cloud::CloudError;
 use super::members::{MemberSync, SyncError, Synced};
 use crate::ports::{
-    Clock, CloudGateway, ContactEvent, ContactFeedPage, EventStore, FeedCursorStore, FeedEntry, FeedSignal,
-    GatewayError, RandomSource, RelayClient, SessionStore, StoreError, UserRepository,
+    Clock, CloudGateway, ContactEvent, ContactFeedPage, DirectoryChange, EventStore, FeedCursorStore, FeedEntry,
+    FeedSignal, GatewayError, RandomSource, RelayClient, SessionStore, StoreError, UserRepository,
 };
 
 /// Longest long-poll the cloud grants, in seconds.
@@ -127,7 +127,7 @@ impl ReadContactFeed {
 /// Why a round of [`ApplyContactEvents`] stopped before the end of the page.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
-    /// The cloud (or DingTalk behind it) could not be reached: retry later; the event that
+    /// The cloud (or the provider behind it) could not be reached: retry later; the event that
     /// failed was not applied and the cursor stays before it.
     #[error("the cloud is unavailable: {0}")]
     Unavailable(String),
@@ -201,7 +201,7 @@ impl ApplyContactEvents {
     /// answering out of order cannot move the cursor back).
     ///
     /// Per member: a permanent failure (the cloud refuses the look-up, a conflicting stored row)
-    /// is logged and the member skipped; a transient one (cloud or DingTalk unavailable, storage
+    /// is logged and the member skipped; a transient one (cloud or provider unavailable, storage
     /// unavailable) stops the round with the failed event not applied, so it is retried.
     pub async fn apply(&self, after: i64, entries: Vec<FeedEntry>) -> Result<FeedProgress, FeedError> {
         let mut progress = FeedProgress { applied: 0, cursor: after };
@@ -215,7 +215,7 @@ impl ApplyContactEvents {
             progress = FeedProgress { applied: progress.applied + 1, cursor };
             info!(
                 corp_id = %event.corp_id,
-                event_type = %event.event_type,
+                change = ?event.change,
                 event_id = %event.event_id,
                 cursor,
                 "contact event applied"
@@ -225,13 +225,13 @@ impl ApplyContactEvents {
     }
 
     async fn apply_event(&self, event: &ContactEvent) -> Result<(), FeedError> {
-        let leave = match event.event_type.as_str() {
-            "user_add_org" | "user_modify_org" | "user_active_org" => false,
-            "user_leave_org" => true,
+        let leave = match &event.change {
+            DirectoryChange::MemberJoined | DirectoryChange::MemberChanged | DirectoryChange::MemberActivated => false,
+            DirectoryChange::MemberLeft => true,
             other => {
                 debug!(
                     corp_id = %event.corp_id,
-                    event_type = other,
+                    change = ?other,
                     event_id = %event.event_id,
                     "contact event acknowledged (nothing to apply)"
                 );

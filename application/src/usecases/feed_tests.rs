@@ -12,9 +12,9 @@ use mockall::Sequence;
 use super::cloud::CloudError;
 use super::feed::{ApplyContactEvents, CONTACT_FEED, FeedError, FeedProgress, FeedQuery, ReadContactFeed};
 use crate::ports::{
-    ContactEvent, ContactFeedPage, FeedEntry, GatewayError, MemberKey, MockClock, MockCloudGateway, MockEventStore,
-    MockFeedCursorStore, MockFeedSignal, MockRandomSource, MockSessionStore, MockUserRepository, RelayClient,
-    StoreError,
+    ContactEvent, ContactFeedPage, DirectoryChange, FeedEntry, GatewayError, MemberKey, MockClock, MockCloudGateway,
+    MockEventStore, MockFeedCursorStore, MockFeedSignal, MockRandomSource, MockSessionStore, MockUserRepository,
+    RelayClient, StoreError,
 };
 
 const NOW_MS: i64 = 1_750_000_000_000;
@@ -36,19 +36,19 @@ fn client() -> RelayClient {
     }
 }
 
-fn event(event_type: &str, userids: &[&str]) -> ContactEvent {
+fn event(change: DirectoryChange, userids: &[&str]) -> ContactEvent {
     ContactEvent {
         corp_id: corp(),
-        event_id: format!("ev-{event_type}-{}", userids.join("-")),
-        event_type: event_type.into(),
+        event_id: format!("ev-{change:?}-{}", userids.join("-")),
+        change,
         userids: userids.iter().map(|u| uid(u)).collect(),
         dept_ids: vec![],
         received_at: Timestamp::from_millis(NOW_MS - 1_000),
     }
 }
 
-fn entry(cursor: i64, event_type: &str, userids: &[&str]) -> FeedEntry {
-    FeedEntry { cursor, event: event(event_type, userids) }
+fn entry(cursor: i64, change: DirectoryChange, userids: &[&str]) -> FeedEntry {
+    FeedEntry { cursor, event: event(change, userids) }
 }
 
 fn profile(userid: &str, name: &str, active: bool) -> MemberProfile {
@@ -124,7 +124,12 @@ fn reading(events: &mut MockEventStore, seq: &mut Sequence, after: i64, found: V
 async fn available_events_are_returned_at_once_without_waiting() {
     let (mut events, mut signal, mut seq) = (MockEventStore::new(), MockFeedSignal::new(), Sequence::new());
     signal.expect_version().times(1).in_sequence(&mut seq).return_const(3_u64);
-    reading(&mut events, &mut seq, 7, vec![entry(8, "user_add_org", &["a"]), entry(11, "user_leave_org", &["b"])]);
+    reading(
+        &mut events,
+        &mut seq,
+        7,
+        vec![entry(8, DirectoryChange::MemberJoined, &["a"]), entry(11, DirectoryChange::MemberLeft, &["b"])],
+    );
     let page = reader(events, signal).execute(&client(), &FeedQuery::new(7, 30, 100).unwrap()).await.unwrap();
     assert_eq!(page.entries.iter().map(|e| e.cursor).collect::<Vec<_>>(), [8, 11]);
     assert_eq!(page.next, 11);
@@ -142,9 +147,9 @@ async fn an_empty_feed_waits_for_the_signal_and_reads_again() {
         .in_sequence(&mut seq)
         .returning(|_, _| true);
     signal.expect_version().times(1).in_sequence(&mut seq).return_const(4_u64);
-    reading(&mut events, &mut seq, 7, vec![entry(8, "user_add_org", &["a"])]);
+    reading(&mut events, &mut seq, 7, vec![entry(8, DirectoryChange::MemberJoined, &["a"])]);
     let page = reader(events, signal).execute(&client(), &FeedQuery::new(7, 20, 100).unwrap()).await.unwrap();
-    assert_eq!(page, ContactFeedPage { entries: vec![entry(8, "user_add_org", &["a"])], next: 8 });
+    assert_eq!(page, ContactFeedPage { entries: vec![entry(8, DirectoryChange::MemberJoined, &["a"])], next: 8 });
 }
 
 #[tokio::test]
@@ -288,7 +293,7 @@ async fn a_modified_member_is_refreshed_keeping_their_open_id_and_the_cursor_sto
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(41))
-        .page(41, page(41, vec![entry(42, "user_modify_org", &["alice"])]))
+        .page(41, page(41, vec![entry(42, DirectoryChange::MemberChanged, &["alice"])]))
         .finds("alice", Some(user("u-1", "alice", true)))
         .member("alice", Ok(profile("alice", "Alice New", true)))
         .upserts("u-1", |p| {
@@ -304,7 +309,7 @@ async fn an_added_member_unknown_locally_is_created_so_the_directory_stays_compl
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(1))
-        .page(1, page(1, vec![entry(2, "user_add_org", &["newbie"])]))
+        .page(1, page(1, vec![entry(2, DirectoryChange::MemberJoined, &["newbie"])]))
         .finds("newbie", None)
         .member("newbie", Ok(profile("newbie", "New Member", true)))
         .upserts("u-new", |p| p.userid.as_str() == "newbie" && p.open_id.is_none())
@@ -318,7 +323,7 @@ async fn every_member_of_an_event_is_refreshed_and_active_org_refreshes_too() {
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(1))
-        .page(1, page(1, vec![entry(2, "user_active_org", &["a1", "a2"])]))
+        .page(1, page(1, vec![entry(2, DirectoryChange::MemberActivated, &["a1", "a2"])]))
         .finds("a1", None)
         .finds("a2", None)
         .member("a1", Ok(profile("a1", "A1", true)))
@@ -335,7 +340,7 @@ async fn a_member_who_left_is_marked_inactive_and_their_sessions_revoked() {
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(9))
-        .page(9, page(9, vec![entry(10, "user_leave_org", &["alice"])]))
+        .page(9, page(9, vec![entry(10, DirectoryChange::MemberLeft, &["alice"])]))
         .finds("alice", Some(user("u-1", "alice", true)))
         .upserts("u-1", |p| !p.active && p.name == "Old Name" && p.userid.as_str() == "alice")
         .revokes("u-1", 2)
@@ -349,7 +354,16 @@ async fn a_leave_of_an_inactive_member_only_revokes_sessions_and_of_an_unknown_o
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(9))
-        .page(9, page(9, vec![entry(10, "user_leave_org", &["gone"]), entry(12, "user_leave_org", &["stranger"])]))
+        .page(
+            9,
+            page(
+                9,
+                vec![
+                    entry(10, DirectoryChange::MemberLeft, &["gone"]),
+                    entry(12, DirectoryChange::MemberLeft, &["stranger"]),
+                ],
+            ),
+        )
         .finds("gone", Some(user("u-2", "gone", false)))
         .revokes("u-2", 0)
         .saves(&mut seq, 10)
@@ -364,7 +378,7 @@ async fn a_refresh_answering_not_member_deactivates_a_known_member_and_skips_an_
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(0))
-        .page(0, page(0, vec![entry(1, "user_modify_org", &["alice", "ghost"])]))
+        .page(0, page(0, vec![entry(1, DirectoryChange::MemberChanged, &["alice", "ghost"])]))
         .finds("alice", Some(user("u-1", "alice", true)))
         .member("alice", Err(GatewayError::NotMember))
         .upserts("u-1", |p| !p.active)
@@ -379,11 +393,21 @@ async fn a_refresh_answering_not_member_deactivates_a_known_member_and_skips_an_
 #[tokio::test]
 async fn department_and_unknown_events_are_acknowledged_without_touching_users() {
     let mut seq = Sequence::new();
-    let mut dept = entry(3, "org_dept_create", &[]);
+    let mut dept = entry(3, DirectoryChange::DepartmentCreated, &[]);
     dept.event.dept_ids = vec![DeptId::new(12).unwrap()];
     let apply = Local::default()
         .stored_cursor(Some(2))
-        .page(2, page(2, vec![dept, entry(4, "org_dept_remove", &[]), entry(5, "label_user_change", &["x"])]))
+        .page(
+            2,
+            page(
+                2,
+                vec![
+                    dept,
+                    entry(4, DirectoryChange::DepartmentRemoved, &[]),
+                    entry(5, DirectoryChange::Other("label_user_change".into()), &["x"]),
+                ],
+            ),
+        )
         .saves(&mut seq, 3)
         .saves(&mut seq, 4)
         .saves(&mut seq, 5)
@@ -401,9 +425,9 @@ async fn a_transient_refresh_failure_stops_the_round_before_the_failed_event() {
             page(
                 0,
                 vec![
-                    entry(1, "user_leave_org", &["alice"]),
-                    entry(2, "user_modify_org", &["bob"]),
-                    entry(3, "user_leave_org", &["carol"]),
+                    entry(1, DirectoryChange::MemberLeft, &["alice"]),
+                    entry(2, DirectoryChange::MemberChanged, &["bob"]),
+                    entry(3, DirectoryChange::MemberLeft, &["carol"]),
                 ],
             ),
         )
@@ -412,10 +436,10 @@ async fn a_transient_refresh_failure_stops_the_round_before_the_failed_event() {
         .revokes("u-1", 1)
         .saves(&mut seq, 1)
         .finds("bob", None)
-        .member("bob", Err(GatewayError::Unavailable("DingTalk is down".into())))
+        .member("bob", Err(GatewayError::Unavailable("the provider is down".into())))
         .build();
     let err = apply.run_once(25).await.err();
-    assert!(matches!(&err, Some(FeedError::Unavailable(m)) if m == "DingTalk is down"), "{err:?}");
+    assert!(matches!(&err, Some(FeedError::Unavailable(m)) if m == "the provider is down"), "{err:?}");
 }
 
 #[tokio::test]
@@ -423,7 +447,7 @@ async fn a_permanent_refresh_failure_skips_the_member_and_moves_on() {
     let mut seq = Sequence::new();
     let apply = Local::default()
         .stored_cursor(Some(0))
-        .page(0, page(0, vec![entry(1, "user_modify_org", &["bob", "dave"])]))
+        .page(0, page(0, vec![entry(1, DirectoryChange::MemberChanged, &["bob", "dave"])]))
         .finds("bob", None)
         .member("bob", Err(GatewayError::Rejected("60011 no permission".into())))
         .finds("dave", Some(user("u-4", "dave", true)))
@@ -439,7 +463,16 @@ async fn a_conflicting_row_is_skipped_but_unavailable_storage_stops_the_round() 
     let mut seq = Sequence::new();
     let mut local = Local::default()
         .stored_cursor(Some(0))
-        .page(0, page(0, vec![entry(1, "user_modify_org", &["bob"]), entry(2, "user_modify_org", &["eve"])]))
+        .page(
+            0,
+            page(
+                0,
+                vec![
+                    entry(1, DirectoryChange::MemberChanged, &["bob"]),
+                    entry(2, DirectoryChange::MemberChanged, &["eve"]),
+                ],
+            ),
+        )
         .finds("bob", None)
         .member("bob", Ok(profile("bob", "Bob", true)))
         .saves(&mut seq, 1)
@@ -463,9 +496,13 @@ async fn a_conflicting_row_is_skipped_but_unavailable_storage_stops_the_round() 
 
 #[tokio::test]
 async fn a_failed_cursor_write_stops_the_round() {
-    let mut local = Local::default()
-        .stored_cursor(Some(0))
-        .page(0, page(0, vec![entry(1, "org_dept_modify", &[]), entry(2, "org_dept_modify", &[])]));
+    let mut local = Local::default().stored_cursor(Some(0)).page(
+        0,
+        page(
+            0,
+            vec![entry(1, DirectoryChange::DepartmentChanged, &[]), entry(2, DirectoryChange::DepartmentChanged, &[])],
+        ),
+    );
     local.cursors.expect_save_cursor().times(1).returning(|_, _, _| Err(StoreError::Unavailable("down".into())));
     let err = local.build().run_once(25).await.err();
     assert!(matches!(err, Some(FeedError::Store(StoreError::Unavailable(_)))), "{err:?}");
@@ -488,7 +525,10 @@ async fn feed_request_failures_store_nothing() {
 async fn entries_at_or_before_the_cursor_are_ignored() {
     let mut seq = Sequence::new();
     let apply = Local::default().saves(&mut seq, 8).build();
-    let entries =
-        vec![entry(5, "user_leave_org", &["x"]), entry(8, "org_dept_create", &[]), entry(8, "user_leave_org", &["y"])];
+    let entries = vec![
+        entry(5, DirectoryChange::MemberLeft, &["x"]),
+        entry(8, DirectoryChange::DepartmentCreated, &[]),
+        entry(8, DirectoryChange::MemberLeft, &["y"]),
+    ];
     assert_eq!(apply.apply(7, entries).await.unwrap(), FeedProgress { applied: 1, cursor: 8 });
 }

@@ -28,7 +28,7 @@ const NOW_MS: i64 = 1_750_000_000_000;
 const DEV_CLIENT: &str = "dev";
 const COMPLETE_URL: &str = "http://localhost:8080/auth/idp-a/complete";
 const CALLBACK_URL: &str = "http://localhost:8080/auth/idp-a/callback";
-const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?x=1";
+const AUTHORIZE_URL: &str = "https://idp-a.example/oauth2/auth?x=1";
 const KEY: &str = "msg-0001";
 
 fn provider() -> domain::ProviderKey {
@@ -420,7 +420,7 @@ fn feed_entry(cursor: i64) -> FeedEntry {
         event: ContactEvent {
             corp_id: corp_a(),
             event_id: format!("ev-{cursor}"),
-            event_type: "user_modify_org".to_owned(),
+            change: crate::ports::DirectoryChange::MemberChanged,
             userids: vec![uid("alice")],
             dept_ids: vec![],
             received_at: now(),

@@ -1,5 +1,5 @@
 //! Local-side use cases: sign-in, sessions, the user directory and messages.
-//! Local reaches DingTalk only through the [`CloudGateway`].
+//! Local reaches the providers only through the [`CloudGateway`].
 
 use std::sync::Arc;
 
@@ -273,10 +273,10 @@ pub enum MessageError {
     /// No such message or user.
     #[error("not found")]
     NotFound,
-    /// The cloud or DingTalk refused (e.g. recall after 24 h).
+    /// The cloud or the provider refused (e.g. recall after 24 h).
     #[error("refused: {0}")]
     Rejected(String),
-    /// The cloud (or DingTalk behind it) could not be reached.
+    /// The cloud (or the provider behind it) could not be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// Storage failed.
@@ -334,9 +334,9 @@ impl GetUser {
 pub struct SendMessageCommand {
     /// The corp; defaults to the recipients' corp, then the configured default corp.
     pub corp_id: Option<CorpId>,
-    /// Local user ids (resolved to DingTalk userids).
+    /// Local user ids (resolved to the members' userids).
     pub user_ids: Vec<String>,
-    /// DingTalk userids.
+    /// The members' userids.
     pub userids: Vec<UserId>,
     /// Binding external ids (the enterprise system's account ids), resolved within `tenant_id`.
     pub external_ids: Vec<String>,
@@ -521,7 +521,7 @@ fn same_request(
 }
 
 /// Local state for a cloud receipt: the cloud's `accepted` (recorded, batches still waiting for
-/// DingTalk) is local's `relayed`.
+/// the provider) is local's `relayed`.
 fn local_state(receipt: &RelayReceipt) -> MessageState {
     match receipt.state {
         MessageState::Accepted => MessageState::Relayed,
@@ -551,12 +551,12 @@ fn apply_receipt(record: &mut MessageRecord, receipt: &RelayReceipt) {
     record.error = (!receipt.errors.is_empty()).then(|| receipt.errors.join("; "));
 }
 
-/// A message with DingTalk's per-recipient report when it has been sent.
+/// A message with the provider's per-recipient report when it has been sent.
 #[derive(Debug, Clone)]
 pub struct MessageView {
     /// The local record.
     pub record: MessageRecord,
-    /// DingTalk's report (`None` until the cloud has sent it).
+    /// The provider's report (`None` until the cloud has sent it).
     pub report: Option<DeliveryReport>,
 }
 
@@ -579,7 +579,7 @@ impl MessageStatus {
     pub async fn execute(&self, id: &str) -> Result<MessageView, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
         // Not sent yet: nothing to report. (A sent message can have no task: every recipient
-        // skipped because DingTalk would have dropped it; the cloud's report says so.)
+        // skipped because the provider would have dropped it; the cloud's report says so.)
         if record.delivery_ids.is_empty() && record.state.is_pending() {
             return Ok(MessageView { record, report: None });
         }
@@ -602,7 +602,7 @@ impl MessageStatus {
     }
 }
 
-/// Recalls a message (DingTalk allows 24 h).
+/// Recalls a message (within 24 h of the send).
 pub struct RecallMessage {
     messages: Arc<dyn MessageStore>,
     gateway: Arc<dyn CloudGateway>,
@@ -616,7 +616,7 @@ impl RecallMessage {
     }
 
     /// Errors: `NotFound`; `Rejected` (not sent yet, older than 24 h, or
-    /// DingTalk refused); `Unavailable`; `Store`.
+    /// the provider refused); `Unavailable`; `Store`.
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<MessageRecord, MessageError> {
         let mut record = self.messages.get(id).await?.ok_or(MessageError::NotFound)?;
@@ -660,9 +660,9 @@ impl RefreshUser {
     /// Re-reads the member through the cloud and stores the org's current
     /// profile. A member who left the org (`NotMember`) is stored with
     /// `active: false` and their sessions are revoked, as the event feed does
-    /// for `user_leave_org`.
+    /// for a member who left.
     ///
-    /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or DingTalk); `Rejected`; `Store`.
+    /// Errors: `NotFound` (no such local user); `Unavailable` (cloud or provider); `Rejected`; `Store`.
     #[instrument(skip_all, fields(id))]
     pub async fn execute(&self, id: &str) -> Result<User, MessageError> {
         let user = self.users.find(id).await?.ok_or(MessageError::NotFound)?;
@@ -758,15 +758,24 @@ impl ListMessagesQuery {
     }
 }
 
-/// The error a pending message carries while the cloud waits: `waiting for DingTalk (<code>): <detail>`
-/// ([`waiting_reason`] reads the code back).
+/// The error a pending message carries while the cloud waits: `waiting for the provider
+/// (<code>): <detail>` ([`waiting_reason`] reads the code back).
 pub fn waiting_error(waiting: &RelayWaiting) -> String {
-    format!("waiting for DingTalk ({}): {}", waiting.reason.as_str(), waiting.detail)
+    format!("{WAITING_PREFIX}{}): {}", waiting.reason.as_str(), waiting.detail)
 }
 
-/// The reason code in an error written by [`waiting_error`]; `None` for any other error.
+/// How [`waiting_error`] begins.
+const WAITING_PREFIX: &str = "waiting for the provider (";
+/// How it began before providers were side by side (still in stored rows).
+const WAITING_PREFIX_BEFORE: &str = "waiting for dingtalk (";
+
+/// The reason code in an error written by [`waiting_error`] (now or before providers were side
+/// by side); `None` for any other error.
 pub fn waiting_reason(error: &str) -> Option<WaitReason> {
-    let rest = error.strip_prefix("waiting for DingTalk (")?;
+    let rest = error.strip_prefix(WAITING_PREFIX).or_else(|| {
+        let before = error.get(..WAITING_PREFIX_BEFORE.len())?;
+        before.eq_ignore_ascii_case(WAITING_PREFIX_BEFORE).then(|| &error[WAITING_PREFIX_BEFORE.len()..])
+    })?;
     WaitReason::parse(rest.split_once(')')?.0)
 }
 
@@ -804,7 +813,7 @@ impl DispatchOutbox {
 
     /// Sets the claim lease in seconds (default [`DISPATCH_LEASE_SECS`]); it must exceed the
     /// longest relay call with its retries, or two dispatchers could relay one message at once
-    /// (harmless for DingTalk — the cloud is idempotent on the key — but wasted work).
+    /// (harmless — the cloud is idempotent on the key — but wasted work).
     #[must_use]
     pub fn with_lease_secs(mut self, lease_secs: i64) -> Self {
         self.lease_secs = lease_secs.max(1);
@@ -858,7 +867,7 @@ impl DispatchOutbox {
                             &record.id,
                             Timestamp::from_millis(now.as_millis() + delay),
                             Some(receipt.waiting.as_ref().map_or_else(
-                                || "waiting for DingTalk to accept every batch".to_owned(),
+                                || "waiting for the provider to accept every batch".to_owned(),
                                 waiting_error,
                             )),
                         )

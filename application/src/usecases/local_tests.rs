@@ -29,7 +29,7 @@ use crate::ports::{
 const NOW_MS: i64 = 1_750_000_000_000;
 const PUBLIC_URL: &str = "https://local.example";
 const COMPLETE_URL: &str = "https://local.example/auth/idp-a/complete";
-const AUTHORIZE_URL: &str = "https://login.dingtalk.com/oauth2/auth?state=x";
+const AUTHORIZE_URL: &str = "https://idp-a.example/oauth2/auth?state=x";
 const SESSION_TTL_SECS: i64 = 3600;
 const STATE_BYTES: [u8; 32] = [3; 32];
 const TOKEN_BYTES: [u8; 32] = [5; 32];

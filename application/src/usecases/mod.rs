@@ -2,7 +2,6 @@
 
 pub mod cloud;
 pub mod contact_events;
-pub mod events;
 pub mod feed;
 pub mod in_process;
 pub mod local;
@@ -15,8 +14,6 @@ mod cloud_tests;
 mod directory_tests;
 #[cfg(test)]
 mod dispatch_tests;
-#[cfg(test)]
-mod events_tests;
 #[cfg(test)]
 mod feed_tests;
 #[cfg(test)]

@@ -73,7 +73,7 @@ async fn completes_messages_whose_tasks_are_all_done_and_touches_the_rest() {
 }
 
 #[tokio::test]
-async fn a_dingtalk_error_leaves_the_message_sent() {
+async fn a_provider_error_leaves_the_message_sent() {
     let mut store = MockRelayMessageStore::new();
     store.expect_list_in_state().times(1).returning(|_, _, _, _| Ok(vec![record("m", &[1, 2])]));
     store

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use adapters::outbound::dingtalk::crypto::CallbackCrypto;
+use adapters::inbound::dingtalk_events::crypto::CallbackCrypto;
 use serde_json::{Value, json};
 
 use super::{Finding, Status};

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::inbound::dingtalk_events::HandleEvents;
 use application::ports::{
     Clock, IdentityError, MessengerError, MockIdentityProvider, MockMessenger, RelayClient, UpstreamError,
 };
@@ -18,7 +19,6 @@ use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, RelayRecall, RelaySend, RelayStatus,
     TakeLoginResult,
 };
-use application::usecases::events::HandleEvents;
 use application::usecases::feed::ReadContactFeed;
 use domain::{
     CorpId, DeliveryId, DeptId, Identity, LoginState, MemberDetails, SendProgress, SendResult, UnionId, UserId,
@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use super::events::{DEFAULT_MAX_BODY_BYTES, EventsHttp};
 use super::relay::{AuthLimit, AuthLimiter, RelayClientCredentials, RelayHttp};
 use super::{CloudHttp, Probes, ReadinessCheck, cloud_router};
-use crate::outbound::dingtalk::crypto::CallbackCrypto;
+use crate::inbound::dingtalk_events::crypto::CallbackCrypto;
 use crate::outbound::sqlite::SqliteStore;
 use crate::outbound::system::SystemClock;
 

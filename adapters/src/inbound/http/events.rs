@@ -5,7 +5,7 @@
 //! JSON body `{"encrypt": "…"}` (§E.2). It is verified and decrypted with the
 //! [`CallbackCrypto`] of each configured subscription in turn (internal app:
 //! AppKey or corp id; suite: SuiteKey), parsed into events
-//! ([`crate::outbound::dingtalk::events`]) and applied by [`HandleEvents`].
+//! ([`crate::inbound::dingtalk_events::parse`]) and applied by [`HandleEvents`].
 //!
 //! Answers: 200 with the encrypted `success` reply (§E.5) whenever the push is
 //! genuine — also for unknown events and for SyncHTTP batches with a bad item
@@ -18,8 +18,8 @@
 
 use std::sync::Arc;
 
+use crate::inbound::dingtalk_events::{EventsError, HandleEvents};
 use application::ports::Clock;
-use application::usecases::events::{EventsError, HandleEvents};
 use salvo::http::{ParseError, StatusCode};
 use salvo::prelude::*;
 use salvo_oapi::{ToSchema, endpoint};
@@ -28,8 +28,8 @@ use tracing::{error, info, warn};
 
 use super::error::ApiError;
 use super::middleware::Inject;
-use crate::outbound::dingtalk::crypto::{CallbackCrypto, CallbackQuery, CallbackReply, CryptoError};
-use crate::outbound::dingtalk::events::parse_events;
+use crate::inbound::dingtalk_events::crypto::{CallbackCrypto, CallbackQuery, CallbackReply, CryptoError};
+use crate::inbound::dingtalk_events::parse::parse_events;
 
 /// Everything the event callback needs.
 pub struct EventsHttp {

@@ -89,7 +89,7 @@ fn event(corp: &str, id: &str, event_type: &str) -> ContactEvent {
     ContactEvent {
         corp_id: CorpId::parse(corp).unwrap(),
         event_id: id.into(),
-        event_type: event_type.into(),
+        change: crate::feed_names::parse(event_type),
         userids: vec![UserId::parse("manager4220").unwrap()],
         dept_ids: vec![],
         received_at: Timestamp::from_millis(1_750_000_000_000),

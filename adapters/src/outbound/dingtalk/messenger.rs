@@ -21,6 +21,15 @@ impl DingTalkClient {
     }
 }
 
+/// `asyncsend_v2` takes at most 100 user ids and 20 department ids per call (docs/dingtalk-api.md
+/// §D.1), and an app may reach at most 5000 people a minute (§D.6): the core's batches and
+/// messages (`domain::recipients`) are cut within these, so every batch is one call.
+const _: () = assert!(
+    domain::recipients::MAX_USERS_PER_CALL <= 100
+        && domain::recipients::MAX_DEPTS <= 20
+        && domain::recipients::MAX_USERS <= 5000
+);
+
 /// DingTalk's `task_id` (a positive integer, docs/dingtalk-api.md §D.1) held by a delivery id
 /// this client made. Errors: `Upstream(Rejected{code: "delivery_id_not_dingtalk"})` for any other
 /// delivery id (one another provider made cannot be asked about here).

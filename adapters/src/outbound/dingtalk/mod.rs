@@ -18,9 +18,7 @@
 mod apps;
 mod client;
 mod config;
-pub mod crypto;
 mod errors;
-pub mod events;
 mod identity;
 mod messenger;
 pub mod quota;

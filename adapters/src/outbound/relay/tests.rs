@@ -659,7 +659,7 @@ async fn contact_events_long_polls_after_the_cursor_and_maps_the_page() -> TestR
     assert_eq!(page.next, 12);
     assert_eq!(page.entries.len(), 1);
     assert_eq!(page.entries[0].cursor, 12);
-    assert_eq!(page.entries[0].event.event_type, "user_leave_org");
+    assert_eq!(page.entries[0].event.change, application::ports::DirectoryChange::MemberLeft);
     assert_eq!(page.entries[0].event.userids, vec![UserId::parse("manager4220")?]);
     let seen = stub.route("GET", "/relay/v1/events").seen();
     assert_eq!(seen.len(), 1);

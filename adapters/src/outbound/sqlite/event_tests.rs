@@ -40,7 +40,7 @@ pub(crate) fn event(corp_id: &str, event_id: &str) -> ContactEvent {
     ContactEvent {
         corp_id: corp(corp_id),
         event_id: event_id.to_owned(),
-        event_type: "user_modify_org".to_owned(),
+        change: application::ports::DirectoryChange::MemberChanged,
         userids: vec![
             UserId::parse("alice").unwrap_or_else(|e| panic!("{e}")),
             UserId::parse("bob").unwrap_or_else(|e| panic!("{e}")),
@@ -234,7 +234,11 @@ pub(crate) async fn append_assigns_increasing_cursors_once_per_corp_event<S: Eve
 
     // A duplicate (corp, event id) is not appended, whatever its content.
     assert_eq!(store.append(&event("dinga", "e1")).await?, None);
-    let changed = ContactEvent { event_type: "user_leave_org".into(), received_at: ts(9_000), ..event("dingb", "e3") };
+    let changed = ContactEvent {
+        change: application::ports::DirectoryChange::MemberLeft,
+        received_at: ts(9_000),
+        ..event("dingb", "e3")
+    };
     assert_eq!(store.append(&changed).await?, None);
 
     // … and takes no position: the next event still comes after every earlier one.

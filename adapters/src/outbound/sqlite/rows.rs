@@ -657,7 +657,7 @@ impl NewContactEventRow {
         Ok(Self {
             corp_id: event.corp_id.as_str().to_owned(),
             event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
+            event_type: crate::feed_names::name(&event.change).to_owned(),
             userids: to_json(&event.userids, "contact event userids")?,
             dept_ids: to_json(&event.dept_ids, "contact event department ids")?,
             received_at: event.received_at.as_millis(),
@@ -690,7 +690,7 @@ impl ContactEventRow {
             event: ContactEvent {
                 corp_id: parse_corp(T, &key, &self.corp_id)?,
                 event_id: self.event_id,
-                event_type: self.event_type,
+                change: crate::feed_names::parse(&self.event_type),
                 userids,
                 dept_ids,
                 received_at: Timestamp::from_millis(self.received_at),

@@ -64,7 +64,7 @@ pub enum AuthorizeOutcome {
     /// 302 to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207) — or with
     /// `error`, `error_description`, `state` and `iss`.
     Redirect(String),
-    /// The person must sign in with DingTalk first, then come back to this request; with
+    /// The person must sign in with a provider first, then come back to this request; with
     /// `fresh_after`, only a sign-in at or after that instant satisfies it.
     SignIn {
         /// Set as [`AuthorizeRequest::fresh_after`] on the way back.

@@ -4,12 +4,12 @@ use domain::User;
 use serde_json::{Map, Value, json};
 
 /// What `sub` is (config `oidc.subject`). Either way it is stable and never reused: local user
-/// ids are UUIDs that are never reassigned, and DingTalk's `unionId` names one person for good.
+/// ids are UUIDs that are never reassigned, and a provider's union id names one person for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubjectClaim {
     /// The local user id (default): one `sub` per person per corp.
     UserId,
-    /// DingTalk's `unionId` (the same person in every corp of the same DingTalk developer).
+    /// The provider's union id (the same person in every tenant of the same developer account).
     UnionId,
 }
 
@@ -28,7 +28,7 @@ impl SubjectClaim {
 /// | scope | claims |
 /// |---|---|
 /// | `openid` | `sub` |
-/// | `profile` | `name`, `preferred_username` (DingTalk `userid`), `picture`, `updated_at` (seconds), `dingtalk_corp_id`, `dingtalk_union_id`, `dingtalk_userid` |
+/// | `profile` | `name`, `preferred_username` (the `userid`), `picture`, `updated_at` (seconds), `idp` (the provider key), `<provider>_corp_id`, `<provider>_union_id`, `<provider>_userid` (a member of provider `x` gets `x_corp_id`, `x_union_id`, `x_userid`) |
 /// | `email` | `email` (the org's `org_email` only, never the person's own), `email_verified: true` — both absent without an `org_email` |
 /// | `phone` | `phone_number`, `phone_number_verified: false` (the org's record when it gave one) |
 /// | `groups` | `groups`: the department ids as strings |
@@ -44,9 +44,12 @@ pub fn claims_for(user: &User, scopes: &[String], subject: SubjectClaim) -> Map<
             claims.insert("picture".into(), json!(picture));
         }
         claims.insert("updated_at".into(), json!(user.updated_at.as_millis() / 1000));
-        claims.insert("dingtalk_corp_id".into(), json!(profile.corp_id.as_str()));
-        claims.insert("dingtalk_union_id".into(), json!(profile.union_id.as_str()));
-        claims.insert("dingtalk_userid".into(), json!(profile.userid.as_str()));
+        // Named by provider, so a relying party never mistakes one provider's ids for another's.
+        let provider = profile.provider.as_str();
+        claims.insert("idp".into(), json!(provider));
+        claims.insert(format!("{provider}_corp_id"), json!(profile.corp_id.as_str()));
+        claims.insert(format!("{provider}_union_id"), json!(profile.union_id.as_str()));
+        claims.insert(format!("{provider}_userid"), json!(profile.userid.as_str()));
     }
     if has("email")
         && let Some(email) = &profile.org_email

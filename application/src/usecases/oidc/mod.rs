@@ -1,4 +1,4 @@
-//! The OpenID Provider facade on local (and dev): dingbridge signs people in with DingTalk
+//! The OpenID Provider facade on local (and dev): dingbridge signs people in with their provider
 //! through the cloud, and hands the signed-in person to other applications by OpenID Connect
 //! (docs/oidc.md). Authorization code flow only, PKCE S256, rotating refresh tokens.
 //!

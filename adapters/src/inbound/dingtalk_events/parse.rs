@@ -21,7 +21,7 @@
 //! [`DingTalkEvent::Unknown`] (acknowledged, never an error). Problems never
 //! quote a ticket or a permanent code.
 
-use application::usecases::events::{ContactChange, DingTalkEvent, SecretText};
+use super::handle::{ContactChange, DingTalkEvent, SecretText};
 use domain::{AgentId, CorpId, DeptId, UserId};
 use serde_json::{Map, Value};
 

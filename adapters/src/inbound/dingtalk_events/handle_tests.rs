@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 
-use super::events::{ContactChange, DingTalkEvent, EventsError, EventsSummary, HandleEvents, SecretText};
-use crate::ports::{ContactEvent, CorpAuthorization, MockClock, MockEventStore, MockSuiteStore, StoreError};
+use super::handle::{ContactChange, DingTalkEvent, EventsError, EventsSummary, HandleEvents, SecretText};
+use application::ports::{ContactEvent, CorpAuthorization, MockClock, MockEventStore, MockSuiteStore, StoreError};
 
 const NOW_MS: i64 = 1_750_000_000_000;
 const WINDOW_SECS: i64 = 600;
@@ -288,7 +288,7 @@ async fn a_contact_event_is_appended_with_dingtalks_event_id_in_one_write_with_t
             let [e] = events else { return false };
             e.event_id == "ev-1"
                 && e.corp_id == corp("dingcorpa")
-                && e.event_type == "user_leave_org"
+                && e.change == application::ports::DirectoryChange::MemberLeft
                 && e.userids.len() == 2
                 && e.dept_ids == vec![DeptId::new(7).unwrap()]
                 && e.received_at == now()

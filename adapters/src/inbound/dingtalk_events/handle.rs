@@ -25,7 +25,7 @@ use std::sync::Arc;
 use domain::{AgentId, CorpId, DeptId, Timestamp, UserId};
 use tracing::{info, instrument, warn};
 
-use crate::ports::{Clock, ContactEvent, CorpAuthorization, EventStore, StoreError, SuiteStore};
+use application::ports::{Clock, ContactEvent, CorpAuthorization, EventStore, StoreError, SuiteStore};
 
 /// Default freshness window of a callback's timestamp, in seconds (10 minutes). Nonces are
 /// remembered for twice this long.
@@ -362,7 +362,7 @@ fn contact_event(change: ContactChange, now: Timestamp) -> ContactEvent {
     ContactEvent {
         event_id: change.dedup_key(),
         corp_id: change.corp_id,
-        event_type: change.event_type,
+        change: crate::feed_names::parse(&change.event_type),
         userids: change.userids,
         dept_ids: change.dept_ids,
         received_at: now,
@@ -373,11 +373,11 @@ fn contact_event(change: ContactChange, now: Timestamp) -> ContactEvent {
 fn count_contact(event: &ContactEvent, cursor: Option<i64>, summary: &mut EventsSummary) {
     match cursor {
         Some(cursor) => {
-            info!(corp_id = %event.corp_id, event_type = %event.event_type, cursor, "contact event stored");
+            info!(corp_id = %event.corp_id, change = ?event.change, cursor, "contact event stored");
             summary.applied += 1;
         }
         None => {
-            info!(corp_id = %event.corp_id, event_type = %event.event_type, "duplicate contact event");
+            info!(corp_id = %event.corp_id, change = ?event.change, "duplicate contact event");
             summary.duplicates += 1;
         }
     }
