@@ -21,7 +21,7 @@ const DINGTALK_LEFT: [(&str, usize); 3] = [
     // The work-notification body is DingTalk's `msg` object, validated against its limits.
     ("domain/src/message.rs", 25),
     // Reads the outbox errors written before providers were side by side.
-    ("application/src/usecases/local.rs", 1),
+    ("application/src/usecases/local/messages.rs", 1),
     ("application/src/usecases/dispatch_tests.rs", 1),
 ];
 
