@@ -276,11 +276,12 @@ pub struct RelayReceiptDto {
     #[salvo(schema(value_type = crate::inbound::http::dto::MessageStateName))]
     pub state: String,
     /// What the provider returned for each batch sent (DingTalk: its `task_id` in decimal;
-    /// Feishu: the recipients' message ids). Absent from a cloud before 0.10: then `task_ids`.
+    /// Feishu: the recipients' message ids). Absent from a cloud written before delivery ids:
+    /// then `task_ids` is read.
     #[serde(default)]
     pub delivery_ids: Vec<String>,
     /// The DingTalk `task_id`s among `delivery_ids`, as numbers (kept for relay clients
-    /// before 0.10; read only when `delivery_ids` is absent).
+    /// written before delivery ids; read only when `delivery_ids` is absent).
     #[serde(default)]
     pub task_ids: Vec<i64>,
     /// Errors of batches DingTalk refused.
