@@ -201,19 +201,20 @@ pub struct SelfMessageInput {
 /// One recipient's delivery outcome.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecipientView {
-    /// DingTalk `userid`.
+    /// The member's `userid`.
     #[salvo(schema(value_type = DingTalkIdString))]
     pub userid: String,
     /// `read`, `unread`, `failed`, `forbidden`, `invalid_user` or `pending`.
     #[salvo(schema(value_type = RecipientOutcomeName))]
     pub outcome: String,
-    /// DingTalk's flow-control code for `forbidden` (e.g. `143105` daily limit, `143106` same content
-    /// today), or why the cloud skipped the recipient for `skipped` (`daily_limit`, `duplicate_content`).
+    /// The provider's code for `forbidden` (DingTalk: `143105` daily limit, `143106` same content
+    /// today; Feishu: `230013` outside the app's availability or resigned, `230053` stopped the
+    /// bot), or why the cloud skipped the recipient for `skipped` (`daily_limit`, `duplicate_content`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
 
-/// DingTalk's report on a sent message.
+/// The provider's report on a sent message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     /// Every task finished.
@@ -223,7 +224,7 @@ pub struct DeliveryView {
     pub percent: u8,
     /// Per-recipient outcome.
     pub recipients: Vec<RecipientView>,
-    /// Department ids DingTalk did not recognise.
+    /// Department ids the provider did not recognise.
     #[salvo(schema(value_type = Vec<DeptIdNumber>))]
     pub invalid_dept_ids: Vec<i64>,
 }
@@ -241,9 +242,9 @@ pub struct RecipientsView {
     pub to_all: bool,
 }
 
-/// A message and, once sent, DingTalk's per-recipient report.
+/// A message of local's outbox and, once sent, the provider's per-recipient report.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageView2 {
+pub struct OutboxMessageView {
     /// Message id.
     pub id: String,
     /// Corp.
@@ -291,11 +292,11 @@ pub struct MessageView2 {
     /// Last changed (RFC 3339).
     #[salvo(schema(format = DateTime))]
     pub updated_at: String,
-    /// DingTalk's report (absent until sent, or when DingTalk cannot be asked right now).
+    /// The provider's report (absent until sent, or when the provider cannot be asked right now).
     pub delivery: Option<DeliveryView>,
 }
 
-impl From<MessageRecord> for MessageView2 {
+impl From<MessageRecord> for OutboxMessageView {
     fn from(record: MessageRecord) -> Self {
         Self {
             id: record.id,
@@ -328,7 +329,7 @@ impl From<MessageRecord> for MessageView2 {
     }
 }
 
-impl From<MessageView> for MessageView2 {
+impl From<MessageView> for OutboxMessageView {
     fn from(view: MessageView) -> Self {
         let mut out = Self::from(view.record);
         out.delivery = view.report.map(|report| DeliveryView {

@@ -21,7 +21,7 @@ use salvo_oapi::endpoint;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::dto::{BindingInput, BindingView, MessageView2, SelfMessageInput, SendMessageInput, UserView};
+use super::dto::{BindingInput, BindingView, OutboxMessageView, SelfMessageInput, SendMessageInput, UserView};
 use super::error::ApiError;
 use super::extract::{idempotency_key, page, read_json, validated};
 use super::middleware::Inject;
@@ -336,7 +336,7 @@ async fn me(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<
     parameters(("Idempotency-Key" = Option<crate::inbound::http::dto::KeyString>, Header, description = "Makes retries safe: the same key with the same message answers the first message; with a different message, 409 `idempotency_key_reused` (1–128 printable ASCII characters)")),
     request_body(content = SelfMessageInput, content_type = "application/json"),
     status_codes(202, 400, 401, 409, 413, 415, 422, 500, 503),
-    responses((status_code = 202, body = MessageView2, description = "Accepted: stored in the outbox"))
+    responses((status_code = 202, body = OutboxMessageView, description = "Accepted: stored in the outbox"))
 )]
 async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
@@ -357,7 +357,7 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
     };
     let record = local.send_message.execute(command).await?;
     res.status_code(StatusCode::ACCEPTED);
-    res.render(Json(MessageView2::from(record)));
+    res.render(Json(OutboxMessageView::from(record)));
     Ok(())
 }
 
@@ -437,7 +437,7 @@ async fn get_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
     status_codes(202, 400, 401, 409, 413, 415, 422, 500, 503),
     responses((
         status_code = 202,
-        body = MessageView2,
+        body = OutboxMessageView,
         description = "Accepted: stored in the outbox in state `accepted`",
         headers(("Location" = String, description = "`/api/messages/{id}`"))
     ))
@@ -451,7 +451,7 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     let record = local.send_message.execute(command).await?;
     let _ = res.add_header("location", format!("/api/messages/{}", record.id), true);
     res.status_code(StatusCode::ACCEPTED);
-    res.render(Json(MessageView2::from(record)));
+    res.render(Json(OutboxMessageView::from(record)));
     Ok(())
 }
 
@@ -468,7 +468,7 @@ async fn send_message(req: &mut Request, depot: &mut Depot, res: &mut Response) 
         ("offset" = Option<i32>, Query, minimum = 0, maximum = 2147483647, description = "Rows to skip, default 0"),
     ),
     status_codes(200, 401, 422, 500, 503),
-    responses((status_code = 200, body = Vec<MessageView2>))
+    responses((status_code = 200, body = Vec<OutboxMessageView>))
 )]
 async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
@@ -491,7 +491,7 @@ async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let (limit, offset) = page(req)?;
     let query = application::ports::ListMessages { state, since, limit, offset };
     let records = local.list_messages.execute(query).await?;
-    res.render(Json(records.into_iter().map(MessageView2::from).collect::<Vec<_>>()));
+    res.render(Json(records.into_iter().map(OutboxMessageView::from).collect::<Vec<_>>()));
     Ok(())
 }
 
@@ -568,13 +568,13 @@ async fn get_binding(req: &mut Request, depot: &mut Depot, res: &mut Response) -
     security(("service_token" = [])),
     parameters(("id" = String, Path, description = "Message id")),
     status_codes(200, 401, 404, 500, 503),
-    responses((status_code = 200, body = MessageView2))
+    responses((status_code = 200, body = OutboxMessageView))
 )]
 async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
     let view = local.message_status.execute(&id).await.map_err(message_not_found)?;
-    res.render(Json(MessageView2::from(view)));
+    res.render(Json(OutboxMessageView::from(view)));
     Ok(())
 }
 
@@ -584,12 +584,12 @@ async fn message_status(req: &mut Request, depot: &mut Depot, res: &mut Response
     security(("service_token" = [])),
     parameters(("id" = String, Path, description = "Message id")),
     status_codes(200, 401, 404, 409, 500, 502, 503),
-    responses((status_code = 200, body = MessageView2))
+    responses((status_code = 200, body = OutboxMessageView))
 )]
 async fn recall_message(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let local = state(depot)?;
     let id = req.param::<String>("id").unwrap_or_default();
     let record = local.recall_message.execute(&id).await.map_err(message_not_found)?;
-    res.render(Json(MessageView2::from(record)));
+    res.render(Json(OutboxMessageView::from(record)));
     Ok(())
 }

@@ -100,7 +100,7 @@ async fn the_dev_document_declares_security_idempotency_keys_and_enums() {
     let states = ["accepted", "relayed", "sent", "completed", "failed", "recalled"];
     let status = resolve(&doc, &parameter(&doc, "get", "/api/messages", "status")["schema"]);
     assert_eq!(status["enum"], serde_json::json!(states));
-    let view = &doc["components"]["schemas"]["adapters.inbound.http.dto.MessageView2"];
+    let view = &doc["components"]["schemas"]["adapters.inbound.http.dto.OutboxMessageView"];
     assert_eq!(resolve(&doc, &view["properties"]["state"]["allOf"][0])["enum"], serde_json::json!(states));
     let outcome = &doc["components"]["schemas"]["adapters.inbound.http.dto.RecipientView"]["properties"]["outcome"];
     let outcomes = ["read", "unread", "failed", "forbidden", "invalid_user", "pending", "skipped"];
