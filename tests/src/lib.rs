@@ -9,3 +9,15 @@ pub mod feishu_emulator;
 pub mod procs;
 pub mod split;
 pub mod stack;
+
+/// Logs of an emulator binary to stderr: `RUST_LOG` (default `info`), coloured on a terminal.
+pub fn init_emulator_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,5 +1,6 @@
-//! A stub HTTP server for the outbound clients' tests (the cloud relay, Feishu): a salvo router on 127.0.0.1:0 that answers stubbed
-//! `(method, path)` pairs with canned replies, counts calls and records what it received.
+//! A stub HTTP server for the outbound clients' tests (DingTalk, the cloud relay, Feishu): a salvo
+//! router on 127.0.0.1:0 that answers stubbed `(method, path)` pairs (method [`ANY`] for every
+//! method) with canned replies, counts calls and records what it received.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -74,6 +75,9 @@ impl Reply {
 
 type Responder = dyn Fn(usize, &Seen) -> Reply + Send + Sync;
 
+/// The method of a route that answers every method.
+pub(crate) const ANY: &str = "*";
+
 /// One stubbed endpoint.
 pub(crate) struct Route {
     method: &'static str,
@@ -102,7 +106,8 @@ impl Dispatch {
     async fn handle(&self, req: &mut Request, res: &mut Response) {
         let method = req.method().to_string();
         let path = req.uri().path().to_owned();
-        let Some(route) = self.0.iter().find(|r| r.method == method && r.path == path).cloned() else {
+        let Some(route) = self.0.iter().find(|r| (r.method == ANY || r.method == method) && r.path == path).cloned()
+        else {
             res.status_code(StatusCode::IM_A_TEAPOT);
             res.render(Text::Plain(format!("no stub route for {method} {path}")));
             return;
@@ -212,5 +217,11 @@ impl Stub {
     /// Calls that reached `method path`.
     pub fn calls(&self, method: &str, path: &str) -> usize {
         self.route(method, path).calls()
+    }
+
+    /// Calls that reached `method path`, 0 when it was not stubbed.
+    pub fn calls_if_stubbed(&self, method: &str, path: &str) -> usize {
+        let full = format!("{}{path}", self.prefix);
+        self.routes.iter().find(|r| r.method == method && r.path == full).map_or(0, |r| r.calls())
     }
 }

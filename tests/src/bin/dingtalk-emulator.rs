@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use tests::emulator::{EmulatorConfig, Fixture, start};
-use tracing_subscriber::EnvFilter;
 
 /// DingTalk emulator for tests and the developer sandbox.
 #[derive(Debug, Parser)]
@@ -34,11 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    tests::init_emulator_logs();
     let args = Args::parse();
     let fixture = match &args.fixture {
         Some(path) => Fixture::from_file(path)?,
