@@ -294,7 +294,9 @@ impl SuiteSection {
 
 /// `[feishu]` (cloud and dev modes): a Feishu / Lark self-built app (企业自建应用,
 /// docs/feishu-api.md §B.1) people may sign in with beside DingTalk (`/auth/feishu/login`).
-/// Its `redirect_uri` is `<public_url>/auth/feishu/callback`.
+/// Its `redirect_uri` is `<public_url>/auth/feishu/callback`. In local mode only `tenant_keys`
+/// is taken: the Feishu tenants among those local sends to, so their messages are checked by
+/// Feishu's rules before they are stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeishuSection {
@@ -303,7 +305,8 @@ pub struct FeishuSection {
     pub app_id: Option<String>,
     /// App Secret.
     pub app_secret: Option<Secret>,
-    /// The tenants (`tenant_key`s) served: people of other tenants are refused at sign-in.
+    /// The tenants (`tenant_key`s) served: people of other tenants are refused at sign-in. On
+    /// local: the Feishu tenants it sends to (also served as [`Config::local_corps`]).
     pub tenant_keys: Vec<String>,
     /// `feishu` (default: `open.feishu.cn`, `accounts.feishu.cn`) or `lark` (the international
     /// `larksuite.com` hosts), docs/feishu-api.md §0.1.
@@ -384,8 +387,24 @@ impl FeishuSection {
         }
     }
 
-    fn problems(&self) -> Vec<(&'static str, String)> {
+    fn problems(&self, mode: Mode) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if mode == Mode::Local {
+            // Local only learns which tenants are Feishu's (to check their messages by Feishu's
+            // rules); the app and its secrets are the cloud's.
+            if self.is_configured() || self.app_secret.is_some() {
+                out.push((
+                    "feishu.app_id",
+                    "belongs in the cloud's configuration; local takes only feishu.tenant_keys".into(),
+                ));
+            }
+            for tenant in &self.tenant_keys {
+                if let Err(e) = domain::CorpId::parse(tenant) {
+                    out.push(("feishu.tenant_keys", e.message));
+                }
+            }
+            return out;
+        }
         if !self.is_configured() {
             if self.app_secret.is_some() || !self.tenant_keys.is_empty() {
                 out.push(("feishu.app_id", "is required when [feishu] is configured".into()));
@@ -962,7 +981,8 @@ fn is_origin(origin: &str) -> bool {
 
 impl Config {
     /// Local mode: the corps its relay client serves — `cloud.corp_ids`, or else
-    /// `[dingtalk.corp_id]` — the first being the default corp of a message. Unparseable ids are
+    /// `[dingtalk.corp_id]`, then `feishu.tenant_keys` not listed already — the first being the
+    /// default corp of a message. Unparseable ids are
     /// skipped (validation has refused them already).
     pub fn local_corps(&self) -> Vec<domain::CorpId> {
         let configured = if self.cloud.corp_ids.is_empty() {
@@ -977,7 +997,13 @@ impl Config {
             }
             ids
         };
-        configured.iter().filter_map(|c| domain::CorpId::parse(c).ok()).collect()
+        let mut corps: Vec<domain::CorpId> = configured.iter().filter_map(|c| domain::CorpId::parse(c).ok()).collect();
+        for tenant in self.feishu.tenant_keys.iter().filter_map(|t| domain::CorpId::parse(t).ok()) {
+            if !corps.contains(&tenant) {
+                corps.push(tenant);
+            }
+        }
+        corps
     }
 
     /// Loads and validates the configuration. `file` is `--config FILE` (must exist); without it
@@ -1096,7 +1122,7 @@ impl Config {
         if !(1..=64).contains(&self.database.max_connections) {
             problem("database.max_connections", "must be between 1 and 64".into());
         }
-        for (key, message) in self.feishu.problems() {
+        for (key, message) in self.feishu.problems(self.mode) {
             problem(key, message);
         }
         for provider in &self.login.providers {
@@ -1781,6 +1807,26 @@ mod tests {
             problems.iter().any(|p| p.key == "feishu.tenant_keys" && p.message.contains("one provider")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn local_takes_the_feishu_tenants_alone_and_serves_them_after_its_corps() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DINGDING_DEPLOY_MODE", "LOCAL");
+            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dingding");
+            jail.set_env("DINGDING_CLOUD_HOST", "https://relay.example.com");
+            jail.set_env("DINGDING_SECRET_USER", "ruicore");
+            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            jail.set_env("DINGBRIDGE_CLOUD__CORP_IDS", "[\"dingcorpa\"]");
+            jail.set_env("DINGBRIDGE_FEISHU__TENANT_KEYS", "[\"736588c9260f175d\", \"dingcorpa\"]");
+            let config = Config::load(None, &[]).unwrap();
+            let corps: Vec<String> = config.local_corps().iter().map(ToString::to_string).collect();
+            assert_eq!(corps, ["dingcorpa", "736588c9260f175d"], "listed once, the default first");
+            jail.set_env("DINGBRIDGE_FEISHU__APP_SECRET", "feishu-secret-value");
+            let keys = problems_of(Config::load(None, &[]).unwrap_err());
+            assert_eq!(keys, ["feishu.app_id"], "the app's secret is the cloud's");
+            Ok(())
+        });
     }
 
     #[test]

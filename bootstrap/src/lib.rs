@@ -475,7 +475,8 @@ fn cloud_use_cases<S: CloudStores>(
         .with_unrecognized_max_attempts(config.delivery.unrecognized_retry_attempts)
         .with_uncertain_policy(config.delivery.uncertain_policy())
         .with_lease_ms(send_lease_ms(config))
-        .with_wakeup(Arc::new(NotifyTrigger(notify.clone())));
+        .with_wakeup(Arc::new(NotifyTrigger(notify.clone())))
+        .with_body_rules(providers::message_rules(config));
     if config.delivery.screen_recipients {
         // No silent drops (docs/dingtalk-api.md §D.6): third-party suite corps get 100 a day.
         let suite_corps = config.suite.corp_ids.iter().filter_map(|c| CorpId::parse(c).ok());
@@ -562,7 +563,8 @@ fn local_http<S: LocalStores>(
             random,
             clock.clone(),
             corps,
-        ),
+        )
+        .with_body_rules(providers::message_rules(config)),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
         list_messages: ListMessagesQuery::new(store.clone()),

@@ -10,7 +10,9 @@ use adapters::outbound::dingtalk::quota::QuotaAccountant;
 use adapters::outbound::dingtalk::{CorpTokenApi, DingTalkApp, DingTalkApps, DingTalkClient, DingTalkConfig};
 use adapters::outbound::governor::{Governor, GovernorConfig};
 use anyhow::Context;
-use application::ports::{Clock, Messenger, Messengers, ProviderEntry, Providers, QuotaStore, SuiteStore};
+use application::ports::{
+    Clock, MessageRules, Messenger, Messengers, ProviderEntry, Providers, QuotaStore, SuiteStore,
+};
 use domain::{AgentId, CorpId};
 use secrecy::SecretString;
 use tracing::info;
@@ -128,6 +130,19 @@ pub(super) fn dingtalk(
             providers.with(ProviderEntry { key: adapters::outbound::feishu::provider_key(), idp: client, tenants });
     }
     Ok(DingTalk { providers, messenger: Arc::new(messengers), corp_ids, other_tenants })
+}
+
+/// The message body rules of every tenant (local and cloud, every mode): Feishu's for
+/// `feishu.tenant_keys`, DingTalk's for every other tenant (the only provider before Feishu, so
+/// existing deployments check bodies exactly as before).
+pub(super) fn message_rules(config: &Config) -> MessageRules {
+    let feishu_tenants: Vec<CorpId> = config.feishu.tenant_keys.iter().filter_map(|t| CorpId::parse(t).ok()).collect();
+    let rules = MessageRules::new(Arc::new(adapters::outbound::dingtalk::body::DingTalkBodyRules));
+    if feishu_tenants.is_empty() {
+        rules
+    } else {
+        rules.with(feishu_tenants, Arc::new(adapters::outbound::feishu::FeishuBodyRules))
+    }
 }
 
 /// `feishu.tenant_keys` as corp ids (validated by `Config::problems`).

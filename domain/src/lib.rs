@@ -20,7 +20,7 @@ pub use error::ValidationError;
 pub use ids::{AgentId, CorpId, DeptId, OpenId, UnionId, UserId};
 pub use login::{AuthCode, LoginAttempt, LoginFailure, LoginState, PkceVerifier, ReturnTo, SessionToken};
 pub use member::{Identity, MemberDetails, MemberProfile, User};
-pub use message::{MessageBody, MsgType};
+pub use message::{BodyKind, Content, MessageBody};
 pub use provider::ProviderKey;
 pub use recipients::{Batch, Recipients};
 pub use time::Timestamp;

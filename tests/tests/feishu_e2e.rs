@@ -161,6 +161,43 @@ async fn a_dingtalk_person_and_a_feishu_person_sign_in_to_one_service_each_with_
     wait_for_state(&stack, again["id"].as_str().unwrap(), &["sent", "completed"]).await;
     assert_eq!(stack.feishu.state().message_count(), 2);
 
+    // Bodies are checked by the tenant's provider before anything is stored: DingTalk's own `oa`
+    // is not a Feishu message; Feishu's own `post` is, and goes through as it was written; 700
+    // Chinese characters are over DingTalk's 2048 bytes but fine for Feishu.
+    let post_message = |corp: &str, userid: &str, body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/api/messages", stack.base_url))
+            .bearer_auth(SERVICE_TOKEN)
+            .json(&json!({"corp_id": corp, "recipients": {"userids": [userid]}, "body": body}))
+            .send()
+    };
+    let listed_before: Vec<Value> = api(&stack, "/api/messages").send().await.unwrap().json().await.unwrap();
+    let oa = json!({"msgtype": "oa", "oa": {"message_url": "https://a.example", "head": {"bgcolor": "FFBBBBBB", "text": "h"}, "body": {"title": "t"}}});
+    let res = post_message(TENANT, "fs_alice", oa.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Value = res.json().await.unwrap();
+    assert_eq!(refused["fields"]["body.msgtype"]["code"], "unsupported", "{refused}");
+    let long = json!({"msgtype": "text", "text": {"content": "钉".repeat(700)}});
+    let res = post_message("dingemucorp0001", "manager4220", long.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "DingTalk's 2048 bytes");
+    let listed_after: Vec<Value> = api(&stack, "/api/messages").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed_after.len(), listed_before.len(), "nothing was stored");
+    let post = json!({"zh_cn": {"title": "周报", "content": [[{"tag": "text", "text": "见 "}, {"tag": "a", "text": "链接", "href": "https://a.example"}]]}});
+    let res = post_message(TENANT, "fs_alice", json!({"msgtype": "post", "post": post})).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let accepted: Value = res.json().await.unwrap();
+    wait_for_state(&stack, accepted["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    let res = post_message(TENANT, "fs_alice", long).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let accepted: Value = res.json().await.unwrap();
+    wait_for_state(&stack, accepted["id"].as_str().unwrap(), &["sent", "completed"]).await;
+    let sent = stack.feishu.state().messages();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[2].msg_type, "post");
+    assert_eq!(serde_json::from_str::<Value>(&sent[2].content).unwrap(), post);
+    assert_eq!(sent[3].msg_type, "text");
+    assert_eq!(stack.emulator.state().sends().len(), 0, "nothing went to DingTalk");
+
     let listed = users(&stack).await;
     let providers: Vec<&str> = listed.iter().filter_map(|u| u["provider"].as_str()).collect();
     assert_eq!(listed.len(), 2, "{listed:?}");

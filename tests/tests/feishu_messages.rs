@@ -90,7 +90,7 @@ async fn departments_another_tenant_and_dingtalk_only_bodies_are_refused_before_
     .unwrap();
     let refused = client.send(&tenant, &users(&["fs_alice"]), &oa, "k").await;
     assert!(
-        matches!(&refused, Err(MessengerError::Upstream(UpstreamError::Rejected { code, .. })) if code == "msgtype_unsupported"),
+        matches!(&refused, Err(MessengerError::Upstream(UpstreamError::Rejected { code, .. })) if code == "unsupported"),
         "{refused:?}"
     );
     assert_eq!(emulator.state().message_count(), 0);

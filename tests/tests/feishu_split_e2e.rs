@@ -38,8 +38,10 @@ async fn a_dingtalk_and_a_feishu_person_sign_in_through_the_relay_to_one_local()
     ];
     let local_env = [
         ("DINGBRIDGE_LOGIN__PROVIDERS", r#"["dingtalk","feishu"]"#.to_owned()),
-        // The tenants local sends messages to: DingTalk's corp first (the default), then Feishu's.
-        ("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\",\"{TENANT}\"]")),
+        // The tenants local sends messages to: DingTalk's corp first (the default), then Feishu's,
+        // which local checks messages for by Feishu's rules.
+        ("DINGBRIDGE_CLOUD__CORP_IDS", format!("[\"{CORP}\"]")),
+        ("DINGBRIDGE_FEISHU__TENANT_KEYS", format!("[\"{TENANT}\"]")),
     ];
     let split = tests::split::split_with(EMULATOR, DINGBRIDGE, &cloud_env, &local_env).await;
 
@@ -124,6 +126,23 @@ async fn a_dingtalk_and_a_feishu_person_sign_in_through_the_relay_to_one_local()
         .wait_for_state(accepted["id"].as_str().unwrap(), &["sent", "completed"], std::time::Duration::from_secs(10))
         .await;
     assert_eq!(theirs["task_ids"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(feishu_messages(&base).await.len(), 1);
+    // A DingTalk-only body for the Feishu tenant: local refuses it before storing it (it knows the
+    // tenant is Feishu's), and so does the cloud when asked directly.
+    let card = json!({"msgtype": "action_card", "action_card": {"title": "T", "markdown": "m",
+                      "single_title": "Open", "single_url": "https://a.example"}});
+    let body = json!({"corp_id": TENANT, "recipients": {"userids": ["fs_alice"]}, "body": card});
+    let res = split.api(reqwest::Method::POST, "/api/messages", Some(body)).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Value = res.json().await.unwrap();
+    assert_eq!(refused["fields"]["body.msgtype"]["code"], "unsupported", "{refused}");
+    let res = split
+        .relay(CLIENT_A, reqwest::Method::POST, "/relay/v1/messages")
+        .json(&json!({"key": "card-1", "corp_id": TENANT, "recipients": {"userids": ["fs_alice"]}, "body": card}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(feishu_messages(&base).await.len(), 1);
     split.finish().await;
 }

@@ -7,6 +7,7 @@
 //! | [`UserRepository`], [`SessionStore`], [`LoginAttemptStore`], [`MessageStore`], [`FeedCursorStore`] (local side) | SQLite / PostgreSQL |
 //! | [`SuiteStore`], [`EventStore`], [`FeedSignal`] (cloud side, event callbacks and the contact feed) | SQLite / PostgreSQL |
 //! | [`LoginIntentStore`], [`LoginResultStore`], [`RelayMessageStore`], [`QuotaStore`], [`RecipientLedgerStore`] (cloud side) | SQLite / PostgreSQL |
+//! | [`BodyRules`] (local and cloud), chosen by tenant through [`MessageRules`] | each provider's message body rules (in the provider's adapter) |
 //! | [`RecipientLimits`] (cloud side) | the provider's silent-drop rules over [`RecipientLedgerStore`] (in the provider's adapter) |
 //! | [`GrantStore`], [`SigningKeyStore`] (local side, the OpenID Provider) | SQLite / PostgreSQL |
 //! | [`CloudGateway`] | in-process (dev mode) or the relay HTTP client (local mode) |
@@ -30,7 +31,10 @@ pub use oidc::{
     AuthorizationCode, CodeRedemption, Grant, GrantStore, RefreshRotation, RefreshToken, SignerError, SigningAlgorithm,
     SigningKey, SigningKeyStore, TokenSigner,
 };
-pub use provider::{IdentityProvider, Messenger, Messengers, ProviderEntry, Providers, RecipientLimits};
+pub use provider::{
+    BodyRules, ByTenant, IdentityProvider, MessageRules, Messenger, Messengers, ProviderEntry, Providers,
+    RecipientLimits,
+};
 pub use stores::{
     Binding, BindingStore, ClaimedRelay, FeedCursorStore, ListMessages, ListUsers, LoginAttemptStore, LoginIntent,
     LoginIntentStore, LoginOutcome, LoginResultStore, MessageRecord, MessageStore, QuotaStore, QuotaUsage,
@@ -45,7 +49,7 @@ pub use gateway::MockCloudGateway;
 #[cfg(any(test, feature = "mock"))]
 pub use oidc::{MockGrantStore, MockSigningKeyStore, MockTokenSigner};
 #[cfg(any(test, feature = "mock"))]
-pub use provider::{MockIdentityProvider, MockMessenger, MockRecipientLimits};
+pub use provider::{MockBodyRules, MockIdentityProvider, MockMessenger, MockRecipientLimits};
 #[cfg(any(test, feature = "mock"))]
 pub use stores::{
     MockBindingStore, MockFeedCursorStore, MockLoginAttemptStore, MockLoginIntentStore, MockLoginResultStore,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{
     AuthCode, Batch, CorpId, DeliveryId, Identity, LoginState, MemberDetails, MessageBody, PkceVerifier, ProviderKey,
-    SendProgress, SendResult, SkipReason, UnionId, UserId,
+    Recipients, SendProgress, SendResult, SkipReason, UnionId, UserId, ValidationError,
 };
 
 use super::{IdentityError, MessengerError, StoreError};
@@ -138,42 +138,53 @@ pub trait Messenger: Send + Sync {
     async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError>;
 }
 
-/// The messengers a cloud serves, side by side: one [`Messenger`] that hands each call to the
-/// messenger serving the call's tenant (docs/design.md "Providers side by side"), so the relay
-/// use cases need not know which provider a tenant belongs to.
-#[derive(Clone)]
-pub struct Messengers {
-    default: Arc<dyn Messenger>,
-    by_tenant: Vec<(Vec<CorpId>, Arc<dyn Messenger>)>,
+/// One port per tenant: a `default` and the entries that name tenants, so a use case asks for
+/// "the one serving this tenant" without knowing which provider that is (docs/design.md
+/// "Providers side by side"). [`Messengers`] and [`MessageRules`] are its two uses.
+pub struct ByTenant<T: ?Sized> {
+    default: Arc<T>,
+    by_tenant: Vec<(Vec<CorpId>, Arc<T>)>,
 }
 
-impl std::fmt::Debug for Messengers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tenants: Vec<&Vec<CorpId>> = self.by_tenant.iter().map(|(t, _)| t).collect();
-        f.debug_struct("Messengers").field("by_tenant", &tenants).finish_non_exhaustive()
+impl<T: ?Sized> Clone for ByTenant<T> {
+    fn clone(&self) -> Self {
+        Self { default: self.default.clone(), by_tenant: self.by_tenant.clone() }
     }
 }
 
-impl Messengers {
+impl<T: ?Sized> std::fmt::Debug for ByTenant<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenants: Vec<&Vec<CorpId>> = self.by_tenant.iter().map(|(t, _)| t).collect();
+        f.debug_struct("ByTenant").field("by_tenant", &tenants).finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> ByTenant<T> {
     /// Routes every tenant no later entry names to `default`.
-    pub fn new(default: Arc<dyn Messenger>) -> Self {
+    pub fn new(default: Arc<T>) -> Self {
         Self { default, by_tenant: Vec::new() }
     }
 
-    /// Routes `tenants` to `messenger`.
+    /// Routes `tenants` to `port` (the first entry naming a tenant wins).
     #[must_use]
-    pub fn with(mut self, tenants: Vec<CorpId>, messenger: Arc<dyn Messenger>) -> Self {
-        self.by_tenant.push((tenants, messenger));
+    pub fn with(mut self, tenants: Vec<CorpId>, port: Arc<T>) -> Self {
+        self.by_tenant.push((tenants, port));
         self
     }
 
-    fn of(&self, tenant: &CorpId) -> &Arc<dyn Messenger> {
-        self.by_tenant.iter().find(|(tenants, _)| tenants.contains(tenant)).map_or(&self.default, |(_, m)| m)
+    /// The port serving `tenant`.
+    pub fn of(&self, tenant: &CorpId) -> &Arc<T> {
+        self.by_tenant.iter().find(|(tenants, _)| tenants.contains(tenant)).map_or(&self.default, |(_, p)| p)
     }
 }
 
+/// The messengers a cloud serves, side by side: itself a [`Messenger`] that hands each call to
+/// the messenger serving the call's tenant, so the relay use cases need not know which provider
+/// a tenant belongs to.
+pub type Messengers = ByTenant<dyn Messenger>;
+
 #[async_trait]
-impl Messenger for Messengers {
+impl Messenger for ByTenant<dyn Messenger> {
     /// [`Messenger::send`] of the tenant's messenger.
     async fn send(
         &self,
@@ -198,6 +209,28 @@ impl Messenger for Messengers {
     /// [`Messenger::recall`] of the tenant's messenger.
     async fn recall(&self, corp_id: &CorpId, delivery: &DeliveryId) -> Result<(), MessengerError> {
         self.of(corp_id).recall(corp_id, delivery).await
+    }
+}
+
+/// A provider's rules for message bodies: which `msgtype`s it takes (the neutral `text`,
+/// `markdown` and `link`, plus its own), their fields and its size limits, and the rules that
+/// involve the recipients. Implemented in each provider's adapter; pure (no I/O), so local checks
+/// a message before storing it and the cloud again before accepting it.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait BodyRules: Send + Sync {
+    /// Checks `body` for `recipients`. Errors name the field under `body` (or `recipients`) with
+    /// the codes of `domain::MessageBody::parse`, plus `unsupported` for a `msgtype` or an
+    /// addressing (departments, everyone) the provider does not take.
+    fn check(&self, body: &MessageBody, recipients: &Recipients) -> Result<(), ValidationError>;
+}
+
+/// The body rules of every tenant a deployment serves: the tenant's provider's [`BodyRules`].
+pub type MessageRules = ByTenant<dyn BodyRules>;
+
+impl ByTenant<dyn BodyRules> {
+    /// [`BodyRules::check`] of the provider serving `corp_id`.
+    pub fn check(&self, corp_id: &CorpId, body: &MessageBody, recipients: &Recipients) -> Result<(), ValidationError> {
+        self.of(corp_id).check(body, recipients)
     }
 }
 

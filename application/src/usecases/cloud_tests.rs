@@ -868,6 +868,30 @@ async fn relay_send_for_a_corp_outside_the_client_is_forbidden_and_stores_nothin
 }
 
 #[tokio::test]
+async fn relay_send_refused_by_the_tenants_body_rules_is_invalid_and_stores_nothing() {
+    let mut messages = MockRelayMessageStore::new();
+    messages.expect_insert_or_get().never();
+    let mut messenger = MockMessenger::new();
+    messenger.expect_send().never();
+    // Corp A's provider refuses the body; the default (every other corp) is never asked.
+    let mut refusing = crate::ports::MockBodyRules::new();
+    refusing.expect_check().times(2).returning(|_, _| {
+        Err(domain::ValidationError::new("body.msgtype", "unsupported", "body.msgtype: not this provider's"))
+    });
+    let mut default = crate::ports::MockBodyRules::new();
+    default.expect_check().never();
+    let rules = crate::ports::MessageRules::new(Arc::new(default)).with(vec![corp_a()], Arc::new(refusing));
+    let send = relay_send(messages, messenger).with_body_rules(rules);
+
+    for err in [
+        send.accept(&client(), &send_request(corp_a(), 3)).await.unwrap_err(),
+        send.execute(&client(), &send_request(corp_a(), 3)).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, CloudError::Invalid(ref e) if e.field == "body.msgtype"), "{err:?}");
+    }
+}
+
+#[tokio::test]
 async fn relay_send_of_250_recipients_sends_three_batches_and_records_each_task() -> Result<(), CloudError> {
     let mut seq = Sequence::new();
     let mut messages = MockRelayMessageStore::new();

@@ -517,6 +517,9 @@ fn the_waiting_error_names_its_reason_so_the_message_view_can_read_it_back() {
     }
     assert_eq!(super::local::waiting_reason("the cloud refused the message"), None);
     assert_eq!(super::local::waiting_reason("waiting for the provider (nonsense): x"), None);
-    // Rows written before providers were side by side still read.
-    assert_eq!(super::local::waiting_reason("waiting for DingTalk (throttled): x"), Some(WaitReason::Throttled));
+    // Rows written before providers were side by side named the provider (the adapters' view
+    // tests read such a row); any one-word name reads, nothing else does.
+    assert_eq!(super::local::waiting_reason("waiting for Acme (throttled): x"), Some(WaitReason::Throttled));
+    assert_eq!(super::local::waiting_reason("waiting for Acme Corp (throttled): x"), None);
+    assert_eq!(super::local::waiting_reason("waiting for  (throttled): x"), None);
 }

@@ -48,7 +48,9 @@ impl From<CloudError> for GatewayError {
         match err {
             CloudError::InvalidState | CloudError::NotFound => Self::NotFound,
             CloudError::Forbidden(msg) => Self::Forbidden(msg),
-            CloudError::KeyReused | CloudError::UnknownProvider(_) => Self::Invalid(err.to_string()),
+            CloudError::KeyReused | CloudError::UnknownProvider(_) | CloudError::Invalid(_) => {
+                Self::Invalid(err.to_string())
+            }
             CloudError::NotMember => Self::NotMember,
             CloudError::Unavailable(msg) => Self::Unavailable(msg),
             CloudError::Rejected(msg) => Self::Rejected(msg),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use domain::{
     CorpId, DeliveryId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody,
-    MessageState, ProviderKey, Recipients, ReturnTo, SessionToken, Timestamp, UnionId, User, UserId,
+    MessageState, ProviderKey, Recipients, ReturnTo, SessionToken, Timestamp, UnionId, User, UserId, ValidationError,
 };
 
 use mockall::Sequence;
@@ -17,7 +17,7 @@ use super::local::{
     MessageStatus, RecallMessage, SendMessage, SendMessageCommand, StartLogin,
 };
 use crate::ports::{
-    GatewayError, ListMessages, ListUsers, LoginOutcome, MessageRecord, MockClock, MockCloudGateway,
+    GatewayError, ListMessages, ListUsers, LoginOutcome, MessageRecord, MessageRules, MockClock, MockCloudGateway,
     MockDispatchTrigger, MockLoginAttemptStore, MockMessageStore, MockRandomSource, MockSessionStore,
     MockUserRepository, RelayReceipt, Session, StoreError,
 };
@@ -966,28 +966,43 @@ async fn send_message_without_recipients_is_invalid() {
     assert_eq!(invalid_field(&err), Some("recipients"), "{err:?}");
 }
 
+/// Body rules that refuse every body with `field` (`times` calls expected).
+fn refusing_rules(field: &'static str, times: usize) -> crate::ports::MockBodyRules {
+    let mut rules = crate::ports::MockBodyRules::new();
+    rules
+        .expect_check()
+        .times(times)
+        .returning(move |_, _| Err(ValidationError::new(field, "unsupported", format!("{field} refused"))));
+    rules
+}
+
 #[tokio::test]
-async fn send_message_with_a_status_bar_to_six_users_is_invalid() {
-    let body = MessageBody::parse(&serde_json::json!({
-        "msgtype": "oa",
-        "oa": {
-            "message_url": "https://a.example",
-            "head": {"bgcolor": "FFBBBBBB", "text": "h"},
-            "status_bar": {"status_value": "pending", "status_bg": "0xFFF65E5E"},
-            "body": {"title": "t"}
-        }
-    }))
-    .unwrap();
-    let cmd = SendMessageCommand {
-        corp_id: Some(corp_a()),
-        userids: (0..6).map(|i| uid(&format!("u{i}"))).collect(),
-        body,
-        ..command()
-    };
+async fn send_message_refused_by_the_tenants_body_rules_is_invalid_and_stores_nothing() {
+    // Corp B's provider takes the body; corp A's refuses it: the rules of the message's corp apply.
+    let mut lenient = crate::ports::MockBodyRules::new();
+    lenient.expect_check().never();
+    let rules = MessageRules::new(Arc::new(lenient)).with(vec![corp_a()], Arc::new(refusing_rules("body.msgtype", 1)));
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), userids: vec![uid("alice")], ..command() };
 
-    let err = SendMocks::rejecting().build(None).execute(cmd).await.unwrap_err();
+    let err = SendMocks::rejecting().build(None).with_body_rules(rules).execute(cmd).await.unwrap_err();
 
-    assert_eq!(invalid_field(&err), Some("body.oa.status_bar"), "{err:?}");
+    assert_eq!(invalid_field(&err), Some("body.msgtype"), "{err:?}");
+}
+
+#[tokio::test]
+async fn send_message_checks_the_body_with_its_recipients_by_the_default_rules_for_other_corps() {
+    let mut rules = crate::ports::MockBodyRules::new();
+    rules
+        .expect_check()
+        .withf(|body, recipients| *body == text("hello") && *recipients == to_alice())
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let rules = MessageRules::new(Arc::new(rules)).with(vec![corp_b()], Arc::new(refusing_rules("body", 0)));
+    let cmd = SendMessageCommand { corp_id: Some(corp_a()), userids: vec![uid("alice")], ..command() };
+
+    let stored = SendMocks::accepting(corp_a(), to_alice()).build(None).with_body_rules(rules).execute(cmd).await;
+
+    assert_eq!(stored.map(|r| r.state).ok(), Some(MessageState::Accepted));
 }
 
 #[tokio::test]

@@ -126,7 +126,10 @@ async fn env(setup: Setup) -> Env {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let idp = Arc::new(setup.idp);
     let messenger = Arc::new(setup.messenger);
-    let send = Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone()));
+    let send = Arc::new(
+        RelaySend::new(shared.clone(), messenger.clone(), clock.clone())
+            .with_body_rules(crate::inbound::http::test_support::dingtalk_rules()),
+    );
     let sender = DeliverRelayed::new(send.clone(), shared.clone(), clock.clone());
     let cloud = Arc::new(CloudHttp {
         handle_callback: HandleCallback::new(
@@ -632,6 +635,26 @@ async fn sending_a_message_checks_credentials_corp_and_body() {
         ),
         ("bad msgtype", "body.msgtype", invalid(&|v| v["body"] = json!({"msgtype": "fax", "fax": {}}))),
         ("missing content", "body.text.content", invalid(&|v| v["body"] = json!({"msgtype": "text", "text": {}}))),
+        // The tenant's provider's rules (DingTalk's here): its types, its limits, its recipient rules.
+        (
+            "another provider's type",
+            "body.msgtype",
+            invalid(&|v| v["body"] = json!({"msgtype": "post", "post": {"zh_cn": {"content": []}}})),
+        ),
+        (
+            "over DingTalk's 2048 bytes",
+            "body",
+            invalid(&|v| v["body"] = json!({"msgtype": "text", "text": {"content": "钉".repeat(700)}})),
+        ),
+        (
+            "status bar to six people",
+            "body.oa.status_bar",
+            invalid(&|v| {
+                v["recipients"] = json!({"userids": ["u1", "u2", "u3", "u4", "u5", "u6"]});
+                v["body"] = json!({"msgtype": "oa", "oa": {"message_url": "https://a", "head": {"bgcolor": "FFBBBBBB", "text": "h"},
+                    "status_bar": {"status_value": "v", "status_bg": "0xFFF65E5E"}, "body": {"title": "t"}}});
+            }),
+        ),
         ("unknown field", "priority", invalid(&|v| v["priority"] = json!("high"))),
         ("wrong type", "recipients", invalid(&|v| v["recipients"] = json!("everyone"))),
     ] {

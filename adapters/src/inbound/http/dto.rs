@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn an_outbox_error_written_before_providers_were_side_by_side_still_reads_its_reason() {
+        // The text earlier versions stored while the cloud waited (still in outbox rows).
+        let stored = "waiting for DingTalk (throttled): code 90018: slow down";
+        let reason = application::usecases::local::waiting_reason(stored);
+        assert_eq!(reason, Some(application::ports::WaitReason::Throttled));
+    }
+
+    #[test]
     fn send_input_maps_field_errors_with_indexes() {
         let input: SendMessageInput = serde_json::from_value(serde_json::json!({
             "recipients": {"userids": ["ok", "bad,id"]},
@@ -596,8 +604,11 @@ pub enum ContactEventTypeName {
     OrgDeptRemove,
 }
 
-/// A message body (docs/dingtalk-api.md §D.2): DingTalk's `msg` object, `msgtype` naming the member
-/// that holds the content, as `domain::MessageBody::parse` checks it; at most 2048 bytes as JSON.
+/// A message body, `msgtype` naming the member that holds the content (docs/design.md "Message
+/// bodies"): the neutral `text`, `markdown` and `link` every provider renders, or a provider's own
+/// — DingTalk's `action_card`, `oa`, `image`, `file`, `voice`, `template` (docs/dingtalk-api.md
+/// §D.2), Feishu's `post`, `interactive` (docs/feishu-api.md §D.2) — checked by the rules of the
+/// message's tenant's provider.
 #[derive(Debug)]
 pub struct MessageBodySchema;
 
@@ -616,17 +627,19 @@ impl MessageBodySchema {
     fn json() -> serde_json::Value {
         use serde_json::json;
         let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "\\S"});
-        let url = json!({"type": "string", "maxLength": 1024, "pattern": "^\\s*(https?|dingtalk)://"});
+        let url = json!({"type": "string", "maxLength": 1024, "pattern": "^\\s*[A-Za-z][A-Za-z0-9+.-]*://"});
         let strict = |required: &[&str], properties: serde_json::Value| json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false});
         json!({
-            "description": "DingTalk's `msg` object (docs/dingtalk-api.md §D.2), or `template` for a suite's \
-                `sendbytemplate` (§D.1); at most 2048 bytes as JSON. E.g. `{\"msgtype\":\"text\",\"text\":{\"content\":\"hi\"}}`.",
+            "description": "The neutral `text`, `markdown`, `link` (every provider), or a provider's own: DingTalk's \
+                `action_card`, `oa`, `image`, `file`, `voice`, `template` (docs/dingtalk-api.md §D.2; at most 2048 bytes as \
+                JSON), Feishu's `post`, `interactive` (docs/feishu-api.md §D.2). Checked by the rules of the tenant's \
+                provider; at most 32 KiB as JSON. E.g. `{\"msgtype\":\"text\",\"text\":{\"content\":\"hi\"}}`.",
             "oneOf": [
-                Self::variant("text", strict(&["content"], json!({"content": text(2048)}))),
-                Self::variant("markdown", strict(&["title", "text"], json!({"title": text(256), "text": text(5000)}))),
+                Self::variant("text", strict(&["content"], json!({"content": text(32 * 1024)}))),
+                Self::variant("markdown", strict(&["title", "text"], json!({"title": text(256), "text": text(32 * 1024)}))),
                 Self::variant("link", strict(
-                    &["messageUrl", "picUrl", "title", "text"],
-                    json!({"messageUrl": url, "picUrl": text(1024), "title": text(256), "text": text(2048)}),
+                    &["messageUrl", "title", "text"],
+                    json!({"messageUrl": url, "picUrl": text(1024), "title": text(256), "text": text(32 * 1024)}),
                 )),
                 Self::variant("action_card", json!({
                     "type": "object",
@@ -651,6 +664,16 @@ impl MessageBodySchema {
                     "description": "`template_id` and optional `data` (variable name → value) for `sendbytemplate`",
                     "required": ["template_id"],
                     "properties": {"template_id": text(64), "data": {"type": "object"}},
+                })),
+                Self::variant("post", json!({
+                    "type": "object",
+                    "description": "Feishu's rich text: locale keys (`zh_cn`, `en_us`, …), each `{title?, content: [[{tag, …}]]}` (docs/feishu-api.md §D.2)",
+                    "minProperties": 1,
+                })),
+                Self::variant("interactive", json!({
+                    "type": "object",
+                    "description": "A Feishu card JSON or card template `{type: \"template\", data}` (docs/feishu-api.md §D.2)",
+                    "minProperties": 1,
                 })),
             ],
         })

@@ -227,6 +227,7 @@ impl From<CloudError> for ApiError {
             CloudError::NotMember => {
                 Self::new(StatusCode::NOT_FOUND, "not_member", "the person is not a member of the corp")
             }
+            CloudError::Invalid(invalid) => Self::validation(&invalid),
             CloudError::Unavailable(detail) => Self::unavailable(detail),
             CloudError::Rejected(detail) => Self::new(StatusCode::BAD_GATEWAY, "upstream_refused", detail),
             CloudError::Store(store) => store.into(),

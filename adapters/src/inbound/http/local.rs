@@ -12,7 +12,7 @@ use application::usecases::local::{
     Bindings, CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, Logout, MessageError,
     MessageStatus, RecallMessage, RefreshUser, SendMessage, SendMessageCommand, StartLogin,
 };
-use domain::{CorpId, MessageBody, ProviderKey, User};
+use domain::{CorpId, ProviderKey, User};
 use salvo::http::StatusCode;
 use salvo::http::cookie::time::Duration as CookieDuration;
 use salvo::http::cookie::{Cookie, SameSite};
@@ -343,7 +343,7 @@ async fn me_message(req: &mut Request, depot: &mut Depot, res: &mut Response) ->
     let user = signed_in_user(req, &local).await?;
     let key = idempotency_key(req)?;
     let input: SelfMessageInput = validated(read_json(req).await?)?;
-    let body = MessageBody::text(&input.text).map_err(|e| pages::self_message_error(&input.text, e))?;
+    let body = pages::self_message_body(&input.text)?;
     let command = SendMessageCommand {
         corp_id: Some(user.profile.corp_id.clone()),
         user_ids: Vec::new(),

@@ -120,7 +120,11 @@ async fn the_dev_document_declares_security_idempotency_keys_and_enums() {
 
     let body = &doc["components"]["schemas"]["MessageBody"];
     let variants = body["oneOf"].as_array().unwrap_or_else(|| panic!("{body}"));
-    assert_eq!(variants.len(), 9, "{body}");
+    assert_eq!(variants.len(), 11, "{body}");
+    let names: Vec<&Value> = variants.iter().map(|v| &v["properties"]["msgtype"]["enum"][0]).collect();
+    assert_eq!(names[9..], [&serde_json::json!("post"), &serde_json::json!("interactive")], "{body}");
+    assert_eq!(variants[9]["properties"]["post"]["minProperties"], 1, "{body}");
+    assert_eq!(variants[2]["properties"]["link"]["required"], serde_json::json!(["messageUrl", "title", "text"]));
     assert_eq!(variants[0]["properties"]["msgtype"]["enum"], serde_json::json!(["text"]), "{body}");
     assert_eq!(variants[0]["properties"]["text"]["required"], serde_json::json!(["content"]), "{body}");
     assert_eq!(variants[0]["additionalProperties"], false, "{body}");

@@ -57,11 +57,12 @@ static ERROR_CSP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Bytes the text of a text notification may take: DingTalk's limit on the whole `msg` JSON less
-/// the JSON around the text (`{"msgtype":"text","text":{"content":""}}`).
+/// Bytes the text of a text notification may take: the smallest provider limit on the whole body
+/// (DingTalk's 2048 bytes, `outbound::dingtalk::body::MAX_MSG_BYTES`) less the JSON around the
+/// text (`{"msgtype":"text","text":{"content":""}}`), so the page's text goes to any tenant.
 pub fn max_text_bytes() -> usize {
     let envelope = serde_json::json!({"msgtype": "text", "text": {"content": ""}}).to_string().len();
-    domain::message::MAX_MSG_BYTES.saturating_sub(envelope)
+    crate::outbound::dingtalk::body::MAX_MSG_BYTES.saturating_sub(envelope)
 }
 
 /// Bytes `text` takes inside that JSON (escapes included), as [`max_text_bytes`] counts them.
@@ -69,9 +70,20 @@ fn text_bytes(text: &str) -> usize {
     serde_json::Value::from(text).to_string().len().saturating_sub(2)
 }
 
-/// `POST /api/me/messages`: the domain's error for the text body restated for the sandbox page's
-/// person, on the field they typed (`text`): `required` (empty or only whitespace) and
-/// `too_large` (over [`max_text_bytes`], counted in UTF-8 bytes).
+/// `POST /api/me/messages`: the text body of `text`, at most [`max_text_bytes`] so it goes to a
+/// member of any provider. Errors: those of [`self_message_error`].
+pub fn self_message_body(text: &str) -> Result<domain::MessageBody, ApiError> {
+    let body = domain::MessageBody::text(text).map_err(|e| self_message_error(text, e))?;
+    if text_bytes(text) > max_text_bytes() {
+        let err = ValidationError::new("body", "too_large", "over the smallest provider's limit");
+        return Err(self_message_error(text, err));
+    }
+    Ok(body)
+}
+
+/// The error for the text body restated for the sandbox page's person, on the field they typed
+/// (`text`): `required` (empty or only whitespace) and `too_large` (over [`max_text_bytes`],
+/// counted in UTF-8 bytes).
 pub fn self_message_error(text: &str, err: ValidationError) -> ApiError {
     let problem = match err.code {
         "required" => {
@@ -80,7 +92,7 @@ pub fn self_message_error(text: &str, err: ValidationError) -> ApiError {
         "too_large" | "too_long" => Some((
             "too_large",
             format!(
-                "the message is {} bytes in UTF-8; a DingTalk text notification takes at most {} (a Chinese character takes 3 bytes)",
+                "the message is {} bytes in UTF-8; a text notification takes at most {} (a Chinese character takes 3 bytes)",
                 text_bytes(text),
                 max_text_bytes()
             ),
@@ -481,21 +493,20 @@ mod tests {
 
     #[test]
     fn text_limit_is_dingtalks_msg_limit_less_the_envelope() {
-        assert_eq!(max_text_bytes(), domain::message::MAX_MSG_BYTES - 40);
+        assert_eq!(max_text_bytes(), crate::outbound::dingtalk::body::MAX_MSG_BYTES - 40);
         let fits = "钉".repeat(max_text_bytes() / 3);
-        assert!(domain::MessageBody::text(&fits).is_ok());
+        assert!(self_message_body(&fits).is_ok());
         let too_many = "钉".repeat(max_text_bytes() / 3 + 1);
-        assert!(domain::MessageBody::text(&too_many).is_err());
+        assert!(self_message_body(&too_many).is_err());
         assert_eq!(text_bytes("a\n\"钉"), 1 + 2 + 2 + 3);
     }
 
     #[test]
     fn self_message_errors_name_the_text_field() {
-        let whitespace = domain::MessageBody::text("  \n ").err().map(|e| self_message_error("  \n ", e));
-        let body = whitespace.map(|e| e.body);
+        let body = self_message_body("  \n ").err().map(|e| e.body);
         assert_eq!(body.as_ref().and_then(|b| b.fields.get("text")).map(|f| f.code.as_str()), Some("required"));
         let long = "钉".repeat(700);
-        let body = domain::MessageBody::text(&long).err().map(|e| self_message_error(&long, e).body);
+        let body = self_message_body(&long).err().map(|e| e.body);
         let field = body.as_ref().and_then(|b| b.fields.get("text"));
         assert_eq!(field.map(|f| f.code.as_str()), Some("too_large"));
         assert!(field.is_some_and(|f| f.message.contains("2100 bytes")), "{field:?}");

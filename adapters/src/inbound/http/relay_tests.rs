@@ -75,7 +75,10 @@ async fn env() -> Env {
             "http://cb".to_owned(),
         ),
         take_result: TakeLoginResult::new(shared.clone(), clock.clone()),
-        send: Arc::new(RelaySend::new(shared.clone(), messenger.clone(), clock.clone())),
+        send: Arc::new(
+            RelaySend::new(shared.clone(), messenger.clone(), clock.clone())
+                .with_body_rules(crate::inbound::http::test_support::dingtalk_rules()),
+        ),
         status: RelayStatus::new(shared.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(shared.clone(), messenger, clock),
         fetch_member: FetchMember::new(crate::inbound::http::test_support::dingtalk_providers(idp)),

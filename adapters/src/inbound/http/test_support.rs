@@ -114,7 +114,8 @@ pub fn local_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, options: 
             random,
             clock.clone(),
             options.corps,
-        ),
+        )
+        .with_body_rules(dingtalk_rules()),
         message_status: MessageStatus::new(store.clone(), gateway.clone(), clock.clone()),
         recall_message: RecallMessage::new(store.clone(), gateway, clock),
         list_messages: ListMessagesQuery::new(store.clone()),
@@ -199,6 +200,11 @@ pub fn oidc_with(store: &Arc<SqliteStore>, gateway: MockCloudGateway, membership
     Arc::new(OidcHttp::new(store, parts))
 }
 
+/// DingTalk's body rules for every tenant (as a deployment without Feishu checks bodies).
+pub fn dingtalk_rules() -> application::ports::MessageRules {
+    application::ports::MessageRules::new(Arc::new(crate::outbound::dingtalk::body::DingTalkBodyRules))
+}
+
 /// DingTalk (mocked by `idp`) as the only provider, serving every corp.
 pub fn dingtalk_providers(idp: Arc<MockIdentityProvider>) -> application::ports::Providers {
     application::ports::Providers::single(crate::outbound::dingtalk::provider_key(), idp)
@@ -239,7 +245,9 @@ pub fn relay(store: &Arc<SqliteStore>) -> Arc<RelayHttp> {
             "http://cb".to_owned(),
         ),
         take_result: TakeLoginResult::new(store.clone(), clock.clone()),
-        send: Arc::new(RelaySend::new(store.clone(), messenger.clone(), clock.clone())),
+        send: Arc::new(
+            RelaySend::new(store.clone(), messenger.clone(), clock.clone()).with_body_rules(dingtalk_rules()),
+        ),
         status: RelayStatus::new(store.clone(), messenger.clone(), clock.clone()),
         recall: RelayRecall::new(store.clone(), messenger, clock),
         fetch_member: FetchMember::new(crate::inbound::http::test_support::dingtalk_providers(idp)),

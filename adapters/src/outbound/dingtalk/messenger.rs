@@ -62,7 +62,7 @@ fn send_body(agent_id: i64, batch: &Batch, body: &MessageBody) -> Value {
     if batch.to_all() {
         map.insert("to_all_user".to_owned(), Value::Bool(true));
     }
-    match body.template() {
+    match super::body::template_of(body) {
         Some((template_id, data)) => {
             map.insert("template_id".to_owned(), Value::String(template_id.to_owned()));
             map.insert("data".to_owned(), Value::String(data));
@@ -136,9 +136,13 @@ impl Messenger for DingTalkClient {
         body: &MessageBody,
         _idempotency_key: &str,
     ) -> Result<DeliveryId, MessengerError> {
+        // Checked before it was stored and accepted; checked again so a body that bypassed
+        // those (a row stored by an older version) fails here, not at DingTalk.
+        super::body::check_body(body)
+            .map_err(|e| UpstreamError::Rejected { code: e.code.into(), message: e.message })?;
         let (corp, agent_id) = self.messenger_corp(corp_id).await?;
         let request = send_body(agent_id, batch, body);
-        let endpoint = if body.template().is_some() { path::SEND_BY_TEMPLATE } else { path::ASYNC_SEND };
+        let endpoint = if super::body::template_of(body).is_some() { path::SEND_BY_TEMPLATE } else { path::ASYNC_SEND };
         let response: AsyncSendResponse = self.inner.oapi_post(&corp, endpoint, &request).await?;
         if response.task_id <= 0 {
             return Err(UpstreamError::Unavailable("asyncsend_v2 returned an invalid task_id".to_owned()).into());

@@ -8,6 +8,7 @@
 //! - [`DingTalkClient`]: the client; cheap to clone; caches the app token
 //!   (docs/dingtalk-api.md §B.1) or each corp's suite token (§B.4) with a single fetch in
 //!   flight and retries a call once after a token error (docs/dingtalk-api.md §G.2).
+//! - [`body`]: DingTalk's rules for message bodies (its `msg` types and limits, docs/dingtalk-api.md §D.2).
 //! - [`quota`]: the monthly quota accounting of metered calls (docs/dingtalk-api.md §G.3).
 //! - [`DingTalkApps`]: several clients as one: the first signs people in,
 //!   each corp is served by the first client that serves it.
@@ -16,6 +17,7 @@
 //! app secret, or a URL carrying `access_token`.
 
 mod apps;
+pub mod body;
 mod client;
 mod config;
 mod errors;

@@ -8,9 +8,9 @@
 //! - **Pacing**: every send passes the call governor twice — the API lane (Feishu's 50/s per app,
 //!   §0.4) and a lane per recipient at [`PER_USER_INTERVAL`] (Feishu's 5 messages a second to one
 //!   person, §D.1) — so the limits are respected by pacing rather than learnt from refusals.
-//! - **Bodies** ([`render`]): the provider-neutral set — `text`, `markdown`, `link` and the
-//!   single-button `action_card` — become Feishu `text` / `post` (§D.2); other DingTalk-only
-//!   types are refused before any call.
+//! - **Bodies** ([`render`]): the neutral `text`, `markdown`, `link` become Feishu `text` /
+//!   `post`; Feishu's own `post` and `interactive` pass through (§D.2); any other is refused
+//!   before any call (and was refused before it was stored, by [`super::FeishuBodyRules`]).
 //! - **Delivery id**: the recipients' outcomes, `userid=om_…` for a message sent and
 //!   `userid!code` for a person Feishu refused (§D.1 codes 230013, 230029, 230053, 99992351 …),
 //!   comma-joined. Progress is done at once (the API is synchronous); results ask
@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use application::ports::{Messenger, MessengerError, UpstreamError};
 use async_trait::async_trait;
-use domain::{Batch, CorpId, DeliveryId, Forbidden, MessageBody, MsgType, SendProgress, SendResult, UserId};
+use domain::{Batch, CorpId, DeliveryId, Forbidden, MessageBody, SendProgress, SendResult, UserId};
 use reqwest::header::AUTHORIZATION;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::FeishuClient;
+use super::body::{Rendered, render};
 use super::config::join;
 use super::errors::upstream;
 use super::wire::{Envelope, ReadUsersData, SentMessage};
@@ -45,72 +46,6 @@ const RECALL: &str = "im/v1/messages/recall";
 const RECIPIENT_CODES: [i64; 7] = [230_013, 230_029, 230_053, 230_035, 230_038, 230_034, 99_992_351];
 /// Of [`RECIPIENT_CODES`], the ones that say the id is unknown (reported as invalid users).
 const INVALID_ID_CODES: [i64; 2] = [230_034, 99_992_351];
-
-/// A Feishu message: `msg_type` and its `content` as a JSON string (docs/feishu-api.md §D.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    /// `text` or `post`.
-    pub msg_type: &'static str,
-    /// The `content` string.
-    pub content: String,
-}
-
-/// Renders a work-notification body as a Feishu message (docs/feishu-api.md §D.2):
-/// `text` → `text`; `markdown` → `post` with its title and one `md` paragraph; `link` → `post`
-/// with the text and an `a` link; `action_card` with a single button → `post` with an `md`
-/// paragraph and the button as an `a` link. Errors: `Rejected{code: "msgtype_unsupported"}`
-/// for `oa`, `image`, `file`, `voice`, `template` and button-list action cards (DingTalk's own;
-/// send one of the four above to a Feishu tenant).
-pub fn render(body: &MessageBody) -> Result<Rendered, UpstreamError> {
-    let msg = body.as_json();
-    let field = |outer: &str, inner: &str| msg.get(outer).and_then(|o| o.get(inner)).and_then(Value::as_str);
-    let post = |title: &str, paragraphs: Vec<Value>| Rendered {
-        msg_type: "post",
-        content: json!({"zh_cn": {"title": title, "content": paragraphs}}).to_string(),
-    };
-    let refused = || UpstreamError::Rejected {
-        code: "msgtype_unsupported".into(),
-        message: format!(
-            "Feishu cannot show a {} message; send text, markdown, link or a single-button action_card",
-            body.msgtype().as_str()
-        ),
-    };
-    match body.msgtype() {
-        MsgType::Text => Ok(Rendered {
-            msg_type: "text",
-            content: json!({"text": field("text", "content").unwrap_or("")}).to_string(),
-        }),
-        MsgType::Markdown => Ok(post(
-            field("markdown", "title").unwrap_or(""),
-            vec![json!([{"tag": "md", "text": field("markdown", "text").unwrap_or("")}])],
-        )),
-        MsgType::Link => {
-            let title = field("link", "title").unwrap_or("");
-            let url = field("link", "messageUrl").unwrap_or("");
-            Ok(post(
-                title,
-                vec![
-                    json!([{"tag": "text", "text": field("link", "text").unwrap_or("")}]),
-                    json!([{"tag": "a", "text": title, "href": url}]),
-                ],
-            ))
-        }
-        MsgType::ActionCard => {
-            let (Some(button), Some(url)) = (field("action_card", "single_title"), field("action_card", "single_url"))
-            else {
-                return Err(refused());
-            };
-            Ok(post(
-                field("action_card", "title").unwrap_or(""),
-                vec![
-                    json!([{"tag": "md", "text": field("action_card", "markdown").unwrap_or("")}]),
-                    json!([{"tag": "a", "text": button, "href": url}]),
-                ],
-            ))
-        }
-        MsgType::Oa | MsgType::Image | MsgType::File | MsgType::Voice | MsgType::Template => Err(refused()),
-    }
-}
 
 /// The `uuid` of the message to `userid` for the batch named `idempotency_key`: the first 16
 /// bytes of SHA-256 over both, written as a hyphenated UUID (36 characters; docs/feishu-api.md
@@ -275,7 +210,7 @@ impl Messenger for FeishuClient {
                     .into(),
             }));
         }
-        let rendered = render(body)?;
+        let rendered = render(body).map_err(|e| UpstreamError::Rejected { code: e.code.into(), message: e.message })?;
         let mut outcomes = Vec::with_capacity(batch.user_ids().len());
         for userid in batch.user_ids() {
             let outcome = self.send_one(userid, &rendered, message_uuid(idempotency_key, userid)).await?;
@@ -344,26 +279,6 @@ mod tests {
 
     fn uid(raw: &str) -> UserId {
         UserId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn the_neutral_bodies_render_and_dingtalks_own_are_refused() {
-        let text = MessageBody::text("hi\nthere").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(render(&text).ok(), Some(Rendered { msg_type: "text", content: r#"{"text":"hi\nthere"}"#.into() }));
-        let markdown = MessageBody::parse(&json!({"msgtype": "markdown", "markdown": {"title": "T", "text": "**b**"}}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let content: Value =
-            serde_json::from_str(&render(&markdown).map(|r| r.content).unwrap_or_default()).unwrap_or_default();
-        assert_eq!(content, json!({"zh_cn": {"title": "T", "content": [[{"tag": "md", "text": "**b**"}]]}}));
-        let link = MessageBody::parse(&json!({"msgtype": "link", "link": {
-            "messageUrl": "https://a.example/x", "picUrl": "@lADO", "title": "T", "text": "body"}}))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let content = render(&link).map(|r| r.content).unwrap_or_default();
-        assert!(content.contains(r#"{"href":"https://a.example/x","tag":"a","text":"T"}"#), "{content}");
-        let oa = MessageBody::parse(&json!({"msgtype": "oa", "oa": {
-            "message_url": "https://a.example", "head": {"bgcolor": "FFBBBBBB", "text": "h"}, "body": {"title": "t"}}}))
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(render(&oa), Err(UpstreamError::Rejected { code, .. }) if code == "msgtype_unsupported"));
     }
 
     #[test]

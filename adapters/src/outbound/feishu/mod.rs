@@ -7,23 +7,26 @@
 //! - [`FeishuConfig`]: hosts (Feishu or Lark), the app's credentials, the tenants it serves,
 //!   timeout, token refresh margin.
 //! - [`FeishuClient`]: the client; cheap to clone.
+//! - [`body`]: Feishu's rules for message bodies ([`FeishuBodyRules`]) and how each is rendered (§D.2).
 //!
 //! Wire shapes stay private to this module ([`wire`] is not shared with any other client or
 //! with the emulator). Nothing here logs a token, the app secret or an authorization code.
 
+pub mod body;
 mod client;
 mod config;
 mod errors;
 mod messenger;
 mod wire;
 
+pub use body::{FeishuBodyRules, Rendered, render};
 pub use client::FeishuClient;
 pub use config::{
     DEFAULT_ACCOUNTS_BASE, DEFAULT_OPEN_BASE, DEFAULT_RATE_PER_SECOND, DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_REFRESH_MARGIN_SECS, FeishuConfig, FeishuConfigError, LARK_ACCOUNTS_BASE, LARK_OPEN_BASE,
     TokenEndpoint, default_governor,
 };
-pub use messenger::{PER_USER_INTERVAL, Rendered, message_uuid, render};
+pub use messenger::{PER_USER_INTERVAL, message_uuid};
 
 /// The provider key of Feishu / Lark: the route segment (`/auth/feishu/…`) and the stored
 /// `provider` of its users and logins (docs/design.md "Providers side by side").

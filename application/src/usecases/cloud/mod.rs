@@ -2,7 +2,7 @@
 //! relayed messages and member look-ups. The cloud holds the providers'
 //! credentials; these use cases are the only code that calls a provider.
 
-use domain::{CorpId, LoginState};
+use domain::{CorpId, LoginState, ValidationError};
 
 use crate::ports::{IdentityError, MessengerError, RelayClient, StoreError, UpstreamError};
 
@@ -29,6 +29,10 @@ pub enum CloudError {
     /// The same idempotency key was used with a different message.
     #[error("idempotency key reused with a different message")]
     KeyReused,
+    /// The request is invalid for the tenant's provider (e.g. a message body it does not take);
+    /// the error names the field.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     /// The member is not in the corp (the provider says so).
     #[error("not a member of the corp")]
     NotMember,

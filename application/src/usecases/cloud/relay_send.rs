@@ -8,8 +8,8 @@ use domain::{Batch, BatchRecord, MessageState, UserId};
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    ClaimedRelay, Clock, DispatchTrigger, Messenger, MessengerError, RecipientLimits, RelayClient, RelayMessageRecord,
-    RelayMessageStore, RelayReceipt, RelaySendRequest, RelayWaiting, UpstreamError, WaitReason,
+    ClaimedRelay, Clock, DispatchTrigger, MessageRules, Messenger, MessengerError, RecipientLimits, RelayClient,
+    RelayMessageRecord, RelayMessageStore, RelayReceipt, RelaySendRequest, RelayWaiting, UpstreamError, WaitReason,
 };
 
 use super::relay_jobs::same_message;
@@ -46,6 +46,7 @@ pub struct RelaySend {
     unrecognized_max_attempts: u32,
     wakeup: Option<Arc<dyn DispatchTrigger>>,
     limits: Option<Arc<dyn RecipientLimits>>,
+    rules: Option<MessageRules>,
     uncertain: UncertainPolicy,
     lease_ms: i64,
 }
@@ -123,6 +124,7 @@ impl RelaySend {
             unrecognized_max_attempts: DEFAULT_UNRECOGNIZED_MAX_ATTEMPTS,
             wakeup: None,
             limits: None,
+            rules: None,
             uncertain: UncertainPolicy::Resend,
             lease_ms: DEFAULT_SEND_LEASE_MS,
         }
@@ -183,6 +185,15 @@ impl RelaySend {
         self
     }
 
+    /// Checks every message's body by the rules of its tenant's provider before anything is
+    /// stored ([`MessageRules`]); a body the provider does not take is `Invalid`. Without it only
+    /// the neutral checks of `domain::MessageBody::parse` apply.
+    #[must_use]
+    pub fn with_body_rules(mut self, rules: MessageRules) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
     fn claim(&self, client_id: &str, key: &str) -> Result<InFlight<'_>, CloudError> {
         let entry = (client_id.to_owned(), key.to_owned());
         let mut set = self.in_flight.lock().map_err(|_| CloudError::Unavailable("in-flight set poisoned".into()))?;
@@ -195,6 +206,9 @@ impl RelaySend {
     /// Stores the message unless its key exists, and returns the stored record.
     async fn store(&self, client: &RelayClient, request: &RelaySendRequest) -> Result<RelayMessageRecord, CloudError> {
         ensure_corp(client, &request.corp_id)?;
+        if let Some(rules) = &self.rules {
+            rules.check(&request.corp_id, &request.body, &request.recipients)?;
+        }
         let now = self.clock.now();
         let fresh = RelayMessageRecord {
             client_id: client.id.clone(),

@@ -9,8 +9,8 @@ use domain::{
 use tracing::{info, instrument, warn};
 
 use crate::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, GatewayError, ListMessages, MessageRecord, MessageStore,
-    RandomSource, RelayReceipt, RelayWaiting, StoreError, UserRepository, WaitReason,
+    BindingStore, Clock, CloudGateway, DispatchTrigger, GatewayError, ListMessages, MessageRecord, MessageRules,
+    MessageStore, RandomSource, RelayReceipt, RelayWaiting, StoreError, UserRepository, WaitReason,
 };
 
 /// Errors of the directory and message use cases.
@@ -86,6 +86,7 @@ pub struct SendMessage {
     random: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
     corps: Vec<CorpId>,
+    rules: Option<MessageRules>,
 }
 
 impl SendMessage {
@@ -102,7 +103,17 @@ impl SendMessage {
         clock: Arc<dyn Clock>,
         corps: Vec<CorpId>,
     ) -> Self {
-        Self { users, bindings, messages, trigger, random, clock, corps }
+        Self { users, bindings, messages, trigger, random, clock, corps, rules: None }
+    }
+
+    /// Checks every body by the rules of its tenant's provider ([`MessageRules`]) before it is
+    /// stored, so a body the provider would refuse is a 4xx now rather than a failed message
+    /// later. Without it only the neutral checks of `domain::MessageBody::parse` apply (the cloud
+    /// still checks).
+    #[must_use]
+    pub fn with_body_rules(mut self, rules: MessageRules) -> Self {
+        self.rules = Some(rules);
+        self
     }
 
     /// Errors (nothing stored): `Invalid` (field named), `UnknownUsers` (unknown or inactive
@@ -112,7 +123,9 @@ impl SendMessage {
     pub async fn execute(&self, command: SendMessageCommand) -> Result<MessageRecord, MessageError> {
         let key = command.idempotency_key.as_deref().map(idempotency_key).transpose()?;
         let (recipients, corp_id) = self.resolve(&command).await?;
-        command.body.check_recipients(&recipients)?;
+        if let Some(rules) = &self.rules {
+            rules.check(&corp_id, &command.body, &recipients)?;
+        }
         if let Some(key) = &key
             && let Some(existing) = self.messages.find_by_idempotency_key(key).await?
         {
@@ -380,15 +393,14 @@ pub fn waiting_error(waiting: &RelayWaiting) -> String {
 
 /// How [`waiting_error`] begins.
 const WAITING_PREFIX: &str = "waiting for the provider (";
-/// How it began before providers were side by side (still in stored rows).
-const WAITING_PREFIX_BEFORE: &str = "waiting for dingtalk (";
 
-/// The reason code in an error written by [`waiting_error`] (now or before providers were side
-/// by side); `None` for any other error.
+/// The reason code in an error written by [`waiting_error`] — or written before providers were
+/// side by side, when the provider's name stood in place of `the provider` (such rows may still
+/// be stored); `None` for any other error.
 pub fn waiting_reason(error: &str) -> Option<WaitReason> {
     let rest = error.strip_prefix(WAITING_PREFIX).or_else(|| {
-        let before = error.get(..WAITING_PREFIX_BEFORE.len())?;
-        before.eq_ignore_ascii_case(WAITING_PREFIX_BEFORE).then(|| &error[WAITING_PREFIX_BEFORE.len()..])
+        let (name, rest) = error.strip_prefix("waiting for ")?.split_once(" (")?;
+        (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphabetic())).then_some(rest)
     })?;
     WaitReason::parse(rest.split_once(')')?.0)
 }
