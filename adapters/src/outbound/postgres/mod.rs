@@ -14,7 +14,7 @@
 //! `postgres://user:password@host:port/database?options` URL as
 //! tokio-postgres parses it.
 //!
-//! [`testing::TestDatabase`] gives tests a fresh database of their own.
+//! With the `testing` feature (the `tests` crate), `testing::TestDatabase` gives tests a fresh database of their own.
 
 mod claims;
 mod governor_lanes;
@@ -23,6 +23,7 @@ pub mod leader;
 pub mod notify;
 pub mod ops;
 mod stores;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod token_book;
 
