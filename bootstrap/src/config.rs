@@ -1694,14 +1694,19 @@ mod tests {
         });
     }
 
+    /// A local configured the seed's way: its environment variable names alone.
+    fn seed_local_env(jail: &mut Jail) {
+        jail.set_env("DINGDING_DEPLOY_MODE", "LOCAL");
+        jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dingding");
+        jail.set_env("DINGDING_CLOUD_HOST", "https://relay.example.com");
+        jail.set_env("DINGDING_SECRET_USER", "ruicore");
+        jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+    }
+
     #[test]
     fn the_seeds_names_are_accepted() {
         Jail::expect_with(|jail| {
-            jail.set_env("DINGDING_DEPLOY_MODE", "LOCAL");
-            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dingding");
-            jail.set_env("DINGDING_CLOUD_HOST", "https://relay.example.com");
-            jail.set_env("DINGDING_SECRET_USER", "ruicore");
-            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            seed_local_env(jail);
             let config = Config::load(None, &[]).unwrap();
             assert_eq!(config.mode, Mode::Local);
             assert_eq!(config.database.url, "postgres://postgres@127.0.0.1:5432/dingding");
@@ -1812,11 +1817,7 @@ mod tests {
     #[test]
     fn local_takes_the_feishu_tenants_alone_and_serves_them_after_its_corps() {
         Jail::expect_with(|jail| {
-            jail.set_env("DINGDING_DEPLOY_MODE", "LOCAL");
-            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dingding");
-            jail.set_env("DINGDING_CLOUD_HOST", "https://relay.example.com");
-            jail.set_env("DINGDING_SECRET_USER", "ruicore");
-            jail.set_env("DINGDING_SECRET_PASSWORD", "a-long-relay-password");
+            seed_local_env(jail);
             jail.set_env("DINGBRIDGE_CLOUD__CORP_IDS", "[\"dingcorpa\"]");
             jail.set_env("DINGBRIDGE_FEISHU__TENANT_KEYS", "[\"736588c9260f175d\", \"dingcorpa\"]");
             let config = Config::load(None, &[]).unwrap();

@@ -319,7 +319,9 @@ async fn bad_bodies_get_422_naming_the_field_and_send_nothing() {
             json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "text", "text": {}}}),
             "body.text.content",
         ),
-        (json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "sms"}}), "body.msgtype"),
+        // A type the corp's provider does not take; a type without its object.
+        (json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "sms", "sms": {}}}), "body.msgtype"),
+        (json!({"recipients": {"userids": ["manager4220"]}, "body": {"msgtype": "sms"}}), "body.sms"),
         (json!({"recipients": {}, "body": {"msgtype": "text", "text": {"content": "hi"}}}), "recipients"),
         (
             json!({"recipients": {"dept_ids": (1..=21).collect::<Vec<i64>>()}, "body": {"msgtype": "text", "text": {"content": "hi"}}}),
