@@ -4,12 +4,15 @@
 //! [`serve`] takes an already bound listener and a shutdown future
 //! (mini-redis style), so tests and the sandbox run it on `127.0.0.1:0`.
 
+mod admin;
 pub mod cli;
 pub mod config;
 pub mod doctor;
 mod feed;
+mod jobs;
 pub mod oidc;
 mod providers;
+mod stores;
 pub mod telemetry;
 
 use std::future::Future;
@@ -20,21 +23,15 @@ use std::time::Duration;
 use adapters::inbound::dingtalk_events::HandleEvents;
 use adapters::inbound::dingtalk_events::crypto::CallbackCrypto;
 use adapters::inbound::http::{
-    self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, EventsHttp, LocalHttp, Probes, ReadinessCheck,
-    RelayClientCredentials, RelayHttp,
+    self, AuthLimit, AuthLimiter, CloudHttp, CookieSettings, EventsHttp, LocalHttp, Probes, RelayClientCredentials,
+    RelayHttp,
 };
-use adapters::outbound::dingtalk::quota::QuotaAccountant;
-use adapters::outbound::dingtalk::recipients::{DingTalkRecipientLimits, china_day};
-use adapters::outbound::postgres::PgStore;
+use adapters::outbound::dingtalk::recipients::DingTalkRecipientLimits;
 use adapters::outbound::relay::{HttpCloudGateway, RelayConfig};
-use adapters::outbound::sqlite::SqliteStore;
 use adapters::outbound::system::{OsRandom, SystemClock};
 use anyhow::Context;
 use application::ports::{
-    BindingStore, Clock, CloudGateway, DispatchTrigger, Durability, EventStore, FeedCursorStore, FeedSignal,
-    GrantStore, LoginAttemptStore, LoginIntentStore, LoginResultStore, MessageStore, Messenger, Providers, QuotaStore,
-    RandomSource, RecipientLedgerStore, RelayClient, RelayMessageStore, SessionStore, SigningKeyStore, SuiteStore,
-    UserRepository,
+    Clock, CloudGateway, FeedSignal, Messenger, Providers, RandomSource, RelayClient, UserRepository,
 };
 use application::usecases::cloud::{
     CreateLoginIntent, DeliverRelayed, FetchMember, HandleCallback, ReconcileDeliveries, RelayRecall, RelaySend,
@@ -51,11 +48,17 @@ use salvo::conn::{Acceptor, Listener as _, TcpListener};
 use salvo::prelude::*;
 use tracing::{info, warn};
 
+pub use admin::{migrate, quota_figures, resolve_uncertain, resume_quota, rotate_signing_keys};
 pub use config::{Config, ConfigError, Mode};
+use jobs::{
+    Attempts, Dispatcher, Grants, Intents, Leaders, Ledger, Nonces, NotifyTrigger, PURGE_EVERY, PurgeJob,
+    RECONCILE_BATCH, RECONCILE_EVERY, RelaySender, Results,
+};
 use providers::{DingTalk, Shared, dingtalk, feishu_events_http};
+use stores::{
+    CloudStores, ClusterShared, LocalStores, database_probes, is_postgres, lock_sqlite, open_postgres, open_sqlite,
+};
 
-/// How often expired login attempts, intents and results are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// How long in-flight requests get to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -124,243 +127,6 @@ pub struct App {
     signing_keys: Option<Arc<application::usecases::oidc::SigningKeys>>,
 }
 
-/// The leaders of the jobs one instance of a cluster runs at a time (docs/design.md "Several
-/// instances"); every field `None` on SQLite (one instance).
-#[derive(Default)]
-struct Leaders {
-    feed: Option<adapters::outbound::postgres::leader::Leader>,
-    reconcile: Option<adapters::outbound::postgres::leader::Leader>,
-}
-
-/// How often the cloud asks DingTalk for the progress of sent messages.
-const RECONCILE_EVERY: Duration = Duration::from_secs(30);
-/// Messages checked per reconciliation run.
-const RECONCILE_BATCH: u32 = 100;
-
-/// Messages one dispatch loop claims at a time.
-const DISPATCH_BATCH: u32 = 16;
-/// How often an idle dispatch loop looks for due retries.
-const DISPATCH_POLL: Duration = Duration::from_millis(250);
-
-/// Wakes a dispatch loop when a message is accepted.
-struct NotifyTrigger(Arc<tokio::sync::Notify>);
-
-impl DispatchTrigger for NotifyTrigger {
-    fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
-/// The outbox dispatch loops (local and dev modes).
-struct Dispatcher {
-    outbox: Arc<DispatchOutbox>,
-    notify: Arc<tokio::sync::Notify>,
-    workers: usize,
-}
-
-impl Dispatcher {
-    fn spawn(self) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..self.workers)
-            .map(|_| {
-                let (outbox, notify) = (self.outbox.clone(), self.notify.clone());
-                tokio::spawn(async move {
-                    loop {
-                        match outbox.run_once(DISPATCH_BATCH).await {
-                            Ok(0) => {
-                                tokio::select! {
-                                    () = notify.notified() => {}
-                                    () = tokio::time::sleep(DISPATCH_POLL) => {}
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(err) => {
-                                warn!(error = %err, "outbox dispatch failed; retrying in 1 s");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                            }
-                        }
-                    }
-                })
-            })
-            .collect()
-    }
-}
-
-/// Relayed messages one sender run takes at a time.
-const SEND_BATCH: u32 = 64;
-/// How often an idle sender looks for messages whose next attempt is due.
-const SEND_POLL: Duration = Duration::from_millis(500);
-
-/// The cloud's background sender (cloud and dev modes): every DingTalk call for relayed messages.
-struct RelaySender {
-    job: Arc<DeliverRelayed>,
-    notify: Arc<tokio::sync::Notify>,
-}
-
-impl RelaySender {
-    /// Runs until `stop` turns true; a run in progress finishes first, so a batch DingTalk
-    /// accepted always has its `task_id` recorded before the process exits.
-    fn spawn(self, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            while !*stop.borrow() {
-                match self.job.run_once(SEND_BATCH).await {
-                    // A full batch: more may be due at once.
-                    Ok(n) if n == SEND_BATCH as usize => continue,
-                    Ok(_) => {}
-                    Err(err) => warn!(error = %err, "the relay sender cannot list due messages; retrying"),
-                }
-                tokio::select! {
-                    () = self.notify.notified() => {}
-                    () = tokio::time::sleep(SEND_POLL) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        })
-    }
-}
-
-struct PurgeJob {
-    stores: Vec<Arc<dyn Purge>>,
-    clock: Arc<dyn Clock>,
-}
-
-/// Something with expired rows to delete.
-#[async_trait::async_trait]
-trait Purge: Send + Sync {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError>;
-    fn name(&self) -> &'static str;
-}
-
-/// A store with expired rows, named for the log.
-macro_rules! purgeable {
-    ($name:ident, $port:ident, $what:literal) => {
-        struct $name(Arc<dyn $port>);
-
-        #[async_trait::async_trait]
-        impl Purge for $name {
-            async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-                self.0.purge_expired(now).await
-            }
-            fn name(&self) -> &'static str {
-                $what
-            }
-        }
-    };
-}
-
-purgeable!(Attempts, LoginAttemptStore, "login attempts");
-purgeable!(Intents, LoginIntentStore, "login intents");
-purgeable!(Results, LoginResultStore, "login results");
-purgeable!(Grants, GrantStore, "OIDC codes and grants");
-
-/// Expired callback nonces per purge batch: each batch is one short write, so a callback waits
-/// for at most one batch, never for the whole backlog (docs/design.md "Events").
-const NONCE_PURGE_BATCH: u32 = 1_000;
-
-/// Expired callback nonces, deleted in batches of [`NONCE_PURGE_BATCH`] with a yield between
-/// them (the callback itself no longer deletes anything but its own expired copy).
-struct Nonces(Arc<dyn EventStore>);
-
-#[async_trait::async_trait]
-impl Purge for Nonces {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-        let mut total = 0;
-        loop {
-            let deleted = self.0.purge_expired_nonces(now, NONCE_PURGE_BATCH).await?;
-            total += deleted;
-            if deleted < u64::from(NONCE_PURGE_BATCH) {
-                return Ok(total);
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-    fn name(&self) -> &'static str {
-        "callback nonces"
-    }
-}
-
-/// The recipient ledger's rows of days before yesterday (China Standard Time).
-struct Ledger(Arc<dyn RecipientLedgerStore>);
-
-#[async_trait::async_trait]
-impl Purge for Ledger {
-    async fn purge(&self, now: domain::Timestamp) -> Result<u64, application::ports::StoreError> {
-        self.0.purge_days_before(&china_day(now.plus_secs(-24 * 3600))).await
-    }
-    fn name(&self) -> &'static str {
-        "recipient ledger days"
-    }
-}
-
-impl PurgeJob {
-    async fn run_once(&self) {
-        let now = self.clock.now();
-        for store in &self.stores {
-            match store.purge(now).await {
-                Ok(0) => {}
-                Ok(n) => info!(what = store.name(), purged = n, "purged expired rows"),
-                Err(err) => warn!(what = store.name(), error = %err, "purging expired rows failed"),
-            }
-        }
-    }
-}
-
-/// Storage of the cloud role (the store is also the contact feed's signal).
-trait CloudStores:
-    LoginIntentStore
-    + LoginResultStore
-    + RelayMessageStore
-    + SuiteStore
-    + EventStore
-    + FeedSignal
-    + QuotaStore
-    + RecipientLedgerStore
-    + Durability
-    + ClusterShared
-    + 'static
-{
-}
-impl<
-    T: LoginIntentStore
-        + LoginResultStore
-        + RelayMessageStore
-        + SuiteStore
-        + EventStore
-        + FeedSignal
-        + QuotaStore
-        + RecipientLedgerStore
-        + Durability
-        + ClusterShared
-        + 'static,
-> CloudStores for T
-{
-}
-
-/// What several cloud instances share through their store: the call governor's slots and the
-/// DingTalk tokens (PostgreSQL keeps one pace and one token per app/corp for all of them). SQLite
-/// serves one instance, whose own lanes and token caches do.
-trait ClusterShared {
-    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>>;
-    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>>;
-}
-
-impl ClusterShared for SqliteStore {
-    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
-        None
-    }
-    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>> {
-        None
-    }
-}
-
-impl ClusterShared for PgStore {
-    fn slot_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::governor::SlotBook>> {
-        Some(self)
-    }
-    fn token_book(self: Arc<Self>) -> Option<Arc<dyn adapters::outbound::dingtalk::TokenBook>> {
-        Some(self)
-    }
-}
-
 /// The DingTalk event callback, when `[events]` is configured (validated at start-up).
 fn events_http<S: CloudStores>(
     config: &Config,
@@ -396,33 +162,6 @@ fn events_http<S: CloudStores>(
         clock: clock.clone(),
         max_body_bytes: usize::try_from(ev.max_body_bytes).context("events.max_body_bytes")?,
     })))
-}
-
-/// Storage of the local role.
-trait LocalStores:
-    LoginAttemptStore
-    + SessionStore
-    + UserRepository
-    + BindingStore
-    + MessageStore
-    + FeedCursorStore
-    + GrantStore
-    + SigningKeyStore
-    + 'static
-{
-}
-impl<
-    T: LoginAttemptStore
-        + SessionStore
-        + UserRepository
-        + BindingStore
-        + MessageStore
-        + FeedCursorStore
-        + GrantStore
-        + SigningKeyStore
-        + 'static,
-> LocalStores for T
-{
 }
 
 /// The contact-feed poller, unless `[feed] enabled = false`.
@@ -580,35 +319,6 @@ fn local_http<S: LocalStores>(
     (local, dispatcher)
 }
 
-/// A database that can answer a trivial query (for `/readyz`).
-#[async_trait::async_trait]
-trait Ping: Send + Sync + 'static {
-    async fn ping(&self) -> Result<(), application::ports::StoreError>;
-}
-
-#[async_trait::async_trait]
-impl Ping for SqliteStore {
-    async fn ping(&self) -> Result<(), application::ports::StoreError> {
-        SqliteStore::ping(self).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Ping for PgStore {
-    async fn ping(&self) -> Result<(), application::ports::StoreError> {
-        PgStore::ping(self).await
-    }
-}
-
-/// `/readyz` checks: the database answers.
-fn database_probes(store: Arc<dyn Ping>) -> Arc<Probes> {
-    let check: ReadinessCheck = Arc::new(move || {
-        let store = store.clone();
-        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
-    });
-    Arc::new(Probes { checks: vec![("database", check)] })
-}
-
 /// Builds the application for `config.mode`: opens storage (running
 /// migrations), builds the outbound clients, wires the use cases and routes.
 /// Errors name what could not be set up (database, DingTalk configuration, cloud URL).
@@ -630,32 +340,6 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         app.metrics = Some((metrics, listener));
     }
     Ok(app)
-}
-
-async fn open_sqlite(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    Ok(Arc::new(
-        SqliteStore::connect(&config.database.url, config.database.max_connections)
-            .await
-            .with_context(|| format!("could not open the database {}", config.database.url))?,
-    ))
-}
-
-async fn open_postgres(config: &Config) -> anyhow::Result<Arc<PgStore>> {
-    Ok(Arc::new(
-        PgStore::connect(&config.database.url, config.database.max_connections)
-            .await
-            .context("could not open the PostgreSQL database (database.url)")?,
-    ))
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// Takes the SQLite database for this serving process alone (a second instance is refused).
-fn lock_sqlite(config: &Config) -> anyhow::Result<adapters::outbound::sqlite::InstanceLock> {
-    adapters::outbound::sqlite::InstanceLock::acquire(&config.database.url)
-        .map_err(|e| anyhow::anyhow!("database.url: {e}"))
 }
 
 async fn build_dev(config: &Config) -> anyhow::Result<App> {
@@ -988,98 +672,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-/// Creates new OIDC signing keys in the configured database now (the CLI's `dingbridge oidc
-/// rotate-keys`; local and dev modes). Errors: cloud mode, the database, key generation.
-pub async fn rotate_signing_keys(config: &Config) -> anyhow::Result<application::usecases::oidc::KeyReport> {
-    let signer: Arc<dyn application::ports::TokenSigner> = Arc::new(adapters::outbound::jose::JoseSigner::new());
-    let report = match config.mode {
-        Mode::Cloud => anyhow::bail!("signing keys belong to the OpenID Provider, which runs in local or dev mode"),
-        Mode::Local => oidc::signing_keys(&open_postgres(config).await?, signer, config).rotate().await,
-        Mode::Dev => oidc::signing_keys(&open_sqlite(config).await?, signer, config).rotate().await,
-    };
-    report.context("rotating the OIDC signing keys")
-}
-
-/// The quota accountant on the configured database (cloud and dev modes), for `dingbridge quota`.
-async fn quota_accountant(config: &Config) -> anyhow::Result<QuotaAccountant> {
-    let store: Arc<dyn QuotaStore> = match config.mode {
-        Mode::Local => anyhow::bail!("the DingTalk quota is accounted by the cloud (mode cloud or dev), not by local"),
-        _ if is_postgres(&config.database.url) => open_postgres(config).await?,
-        _ => open_sqlite(config).await?,
-    };
-    Ok(QuotaAccountant::new(store, Arc::new(SystemClock), config.quota.to_config()))
-}
-
-/// This month's metered DingTalk calls per corp (the CLI's `dingbridge quota`): the configured
-/// corps first (`dingtalk.corp_id`, `suite.corp_ids`), then any other corp with calls.
-pub async fn quota_figures(config: &Config) -> anyhow::Result<Vec<adapters::outbound::dingtalk::quota::QuotaFigures>> {
-    let accountant = quota_accountant(config).await?;
-    let corps: Vec<String> = config.dingtalk.corp_id.iter().chain(&config.suite.corp_ids).cloned().collect();
-    accountant.figures(&corps).await.context("reading the quota")
-}
-
-/// Lets metered calls of `corp_id` go again this month after DingTalk's `90020` (the CLI's
-/// `dingbridge quota resume`): for an org that bought more quota. A running cloud reads the mark on
-/// every metered call, and the messages held for the quota are made due at once (the cloud's
-/// sender takes them within its poll, 0.5 s). Returns how many held messages were released.
-pub async fn resume_quota(config: &Config, corp_id: &str) -> anyhow::Result<u64> {
-    let corp = CorpId::parse(corp_id).context("--corp-id")?;
-    let (quota, relay): (Arc<dyn QuotaStore>, Arc<dyn RelayMessageStore>) = match config.mode {
-        Mode::Local => anyhow::bail!("the DingTalk quota is accounted by the cloud (mode cloud or dev), not by local"),
-        _ if is_postgres(&config.database.url) => {
-            let store = open_postgres(config).await?;
-            (store.clone(), store)
-        }
-        _ => {
-            let store = open_sqlite(config).await?;
-            (store.clone(), store)
-        }
-    };
-    let clock = Arc::new(SystemClock);
-    QuotaAccountant::new(quota, clock.clone(), config.quota.to_config())
-        .resume(corp_id)
-        .await
-        .context("resuming the quota")?;
-    relay
-        .release_waiting(&corp, application::ports::WaitReason::WaitingQuota, clock.now())
-        .await
-        .context("releasing the messages held for the quota")
-}
-
-/// An operator's decision on a relayed message held for an uncertain batch (the CLI's
-/// `dingbridge relay resend|abandon`; cloud and dev modes): `resend` makes it due now (the
-/// running sender takes it within 0.5 s), otherwise it is abandoned (its unsent batches fail).
-pub async fn resolve_uncertain(
-    config: &Config,
-    client_id: &str,
-    key: &str,
-    resend: bool,
-) -> anyhow::Result<application::ports::RelayReceipt> {
-    let store: Arc<dyn RelayMessageStore> = match config.mode {
-        Mode::Local => anyhow::bail!("relayed messages are kept by the cloud (mode cloud or dev), not by local"),
-        _ if is_postgres(&config.database.url) => open_postgres(config).await?,
-        _ => open_sqlite(config).await?,
-    };
-    let case = application::usecases::cloud::ResolveUncertain::new(store, Arc::new(SystemClock));
-    let outcome = if resend { case.resend(client_id, key).await } else { case.abandon(client_id, key).await };
-    outcome.map_err(|e| match e {
-        application::usecases::cloud::CloudError::NotFound => {
-            anyhow::anyhow!("no relayed message {key:?} of relay client {client_id:?}")
-        }
-        other => anyhow::anyhow!(other),
-    })
-}
-
-/// Runs migrations for the configured database (the CLI's `dingbridge migrate`).
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    if is_postgres(&config.database.url) {
-        adapters::outbound::postgres::migrate(&config.database.url).await.context("migrating the PostgreSQL database")
-    } else {
-        adapters::outbound::sqlite::migrate(&config.database.url)
-            .await
-            .with_context(|| format!("migrating {}", config.database.url))
     }
 }
