@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapters::inbound::http::MetricsHttp;
 use adapters::inbound::http::metrics::RefreshMetrics;
-use adapters::outbound::sqlite::ops::OutboxStats;
+use adapters::outbound::sql::ops::OutboxStats;
 use application::ports::{
     CloudGateway, ContactFeedPage, GatewayError, LoginOutcome, MemberKey, RelayReceipt, RelaySendRequest, StoreError,
 };

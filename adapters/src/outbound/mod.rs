@@ -8,6 +8,7 @@ pub mod governor;
 pub mod jose;
 pub mod postgres;
 pub mod relay;
+pub mod sql;
 pub mod sqlite;
 pub mod system;
 pub(crate) mod token;

@@ -22,8 +22,8 @@ use super::test_support::{
     oidc_with, store,
 };
 use super::{Probes, local_router, service};
+use crate::outbound::sql::fixtures::profile;
 use crate::outbound::sqlite::SqliteStore;
-use crate::outbound::sqlite::fixtures::profile;
 
 struct Env {
     service: Service,

@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::{Conn, PgStore, db_error};
-use crate::outbound::sqlite::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
-use crate::outbound::sqlite::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
-use crate::outbound::sqlite::stores::HotWrites;
+use crate::outbound::sql::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
+use crate::outbound::sql::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
+use crate::outbound::sql::stores::HotWrites;
 
 /// Serialises feed appends so the order of `seq` is the order of commits. Concurrent inserts draw
 /// `seq` values from the sequence in one order and may commit in another; a reader that has seen

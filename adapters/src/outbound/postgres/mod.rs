@@ -4,7 +4,7 @@
 //! PostgreSQL database, so any number of stateless instances can share it
 //! (docs/design.md "Several instances"). It shares with the SQLite adapter
 //! the diesel schema, the row structs and the port implementations (the
-//! `impl_store_ports!` macro of `outbound::sqlite::stores`): the tables have
+//! `impl_store_ports!` macro of `outbound::sql::stores`): the tables have
 //! the same names, columns and constraint names on both backends (timestamps
 //! are BIGINT epoch ms, ids TEXT, lists JSON in TEXT). What is PostgreSQL's
 //! own lives here: the pool, the migrations (`migrations/postgres`) and the
@@ -27,7 +27,7 @@ mod stores;
 pub mod testing;
 mod token_book;
 
-crate::outbound::sqlite::ops::impl_outbox_stats!(PgStore);
+crate::outbound::sql::ops::impl_outbox_stats!(PgStore);
 
 #[cfg(test)]
 mod oidc_tests;

@@ -92,7 +92,7 @@ mod tests {
     }
 
     fn event(id: &str) -> ContactEvent {
-        crate::outbound::sqlite::event_tests::event("dingcorp", id)
+        crate::outbound::sql::event_tests::event("dingcorp", id)
     }
 
     /// Waits, with a deadline, until `signal` moves past `seen`; returns the new version.

@@ -1,4 +1,4 @@
-//! The OpenID Provider store contracts (`sqlite::oidc_store_tests`) on [`PgStore`], each on a
+//! The OpenID Provider store contracts (`sql::oidc_store_tests`) on [`PgStore`], each on a
 //! fresh database of the local PostgreSQL server (built as ignored without one, as in
 //! `postgres::tests`).
 
@@ -10,7 +10,7 @@ use diesel_migrations::MigrationHarness;
 use super::testing::TestDatabase;
 use super::tests::{fresh, sql};
 use super::{Conn, MIGRATIONS, PgStore};
-use crate::outbound::sqlite::oidc_store_tests as oidc;
+use crate::outbound::sql::oidc_store_tests as oidc;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

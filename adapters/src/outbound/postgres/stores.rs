@@ -2,8 +2,8 @@
 //! (diesel's query DSL only), applied to PostgreSQL connections.
 
 use super::PgStore;
-use crate::outbound::sqlite::stores::impl_store_ports;
+use crate::outbound::sql::stores::impl_store_ports;
 
 impl_store_ports!(PgStore, super::Conn, super::db_error);
-crate::outbound::sqlite::oidc_stores::impl_oidc_stores!(PgStore, super::db_error);
-crate::outbound::sqlite::ledger_stores::impl_ledger_store!(PgStore, super::db_error);
+crate::outbound::sql::oidc_stores::impl_oidc_stores!(PgStore, super::db_error);
+crate::outbound::sql::ledger_stores::impl_ledger_store!(PgStore, super::db_error);

@@ -9,9 +9,9 @@ use diesel_async::RunQueryDsl;
 
 use super::testing::TestDatabase;
 use super::{PgStore, migrate};
-use crate::outbound::sqlite::event_tests as events;
-use crate::outbound::sqlite::outbox_tests as outbox;
-use crate::outbound::sqlite::store_tests as shared;
+use crate::outbound::sql::event_tests as events;
+use crate::outbound::sql::outbox_tests as outbox;
+use crate::outbound::sql::store_tests as shared;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -22,7 +22,7 @@ pub(super) async fn fresh() -> Result<(TestDatabase, PgStore), Box<dyn std::erro
     Ok((db, store))
 }
 
-use crate::outbound::sqlite::fixtures::*;
+use crate::outbound::sql::fixtures::*;
 
 /// Runs one raw SQL statement on `store`'s database (the `sql` of the corrupt-row tests).
 pub(super) async fn sql(store: &PgStore, query: &str) -> TestResult {
@@ -295,7 +295,7 @@ async fn a_message_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult
     shared::a_message_row_with_corrupt_json_is_an_error_not_a_panic(store, sql).await
 }
 
-// --- the outbox (shared contract: `sqlite::outbox_tests`) -----------------------
+// --- the outbox (shared contract: `sql::outbox_tests`) -----------------------
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
@@ -442,7 +442,7 @@ async fn concurrent_puts_of_one_binding_all_succeed() -> TestResult {
 }
 
 /// Concurrent `INSERT … ON CONFLICT (key) DO UPDATE`s of one new key can trip
-/// the table's other unique constraint (see `sqlite::stores`); the upserts'
+/// the table's other unique constraint (see `sql::stores`); the upserts'
 /// retry must hide that. Without it, about 2% of these upserts failed here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]
@@ -481,7 +481,7 @@ async fn upserts_released_together_never_conflict() -> TestResult {
     Ok(())
 }
 
-// --- event callbacks (shared contract: `sqlite::event_tests`) -------------------
+// --- event callbacks (shared contract: `sql::event_tests`) -------------------
 
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(pg_unavailable, ignore = "PostgreSQL was not reachable when this was built (see adapters/build.rs)")]

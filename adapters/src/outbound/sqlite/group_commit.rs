@@ -232,7 +232,7 @@ mod tests {
     use diesel::sql_types::BigInt;
 
     use super::Durable;
-    use crate::outbound::sqlite::schema::callback_nonces;
+    use crate::outbound::sql::schema::callback_nonces;
     use crate::outbound::sqlite::tests::TempDb;
 
     #[derive(QueryableByName)]

@@ -10,9 +10,9 @@ use diesel::prelude::*;
 
 use super::SqliteStore;
 use super::group_commit::Durable;
-use super::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
-use super::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
-use super::stores::HotWrites;
+use crate::outbound::sql::rows::{CallbackNonceRow, NewContactEventRow, RelayBatchRow, RelayMessageRow};
+use crate::outbound::sql::schema::{callback_nonces, contact_events, relay_batches, relay_messages};
+use crate::outbound::sql::stores::HotWrites;
 
 #[async_trait::async_trait]
 impl HotWrites for SqliteStore {

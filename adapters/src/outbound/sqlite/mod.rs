@@ -1,41 +1,17 @@
 //! The stores on SQLite: diesel-async `SyncConnectionWrapper` + bb8, embedded migrations.
 //!
-//! [`SqliteStore`] implements every store port of `application::ports` on one
-//! SQLite file. Layout, shared with the PostgreSQL sibling (`outbound::postgres`):
-//!
-//! - `schema` (the `diesel::table!`s) and `rows` (row structs and their
-//!   conversions to and from domain types) use only types both backends have;
-//! - `stores` holds the port implementations, written with diesel's query DSL
-//!   only (`ON CONFLICT`, `RETURNING` and transactions exist on both), as a
-//!   macro that `outbound::postgres` applies to its `PgStore` too; likewise
-//!   `oidc_stores` (with `oidc_rows`) for the OpenID Provider's ports;
-//! - this module holds what is SQLite's own: the URL, the file, the PRAGMAs,
-//!   the pool, the migrations and the mapping of SQLite's errors.
+//! [`SqliteStore`] implements every store port of `application::ports` on one SQLite file. The
+//! tables, rows and port implementations are shared with PostgreSQL (`outbound::sql`, applied to
+//! this store at the end of this file); this module holds what is SQLite's own: the URL, the file,
+//! the PRAGMAs, the pool, the migrations, the group commit of its hot writes and the mapping of
+//! SQLite's errors.
 
-pub(crate) mod claims;
 pub mod group_commit;
 mod hot_writes;
-pub(crate) mod ledger_stores;
-pub(crate) mod oidc_rows;
-pub(crate) mod oidc_stores;
-pub mod ops;
-pub(crate) mod rows;
-pub(crate) mod schema;
-pub(crate) mod stores;
 pub mod wal_sync;
 
 #[cfg(test)]
-pub(crate) mod event_tests;
-#[cfg(test)]
-pub(crate) mod fixtures;
-#[cfg(test)]
-pub(crate) mod oidc_store_tests;
-#[cfg(test)]
-pub(crate) mod outbox_tests;
-#[cfg(test)]
-pub(crate) mod store_tests;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -418,3 +394,14 @@ mod instance_lock_tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+// The port implementations shared with PostgreSQL (`outbound::sql`), applied to this store.
+crate::outbound::sql::stores::impl_store_ports!(
+    SqliteStore,
+    crate::outbound::sqlite::Conn,
+    crate::outbound::sqlite::db_error
+);
+crate::outbound::sql::oidc_stores::impl_oidc_stores!(SqliteStore, crate::outbound::sqlite::db_error);
+crate::outbound::sql::ledger_stores::impl_ledger_store!(SqliteStore, crate::outbound::sqlite::db_error);
+crate::outbound::sql::claims::impl_claim_queue!(SqliteStore, crate::outbound::sqlite, []);
+crate::outbound::sql::ops::impl_outbox_stats!(SqliteStore);

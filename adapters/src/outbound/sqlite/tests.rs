@@ -6,20 +6,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use application::ports::{FeedCursorStore, LoginAttemptStore, StoreError};
 use diesel_async::RunQueryDsl;
 
-use super::event_tests as events;
-use super::outbox_tests as outbox;
-use super::store_tests as shared;
 use super::{SqliteStore, database_path, migrate};
+use crate::outbound::sql::event_tests as events;
+use crate::outbound::sql::outbox_tests as outbox;
+use crate::outbound::sql::store_tests as shared;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// A database file under the temp dir, deleted (with its WAL files) on drop.
-pub(super) struct TempDb {
-    pub(super) path: PathBuf,
+pub(crate) struct TempDb {
+    pub(crate) path: PathBuf,
 }
 
 impl TempDb {
-    pub(super) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
@@ -32,7 +32,7 @@ impl TempDb {
         format!("sqlite://{}", self.path.display())
     }
 
-    pub(super) async fn open(&self) -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn open(&self) -> Result<SqliteStore, StoreError> {
         SqliteStore::connect(&self.url(), 4).await
     }
 }
@@ -45,10 +45,10 @@ impl Drop for TempDb {
     }
 }
 
-use super::fixtures::*;
+use crate::outbound::sql::fixtures::*;
 
 /// Runs one raw SQL statement on `store`'s database (the `sql` of the corrupt-row tests).
-pub(super) async fn sql(store: &SqliteStore, query: &str) -> TestResult {
+pub(crate) async fn sql(store: &SqliteStore, query: &str) -> TestResult {
     diesel::sql_query(query).execute(&mut store.conn().await?).await?;
     Ok(())
 }
@@ -261,7 +261,7 @@ async fn a_message_row_with_corrupt_json_is_an_error_not_a_panic() -> TestResult
     shared::a_message_row_with_corrupt_json_is_an_error_not_a_panic(db.open().await?, sql).await
 }
 
-// --- the outbox (shared contract: `sqlite::outbox_tests`) -----------------------
+// --- the outbox (shared contract: `sql::outbox_tests`) -----------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outbox_find_by_idempotency_key() -> TestResult {
@@ -329,7 +329,7 @@ async fn outbox_list_pages_newest_first_and_filters() -> TestResult {
     outbox::list_pages_newest_first_and_filters(db.open().await?).await
 }
 
-// --- event callbacks (shared contract: `sqlite::event_tests`) -------------------
+// --- event callbacks (shared contract: `sql::event_tests`) -------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suite_a_new_ticket_replaces_the_old() -> TestResult {

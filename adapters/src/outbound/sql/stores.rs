@@ -25,8 +25,6 @@
 //! deleted meanwhile) the pair is tried again, at most [`UPSERT_ATTEMPTS`]
 //! times, the last as a plain `INSERT` that reports the constraint.
 
-use super::SqliteStore;
-
 diesel::define_sql_function! {
     /// SQL `COALESCE` of two nullable epoch-ms values (both backends).
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::Nullable<diesel::sql_types::BigInt>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
@@ -130,17 +128,17 @@ macro_rules! impl_store_ports {
             use diesel_async::{AsyncConnection, RunQueryDsl};
             use domain::{CorpId, DeliveryId, LoginAttempt, MemberProfile, MessageState, Timestamp, User, UserId};
 
-            use $crate::outbound::sqlite::rows::{
+            use $crate::outbound::sql::rows::{
                 BindingRow, CallbackNonceRow, ContactEventRow, CorpAuthorizationRow, LoginAttemptRow, LoginIntentRow,
                 LoginResultRow, MessageRow, NewContactEventRow, RelayBatchRow, RelayMessageRow, SessionRow,
                 SuiteTicketRow, UserRow, batch_idx, tenant_column, to_json,
             };
-            use $crate::outbound::sqlite::schema::{
+            use $crate::outbound::sql::schema::{
                 bindings, callback_nonces, contact_events, corp_authorizations, feed_cursors, login_attempts,
                 login_intents, login_results, messages, quota_usage, relay_batches, relay_messages, sessions,
                 suite_tickets, users,
             };
-            use $crate::outbound::sqlite::stores::{ClaimQueue, HotWrites, UPSERT_ATTEMPTS, coalesce};
+            use $crate::outbound::sql::stores::{ClaimQueue, HotWrites, UPSERT_ATTEMPTS, coalesce};
 
             type Conn = $conn;
 
@@ -653,7 +651,7 @@ macro_rules! impl_store_ports {
                     now: Timestamp,
                 ) -> Result<(), StoreError> {
                     let idx = batch_idx(index)?;
-                    let skipped = $crate::outbound::sqlite::rows::skipped_json(skipped)?;
+                    let skipped = $crate::outbound::sql::rows::skipped_json(skipped)?;
                     let mut conn = self.writer().await?;
                     let update = diesel::update(relay_batches::table.find((client_id, key, idx)))
                         .set(relay_batches::skipped.eq(&skipped));
@@ -1350,5 +1348,3 @@ macro_rules! impl_store_ports {
 }
 
 pub(crate) use impl_store_ports;
-
-impl_store_ports!(SqliteStore, super::Conn, super::db_error);

@@ -24,12 +24,12 @@ macro_rules! impl_outbox_stats {
             /// letters. Errors: `Unavailable` when the database does not answer.
             pub async fn outbox_stats(
                 &self,
-            ) -> Result<$crate::outbound::sqlite::ops::OutboxStats, application::ports::StoreError> {
+            ) -> Result<$crate::outbound::sql::ops::OutboxStats, application::ports::StoreError> {
                 use diesel::dsl::{count_star, min, sum};
                 use diesel::prelude::*;
                 use diesel_async::RunQueryDsl;
 
-                use $crate::outbound::sqlite::schema::messages;
+                use $crate::outbound::sql::schema::messages;
 
                 let unavailable = |e: diesel::result::Error| {
                     application::ports::StoreError::Unavailable(format!("outbox statistics: {e}"))
@@ -50,7 +50,7 @@ macro_rules! impl_outbox_stats {
                     .await
                     .map_err(unavailable)?;
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
-                Ok($crate::outbound::sqlite::ops::OutboxStats {
+                Ok($crate::outbound::sql::ops::OutboxStats {
                     pending: count(pending),
                     oldest_pending_ms: oldest,
                     attempts: count(attempts.unwrap_or(0)),
@@ -62,5 +62,3 @@ macro_rules! impl_outbox_stats {
 }
 
 pub(crate) use impl_outbox_stats;
-
-impl_outbox_stats!(super::SqliteStore);

@@ -5,8 +5,6 @@
 //! skipped rather than waited for (or claimed twice): two claimers never block each other and
 //! never share a row.
 
-use super::SqliteStore;
-
 /// Implements [`ClaimQueue`](super::stores::ClaimQueue) for `$store` (with `writer()` and a
 /// `db_error` in `$module`), appending `$lock` (e.g. `.for_update().skip_locked()`) to each
 /// claim's select.
@@ -18,9 +16,9 @@ macro_rules! impl_claim_queue {
             use diesel_async::{AsyncConnection, RunQueryDsl};
             use $module as backend;
 
-            use $crate::outbound::sqlite::rows::MessageRow;
-            use $crate::outbound::sqlite::schema::{messages, relay_messages};
-            use $crate::outbound::sqlite::stores::ClaimQueue;
+            use $crate::outbound::sql::rows::MessageRow;
+            use $crate::outbound::sql::schema::{messages, relay_messages};
+            use $crate::outbound::sql::stores::ClaimQueue;
 
             /// Outbox states the dispatcher works on.
             const PENDING: [&str; 2] = ["accepted", "relayed"];
@@ -102,5 +100,3 @@ macro_rules! impl_claim_queue {
 }
 
 pub(crate) use impl_claim_queue;
-
-impl_claim_queue!(SqliteStore, crate::outbound::sqlite, []);

@@ -15,8 +15,6 @@
 //!
 //! Times are epoch milliseconds (`Timestamp::as_millis`) throughout.
 
-use super::SqliteStore;
-
 /// How long a revoked grant (with its used refresh tokens) is kept before `purge_expired` deletes
 /// it: one day in milliseconds, so that a replayed refresh token of it is still recognised
 /// (`Reused`) for that long. (Codes go as soon as they expire: a code replayed later is `Invalid`.)
@@ -42,11 +40,11 @@ macro_rules! impl_oidc_stores {
             use diesel_async::{AsyncConnection, RunQueryDsl};
             use domain::Timestamp;
 
-            use $crate::outbound::sqlite::oidc_rows::{
+            use $crate::outbound::sql::oidc_rows::{
                 CodeRow, GrantRow, NewSigningKeyRow, RefreshTokenRow, SigningKeyRow,
             };
-            use $crate::outbound::sqlite::oidc_stores::REVOKED_GRANT_RETENTION_MS;
-            use $crate::outbound::sqlite::schema::{oidc_codes, oidc_grants, oidc_refresh_tokens, oidc_signing_keys};
+            use $crate::outbound::sql::oidc_stores::REVOKED_GRANT_RETENTION_MS;
+            use $crate::outbound::sql::schema::{oidc_codes, oidc_grants, oidc_refresh_tokens, oidc_signing_keys};
 
             fn db_error(context: &str, err: DieselError) -> StoreError {
                 $db_error(context, err)
@@ -403,5 +401,3 @@ macro_rules! impl_oidc_stores {
 }
 
 pub(crate) use impl_oidc_stores;
-
-impl_oidc_stores!(SqliteStore, super::db_error);

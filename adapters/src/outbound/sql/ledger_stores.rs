@@ -4,8 +4,6 @@
 //! only (`ON CONFLICT` upserts exist on both), as the [`impl_ledger_store!`] macro that
 //! `outbound::postgres` applies to its `PgStore` too (like `stores::impl_store_ports!`).
 
-use super::SqliteStore;
-
 /// Implements `RecipientLedgerStore` for `$store`, which must have `async fn conn(&self)` (reads)
 /// and `async fn writer(&self)` (writes) yielding a pooled diesel-async connection, and
 /// `$db_error` a `fn(&str, diesel::result::Error) -> StoreError`.
@@ -18,7 +16,7 @@ macro_rules! impl_ledger_store {
             use diesel::result::Error as DieselError;
             use diesel_async::{AsyncConnection, RunQueryDsl};
 
-            use $crate::outbound::sqlite::schema::{recipient_contents, recipient_days};
+            use $crate::outbound::sql::schema::{recipient_contents, recipient_days};
 
             fn db_error(context: &str, err: DieselError) -> StoreError {
                 $db_error(context, err)
@@ -125,5 +123,3 @@ macro_rules! impl_ledger_store {
 }
 
 pub(crate) use impl_ledger_store;
-
-impl_ledger_store!(SqliteStore, super::db_error);
