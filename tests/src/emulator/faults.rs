@@ -21,7 +21,7 @@ pub struct FaultRule {
     /// Exact request path; `None` (or `"*"`) matches every non-admin path.
     #[serde(default)]
     pub path: Option<String>,
-    /// Which error to answer; see [`FaultRule::reply`] for the vocabulary.
+    /// Which error to answer; see `FaultRule::reply` for the vocabulary.
     #[serde(default)]
     pub error: Option<String>,
     /// Probability in `0.0..=1.0` that the fault fires (default 1).

@@ -16,7 +16,7 @@
 //!   callback URLs and verifies the encrypted `success` reply ([`pusher`], [`crypto`]);
 //! - the admin API under `/_admin/` (not recorded): `GET health|calls[?path=]|sends|faults|tokens`,
 //!   `POST consent|tokens/revoke|read|clock|reset|faults`, `DELETE faults`, `GET|POST limits` (the
-//!   per-app, per-API rate limit of §G.1, [`limits`]), and the ISV / push /
+//!   per-app, per-API rate limit of §G.1, `limits`), and the ISV / push /
 //!   membership part listed in `admin_push`.
 //!
 //! ```no_run

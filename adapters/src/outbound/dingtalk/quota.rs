@@ -1,7 +1,7 @@
 //! Quota accounting of DingTalk's metered API calls (docs/dingtalk-api.md §G.3).
 //!
 //! Since 2025-11-19 a standard-edition org gets **5,000 metered API calls a month**. Which calls
-//! are metered ([`is_metered`], from §G.3 [S52]):
+//! are metered ([`is_metered`], from §G.3 \[S52\]):
 //!
 //! | API | metered |
 //! |---|---|

@@ -9,7 +9,7 @@
 //! - [`FeishuClient`]: the client; cheap to clone.
 //! - [`body`]: Feishu's rules for message bodies ([`FeishuBodyRules`]) and how each is rendered (§D.2).
 //!
-//! Wire shapes stay private to this module ([`wire`] is not shared with any other client or
+//! Wire shapes stay private to this module (`wire` is not shared with any other client or
 //! with the emulator). Nothing here logs a token, the app secret or an authorization code.
 
 pub mod body;

@@ -10,10 +10,16 @@
 //! `oidc_store_tests`, with `fixtures`) live here too.
 
 pub(crate) mod claims;
+pub(crate) mod event_stores;
 pub(crate) mod ledger_stores;
+pub(crate) mod login_stores;
+pub(crate) mod member_stores;
 pub(crate) mod oidc_rows;
 pub(crate) mod oidc_stores;
 pub mod ops;
+pub(crate) mod outbox_stores;
+pub(crate) mod quota_stores;
+pub(crate) mod relay_stores;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod stores;

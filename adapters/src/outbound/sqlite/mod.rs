@@ -62,7 +62,7 @@ type Conn = SyncConnectionWrapper<SqliteConnection>;
 /// up to 100 ms, which made the relay's and the event callback's tails hundreds of
 /// milliseconds long under load. Every write of these stores goes through the single writer
 /// connection instead: writers wait in the pool's queue, in arrival order, for a commit that
-/// takes a fraction of a millisecond (no fsync: see [`PRAGMAS`] and [`SqliteStore::flush`]);
+/// takes a fraction of a millisecond (no fsync: see `PRAGMAS` and [`SqliteStore::flush`]);
 /// readers never wait for it (WAL). The writes on request paths (the relay accept, the event
 /// callback's nonce and contact events) are group-committed ([`group_commit`]): many callers'
 /// writes in one transaction and one hand-off to the blocking pool.

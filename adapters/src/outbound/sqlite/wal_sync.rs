@@ -13,10 +13,10 @@
 //! closes; opening it anew each time never syncs a stale inode).
 //!
 //! The group-committed writes ([`super::group_commit`]) sync the WAL themselves, in the same
-//! blocking hand-off as their commit ([`WalSync::sync_blocking`]), before their callers hear of
+//! blocking hand-off as their commit (`WalSync::sync_blocking`), before their callers hear of
 //! them. So that their requests do not wait for a second sync, the syncer counts the other
 //! writes: every checkout of the writer connection bumps a counter when it is returned
-//! ([`WalSync::note_write`], after its commit), and each sync records the count it started after.
+//! (`WalSync::note_write`, after its commit), and each sync records the count it started after.
 //! A flush when every counted write is covered by a finished sync has nothing to wait for.
 
 use std::path::PathBuf;

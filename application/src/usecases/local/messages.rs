@@ -77,7 +77,7 @@ pub struct SendMessageCommand {
 }
 
 /// Accepts a message into the outbox: resolves recipients and stores the message with them in one
-/// transaction; the [`DispatchOutbox`] relays it to the cloud afterwards.
+/// transaction; the [`DispatchOutbox`](super::DispatchOutbox) relays it to the cloud afterwards.
 pub struct SendMessage {
     users: Arc<dyn UserRepository>,
     bindings: Arc<dyn BindingStore>,

@@ -28,9 +28,9 @@ pub struct AuthorizeRequest {
     pub response_mode: Option<String>,
     /// `scope`, space-separated; must include `openid`.
     pub scope: Option<String>,
-    /// `state`, echoed back (≤ [`MAX_STATE_BYTES`]).
+    /// `state`, echoed back (≤ `MAX_STATE_BYTES`).
     pub state: Option<String>,
-    /// `nonce`, copied into the ID token (≤ [`MAX_NONCE_BYTES`]).
+    /// `nonce`, copied into the ID token (≤ `MAX_NONCE_BYTES`).
     pub nonce: Option<String>,
     /// `code_challenge` (RFC 7636 §4.2).
     pub code_challenge: Option<String>,

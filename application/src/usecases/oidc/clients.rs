@@ -52,7 +52,7 @@ impl ClientAuthMethod {
 pub struct OidcClient {
     /// `client_id` (1–128 printable ASCII characters).
     pub client_id: String,
-    /// The secret of a confidential client (at least [`MIN_SECRET_BYTES`] bytes); `None` for a
+    /// The secret of a confidential client (at least `MIN_SECRET_BYTES` bytes); `None` for a
     /// public one.
     pub client_secret: Option<SecretString>,
     /// How it authenticates; `None` exactly when it has no secret.

@@ -51,7 +51,7 @@ pub struct SigningKeys {
 impl SigningKeys {
     /// `algorithms` are the ones to keep a current key for (RS256 always); a key older than
     /// `rotate_after_secs` is replaced. A retired key is kept for the longest signed-token
-    /// lifetime plus [`JWKS_CACHE_SECS`] plus an hour of margin.
+    /// lifetime plus `JWKS_CACHE_SECS` plus an hour of margin.
     pub fn new(
         store: Arc<dyn SigningKeyStore>,
         signer: Arc<dyn TokenSigner>,
