@@ -19,18 +19,18 @@ use super::cloud::{
     RECALL_WINDOW_MS, RelayRecall, RelaySend, RelayStatus, ResolveUncertain, TakeLoginResult, UNCERTAIN_RECHECK_SECS,
     UncertainPolicy, url_in_origins, with_state,
 };
+use super::test_support::*;
 use crate::ports::{
-    ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockClock,
-    MockDispatchTrigger, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger,
-    MockRandomSource, MockRecipientLimits, MockRelayMessageStore, ProviderEntry, Providers, RelayClient,
-    RelayMessageRecord, RelayMessageStore, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
+    ClaimedRelay, IdentityError, LoginIntent, LoginOutcome, MemberKey, Messenger, MessengerError, MockDispatchTrigger,
+    MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore, MockMessenger, MockRandomSource,
+    MockRecipientLimits, MockRelayMessageStore, ProviderEntry, Providers, RelayClient, RelayMessageRecord,
+    RelayMessageStore, RelaySendRequest, RelayWaiting, StoreError, UpstreamError, WaitReason,
 };
 
 // ---------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------
 
-const NOW_MS: i64 = 1_750_000_000_000;
 const CLIENT_ID: &str = "client-a";
 const ORIGIN: &str = "https://app.example";
 const COMPLETE_URL: &str = "https://app.example/auth/idp-a/complete";
@@ -61,34 +61,8 @@ fn providers(idp: MockIdentityProvider) -> Providers {
     Providers::single(provider(), Arc::new(idp))
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_millis(NOW_MS)
-}
-
-fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    Arc::new(clock)
-}
-
-fn corp(raw: &str) -> CorpId {
-    CorpId::parse(raw).unwrap()
-}
-
-fn corp_a() -> CorpId {
-    corp("dingcorpa")
-}
-
-fn corp_b() -> CorpId {
-    corp("dingcorpb")
-}
-
 fn corp_c() -> CorpId {
     corp("dingcorpc")
-}
-
-fn uid(raw: &str) -> UserId {
-    UserId::parse(raw).unwrap()
 }
 
 fn union_id() -> UnionId {
@@ -148,10 +122,6 @@ fn details() -> MemberDetails {
         dept_ids: vec![DeptId::new(1).unwrap()],
         active: true,
     }
-}
-
-fn text(content: &str) -> MessageBody {
-    MessageBody::text(content).unwrap()
 }
 
 fn users(n: usize) -> Vec<UserId> {

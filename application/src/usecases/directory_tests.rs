@@ -7,18 +7,11 @@ use std::sync::Arc;
 use domain::{CorpId, MemberProfile, MessageBody, MessageState, Timestamp, UnionId, User, UserId};
 
 use super::local::{Bindings, MessageError, RefreshUser, SendMessage, SendMessageCommand};
+use super::test_support::*;
 use crate::ports::{
-    Binding, GatewayError, MemberKey, MockBindingStore, MockClock, MockCloudGateway, MockDispatchTrigger,
-    MockMessageStore, MockRandomSource, MockSessionStore, MockUserRepository, StoreError,
+    Binding, GatewayError, MemberKey, MockBindingStore, MockCloudGateway, MockDispatchTrigger, MockMessageStore,
+    MockRandomSource, MockSessionStore, MockUserRepository, StoreError,
 };
-
-const NOW_MS: i64 = 1_750_000_000_000;
-
-fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(Timestamp::from_millis(NOW_MS));
-    Arc::new(clock)
-}
 
 fn profile(userid: &str, name: &str) -> MemberProfile {
     MemberProfile {

@@ -8,25 +8,15 @@ use domain::{CorpId, DeliveryId, DeliveryReport, MessageBody, MessageState, Reci
 use mockall::Sequence;
 
 use super::local::{DISPATCH_LEASE_SECS, DispatchOutbox, MessageError, MessageStatus, RETRY_MAX_MS};
+use super::test_support::*;
 use crate::ports::{
-    GatewayError, MessageRecord, MockClock, MockCloudGateway, MockMessageStore, MockRandomSource, RelayReceipt,
-    RelaySendRequest, RelayWaiting, StoreError, WaitReason,
+    GatewayError, MessageRecord, MockCloudGateway, MockMessageStore, MockRandomSource, RelayReceipt, RelaySendRequest,
+    RelayWaiting, StoreError, WaitReason,
 };
 
-const NOW_MS: i64 = 1_750_000_000_000;
 const ID_1: &str = "0197-msg-1";
 const ID_2: &str = "0197-msg-2";
 const WAITING: &str = "waiting for the provider to accept every batch";
-
-fn now() -> Timestamp {
-    Timestamp::from_millis(NOW_MS)
-}
-
-fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    Arc::new(clock)
-}
 
 fn corp_a() -> CorpId {
     CorpId::parse("dingcorpa").unwrap()
@@ -170,10 +160,6 @@ impl Mocks {
     fn build(self) -> DispatchOutbox {
         DispatchOutbox::new(Arc::new(self.messages), Arc::new(self.gateway), Arc::new(self.random), clock())
     }
-}
-
-fn store_down() -> StoreError {
-    StoreError::Unavailable("pool timed out".to_owned())
 }
 
 // ---------------------------------------------------------------------------

@@ -6,26 +6,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{CorpId, DeptId, MemberProfile, OpenId, Timestamp, UnionId, User, UserId};
+use domain::{CorpId, DeptId, MemberProfile, OpenId, Timestamp, UnionId, User};
 use mockall::Sequence;
 
 use super::cloud::CloudError;
 use super::feed::{ApplyContactEvents, CONTACT_FEED, FeedError, FeedProgress, FeedQuery, ReadContactFeed};
+use super::test_support::*;
 use crate::ports::{
     ContactEvent, ContactFeedPage, DirectoryChange, FeedEntry, GatewayError, MemberKey, MockClock, MockCloudGateway,
     MockEventStore, MockFeedCursorStore, MockFeedSignal, MockRandomSource, MockSessionStore, MockUserRepository,
     RelayClient, StoreError,
 };
 
-const NOW_MS: i64 = 1_750_000_000_000;
 const CORP: &str = "dingcorpa";
 
 fn corp() -> CorpId {
     CorpId::parse(CORP).unwrap()
-}
-
-fn uid(raw: &str) -> UserId {
-    UserId::parse(raw).unwrap()
 }
 
 fn client() -> RelayClient {

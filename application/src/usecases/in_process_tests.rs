@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use domain::{
     BatchRecord, CorpId, DeliveryId, DeliveryReport, LoginFailure, LoginState, MemberDetails, MemberProfile,
-    MessageBody, MessageState, Recipients, Timestamp, UnionId, UserId,
+    MessageState, Recipients, UnionId,
 };
 
 use super::cloud::{CloudError, CreateLoginIntent, FetchMember, RelayRecall, RelaySend, RelayStatus, TakeLoginResult};
 use super::feed::ReadContactFeed;
 use super::in_process::{CloudUseCases, InProcessGateway};
+use super::test_support::*;
 use crate::ports::{
     CloudGateway, ContactEvent, FeedEntry, GatewayError, IdentityError, LoginOutcome, MemberKey, MessengerError,
     MockClock, MockEventStore, MockFeedSignal, MockIdentityProvider, MockLoginIntentStore, MockLoginResultStore,
@@ -24,7 +25,6 @@ use crate::ports::{
 // Fixtures
 // ---------------------------------------------------------------------------
 
-const NOW_MS: i64 = 1_750_000_000_000;
 const DEV_CLIENT: &str = "dev";
 const COMPLETE_URL: &str = "http://localhost:8080/auth/idp-a/complete";
 const CALLBACK_URL: &str = "http://localhost:8080/auth/idp-a/callback";
@@ -35,20 +35,12 @@ fn provider() -> domain::ProviderKey {
     domain::ProviderKey::from_static("idp-a")
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_millis(NOW_MS)
-}
-
 fn corp_a() -> CorpId {
     CorpId::parse("dingcorpa").unwrap()
 }
 
 fn corp_other() -> CorpId {
     CorpId::parse("dingother").unwrap()
-}
-
-fn uid(raw: &str) -> UserId {
-    UserId::parse(raw).unwrap()
 }
 
 fn task(n: i64) -> DeliveryId {
@@ -80,10 +72,6 @@ fn details() -> MemberDetails {
         dept_ids: vec![],
         active: true,
     }
-}
-
-fn text(content: &str) -> MessageBody {
-    MessageBody::text(content).unwrap()
 }
 
 fn recipients() -> Recipients {

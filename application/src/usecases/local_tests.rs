@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use domain::{
-    CorpId, DeliveryId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageBody,
-    MessageState, ProviderKey, Recipients, ReturnTo, SessionToken, Timestamp, UnionId, User, UserId, ValidationError,
+    CorpId, DeliveryId, DeliveryReport, DeptId, LoginAttempt, LoginFailure, LoginState, MemberProfile, MessageState,
+    ProviderKey, Recipients, ReturnTo, SessionToken, Timestamp, UnionId, User, ValidationError,
 };
 
 use mockall::Sequence;
@@ -16,8 +16,9 @@ use super::local::{
     CompleteLogin, CurrentUser, GetUser, ListMessagesQuery, ListUsersQuery, LoginError, Logout, MessageError,
     MessageStatus, RecallMessage, SendMessage, SendMessageCommand, StartLogin,
 };
+use super::test_support::*;
 use crate::ports::{
-    GatewayError, ListMessages, ListUsers, LoginOutcome, MessageRecord, MessageRules, MockClock, MockCloudGateway,
+    GatewayError, ListMessages, ListUsers, LoginOutcome, MessageRecord, MessageRules, MockCloudGateway,
     MockDispatchTrigger, MockLoginAttemptStore, MockMessageStore, MockRandomSource, MockSessionStore,
     MockUserRepository, RelayReceipt, Session, StoreError,
 };
@@ -26,7 +27,6 @@ use crate::ports::{
 // Fixtures
 // ---------------------------------------------------------------------------
 
-const NOW_MS: i64 = 1_750_000_000_000;
 const PUBLIC_URL: &str = "https://local.example";
 const COMPLETE_URL: &str = "https://local.example/auth/idp-a/complete";
 const AUTHORIZE_URL: &str = "https://idp-a.example/oauth2/auth?state=x";
@@ -35,32 +35,6 @@ const STATE_BYTES: [u8; 32] = [3; 32];
 const TOKEN_BYTES: [u8; 32] = [5; 32];
 const NEW_USER_ID: &str = "0197-new-user";
 const MSG_ID: &str = "0197-msg";
-
-fn now() -> Timestamp {
-    Timestamp::from_millis(NOW_MS)
-}
-
-fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    Arc::new(clock)
-}
-
-fn corp(raw: &str) -> CorpId {
-    CorpId::parse(raw).unwrap()
-}
-
-fn corp_a() -> CorpId {
-    corp("dingcorpa")
-}
-
-fn corp_b() -> CorpId {
-    corp("dingcorpb")
-}
-
-fn uid(raw: &str) -> UserId {
-    UserId::parse(raw).unwrap()
-}
 
 fn task(n: i64) -> DeliveryId {
     DeliveryId::parse(&n.to_string()).unwrap()
@@ -72,10 +46,6 @@ fn state() -> LoginState {
 
 fn token() -> SessionToken {
     SessionToken::from_random_bytes(&TOKEN_BYTES)
-}
-
-fn text(content: &str) -> MessageBody {
-    MessageBody::text(content).unwrap()
 }
 
 fn profile(corp_id: CorpId, userid: &str) -> MemberProfile {
@@ -109,10 +79,6 @@ fn random_bytes(bytes: [u8; 32]) -> MockRandomSource {
     let mut random = MockRandomSource::new();
     random.expect_bytes32().times(1).return_const(bytes);
     random
-}
-
-fn store_down() -> StoreError {
-    StoreError::Unavailable("pool timed out".to_owned())
 }
 
 // ---------------------------------------------------------------------------

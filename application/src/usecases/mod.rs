@@ -22,3 +22,5 @@ mod in_process_tests;
 mod local_tests;
 #[cfg(test)]
 mod reconcile_tests;
+#[cfg(test)]
+mod test_support;

@@ -6,17 +6,8 @@ use std::sync::Arc;
 use domain::{BatchRecord, CorpId, DeliveryId, MessageBody, MessageState, Recipients, SendProgress, Timestamp, UserId};
 
 use super::cloud::{RECONCILE_WINDOW_MS, ReconcileDeliveries};
-use crate::ports::{
-    MessengerError, MockClock, MockMessenger, MockRelayMessageStore, RelayMessageRecord, UpstreamError,
-};
-
-const NOW_MS: i64 = 1_750_000_000_000;
-
-fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(Timestamp::from_millis(NOW_MS));
-    Arc::new(clock)
-}
+use super::test_support::*;
+use crate::ports::{MessengerError, MockMessenger, MockRelayMessageStore, RelayMessageRecord, UpstreamError};
 
 fn record(key: &str, tasks: &[i64]) -> RelayMessageRecord {
     let batch = Recipients::new(vec![UserId::parse("u1").unwrap()], vec![]).unwrap().batches().remove(0);
