@@ -88,7 +88,11 @@ async fn a_thousand_messages_survive_transient_failures_and_token_revocations() 
     post_messages(&split, "faulty", 500..1000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     admin(&split, "/_admin/tokens/revoke", json!({"kind": "app"})).await;
-    let seen = wait_delivered(&split, "faulty", 1000, Duration::from_secs(120)).await;
+    // The deadline: each attempt fails with probability 0.3 and retries back off 0.5 s doubling to
+    // 30 s, so a message needing k attempts is sent ~31.5 + 30·(k − 6) s late. 120 s (k ≥ 9) was
+    // missed by one message in a thousand in about one run in fifty (0.3⁹ · 1000 ≈ 2 %); 180 s
+    // (k ≥ 11) makes that 0.3¹¹ · 1000 ≈ 0.2 % while every message must still arrive, once.
+    let seen = wait_delivered(&split, "faulty", 1000, Duration::from_secs(180)).await;
     assert_eq!(duplicates(&seen), 0, "no batch was sent twice");
     let failed: Vec<Value> =
         split.api(reqwest::Method::GET, "/api/messages?status=failed", None).await.json().await.unwrap();
